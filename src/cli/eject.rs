@@ -1,0 +1,43 @@
+//! `ferry eject NAME [DIR]`: writes the script and the bundled Lua modules it requires, so
+//! `ferry run DIR/NAME.lua` runs the copy (modules beside the script are found first).
+
+use std::path::Path;
+
+use crate::runtime::error::{ErrorKind, FerryError, Result};
+use crate::runtime::scripts;
+
+pub fn eject(name: &str, dir: Option<&Path>, force: bool) -> Result<()> {
+    let b = scripts::find_bundled(name).ok_or_else(|| {
+        FerryError::usage(format!("no bundled procedure named '{name}'")).hint("see `ferry list`")
+    })?;
+    let dir = dir.unwrap_or(Path::new("."));
+    let mut files = vec![(dir.join(format!("{name}.lua")), b.source)];
+    for module in scripts::required_bundled_modules(b.source) {
+        if let Some((rel, src)) = scripts::bundled_module(&module) {
+            files.push((dir.join(rel), src));
+        }
+    }
+    if !force {
+        if let Some((p, _)) = files.iter().find(|(p, _)| p.exists()) {
+            return Err(FerryError::new(
+                ErrorKind::Conflict,
+                format!("{} already exists; not overwriting your edits", p.display()),
+            )
+            .hint("pass --force to overwrite, or eject into another folder"));
+        }
+    }
+    for (path, src) in &files {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| FerryError::io(format!("creating {}", parent.display()), &e))?;
+        }
+        std::fs::write(path, src)
+            .map_err(|e| FerryError::io(format!("writing {}", path.display()), &e))?;
+        println!("wrote {}", path.display());
+    }
+    println!(
+        "edit, then run it with: ferry run {}",
+        dir.join(format!("{name}.lua")).display()
+    );
+    Ok(())
+}

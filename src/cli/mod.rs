@@ -1,0 +1,169 @@
+//! The command line (see ../shared/CONTRACT.md): one file per subcommand.
+
+mod check;
+mod demo;
+mod doc;
+mod eject;
+mod help;
+mod list;
+mod repl;
+pub mod run;
+mod show;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::runtime::error::FerryError;
+use crate::runtime::output::say;
+
+#[derive(Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Data migrations between storage systems, as editable Lua runbooks",
+    disable_help_subcommand = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a bundled procedure by name, or any Lua file.
+    Run(RunArgs),
+    /// One line per bundled procedure: name, then a summary.
+    List,
+    /// A procedure's purpose, parameters and steps.
+    Help {
+        /// Bundled procedure name or path to a Lua file.
+        name_or_file: Option<String>,
+    },
+    /// Print a bundled procedure's source.
+    Show { name: String },
+    /// Write a bundled procedure (and the bundled Lua modules it needs) into DIR for editing.
+    Eject {
+        name: String,
+        /// Target folder (default: the current folder).
+        dir: Option<PathBuf>,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Interactive Lua with every module loaded.
+    Repl(ReplArgs),
+    /// The Lua API reference.
+    Doc {
+        /// A module (`store`) or function (`store.copy`); all when omitted.
+        target: Option<String>,
+        /// Write one Markdown page per module into this folder (docs/api).
+        #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
+    },
+    /// Parse a script and report errors without running it.
+    Check { file: PathBuf },
+    /// A self-contained end-to-end run of a bundled procedure on generated local data.
+    Demo {
+        /// Where to generate the demo data (default: a new temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct RunArgs {
+    /// Bundled procedure name, or path to a Lua file.
+    pub name_or_file: String,
+    /// Set a parameter (repeatable).
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Read parameters from a KEY=VALUE, .toml or .json file (-p wins).
+    #[arg(long = "params", value_name = "FILE")]
+    pub params_file: Option<PathBuf>,
+    /// Report every change that would be made, make none.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Answer yes to every confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// Where the journal and caches live (default ./.ferry/state/<procedure>).
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Re-run from this step (earlier completed steps are kept).
+    #[arg(long, value_name = "ID")]
+    pub from_step: Option<String>,
+    /// Ignore the journal of earlier runs and run every step.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Write one JSON event per line to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub log_json: Option<PathBuf>,
+    /// Take shard I of N of every shardable copy (0-based).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// More output (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ReplArgs {
+    /// Set a parameter, as for run.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Load this Lua file first (its parameters are taken as for run).
+    #[arg(long)]
+    pub load: Option<PathBuf>,
+    /// Start with dry run on.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => return run::run(args),
+        Command::List => list::list(),
+        Command::Help { name_or_file } => help::help(name_or_file.as_deref()),
+        Command::Show { name } => show::show(&name),
+        Command::Eject { name, dir, force } => eject::eject(&name, dir.as_deref(), force),
+        Command::Repl(args) => repl::repl(args),
+        Command::Doc { target, write } => doc::doc(target.as_deref(), write.as_deref()),
+        Command::Check { file } => return check::check(&file),
+        Command::Demo { dir } => return demo::demo(dir.as_deref()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// Prints an error that ends a command outside a run, and maps it to the exit code.
+pub fn fail(e: &FerryError) -> ExitCode {
+    let mut text = format!("error: {}", e.message);
+    if let Some(h) = &e.hint {
+        text.push_str(&format!("\n  hint: {h}"));
+    }
+    say(&text);
+    ExitCode::from(e.kind.exit_code())
+}
+
+/// The tokio runtime every command that runs Lua uses.
+pub fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts")
+}

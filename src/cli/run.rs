@@ -1,0 +1,155 @@
+//! `ferry run`: resolve the script, gather parameters, run it with a journal, print the summary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::rc::Rc;
+
+use serde_json::json;
+
+use super::RunArgs;
+use crate::runtime::context::{Mode, RunContext, RunOptions, ScriptInfo};
+use crate::runtime::error::{ErrorKind, FerryError, Result};
+use crate::runtime::output::{self, Verbosity};
+use crate::runtime::params::{RawParams, shell_quote};
+use crate::runtime::{self, scripts, summary};
+
+pub fn default_state_dir(name: &str) -> PathBuf {
+    PathBuf::from(".ferry").join("state").join(name)
+}
+
+/// Validates `--shard I/N` (0 <= I < N).
+pub fn parse_shard(s: &str) -> Result<(u32, u32)> {
+    let bad = || FerryError::usage(format!("--shard expects I/N with 0 <= I < N, got '{s}'"));
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let i: u32 = i.trim().parse().map_err(|_| bad())?;
+    let n: u32 = n.trim().parse().map_err(|_| bad())?;
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+pub fn build_context(args: &RunArgs, mode: Mode) -> Result<(RunOptions, ScriptInfo)> {
+    let script = scripts::resolve(&args.name_or_file)?;
+    let raw = RawParams::from_sources(&args.params, args.params_file.as_deref())?;
+    if let Some(s) = &args.shard {
+        parse_shard(s)?;
+    }
+    let state_dir = args
+        .state
+        .clone()
+        .unwrap_or_else(|| default_state_dir(&script.name));
+    let mut resume = format!(
+        "ferry run {} --state {}",
+        shell_quote(&args.name_or_file),
+        shell_quote(&state_dir.to_string_lossy())
+    );
+    if let Some(f) = &args.params_file {
+        resume.push_str(&format!(" --params {}", shell_quote(&f.to_string_lossy())));
+    }
+    if let Some(s) = &args.shard {
+        resume.push_str(&format!(" --shard {s}"));
+    }
+    if let Some(f) = &args.log_json {
+        resume.push_str(&format!(" --log-json {}", shell_quote(&f.to_string_lossy())));
+    }
+    if args.yes {
+        resume.push_str(" --yes");
+    }
+    Ok((
+        RunOptions {
+            mode,
+            dry_run: args.dry_run,
+            yes: args.yes,
+            state_dir,
+            from_step: args.from_step.clone(),
+            fresh: args.fresh,
+            raw,
+            resume_base: resume,
+        },
+        script,
+    ))
+}
+
+pub fn run(args: RunArgs) -> ExitCode {
+    let (opts, script) = match build_context(&args, Mode::Run) {
+        Ok(x) => x,
+        Err(e) => return super::fail(&e),
+    };
+    let verbosity = if args.quiet {
+        Verbosity(-1)
+    } else {
+        Verbosity(args.verbose as i8)
+    };
+    let ctx = Rc::new(RunContext::new(opts, script));
+    if let Err(e) = output::init(verbosity, args.log_json.as_deref(), &ctx.run_id) {
+        return super::fail(&FerryError::io(
+            format!(
+                "cannot write --log-json {}",
+                args.log_json.as_deref().unwrap_or_else(|| std::path::Path::new("")).display()
+            ),
+            &e,
+        ));
+    }
+    let code = run_context(ctx);
+    ExitCode::from(code)
+}
+
+/// Runs a prepared context to the end; returns the exit code. Also used by `ferry demo`.
+pub fn run_context(ctx: Rc<RunContext>) -> u8 {
+    output::event(
+        "run_started",
+        json!({"procedure": ctx.script.name, "script": ctx.script.display,
+               "script_checksum": ctx.script.checksum, "dry_run": ctx.dry_run(),
+               "state_dir": ctx.opts.state_dir}),
+    );
+    let rt = super::tokio_runtime();
+    let local = tokio::task::LocalSet::new();
+    let error = local.block_on(&rt, async {
+        let lua = match runtime::new_lua(ctx.clone()) {
+            Ok(l) => l,
+            Err(e) => return Some(FerryError::from_lua_error(&e)),
+        };
+        let outcome = runtime::execute(&lua, &ctx).await;
+        // Steps still marked running were abandoned by an error outside them.
+        outcome.error
+    });
+    let code = match &error {
+        None => 0,
+        Some(e) => {
+            if e.kind == ErrorKind::Usage && ctx.steps.borrow().is_empty() {
+                2
+            } else {
+                e.kind.exit_code()
+            }
+        }
+    };
+    let status = match code {
+        0 => "ok",
+        130 => "interrupted",
+        _ => "failed",
+    };
+    let _ = ctx.journal_event("run_finished", json!({"status": status, "exit_code": code}));
+    output::event(
+        "run_finished",
+        json!({"status": status, "exit_code": code,
+               "error": error.as_ref().map(|e| e.to_json()),
+               "steps": ctx.steps.borrow().iter().map(|s| json!({
+                   "step": s.id, "status": s.status.label(ctx.dry_run()),
+                   "duration_ms": s.duration.map(|d| d.as_millis() as u64),
+                   "counters": s.counters})).collect::<Vec<_>>()}),
+    );
+    match &error {
+        Some(e) if e.kind == ErrorKind::Usage && ctx.steps.borrow().is_empty() => {
+            let mut text = format!("error: {}", e.message);
+            if let Some(h) = &e.hint {
+                text.push_str(&format!("\n  hint: {h}"));
+            }
+            output::say(&text);
+        }
+        _ => summary::print(&ctx, error.as_ref()),
+    }
+    // Dropping the runtime would wait for blocked stdin readers; leave at once instead.
+    rt.shutdown_background();
+    code
+}

@@ -1,0 +1,119 @@
+//! Lua binding of `ferry.exec`.
+
+use std::time::Duration;
+
+use mlua::{Lua, Table, Value};
+use serde_json::json;
+
+use super::{ExecSpec, display, tail};
+use crate::runtime::context::ctx;
+use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult};
+use crate::runtime::output::{self, EV};
+use crate::runtime::registry::{FnDoc, ModuleDef};
+
+pub static MODULE: ModuleDef = ModuleDef {
+    name: "exec",
+    summary: "Run external commands (argv, no shell) with timeout, stdin, env and cwd.",
+    functions: &[FnDoc {
+        name: "run",
+        signature: "ferry.exec.run{argv..., timeout, stdin, env, cwd, check = true, read_only = false} -> {code, stdout, stderr}",
+        doc: "Runs a command and returns its exit code and output. A non-zero exit raises an \
+              exec error showing the end of stderr unless check = false. Under --dry-run only \
+              commands marked read_only = true run; the others are reported and return \
+              {code = 0, stdout = \"\", stderr = \"\", dry_run = true}.",
+        example: Some(
+            "local r = ferry.exec.run{\"sh\", \"-c\", \"echo hi\", read_only = true}\nassert(r.code == 0 and r.stdout == \"hi\\n\")\nlocal bad = ferry.exec.run{\"sh\", \"-c\", \"exit 4\", check = false, read_only = true}\nassert(bad.code == 4)",
+        ),
+    }],
+    build,
+};
+
+fn spec_from(lua: &Lua, t: &Table) -> mlua::Result<(ExecSpec, bool, bool)> {
+    let argv: Vec<String> = t
+        .sequence_values::<Value>()
+        .map(|v| v.and_then(|v| v.to_string()))
+        .collect::<mlua::Result<_>>()?;
+    let timeout = match t.get::<Value>("timeout")? {
+        Value::Nil => None,
+        Value::Integer(i) => Some(Duration::from_secs(i.max(0) as u64)),
+        Value::Number(n) => Some(Duration::from_secs_f64(n.max(0.0))),
+        Value::String(s) => Some(Duration::from_secs_f64(
+            crate::runtime::params::parse_duration(&s.to_str()?)
+                .map_err(|m| FerryError::new(ErrorKind::InvalidInput, m))?,
+        )),
+        other => {
+            return Err(FerryError::new(
+                ErrorKind::InvalidInput,
+                format!("ferry.exec.run: timeout must be seconds, got {}", other.type_name()),
+            )
+            .into());
+        }
+    };
+    let stdin = t
+        .get::<Option<mlua::LuaString>>("stdin")?
+        .map(|s| s.as_bytes().to_vec());
+    let mut env = Vec::new();
+    if let Some(e) = t.get::<Option<Table>>("env")? {
+        for pair in e.pairs::<String, Value>() {
+            let (k, v) = pair?;
+            env.push((k, v.to_string()?));
+        }
+    }
+    let cwd = t.get::<Option<String>>("cwd")?.map(Into::into);
+    let check = t.get::<Option<bool>>("check")?.unwrap_or(true);
+    let read_only = t.get::<Option<bool>>("read_only")?.unwrap_or(false);
+    let _ = lua;
+    Ok((
+        ExecSpec {
+            argv,
+            timeout,
+            stdin,
+            env,
+            cwd,
+        },
+        check,
+        read_only,
+    ))
+}
+
+async fn run(lua: Lua, t: Table) -> mlua::Result<Table> {
+    let (spec, check, read_only) = spec_from(&lua, &t)?;
+    let c = ctx(&lua);
+    let shown = display(&spec.argv);
+    let out = lua.create_table()?;
+    if !read_only && c.would(&format!("run `{shown}`")) {
+        out.set("code", 0)?;
+        out.set("stdout", "")?;
+        out.set("stderr", "")?;
+        out.set("dry_run", true)?;
+        return Ok(out);
+    }
+    tracing::debug!(target: EV, "running `{shown}`");
+    let r = super::run(&spec, &c.cancel).await.lua_err()?;
+    output::event(
+        "exec",
+        json!({"command": shown, "code": r.code, "duration_ms": r.duration.as_millis() as u64}),
+    );
+    if check && r.code != 0 {
+        let err_tail = tail(&r.stderr, 20);
+        let out_tail = tail(&r.stdout, 5);
+        let detail = if !err_tail.is_empty() { err_tail } else { out_tail };
+        return Err(FerryError::new(
+            ErrorKind::Exec,
+            format!("`{shown}` exited with code {}{}", r.code,
+                if detail.is_empty() { String::new() } else { format!(":\n{detail}") }),
+        )
+        .with("command", &shown)
+        .into());
+    }
+    out.set("code", r.code)?;
+    out.set("stdout", lua.create_string(&r.stdout)?)?;
+    out.set("stderr", lua.create_string(&r.stderr)?)?;
+    Ok(out)
+}
+
+fn build(lua: &Lua) -> mlua::Result<Table> {
+    let m = lua.create_table()?;
+    m.set("run", lua.create_async_function(run)?)?;
+    Ok(m)
+}

@@ -1,0 +1,141 @@
+//! Lua binding of `ferry.log`.
+
+use mlua::{Lua, MultiValue, Table, UserData, UserDataMethods, Value};
+use serde_json::json;
+
+use crate::runtime::output::{self, EV};
+use crate::runtime::progress::{Progress, Unit};
+use crate::runtime::registry::{FnDoc, ModuleDef};
+
+pub static MODULE: ModuleDef = ModuleDef {
+    name: "log",
+    summary: "Log lines (stderr and --log-json) and progress bars for long work.",
+    functions: &[
+        FnDoc {
+            name: "info",
+            signature: "ferry.log.info(...)",
+            doc: "Logs its arguments joined by spaces; a table argument is shown as key=value pairs \
+                  (and kept as fields in --log-json). Also warn, error, debug.",
+            example: Some("ferry.log.info(\"copied\", 3, \"objects\", {bytes = 12})"),
+        },
+        FnDoc {
+            name: "warn",
+            signature: "ferry.log.warn(...)",
+            doc: "Logs a warning.",
+            example: Some("ferry.log.warn(\"slow server\")"),
+        },
+        FnDoc {
+            name: "error",
+            signature: "ferry.log.error(...)",
+            doc: "Logs an error line (does not raise; use error() or ferry.fail to stop).",
+            example: Some("ferry.log.error(\"object failed\", {key = \"a/b\"})"),
+        },
+        FnDoc {
+            name: "debug",
+            signature: "ferry.log.debug(...)",
+            doc: "Logs a line shown with -v.",
+            example: Some("ferry.log.debug(\"detail\")"),
+        },
+        FnDoc {
+            name: "progress",
+            signature: "ferry.log.progress{title, total, unit = \"items\"|\"bytes\"} -> p",
+            doc: "Starts a progress display: a bar with rate and ETA on a terminal, a line every \
+                  10 s otherwise (FERRY_PROGRESS_INTERVAL), progress events in --log-json. \
+                  Methods: p:inc(n), p:set(n), p:total(n), p:message(text), p:finish().",
+            example: Some(
+                "local p = ferry.log.progress{title = \"demo\", total = 2}\np:inc(1)\np:inc(1)\np:finish()",
+            ),
+        },
+    ],
+    build,
+};
+
+fn render(args: &MultiValue) -> (String, serde_json::Map<String, serde_json::Value>) {
+    let mut parts = Vec::new();
+    let mut fields = serde_json::Map::new();
+    for v in args.iter() {
+        match v {
+            Value::Table(t) => {
+                let mut kv = Vec::new();
+                for (k, val) in t.pairs::<Value, Value>().flatten() {
+                    let k = k.to_string().unwrap_or_default();
+                    let s = val.to_string().unwrap_or_default();
+                    fields.insert(k.clone(), json!(s));
+                    kv.push(format!("{k}={s}"));
+                }
+                kv.sort();
+                parts.push(kv.join(" "));
+            }
+            other => parts.push(other.to_string().unwrap_or_else(|_| other.type_name().into())),
+        }
+    }
+    (parts.join(" "), fields)
+}
+
+fn logger(lua: &Lua, level: &'static str) -> mlua::Result<mlua::Function> {
+    lua.create_function(move |lua, args: MultiValue| {
+        let (msg, fields) = render(&args);
+        let loc = crate::runtime::lua_error::script_location(lua).unwrap_or_default();
+        match level {
+            "debug" => tracing::debug!(target: EV, "{msg}"),
+            "warn" => tracing::warn!(target: EV, "{msg}"),
+            "error" => tracing::error!(target: EV, "{msg}"),
+            _ => tracing::info!(target: EV, "{msg}"),
+        }
+        if output::json_enabled() && (level != "debug" || tracing::enabled!(tracing::Level::DEBUG)) {
+            output::event(
+                "log",
+                json!({"level": level, "message": msg, "fields": fields, "location": loc}),
+            );
+        }
+        Ok(())
+    })
+}
+
+struct LuaProgress(Progress);
+
+impl UserData for LuaProgress {
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_method("inc", |_, p, n: Option<u64>| {
+            p.0.inc(n.unwrap_or(1));
+            Ok(())
+        });
+        m.add_method("set", |_, p, n: u64| {
+            p.0.set(n);
+            Ok(())
+        });
+        m.add_method("total", |_, p, n: u64| {
+            p.0.set_total(n);
+            Ok(())
+        });
+        m.add_method("message", |_, p, s: String| {
+            p.0.set_message(&s);
+            Ok(())
+        });
+        m.add_method("finish", |_, p, ()| {
+            p.0.finish();
+            Ok(())
+        });
+        m.add_method("done", |_, p, ()| Ok(p.0.done()));
+    }
+}
+
+fn build(lua: &Lua) -> mlua::Result<Table> {
+    let m = lua.create_table()?;
+    for level in ["info", "warn", "error", "debug"] {
+        m.set(level, logger(lua, level)?)?;
+    }
+    m.set(
+        "progress",
+        lua.create_function(|_, opts: Table| {
+            let title: String = opts.get::<Option<String>>("title")?.unwrap_or_else(|| "progress".into());
+            let total: Option<u64> = opts.get("total")?;
+            let unit = match opts.get::<Option<String>>("unit")?.as_deref() {
+                Some("bytes") => Unit::Bytes,
+                _ => Unit::Items,
+            };
+            Ok(LuaProgress(Progress::new(&title, total, unit)))
+        })?,
+    )?;
+    Ok(m)
+}

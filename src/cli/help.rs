@@ -27,6 +27,7 @@ pub fn help(name: Option<&str>) -> Result<()> {
             fresh: false,
             raw: RawParams::default(),
             resume_base: String::new(),
+            quiet: false,
         },
         script.clone(),
     ));

@@ -158,6 +158,7 @@ pub fn repl(args: ReplArgs) -> Result<()> {
             fresh: false,
             raw,
             resume_base: "ferry repl".into(),
+            quiet: false,
         },
         script,
     ));

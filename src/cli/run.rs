@@ -50,9 +50,6 @@ pub fn build_context(args: &RunArgs, mode: Mode) -> Result<(RunOptions, ScriptIn
     if let Some(s) = &args.shard {
         resume.push_str(&format!(" --shard {s}"));
     }
-    if let Some(f) = &args.log_json {
-        resume.push_str(&format!(" --log-json {}", shell_quote(&f.to_string_lossy())));
-    }
     if args.yes {
         resume.push_str(" --yes");
     }
@@ -66,6 +63,7 @@ pub fn build_context(args: &RunArgs, mode: Mode) -> Result<(RunOptions, ScriptIn
             fresh: args.fresh,
             raw,
             resume_base: resume,
+            quiet: args.quiet,
         },
         script,
     ))
@@ -129,7 +127,7 @@ pub fn run_context(ctx: Rc<RunContext>) -> u8 {
         130 => "interrupted",
         _ => "failed",
     };
-    let _ = ctx.journal_event("run_finished", json!({"status": status, "exit_code": code}));
+    let _ = ctx.journal_event_if_open("run_finished", json!({"status": status, "exit_code": code}));
     output::event(
         "run_finished",
         json!({"status": status, "exit_code": code,
@@ -147,6 +145,7 @@ pub fn run_context(ctx: Rc<RunContext>) -> u8 {
             }
             output::say(&text);
         }
+        None if ctx.opts.quiet => {}
         _ => summary::print(&ctx, error.as_ref()),
     }
     // Dropping the runtime would wait for blocked stdin readers; leave at once instead.

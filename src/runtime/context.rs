@@ -50,6 +50,8 @@ pub struct RunOptions {
     pub raw: RawParams,
     /// The command that re-runs this procedure (`ferry run NAME --state DIR`), without `-p`.
     pub resume_base: String,
+    /// `-q`: no summary when the run succeeds.
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -402,6 +404,15 @@ impl RunContext {
 
     pub fn journal_event(&self, event: &str, fields: Value) -> Result<()> {
         self.with_journal(|j| j.append(event, fields))?;
+        Ok(())
+    }
+
+    /// Appends to the journal only when this run has opened it (a run that failed before its
+    /// first step leaves no state dir behind).
+    pub fn journal_event_if_open(&self, event: &str, fields: Value) -> Result<()> {
+        if let Some(j) = self.journal.borrow_mut().as_mut() {
+            j.append(event, fields)?;
+        }
         Ok(())
     }
 

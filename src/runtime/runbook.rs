@@ -281,7 +281,13 @@ fn declare_params(lua: &Lua, spec: Table) -> mlua::Result<Table> {
             })
             .collect()
     } else {
-        params::resolve(&decls, &c.opts.raw).lua_err()?.values
+        params::resolve(&decls, &c.opts.raw)
+            .map_err(|e| {
+                let shown = if c.script.bundled { c.script.name.clone() } else { c.script.display.clone() };
+                e.hint(format!("see the parameters with: ferry help {shown}"))
+            })
+            .lua_err()?
+            .values
     };
     *c.params_hash.borrow_mut() = params::params_hash(&decls, &values);
     c.params_declared.set(true);

@@ -94,7 +94,8 @@ pub fn describe_error(ctx: &RunContext, e: &FerryError) -> String {
     }
     let resumable = !ctx.dry_run()
         && !matches!(e.kind, ErrorKind::Usage)
-        && ctx.opts.mode == super::context::Mode::Run;
+        && ctx.opts.mode == super::context::Mode::Run
+        && !ctx.steps.borrow().is_empty();
     if resumable {
         let any_done = ctx
             .steps

@@ -1,0 +1,183 @@
+//! The command line around `run`: list, show, help, eject, check, doc, demo.
+
+mod common;
+
+use common::{Ferry, Workspace};
+
+#[test]
+fn list_show_and_help_describe_bundled_procedures() {
+    let out = Ferry::new().args(["list"]).run();
+    out.code(0).stdout_has("tree-copy");
+    for line in out.stdout.lines() {
+        let mut parts = line.splitn(2, "  ");
+        let name = parts.next().unwrap().trim();
+        let summary = parts.next().unwrap_or("").trim();
+        assert!(!name.is_empty() && !summary.is_empty(), "list line without summary: {line:?}");
+    }
+    Ferry::new()
+        .args(["show", "tree-copy"])
+        .run()
+        .code(0)
+        .stdout_has("ferry.step(\"copy\"");
+    Ferry::new()
+        .args(["help", "tree-copy"])
+        .run()
+        .code(0)
+        .stdout_has("Parameters:")
+        .stdout_has("source")
+        .stdout_has("path, required")
+        .stdout_has("concurrency")
+        .stdout_has("default 8")
+        .stdout_has("one of size|sha256")
+        .stdout_has("Steps:")
+        .stdout_has("copy")
+        .stdout_has("Copy missing or changed files");
+    Ferry::new()
+        .args(["run", "no-such-procedure"])
+        .run()
+        .code(2)
+        .stderr_has("no bundled procedure named 'no-such-procedure'")
+        .stderr_has("tree-copy");
+}
+
+#[test]
+fn help_lists_conditional_steps_of_a_user_script() {
+    let ws = Workspace::new();
+    ws.write(
+        "phases.lua",
+        r#"-- Two phases.
+local p = ferry.params{{name = "phase", type = "string", default = "initial", choices = {"initial", "final"}, doc = "which phase"}}
+if p.phase == "initial" then
+  ferry.step("initial-copy", "Initial copy", function() end)
+else
+  ferry.step("final-copy", "Final copy", function() end)
+end
+"#,
+    );
+    ws.ferry()
+        .args(["help", "./phases.lua"])
+        .run()
+        .code(0)
+        .stdout_has("Two phases.")
+        .stdout_has("initial-copy")
+        .stdout_has("Final copy (conditional)");
+}
+
+#[test]
+fn eject_writes_an_editable_copy_that_runs() {
+    let ws = Workspace::new();
+    ws.ferry()
+        .args(["eject", "tree-copy", "site"])
+        .run()
+        .code(0)
+        .stdout_has("wrote");
+    let script = ws.read("site/tree-copy.lua");
+    assert!(script.contains("ferry.params"));
+    // Refuses to overwrite edits.
+    ws.ferry()
+        .args(["eject", "tree-copy", "site"])
+        .run()
+        .code(1)
+        .stderr_has("already exists");
+    // Edit and run the copy.
+    ws.write("site/tree-copy.lua", &script.replace("\"Scan the source folder\"", "\"Scan (site edit)\""));
+    ws.write("src/a.txt", "aaa");
+    ws.write("src/d/b.txt", "bbbb");
+    ws.ferry()
+        .args(["run", "site/tree-copy.lua", "-p", "source=src", "-p", "target=dst", "--yes"])
+        .run()
+        .code(0)
+        .stderr_has("Scan (site edit)");
+    assert_eq!(ws.read("dst/d/b.txt"), "bbbb");
+}
+
+#[test]
+fn require_finds_modules_beside_the_script_first() {
+    let ws = Workspace::new();
+    ws.write("lib/helper.lua", "return {greet = function(n) return 'hello ' .. n end}\n");
+    ws.write(
+        "main.lua",
+        "package.path = package.path -- untouched\nlocal h = require 'lib.helper'\nlocal store_like = require 'ferry.json'\nassert(store_like == ferry.json)\nassert(require('ferry') == ferry)\nprint(h.greet('ferry'))\n",
+    );
+    ws.ferry()
+        .args(["run", "./main.lua", "-q"])
+        .run()
+        .code(0)
+        .stdout_has("hello ferry");
+    ws.write("main2.lua", "require 'does.not.exist'\n");
+    ws.ferry()
+        .args(["run", "./main2.lua"])
+        .run()
+        .code(1)
+        .stderr_has("module 'does.not.exist' not found");
+}
+
+#[test]
+fn check_reports_syntax_errors_and_unknown_ferry_names() {
+    let ws = Workspace::new();
+    ws.write("good.lua", "ferry.step('a', function() ferry.task.sleep(0) end)\n");
+    ws.ferry().args(["check", "good.lua"]).run().code(0).stdout_has("ok");
+    ws.write(
+        "bad.lua",
+        "ferry.step('a', function()\n  ferry.task.slep(1)\n  ferry.nosuch.x()\nend)\n",
+    );
+    ws.ferry()
+        .args(["check", "bad.lua"])
+        .run()
+        .code(1)
+        .stderr_has("bad.lua:2: ferry.task.slep does not exist")
+        .stderr_has("bad.lua:3: ferry.nosuch does not exist");
+    ws.write("syntax.lua", "if then\n");
+    ws.ferry()
+        .args(["check", "syntax.lua"])
+        .run()
+        .code(1)
+        .stderr_has("syntax.lua:1:");
+}
+
+#[test]
+fn checked_in_api_docs_match_the_code() {
+    let ws = Workspace::new();
+    ws.ferry()
+        .args(["doc", "--write", "api"])
+        .run()
+        .code(0);
+    let checked_in = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/api");
+    let mut generated: Vec<_> = std::fs::read_dir(ws.join("api"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    generated.sort();
+    for name in &generated {
+        let fresh = std::fs::read_to_string(ws.join("api").join(name)).unwrap();
+        let old = std::fs::read_to_string(checked_in.join(name)).unwrap_or_default();
+        assert!(
+            fresh == old,
+            "docs/api/{} is out of date: run `cargo run -- doc --write docs/api`",
+            name.to_string_lossy()
+        );
+    }
+    let on_disk = std::fs::read_dir(&checked_in).unwrap().count();
+    assert_eq!(on_disk, generated.len(), "docs/api has pages for modules that no longer exist");
+    Ferry::new()
+        .args(["doc", "task.parallel"])
+        .run()
+        .code(0)
+        .stdout_has("concurrency");
+    Ferry::new().args(["doc", "nosuch"]).run().code(2);
+}
+
+#[test]
+fn demo_runs_end_to_end() {
+    let ws = Workspace::new();
+    ws.ferry()
+        .args(["demo", "--dir", "demo"])
+        .run()
+        .code(0)
+        .stderr_has("Summary of tree-copy")
+        .stderr_has("copied=200")
+        .stderr_has("skipped (done)");
+    let a = std::fs::read(ws.join("demo/source/dir-03/file-007.bin")).unwrap();
+    let b = std::fs::read(ws.join("demo/target/dir-03/file-007.bin")).unwrap();
+    assert!(!a.is_empty() && a == b);
+}

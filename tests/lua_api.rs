@@ -1,0 +1,88 @@
+//! The Lua API as scripts see it: spec scripts under tests/lua, and every example in the API
+//! reference (the same text `ferry doc` prints) run as a script.
+
+mod common;
+
+use common::Workspace;
+
+fn run_spec(name: &str, expect: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua").join(name);
+    let ws = Workspace::new();
+    ws.ferry()
+        .args(["run", path.to_str().unwrap(), "-q", "--state", "state"])
+        .run()
+        .code(0)
+        .stdout_has(expect);
+}
+
+#[test]
+fn errors_are_structured_in_lua() {
+    run_spec("errors_spec.lua", "errors ok");
+}
+
+#[test]
+fn task_spawn_poll_and_parallel() {
+    run_spec("task_spec.lua", "task ok");
+}
+
+#[test]
+fn codecs_round_trip() {
+    run_spec("codec_spec.lua", "codec ok");
+}
+
+#[test]
+fn fs_and_exec() {
+    run_spec("fs_exec_spec.lua", "fs exec ok");
+}
+
+#[test]
+fn every_documented_example_runs() {
+    let ws = Workspace::new();
+    let mut count = 0;
+    for m in ferry::runtime::registry::modules() {
+        for f in m.functions {
+            let Some(example) = f.example else { continue };
+            count += 1;
+            let file = format!("ex_{}_{}.lua", m.name, f.name);
+            ws.write(&file, example);
+            let out = ws
+                .ferry()
+                .args(["run", &format!("./{file}"), "-q", "--yes", "--state", &format!("state-{count}")])
+                .run();
+            assert_eq!(
+                out.code, 0,
+                "example of {}.{} failed:\n{example}\n--- stderr\n{}",
+                m.name, f.name, out.stderr
+            );
+        }
+    }
+    assert!(count >= 20, "only {count} examples");
+}
+
+#[test]
+fn every_module_function_is_documented_and_exists() {
+    let ws = Workspace::new();
+    let mut checks = String::new();
+    for m in ferry::runtime::registry::modules() {
+        let path = if m.name == "runbook" { "ferry".to_string() } else { format!("ferry.{}", m.name) };
+        for f in m.functions {
+            checks.push_str(&format!(
+                "assert(type({path}.{0}) == 'function', '{path}.{0} is documented but missing')\n",
+                f.name
+            ));
+        }
+        let names: Vec<String> = m.functions.iter().map(|f| format!("{:?}", f.name)).collect();
+        checks.push_str(&format!(
+            "do local doc = {{}} for _, n in ipairs({{{}}}) do doc[n] = true end\n\
+             for k, v in pairs({path}) do if type(v) == 'function' then assert(doc[k], '{path}.' .. k .. ' is not documented') end end end\n",
+            names.join(", ")
+        ));
+    }
+    checks.push_str("print('api ok')\n");
+    ws.write("api.lua", &checks);
+    ws.ferry()
+        .args(["run", "./api.lua", "-q"])
+        .run()
+        .code(0)
+        .stdout_has("api ok");
+}

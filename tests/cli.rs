@@ -12,7 +12,10 @@ fn list_show_and_help_describe_bundled_procedures() {
         let mut parts = line.splitn(2, "  ");
         let name = parts.next().unwrap().trim();
         let summary = parts.next().unwrap_or("").trim();
-        assert!(!name.is_empty() && !summary.is_empty(), "list line without summary: {line:?}");
+        assert!(
+            !name.is_empty() && !summary.is_empty(),
+            "list line without summary: {line:?}"
+        );
     }
     Ferry::new()
         .args(["show", "tree-copy"])
@@ -80,11 +83,22 @@ fn eject_writes_an_editable_copy_that_runs() {
         .code(1)
         .stderr_has("already exists");
     // Edit and run the copy.
-    ws.write("site/tree-copy.lua", &script.replace("\"Scan the source folder\"", "\"Scan (site edit)\""));
+    ws.write(
+        "site/tree-copy.lua",
+        &script.replace("\"Scan the source folder\"", "\"Scan (site edit)\""),
+    );
     ws.write("src/a.txt", "aaa");
     ws.write("src/d/b.txt", "bbbb");
     ws.ferry()
-        .args(["run", "site/tree-copy.lua", "-p", "source=src", "-p", "target=dst", "--yes"])
+        .args([
+            "run",
+            "site/tree-copy.lua",
+            "-p",
+            "source=src",
+            "-p",
+            "target=dst",
+            "--yes",
+        ])
         .run()
         .code(0)
         .stderr_has("Scan (site edit)");
@@ -94,7 +108,10 @@ fn eject_writes_an_editable_copy_that_runs() {
 #[test]
 fn require_finds_modules_beside_the_script_first() {
     let ws = Workspace::new();
-    ws.write("lib/helper.lua", "return {greet = function(n) return 'hello ' .. n end}\n");
+    ws.write(
+        "lib/helper.lua",
+        "return {greet = function(n) return 'hello ' .. n end}\n",
+    );
     ws.write(
         "main.lua",
         "package.path = package.path -- untouched\nlocal h = require 'lib.helper'\nlocal store_like = require 'ferry.json'\nassert(store_like == ferry.json)\nassert(require('ferry') == ferry)\nprint(h.greet('ferry'))\n",
@@ -115,8 +132,15 @@ fn require_finds_modules_beside_the_script_first() {
 #[test]
 fn check_reports_syntax_errors_and_unknown_ferry_names() {
     let ws = Workspace::new();
-    ws.write("good.lua", "ferry.step('a', function() ferry.task.sleep(0) end)\n");
-    ws.ferry().args(["check", "good.lua"]).run().code(0).stdout_has("ok");
+    ws.write(
+        "good.lua",
+        "ferry.step('a', function() ferry.task.sleep(0) end)\n",
+    );
+    ws.ferry()
+        .args(["check", "good.lua"])
+        .run()
+        .code(0)
+        .stdout_has("ok");
     ws.write(
         "bad.lua",
         "ferry.step('a', function()\n  ferry.task.slep(1)\n  ferry.nosuch.x()\nend)\n",
@@ -138,10 +162,7 @@ fn check_reports_syntax_errors_and_unknown_ferry_names() {
 #[test]
 fn checked_in_api_docs_match_the_code() {
     let ws = Workspace::new();
-    ws.ferry()
-        .args(["doc", "--write", "api"])
-        .run()
-        .code(0);
+    ws.ferry().args(["doc", "--write", "api"]).run().code(0);
     let checked_in = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/api");
     let mut generated: Vec<_> = std::fs::read_dir(ws.join("api"))
         .unwrap()
@@ -158,7 +179,11 @@ fn checked_in_api_docs_match_the_code() {
         );
     }
     let on_disk = std::fs::read_dir(&checked_in).unwrap().count();
-    assert_eq!(on_disk, generated.len(), "docs/api has pages for modules that no longer exist");
+    assert_eq!(
+        on_disk,
+        generated.len(),
+        "docs/api has pages for modules that no longer exist"
+    );
     Ferry::new()
         .args(["doc", "task.parallel"])
         .run()

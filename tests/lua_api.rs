@@ -6,7 +6,9 @@ mod common;
 use common::Workspace;
 
 fn run_spec(name: &str, expect: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/lua")
+        .join(name);
     let ws = Workspace::new();
     ws.ferry()
         .args(["run", path.to_str().unwrap(), "-q", "--state", "state"])
@@ -47,7 +49,14 @@ fn every_documented_example_runs() {
             ws.write(&file, example);
             let out = ws
                 .ferry()
-                .args(["run", &format!("./{file}"), "-q", "--yes", "--state", &format!("state-{count}")])
+                .args([
+                    "run",
+                    &format!("./{file}"),
+                    "-q",
+                    "--yes",
+                    "--state",
+                    &format!("state-{count}"),
+                ])
                 .run();
             assert_eq!(
                 out.code, 0,
@@ -64,14 +73,22 @@ fn every_module_function_is_documented_and_exists() {
     let ws = Workspace::new();
     let mut checks = String::new();
     for m in ferry::runtime::registry::modules() {
-        let path = if m.name == "runbook" { "ferry".to_string() } else { format!("ferry.{}", m.name) };
+        let path = if m.name == "runbook" {
+            "ferry".to_string()
+        } else {
+            format!("ferry.{}", m.name)
+        };
         for f in m.functions {
             checks.push_str(&format!(
                 "assert(type({path}.{0}) == 'function', '{path}.{0} is documented but missing')\n",
                 f.name
             ));
         }
-        let names: Vec<String> = m.functions.iter().map(|f| format!("{:?}", f.name)).collect();
+        let names: Vec<String> = m
+            .functions
+            .iter()
+            .map(|f| format!("{:?}", f.name))
+            .collect();
         checks.push_str(&format!(
             "do local doc = {{}} for _, n in ipairs({{{}}}) do doc[n] = true end\n\
              for k, v in pairs({path}) do if type(v) == 'function' then assert(doc[k], '{path}.' .. k .. ' is not documented') end end end\n",

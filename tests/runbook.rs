@@ -34,7 +34,14 @@ fn failing_second_step_names_it_and_resume_skips_the_first() {
     ws.write("three.lua", THREE_STEPS);
     let first = ws
         .ferry()
-        .args(["run", "./three.lua", "-p", "marker=marker", "-p", "token=s3cr3t-value"])
+        .args([
+            "run",
+            "./three.lua",
+            "-p",
+            "marker=marker",
+            "-p",
+            "token=s3cr3t-value",
+        ])
         .run();
     first
         .code(1)
@@ -49,9 +56,18 @@ fn failing_second_step_names_it_and_resume_skips_the_first() {
     ws.write("marker", "");
     let second = ws
         .ferry()
-        .args(["run", "./three.lua", "-p", "marker=marker", "-p", "token=s3cr3t-value"])
+        .args([
+            "run",
+            "./three.lua",
+            "-p",
+            "marker=marker",
+            "-p",
+            "token=s3cr3t-value",
+        ])
         .run();
-    second.code(0).stderr_has("step one: already done, skipping");
+    second
+        .code(0)
+        .stderr_has("step one: already done, skipping");
     assert_eq!(ws.read("one.log"), "ran\n", "step one must not run again");
     assert_eq!(ws.read("two.log"), "ran\n");
     assert_eq!(ws.read("three.log"), "ran\n");
@@ -63,9 +79,16 @@ fn failing_second_step_names_it_and_resume_skips_the_first() {
         .map(|e| e["step"].as_str().unwrap())
         .collect();
     assert_eq!(finished, vec!["one", "two", "three"]);
-    assert!(journal.iter().any(|e| e["event"] == "step_failed" && e["step"] == "two"));
+    assert!(
+        journal
+            .iter()
+            .any(|e| e["event"] == "step_failed" && e["step"] == "two")
+    );
     let text = std::fs::read_to_string(ws.join(".ferry/state/three/journal.jsonl")).unwrap();
-    assert!(!text.contains("s3cr3t-value"), "secret leaked into the journal");
+    assert!(
+        !text.contains("s3cr3t-value"),
+        "secret leaked into the journal"
+    );
 }
 
 #[test]
@@ -73,21 +96,37 @@ fn changed_parameters_rerun_steps_and_a_changed_script_is_not_trusted() {
     let ws = Workspace::new();
     ws.write("marker", "");
     ws.write("three.lua", THREE_STEPS);
-    ws.ferry().args(["run", "./three.lua", "-p", "marker=marker"]).run().code(0);
+    ws.ferry()
+        .args(["run", "./three.lua", "-p", "marker=marker"])
+        .run()
+        .code(0);
     // Same script, other parameters: steps run again.
     ws.write("marker2", "");
-    ws.ferry().args(["run", "./three.lua", "-p", "marker=marker2"]).run().code(0);
+    ws.ferry()
+        .args(["run", "./three.lua", "-p", "marker=marker2"])
+        .run()
+        .code(0);
     assert_eq!(ws.read("one.log"), "ran\nran\n");
     // Edited script: refused with a clear way forward.
     ws.write("three.lua", &format!("{THREE_STEPS}\n-- edited\n"));
-    let out = ws.ferry().args(["run", "./three.lua", "-p", "marker=marker2"]).run();
+    let out = ws
+        .ferry()
+        .args(["run", "./three.lua", "-p", "marker=marker2"])
+        .run();
     out.code(2)
         .stderr_has("changed since step(s) one, two, three completed")
         .stderr_has("--from-step");
     assert_eq!(ws.read("one.log"), "ran\nran\n");
     // --from-step keeps earlier steps and re-runs from the named one.
     ws.ferry()
-        .args(["run", "./three.lua", "-p", "marker=marker2", "--from-step", "three"])
+        .args([
+            "run",
+            "./three.lua",
+            "-p",
+            "marker=marker2",
+            "--from-step",
+            "three",
+        ])
         .run()
         .code(0)
         .stderr_has("step one: already done");
@@ -133,7 +172,10 @@ ferry.step("gate", "Gate", function() ferry.confirm("Is the cluster stopped?") e
         .stderr_has("read_only_output=looked")
         .stderr_has("dry run, nothing changed");
     assert!(!ws.join("out").exists(), "dry run created files");
-    assert!(!ws.join(".ferry").exists(), "dry run wrote a journal or state");
+    assert!(
+        !ws.join(".ferry").exists(),
+        "dry run wrote a journal or state"
+    );
 }
 
 #[test]
@@ -163,7 +205,18 @@ print(p.workers, p.pause, p.chunk, p.mode, #p.keyspaces, p.keyspaces[2], p.fast,
         .code(2)
         .stderr_has("missing required parameter 'source' (path): the folder to read");
     ws.ferry()
-        .args(["run", "./p.lua", "-p", "source=x", "-p", "workers=many", "-p", "mode=zip", "-p", "pause=soon"])
+        .args([
+            "run",
+            "./p.lua",
+            "-p",
+            "source=x",
+            "-p",
+            "workers=many",
+            "-p",
+            "mode=zip",
+            "-p",
+            "pause=soon",
+        ])
         .run()
         .code(2)
         .stderr_has("'many' is not an integer")
@@ -175,13 +228,28 @@ print(p.workers, p.pause, p.chunk, p.mode, #p.keyspaces, p.keyspaces[2], p.fast,
         .run()
         .code(2)
         .stderr_has("unknown parameter 'typo'");
-    assert!(!ws.join("ran").exists(), "a step ran despite bad parameters");
+    assert!(
+        !ws.join("ran").exists(),
+        "a step ran despite bad parameters"
+    );
 
     let ok = ws
         .ferry()
-        .args(["run", "./p.lua", "-p", "source=x", "-p", "keyspaces=ks1,ks2.t", "-p", "fast=yes", "-p", "pause=1h30m"])
+        .args([
+            "run",
+            "./p.lua",
+            "-p",
+            "source=x",
+            "-p",
+            "keyspaces=ks1,ks2.t",
+            "-p",
+            "fast=yes",
+            "-p",
+            "pause=1h30m",
+        ])
         .run();
-    ok.code(0).stdout_has("4\t5400.0\t67108864\tdirect\t2\tks2.t\ttrue\t0.5");
+    ok.code(0)
+        .stdout_has("4\t5400.0\t67108864\tdirect\t2\tks2.t\ttrue\t0.5");
 }
 
 #[test]
@@ -198,7 +266,10 @@ local p = ferry.params{
 print(p.a, p.b, table.concat(p.c or {}, "+"))
 "#,
     );
-    ws.write("params.toml", "a = \"from-toml\"\nb = \"toml-b\"\nc = [\"x\", \"y\"]\n");
+    ws.write(
+        "params.toml",
+        "a = \"from-toml\"\nb = \"toml-b\"\nc = [\"x\", \"y\"]\n",
+    );
     ws.ferry()
         .args(["run", "./p.lua", "--params", "params.toml", "-p", "b=cli"])
         .env("FERRY_PARAM_A", "from-env")
@@ -258,7 +329,10 @@ fn lua_errors_point_at_the_script_line() {
         .code(1)
         .stderr_has("./bad.lua:3: attempt to index a nil value");
     // An error raised by a primitive is located at the calling line too.
-    ws.write("bad2.lua", "\n\nlocal x = ferry.fs.read('/nonexistent/ferry/file')\n");
+    ws.write(
+        "bad2.lua",
+        "\n\nlocal x = ferry.fs.read('/nonexistent/ferry/file')\n",
+    );
     ws.ferry()
         .args(["run", "./bad2.lua"])
         .run()
@@ -292,7 +366,15 @@ ferry.step("boom", "Fail with it", function() error("rejected token " .. p.token
     let secret = "AstraCS:abcdefSECRET123";
     let out = ws
         .ferry()
-        .args(["run", "./s.lua", "-p", &format!("token={secret}"), "--log-json", "events.jsonl", "-v"])
+        .args([
+            "run",
+            "./s.lua",
+            "-p",
+            &format!("token={secret}"),
+            "--log-json",
+            "events.jsonl",
+            "-v",
+        ])
         .run();
     out.code(1).stderr_lacks(secret).stderr_has("***");
     assert!(!out.stdout.contains(secret));
@@ -324,8 +406,18 @@ end)
         .code(0);
     let ev = json_lines(&ws.join("ev.jsonl"));
     let names: Vec<&str> = ev.iter().map(|e| e["event"].as_str().unwrap()).collect();
-    for expected in ["run_started", "step_started", "progress", "log", "step_finished", "run_finished"] {
-        assert!(names.contains(&expected), "no {expected} event in {names:?}");
+    for expected in [
+        "run_started",
+        "step_started",
+        "progress",
+        "log",
+        "step_finished",
+        "run_finished",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "no {expected} event in {names:?}"
+        );
     }
     let mut last_seq = 0;
     for e in &ev {
@@ -356,7 +448,9 @@ end)
 "#,
     );
     let mut f = ws.ferry().args(["run", "./slow.lua"]);
-    f.cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    f.cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
     let child = f.cmd.spawn().unwrap();
     let pid = child.id();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -375,9 +469,11 @@ end)
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert!(stderr.contains("resume with:"), "{stderr}");
     let journal = json_lines(&ws.join(".ferry/state/slow/journal.jsonl"));
-    assert!(journal
-        .iter()
-        .any(|e| e["event"] == "step_interrupted" && e["step"] == "b"));
+    assert!(
+        journal
+            .iter()
+            .any(|e| e["event"] == "step_interrupted" && e["step"] == "b")
+    );
 }
 
 #[test]
@@ -418,7 +514,9 @@ fn two_runs_cannot_share_a_state_dir() {
         "ferry.step('hold', 'Hold', function() ferry.fs.write('holding', '1') ferry.task.sleep(5) end)\n",
     );
     let mut f = ws.ferry().args(["run", "./hold.lua"]);
-    f.cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    f.cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
     let mut child = f.cmd.spawn().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !ws.join("holding").exists() {

@@ -11,7 +11,11 @@ use crate::runtime::registry;
 pub fn problems(display: &str, source: &str) -> Vec<String> {
     let mut out = Vec::new();
     let lua = mlua::Lua::new();
-    if let Err(e) = lua.load(source).set_name(format!("@{display}")).into_function() {
+    if let Err(e) = lua
+        .load(source)
+        .set_name(format!("@{display}"))
+        .into_function()
+    {
         let fe = FerryError::from_lua_error(&e);
         out.push(fe.message.trim_start_matches("syntax error: ").to_string());
     }
@@ -50,7 +54,12 @@ pub fn problems(display: &str, source: &str) -> Vec<String> {
 pub fn check(file: &Path) -> ExitCode {
     let source = match std::fs::read_to_string(file) {
         Ok(s) => s,
-        Err(e) => return super::fail(&FerryError::usage(format!("cannot read {}: {e}", file.display()))),
+        Err(e) => {
+            return super::fail(&FerryError::usage(format!(
+                "cannot read {}: {e}",
+                file.display()
+            )));
+        }
     };
     let found = problems(&file.to_string_lossy(), &source);
     if found.is_empty() {

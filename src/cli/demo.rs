@@ -32,7 +32,10 @@ fn generate(source: &Path) -> std::io::Result<(usize, u64)> {
         std::fs::create_dir_all(&d)?;
         for f in 0..25u64 {
             let len = 512 + ((dir * 31 + f * 17) % 64) as usize * 128;
-            std::fs::write(d.join(format!("file-{f:03}.bin")), fill(dir * 1000 + f, len))?;
+            std::fs::write(
+                d.join(format!("file-{f:03}.bin")),
+                fill(dir * 1000 + f, len),
+            )?;
             files += 1;
             bytes += len as u64;
         }
@@ -49,7 +52,12 @@ pub fn demo(dir: Option<&Path>) -> ExitCode {
     let target = root.join("target");
     let (files, bytes) = match generate(&source) {
         Ok(x) => x,
-        Err(e) => return super::fail(&FerryError::io(format!("generating demo data in {}", root.display()), &e)),
+        Err(e) => {
+            return super::fail(&FerryError::io(
+                format!("generating demo data in {}", root.display()),
+                &e,
+            ));
+        }
     };
     let _ = output::init(Verbosity(0), None, "demo");
     say(&format!(
@@ -75,7 +83,10 @@ pub fn demo(dir: Option<&Path>) -> ExitCode {
         verbose: 0,
         quiet: false,
     };
-    for (n, label) in [(1, "first run"), (2, "second run: every step is already done")] {
+    for (n, label) in [
+        (1, "first run"),
+        (2, "second run: every step is already done"),
+    ] {
         say(&format!("--- {label} ---"));
         let (opts, script) = match super::run::build_context(&args, Mode::Run) {
             Ok(x) => x,

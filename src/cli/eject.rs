@@ -17,14 +17,12 @@ pub fn eject(name: &str, dir: Option<&Path>, force: bool) -> Result<()> {
             files.push((dir.join(rel), src));
         }
     }
-    if !force {
-        if let Some((p, _)) = files.iter().find(|(p, _)| p.exists()) {
-            return Err(FerryError::new(
-                ErrorKind::Conflict,
-                format!("{} already exists; not overwriting your edits", p.display()),
-            )
-            .hint("pass --force to overwrite, or eject into another folder"));
-        }
+    if !force && let Some((p, _)) = files.iter().find(|(p, _)| p.exists()) {
+        return Err(FerryError::new(
+            ErrorKind::Conflict,
+            format!("{} already exists; not overwriting your edits", p.display()),
+        )
+        .hint("pass --force to overwrite, or eject into another folder"));
     }
     for (path, src) in &files {
         if let Some(parent) = path.parent() {

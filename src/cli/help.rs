@@ -102,7 +102,10 @@ pub fn static_steps(source: &str) -> Vec<(String, String)> {
     re.captures_iter(source)
         .map(|c| {
             let id = c[1].to_string();
-            let title = c.get(2).map(|m| m.as_str().to_string()).unwrap_or_else(|| id.clone());
+            let title = c
+                .get(2)
+                .map(|m| m.as_str().to_string())
+                .unwrap_or_else(|| id.clone());
             (id, title)
         })
         .collect()

@@ -59,7 +59,9 @@ pub fn show(v: &Value, depth: usize, seen: &mut HashSet<usize>) -> String {
             format!("{{{}}}", parts.join(", "))
         }
         Value::Error(e) => format!("error: {e}"),
-        other => other.to_string().unwrap_or_else(|_| other.type_name().to_string()),
+        other => other
+            .to_string()
+            .unwrap_or_else(|_| other.type_name().to_string()),
     }
 }
 
@@ -76,7 +78,11 @@ fn print_values(values: &MultiValue) {
 
 async fn eval(lua: &Lua, code: &str) -> std::result::Result<MultiValue, FerryError> {
     // An expression first (so `1 + 1` prints 2), then a statement.
-    let f = match lua.load(format!("return {code}")).set_name("=repl").into_function() {
+    let f = match lua
+        .load(format!("return {code}"))
+        .set_name("=repl")
+        .into_function()
+    {
         Ok(f) => f,
         Err(_) => lua
             .load(code)
@@ -96,7 +102,10 @@ fn incomplete(lua: &Lua, code: &str) -> bool {
     }
     matches!(
         lua.load(code).into_function(),
-        Err(mlua::Error::SyntaxError { incomplete_input: true, .. })
+        Err(mlua::Error::SyntaxError {
+            incomplete_input: true,
+            ..
+        })
     )
 }
 
@@ -186,9 +195,12 @@ pub fn repl(args: ReplArgs) -> Result<()> {
                 println!("error loading {}: {}", file.display(), e.one_line());
             }
         }
-        println!("ferry {} REPL. Every module is loaded as ferry.*; :help for commands.", env!("CARGO_PKG_VERSION"));
-        let history = std::env::var_os("HOME")
-            .map(|h| std::path::PathBuf::from(h).join(".ferry_history"));
+        println!(
+            "ferry {} REPL. Every module is loaded as ferry.*; :help for commands.",
+            env!("CARGO_PKG_VERSION")
+        );
+        let history =
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".ferry_history"));
         let mut editor = DefaultEditor::new()
             .map_err(|e| FerryError::new(ErrorKind::Internal, format!("terminal: {e}")))?;
         if let Some(h) = &history {
@@ -196,7 +208,11 @@ pub fn repl(args: ReplArgs) -> Result<()> {
         }
         let mut buffer = String::new();
         loop {
-            let prompt = if buffer.is_empty() { "ferry> " } else { "  >> " };
+            let prompt = if buffer.is_empty() {
+                "ferry> "
+            } else {
+                "  >> "
+            };
             let (ed, line) = tokio::task::spawn_blocking(move || {
                 let r = editor.readline(prompt);
                 (editor, r)
@@ -211,7 +227,12 @@ pub fn repl(args: ReplArgs) -> Result<()> {
                     continue;
                 }
                 Err(ReadlineError::Eof) => break,
-                Err(e) => return Err(FerryError::new(ErrorKind::Internal, format!("terminal: {e}"))),
+                Err(e) => {
+                    return Err(FerryError::new(
+                        ErrorKind::Internal,
+                        format!("terminal: {e}"),
+                    ));
+                }
             };
             let mut code = if buffer.is_empty() && line.trim_start().starts_with(':') {
                 match command(&lua, &ctx, line.trim()) {
@@ -235,7 +256,14 @@ pub fn repl(args: ReplArgs) -> Result<()> {
             let _ = editor.add_history_entry(code.as_str());
             match eval(&lua, &code).await {
                 Ok(values) => print_values(&values),
-                Err(e) => println!("{}", if e.kind == ErrorKind::Lua { e.message } else { e.one_line() }),
+                Err(e) => println!(
+                    "{}",
+                    if e.kind == ErrorKind::Lua {
+                        e.message.clone()
+                    } else {
+                        e.one_line()
+                    }
+                ),
             }
             code.clear();
         }

@@ -84,7 +84,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         return super::fail(&FerryError::io(
             format!(
                 "cannot write --log-json {}",
-                args.log_json.as_deref().unwrap_or_else(|| std::path::Path::new("")).display()
+                args.log_json
+                    .as_deref()
+                    .unwrap_or_else(|| std::path::Path::new(""))
+                    .display()
             ),
             &e,
         ));

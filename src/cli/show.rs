@@ -5,8 +5,7 @@ use crate::runtime::scripts;
 
 pub fn show(name: &str) -> Result<()> {
     let b = scripts::find_bundled(name).ok_or_else(|| {
-        FerryError::usage(format!("no bundled procedure named '{name}'"))
-            .hint("see `ferry list`")
+        FerryError::usage(format!("no bundled procedure named '{name}'")).hint("see `ferry list`")
     })?;
     print!("{}", b.source);
     Ok(())

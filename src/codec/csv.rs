@@ -13,14 +13,18 @@ pub static MODULE: ModuleDef = ModuleDef {
             signature: "ferry.csv.decode(text [, {header = true, delimiter = \",\"}]) -> rows, columns",
             doc: "With a header, rows are tables keyed by column name and the second result lists \
                   the columns in order; without, rows are arrays of strings.",
-            example: Some("local rows, cols = ferry.csv.decode('id,name\\n1,\"a, b\"\\n')\nassert(rows[1].name == \"a, b\" and cols[1] == \"id\")"),
+            example: Some(
+                "local rows, cols = ferry.csv.decode('id,name\\n1,\"a, b\"\\n')\nassert(rows[1].name == \"a, b\" and cols[1] == \"id\")",
+            ),
         },
         FnDoc {
             name: "encode",
             signature: "ferry.csv.encode(rows [, {columns = {...}, header = true, delimiter = \",\"}]) -> text",
             doc: "Rows are arrays, or tables keyed by the given columns (sorted keys when columns \
                   are not given). Quotes fields as needed.",
-            example: Some("assert(ferry.csv.encode({{a = \"1\", b = \"x,y\"}}, {columns = {\"a\", \"b\"}}) == 'a,b\\n1,\"x,y\"\\n')"),
+            example: Some(
+                "assert(ferry.csv.encode({{a = \"1\", b = \"x,y\"}}, {columns = {\"a\", \"b\"}}) == 'a,b\\n1,\"x,y\"\\n')",
+            ),
         },
     ],
     build,
@@ -91,7 +95,10 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
             let mut columns: Option<Vec<String>> = match &opts {
                 Some(o) => o
                     .get::<Option<Table>>("columns")?
-                    .map(|c| c.sequence_values::<String>().collect::<mlua::Result<Vec<_>>>())
+                    .map(|c| {
+                        c.sequence_values::<String>()
+                            .collect::<mlua::Result<Vec<_>>>()
+                    })
                     .transpose()?,
                 None => None,
             };
@@ -120,16 +127,21 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
                     }
                     let cols = columns.as_ref().expect("set above");
                     cols.iter()
-                        .map(|c| row.get::<Value>(c.as_str()).and_then(|v| field_bytes(lua, v)))
+                        .map(|c| {
+                            row.get::<Value>(c.as_str())
+                                .and_then(|v| field_bytes(lua, v))
+                        })
                         .collect::<mlua::Result<_>>()?
                 };
                 if header && !wrote_header {
                     if let Some(cols) = &columns {
-                        w.write_record(cols).map_err(|e| super::decode_error("ferry.csv.encode", e))?;
+                        w.write_record(cols)
+                            .map_err(|e| super::decode_error("ferry.csv.encode", e))?;
                     }
                     wrote_header = true;
                 }
-                w.write_record(&fields).map_err(|e| super::decode_error("ferry.csv.encode", e))?;
+                w.write_record(&fields)
+                    .map_err(|e| super::decode_error("ferry.csv.encode", e))?;
             }
             let bytes = w
                 .into_inner()

@@ -15,13 +15,17 @@ pub static MODULE: ModuleDef = ModuleDef {
             signature: "ferry.ini.decode(text) -> {section = {key = value}}",
             doc: "Parses INI text into a table of sections. Keys before any section go to \
                   section \"\". Raises invalid_input with the line number on malformed lines.",
-            example: Some("local c = ferry.ini.decode(\"[block_backend]\\nname = s3\\nbucket: b1\\n\")\nassert(c.block_backend.name == \"s3\" and c.block_backend.bucket == \"b1\")"),
+            example: Some(
+                "local c = ferry.ini.decode(\"[block_backend]\\nname = s3\\nbucket: b1\\n\")\nassert(c.block_backend.name == \"s3\" and c.block_backend.bucket == \"b1\")",
+            ),
         },
         FnDoc {
             name: "decode_ordered",
             signature: "ferry.ini.decode_ordered(text) -> {{name, entries = {{key, value}...}}...}",
             doc: "Parses INI text keeping the order of sections and keys.",
-            example: Some("local s = ferry.ini.decode_ordered(\"[b]\\nx=1\\n[a]\\ny=2\\n\")\nassert(s[1].name == \"b\" and s[2].entries[1][1] == \"y\")"),
+            example: Some(
+                "local s = ferry.ini.decode_ordered(\"[b]\\nx=1\\n[a]\\ny=2\\n\")\nassert(s[1].name == \"b\" and s[2].entries[1][1] == \"y\")",
+            ),
         },
         FnDoc {
             name: "encode",
@@ -50,13 +54,11 @@ pub fn decode(text: &str) -> Result<Vec<Section>, String> {
             continue;
         }
         let indented = raw.starts_with([' ', '\t']);
-        if indented {
-            if let Some((si, ki)) = last_key {
-                let v = &mut sections[si].entries[ki].1;
-                v.push('\n');
-                v.push_str(trimmed);
-                continue;
-            }
+        if indented && let Some((si, ki)) = last_key {
+            let v = &mut sections[si].entries[ki].1;
+            v.push('\n');
+            v.push_str(trimmed);
+            continue;
         }
         if let Some(rest) = trimmed.strip_prefix('[') {
             let name = rest
@@ -67,7 +69,10 @@ pub fn decode(text: &str) -> Result<Vec<Section>, String> {
             current = Some(match sections.iter().position(|s| s.name == name) {
                 Some(i) => i,
                 None => {
-                    sections.push(Section { name, entries: Vec::new() });
+                    sections.push(Section {
+                        name,
+                        entries: Vec::new(),
+                    });
                     sections.len() - 1
                 }
             });
@@ -85,7 +90,10 @@ pub fn decode(text: &str) -> Result<Vec<Section>, String> {
         let si = match current {
             Some(i) => i,
             None => {
-                sections.push(Section { name: String::new(), entries: Vec::new() });
+                sections.push(Section {
+                    name: String::new(),
+                    entries: Vec::new(),
+                });
                 current = Some(sections.len() - 1);
                 sections.len() - 1
             }
@@ -172,7 +180,8 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
     m.set(
         "decode_ordered",
         lua.create_function(|lua, text: String| {
-            let sections = decode(&text).map_err(|e| super::decode_error("ferry.ini.decode_ordered", e))?;
+            let sections =
+                decode(&text).map_err(|e| super::decode_error("ferry.ini.decode_ordered", e))?;
             let t = lua.create_table()?;
             for (i, s) in sections.into_iter().enumerate() {
                 let st = lua.create_table()?;
@@ -204,7 +213,10 @@ mod tests {
         let s = decode(text).unwrap();
         assert_eq!(s.len(), 3);
         assert_eq!(s[1].name, "commit_object_backend");
-        assert_eq!(s[1].entries[1], ("bucket".into(), "my-commit-objects".into()));
+        assert_eq!(
+            s[1].entries[1],
+            ("bucket".into(), "my-commit-objects".into())
+        );
         assert_eq!(s[2].entries[0].1, "--SERVER=localhost\n--POOL-MIN=10");
         assert_eq!(decode(&encode(&s)).unwrap(), s);
     }

@@ -14,7 +14,9 @@ pub static MODULE: ModuleDef = ModuleDef {
             signature: "ferry.json.encode(value [, {pretty = false}]) -> text",
             doc: "Encodes a Lua value. Tables with only 1..n keys become arrays; an empty table \
                   becomes {} unless made with ferry.json.array().",
-            example: Some("assert(ferry.json.encode({a = 1}) == '{\"a\":1}')\nassert(ferry.json.encode(ferry.json.array{}) == '[]')"),
+            example: Some(
+                "assert(ferry.json.encode({a = 1}) == '{\"a\":1}')\nassert(ferry.json.encode(ferry.json.array{}) == '[]')",
+            ),
         },
         FnDoc {
             name: "decode",
@@ -22,7 +24,9 @@ pub static MODULE: ModuleDef = ModuleDef {
             doc: "Decodes JSON; integers stay integers (64-bit), null becomes ferry.json.null, \
                   arrays keep their array-ness when encoded again. Invalid JSON raises an \
                   invalid_input error showing where and the start of the text.",
-            example: Some("local v = ferry.json.decode('{\"n\": 9007199254740993, \"x\": null}')\nassert(v.n == 9007199254740993 and v.x == ferry.json.null)"),
+            example: Some(
+                "local v = ferry.json.decode('{\"n\": 9007199254740993, \"x\": null}')\nassert(v.n == 9007199254740993 and v.x == ferry.json.null)",
+            ),
         },
         FnDoc {
             name: "array",

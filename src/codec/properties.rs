@@ -15,13 +15,17 @@ pub static MODULE: ModuleDef = ModuleDef {
             name: "decode",
             signature: "ferry.properties.decode(text) -> {key = value}",
             doc: "Parses Java properties text; later keys win, as in Java.",
-            example: Some("local p = ferry.properties.decode(\"a=1\\n# c\\nb : two \\\\\\n  words\\n\")\nassert(p.a == \"1\" and p.b == \"two words\")"),
+            example: Some(
+                "local p = ferry.properties.decode(\"a=1\\n# c\\nb : two \\\\\\n  words\\n\")\nassert(p.a == \"1\" and p.b == \"two words\")",
+            ),
         },
         FnDoc {
             name: "encode",
             signature: "ferry.properties.encode(t) -> text",
             doc: "Writes key=value lines sorted by key, escaping as Java does.",
-            example: Some("assert(ferry.properties.encode({b = \"2\", a = \"1\"}) == \"a=1\\nb=2\\n\")"),
+            example: Some(
+                "assert(ferry.properties.encode({b = \"2\", a = \"1\"}) == \"a=1\\nb=2\\n\")",
+            ),
         },
     ],
     build,
@@ -51,7 +55,8 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
     m.set(
         "decode",
         lua.create_function(|lua, text: String| {
-            let map = decode(&text).map_err(|e| super::decode_error("ferry.properties.decode", e))?;
+            let map =
+                decode(&text).map_err(|e| super::decode_error("ferry.properties.decode", e))?;
             let t = lua.create_table()?;
             for (k, v) in map {
                 t.set(k, v)?;

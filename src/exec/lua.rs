@@ -44,7 +44,10 @@ fn spec_from(lua: &Lua, t: &Table) -> mlua::Result<(ExecSpec, bool, bool)> {
         other => {
             return Err(FerryError::new(
                 ErrorKind::InvalidInput,
-                format!("ferry.exec.run: timeout must be seconds, got {}", other.type_name()),
+                format!(
+                    "ferry.exec.run: timeout must be seconds, got {}",
+                    other.type_name()
+                ),
             )
             .into());
         }
@@ -97,11 +100,22 @@ async fn run(lua: Lua, t: Table) -> mlua::Result<Table> {
     if check && r.code != 0 {
         let err_tail = tail(&r.stderr, 20);
         let out_tail = tail(&r.stdout, 5);
-        let detail = if !err_tail.is_empty() { err_tail } else { out_tail };
+        let detail = if !err_tail.is_empty() {
+            err_tail
+        } else {
+            out_tail
+        };
         return Err(FerryError::new(
             ErrorKind::Exec,
-            format!("`{shown}` exited with code {}{}", r.code,
-                if detail.is_empty() { String::new() } else { format!(":\n{detail}") }),
+            format!(
+                "`{shown}` exited with code {}{}",
+                r.code,
+                if detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(":\n{detail}")
+                }
+            ),
         )
         .with("command", &shown)
         .into());

@@ -38,13 +38,18 @@ pub fn display(argv: &[String]) -> String {
 }
 
 pub async fn run(spec: &ExecSpec, cancel: &CancellationToken) -> Result<ExecOutput> {
-    let (prog, args) = spec.argv.split_first().ok_or_else(|| {
-        FerryError::new(ErrorKind::InvalidInput, "ferry.exec.run: empty command")
-    })?;
+    let (prog, args) = spec
+        .argv
+        .split_first()
+        .ok_or_else(|| FerryError::new(ErrorKind::InvalidInput, "ferry.exec.run: empty command"))?;
     let shown = display(&spec.argv);
     let mut cmd = tokio::process::Command::new(prog);
     cmd.args(args)
-        .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -62,13 +67,13 @@ pub async fn run(spec: &ExecSpec, cancel: &CancellationToken) -> Result<ExecOutp
         }
         fe.with("command", &shown)
     })?;
-    if let Some(input) = spec.stdin.clone() {
-        if let Some(mut pipe) = child.stdin.take() {
-            tokio::spawn(async move {
-                let _ = pipe.write_all(&input).await;
-                let _ = pipe.shutdown().await;
-            });
-        }
+    if let Some(input) = spec.stdin.clone()
+        && let Some(mut pipe) = child.stdin.take()
+    {
+        tokio::spawn(async move {
+            let _ = pipe.write_all(&input).await;
+            let _ = pipe.shutdown().await;
+        });
     }
     let wait = child.wait_with_output();
     let timeout = spec.timeout.unwrap_or(Duration::MAX);
@@ -108,7 +113,11 @@ mod tests {
     async fn runs_with_stdin_and_env_and_times_out() {
         let token = CancellationToken::new();
         let spec = ExecSpec {
-            argv: vec!["sh".into(), "-c".into(), "cat; echo $FOO >&2; exit 3".into()],
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                "cat; echo $FOO >&2; exit 3".into(),
+            ],
             stdin: Some(b"hello".to_vec()),
             env: vec![("FOO".into(), "bar".into())],
             ..Default::default()
@@ -123,12 +132,18 @@ mod tests {
             timeout: Some(Duration::from_millis(100)),
             ..Default::default()
         };
-        assert_eq!(run(&slow, &token).await.unwrap_err().kind, ErrorKind::Timeout);
+        assert_eq!(
+            run(&slow, &token).await.unwrap_err().kind,
+            ErrorKind::Timeout
+        );
 
         let missing = ExecSpec {
             argv: vec!["/nonexistent/ferry-test-cmd".into()],
             ..Default::default()
         };
-        assert_eq!(run(&missing, &token).await.unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(
+            run(&missing, &token).await.unwrap_err().kind,
+            ErrorKind::NotFound
+        );
     }
 }

@@ -12,22 +12,74 @@ pub static MODULE: ModuleDef = ModuleDef {
     name: "fs",
     summary: "Local files: read, write (atomic), list, walk, mkdir, remove, rename, copy, stat, sha256.",
     functions: &[
-        FnDoc { name: "read", signature: "ferry.fs.read(path) -> bytes", doc: "Reads a whole file.", example: None },
+        FnDoc {
+            name: "read",
+            signature: "ferry.fs.read(path) -> bytes",
+            doc: "Reads a whole file.",
+            example: None,
+        },
         FnDoc {
             name: "write",
             signature: "ferry.fs.write(path, bytes [, {append = false}])",
             doc: "Writes a file atomically (temporary file and rename), or appends. Reported, not done, under --dry-run.",
-            example: Some("local p = os.tmpname()\nferry.fs.write(p, \"abc\")\nassert(ferry.fs.read(p) == \"abc\")\nferry.fs.remove(p)"),
+            example: Some(
+                "local p = os.tmpname()\nferry.fs.write(p, \"abc\")\nassert(ferry.fs.read(p) == \"abc\")\nferry.fs.remove(p)",
+            ),
         },
-        FnDoc { name: "exists", signature: "ferry.fs.exists(path) -> boolean", doc: "Whether the path exists.", example: Some("assert(ferry.fs.exists(\"/\"))") },
-        FnDoc { name: "stat", signature: "ferry.fs.stat(path) -> {size, is_dir, mtime} or nil", doc: "File metadata, nil when absent (mtime in seconds since the epoch).", example: Some("assert(ferry.fs.stat(\"/\").is_dir)") },
-        FnDoc { name: "list", signature: "ferry.fs.list(dir) -> {names}", doc: "Entry names of a folder, sorted.", example: None },
-        FnDoc { name: "walk", signature: "ferry.fs.walk(dir) -> {{path, rel, size, is_dir}...}", doc: "Every file and folder below dir, sorted by relative path (`/` separators).", example: None },
-        FnDoc { name: "mkdir", signature: "ferry.fs.mkdir(path)", doc: "Creates a folder and its parents.", example: None },
-        FnDoc { name: "remove", signature: "ferry.fs.remove(path [, {recursive = false}])", doc: "Removes a file, an empty folder, or (recursive) a tree. Absent paths are not an error.", example: None },
-        FnDoc { name: "rename", signature: "ferry.fs.rename(from, to)", doc: "Renames (moves) within a filesystem.", example: None },
-        FnDoc { name: "copy", signature: "ferry.fs.copy(from, to) -> bytes", doc: "Copies a file (creating folders), through a temporary name and a rename.", example: None },
-        FnDoc { name: "sha256", signature: "ferry.fs.sha256(path) -> hex", doc: "SHA-256 of a file, streamed.", example: None },
+        FnDoc {
+            name: "exists",
+            signature: "ferry.fs.exists(path) -> boolean",
+            doc: "Whether the path exists.",
+            example: Some("assert(ferry.fs.exists(\"/\"))"),
+        },
+        FnDoc {
+            name: "stat",
+            signature: "ferry.fs.stat(path) -> {size, is_dir, mtime} or nil",
+            doc: "File metadata, nil when absent (mtime in seconds since the epoch).",
+            example: Some("assert(ferry.fs.stat(\"/\").is_dir)"),
+        },
+        FnDoc {
+            name: "list",
+            signature: "ferry.fs.list(dir) -> {names}",
+            doc: "Entry names of a folder, sorted.",
+            example: None,
+        },
+        FnDoc {
+            name: "walk",
+            signature: "ferry.fs.walk(dir) -> {{path, rel, size, is_dir}...}",
+            doc: "Every file and folder below dir, sorted by relative path (`/` separators).",
+            example: None,
+        },
+        FnDoc {
+            name: "mkdir",
+            signature: "ferry.fs.mkdir(path)",
+            doc: "Creates a folder and its parents.",
+            example: None,
+        },
+        FnDoc {
+            name: "remove",
+            signature: "ferry.fs.remove(path [, {recursive = false}])",
+            doc: "Removes a file, an empty folder, or (recursive) a tree. Absent paths are not an error.",
+            example: None,
+        },
+        FnDoc {
+            name: "rename",
+            signature: "ferry.fs.rename(from, to)",
+            doc: "Renames (moves) within a filesystem.",
+            example: None,
+        },
+        FnDoc {
+            name: "copy",
+            signature: "ferry.fs.copy(from, to) -> bytes",
+            doc: "Copies a file (creating folders), through a temporary name and a rename.",
+            example: None,
+        },
+        FnDoc {
+            name: "sha256",
+            signature: "ferry.fs.sha256(path) -> hex",
+            doc: "SHA-256 of a file, streamed.",
+            example: None,
+        },
     ],
     build,
 };
@@ -146,7 +198,10 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => return Err(FerryError::io(format!("stat {path}"), &e).into()),
             };
-            if ctx(&lua).would(&format!("remove {path}{}", if recursive { " (recursively)" } else { "" })) {
+            if ctx(&lua).would(&format!(
+                "remove {path}{}",
+                if recursive { " (recursively)" } else { "" }
+            )) {
                 return Ok(());
             }
             let r = if meta.is_dir() {
@@ -176,7 +231,10 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
         "copy",
         lua.create_async_function(|lua, (from, to): (String, String)| async move {
             if ctx(&lua).would(&format!("copy {from} to {to}")) {
-                let size = tokio::fs::metadata(&from).await.map(|m| m.len()).unwrap_or(0);
+                let size = tokio::fs::metadata(&from)
+                    .await
+                    .map(|m| m.len())
+                    .unwrap_or(0);
                 return Ok(size);
             }
             super::copy(&p(&from), &p(&to)).await.lua_err()

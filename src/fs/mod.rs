@@ -20,9 +20,9 @@ pub struct Entry {
 }
 
 pub async fn read(path: &Path) -> Result<Vec<u8>> {
-    tokio::fs::read(path)
-        .await
-        .map_err(|e| FerryError::io(format!("reading {}", path.display()), &e).with("path", path.display()))
+    tokio::fs::read(path).await.map_err(|e| {
+        FerryError::io(format!("reading {}", path.display()), &e).with("path", path.display())
+    })
 }
 
 pub async fn write(path: &Path, data: &[u8], append: bool) -> Result<()> {
@@ -55,7 +55,8 @@ pub async fn walk(root: &Path) -> Result<Vec<Entry>> {
             let rd = std::fs::read_dir(&dir)
                 .map_err(|e| FerryError::io(format!("listing {}", dir.display()), &e))?;
             for ent in rd {
-                let ent = ent.map_err(|e| FerryError::io(format!("listing {}", dir.display()), &e))?;
+                let ent =
+                    ent.map_err(|e| FerryError::io(format!("listing {}", dir.display()), &e))?;
                 let path = ent.path();
                 let meta = ent
                     .metadata()
@@ -114,7 +115,10 @@ pub async fn copy(src: &Path, dst: &Path) -> Result<u64> {
         dst.file_name().and_then(|n| n.to_str()).unwrap_or("file")
     ));
     let n = tokio::fs::copy(src, &tmp).await.map_err(|e| {
-        FerryError::io(format!("copying {} to {}", src.display(), dst.display()), &e)
+        FerryError::io(
+            format!("copying {} to {}", src.display(), dst.display()),
+            &e,
+        )
     })?;
     tokio::fs::rename(&tmp, dst)
         .await
@@ -130,7 +134,9 @@ mod tests {
     async fn write_walk_copy_hash() {
         let d = tempfile::tempdir().unwrap();
         let a = d.path().join("a/b/c.txt");
-        tokio::fs::create_dir_all(a.parent().unwrap()).await.unwrap();
+        tokio::fs::create_dir_all(a.parent().unwrap())
+            .await
+            .unwrap();
         write(&a, b"hello", false).await.unwrap();
         write(&a, b" world", true).await.unwrap();
         assert_eq!(read(&a).await.unwrap(), b"hello world");

@@ -66,7 +66,11 @@ fn render(args: &MultiValue) -> (String, serde_json::Map<String, serde_json::Val
                 kv.sort();
                 parts.push(kv.join(" "));
             }
-            other => parts.push(other.to_string().unwrap_or_else(|_| other.type_name().into())),
+            other => parts.push(
+                other
+                    .to_string()
+                    .unwrap_or_else(|_| other.type_name().into()),
+            ),
         }
     }
     (parts.join(" "), fields)
@@ -82,7 +86,8 @@ fn logger(lua: &Lua, level: &'static str) -> mlua::Result<mlua::Function> {
             "error" => tracing::error!(target: EV, "{msg}"),
             _ => tracing::info!(target: EV, "{msg}"),
         }
-        if output::json_enabled() && (level != "debug" || tracing::enabled!(tracing::Level::DEBUG)) {
+        if output::json_enabled() && (level != "debug" || tracing::enabled!(tracing::Level::DEBUG))
+        {
             output::event(
                 "log",
                 json!({"level": level, "message": msg, "fields": fields, "location": loc}),
@@ -128,7 +133,9 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
     m.set(
         "progress",
         lua.create_function(|_, opts: Table| {
-            let title: String = opts.get::<Option<String>>("title")?.unwrap_or_else(|| "progress".into());
+            let title: String = opts
+                .get::<Option<String>>("title")?
+                .unwrap_or_else(|| "progress".into());
             let total: Option<u64> = opts.get("total")?;
             let unit = match opts.get::<Option<String>>("unit")?.as_deref() {
                 Some("bytes") => Unit::Bytes,

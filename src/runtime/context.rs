@@ -285,11 +285,17 @@ impl RunContext {
             record.started = None;
             self.steps.borrow_mut().push(record);
             tracing::info!(target: EV, "step {id}: already done, skipping ({title})");
-            output::event("step_skipped", json!({"step": id, "title": title, "reason": "done"}));
+            output::event(
+                "step_skipped",
+                json!({"step": id, "title": title, "reason": "done"}),
+            );
             return Ok(Some(prior.counters));
         }
         tracing::info!(target: EV, "step {id}: {title}{}", if self.dry_run() { " (dry run)" } else { "" });
-        output::event("step_started", json!({"step": id, "title": title, "dry_run": self.dry_run()}));
+        output::event(
+            "step_started",
+            json!({"step": id, "title": title, "dry_run": self.dry_run()}),
+        );
         self.with_journal(|j| {
             j.append(
                 "step_started",
@@ -333,7 +339,10 @@ impl RunContext {
             "step_failed"
         };
         let ms = duration.as_millis() as u64;
-        output::event(event, json!({"step": id, "duration_ms": ms, "error": err.to_json()}));
+        output::event(
+            event,
+            json!({"step": id, "duration_ms": ms, "error": err.to_json()}),
+        );
         let _ = self.with_journal(|j| {
             j.append(
                 event,
@@ -440,6 +449,10 @@ pub fn fmt_duration(d: Duration) -> String {
     } else if s < 3600.0 {
         format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
     } else {
-        format!("{}h{:02}m", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64)
+        format!(
+            "{}h{:02}m",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
     }
 }

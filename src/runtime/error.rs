@@ -89,9 +89,13 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// The error every ferry primitive returns.
+/// The error every ferry primitive returns. Boxed so `Result<T, FerryError>` stays small; fields
+/// are reached through `Deref` (`err.kind`, `err.message`).
 #[derive(Debug, Clone)]
-pub struct FerryError {
+pub struct FerryError(Box<ErrorData>);
+
+#[derive(Debug, Clone)]
+pub struct ErrorData {
     pub kind: ErrorKind,
     pub message: String,
     pub retryable: bool,
@@ -107,9 +111,22 @@ pub struct FerryError {
 
 pub type Result<T, E = FerryError> = std::result::Result<T, E>;
 
+impl std::ops::Deref for FerryError {
+    type Target = ErrorData;
+    fn deref(&self) -> &ErrorData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for FerryError {
+    fn deref_mut(&mut self) -> &mut ErrorData {
+        &mut self.0
+    }
+}
+
 impl FerryError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        FerryError {
+        FerryError(Box::new(ErrorData {
             kind,
             message: message.into(),
             retryable: kind.default_retryable(),
@@ -117,7 +134,7 @@ impl FerryError {
             location: None,
             traceback: None,
             hint: None,
-        }
+        }))
     }
 
     pub fn usage(message: impl Into<String>) -> Self {
@@ -190,7 +207,10 @@ impl FerryError {
                 FerryError::new(ErrorKind::Internal, format!("out of memory: {msg}"))
             }
             mlua::Error::BadArgument {
-                to, pos, name, cause,
+                to,
+                pos,
+                name,
+                cause,
             } => {
                 let inner = FerryError::from_lua_error(cause);
                 let func = to.as_deref().unwrap_or("function");
@@ -288,6 +308,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::arc_with_non_send_sync)] // mlua's own error type holds this Arc
     fn ferry_error_survives_the_trip_through_mlua() {
         let e = FerryError::new(ErrorKind::NotFound, "no such object").with("key", "a/b");
         let wrapped = mlua::Error::CallbackError {

@@ -124,8 +124,7 @@ impl Journal {
         file.write_all(format!("{line}\n").as_bytes())
             .and_then(|_| file.sync_data())
             .map_err(|e| FerryError::io(format!("writing {}", self.path.display()), &e))?;
-        self.entries
-            .push(serde_json::from_str(&line).unwrap_or(v));
+        self.entries.push(serde_json::from_str(&line).unwrap_or(v));
         Ok(())
     }
 
@@ -137,7 +136,10 @@ impl Journal {
             .find(|e| e["step"] == step && e["event"] == "step_finished")
             .map(|e| PriorStep {
                 params_hash: e["params_hash"].as_str().unwrap_or_default().to_string(),
-                script_checksum: e["script_checksum"].as_str().unwrap_or_default().to_string(),
+                script_checksum: e["script_checksum"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
                 counters: e["counters"].clone(),
             })
     }
@@ -171,12 +173,12 @@ impl Journal {
     pub fn steps_done_by_other_script(&self, checksum: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for e in &self.entries {
-            if e["event"] == "step_finished" && e["script_checksum"] != checksum {
-                if let Some(s) = e["step"].as_str() {
-                    if !out.iter().any(|x| x == s) {
-                        out.push(s.to_string());
-                    }
-                }
+            if e["event"] == "step_finished"
+                && e["script_checksum"] != checksum
+                && let Some(s) = e["step"].as_str()
+                && !out.iter().any(|x| x == s)
+            {
+                out.push(s.to_string());
             }
         }
         // Only those whose latest completion is by another script still matter.

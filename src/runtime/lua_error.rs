@@ -45,7 +45,11 @@ impl UserData for LuaError {
         m.add_meta_method(MetaMethod::ToString, |_, e, ()| Ok(e.text()));
         m.add_meta_method(MetaMethod::Concat, |lua, e, other: Value| {
             let _ = lua;
-            Ok(format!("{}{}", e.text(), other.to_string().unwrap_or_default()))
+            Ok(format!(
+                "{}{}",
+                e.text(),
+                other.to_string().unwrap_or_default()
+            ))
         });
         // err:match(...), err:find(...), err:sub(...): string methods on the message.
         m.add_meta_method(MetaMethod::Index, |lua, _e, name: String| {
@@ -53,10 +57,12 @@ impl UserData for LuaError {
             let f: Value = string.get(name.as_str())?;
             match f {
                 Value::Function(func) => {
-                    let wrapped = lua.create_function(move |_, (this, rest): (mlua::AnyUserData, mlua::MultiValue)| {
-                        let text = this.borrow::<LuaError>()?.text();
-                        func.call::<mlua::MultiValue>((text, rest))
-                    })?;
+                    let wrapped = lua.create_function(
+                        move |_, (this, rest): (mlua::AnyUserData, mlua::MultiValue)| {
+                            let text = this.borrow::<LuaError>()?.text();
+                            func.call::<mlua::MultiValue>((text, rest))
+                        },
+                    )?;
                     Ok(Value::Function(wrapped))
                 }
                 _ => Ok(Value::Nil),
@@ -72,7 +78,10 @@ pub fn to_ferry_error(v: &Value) -> FerryError {
             if let Ok(e) = ud.borrow::<LuaError>() {
                 return e.0.clone();
             }
-            FerryError::new(ErrorKind::Lua, v.to_string().unwrap_or_else(|_| "error".into()))
+            FerryError::new(
+                ErrorKind::Lua,
+                v.to_string().unwrap_or_else(|_| "error".into()),
+            )
         }
         Value::Error(e) => FerryError::from_lua_error(e),
         Value::String(s) => FerryError::new(ErrorKind::Lua, s.to_string_lossy()),
@@ -111,10 +120,9 @@ pub fn script_location(lua: &Lua) -> Option<String> {
         if (what == "Lua" || what == "main")
             && source.starts_with('@')
             && !source.starts_with("@=ferry")
+            && let Some(line) = line
         {
-            if let Some(line) = line {
-                return Some(format!("{short}:{line}"));
-            }
+            return Some(format!("{short}:{line}"));
         }
     }
     None
@@ -129,10 +137,7 @@ pub fn capture(lua: &Lua, v: Value, with_traceback: bool) -> mlua::Result<Value>
         fe.location = script_location(lua);
     }
     if with_traceback && fe.traceback.is_none() {
-        fe.traceback = lua
-            .traceback(None, 1)
-            .ok()
-            .map(|s| s.to_string_lossy());
+        fe.traceback = lua.traceback(None, 1).ok().map(|s| s.to_string_lossy());
     }
     if already && fe.location.is_some() && (!with_traceback || fe.traceback.is_some()) {
         return Ok(v);

@@ -130,15 +130,19 @@ impl RawParams {
             }
         }
         for item in cli {
-            let (k, v) = item.split_once('=').ok_or_else(|| {
-                FerryError::usage(format!("-p expects KEY=VALUE, got '{item}'"))
-            })?;
+            let (k, v) = item
+                .split_once('=')
+                .ok_or_else(|| FerryError::usage(format!("-p expects KEY=VALUE, got '{item}'")))?;
             let k = k.trim();
             if k.is_empty() {
-                return Err(FerryError::usage(format!("-p expects KEY=VALUE, got '{item}'")));
+                return Err(FerryError::usage(format!(
+                    "-p expects KEY=VALUE, got '{item}'"
+                )));
             }
-            raw.values
-                .insert(k.to_string(), (RawValue::Text(v.to_string()), "command line"));
+            raw.values.insert(
+                k.to_string(),
+                (RawValue::Text(v.to_string()), "command line"),
+            );
         }
         Ok(raw)
     }
@@ -173,7 +177,7 @@ pub fn shell_quote(s: &str) -> String {
 fn read_params_file(path: &Path) -> Result<Vec<(String, RawValue)>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| FerryError::io(format!("reading params file {}", path.display()), &e))
-        .map_err(|e| FerryError::usage(e.message))?;
+        .map_err(|e| FerryError::usage(e.message.clone()))?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let bad = |msg: String| FerryError::usage(format!("params file {}: {msg}", path.display()));
     let mut out = Vec::new();
@@ -185,11 +189,16 @@ fn read_params_file(path: &Path) -> Result<Vec<(String, RawValue)>> {
                 .as_object()
                 .ok_or_else(|| bad("expected a JSON object".into()))?;
             for (k, v) in obj {
-                out.push((k.clone(), json_raw(v).map_err(|m| bad(format!("{k}: {m}")))?));
+                out.push((
+                    k.clone(),
+                    json_raw(v).map_err(|m| bad(format!("{k}: {m}")))?,
+                ));
             }
         }
         "toml" => {
-            let v: toml::Table = text.parse().map_err(|e: toml::de::Error| bad(e.to_string()))?;
+            let v: toml::Table = text
+                .parse()
+                .map_err(|e: toml::de::Error| bad(e.to_string()))?;
             for (k, v) in v {
                 let raw = match v {
                     toml::Value::String(s) => RawValue::Text(s),
@@ -201,7 +210,9 @@ fn read_params_file(path: &Path) -> Result<Vec<(String, RawValue)>> {
                             })
                             .collect(),
                     ),
-                    toml::Value::Table(_) => return Err(bad(format!("{k}: tables are not parameter values"))),
+                    toml::Value::Table(_) => {
+                        return Err(bad(format!("{k}: tables are not parameter values")));
+                    }
                     other => RawValue::Text(other.to_string()),
                 };
                 out.push((k, raw));
@@ -273,14 +284,21 @@ pub fn parse_value(decl: &ParamDecl, raw: &RawValue) -> std::result::Result<Para
         }
         ParamType::Number => {
             let t = text()?;
-            ParamValue::Num(t.parse::<f64>().map_err(|_| format!("'{t}' is not a number"))?)
+            ParamValue::Num(
+                t.parse::<f64>()
+                    .map_err(|_| format!("'{t}' is not a number"))?,
+            )
         }
         ParamType::Boolean => {
             let t = text()?;
             ParamValue::Bool(match t.to_ascii_lowercase().as_str() {
                 "true" | "yes" | "on" | "1" => true,
                 "false" | "no" | "off" | "0" => false,
-                _ => return Err(format!("'{t}' is not a boolean (true/false, yes/no, on/off, 1/0)")),
+                _ => {
+                    return Err(format!(
+                        "'{t}' is not a boolean (true/false, yes/no, on/off, 1/0)"
+                    ));
+                }
             })
         }
         ParamType::List => ParamValue::List(match raw {
@@ -313,10 +331,10 @@ pub fn parse_value(decl: &ParamDecl, raw: &RawValue) -> std::result::Result<Para
 }
 
 fn expand_home(p: &str) -> String {
-    if let Some(rest) = p.strip_prefix("~/") {
-        if let Some(home) = std::env::var_os("HOME") {
-            return Path::new(&home).join(rest).to_string_lossy().into_owned();
-        }
+    if let Some(rest) = p.strip_prefix("~/")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return Path::new(&home).join(rest).to_string_lossy().into_owned();
     }
     p.to_string()
 }
@@ -443,10 +461,10 @@ pub fn resolve(decls: &[ParamDecl], raw: &RawParams) -> Result<Resolved> {
             None => {}
             Some((v, src)) => match parse_value(d, &v) {
                 Ok(pv) => {
-                    if d.secret {
-                        if let ParamValue::Str(s) = &pv {
-                            super::redact::add_secret(s);
-                        }
+                    if d.secret
+                        && let ParamValue::Str(s) = &pv
+                    {
+                        super::redact::add_secret(s);
                     }
                     values.insert(d.name.clone(), pv);
                 }
@@ -472,7 +490,11 @@ pub fn resolve(decls: &[ParamDecl], raw: &RawParams) -> Result<Resolved> {
             let known: Vec<&str> = decls.iter().map(|d| d.name.as_str()).collect();
             problems.push(format!(
                 "unknown parameter '{k}' (from {src}); this procedure takes: {}",
-                if known.is_empty() { "no parameters".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "no parameters".to_string()
+                } else {
+                    known.join(", ")
+                }
             ));
         }
     }

@@ -191,10 +191,10 @@ impl Progress {
         if total > 0.0 && rate > 0.0 && done < total {
             s.push_str(&format!(", ETA {}s", ((total - done) / rate).ceil() as u64));
         }
-        if let Ok(m) = self.0.message.lock() {
-            if !m.is_empty() {
-                s.push_str(&format!(", {m}"));
-            }
+        if let Ok(m) = self.0.message.lock()
+            && !m.is_empty()
+        {
+            s.push_str(&format!(", {m}"));
         }
         s
     }
@@ -234,12 +234,12 @@ impl Progress {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(b) = &self.bar {
-            if !self.finished.load(Ordering::Relaxed) {
-                b.finish_and_clear();
-                multi().remove(b);
-                ACTIVE_BARS.fetch_sub(1, Ordering::Relaxed);
-            }
+        if let Some(b) = &self.bar
+            && !self.finished.load(Ordering::Relaxed)
+        {
+            b.finish_and_clear();
+            multi().remove(b);
+            ACTIVE_BARS.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }

@@ -14,12 +14,12 @@ pub fn add_secret(value: &str) {
     if value.len() < 3 {
         return;
     }
-    if let Ok(mut s) = SECRETS.write() {
-        if !s.iter().any(|v| v == value) {
-            s.push(value.to_string());
-            // Longest first so a secret containing another is masked whole.
-            s.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        }
+    if let Ok(mut s) = SECRETS.write()
+        && !s.iter().any(|v| v == value)
+    {
+        s.push(value.to_string());
+        // Longest first so a secret containing another is masked whole.
+        s.sort_by_key(|v| std::cmp::Reverse(v.len()));
     }
 }
 

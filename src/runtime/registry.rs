@@ -24,16 +24,16 @@ pub struct ModuleDef {
 
 /// Every module ferry registers, in documentation order. A new primitive is one line here.
 static MODULES: &[&ModuleDef] = &[
-        &crate::runtime::runbook::MODULE,
-        &crate::log::lua::MODULE,
-        &crate::task::lua::MODULE,
-        &crate::exec::lua::MODULE,
-        &crate::fs::lua::MODULE,
-        &crate::codec::json::MODULE,
-        &crate::codec::csv::MODULE,
-        &crate::codec::ini::MODULE,
-        &crate::codec::properties::MODULE,
-        &crate::runtime::state::MODULE,
+    &crate::runtime::runbook::MODULE,
+    &crate::log::lua::MODULE,
+    &crate::task::lua::MODULE,
+    &crate::exec::lua::MODULE,
+    &crate::fs::lua::MODULE,
+    &crate::codec::json::MODULE,
+    &crate::codec::csv::MODULE,
+    &crate::codec::ini::MODULE,
+    &crate::codec::properties::MODULE,
+    &crate::runtime::state::MODULE,
 ];
 
 pub fn modules() -> &'static [&'static ModuleDef] {

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::context::ctx;
 use super::error::{ErrorKind, FerryError, IntoLuaResult};
-use super::lua_error::{capture, to_ferry_error, LuaError};
+use super::lua_error::{LuaError, capture, to_ferry_error};
 use super::output::{self, EV};
 use super::params::{self, ParamDecl, ParamType, ParamValue, RawValue};
 use super::registry::{FnDoc, ModuleDef};
@@ -87,10 +87,7 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
             let c = ctx(lua);
             match c.step_begin(&id, &title).lua_err()? {
                 Some(counters) => Ok((true, lua.to_value(&counters)?)),
-                None => Ok((
-                    false,
-                    Value::UserData(lua.create_userdata(StepCtx { id })?),
-                )),
+                None => Ok((false, Value::UserData(lua.create_userdata(StepCtx { id })?))),
             }
         })?,
     )?;
@@ -129,22 +126,24 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
     )?;
     m.set(
         "fail",
-        lua.create_function(|_, (kind, message, context): (String, String, Option<Table>)| {
-            let k = ErrorKind::parse(&kind).ok_or_else(|| {
-                FerryError::new(
-                    ErrorKind::InvalidInput,
-                    format!("ferry.fail: unknown error kind '{kind}'"),
-                )
-            })?;
-            let mut e = FerryError::new(k, message);
-            if let Some(t) = context {
-                for pair in t.pairs::<String, Value>() {
-                    let (key, v) = pair?;
-                    e = e.with(key, v.to_string()?);
+        lua.create_function(
+            |_, (kind, message, context): (String, String, Option<Table>)| {
+                let k = ErrorKind::parse(&kind).ok_or_else(|| {
+                    FerryError::new(
+                        ErrorKind::InvalidInput,
+                        format!("ferry.fail: unknown error kind '{kind}'"),
+                    )
+                })?;
+                let mut e = FerryError::new(k, message);
+                if let Some(t) = context {
+                    for pair in t.pairs::<String, Value>() {
+                        let (key, v) = pair?;
+                        e = e.with(key, v.to_string()?);
+                    }
                 }
-            }
-            Err::<(), _>(e.into())
-        })?,
+                Err::<(), _>(e.into())
+            },
+        )?,
     )?;
     Ok(m)
 }
@@ -167,19 +166,22 @@ impl UserData for StepCtx {
         f.add_field_method_get("id", |_, s| Ok(s.id.clone()));
     }
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
-        m.add_method("checkpoint", |lua, s, (name, value): (String, Option<Value>)| {
-            let c = ctx(lua);
-            match value {
-                None | Some(Value::Nil) => match c.checkpoint_get(&s.id, &name) {
-                    Some(v) => lua.to_value(&v),
-                    None => Ok(Value::Nil),
-                },
-                Some(v) => {
-                    c.checkpoint_set(&s.id, &name, to_json(lua, &v)).lua_err()?;
-                    Ok(Value::Nil)
+        m.add_method(
+            "checkpoint",
+            |lua, s, (name, value): (String, Option<Value>)| {
+                let c = ctx(lua);
+                match value {
+                    None | Some(Value::Nil) => match c.checkpoint_get(&s.id, &name) {
+                        Some(v) => lua.to_value(&v),
+                        None => Ok(Value::Nil),
+                    },
+                    Some(v) => {
+                        c.checkpoint_set(&s.id, &name, to_json(lua, &v)).lua_err()?;
+                        Ok(Value::Nil)
+                    }
                 }
-            }
-        });
+            },
+        );
     }
 }
 
@@ -189,7 +191,10 @@ fn parse_decl(lua: &Lua, v: Value, key: Option<String>) -> mlua::Result<ParamDec
         other => {
             return Err(FerryError::new(
                 ErrorKind::InvalidInput,
-                format!("ferry.params: each parameter is a table, got {}", other.type_name()),
+                format!(
+                    "ferry.params: each parameter is a table, got {}",
+                    other.type_name()
+                ),
             )
             .into());
         }
@@ -200,11 +205,18 @@ fn parse_decl(lua: &Lua, v: Value, key: Option<String>) -> mlua::Result<ParamDec
             .get::<Option<String>>("name")?
             .or(t.get::<Option<String>>(1)?)
             .ok_or_else(|| {
-                FerryError::new(ErrorKind::InvalidInput, "ferry.params: a parameter has no name")
+                FerryError::new(
+                    ErrorKind::InvalidInput,
+                    "ferry.params: a parameter has no name",
+                )
             })?,
     };
     let bad = |m: String| -> mlua::Error {
-        FerryError::new(ErrorKind::InvalidInput, format!("ferry.params '{name}': {m}")).into()
+        FerryError::new(
+            ErrorKind::InvalidInput,
+            format!("ferry.params '{name}': {m}"),
+        )
+        .into()
     };
     let ty_name: String = t
         .get::<Option<String>>("type")?
@@ -271,19 +283,23 @@ fn declare_params(lua: &Lua, spec: Table) -> mlua::Result<Table> {
     let values = if c.describing() {
         decls
             .iter()
-            .filter_map(|d| {
+            .map(|d| {
                 let v = d
                     .default
                     .as_ref()
                     .and_then(|raw| params::parse_value(d, raw).ok())
                     .unwrap_or_else(|| placeholder(&d.ty));
-                Some((d.name.clone(), v))
+                (d.name.clone(), v)
             })
             .collect()
     } else {
         params::resolve(&decls, &c.opts.raw)
             .map_err(|e| {
-                let shown = if c.script.bundled { c.script.name.clone() } else { c.script.display.clone() };
+                let shown = if c.script.bundled {
+                    c.script.name.clone()
+                } else {
+                    c.script.display.clone()
+                };
                 e.hint(format!("see the parameters with: ferry help {shown}"))
             })
             .lua_err()?
@@ -312,7 +328,7 @@ fn declare_params(lua: &Lua, spec: Table) -> mlua::Result<Table> {
         "__index",
         lua.create_function(move |_, (_t, k): (Table, Value)| {
             let key = k.to_string()?;
-            if names.iter().any(|n| *n == key) {
+            if names.contains(&key) {
                 Ok(Value::Nil)
             } else {
                 Err(FerryError::new(
@@ -327,7 +343,10 @@ fn declare_params(lua: &Lua, spec: Table) -> mlua::Result<Table> {
         })?,
     )?;
     out.set_metatable(Some(mt))?;
-    output::event("params", json!({"names": c.decls.borrow().iter().map(|d| d.name.clone()).collect::<Vec<_>>()}));
+    output::event(
+        "params",
+        json!({"names": c.decls.borrow().iter().map(|d| d.name.clone()).collect::<Vec<_>>()}),
+    );
     Ok(out)
 }
 
@@ -367,14 +386,20 @@ async fn confirm(lua: Lua, message: String) -> mlua::Result<bool> {
     }
     if c.opts.yes {
         tracing::info!(target: EV, "confirmed by --yes: {message}");
-        output::event("confirm", json!({"message": message, "answer": "yes", "by": "--yes"}));
+        output::event(
+            "confirm",
+            json!({"message": message, "answer": "yes", "by": "--yes"}),
+        );
         c.journal_event("confirmed", json!({"message": message, "by": "--yes"}))
             .lua_err()?;
         return Ok(true);
     }
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !interactive {
-        output::event("confirm", json!({"message": message, "answer": "unanswerable"}));
+        output::event(
+            "confirm",
+            json!({"message": message, "answer": "unanswerable"}),
+        );
         return Err(FerryError::new(
             ErrorKind::Confirm,
             format!("confirmation needed and there is no terminal to ask: {message}"),

@@ -73,8 +73,9 @@ pub fn description(source: &str) -> (String, String) {
 /// Resolves `NAME_OR_FILE`: an existing file path (or anything that looks like one) runs from
 /// disk; otherwise a bundled procedure name.
 pub fn resolve(name_or_file: &str) -> Result<ScriptInfo> {
-    let looks_like_path =
-        name_or_file.contains('/') || name_or_file.ends_with(".lua") || Path::new(name_or_file).is_file();
+    let looks_like_path = name_or_file.contains('/')
+        || name_or_file.ends_with(".lua")
+        || Path::new(name_or_file).is_file();
     if looks_like_path {
         let path = PathBuf::from(name_or_file);
         let source = std::fs::read_to_string(&path).map_err(|e| {
@@ -86,9 +87,13 @@ pub fn resolve(name_or_file: &str) -> Result<ScriptInfo> {
             .and_then(|s| s.to_str())
             .unwrap_or("script")
             .to_string();
-        let dir = path
-            .parent()
-            .map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() });
+        let dir = path.parent().map(|p| {
+            if p.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                p.to_path_buf()
+            }
+        });
         return Ok(ScriptInfo {
             name,
             display: name_or_file.to_string(),
@@ -126,21 +131,23 @@ pub fn install_require(lua: &Lua, script_dir: Option<&Path>) -> mlua::Result<()>
     package.set("path", format!("{dir}/?.lua;{dir}/?/init.lua"))?;
     package.set("cpath", "")?;
     let searchers: Table = package.get("searchers")?;
-    let bundled_searcher = lua.create_function(|lua, name: String| {
-        match bundled_module(&name) {
+    let bundled_searcher =
+        lua.create_function(|lua, name: String| match bundled_module(&name) {
             Some((rel, src)) => {
                 let f = lua
                     .load(src)
                     .set_name(format!("@lua/{rel}"))
                     .into_function()?;
-                Ok((Value::Function(f), Value::String(lua.create_string(format!("bundled lua/{rel}"))?)))
+                Ok((
+                    Value::Function(f),
+                    Value::String(lua.create_string(format!("bundled lua/{rel}"))?),
+                ))
             }
             None => Ok((
                 Value::String(lua.create_string(format!("no bundled module '{name}'"))?),
                 Value::Nil,
             )),
-        }
-    })?;
+        })?;
     // Keep [1] preload and [2] the Lua path; replace the C searchers with the bundled one.
     searchers.raw_set(3, bundled_searcher)?;
     searchers.raw_set(4, Value::Nil)?;
@@ -151,10 +158,7 @@ pub fn install_require(lua: &Lua, script_dir: Option<&Path>) -> mlua::Result<()>
 pub fn required_bundled_modules(source: &str) -> Vec<String> {
     let re = regex::Regex::new(r#"require\s*\(?\s*["']([A-Za-z0-9_.]+)["']"#).expect("valid regex");
     let mut out: Vec<String> = Vec::new();
-    let mut queue: Vec<String> = re
-        .captures_iter(source)
-        .map(|c| c[1].to_string())
-        .collect();
+    let mut queue: Vec<String> = re.captures_iter(source).map(|c| c[1].to_string()).collect();
     while let Some(name) = queue.pop() {
         if out.contains(&name) {
             continue;

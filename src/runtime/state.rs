@@ -79,8 +79,12 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes)
         .and_then(|_| f.sync_all())
         .map_err(|e| FerryError::io(format!("writing {}", tmp.display()), &e))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| FerryError::io(format!("renaming {} to {}", tmp.display(), path.display()), &e))
+    std::fs::rename(&tmp, path).map_err(|e| {
+        FerryError::io(
+            format!("renaming {} to {}", tmp.display(), path.display()),
+            &e,
+        )
+    })
 }
 
 fn build(lua: &Lua) -> mlua::Result<Table> {

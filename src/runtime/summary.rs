@@ -74,23 +74,25 @@ pub fn describe_error(ctx: &RunContext, e: &FerryError) -> String {
     let mut out = String::new();
     let step = e.context_value("step");
     match (e.kind, step) {
-        (ErrorKind::Cancelled, Some(s)) => out.push_str(&format!("error: {} during step '{s}'\n", e.message)),
+        (ErrorKind::Cancelled, Some(s)) => {
+            out.push_str(&format!("error: {} during step '{s}'\n", e.message))
+        }
         (ErrorKind::Cancelled, None) => out.push_str(&format!("error: {}\n", e.message)),
         (_, Some(s)) => out.push_str(&format!("error: step '{s}' failed: {}\n", e.one_line())),
         (_, None) => out.push_str(&format!("error: {}\n", e.one_line())),
     }
-    if let Some(loc) = &e.location {
-        if !e.message.contains(loc.as_str()) {
-            out.push_str(&format!("  at {loc}\n"));
-        }
+    if let Some(loc) = &e.location
+        && !e.message.contains(loc.as_str())
+    {
+        out.push_str(&format!("  at {loc}\n"));
     }
     if let Some(h) = &e.hint {
         out.push_str(&format!("  hint: {h}\n"));
     }
-    if let Some(tb) = &e.traceback {
-        if tracing::enabled!(tracing::Level::DEBUG) {
-            out.push_str(&format!("  {}\n", tb.replace('\n', "\n  ")));
-        }
+    if let Some(tb) = &e.traceback
+        && tracing::enabled!(tracing::Level::DEBUG)
+    {
+        out.push_str(&format!("  {}\n", tb.replace('\n', "\n  ")));
     }
     let resumable = !ctx.dry_run()
         && !matches!(e.kind, ErrorKind::Usage)
@@ -105,7 +107,11 @@ pub fn describe_error(ctx: &RunContext, e: &FerryError) -> String {
         out.push_str(&format!(
             "  resume with: {}{}\n",
             ctx.resume_command(),
-            if any_done { "   (completed steps are skipped)" } else { "" }
+            if any_done {
+                "   (completed steps are skipped)"
+            } else {
+                ""
+            }
         ));
     }
     out

@@ -72,7 +72,10 @@ fn seconds(v: &Value, what: &str) -> mlua::Result<Option<f64>> {
         other => {
             return Err(FerryError::new(
                 ErrorKind::InvalidInput,
-                format!("{what}: expected seconds or a duration string, got {}", other.type_name()),
+                format!(
+                    "{what}: expected seconds or a duration string, got {}",
+                    other.type_name()
+                ),
             )
             .into());
         }
@@ -124,7 +127,10 @@ impl UserData for TaskHandle {
                     Err(e) if e.is_cancelled() => {
                         Err(FerryError::new(ErrorKind::Cancelled, "task was cancelled"))
                     }
-                    Err(e) => Err(FerryError::new(ErrorKind::Internal, format!("task panicked: {e}"))),
+                    Err(e) => Err(FerryError::new(
+                        ErrorKind::Internal,
+                        format!("task panicked: {e}"),
+                    )),
                 };
                 *this.result.borrow_mut() = Some(r);
             }
@@ -142,7 +148,11 @@ impl UserData for TaskHandle {
         });
         m.add_method("done", |_, this, ()| {
             Ok(this.result.borrow().is_some()
-                || this.handle.borrow().as_ref().is_none_or(|h| h.is_finished()))
+                || this
+                    .handle
+                    .borrow()
+                    .as_ref()
+                    .is_none_or(|h| h.is_finished()))
         });
     }
 }
@@ -164,7 +174,10 @@ fn spawn(lua: &Lua, (f, args): (Function, MultiValue)) -> mlua::Result<TaskHandl
     })
 }
 
-async fn parallel(lua: Lua, (items, opts, f): (Table, Option<Table>, Function)) -> mlua::Result<Table> {
+async fn parallel(
+    lua: Lua,
+    (items, opts, f): (Table, Option<Table>, Function),
+) -> mlua::Result<Table> {
     let (concurrency, fail_fast) = match &opts {
         Some(o) => (
             o.get::<Option<i64>>("concurrency")?.unwrap_or(8),
@@ -179,39 +192,42 @@ async fn parallel(lua: Lua, (items, opts, f): (Table, Option<Table>, Function)) 
         )
         .into());
     }
-    let values: Vec<Value> = items.sequence_values::<Value>().collect::<mlua::Result<_>>()?;
+    let values: Vec<Value> = items
+        .sequence_values::<Value>()
+        .collect::<mlua::Result<_>>()?;
     let n = values.len();
     let failed: Rc<RefCell<Option<FerryError>>> = Rc::new(RefCell::new(None));
     let failures = Rc::new(RefCell::new(0usize));
-    let results: Vec<(usize, Option<Value>)> = futures::stream::iter(values.into_iter().enumerate())
-        .map(|(i, item)| {
-            let lua = lua.clone();
-            let f = f.clone();
-            let failed = failed.clone();
-            let failures = failures.clone();
-            async move {
-                if fail_fast && failed.borrow().is_some() {
-                    return (i, None);
-                }
-                let mut args = MultiValue::new();
-                args.push_back(item);
-                args.push_back(Value::Integer(i as i64 + 1));
-                match run_protected(&lua, f, args).await {
-                    Ok(mut out) => (i, out.pop_front()),
-                    Err(e) => {
-                        *failures.borrow_mut() += 1;
-                        let mut slot = failed.borrow_mut();
-                        if slot.is_none() {
-                            *slot = Some(e.with("item", i + 1));
+    let results: Vec<(usize, Option<Value>)> =
+        futures::stream::iter(values.into_iter().enumerate())
+            .map(|(i, item)| {
+                let lua = lua.clone();
+                let f = f.clone();
+                let failed = failed.clone();
+                let failures = failures.clone();
+                async move {
+                    if fail_fast && failed.borrow().is_some() {
+                        return (i, None);
+                    }
+                    let mut args = MultiValue::new();
+                    args.push_back(item);
+                    args.push_back(Value::Integer(i as i64 + 1));
+                    match run_protected(&lua, f, args).await {
+                        Ok(mut out) => (i, out.pop_front()),
+                        Err(e) => {
+                            *failures.borrow_mut() += 1;
+                            let mut slot = failed.borrow_mut();
+                            if slot.is_none() {
+                                *slot = Some(e.with("item", i + 1));
+                            }
+                            (i, None)
                         }
-                        (i, None)
                     }
                 }
-            }
-        })
-        .buffer_unordered(concurrency as usize)
-        .collect()
-        .await;
+            })
+            .buffer_unordered(concurrency as usize)
+            .collect()
+            .await;
     if let Some(mut e) = failed.borrow_mut().take() {
         let count = *failures.borrow();
         if count > 1 {
@@ -228,7 +244,10 @@ async fn parallel(lua: Lua, (items, opts, f): (Table, Option<Table>, Function)) 
 
 async fn poll(lua: Lua, opts: Table) -> mlua::Result<MultiValue> {
     let check: Function = opts.get("check").map_err(|_| {
-        FerryError::new(ErrorKind::InvalidInput, "ferry.task.poll needs check = function")
+        FerryError::new(
+            ErrorKind::InvalidInput,
+            "ferry.task.poll needs check = function",
+        )
     })?;
     let every = seconds(&opts.get("every")?, "poll every")?.unwrap_or(5.0);
     let timeout = seconds(&opts.get("timeout")?, "poll timeout")?.unwrap_or(600.0);

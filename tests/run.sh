@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The test command (see README.md). On a fresh Debian machine, as root, it installs or starts
+# what the tests need when it is missing, then runs the whole suite.
+#
+#   tests/run.sh            # everything
+#   tests/run.sh --no-setup # skip the setup, just cargo test
+#   tests/run.sh -- ARGS    # extra arguments for cargo test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+setup=1
+cargo_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-setup) setup=0 ;;
+    --) shift; cargo_args=("$@"); break ;;
+    *) cargo_args+=("$1") ;;
+  esac
+  shift
+done
+
+log() { echo "[tests/run.sh] $*" >&2; }
+
+if [ "$setup" = 1 ]; then
+  for script in tests/setup/*.sh; do
+    [ -e "$script" ] || continue
+    log "setup: $script"
+    # Each setup script prints the environment the tests need (export KEY=VALUE lines).
+    eval "$(bash "$script")"
+  done
+fi
+
+log "cargo test ${cargo_args[*]:-}"
+cargo test --locked "${cargo_args[@]}"

@@ -10,4 +10,6 @@ pub mod exec;
 pub mod fs;
 pub mod log;
 pub mod runtime;
+pub mod store;
 pub mod task;
+pub mod throttle;

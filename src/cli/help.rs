@@ -28,6 +28,7 @@ pub fn help(name: Option<&str>) -> Result<()> {
             raw: RawParams::default(),
             resume_base: String::new(),
             quiet: false,
+            shard: None,
         },
         script.clone(),
     ));

@@ -168,6 +168,7 @@ pub fn repl(args: ReplArgs) -> Result<()> {
             raw,
             resume_base: "ferry repl".into(),
             quiet: false,
+            shard: None,
         },
         script,
     ));

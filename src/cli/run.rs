@@ -32,9 +32,7 @@ pub fn parse_shard(s: &str) -> Result<(u32, u32)> {
 pub fn build_context(args: &RunArgs, mode: Mode) -> Result<(RunOptions, ScriptInfo)> {
     let script = scripts::resolve(&args.name_or_file)?;
     let raw = RawParams::from_sources(&args.params, args.params_file.as_deref())?;
-    if let Some(s) = &args.shard {
-        parse_shard(s)?;
-    }
+    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
     let state_dir = args
         .state
         .clone()
@@ -64,6 +62,7 @@ pub fn build_context(args: &RunArgs, mode: Mode) -> Result<(RunOptions, ScriptIn
             raw,
             resume_base: resume,
             quiet: args.quiet,
+            shard,
         },
         script,
     ))

@@ -52,6 +52,8 @@ pub struct RunOptions {
     pub resume_base: String,
     /// `-q`: no summary when the run succeeds.
     pub quiet: bool,
+    /// `--shard I/N`: this run's share of every shardable copy.
+    pub shard: Option<(u32, u32)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -27,6 +27,8 @@ static MODULES: &[&ModuleDef] = &[
     &crate::runtime::runbook::MODULE,
     &crate::log::lua::MODULE,
     &crate::task::lua::MODULE,
+    &crate::store::lua::MODULE,
+    &crate::throttle::lua::MODULE,
     &crate::exec::lua::MODULE,
     &crate::fs::lua::MODULE,
     &crate::codec::json::MODULE,

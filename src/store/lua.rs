@@ -1,0 +1,540 @@
+//! Lua binding of `ferry.store`: store handles and the copy engine.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use mlua::{Function, Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
+use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::copy::{Compare, CopyOptions, Engine, Item, Report, Verify};
+use super::{Entry, OpenOptions, Store};
+use crate::runtime::context::ctx;
+use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult, Result};
+use crate::runtime::output::{self, EV};
+use crate::runtime::params::{format_size, parse_size};
+use crate::runtime::registry::{FnDoc, ModuleDef};
+use crate::throttle::lua::limiter_from;
+
+pub static MODULE: ModuleDef = ModuleDef {
+    name: "store",
+    summary: "Object stores (file, memory, S3, GCS, Azure) and the copy engine.",
+    functions: &[
+        FnDoc {
+            name: "open",
+            signature: "ferry.store.open(url [, opts]) -> store",
+            doc: "Opens file:///abs/path, memory://name, s3://bucket/prefix, gs://bucket/prefix, \
+                  az://container/prefix or an Azure blob URL with a SAS query. opts: endpoint, \
+                  region, access_key_id, secret_access_key, session_token, allow_http, \
+                  virtual_hosted_style (S3); account, access_key, sas, endpoint, use_emulator \
+                  (Azure); service_account, service_account_key (GCS); create = true to create a \
+                  missing local folder; probe = false to skip the check request. Credentials \
+                  otherwise come from the usual AWS_*, AZURE_*, GOOGLE_* variables. A bad URL, \
+                  missing bucket or rejected credential fails here. Handle methods: \
+                  list([prefix [, {delimiter = true}]]) iterator of {key, size, etag, \
+                  last_modified}, head(key) (nil when absent), get(key), put(key, bytes), \
+                  delete(key), exists(key), get_file(key, path), put_file(path, key), \
+                  copy_object(from, to) (server-side), url.",
+            example: Some(
+                "local s = ferry.store.open(\"memory://doc-example\")\ns:put(\"a/b.txt\", \"hello\")\nassert(s:get(\"a/b.txt\") == \"hello\")\nassert(s:head(\"a/b.txt\").size == 5 and s:head(\"nope\") == nil)\nlocal n = 0\nfor e in s:list(\"a\") do n = n + 1 end\nassert(n == 1)",
+            ),
+        },
+        FnDoc {
+            name: "copy",
+            signature: "ferry.store.copy(src, dst, opts) -> {copied, skipped, failed, bytes, errors, ...}",
+            doc: "Copies objects from src to dst. Source: opts.prefix (a listing of src), opts.keys \
+                  (a list of keys) or opts.iter (a function returning keys or {key, size}, nil at \
+                  the end). opts.map(key) returns the destination key, or nil to leave the object \
+                  out (it must not call async primitives). What to copy is decided from one \
+                  listing of dst (opts.dst_prefix narrows it) or from opts.list_cache, a file \
+                  filled by the first run and appended as objects land: compare = \"none\" | \
+                  \"exists\" | \"size\" (default) | \"checksum\". Other options: concurrency (64), \
+                  retries (5), fail_fast, verify = \"size\" | \"checksum\", throttle (bytes/s: a \
+                  limiter or a rate such as \"50MiB\"), ops_throttle (objects/s), shard = {index, \
+                  count} (default from --shard), multipart_threshold (\"16MiB\"), part_size \
+                  (\"8MiB\"), part_concurrency (4), max_buffer (\"512MiB\"), list_cache_sizes \
+                  (true), title. Under --dry-run nothing is written and the report gives what \
+                  would be copied. Failed objects are listed in report.errors; the copy goes on.",
+            example: Some(
+                "local a = ferry.store.open(\"memory://copy-src\")\nlocal b = ferry.store.open(\"memory://copy-dst\")\na:put(\"ab/cdef\", \"x\")\nlocal r = ferry.store.copy(a, b, {map = function(k) return (k:gsub(\"/\", \"\")) end})\nassert(r.copied == 1 and b:get(\"abcdef\") == \"x\")\nassert(ferry.store.copy(a, b, {map = function(k) return (k:gsub(\"/\", \"\")) end}).skipped == 1)",
+            ),
+        },
+    ],
+    build,
+};
+
+#[derive(Clone)]
+pub struct LuaStore(pub Store);
+
+fn entry_table(lua: &Lua, e: &Entry) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    t.set("key", e.key.as_str())?;
+    t.set("size", e.size)?;
+    t.set("etag", e.etag.clone())?;
+    t.set("last_modified", e.last_modified.to_rfc3339())?;
+    Ok(t)
+}
+
+type EntryStream = BoxStream<'static, Result<Entry>>;
+
+impl UserData for LuaStore {
+    fn add_fields<F: UserDataFields<Self>>(f: &mut F) {
+        f.add_field_method_get("url", |_, s| Ok(s.0.display.clone()));
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_meta_method(mlua::MetaMethod::ToString, |_, s, ()| Ok(format!("store {}", s.0.display)));
+        m.add_async_method("list", |lua, s, (prefix, opts): (Option<String>, Option<Table>)| async move {
+            let delimiter = match &opts {
+                Some(o) => o.get::<Option<bool>>("delimiter")?.unwrap_or(false),
+                None => false,
+            };
+            if delimiter {
+                let (objects, prefixes) = s.0.list_dir(prefix.as_deref()).await.lua_err()?;
+                let mut items: Vec<Table> = Vec::new();
+                for e in &objects {
+                    items.push(entry_table(&lua, e)?);
+                }
+                for p in prefixes {
+                    let t = lua.create_table()?;
+                    t.set("key", format!("{p}/"))?;
+                    t.set("prefix", true)?;
+                    items.push(t);
+                }
+                let mut iter = items.into_iter();
+                return lua.create_function_mut(move |_, ()| Ok(iter.next()));
+            }
+            let stream: Rc<RefCell<Option<EntryStream>>> =
+                Rc::new(RefCell::new(Some(s.0.list(prefix.as_deref()).lua_err()?)));
+            lua.create_async_function(move |lua, ()| {
+                let stream = stream.clone();
+                async move {
+                    let taken = stream.borrow_mut().take();
+                    let Some(mut st) = taken else { return Ok(None) };
+                    let next = st.next().await;
+                    match next {
+                        Some(Ok(e)) => {
+                            *stream.borrow_mut() = Some(st);
+                            Ok(Some(entry_table(&lua, &e)?))
+                        }
+                        Some(Err(e)) => Err(e.into()),
+                        None => Ok(None),
+                    }
+                }
+            })
+        });
+        m.add_async_method("head", |lua, s, key: String| async move {
+            match s.0.head(&key).await.lua_err()? {
+                Some(e) => Ok(Some(entry_table(&lua, &e)?)),
+                None => Ok(None),
+            }
+        });
+        m.add_async_method("exists", |_, s, key: String| async move {
+            Ok(s.0.head(&key).await.lua_err()?.is_some())
+        });
+        m.add_async_method("get", |lua, s, key: String| async move {
+            let data = s.0.get(&key).await.lua_err()?;
+            lua.create_string(&data)
+        });
+        m.add_async_method("put", |lua, s, (key, data): (String, mlua::LuaString)| async move {
+            let bytes = bytes::Bytes::copy_from_slice(&data.as_bytes());
+            if ctx(&lua).would(&format!("write {} bytes to '{key}' in {}", bytes.len(), s.0.display)) {
+                return Ok(());
+            }
+            s.0.put(&key, bytes).await.lua_err()
+        });
+        m.add_async_method("delete", |lua, s, key: String| async move {
+            if ctx(&lua).would(&format!("delete '{key}' from {}", s.0.display)) {
+                return Ok(());
+            }
+            s.0.delete(&key).await.lua_err()
+        });
+        m.add_async_method("copy_object", |lua, s, (from, to): (String, String)| async move {
+            if ctx(&lua).would(&format!("copy '{from}' to '{to}' in {}", s.0.display)) {
+                return Ok(());
+            }
+            s.0.copy_object(&from, &to).await.lua_err()
+        });
+        m.add_async_method("get_file", |lua, s, (key, path): (String, String)| async move {
+            if ctx(&lua).would(&format!("download '{key}' from {} to {path}", s.0.display)) {
+                return Ok(0);
+            }
+            download(&s.0, &key, &PathBuf::from(path)).await.lua_err()
+        });
+        m.add_async_method("put_file", |lua, s, (path, key, opts): (String, String, Option<Table>)| async move {
+            let threshold = match &opts {
+                Some(o) => size_opt(o, "multipart_threshold")?.unwrap_or(16 << 20),
+                None => 16 << 20,
+            };
+            if ctx(&lua).would(&format!("upload {path} to '{key}' in {}", s.0.display)) {
+                return Ok(0);
+            }
+            upload(&s.0, &PathBuf::from(path), &key, threshold).await.lua_err()
+        });
+    }
+}
+
+/// Streams an object into a local file through a temporary name and a rename.
+pub async fn download(store: &Store, key: &str, path: &std::path::Path) -> Result<u64> {
+    let p = store.path(key)?;
+    let r = store.inner.get(&p).await.map_err(|e| store.error("reading", key, e))?;
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| FerryError::io(format!("creating {}", dir.display()), &e))?;
+    }
+    let tmp = path.with_extension("ferry-part");
+    let mut f = tokio::fs::File::create(&tmp)
+        .await
+        .map_err(|e| FerryError::io(format!("writing {}", tmp.display()), &e))?;
+    let mut n = 0u64;
+    let mut stream = r.into_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| store.error("reading", key, e))?;
+        n += chunk.len() as u64;
+        f.write_all(&chunk)
+            .await
+            .map_err(|e| FerryError::io(format!("writing {}", tmp.display()), &e))?;
+    }
+    f.sync_all()
+        .await
+        .map_err(|e| FerryError::io(format!("writing {}", tmp.display()), &e))?;
+    tokio::fs::rename(&tmp, path)
+        .await
+        .map_err(|e| FerryError::io(format!("renaming into {}", path.display()), &e))?;
+    Ok(n)
+}
+
+/// Uploads a local file: one PUT up to `threshold`, a streamed multipart upload above it.
+pub async fn upload(store: &Store, path: &std::path::Path, key: &str, threshold: u64) -> Result<u64> {
+    let dst = store.path(key)?;
+    let mut f = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| FerryError::io(format!("reading {}", path.display()), &e))?;
+    let len = f
+        .metadata()
+        .await
+        .map_err(|e| FerryError::io(format!("reading {}", path.display()), &e))?
+        .len();
+    if len <= threshold {
+        let mut buf = Vec::with_capacity(len as usize);
+        f.read_to_end(&mut buf)
+            .await
+            .map_err(|e| FerryError::io(format!("reading {}", path.display()), &e))?;
+        store
+            .inner
+            .put(&dst, PutPayload::from(buf))
+            .await
+            .map_err(|e| store.error("writing", key, e))?;
+        return Ok(len);
+    }
+    let up = store
+        .inner
+        .put_multipart(&dst)
+        .await
+        .map_err(|e| store.error("starting upload of", key, e))?;
+    let mut w = WriteMultipart::new_with_chunk_size(up, 8 << 20);
+    let mut buf = vec![0u8; 1 << 20];
+    let r: Result<()> = async {
+        loop {
+            let n = f
+                .read(&mut buf)
+                .await
+                .map_err(|e| FerryError::io(format!("reading {}", path.display()), &e))?;
+            if n == 0 {
+                break;
+            }
+            w.wait_for_capacity(4)
+                .await
+                .map_err(|e| store.error("uploading", key, e))?;
+            w.write(&buf[..n]);
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = r {
+        let _ = w.abort().await;
+        return Err(e);
+    }
+    w.finish().await.map_err(|e| store.error("completing upload of", key, e))?;
+    Ok(len)
+}
+
+fn size_opt(t: &Table, key: &str) -> mlua::Result<Option<u64>> {
+    Ok(match t.get::<Value>(key)? {
+        Value::Nil => None,
+        Value::Integer(i) => Some(i.max(0) as u64),
+        Value::Number(n) => Some(n.max(0.0) as u64),
+        Value::String(s) => Some(
+            parse_size(&s.to_str()?)
+                .map_err(|m| FerryError::new(ErrorKind::InvalidInput, format!("{key}: {m}")))?,
+        ),
+        other => {
+            return Err(FerryError::new(
+                ErrorKind::InvalidInput,
+                format!("{key}: expected a size, got {}", other.type_name()),
+            )
+            .into());
+        }
+    })
+}
+
+fn open_options(t: Option<Table>) -> mlua::Result<OpenOptions> {
+    let mut o = OpenOptions::default();
+    if let Some(t) = t {
+        for pair in t.pairs::<String, Value>() {
+            let (k, v) = pair?;
+            match k.as_str() {
+                "create" => o.create = matches!(v, Value::Boolean(true)),
+                "probe" => o.no_probe = matches!(v, Value::Boolean(false)),
+                _ => {
+                    o.values.insert(k, v.to_string()?);
+                }
+            }
+        }
+    }
+    Ok(o)
+}
+
+const COPY_OPTIONS: &[&str] = &[
+    "prefix", "keys", "iter", "map", "compare", "verify", "concurrency", "retries", "fail_fast",
+    "list_cache", "list_cache_sizes", "dst_prefix", "multipart_threshold", "part_size",
+    "part_concurrency", "max_buffer", "shard", "throttle", "ops_throttle", "title",
+];
+
+fn copy_options(lua: &Lua, t: &Table) -> mlua::Result<CopyOptions> {
+    for pair in t.pairs::<String, Value>() {
+        let (k, _) = pair?;
+        if !COPY_OPTIONS.contains(&k.as_str()) {
+            return Err(FerryError::new(
+                ErrorKind::InvalidInput,
+                format!("ferry.store.copy: unknown option '{k}' (options: {})", COPY_OPTIONS.join(", ")),
+            )
+            .into());
+        }
+    }
+    let c = ctx(lua);
+    let mut o = CopyOptions {
+        dry_run: c.dry_run(),
+        shard: c.opts.shard,
+        ..CopyOptions::default()
+    };
+    if let Some(s) = t.get::<Option<String>>("compare")? {
+        o.compare = Compare::parse(&s).ok_or_else(|| {
+            FerryError::new(ErrorKind::InvalidInput, format!("compare must be none, exists, size or checksum, not '{s}'"))
+        })?;
+    }
+    o.verify = match t.get::<Option<String>>("verify")?.as_deref() {
+        None | Some("none") => Verify::None,
+        Some("size") => Verify::Size,
+        Some("checksum") => Verify::Checksum,
+        Some(other) => {
+            return Err(FerryError::new(ErrorKind::InvalidInput, format!("verify must be size or checksum, not '{other}'")).into());
+        }
+    };
+    if let Some(n) = t.get::<Option<i64>>("concurrency")? {
+        if n < 1 {
+            return Err(FerryError::new(ErrorKind::InvalidInput, "concurrency must be at least 1").into());
+        }
+        o.concurrency = n as usize;
+    }
+    if let Some(n) = t.get::<Option<u32>>("retries")? {
+        o.retries = n;
+    }
+    o.fail_fast = t.get::<Option<bool>>("fail_fast")?.unwrap_or(false);
+    o.list_cache = t.get::<Option<String>>("list_cache")?.map(PathBuf::from);
+    o.list_cache_sizes = t.get::<Option<bool>>("list_cache_sizes")?.unwrap_or(true);
+    o.dst_list_prefix = t.get::<Option<String>>("dst_prefix")?;
+    if let Some(v) = size_opt(t, "multipart_threshold")? {
+        o.multipart_threshold = v;
+    }
+    if let Some(v) = size_opt(t, "part_size")? {
+        if v < 5 << 20 {
+            return Err(FerryError::new(ErrorKind::InvalidInput, "part_size must be at least 5MiB (S3's minimum part)").into());
+        }
+        o.part_size = v as usize;
+    }
+    if let Some(v) = t.get::<Option<usize>>("part_concurrency")? {
+        o.part_concurrency = v.max(1);
+    }
+    if let Some(v) = size_opt(t, "max_buffer")? {
+        o.max_buffer = v.max(1 << 20);
+    }
+    if let Some(s) = t.get::<Option<Table>>("shard")? {
+        let index: u32 = s.get("index")?;
+        let count: u32 = s.get("count")?;
+        if count == 0 || index >= count {
+            return Err(FerryError::new(ErrorKind::InvalidInput, format!("shard index {index} is not below count {count}")).into());
+        }
+        o.shard = Some((index, count));
+    }
+    o.throttle = limiter_from(&t.get::<Value>("throttle")?)?;
+    o.ops_throttle = limiter_from(&t.get::<Value>("ops_throttle")?)?;
+    if let Some(title) = t.get::<Option<String>>("title")? {
+        o.title = title;
+    }
+    Ok(o)
+}
+
+fn apply_map(map: &Option<Function>, key: &str) -> mlua::Result<Option<String>> {
+    let Some(f) = map else { return Ok(Some(key.to_string())) };
+    match f.call::<Value>(key)? {
+        Value::Nil | Value::Boolean(false) => Ok(None),
+        Value::String(s) => Ok(Some(s.to_str()?.to_string())),
+        other => Err(FerryError::new(
+            ErrorKind::InvalidInput,
+            format!("map('{key}') returned a {}, expected a string key or nil", other.type_name()),
+        )
+        .into()),
+    }
+}
+
+async fn copy(lua: Lua, (src, dst, opts): (mlua::AnyUserData, mlua::AnyUserData, Option<Table>)) -> mlua::Result<Table> {
+    let src = src.borrow::<LuaStore>()?.0.clone();
+    let dst = dst.borrow::<LuaStore>()?.0.clone();
+    let opts_t = match opts {
+        Some(t) => t,
+        None => lua.create_table()?,
+    };
+    let o = copy_options(&lua, &opts_t)?;
+    let map: Option<Function> = opts_t.get("map")?;
+    let keys: Option<Table> = opts_t.get("keys")?;
+    let iter: Option<Function> = opts_t.get("iter")?;
+    let prefix: Option<String> = opts_t.get("prefix")?;
+    let sources = keys.is_some() as u8 + iter.is_some() as u8 + prefix.is_some() as u8;
+    if sources > 1 {
+        return Err(FerryError::new(ErrorKind::InvalidInput, "ferry.store.copy: give only one of prefix, keys and iter").into());
+    }
+    let c = ctx(&lua);
+    let title = o.title.clone();
+    let mut engine = Engine::start(src.clone(), dst.clone(), o, c.cancel.clone()).await.lua_err()?;
+    let mut left_out = 0u64;
+    const BATCH: usize = 1000;
+    if let Some(keys) = keys {
+        for k in keys.sequence_values::<String>() {
+            let k = k?;
+            match apply_map(&map, &k)? {
+                Some(d) => {
+                    if !engine.submit(Item { src: k, dst: d, size: None }).await.lua_err()? {
+                        break;
+                    }
+                }
+                None => left_out += 1,
+            }
+        }
+    } else if let Some(iter) = iter {
+        loop {
+            let v = iter.call_async::<Value>(()).await?;
+            let (key, size) = match v {
+                Value::Nil => break,
+                Value::String(s) => (s.to_str()?.to_string(), None),
+                Value::Table(t) => (t.get::<String>("key")?, t.get::<Option<u64>>("size")?),
+                other => {
+                    return Err(FerryError::new(
+                        ErrorKind::InvalidInput,
+                        format!("iter returned a {}, expected a key or {{key, size}}", other.type_name()),
+                    )
+                    .into());
+                }
+            };
+            match apply_map(&map, &key)? {
+                Some(d) => {
+                    if !engine.submit(Item { src: key, dst: d, size }).await.lua_err()? {
+                        break;
+                    }
+                }
+                None => left_out += 1,
+            }
+        }
+    } else {
+        let mut listing = src.list(prefix.as_deref()).lua_err()?;
+        let mut batch: Vec<Entry> = Vec::with_capacity(BATCH);
+        let mut done = false;
+        while !done {
+            batch.clear();
+            while batch.len() < BATCH {
+                match listing.next().await {
+                    Some(e) => batch.push(e.lua_err()?),
+                    None => {
+                        done = true;
+                        break;
+                    }
+                }
+            }
+            // Map callbacks run here, on the Lua thread, a batch at a time.
+            let mut items = Vec::with_capacity(batch.len());
+            for e in batch.drain(..) {
+                match apply_map(&map, &e.key)? {
+                    Some(d) => items.push(Item { src: e.key, dst: d, size: Some(e.size) }),
+                    None => left_out += 1,
+                }
+            }
+            for it in items {
+                if !engine.submit(it).await.lua_err()? {
+                    done = true;
+                    break;
+                }
+            }
+        }
+    }
+    let report = engine.finish().await.lua_err()?;
+    if report.cancelled {
+        return Err(FerryError::new(ErrorKind::Cancelled, format!("{title}: interrupted")).into());
+    }
+    log_report(&title, &report, left_out);
+    report_table(&lua, &report, left_out)
+}
+
+fn log_report(title: &str, r: &Report, left_out: u64) {
+    let secs = r.seconds.max(0.001);
+    let verb = if r.dry_run { "would copy" } else { "copied" };
+    tracing::info!(target: EV,
+        "{title}: {verb} {} objects ({}), skipped {} ({}), failed {}{} in {:.1}s ({:.0} objects/s, {}/s)",
+        r.copied, format_size(r.bytes), r.skipped, format_size(r.skipped_bytes), r.failed,
+        if left_out > 0 { format!(", left out by map {left_out}") } else { String::new() },
+        r.seconds, (r.copied + r.skipped) as f64 / secs, format_size((r.bytes as f64 / secs) as u64));
+    output::event("copy_report", serde_json::json!({
+        "title": title, "copied": r.copied, "skipped": r.skipped, "failed": r.failed,
+        "bytes": r.bytes, "dry_run": r.dry_run, "seconds": r.seconds}));
+}
+
+fn report_table(lua: &Lua, r: &Report, left_out: u64) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    t.set("copied", r.copied)?;
+    t.set("skipped", r.skipped)?;
+    t.set("failed", r.failed)?;
+    t.set("bytes", r.bytes)?;
+    t.set("skipped_bytes", r.skipped_bytes)?;
+    t.set("left_out", left_out)?;
+    t.set("other_shards", r.other_shards)?;
+    t.set("seconds", r.seconds)?;
+    t.set("dry_run", r.dry_run)?;
+    t.set("inventory", r.inventory)?;
+    t.set("destination_objects", r.destination_objects)?;
+    let errors = lua.create_table()?;
+    for (i, (key, e)) in r.errors.iter().enumerate() {
+        let et = lua.create_table()?;
+        et.set("key", key.as_str())?;
+        et.set("kind", e.kind.as_str())?;
+        et.set("message", e.message.as_str())?;
+        errors.raw_set(i + 1, et)?;
+    }
+    t.set("errors", errors)?;
+    Ok(t)
+}
+
+fn build(lua: &Lua) -> mlua::Result<Table> {
+    let m = lua.create_table()?;
+    m.set(
+        "open",
+        lua.create_async_function(|_, (url, opts): (String, Option<Table>)| async move {
+            let o = open_options(opts)?;
+            Ok(LuaStore(super::open(&url, &o).await.lua_err()?))
+        })?,
+    )?;
+    m.set("copy", lua.create_async_function(copy)?)?;
+    Ok(m)
+}

@@ -123,6 +123,8 @@ pub struct Report {
     pub skipped_bytes: u64,
     /// Objects this shard left to others (`shard`).
     pub other_shards: u64,
+    /// Transfer attempts that failed and were retried.
+    pub retried: u64,
     /// (key, error) of every failed object.
     pub errors: Vec<(String, FerryError)>,
     pub seconds: f64,
@@ -141,6 +143,7 @@ struct Counters {
     bytes: AtomicU64,
     skipped_bytes: AtomicU64,
     other_shards: AtomicU64,
+    retried: AtomicU64,
 }
 
 /// What a worker does with an item.
@@ -188,6 +191,9 @@ pub fn shard_of(key: &str, count: u32) -> u32 {
 }
 
 const BUDGET_UNIT: u64 = 1024;
+
+/// Failed objects kept in the report (the failure count is exact beyond it).
+pub const MAX_ERRORS: usize = 1000;
 
 impl Engine {
     pub async fn start(
@@ -370,6 +376,7 @@ impl Engine {
             bytes: c.bytes.load(Ordering::Relaxed),
             skipped_bytes: c.skipped_bytes.load(Ordering::Relaxed),
             other_shards: c.other_shards.load(Ordering::Relaxed),
+            retried: c.retried.load(Ordering::Relaxed),
             errors,
             seconds: self.started.elapsed().as_secs_f64(),
             dry_run: s.opts.dry_run,
@@ -390,7 +397,10 @@ fn fail(s: &Shared, key: &str, e: FerryError) {
     tracing::warn!(target: crate::runtime::output::EV, "{}: {} failed: {}", s.opts.title, key, e.one_line());
     s.counters.failed.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut errs) = s.errors.lock() {
-        errs.push((key.to_string(), e));
+        // The count is exact; the list keeps the first MAX_ERRORS for the report.
+        if errs.len() < MAX_ERRORS {
+            errs.push((key.to_string(), e));
+        }
     }
     if s.opts.fail_fast {
         s.stop.store(true, Ordering::Relaxed);
@@ -439,6 +449,7 @@ async fn process(s: Arc<Shared>, item: Item, plan: Plan) {
             }
             Err(e) if e.retryable && attempt < s.opts.retries => {
                 attempt += 1;
+                s.counters.retried.fetch_add(1, Ordering::Relaxed);
                 let base = 200u64 << attempt.min(6);
                 let jitter = fastrand_u64(base / 2 + 1);
                 let delay = Duration::from_millis((base + jitter).min(10_000));

@@ -497,7 +497,7 @@ fn log_report(title: &str, r: &Report, left_out: u64) {
         if left_out > 0 { format!(", left out by map {left_out}") } else { String::new() },
         r.seconds, (r.copied + r.skipped) as f64 / secs, format_size((r.bytes as f64 / secs) as u64));
     output::event("copy_report", serde_json::json!({
-        "title": title, "copied": r.copied, "skipped": r.skipped, "failed": r.failed,
+        "title": title, "copied": r.copied, "skipped": r.skipped, "failed": r.failed, "retried": r.retried,
         "bytes": r.bytes, "dry_run": r.dry_run, "seconds": r.seconds}));
 }
 
@@ -510,6 +510,7 @@ fn report_table(lua: &Lua, r: &Report, left_out: u64) -> mlua::Result<Table> {
     t.set("skipped_bytes", r.skipped_bytes)?;
     t.set("left_out", left_out)?;
     t.set("other_shards", r.other_shards)?;
+    t.set("retried", r.retried)?;
     t.set("seconds", r.seconds)?;
     t.set("dry_run", r.dry_run)?;
     t.set("inventory", r.inventory)?;

@@ -24,7 +24,10 @@ pub fn make_tree(dir: &Path, n: usize) {
 }
 
 fn report(stdout: &str) -> serde_json::Value {
-    let line = stdout.lines().rfind(|l| l.starts_with('{')).expect("a JSON report line");
+    let line = stdout
+        .lines()
+        .rfind(|l| l.starts_with('{'))
+        .expect("a JSON report line");
     serde_json::from_str(line).unwrap()
 }
 
@@ -59,8 +62,16 @@ fn failed_objects_are_reported_and_the_copy_goes_on() {
     make_tree(&ws.join("src"), 100);
     let out = ws
         .ferry()
-        .args(["run", &copy_job(), "-p", &format!("src=file://{}", ws.join("src").display()),
-               "-p", &format!("dst=file://{}", ws.join("dst").display()), "-p", "bad_keys=true"])
+        .args([
+            "run",
+            &copy_job(),
+            "-p",
+            &format!("src=file://{}", ws.join("src").display()),
+            "-p",
+            &format!("dst=file://{}", ws.join("dst").display()),
+            "-p",
+            "bad_keys=true",
+        ])
         .run();
     out.code(1).stderr_has("invalid key");
     let r = report(&out.stdout);
@@ -72,9 +83,20 @@ fn failed_objects_are_reported_and_the_copy_goes_on() {
     make_tree(&ws2.join("src"), 100);
     let out = ws2
         .ferry()
-        .args(["run", &copy_job(), "-p", &format!("src=file://{}", ws2.join("src").display()),
-               "-p", &format!("dst=file://{}", ws2.join("dst").display()), "-p", "bad_keys=true",
-               "-p", "fail_fast=true", "-p", "concurrency=1"])
+        .args([
+            "run",
+            &copy_job(),
+            "-p",
+            &format!("src=file://{}", ws2.join("src").display()),
+            "-p",
+            &format!("dst=file://{}", ws2.join("dst").display()),
+            "-p",
+            "bad_keys=true",
+            "-p",
+            "fail_fast=true",
+            "-p",
+            "concurrency=1",
+        ])
         .run();
     out.code(1);
     let r = report(&out.stdout);
@@ -89,9 +111,17 @@ fn dry_run_reports_the_plan_and_writes_nothing() {
     std::fs::create_dir_all(ws.join("dst")).unwrap();
     let out = ws
         .ferry()
-        .args(["run", &copy_job(), "--dry-run", "-p", &format!("src=file://{}", ws.join("src").display()),
-               "-p", &format!("dst=file://{}", ws.join("dst").display()),
-               "-p", &format!("cache={}", ws.join("cache").display())])
+        .args([
+            "run",
+            &copy_job(),
+            "--dry-run",
+            "-p",
+            &format!("src=file://{}", ws.join("src").display()),
+            "-p",
+            &format!("dst=file://{}", ws.join("dst").display()),
+            "-p",
+            &format!("cache={}", ws.join("cache").display()),
+        ])
         .run();
     out.code(0).stderr_has("would copy 40 objects");
     assert_eq!(report(&out.stdout)["copied"], 40);
@@ -107,9 +137,20 @@ fn shards_split_one_copy_exactly() {
     for i in 0..3 {
         let out = ws
             .ferry()
-            .args(["run", &copy_job(), "--shard", &format!("{i}/3"), "--state", &format!("state-{i}"),
-                   "-p", &format!("src=file://{}", ws.join("src").display()),
-                   "-p", &format!("dst=file://{}", ws.join("dst").display()), "-p", "compare=none"])
+            .args([
+                "run",
+                &copy_job(),
+                "--shard",
+                &format!("{i}/3"),
+                "--state",
+                &format!("state-{i}"),
+                "-p",
+                &format!("src=file://{}", ws.join("src").display()),
+                "-p",
+                &format!("dst=file://{}", ws.join("dst").display()),
+                "-p",
+                "compare=none",
+            ])
             .run();
         out.code(0);
         let n = report(&out.stdout)["copied"].as_u64().unwrap();
@@ -119,7 +160,16 @@ fn shards_split_one_copy_exactly() {
     assert_eq!(copied, 300, "every object copied by exactly one shard");
     assert_same_tree(&ws.join("src"), &ws.join("dst"));
     ws.ferry()
-        .args(["run", &copy_job(), "--shard", "3/3", "-p", "src=x", "-p", "dst=y"])
+        .args([
+            "run",
+            &copy_job(),
+            "--shard",
+            "3/3",
+            "-p",
+            "src=x",
+            "-p",
+            "dst=y",
+        ])
         .run()
         .code(2)
         .stderr_has("--shard expects I/N");
@@ -127,24 +177,49 @@ fn shards_split_one_copy_exactly() {
 
 /// Starts a slowed-down copy, kills it with SIGKILL once `landed` objects are in the cache,
 /// re-runs it, and checks nothing is lost or copied twice.
-pub fn kill_and_resume(ws: &Workspace, src_url: &str, dst_url: &str, total: u64, env: &[(String, String)], check: &dyn Fn()) {
+pub fn kill_and_resume(
+    ws: &Workspace,
+    src_url: &str,
+    dst_url: &str,
+    total: u64,
+    env: &[(String, String)],
+    check: &dyn Fn(),
+) {
     let cache = ws.join("list.cache");
     let args = vec![
-        "run".to_string(), copy_job(), "-p".into(), format!("src={src_url}"), "-p".into(), format!("dst={dst_url}"),
-        "-p".into(), format!("cache={}", cache.display()), "-p".into(), "concurrency=8".into(),
-        "-p".into(), "ops_rate=150".into(),
+        "run".to_string(),
+        copy_job(),
+        "-p".into(),
+        format!("src={src_url}"),
+        "-p".into(),
+        format!("dst={dst_url}"),
+        "-p".into(),
+        format!("cache={}", cache.display()),
+        "-p".into(),
+        "concurrency=8".into(),
+        "-p".into(),
+        "ops_rate=150".into(),
     ];
     let mut f = ws.ferry().args(&args);
     for (k, v) in env {
         f = f.env(k, v);
     }
-    f.cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    f.cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
     let mut child = f.cmd.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let lines = |p: &Path| std::fs::read_to_string(p).map(|t| t.lines().count()).unwrap_or(0);
+    let lines = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
     while lines(&cache) < 200 {
         assert!(Instant::now() < deadline, "the copy did not make progress");
-        assert!(child.try_wait().unwrap().is_none(), "the copy ended before it was killed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the copy ended before it was killed"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap(); // SIGKILL
@@ -152,7 +227,10 @@ pub fn kill_and_resume(ws: &Workspace, src_url: &str, dst_url: &str, total: u64,
     let landed = lines(&cache) as u64;
     assert!(landed < total, "killed too late");
     let text = std::fs::read_to_string(&cache).unwrap();
-    let mut keys: Vec<&str> = text.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    let mut keys: Vec<&str> = text
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len() as u64, landed, "the list cache has duplicates");
@@ -167,7 +245,11 @@ pub fn kill_and_resume(ws: &Workspace, src_url: &str, dst_url: &str, total: u64,
     out.code(0);
     let r = report(&out.stdout);
     assert_eq!(r["inventory"], "cache", "{r}");
-    assert_eq!(r["copied"].as_u64().unwrap(), total - landed, "resume re-copied finished objects: {r}");
+    assert_eq!(
+        r["copied"].as_u64().unwrap(),
+        total - landed,
+        "resume re-copied finished objects: {r}"
+    );
     assert_eq!(r["skipped"].as_u64().unwrap(), landed, "{r}");
     check();
 }

@@ -6,7 +6,8 @@ mod common;
 use common::Workspace;
 
 fn conformance(ws: &Workspace, url: &str, env: &[(String, String)]) {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua/store_conformance.lua");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua/store_conformance.lua");
     std::fs::create_dir_all(ws.join("scratch")).unwrap();
     let mut f = ws.ferry().args([
         "run",

@@ -61,7 +61,11 @@ struct Inner {
     started: Instant,
     finished: AtomicBool,
     bar: Option<ProgressBar>,
+    /// Extra text computed at each report (copied/skipped/failed counts, bytes/s...).
+    detail: Mutex<Option<DetailFn>>,
 }
+
+type DetailFn = Box<dyn Fn() -> String + Send + Sync>;
 
 /// A cloneable, thread-safe progress handle.
 #[derive(Clone)]
@@ -98,6 +102,7 @@ impl Progress {
             started: Instant::now(),
             finished: AtomicBool::new(false),
             bar,
+            detail: Mutex::new(None),
         }));
         p.spawn_reporter();
         p
@@ -120,6 +125,9 @@ impl Progress {
                     break;
                 }
                 let p = Progress(inner);
+                if let Some(d) = p.detail_text() {
+                    p.set_message(&d);
+                }
                 if crate::runtime::output::json_enabled() {
                     crate::runtime::output::event("progress", p.snapshot_json());
                 }
@@ -160,6 +168,17 @@ impl Progress {
         if let Some(b) = &self.0.bar {
             b.set_message(msg.to_string());
         }
+    }
+
+    /// Sets a function whose text is shown with the progress at every report.
+    pub fn set_detail(&self, f: impl Fn() -> String + Send + Sync + 'static) {
+        if let Ok(mut d) = self.0.detail.lock() {
+            *d = Some(Box::new(f));
+        }
+    }
+
+    fn detail_text(&self) -> Option<String> {
+        self.0.detail.lock().ok()?.as_ref().map(|f| f())
     }
 
     pub fn done(&self) -> u64 {
@@ -216,6 +235,9 @@ impl Progress {
     pub fn finish(&self) {
         if self.0.finished.swap(true, Ordering::Relaxed) {
             return;
+        }
+        if let Some(d) = self.detail_text() {
+            self.set_message(&d);
         }
         if let Some(b) = &self.0.bar {
             b.finish_and_clear();

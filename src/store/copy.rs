@@ -170,6 +170,8 @@ struct Shared {
     stop: AtomicBool,
     cancel: CancellationToken,
     progress: Progress,
+    /// Source objects seen by the driver (the progress total once the source is exhausted).
+    submitted: AtomicU64,
 }
 
 /// A running copy. Feed it with [`Engine::submit`], end it with [`Engine::finish`].
@@ -221,9 +223,12 @@ impl Engine {
                     let cache = if opts.dry_run {
                         None
                     } else {
-                        opts.list_cache.as_deref().map(|p| (p, opts.list_cache_sizes))
+                        opts.list_cache
+                            .as_deref()
+                            .map(|p| (p, opts.list_cache_sizes))
                     };
-                    let inv = list_destination(&dst, opts.dst_list_prefix.as_deref(), cache).await?;
+                    let inv =
+                        list_destination(&dst, opts.dst_list_prefix.as_deref(), cache).await?;
                     tracing::info!(target: crate::runtime::output::EV,
                         "{}: listed {} destination objects in {:.1}s", opts.title, inv.objects.len(),
                         t.elapsed().as_secs_f64());
@@ -237,19 +242,40 @@ impl Engine {
         };
         let budget_units = (opts.max_buffer / BUDGET_UNIT).clamp(1, u32::MAX as u64 / 2) as usize;
         let progress = Progress::new(&opts.title, None, Unit::Items);
-        let shared = Arc::new(Shared {
-            src,
-            dst,
-            inventory,
-            cache,
-            counters: Counters::default(),
-            errors: Mutex::new(Vec::new()),
-            handled: Mutex::new(Vec::new()),
-            budget: Semaphore::new(budget_units),
-            stop: AtomicBool::new(false),
-            cancel,
-            progress,
-            opts,
+        let shared = Arc::new_cyclic(|weak: &std::sync::Weak<Shared>| {
+            let weak = weak.clone();
+            let started = Instant::now();
+            progress.set_detail(move || match weak.upgrade() {
+                Some(s) => {
+                    let c = &s.counters;
+                    let bytes = c.bytes.load(Ordering::Relaxed);
+                    let secs = started.elapsed().as_secs_f64().max(0.001);
+                    format!(
+                        "copied {} ({}, {}/s), skipped {}, failed {}",
+                        c.copied.load(Ordering::Relaxed),
+                        crate::runtime::params::format_size(bytes),
+                        crate::runtime::params::format_size((bytes as f64 / secs) as u64),
+                        c.skipped.load(Ordering::Relaxed),
+                        c.failed.load(Ordering::Relaxed)
+                    )
+                }
+                None => String::new(),
+            });
+            Shared {
+                src,
+                dst,
+                inventory,
+                cache,
+                counters: Counters::default(),
+                errors: Mutex::new(Vec::new()),
+                handled: Mutex::new(Vec::new()),
+                budget: Semaphore::new(budget_units),
+                stop: AtomicBool::new(false),
+                cancel,
+                progress,
+                opts,
+                submitted: AtomicU64::new(0),
+            }
         });
         let (tx, rx) = mpsc::channel::<(Item, Plan)>(shared.opts.concurrency * 4);
         let workers = if shared.opts.dry_run {
@@ -289,11 +315,12 @@ impl Engine {
             return Ok(false);
         }
         let s = &self.shared;
-        if let Some((index, count)) = s.opts.shard {
-            if shard_of(&item.src, count) != index {
-                s.counters.other_shards.fetch_add(1, Ordering::Relaxed);
-                return Ok(true);
-            }
+        s.submitted.fetch_add(1, Ordering::Relaxed);
+        if let Some((index, count)) = s.opts.shard
+            && shard_of(&item.src, count) != index
+        {
+            s.counters.other_shards.fetch_add(1, Ordering::Relaxed);
+            return Ok(true);
         }
         let known = s.inventory.get(&item.dst);
         let plan = match (s.opts.compare, known) {
@@ -322,11 +349,11 @@ impl Engine {
                 Some(sz) => sz,
                 None => s.src.head(&item.src).await?.map(|e| e.size).unwrap_or(0),
             };
-            if let Plan::SizeCheck(d) = plan {
-                if d == size {
-                    self.skip(&item, size);
-                    return Ok(true);
-                }
+            if let Plan::SizeCheck(d) = plan
+                && d == size
+            {
+                self.skip(&item, size);
+                return Ok(true);
             }
             s.counters.copied.fetch_add(1, Ordering::Relaxed);
             s.counters.bytes.fetch_add(size, Ordering::Relaxed);
@@ -345,16 +372,20 @@ impl Engine {
         s.counters.skipped.fetch_add(1, Ordering::Relaxed);
         s.counters.skipped_bytes.fetch_add(size, Ordering::Relaxed);
         s.progress.inc(1);
-        if s.opts.verify == Verify::Size {
-            if let Ok(mut h) = s.handled.lock() {
-                h.push((item.dst.clone(), size));
-            }
+        if s.opts.verify == Verify::Size
+            && let Ok(mut h) = s.handled.lock()
+        {
+            h.push((item.dst.clone(), size));
         }
     }
 
     /// Waits for queued transfers, verifies when asked, and returns the report.
     pub async fn finish(mut self) -> Result<Report> {
         drop(self.tx.take());
+        let s = &self.shared;
+        let others = s.counters.other_shards.load(Ordering::Relaxed);
+        s.progress
+            .set_total(s.submitted.load(Ordering::Relaxed).saturating_sub(others));
         if let Some(w) = self.workers.take() {
             let s = self.shared.clone();
             tokio::select! {
@@ -380,7 +411,11 @@ impl Engine {
             errors,
             seconds: self.started.elapsed().as_secs_f64(),
             dry_run: s.opts.dry_run,
-            inventory: if s.opts.compare == Compare::None { "none" } else { s.inventory.source },
+            inventory: if s.opts.compare == Compare::None {
+                "none"
+            } else {
+                s.inventory.source
+            },
             destination_objects: s.inventory.objects.len() as u64,
             cancelled: s.cancel.is_cancelled(),
         })
@@ -425,18 +460,18 @@ async fn process(s: Arc<Shared>, item: Item, plan: Plan) {
         };
         match r {
             Ok(Outcome::Copied(size)) => {
-                if let Some(c) = &s.cache {
-                    if let Err(e) = c.append(&item.dst, size) {
-                        fail(&s, &item.src, e);
-                        return;
-                    }
+                if let Some(c) = &s.cache
+                    && let Err(e) = c.append(&item.dst, size)
+                {
+                    fail(&s, &item.src, e);
+                    return;
                 }
                 s.counters.copied.fetch_add(1, Ordering::Relaxed);
                 s.counters.bytes.fetch_add(size, Ordering::Relaxed);
-                if s.opts.verify == Verify::Size {
-                    if let Ok(mut h) = s.handled.lock() {
-                        h.push((item.dst.clone(), size));
-                    }
+                if s.opts.verify == Verify::Size
+                    && let Ok(mut h) = s.handled.lock()
+                {
+                    h.push((item.dst.clone(), size));
                 }
                 s.progress.inc(1);
                 return;
@@ -488,9 +523,19 @@ enum Outcome {
 }
 
 /// Reads a whole object (bounded by the caller) hashing it when asked.
-async fn read_all(s: &Shared, key: &str, size_hint: u64, hash: bool) -> Result<(Bytes, Option<String>)> {
+async fn read_all(
+    s: &Shared,
+    key: &str,
+    size_hint: u64,
+    hash: bool,
+) -> Result<(Bytes, Option<String>)> {
     let p = s.src.path(key)?;
-    let r = s.src.inner.get(&p).await.map_err(|e| s.src.error("reading", key, e))?;
+    let r = s
+        .src
+        .inner
+        .get(&p)
+        .await
+        .map_err(|e| s.src.error("reading", key, e))?;
     let mut buf = BytesMut::with_capacity(size_hint as usize);
     let mut md5 = hash.then(Md5::new);
     let mut stream = r.into_stream();
@@ -510,7 +555,11 @@ async fn read_all(s: &Shared, key: &str, size_hint: u64, hash: bool) -> Result<(
 /// MD5 of an object's content, streamed.
 async fn md5_of(store: &Store, key: &str) -> Result<String> {
     let p = store.path(key)?;
-    let r = store.inner.get(&p).await.map_err(|e| store.error("reading", key, e))?;
+    let r = store
+        .inner
+        .get(&p)
+        .await
+        .map_err(|e| store.error("reading", key, e))?;
     let mut h = Md5::new();
     let mut stream = r.into_stream();
     while let Some(chunk) = stream.next().await {
@@ -526,10 +575,9 @@ async fn dst_md5(s: &Shared, key: &str) -> Result<String> {
         .get(key)
         .and_then(|k| k.etag.as_deref())
         .and_then(etag_md5)
+        && s.dst.backend == super::Backend::S3
     {
-        if s.dst.backend == super::Backend::S3 {
-            return Ok(m);
-        }
+        return Ok(m);
     }
     md5_of(&s.dst, key).await
 }
@@ -548,10 +596,10 @@ async fn transfer(s: &Shared, item: &Item, plan: Plan) -> Result<Outcome> {
             }
         },
     };
-    if let Plan::SizeCheck(d) = plan {
-        if d == size {
-            return Ok(Outcome::Same(size));
-        }
+    if let Plan::SizeCheck(d) = plan
+        && d == size
+    {
+        return Ok(Outcome::Same(size));
     }
     let want_md5 = plan == Plan::ChecksumCheck || s.opts.verify == Verify::Checksum;
     let dst_path = s.dst.path(&item.dst)?;
@@ -563,12 +611,11 @@ async fn transfer(s: &Shared, item: &Item, plan: Plan) -> Result<Outcome> {
             .await
             .map_err(|_| FerryError::new(ErrorKind::Cancelled, "copy stopped"))?;
         let (data, md5) = read_all(s, &item.src, size, want_md5).await?;
-        if plan == Plan::ChecksumCheck {
-            if let Some(m) = &md5 {
-                if *m == dst_md5(s, &item.dst).await? {
-                    return Ok(Outcome::Same(data.len() as u64));
-                }
-            }
+        if plan == Plan::ChecksumCheck
+            && let Some(m) = &md5
+            && *m == dst_md5(s, &item.dst).await?
+        {
+            return Ok(Outcome::Same(data.len() as u64));
         }
         let n = data.len() as u64;
         let put = s
@@ -655,7 +702,12 @@ impl Shared {
     }
 }
 
-async fn verify_checksum(s: &Shared, key: &str, src_md5: Option<&str>, put_etag: Option<&str>) -> Result<()> {
+async fn verify_checksum(
+    s: &Shared,
+    key: &str,
+    src_md5: Option<&str>,
+    put_etag: Option<&str>,
+) -> Result<()> {
     let Some(want) = src_md5 else { return Ok(()) };
     let got = match put_etag.and_then(etag_md5) {
         Some(m) if s.dst.backend == super::Backend::S3 => m,
@@ -664,7 +716,9 @@ async fn verify_checksum(s: &Shared, key: &str, src_md5: Option<&str>, put_etag:
     if got != want {
         return Err(FerryError::new(
             ErrorKind::Conflict,
-            format!("checksum mismatch after copying '{key}': source md5 {want}, destination {got}"),
+            format!(
+                "checksum mismatch after copying '{key}': source md5 {want}, destination {got}"
+            ),
         )
         .retryable(true)
         .with("key", key));
@@ -693,7 +747,11 @@ async fn verify_sizes(s: &Arc<Shared>) -> Result<()> {
                 &key,
                 FerryError::new(
                     ErrorKind::Conflict,
-                    format!("verify: '{key}' has {} bytes in {}, expected {size}", got.unwrap_or(0), s.dst.display),
+                    format!(
+                        "verify: '{key}' has {} bytes in {}, expected {size}",
+                        got.unwrap_or(0),
+                        s.dst.display
+                    ),
                 )
                 .with("key", &key),
             ),

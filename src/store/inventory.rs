@@ -41,10 +41,10 @@ fn parse_line(line: &str) -> Option<(String, Option<u64>)> {
     if line.is_empty() {
         return None;
     }
-    if let Some((k, s)) = line.rsplit_once('\t') {
-        if let Ok(size) = s.parse::<u64>() {
-            return Some((k.to_string(), Some(size)));
-        }
+    if let Some((k, s)) = line.rsplit_once('\t')
+        && let Ok(size) = s.parse::<u64>()
+    {
+        return Some((k.to_string(), Some(size)));
     }
     Some((line.to_string(), None))
 }
@@ -61,7 +61,12 @@ pub fn read_cache(path: &Path) -> Result<Option<Inventory>> {
     let f = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(FerryError::io(format!("reading list cache {}", path.display()), &e)),
+        Err(e) => {
+            return Err(FerryError::io(
+                format!("reading list cache {}", path.display()),
+                &e,
+            ));
+        }
     };
     let mut objects = HashMap::new();
     for line in BufReader::new(f).lines() {
@@ -124,8 +129,12 @@ pub async fn list_destination(
         w.flush()
             .map_err(|e| FerryError::io(format!("writing {}", p.display()), &e))?;
         drop(w);
-        std::fs::rename(&p, path)
-            .map_err(|e| FerryError::io(format!("renaming {} to {}", p.display(), path.display()), &e))?;
+        std::fs::rename(&p, path).map_err(|e| {
+            FerryError::io(
+                format!("renaming {} to {}", p.display(), path.display()),
+                &e,
+            )
+        })?;
     }
     Ok(Inventory {
         objects,
@@ -166,10 +175,12 @@ impl CacheWriter {
 
     pub fn append(&self, key: &str, size: u64) -> Result<()> {
         let line = format_line(key, self.sizes.then_some(size));
-        let mut f = self
-            .file
-            .lock()
-            .map_err(|_| FerryError::new(crate::runtime::error::ErrorKind::Internal, "cache lock poisoned"))?;
+        let mut f = self.file.lock().map_err(|_| {
+            FerryError::new(
+                crate::runtime::error::ErrorKind::Internal,
+                "cache lock poisoned",
+            )
+        })?;
         // One write(2) per line on an O_APPEND file: lines never interleave, and the data is in
         // the kernel (it survives kill -9 of ferry) as soon as this returns.
         f.write_all(line.as_bytes())
@@ -183,8 +194,14 @@ mod tests {
 
     #[test]
     fn lines_with_and_without_sizes() {
-        assert_eq!(parse_line("repo/abc\t42"), Some(("repo/abc".into(), Some(42))));
-        assert_eq!(parse_line("4c731e5c/0123abcd\n"), Some(("4c731e5c/0123abcd".into(), None)));
+        assert_eq!(
+            parse_line("repo/abc\t42"),
+            Some(("repo/abc".into(), Some(42)))
+        );
+        assert_eq!(
+            parse_line("4c731e5c/0123abcd\n"),
+            Some(("4c731e5c/0123abcd".into(), None))
+        );
         assert_eq!(parse_line(""), None);
         assert_eq!(format_line("k", Some(1)), "k\t1\n");
         let dir = tempfile::tempdir().unwrap();

@@ -86,46 +86,51 @@ impl UserData for LuaStore {
     }
 
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
-        m.add_meta_method(mlua::MetaMethod::ToString, |_, s, ()| Ok(format!("store {}", s.0.display)));
-        m.add_async_method("list", |lua, s, (prefix, opts): (Option<String>, Option<Table>)| async move {
-            let delimiter = match &opts {
-                Some(o) => o.get::<Option<bool>>("delimiter")?.unwrap_or(false),
-                None => false,
-            };
-            if delimiter {
-                let (objects, prefixes) = s.0.list_dir(prefix.as_deref()).await.lua_err()?;
-                let mut items: Vec<Table> = Vec::new();
-                for e in &objects {
-                    items.push(entry_table(&lua, e)?);
-                }
-                for p in prefixes {
-                    let t = lua.create_table()?;
-                    t.set("key", format!("{p}/"))?;
-                    t.set("prefix", true)?;
-                    items.push(t);
-                }
-                let mut iter = items.into_iter();
-                return lua.create_function_mut(move |_, ()| Ok(iter.next()));
-            }
-            let stream: Rc<RefCell<Option<EntryStream>>> =
-                Rc::new(RefCell::new(Some(s.0.list(prefix.as_deref()).lua_err()?)));
-            lua.create_async_function(move |lua, ()| {
-                let stream = stream.clone();
-                async move {
-                    let taken = stream.borrow_mut().take();
-                    let Some(mut st) = taken else { return Ok(None) };
-                    let next = st.next().await;
-                    match next {
-                        Some(Ok(e)) => {
-                            *stream.borrow_mut() = Some(st);
-                            Ok(Some(entry_table(&lua, &e)?))
-                        }
-                        Some(Err(e)) => Err(e.into()),
-                        None => Ok(None),
-                    }
-                }
-            })
+        m.add_meta_method(mlua::MetaMethod::ToString, |_, s, ()| {
+            Ok(format!("store {}", s.0.display))
         });
+        m.add_async_method(
+            "list",
+            |lua, s, (prefix, opts): (Option<String>, Option<Table>)| async move {
+                let delimiter = match &opts {
+                    Some(o) => o.get::<Option<bool>>("delimiter")?.unwrap_or(false),
+                    None => false,
+                };
+                if delimiter {
+                    let (objects, prefixes) = s.0.list_dir(prefix.as_deref()).await.lua_err()?;
+                    let mut items: Vec<Table> = Vec::new();
+                    for e in &objects {
+                        items.push(entry_table(&lua, e)?);
+                    }
+                    for p in prefixes {
+                        let t = lua.create_table()?;
+                        t.set("key", format!("{p}/"))?;
+                        t.set("prefix", true)?;
+                        items.push(t);
+                    }
+                    let mut iter = items.into_iter();
+                    return lua.create_function_mut(move |_, ()| Ok(iter.next()));
+                }
+                let stream: Rc<RefCell<Option<EntryStream>>> =
+                    Rc::new(RefCell::new(Some(s.0.list(prefix.as_deref()).lua_err()?)));
+                lua.create_async_function(move |lua, ()| {
+                    let stream = stream.clone();
+                    async move {
+                        let taken = stream.borrow_mut().take();
+                        let Some(mut st) = taken else { return Ok(None) };
+                        let next = st.next().await;
+                        match next {
+                            Some(Ok(e)) => {
+                                *stream.borrow_mut() = Some(st);
+                                Ok(Some(entry_table(&lua, &e)?))
+                            }
+                            Some(Err(e)) => Err(e.into()),
+                            None => Ok(None),
+                        }
+                    }
+                })
+            },
+        );
         m.add_async_method("head", |lua, s, key: String| async move {
             match s.0.head(&key).await.lua_err()? {
                 Some(e) => Ok(Some(entry_table(&lua, &e)?)),
@@ -139,48 +144,70 @@ impl UserData for LuaStore {
             let data = s.0.get(&key).await.lua_err()?;
             lua.create_string(&data)
         });
-        m.add_async_method("put", |lua, s, (key, data): (String, mlua::LuaString)| async move {
-            let bytes = bytes::Bytes::copy_from_slice(&data.as_bytes());
-            if ctx(&lua).would(&format!("write {} bytes to '{key}' in {}", bytes.len(), s.0.display)) {
-                return Ok(());
-            }
-            s.0.put(&key, bytes).await.lua_err()
-        });
+        m.add_async_method(
+            "put",
+            |lua, s, (key, data): (String, mlua::LuaString)| async move {
+                let bytes = bytes::Bytes::copy_from_slice(&data.as_bytes());
+                if ctx(&lua).would(&format!(
+                    "write {} bytes to '{key}' in {}",
+                    bytes.len(),
+                    s.0.display
+                )) {
+                    return Ok(());
+                }
+                s.0.put(&key, bytes).await.lua_err()
+            },
+        );
         m.add_async_method("delete", |lua, s, key: String| async move {
             if ctx(&lua).would(&format!("delete '{key}' from {}", s.0.display)) {
                 return Ok(());
             }
             s.0.delete(&key).await.lua_err()
         });
-        m.add_async_method("copy_object", |lua, s, (from, to): (String, String)| async move {
-            if ctx(&lua).would(&format!("copy '{from}' to '{to}' in {}", s.0.display)) {
-                return Ok(());
-            }
-            s.0.copy_object(&from, &to).await.lua_err()
-        });
-        m.add_async_method("get_file", |lua, s, (key, path): (String, String)| async move {
-            if ctx(&lua).would(&format!("download '{key}' from {} to {path}", s.0.display)) {
-                return Ok(0);
-            }
-            download(&s.0, &key, &PathBuf::from(path)).await.lua_err()
-        });
-        m.add_async_method("put_file", |lua, s, (path, key, opts): (String, String, Option<Table>)| async move {
-            let threshold = match &opts {
-                Some(o) => size_opt(o, "multipart_threshold")?.unwrap_or(16 << 20),
-                None => 16 << 20,
-            };
-            if ctx(&lua).would(&format!("upload {path} to '{key}' in {}", s.0.display)) {
-                return Ok(0);
-            }
-            upload(&s.0, &PathBuf::from(path), &key, threshold).await.lua_err()
-        });
+        m.add_async_method(
+            "copy_object",
+            |lua, s, (from, to): (String, String)| async move {
+                if ctx(&lua).would(&format!("copy '{from}' to '{to}' in {}", s.0.display)) {
+                    return Ok(());
+                }
+                s.0.copy_object(&from, &to).await.lua_err()
+            },
+        );
+        m.add_async_method(
+            "get_file",
+            |lua, s, (key, path): (String, String)| async move {
+                if ctx(&lua).would(&format!("download '{key}' from {} to {path}", s.0.display)) {
+                    return Ok(0);
+                }
+                download(&s.0, &key, &PathBuf::from(path)).await.lua_err()
+            },
+        );
+        m.add_async_method(
+            "put_file",
+            |lua, s, (path, key, opts): (String, String, Option<Table>)| async move {
+                let threshold = match &opts {
+                    Some(o) => size_opt(o, "multipart_threshold")?.unwrap_or(16 << 20),
+                    None => 16 << 20,
+                };
+                if ctx(&lua).would(&format!("upload {path} to '{key}' in {}", s.0.display)) {
+                    return Ok(0);
+                }
+                upload(&s.0, &PathBuf::from(path), &key, threshold)
+                    .await
+                    .lua_err()
+            },
+        );
     }
 }
 
 /// Streams an object into a local file through a temporary name and a rename.
 pub async fn download(store: &Store, key: &str, path: &std::path::Path) -> Result<u64> {
     let p = store.path(key)?;
-    let r = store.inner.get(&p).await.map_err(|e| store.error("reading", key, e))?;
+    let r = store
+        .inner
+        .get(&p)
+        .await
+        .map_err(|e| store.error("reading", key, e))?;
     if let Some(dir) = path.parent() {
         tokio::fs::create_dir_all(dir)
             .await
@@ -209,7 +236,12 @@ pub async fn download(store: &Store, key: &str, path: &std::path::Path) -> Resul
 }
 
 /// Uploads a local file: one PUT up to `threshold`, a streamed multipart upload above it.
-pub async fn upload(store: &Store, path: &std::path::Path, key: &str, threshold: u64) -> Result<u64> {
+pub async fn upload(
+    store: &Store,
+    path: &std::path::Path,
+    key: &str,
+    threshold: u64,
+) -> Result<u64> {
     let dst = store.path(key)?;
     let mut f = tokio::fs::File::open(path)
         .await
@@ -259,7 +291,9 @@ pub async fn upload(store: &Store, path: &std::path::Path, key: &str, threshold:
         let _ = w.abort().await;
         return Err(e);
     }
-    w.finish().await.map_err(|e| store.error("completing upload of", key, e))?;
+    w.finish()
+        .await
+        .map_err(|e| store.error("completing upload of", key, e))?;
     Ok(len)
 }
 
@@ -300,9 +334,26 @@ fn open_options(t: Option<Table>) -> mlua::Result<OpenOptions> {
 }
 
 const COPY_OPTIONS: &[&str] = &[
-    "prefix", "keys", "iter", "map", "compare", "verify", "concurrency", "retries", "fail_fast",
-    "list_cache", "list_cache_sizes", "dst_prefix", "multipart_threshold", "part_size",
-    "part_concurrency", "max_buffer", "shard", "throttle", "ops_throttle", "title",
+    "prefix",
+    "keys",
+    "iter",
+    "map",
+    "compare",
+    "verify",
+    "concurrency",
+    "retries",
+    "fail_fast",
+    "list_cache",
+    "list_cache_sizes",
+    "dst_prefix",
+    "multipart_threshold",
+    "part_size",
+    "part_concurrency",
+    "max_buffer",
+    "shard",
+    "throttle",
+    "ops_throttle",
+    "title",
 ];
 
 fn copy_options(lua: &Lua, t: &Table) -> mlua::Result<CopyOptions> {
@@ -311,7 +362,10 @@ fn copy_options(lua: &Lua, t: &Table) -> mlua::Result<CopyOptions> {
         if !COPY_OPTIONS.contains(&k.as_str()) {
             return Err(FerryError::new(
                 ErrorKind::InvalidInput,
-                format!("ferry.store.copy: unknown option '{k}' (options: {})", COPY_OPTIONS.join(", ")),
+                format!(
+                    "ferry.store.copy: unknown option '{k}' (options: {})",
+                    COPY_OPTIONS.join(", ")
+                ),
             )
             .into());
         }
@@ -324,7 +378,10 @@ fn copy_options(lua: &Lua, t: &Table) -> mlua::Result<CopyOptions> {
     };
     if let Some(s) = t.get::<Option<String>>("compare")? {
         o.compare = Compare::parse(&s).ok_or_else(|| {
-            FerryError::new(ErrorKind::InvalidInput, format!("compare must be none, exists, size or checksum, not '{s}'"))
+            FerryError::new(
+                ErrorKind::InvalidInput,
+                format!("compare must be none, exists, size or checksum, not '{s}'"),
+            )
         })?;
     }
     o.verify = match t.get::<Option<String>>("verify")?.as_deref() {
@@ -332,12 +389,18 @@ fn copy_options(lua: &Lua, t: &Table) -> mlua::Result<CopyOptions> {
         Some("size") => Verify::Size,
         Some("checksum") => Verify::Checksum,
         Some(other) => {
-            return Err(FerryError::new(ErrorKind::InvalidInput, format!("verify must be size or checksum, not '{other}'")).into());
+            return Err(FerryError::new(
+                ErrorKind::InvalidInput,
+                format!("verify must be size or checksum, not '{other}'"),
+            )
+            .into());
         }
     };
     if let Some(n) = t.get::<Option<i64>>("concurrency")? {
         if n < 1 {
-            return Err(FerryError::new(ErrorKind::InvalidInput, "concurrency must be at least 1").into());
+            return Err(
+                FerryError::new(ErrorKind::InvalidInput, "concurrency must be at least 1").into(),
+            );
         }
         o.concurrency = n as usize;
     }
@@ -353,7 +416,11 @@ fn copy_options(lua: &Lua, t: &Table) -> mlua::Result<CopyOptions> {
     }
     if let Some(v) = size_opt(t, "part_size")? {
         if v < 5 << 20 {
-            return Err(FerryError::new(ErrorKind::InvalidInput, "part_size must be at least 5MiB (S3's minimum part)").into());
+            return Err(FerryError::new(
+                ErrorKind::InvalidInput,
+                "part_size must be at least 5MiB (S3's minimum part)",
+            )
+            .into());
         }
         o.part_size = v as usize;
     }
@@ -367,7 +434,11 @@ fn copy_options(lua: &Lua, t: &Table) -> mlua::Result<CopyOptions> {
         let index: u32 = s.get("index")?;
         let count: u32 = s.get("count")?;
         if count == 0 || index >= count {
-            return Err(FerryError::new(ErrorKind::InvalidInput, format!("shard index {index} is not below count {count}")).into());
+            return Err(FerryError::new(
+                ErrorKind::InvalidInput,
+                format!("shard index {index} is not below count {count}"),
+            )
+            .into());
         }
         o.shard = Some((index, count));
     }
@@ -380,19 +451,27 @@ fn copy_options(lua: &Lua, t: &Table) -> mlua::Result<CopyOptions> {
 }
 
 fn apply_map(map: &Option<Function>, key: &str) -> mlua::Result<Option<String>> {
-    let Some(f) = map else { return Ok(Some(key.to_string())) };
+    let Some(f) = map else {
+        return Ok(Some(key.to_string()));
+    };
     match f.call::<Value>(key)? {
         Value::Nil | Value::Boolean(false) => Ok(None),
         Value::String(s) => Ok(Some(s.to_str()?.to_string())),
         other => Err(FerryError::new(
             ErrorKind::InvalidInput,
-            format!("map('{key}') returned a {}, expected a string key or nil", other.type_name()),
+            format!(
+                "map('{key}') returned a {}, expected a string key or nil",
+                other.type_name()
+            ),
         )
         .into()),
     }
 }
 
-async fn copy(lua: Lua, (src, dst, opts): (mlua::AnyUserData, mlua::AnyUserData, Option<Table>)) -> mlua::Result<Table> {
+async fn copy(
+    lua: Lua,
+    (src, dst, opts): (mlua::AnyUserData, mlua::AnyUserData, Option<Table>),
+) -> mlua::Result<Table> {
     let src = src.borrow::<LuaStore>()?.0.clone();
     let dst = dst.borrow::<LuaStore>()?.0.clone();
     let opts_t = match opts {
@@ -406,11 +485,17 @@ async fn copy(lua: Lua, (src, dst, opts): (mlua::AnyUserData, mlua::AnyUserData,
     let prefix: Option<String> = opts_t.get("prefix")?;
     let sources = keys.is_some() as u8 + iter.is_some() as u8 + prefix.is_some() as u8;
     if sources > 1 {
-        return Err(FerryError::new(ErrorKind::InvalidInput, "ferry.store.copy: give only one of prefix, keys and iter").into());
+        return Err(FerryError::new(
+            ErrorKind::InvalidInput,
+            "ferry.store.copy: give only one of prefix, keys and iter",
+        )
+        .into());
     }
     let c = ctx(&lua);
     let title = o.title.clone();
-    let mut engine = Engine::start(src.clone(), dst.clone(), o, c.cancel.clone()).await.lua_err()?;
+    let mut engine = Engine::start(src.clone(), dst.clone(), o, c.cancel.clone())
+        .await
+        .lua_err()?;
     let mut left_out = 0u64;
     const BATCH: usize = 1000;
     if let Some(keys) = keys {
@@ -418,7 +503,15 @@ async fn copy(lua: Lua, (src, dst, opts): (mlua::AnyUserData, mlua::AnyUserData,
             let k = k?;
             match apply_map(&map, &k)? {
                 Some(d) => {
-                    if !engine.submit(Item { src: k, dst: d, size: None }).await.lua_err()? {
+                    if !engine
+                        .submit(Item {
+                            src: k,
+                            dst: d,
+                            size: None,
+                        })
+                        .await
+                        .lua_err()?
+                    {
                         break;
                     }
                 }
@@ -435,14 +528,25 @@ async fn copy(lua: Lua, (src, dst, opts): (mlua::AnyUserData, mlua::AnyUserData,
                 other => {
                     return Err(FerryError::new(
                         ErrorKind::InvalidInput,
-                        format!("iter returned a {}, expected a key or {{key, size}}", other.type_name()),
+                        format!(
+                            "iter returned a {}, expected a key or {{key, size}}",
+                            other.type_name()
+                        ),
                     )
                     .into());
                 }
             };
             match apply_map(&map, &key)? {
                 Some(d) => {
-                    if !engine.submit(Item { src: key, dst: d, size }).await.lua_err()? {
+                    if !engine
+                        .submit(Item {
+                            src: key,
+                            dst: d,
+                            size,
+                        })
+                        .await
+                        .lua_err()?
+                    {
                         break;
                     }
                 }
@@ -468,7 +572,11 @@ async fn copy(lua: Lua, (src, dst, opts): (mlua::AnyUserData, mlua::AnyUserData,
             let mut items = Vec::with_capacity(batch.len());
             for e in batch.drain(..) {
                 match apply_map(&map, &e.key)? {
-                    Some(d) => items.push(Item { src: e.key, dst: d, size: Some(e.size) }),
+                    Some(d) => items.push(Item {
+                        src: e.key,
+                        dst: d,
+                        size: Some(e.size),
+                    }),
                     None => left_out += 1,
                 }
             }
@@ -496,9 +604,12 @@ fn log_report(title: &str, r: &Report, left_out: u64) {
         r.copied, format_size(r.bytes), r.skipped, format_size(r.skipped_bytes), r.failed,
         if left_out > 0 { format!(", left out by map {left_out}") } else { String::new() },
         r.seconds, (r.copied + r.skipped) as f64 / secs, format_size((r.bytes as f64 / secs) as u64));
-    output::event("copy_report", serde_json::json!({
+    output::event(
+        "copy_report",
+        serde_json::json!({
         "title": title, "copied": r.copied, "skipped": r.skipped, "failed": r.failed, "retried": r.retried,
-        "bytes": r.bytes, "dry_run": r.dry_run, "seconds": r.seconds}));
+        "bytes": r.bytes, "dry_run": r.dry_run, "seconds": r.seconds}),
+    );
 }
 
 fn report_table(lua: &Lua, r: &Report, left_out: u64) -> mlua::Result<Table> {

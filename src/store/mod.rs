@@ -108,7 +108,10 @@ impl Store {
             .map_err(|e| self.error("listing", prefix.unwrap_or(""), e))?;
         Ok((
             r.objects.into_iter().map(Entry::from).collect(),
-            r.common_prefixes.into_iter().map(|p| p.to_string()).collect(),
+            r.common_prefixes
+                .into_iter()
+                .map(|p| p.to_string())
+                .collect(),
         ))
     }
 
@@ -165,7 +168,9 @@ pub fn map_error(store: &str, op: &str, key: &str, e: object_store::Error) -> Fe
         E::NotFound { .. } => (ErrorKind::NotFound, false),
         E::PermissionDenied { .. } | E::Unauthenticated { .. } => (ErrorKind::Auth, false),
         E::AlreadyExists { .. } | E::Precondition { .. } => (ErrorKind::Conflict, false),
-        E::InvalidPath { .. } | E::UnknownConfigurationKey { .. } => (ErrorKind::InvalidInput, false),
+        E::InvalidPath { .. } | E::UnknownConfigurationKey { .. } => {
+            (ErrorKind::InvalidInput, false)
+        }
         E::NotSupported { .. } | E::NotImplemented { .. } => (ErrorKind::InvalidInput, false),
         _ => {
             let text = e.to_string();

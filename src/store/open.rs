@@ -120,7 +120,9 @@ pub async fn open(url_text: &str, opts: &OpenOptions) -> Result<Store> {
             let name = format!("{}{}", u.host_str().unwrap_or(""), u.path());
             let mem = memory_stores()
                 .lock()
-                .map_err(|_| FerryError::new(ErrorKind::Internal, "memory store registry poisoned"))?
+                .map_err(|_| {
+                    FerryError::new(ErrorKind::Internal, "memory store registry poisoned")
+                })?
                 .entry(name)
                 .or_insert_with(|| Arc::new(InMemory::new()))
                 .clone();
@@ -148,8 +150,7 @@ pub async fn open(url_text: &str, opts: &OpenOptions) -> Result<Store> {
 
 fn looks_like_azure(u: &url::Url) -> bool {
     let host = u.host_str().unwrap_or("");
-    host.ends_with(".blob.core.windows.net")
-        || u.query_pairs().any(|(k, _)| k == "sig")
+    host.ends_with(".blob.core.windows.net") || u.query_pairs().any(|(k, _)| k == "sig")
 }
 
 fn open_file(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
@@ -186,7 +187,10 @@ fn unknown_option(display: &str, key: &str, known: &str) -> FerryError {
 fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
     let (bucket, prefix) = bucket_and_prefix(u);
     if bucket.len() < 3 {
-        return Err(bad(display, "an S3 URL needs a bucket name of 3 or more characters: s3://bucket/prefix"));
+        return Err(bad(
+            display,
+            "an S3 URL needs a bucket name of 3 or more characters: s3://bucket/prefix",
+        ));
     }
     let mut b = AmazonS3Builder::from_env()
         .with_bucket_name(&bucket)
@@ -194,7 +198,8 @@ fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
         .with_client_options(client_options(opts));
     let known = "endpoint, region, access_key_id, secret_access_key, session_token, allow_http, \
                  virtual_hosted_style, skip_signature";
-    let mut endpoint_set = std::env::var("AWS_ENDPOINT_URL").is_ok() || std::env::var("AWS_ENDPOINT").is_ok();
+    let mut endpoint_set =
+        std::env::var("AWS_ENDPOINT_URL").is_ok() || std::env::var("AWS_ENDPOINT").is_ok();
     for (k, v) in &opts.values {
         b = match k.as_str() {
             "endpoint" => {
@@ -214,7 +219,9 @@ fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
             },
         };
     }
-    if std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v == "true" || v == "1") && !opts.values.contains_key("allow_http") {
+    if std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v == "true" || v == "1")
+        && !opts.values.contains_key("allow_http")
+    {
         b = b.with_allow_http(true);
     }
     if endpoint_set && !opts.values.contains_key("virtual_hosted_style") {
@@ -285,9 +292,10 @@ fn open_azure(
             "use_emulator" => b.with_use_emulator(opt_bool(opts, k)),
             "bearer_token" => b.with_bearer_token_authorization(v),
             "sas" | "sas_token" => {
-                let pairs: Vec<(String, String)> = url::form_urlencoded::parse(v.trim_start_matches('?').as_bytes())
-                    .map(|(a, b)| (a.into_owned(), b.into_owned()))
-                    .collect();
+                let pairs: Vec<(String, String)> =
+                    url::form_urlencoded::parse(v.trim_start_matches('?').as_bytes())
+                        .map(|(a, b)| (a.into_owned(), b.into_owned()))
+                        .collect();
                 b.with_sas_authorization(pairs)
             }
             other => match other.parse::<AzureConfigKey>() {
@@ -317,7 +325,10 @@ fn open_azure_url(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Sto
         acc.to_string()
     } else {
         if segments.is_empty() {
-            return Err(bad(display, "expected http(s)://host/ACCOUNT/container/prefix?SAS"));
+            return Err(bad(
+                display,
+                "expected http(s)://host/ACCOUNT/container/prefix?SAS",
+            ));
         }
         let acc = segments.remove(0);
         let mut endpoint = format!("{}://{}", u.scheme(), host);
@@ -353,8 +364,12 @@ async fn probe(store: &Store) -> Result<()> {
             let mut fe = store.error("opening", "", e);
             fe.message = fe.message.replacen("opening ", "cannot open store ", 1);
             let hint = match fe.kind {
-                ErrorKind::Auth => "check the credentials (options or AWS_*/AZURE_*/GOOGLE_* environment variables)",
-                ErrorKind::NotFound => "check the bucket or container name; ferry does not create buckets",
+                ErrorKind::Auth => {
+                    "check the credentials (options or AWS_*/AZURE_*/GOOGLE_* environment variables)"
+                }
+                ErrorKind::NotFound => {
+                    "check the bucket or container name; ferry does not create buckets"
+                }
                 _ => "check the endpoint and that the server is reachable",
             };
             Err(fe.hint(hint))

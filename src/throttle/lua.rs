@@ -63,7 +63,10 @@ pub fn parse_rate(v: &Value) -> mlua::Result<Option<f64>> {
         other => {
             return Err(FerryError::new(
                 ErrorKind::InvalidInput,
-                format!("rate: expected a number or a size string, got {}", other.type_name()),
+                format!(
+                    "rate: expected a number or a size string, got {}",
+                    other.type_name()
+                ),
             )
             .into());
         }

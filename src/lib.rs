@@ -10,6 +10,7 @@ pub mod exec;
 pub mod fs;
 pub mod log;
 pub mod runtime;
+pub mod sql;
 pub mod store;
 pub mod task;
 pub mod throttle;

@@ -256,7 +256,9 @@ impl RunContext {
             return Ok(Some(Value::Null));
         }
         let params_hash = self.params_hash.borrow().clone();
-        let prior = if self.journaling() {
+        let prior = if self.opts.fresh {
+            None
+        } else if self.journaling() {
             self.with_journal(|j| Ok(j.prior_success(id)))?.flatten()
         } else if self.opts.mode == Mode::Run {
             self.read_prior().and_then(|j| j.prior_success(id))
@@ -391,14 +393,15 @@ impl RunContext {
 
     pub fn checkpoint_get(&self, step: &str, name: &str) -> Option<Value> {
         let hash = self.params_hash.borrow().clone();
+        let only = self.opts.fresh.then_some(self.run_id.as_str());
         if self.journaling() {
-            self.with_journal(|j| Ok(j.checkpoint(step, name, &hash)))
+            self.with_journal(|j| Ok(j.checkpoint(step, name, &hash, only)))
                 .ok()
                 .flatten()
                 .flatten()
         } else {
             self.read_prior()
-                .and_then(|j| j.checkpoint(step, name, &hash))
+                .and_then(|j| j.checkpoint(step, name, &hash, only))
         }
     }
 

@@ -155,7 +155,14 @@ impl Journal {
     }
 
     /// The latest checkpoint value named `name` for `step` recorded under `params_hash`.
-    pub fn checkpoint(&self, step: &str, name: &str, params_hash: &str) -> Option<Value> {
+    /// With `run_id`, only checkpoints of that run count (`--fresh` ignores earlier runs).
+    pub fn checkpoint(
+        &self,
+        step: &str,
+        name: &str,
+        params_hash: &str,
+        run_id: Option<&str>,
+    ) -> Option<Value> {
         self.entries
             .iter()
             .rev()
@@ -165,6 +172,7 @@ impl Journal {
                     && e["step"] == step
                     && e["name"] == name
                     && e["params_hash"] == params_hash
+                    && run_id.is_none_or(|r| e["run_id"] == r)
             })
             .map(|e| e["value"].clone())
     }
@@ -221,8 +229,8 @@ mod tests {
         let prior = j.prior_success("a").unwrap();
         assert_eq!(prior.counters["n"], 1);
         assert!(j.prior_success("b").is_none());
-        assert_eq!(j.checkpoint("b", "last", "p"), Some(json!(7)));
-        assert_eq!(j.checkpoint("b", "last", "other"), None);
+        assert_eq!(j.checkpoint("b", "last", "p", None), Some(json!(7)));
+        assert_eq!(j.checkpoint("b", "last", "other", None), None);
         assert_eq!(j.steps_done_by_other_script("s2"), vec!["a".to_string()]);
         assert!(j.steps_done_by_other_script("s").is_empty());
     }

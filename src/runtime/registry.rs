@@ -28,6 +28,7 @@ static MODULES: &[&ModuleDef] = &[
     &crate::log::lua::MODULE,
     &crate::task::lua::MODULE,
     &crate::store::lua::MODULE,
+    &crate::sql::lua::MODULE,
     &crate::throttle::lua::MODULE,
     &crate::exec::lua::MODULE,
     &crate::fs::lua::MODULE,

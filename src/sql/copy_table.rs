@@ -1,0 +1,730 @@
+//! `ferry.sql.copy_table`: rows from one table to another, on the same or different servers.
+//!
+//! Keyset pagination on the primary key (or a given key); for a single integer key the key space
+//! is split into ranges that `workers` copy concurrently. Every batch is one multi-row INSERT, so
+//! the target holds whole batches only, in key order within a range. The plan and the last key of
+//! every range are checkpointed in the step journal; a resumed copy starts each range after
+//! max(checkpoint, largest key already in the target), so nothing is inserted twice or skipped.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mlua::{Function, Lua, Table, Value};
+use serde_json::{Value as Json, json};
+use sha2::{Digest, Sha256};
+
+use super::lua::{LuaDb, row_to_lua, value_from_lua};
+use super::value::SqlValue;
+use super::{Backend, Db};
+use crate::runtime::context::{RunContext, StepStatus, ctx};
+use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult, Result};
+use crate::runtime::output::{self, EV};
+use crate::throttle::Limiter;
+use crate::throttle::lua::limiter_from;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConflict {
+    Error,
+    Ignore,
+    Replace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyMode {
+    None,
+    Count,
+    Checksum,
+}
+
+pub struct Options {
+    pub table: String,
+    pub dst_table: String,
+    pub key: Option<Vec<String>>,
+    pub columns: Option<Vec<String>>,
+    pub where_: Option<String>,
+    pub batch: usize,
+    pub workers: usize,
+    pub ranges: Option<usize>,
+    pub on_conflict: OnConflict,
+    pub throttle: Option<Arc<Limiter>>,
+    pub verify: VerifyMode,
+    pub title: String,
+}
+
+fn quote(db: &Db, ident: &str) -> String {
+    ident
+        .split('.')
+        .map(|part| match db.backend {
+            Backend::Mysql => format!("`{}`", part.replace('`', "``")),
+            Backend::Postgres => format!("\"{}\"", part.replace('"', "\"\"")),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+struct TableInfo {
+    columns: Vec<(String, String)>, // (name, data type)
+    primary_key: Vec<String>,
+}
+
+async fn table_info(db: &Db, table: &str) -> Result<Option<TableInfo>> {
+    let (schema, name) = match table.split_once('.') {
+        Some((s, n)) => (Some(s.to_string()), n.to_string()),
+        None => (None, table.to_string()),
+    };
+    let (cols_sql, pk_sql) = match db.backend {
+        Backend::Mysql => (
+            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
+             WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' \
+             ORDER BY ORDINAL_POSITION",
+        ),
+        Backend::Postgres => (
+            "SELECT column_name::text, data_type::text FROM information_schema.columns \
+             WHERE table_schema = COALESCE(?::text, current_schema()) AND table_name = ? ORDER BY ordinal_position",
+            "SELECT kcu.column_name::text FROM information_schema.table_constraints tc \
+             JOIN information_schema.key_column_usage kcu \
+               ON kcu.constraint_name = tc.constraint_name AND kcu.table_schema = tc.table_schema \
+              AND kcu.table_name = tc.table_name \
+             WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = COALESCE(?::text, current_schema()) \
+               AND tc.table_name = ? ORDER BY kcu.ordinal_position",
+        ),
+    };
+    let schema_v = schema.map(SqlValue::Text).unwrap_or(SqlValue::Null);
+    let params = [schema_v, SqlValue::Text(name)];
+    let cols = db.query(cols_sql, &params).await?;
+    if cols.rows.is_empty() {
+        return Ok(None);
+    }
+    let text = |v: &SqlValue| String::from_utf8_lossy(&v.canonical()).into_owned();
+    let pk = db.query(pk_sql, &params).await?;
+    Ok(Some(TableInfo {
+        columns: cols.rows.iter().map(|r| (text(&r[0]), text(&r[1]).to_ascii_lowercase())).collect(),
+        primary_key: pk.rows.iter().map(|r| text(&r[0])).collect(),
+    }))
+}
+
+fn is_integer_type(t: &str) -> bool {
+    matches!(t, "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint")
+}
+
+/// One slice of the key space: keys in (lo, hi]; `None` = unbounded.
+#[derive(Debug, Clone)]
+struct Range {
+    lo: Option<Vec<SqlValue>>,
+    hi: Option<i64>,
+}
+
+fn key_json(k: &[SqlValue]) -> Json {
+    Json::Array(
+        k.iter()
+            .map(|v| match v {
+                SqlValue::Int(i) => json!(i),
+                SqlValue::UInt(u) => json!(u),
+                SqlValue::Float(f) => json!(f),
+                SqlValue::Null => Json::Null,
+                SqlValue::Bool(b) => json!(b),
+                other => json!(String::from_utf8_lossy(&other.canonical())),
+            })
+            .collect(),
+    )
+}
+
+fn key_from_json(j: &Json) -> Option<Vec<SqlValue>> {
+    Some(
+        j.as_array()?
+            .iter()
+            .map(|v| match v {
+                Json::Number(n) if n.is_i64() => SqlValue::Int(n.as_i64().unwrap_or(0)),
+                Json::Number(n) if n.is_u64() => SqlValue::UInt(n.as_u64().unwrap_or(0)),
+                Json::Number(n) => SqlValue::Float(n.as_f64().unwrap_or(0.0)),
+                Json::Bool(b) => SqlValue::Bool(*b),
+                Json::Null => SqlValue::Null,
+                Json::String(s) => SqlValue::Text(s.clone()),
+                other => SqlValue::Text(other.to_string()),
+            })
+            .collect(),
+    )
+}
+
+/// The shared state of a running copy.
+struct Run {
+    src: Db,
+    dst: Db,
+    opts: Options,
+    select_cols: Vec<String>,
+    insert_cols: Vec<String>,
+    key: Vec<String>,
+    key_idx: Vec<usize>,
+    ranges: Vec<Range>,
+    /// Last copied key per range, and whether the range is done.
+    last: RefCell<Vec<Option<Vec<SqlValue>>>>,
+    done: RefCell<Vec<bool>>,
+    rows: RefCell<u64>,
+    batches: RefCell<u64>,
+    transform: Option<Function>,
+    lua: Lua,
+}
+
+impl Run {
+    fn key_cond(&self, db: &Db, after: &Option<Vec<SqlValue>>, hi: Option<i64>, params: &mut Vec<SqlValue>) -> Vec<String> {
+        let mut conds = Vec::new();
+        if let Some(lo) = after {
+            if self.key.len() == 1 {
+                conds.push(format!("{} > ?", quote(db, &self.key[0])));
+            } else {
+                let cols: Vec<String> = self.key.iter().map(|k| quote(db, k)).collect();
+                let qs: Vec<&str> = self.key.iter().map(|_| "?").collect();
+                conds.push(format!("({}) > ({})", cols.join(", "), qs.join(", ")));
+            }
+            params.extend(lo.iter().cloned());
+        }
+        if let Some(h) = hi {
+            conds.push(format!("{} <= ?", quote(db, &self.key[0])));
+            params.push(SqlValue::Int(h));
+        }
+        conds
+    }
+
+    fn select_sql(&self, after: &Option<Vec<SqlValue>>, hi: Option<i64>, params: &mut Vec<SqlValue>) -> String {
+        let db = &self.src;
+        let mut conds = self.key_cond(db, after, hi, params);
+        if let Some(w) = &self.opts.where_ {
+            conds.push(format!("({w})"));
+        }
+        let cols: Vec<String> = self.select_cols.iter().map(|c| quote(db, c)).collect();
+        let order: Vec<String> = self.key.iter().map(|k| quote(db, k)).collect();
+        format!(
+            "SELECT {} FROM {}{} ORDER BY {} LIMIT {}",
+            cols.join(", "),
+            quote(db, &self.opts.table),
+            if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) },
+            order.join(", "),
+            self.opts.batch
+        )
+    }
+
+    fn insert_sql(&self, nrows: usize) -> String {
+        let db = &self.dst;
+        let cols: Vec<String> = self.insert_cols.iter().map(|c| quote(db, c)).collect();
+        let one = format!("({})", vec!["?"; cols.len()].join(", "));
+        let values = vec![one; nrows].join(", ");
+        let table = quote(db, &self.opts.dst_table);
+        match (db.backend, self.opts.on_conflict) {
+            (Backend::Mysql, OnConflict::Error) => format!("INSERT INTO {table} ({}) VALUES {values}", cols.join(", ")),
+            (Backend::Mysql, OnConflict::Ignore) => format!("INSERT IGNORE INTO {table} ({}) VALUES {values}", cols.join(", ")),
+            (Backend::Mysql, OnConflict::Replace) => format!("REPLACE INTO {table} ({}) VALUES {values}", cols.join(", ")),
+            (Backend::Postgres, OnConflict::Error) => format!("INSERT INTO {table} ({}) VALUES {values}", cols.join(", ")),
+            (Backend::Postgres, OnConflict::Ignore) => {
+                format!("INSERT INTO {table} ({}) VALUES {values} ON CONFLICT DO NOTHING", cols.join(", "))
+            }
+            (Backend::Postgres, OnConflict::Replace) => {
+                let keys: Vec<String> = self.key.iter().map(|k| quote(db, k)).collect();
+                let sets: Vec<String> = self
+                    .insert_cols
+                    .iter()
+                    .filter(|c| !self.key.contains(c))
+                    .map(|c| format!("{q} = EXCLUDED.{q}", q = quote(db, c)))
+                    .collect();
+                if sets.is_empty() {
+                    format!("INSERT INTO {table} ({}) VALUES {values} ON CONFLICT DO NOTHING", cols.join(", "))
+                } else {
+                    format!(
+                        "INSERT INTO {table} ({}) VALUES {values} ON CONFLICT ({}) DO UPDATE SET {}",
+                        cols.join(", "),
+                        keys.join(", "),
+                        sets.join(", ")
+                    )
+                }
+            }
+        }
+    }
+
+    /// The largest key already in the target within a range after `after`.
+    async fn target_max(&self, after: &Option<Vec<SqlValue>>, hi: Option<i64>) -> Result<Option<Vec<SqlValue>>> {
+        let db = &self.dst;
+        let mut params = Vec::new();
+        let conds = self.key_cond(db, after, hi, &mut params);
+        let cols: Vec<String> = self.key.iter().map(|k| quote(db, k)).collect();
+        let desc: Vec<String> = cols.iter().map(|c| format!("{c} DESC")).collect();
+        let sql = format!(
+            "SELECT {} FROM {}{} ORDER BY {} LIMIT 1",
+            cols.join(", "),
+            quote(db, &self.opts.dst_table),
+            if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) },
+            desc.join(", ")
+        );
+        Ok(db.query(&sql, &params).await?.rows.into_iter().next())
+    }
+
+    /// Applies the Lua transform to a batch (slower path).
+    fn transform_rows(&self, rows: Vec<Vec<SqlValue>>) -> Result<Vec<Vec<SqlValue>>> {
+        let Some(f) = &self.transform else { return Ok(rows) };
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let t = row_to_lua(&self.lua, &self.select_cols, &r, false).map_err(|e| FerryError::from_lua_error(&e))?;
+            let v: Value = f.call(t).map_err(|e| FerryError::from_lua_error(&e))?;
+            match v {
+                Value::Nil | Value::Boolean(false) => continue,
+                Value::Table(t) => {
+                    let mut row = Vec::with_capacity(self.insert_cols.len());
+                    for c in &self.insert_cols {
+                        row.push(value_from_lua(&t.get::<Value>(c.as_str()).map_err(|e| FerryError::from_lua_error(&e))?)
+                            .map_err(|e| FerryError::from_lua_error(&e))?);
+                    }
+                    out.push(row);
+                }
+                other => {
+                    return Err(FerryError::new(
+                        ErrorKind::InvalidInput,
+                        format!("transform returned a {}, expected a row table or nil", other.type_name()),
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Copies one range to its end, retrying batches after connection failures.
+    async fn copy_range(self: &Rc<Self>, i: usize, resume: bool) -> Result<()> {
+        let hi = self.ranges[i].hi;
+        let mut after = self.last.borrow()[i].clone().or_else(|| self.ranges[i].lo.clone());
+        if resume {
+            if let Some(m) = self.target_max(&after, hi).await? {
+                after = Some(m);
+            }
+        }
+        let insert_idx: Vec<usize> = self
+            .insert_cols
+            .iter()
+            .map(|c| self.select_cols.iter().position(|s| s == c).unwrap_or(0))
+            .collect();
+        let mut failures = 0;
+        loop {
+            let step: Result<bool> = async {
+                let mut params = Vec::new();
+                let sql = self.select_sql(&after, hi, &mut params);
+                let rs = self.src.query(&sql, &params).await?;
+                let n = rs.rows.len();
+                if n == 0 {
+                    return Ok(false);
+                }
+                let last_key: Vec<SqlValue> = self.key_idx.iter().map(|k| rs.rows[n - 1][*k].clone()).collect();
+                let rows = if self.transform.is_some() {
+                    self.transform_rows(rs.rows)?
+                } else {
+                    rs.rows
+                        .into_iter()
+                        .map(|r| insert_idx.iter().map(|j| r[*j].clone()).collect())
+                        .collect()
+                };
+                if let Some(t) = &self.opts.throttle {
+                    t.acquire(n as u64).await;
+                }
+                if !rows.is_empty() {
+                    let params: Vec<SqlValue> = rows.into_iter().flatten().collect();
+                    let nrows = params.len() / self.insert_cols.len().max(1);
+                    self.dst.exec(&self.insert_sql(nrows), &params).await?;
+                }
+                *self.rows.borrow_mut() += n as u64;
+                *self.batches.borrow_mut() += 1;
+                self.last.borrow_mut()[i] = Some(last_key.clone());
+                after = Some(last_key);
+                Ok(n == self.opts.batch)
+            }
+            .await;
+            match step {
+                Ok(true) => failures = 0,
+                Ok(false) => break,
+                Err(e) if e.retryable && failures < 5 => {
+                    failures += 1;
+                    tracing::warn!(target: EV, "{}: range {} batch failed, retrying ({}/5): {}", self.opts.title, i + 1, failures, e.one_line());
+                    tokio::time::sleep(Duration::from_millis(200 << failures)).await;
+                    // The failed INSERT may or may not have committed: continue after what the
+                    // target really holds.
+                    if let Some(m) = self.target_max(&after, hi).await? {
+                        after = Some(m);
+                        self.last.borrow_mut()[i] = after.clone();
+                    }
+                }
+                Err(e) => {
+                    return Err(e
+                        .with("table", &self.opts.table)
+                        .with("range", i + 1)
+                        .with("after_key", key_json(after.as_deref().unwrap_or(&[]))));
+                }
+            }
+        }
+        self.done.borrow_mut()[i] = true;
+        Ok(())
+    }
+}
+
+fn current_step(c: &RunContext) -> Option<String> {
+    c.steps
+        .borrow()
+        .iter()
+        .rev()
+        .find(|s| s.status == StepStatus::Running)
+        .map(|s| s.id.clone())
+}
+
+async fn count(db: &Db, table: &str, where_: Option<&str>) -> Result<i64> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM {}{}",
+        quote(db, table),
+        where_.map(|w| format!(" WHERE {w}")).unwrap_or_default()
+    );
+    let rs = db.query(&sql, &[]).await?;
+    Ok(rs.rows.first().and_then(|r| r.first()).and_then(|v| v.as_i64()).unwrap_or(0))
+}
+
+async fn checksum(db: &Db, table: &str, cols: &[String], key: &[String], where_: Option<&str>) -> Result<(u64, String)> {
+    let c: Vec<String> = cols.iter().map(|x| quote(db, x)).collect();
+    let k: Vec<String> = key.iter().map(|x| quote(db, x)).collect();
+    let sql = format!(
+        "SELECT {} FROM {}{} ORDER BY {}",
+        c.join(", "),
+        quote(db, table),
+        where_.map(|w| format!(" WHERE {w}")).unwrap_or_default(),
+        k.join(", ")
+    );
+    let mut rx = db.stream(sql, Vec::new()).await?;
+    let _columns = rx.recv().await;
+    let mut h = Sha256::new();
+    let mut n = 0u64;
+    while let Some(row) = rx.recv().await {
+        for v in row? {
+            let b = v.canonical();
+            h.update((b.len() as u64).to_le_bytes());
+            h.update(&b);
+        }
+        n += 1;
+    }
+    Ok((n, hex::encode(&h.finalize()[..16])))
+}
+
+fn parse_options(t: &Table) -> mlua::Result<Options> {
+    const KNOWN: &[&str] = &["table", "dst_table", "key", "columns", "where", "batch", "workers", "ranges",
+                             "on_conflict", "transform", "throttle", "verify", "title"];
+    for pair in t.pairs::<String, Value>() {
+        let (k, _) = pair?;
+        if !KNOWN.contains(&k.as_str()) {
+            return Err(FerryError::new(
+                ErrorKind::InvalidInput,
+                format!("ferry.sql.copy_table: unknown option '{k}' (options: {})", KNOWN.join(", ")),
+            )
+            .into());
+        }
+    }
+    let table: String = t.get::<Option<String>>("table")?.ok_or_else(|| {
+        FerryError::new(ErrorKind::InvalidInput, "ferry.sql.copy_table needs table = \"name\"")
+    })?;
+    let list = |v: Value| -> mlua::Result<Option<Vec<String>>> {
+        Ok(match v {
+            Value::Nil => None,
+            Value::String(s) => Some(vec![s.to_str()?.to_string()]),
+            Value::Table(t) => Some(t.sequence_values::<String>().collect::<mlua::Result<_>>()?),
+            other => {
+                return Err(FerryError::new(ErrorKind::InvalidInput, format!("expected a list of names, got {}", other.type_name())).into());
+            }
+        })
+    };
+    let on_conflict = match t.get::<Option<String>>("on_conflict")?.as_deref() {
+        None | Some("error") => OnConflict::Error,
+        Some("ignore") => OnConflict::Ignore,
+        Some("replace") => OnConflict::Replace,
+        Some(o) => {
+            return Err(FerryError::new(ErrorKind::InvalidInput, format!("on_conflict must be error, ignore or replace, not '{o}'")).into());
+        }
+    };
+    let verify = match t.get::<Option<String>>("verify")?.as_deref() {
+        None | Some("count") => VerifyMode::Count,
+        Some("checksum") => VerifyMode::Checksum,
+        Some("none") => VerifyMode::None,
+        Some(o) => {
+            return Err(FerryError::new(ErrorKind::InvalidInput, format!("verify must be count, checksum or none, not '{o}'")).into());
+        }
+    };
+    Ok(Options {
+        dst_table: t.get::<Option<String>>("dst_table")?.unwrap_or_else(|| table.clone()),
+        title: t.get::<Option<String>>("title")?.unwrap_or_else(|| format!("copy_table {table}")),
+        table,
+        key: list(t.get("key")?)?,
+        columns: list(t.get("columns")?)?,
+        where_: t.get("where")?,
+        batch: t.get::<Option<usize>>("batch")?.unwrap_or(1000).max(1),
+        workers: t.get::<Option<usize>>("workers")?.unwrap_or(4).max(1),
+        ranges: t.get("ranges")?,
+        on_conflict,
+        throttle: limiter_from(&t.get::<Value>("throttle")?)?,
+        verify,
+    })
+}
+
+pub async fn lua_copy_table(lua: Lua, (src, dst, opts): (mlua::AnyUserData, mlua::AnyUserData, Table)) -> mlua::Result<Table> {
+    let src = src.borrow::<LuaDb>()?.db.clone();
+    let dst = dst.borrow::<LuaDb>()?.db.clone();
+    let transform: Option<Function> = opts.get("transform")?;
+    let o = parse_options(&opts)?;
+    let report = copy_table(&lua, src, dst, o, transform).await.lua_err()?;
+    let t = lua.create_table()?;
+    for (k, v) in report.as_object().into_iter().flatten() {
+        t.set(k.as_str(), lua.to_value_json(v)?)?;
+    }
+    Ok(t)
+}
+
+trait ToValueJson {
+    fn to_value_json(&self, v: &Json) -> mlua::Result<Value>;
+}
+
+impl ToValueJson for Lua {
+    fn to_value_json(&self, v: &Json) -> mlua::Result<Value> {
+        use mlua::LuaSerdeExt;
+        self.to_value(v)
+    }
+}
+
+pub async fn copy_table(lua: &Lua, src: Db, dst: Db, mut o: Options, transform: Option<Function>) -> Result<Json> {
+    let c = ctx(lua);
+    let started = Instant::now();
+    let sinfo = table_info(&src, &o.table).await?.ok_or_else(|| {
+        FerryError::new(ErrorKind::NotFound, format!("source table {} does not exist in {}", o.table, src.display))
+    })?;
+    let dinfo = table_info(&dst, &o.dst_table).await?.ok_or_else(|| {
+        FerryError::new(ErrorKind::NotFound, format!("target table {} does not exist in {}", o.dst_table, dst.display))
+            .hint("create the target table first (copy_table copies rows, not schemas)")
+    })?;
+    let src_names: Vec<String> = sinfo.columns.iter().map(|c| c.0.clone()).collect();
+    let key = match o.key.clone() {
+        Some(k) => k,
+        None if !sinfo.primary_key.is_empty() => sinfo.primary_key.clone(),
+        None => {
+            return Err(FerryError::new(
+                ErrorKind::InvalidInput,
+                format!("table {} has no primary key", o.table),
+            )
+            .hint("give key = \"column\" (a unique, ordered column) to copy_table"));
+        }
+    };
+    let insert_cols = o.columns.clone().unwrap_or_else(|| src_names.clone());
+    let missing_src: Vec<&String> = insert_cols.iter().chain(key.iter()).filter(|c| !src_names.contains(c)).collect();
+    if !missing_src.is_empty() {
+        return Err(FerryError::new(
+            ErrorKind::InvalidInput,
+            format!("source table {} has no column(s) {}", o.table, missing_src.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+        ));
+    }
+    let dst_names: Vec<&String> = dinfo.columns.iter().map(|c| &c.0).collect();
+    let missing_dst: Vec<&String> = insert_cols.iter().filter(|c| !dst_names.contains(c)).collect();
+    if !missing_dst.is_empty() {
+        return Err(FerryError::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "target table {} in {} lacks column(s) {} that the copy writes",
+                o.dst_table,
+                dst.display,
+                missing_dst.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        )
+        .hint("add the columns to the target, or choose columns = {...}"));
+    }
+    let mut select_cols = insert_cols.clone();
+    for k in &key {
+        if !select_cols.contains(k) {
+            select_cols.push(k.clone());
+        }
+    }
+    let key_idx: Vec<usize> = key.iter().map(|k| select_cols.iter().position(|c| c == k).unwrap_or(0)).collect();
+    // Both servers allow 65535 parameters per statement.
+    o.batch = o.batch.min(65_535 / insert_cols.len().max(1)).max(1);
+
+    // The plan: stored in the journal on the first run, reused on resume.
+    let step = current_step(&c);
+    let plan_name = format!("copy_table:{}", o.dst_table);
+    let prior = step.as_ref().and_then(|s| c.checkpoint_get(s, &plan_name));
+    let resume = prior.is_some();
+    let (ranges, last): (Vec<Range>, Vec<Option<Vec<SqlValue>>>) = match &prior {
+        Some(p) => {
+            let ranges = p["ranges"]
+                .as_array()
+                .map(|rs| {
+                    rs.iter()
+                        .map(|r| Range { lo: key_from_json(&r["lo"]), hi: r["hi"].as_i64() })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let last = p["last"]
+                .as_array()
+                .map(|ls| ls.iter().map(key_from_json).collect())
+                .unwrap_or_default();
+            (ranges, last)
+        }
+        None => {
+            let int_key = key.len() == 1
+                && sinfo.columns.iter().any(|(n, t)| *n == key[0] && is_integer_type(t));
+            let mut ranges = vec![Range { lo: None, hi: None }];
+            if int_key {
+                let sql = format!(
+                    "SELECT MIN({k}), MAX({k}) FROM {}{}",
+                    quote(&src, &o.table),
+                    o.where_.as_ref().map(|w| format!(" WHERE {w}")).unwrap_or_default(),
+                    k = quote(&src, &key[0])
+                );
+                let rs = src.query(&sql, &[]).await?;
+                let row = rs.rows.first().cloned().unwrap_or_default();
+                if let (Some(min), Some(max)) = (row.first().and_then(|v| v.as_i64()), row.get(1).and_then(|v| v.as_i64())) {
+                    let n = o.ranges.unwrap_or(o.workers * 2).max(1) as i128;
+                    let span = (max as i128 - min as i128 + 1).max(1);
+                    let step_size = (span + n - 1) / n;
+                    ranges.clear();
+                    let mut lo = min as i128 - 1;
+                    while lo < max as i128 {
+                        let hi = (lo + step_size).min(max as i128);
+                        ranges.push(Range {
+                            // The first range is open below (min - 1 may not fit in 64 bits).
+                            lo: if ranges.is_empty() { None } else { Some(vec![SqlValue::Int(lo as i64)]) },
+                            hi: Some(hi as i64),
+                        });
+                        lo = hi;
+                    }
+                    // Rows inserted above today's maximum while we copy belong to the last range.
+                    if let Some(last) = ranges.last_mut() {
+                        last.hi = None;
+                    }
+                }
+            }
+            let n = ranges.len();
+            (ranges, vec![None; n])
+        }
+    };
+    let n_ranges = ranges.len();
+    let run = Rc::new(Run {
+        src: src.clone(),
+        dst: dst.clone(),
+        select_cols,
+        insert_cols,
+        key: key.clone(),
+        key_idx,
+        ranges,
+        last: RefCell::new(if last.len() == n_ranges { last } else { vec![None; n_ranges] }),
+        done: RefCell::new(vec![false; n_ranges]),
+        rows: RefCell::new(0),
+        batches: RefCell::new(0),
+        transform,
+        lua: lua.clone(),
+        opts: o,
+    });
+    let save_plan = |run: &Run| -> Result<()> {
+        if let Some(s) = &step {
+            let ranges: Vec<Json> = run
+                .ranges
+                .iter()
+                .map(|r| json!({"lo": r.lo.as_ref().map(|k| key_json(k)), "hi": r.hi}))
+                .collect();
+            let last: Vec<Json> = run.last.borrow().iter().map(|l| l.as_ref().map(|k| key_json(k)).unwrap_or(Json::Null)).collect();
+            c.checkpoint_set(s, &plan_name, json!({"ranges": ranges, "last": last}))?;
+        }
+        Ok(())
+    };
+    if !c.dry_run() {
+        save_plan(&run)?;
+    }
+    if c.dry_run() {
+        let total = count(&src, &run.opts.table, run.opts.where_.as_deref()).await?;
+        c.would(&format!("copy {total} rows of {} from {} into {} on {}", run.opts.table, src.display, run.opts.dst_table, dst.display));
+        return Ok(json!({"rows": 0, "would_copy": total, "dry_run": true, "ranges": n_ranges}));
+    }
+    tracing::info!(target: EV, "{}: {} range(s), {} worker(s), batches of {}{}", run.opts.title, n_ranges,
+        run.opts.workers, run.opts.batch, if resume { ", resuming" } else { "" });
+
+    // Workers take ranges from a shared queue; a ticker reports and checkpoints every second.
+    let queue = Rc::new(RefCell::new((0..n_ranges).collect::<std::collections::VecDeque<usize>>()));
+    let failed: Rc<RefCell<Option<FerryError>>> = Rc::new(RefCell::new(None));
+    let workers = (0..run.opts.workers.min(n_ranges).max(1)).map(|_| {
+        let run = run.clone();
+        let queue = queue.clone();
+        let failed = failed.clone();
+        async move {
+            loop {
+                if failed.borrow().is_some() {
+                    break;
+                }
+                let next = queue.borrow_mut().pop_front();
+                let Some(i) = next else { break };
+                if let Err(e) = run.copy_range(i, resume).await {
+                    failed.borrow_mut().get_or_insert(e);
+                    break;
+                }
+            }
+        }
+    });
+    let all = futures::future::join_all(workers);
+    tokio::pin!(all);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let mut last_rows = 0u64;
+    loop {
+        tokio::select! {
+            _ = &mut all => break,
+            _ = tick.tick() => {
+                let rows = *run.rows.borrow();
+                let done = run.done.borrow().iter().filter(|d| **d).count();
+                let secs = started.elapsed().as_secs();
+                tracing::info!(target: EV, "{}: processed for {secs} seconds, ({done}/{n_ranges}) ranges, total {rows} rows, last second {} rows",
+                    run.opts.title, rows - last_rows);
+                output::event("copy_table_progress", json!({"table": run.opts.table, "seconds": secs,
+                    "ranges_done": done, "ranges": n_ranges, "rows": rows, "last_second": rows - last_rows}));
+                last_rows = rows;
+                save_plan(&run)?;
+            }
+            _ = c.cancel.cancelled() => {
+                let _ = save_plan(&run);
+                return Err(FerryError::new(ErrorKind::Cancelled, format!("{}: interrupted", run.opts.title)));
+            }
+        }
+    }
+    save_plan(&run)?;
+    if let Some(e) = failed.borrow_mut().take() {
+        return Err(e);
+    }
+    let rows = *run.rows.borrow();
+    let secs = started.elapsed().as_secs_f64();
+    tracing::info!(target: EV, "{}: copy done, total {rows} rows in {secs:.1}s ({:.0} rows/s)", run.opts.title, rows as f64 / secs.max(0.001));
+    let mut report = json!({"rows": rows, "batches": *run.batches.borrow(), "seconds": secs, "ranges": n_ranges, "resumed": resume});
+    match run.opts.verify {
+        VerifyMode::None => {}
+        VerifyMode::Count => {
+            let s = count(&src, &run.opts.table, run.opts.where_.as_deref()).await?;
+            let d = count(&dst, &run.opts.dst_table, None).await?;
+            report["source_rows"] = json!(s);
+            report["target_rows"] = json!(d);
+            if s != d && run.transform.is_none() {
+                return Err(FerryError::new(
+                    ErrorKind::Conflict,
+                    format!("verify: {} has {s} rows in {} but {} has {d} in {}", run.opts.table, src.display, run.opts.dst_table, dst.display),
+                ));
+            }
+            report["verified"] = json!("count");
+        }
+        VerifyMode::Checksum => {
+            let (sn, sh) = checksum(&src, &run.opts.table, &run.insert_cols, &key, run.opts.where_.as_deref()).await?;
+            let (dn, dh) = checksum(&dst, &run.opts.dst_table, &run.insert_cols, &key, None).await?;
+            report["source_rows"] = json!(sn);
+            report["target_rows"] = json!(dn);
+            if sn != dn || sh != dh {
+                return Err(FerryError::new(
+                    ErrorKind::Conflict,
+                    format!("verify: checksums differ: {} {sn} rows {sh}, {} {dn} rows {dh}", run.opts.table, run.opts.dst_table),
+                ));
+            }
+            report["verified"] = json!("checksum");
+            report["checksum"] = json!(sh);
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,308 @@
+//! Lua binding of `ferry.sql`.
+
+use std::rc::Rc;
+
+use mlua::{Function, Lua, LuaSerdeExt, MultiValue, Table, UserData, UserDataFields, UserDataMethods, Value};
+use tokio::sync::Mutex;
+
+use super::value::SqlValue;
+use super::{Backend, ConnectOptions, Conn, Db, ResultSet, statement};
+use crate::runtime::context::ctx;
+use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult};
+use crate::runtime::registry::{FnDoc, ModuleDef};
+
+pub static MODULE: ModuleDef = ModuleDef {
+    name: "sql",
+    summary: "MySQL-protocol (MySQL, MariaDB, StarRocks) and PostgreSQL access, and table copy.",
+    functions: &[
+        FnDoc {
+            name: "connect",
+            signature: "ferry.sql.connect(url [, {pool_size, tls = \"disable\"|\"prefer\"|\"require\"|\"verify\", ca}]) -> db",
+            doc: "Connects to mysql://user:password@host:port/db or postgres://user:password@host:port/db \
+                  and checks the connection at once. TLS follows libpq: prefer (PostgreSQL's default) and \
+                  require encrypt without checking the certificate, verify checks it against the \
+                  system roots and `ca`; for MySQL, tls = \"require\" turns TLS on. The connection is checked at once (a wrong password, unknown host or unknown \
+                  database fails here with the server's code and message; the password never \
+                  appears). Methods: db:query(sql [, params [, {array = true}]]) -> rows, columns; \
+                  db:rows(sql [, params]) streaming iterator of rows; db:exec(sql [, params]) -> \
+                  affected rows, last insert id; db:transaction(fn(tx)) commits when fn returns and \
+                  rolls back when it raises; db.url; db.backend. Placeholders are `?` for both \
+                  servers. Types: integers (64-bit) stay integers, DECIMAL/NUMERIC are strings, \
+                  dates and times are ISO strings, BLOB/BYTEA are byte strings, JSON is its text, \
+                  NULL is ferry.sql.null (rows keep every column). Under --dry-run only SELECT, \
+                  SHOW, DESCRIBE, EXPLAIN (and WITH ... SELECT) run; other statements are reported.",
+            example: None,
+        },
+        FnDoc {
+            name: "copy_table",
+            signature: "ferry.sql.copy_table(src_db, dst_db, {table, dst_table, key, columns, where, batch, workers, ranges, on_conflict, transform, throttle, verify, title}) -> report",
+            doc: "Copies rows between tables on the same or different servers with keyset \
+                  pagination on the primary key (or `key`), the key range split for `workers` \
+                  concurrent workers, multi-row INSERT batches of `batch` rows, an optional \
+                  `where` filter and `columns` list, on_conflict = \"error\" (default) | \"ignore\" | \
+                  \"replace\", an optional Lua `transform(row)` returning the row to write (or nil \
+                  to drop it), and `throttle` in rows/s. Progress is reported every second \
+                  (seconds elapsed, rows, rows in the last second). Inside a ferry.step the last \
+                  key of every range is checkpointed, so a re-run resumes without duplicates or \
+                  gaps. verify = \"count\" (default) | \"checksum\" | \"none\" compares both sides \
+                  afterwards. It refuses to start when the target table is missing or lacks \
+                  columns, naming them. Report: {rows, batches, seconds, ranges, verified, \
+                  source_rows, target_rows}.",
+            example: None,
+        },
+    ],
+    build,
+};
+
+/// A pool, or (inside db:transaction) the one connection of the transaction.
+#[derive(Clone)]
+pub struct LuaDb {
+    pub db: Db,
+    tx: Option<Rc<Mutex<Option<Conn>>>>,
+}
+
+pub fn value_to_lua(lua: &Lua, v: &SqlValue) -> mlua::Result<Value> {
+    Ok(match v {
+        SqlValue::Null => lua.null(),
+        SqlValue::Int(i) => Value::Integer(*i),
+        SqlValue::UInt(u) => match i64::try_from(*u) {
+            Ok(i) => Value::Integer(i),
+            Err(_) => Value::String(lua.create_string(u.to_string())?),
+        },
+        SqlValue::Float(f) => Value::Number(*f),
+        SqlValue::Bool(b) => Value::Boolean(*b),
+        SqlValue::Text(s) => Value::String(lua.create_string(s)?),
+        SqlValue::Bytes(b) => Value::String(lua.create_string(b)?),
+    })
+}
+
+pub fn value_from_lua(v: &Value) -> mlua::Result<SqlValue> {
+    Ok(match v {
+        Value::Nil => SqlValue::Null,
+        Value::LightUserData(p) if p.0.is_null() => SqlValue::Null,
+        Value::Boolean(b) => SqlValue::Bool(*b),
+        Value::Integer(i) => SqlValue::Int(*i),
+        Value::Number(n) => SqlValue::Float(*n),
+        Value::String(s) => match s.to_str() {
+            Ok(t) => SqlValue::Text(t.to_string()),
+            Err(_) => SqlValue::Bytes(s.as_bytes().to_vec()),
+        },
+        other => {
+            return Err(FerryError::new(
+                ErrorKind::InvalidInput,
+                format!("cannot bind a {} as an SQL parameter", other.type_name()),
+            )
+            .into());
+        }
+    })
+}
+
+fn params_from(t: Option<Table>) -> mlua::Result<Vec<SqlValue>> {
+    let Some(t) = t else { return Ok(Vec::new()) };
+    // Honour holes (nil) up to the highest index so positions stay right.
+    let mut max = 0;
+    for pair in t.pairs::<Value, Value>() {
+        if let (Value::Integer(i), _) = pair? {
+            max = max.max(i);
+        }
+    }
+    (1..=max).map(|i| value_from_lua(&t.raw_get::<Value>(i)?)).collect()
+}
+
+pub fn row_to_lua(lua: &Lua, columns: &[String], row: &[SqlValue], array: bool) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(if array { row.len() } else { 0 }, if array { 0 } else { row.len() })?;
+    for (i, v) in row.iter().enumerate() {
+        let lv = value_to_lua(lua, v)?;
+        if array {
+            t.raw_set(i + 1, lv)?;
+        } else {
+            t.raw_set(columns[i].as_str(), lv)?;
+        }
+    }
+    Ok(t)
+}
+
+fn result_to_lua(lua: &Lua, rs: &ResultSet, array: bool) -> mlua::Result<(Table, Table)> {
+    let rows = lua.create_table_with_capacity(rs.rows.len(), 0)?;
+    for (i, r) in rs.rows.iter().enumerate() {
+        rows.raw_set(i + 1, row_to_lua(lua, &rs.columns, r, array)?)?;
+    }
+    let cols = lua.create_sequence_from(rs.columns.iter().cloned())?;
+    Ok((rows, cols))
+}
+
+impl LuaDb {
+    async fn run_query(&self, sql: &str, params: &[SqlValue]) -> crate::runtime::error::Result<ResultSet> {
+        match &self.tx {
+            None => self.db.query(sql, params).await,
+            Some(tx) => {
+                let mut guard = tx.lock().await;
+                let conn = guard.as_mut().ok_or_else(finished_tx)?;
+                conn.query(&self.db.display, sql, params).await
+            }
+        }
+    }
+
+    async fn run_exec(&self, sql: &str, params: &[SqlValue]) -> crate::runtime::error::Result<(u64, Option<u64>)> {
+        match &self.tx {
+            None => self.db.exec(sql, params).await,
+            Some(tx) => {
+                let mut guard = tx.lock().await;
+                let conn = guard.as_mut().ok_or_else(finished_tx)?;
+                conn.exec(&self.db.display, sql, params).await
+            }
+        }
+    }
+}
+
+fn finished_tx() -> FerryError {
+    FerryError::new(ErrorKind::InvalidInput, "this transaction has already ended")
+}
+
+fn one_line(sql: &str) -> String {
+    let s: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if s.len() > 300 { format!("{}...", &s[..s.char_indices().nth(300).map(|(i, _)| i).unwrap_or(s.len())]) } else { s }
+}
+
+/// Reports a statement instead of running it in a dry run. True when it must not run.
+fn would_execute(lua: &Lua, db: &Db, sql: &str, params: &[SqlValue]) -> bool {
+    if statement::is_read_only(sql) {
+        return false;
+    }
+    let shown_params = if params.is_empty() {
+        String::new()
+    } else {
+        let p: Vec<String> = params.iter().map(|v| String::from_utf8_lossy(&v.canonical()).into_owned()).collect();
+        format!(" with ({})", p.join(", "))
+    };
+    ctx(lua).would(&format!("execute on {}: {}{shown_params}", db.display, one_line(sql)))
+}
+
+impl UserData for LuaDb {
+    fn add_fields<F: UserDataFields<Self>>(f: &mut F) {
+        f.add_field_method_get("url", |_, d| Ok(d.db.display.clone()));
+        f.add_field_method_get("backend", |_, d| {
+            Ok(match d.db.backend {
+                Backend::Mysql => "mysql",
+                Backend::Postgres => "postgres",
+            })
+        });
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_meta_method(mlua::MetaMethod::ToString, |_, d, ()| Ok(format!("db {}", d.db.display)));
+        m.add_async_method("query", |lua, this, (sql, params, opts): (String, Option<Table>, Option<Table>)| async move {
+            let params = params_from(params)?;
+            let array = match &opts {
+                Some(o) => o.get::<Option<bool>>("array")?.unwrap_or(false),
+                None => false,
+            };
+            if would_execute(&lua, &this.db, &sql, &params) {
+                return Ok((lua.create_table()?, lua.create_table()?));
+            }
+            let rs = this.run_query(&sql, &params).await.lua_err()?;
+            result_to_lua(&lua, &rs, array)
+        });
+        m.add_async_method("exec", |lua, this, (sql, params): (String, Option<Table>)| async move {
+            let params = params_from(params)?;
+            if would_execute(&lua, &this.db, &sql, &params) {
+                return Ok((0u64, None));
+            }
+            this.run_exec(&sql, &params).await.lua_err()
+        });
+        m.add_async_method("rows", |lua, this, (sql, params, opts): (String, Option<Table>, Option<Table>)| async move {
+            let params = params_from(params)?;
+            let array = match &opts {
+                Some(o) => o.get::<Option<bool>>("array")?.unwrap_or(false),
+                None => false,
+            };
+            if this.tx.is_some() {
+                // Inside a transaction: the transaction's connection, buffered.
+                let rs = this.run_query(&sql, &params).await.lua_err()?;
+                let mut rows = rs.rows.into_iter();
+                let columns = rs.columns;
+                return lua.create_function_mut(move |lua, ()| match rows.next() {
+                    Some(r) => Ok(Some(row_to_lua(lua, &columns, &r, array)?)),
+                    None => Ok(None),
+                });
+            }
+            if !statement::is_read_only(&sql) && ctx(&lua).dry_run() {
+                would_execute(&lua, &this.db, &sql, &params);
+                return lua.create_function(|_, ()| Ok(None::<Table>));
+            }
+            let mut rx = this.db.stream(sql, params).await.lua_err()?;
+            let columns: Vec<String> = match rx.recv().await {
+                Some(Ok(names)) => names.iter().map(|n| String::from_utf8_lossy(&n.canonical()).into_owned()).collect(),
+                Some(Err(e)) => return Err(e.into()),
+                None => Vec::new(),
+            };
+            let rx = Rc::new(Mutex::new(rx));
+            lua.create_async_function(move |lua, ()| {
+                let rx = rx.clone();
+                let columns = columns.clone();
+                async move {
+                    match rx.lock().await.recv().await {
+                        Some(Ok(r)) => Ok(Some(row_to_lua(&lua, &columns, &r, array)?)),
+                        Some(Err(e)) => Err(e.into()),
+                        None => Ok(None),
+                    }
+                }
+            })
+        });
+        m.add_async_method("transaction", |lua, this, f: Function| async move {
+            if this.tx.is_some() {
+                return Err(FerryError::new(ErrorKind::InvalidInput, "db:transaction inside a transaction is not supported").into());
+            }
+            let c = ctx(&lua);
+            if c.dry_run() {
+                let ud = lua.create_userdata(this.clone())?;
+                let mut args = MultiValue::new();
+                args.push_back(Value::UserData(ud));
+                return crate::runtime::call_protected(&lua, f, args).await.map_err(mlua::Error::from);
+            }
+            let begin = match this.db.backend {
+                Backend::Mysql => "START TRANSACTION",
+                Backend::Postgres => "BEGIN",
+            };
+            let mut conn = this.db.conn().await.lua_err()?;
+            conn.exec(&this.db.display, begin, &[]).await.lua_err()?;
+            let slot = Rc::new(Mutex::new(Some(conn)));
+            let tx = LuaDb { db: this.db.clone(), tx: Some(slot.clone()) };
+            let mut args = MultiValue::new();
+            args.push_back(Value::UserData(lua.create_userdata(tx)?));
+            let result = crate::runtime::call_protected(&lua, f, args).await;
+            let mut conn = slot.lock().await.take().ok_or_else(finished_tx)?;
+            match result {
+                Ok(values) => {
+                    conn.exec(&this.db.display, "COMMIT", &[]).await.lua_err()?;
+                    Ok(values)
+                }
+                Err(e) => {
+                    if let Err(rb) = conn.exec(&this.db.display, "ROLLBACK", &[]).await {
+                        tracing::warn!(target: crate::runtime::output::EV, "rollback failed: {}", rb.one_line());
+                    }
+                    Err(e.into())
+                }
+            }
+        });
+    }
+}
+
+fn build(lua: &Lua) -> mlua::Result<Table> {
+    let m = lua.create_table()?;
+    m.set("null", lua.null())?;
+    m.set(
+        "connect",
+        lua.create_async_function(|_, (url, opts): (String, Option<Table>)| async move {
+            let mut o = ConnectOptions::default();
+            if let Some(t) = opts {
+                o.pool_size = t.get("pool_size")?;
+                o.tls = t.get("tls")?;
+                o.ca = t.get("ca")?;
+            }
+            Ok(LuaDb { db: Db::connect(&url, &o).await.lua_err()?, tx: None })
+        })?,
+    )?;
+    m.set("copy_table", lua.create_async_function(super::copy_table::lua_copy_table)?)?;
+    Ok(m)
+}

@@ -61,11 +61,23 @@ impl SqlValue {
 
 // ---------------------------------------------------------------- MySQL
 
+/// Dates with fractional seconds in one form for both servers: trailing zeros of the fraction
+/// dropped (`...:59.120000` and `...:59.120` are both `...:59.12`; `...:59.000000` is `...:59`).
+pub fn normalize_fraction(s: String) -> String {
+    match s.rfind('.') {
+        Some(dot) if s[dot + 1..].chars().all(|c| c.is_ascii_digit()) && s[..dot].contains(':') => {
+            let trimmed = s.trim_end_matches('0');
+            trimmed.trim_end_matches('.').to_string()
+        }
+        _ => s,
+    }
+}
+
 fn mysql_date(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8, us: u32, date_only: bool) -> String {
     if date_only {
         format!("{y:04}-{mo:02}-{d:02}")
     } else if us > 0 {
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}")
+        normalize_fraction(format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}"))
     } else {
         format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}")
     }
@@ -93,7 +105,7 @@ pub fn from_mysql(v: mysql_async::Value, col: &mysql_async::Column) -> SqlValue 
             let hours = days * 24 + h as u32;
             let sign = if neg { "-" } else { "" };
             SqlValue::Text(if us > 0 {
-                format!("{sign}{hours:02}:{mi:02}:{s:02}.{us:06}")
+                normalize_fraction(format!("{sign}{hours:02}:{mi:02}:{s:02}.{us:06}"))
             } else {
                 format!("{sign}{hours:02}:{mi:02}:{s:02}")
             })
@@ -122,7 +134,10 @@ pub fn from_mysql(v: mysql_async::Value, col: &mysql_async::Column) -> SqlValue 
                     s.parse::<f64>().map(SqlValue::Float).unwrap_or(SqlValue::Text(s))
                 }
                 MYSQL_TYPE_DATETIME | MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_DATETIME2
-                | MYSQL_TYPE_TIMESTAMP2 => SqlValue::Text(text().unwrap_or_default().replacen(' ', "T", 1)),
+                | MYSQL_TYPE_TIMESTAMP2 => {
+                    SqlValue::Text(normalize_fraction(text().unwrap_or_default().replacen(' ', "T", 1)))
+                }
+                MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => SqlValue::Text(normalize_fraction(text().unwrap_or_default())),
                 MYSQL_TYPE_BIT => SqlValue::Bytes(b),
                 _ if binary => SqlValue::Bytes(b),
                 _ => match String::from_utf8(b) {
@@ -276,9 +291,11 @@ pub fn from_pg(row: &tokio_postgres::Row, i: usize) -> Result<SqlValue, String> 
         Type::NUMERIC => get!(PgNumeric).map(|n| SqlValue::Text(n.0)).unwrap_or(SqlValue::Null),
         Type::BYTEA => get!(Vec<u8>).map(SqlValue::Bytes).unwrap_or(SqlValue::Null),
         Type::DATE => get!(chrono::NaiveDate).map(|d| SqlValue::Text(d.to_string())).unwrap_or(SqlValue::Null),
-        Type::TIME => get!(chrono::NaiveTime).map(|d| SqlValue::Text(d.to_string())).unwrap_or(SqlValue::Null),
+        Type::TIME => get!(chrono::NaiveTime)
+            .map(|d| SqlValue::Text(normalize_fraction(d.format("%H:%M:%S%.6f").to_string())))
+            .unwrap_or(SqlValue::Null),
         Type::TIMESTAMP => get!(chrono::NaiveDateTime)
-            .map(|d| SqlValue::Text(d.format("%Y-%m-%dT%H:%M:%S%.f").to_string()))
+            .map(|d| SqlValue::Text(normalize_fraction(d.format("%Y-%m-%dT%H:%M:%S%.6f").to_string())))
             .unwrap_or(SqlValue::Null),
         Type::TIMESTAMPTZ => get!(chrono::DateTime<chrono::Utc>)
             .map(|d| SqlValue::Text(d.to_rfc3339()))
@@ -379,6 +396,13 @@ impl ToSql for PgParam {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fractions_are_normalised() {
+        assert_eq!(normalize_fraction("1999-12-31T23:59:59.000000".into()), "1999-12-31T23:59:59");
+        assert_eq!(normalize_fraction("2024-02-29T13:14:15.120".into()), "2024-02-29T13:14:15.12");
+        assert_eq!(normalize_fraction("12.500".into()), "12.500", "decimals are not dates");
+    }
 
     #[test]
     fn numeric_round_trips_through_the_binary_form() {

@@ -238,6 +238,7 @@ pub fn kill_and_resume(
     let mut args2 = args.clone();
     args2.truncate(args.len() - 2); // full speed now
     let mut f = ws.ferry().args(&args2);
+    f.cmd.env_remove("AWS_CA_BUNDLE");
     for (k, v) in env {
         f = f.env(k, v);
     }
@@ -267,5 +268,33 @@ fn kill_9_mid_copy_resumes_without_loss_or_recopy_file_to_file() {
         600,
         &[],
         &|| assert_same_tree(&src, &dst),
+    );
+}
+
+#[test]
+fn kill_9_mid_copy_resumes_without_loss_or_recopy_file_to_s3() {
+    let s3 = common::s3::S3Server::start();
+    s3.create_bucket("resume");
+    let ws = Workspace::new();
+    make_tree(&ws.join("src"), 600);
+    let src = ws.join("src");
+    kill_and_resume(
+        &ws,
+        &format!("file://{}", src.display()),
+        "s3://resume/copy",
+        600,
+        &s3.env(),
+        &|| {
+            let keys: Vec<String> = s3.list_files("resume");
+            assert_eq!(keys.len(), 600, "every object exactly once");
+            for k in keys {
+                let rel = k.strip_prefix("copy/").expect("under the prefix");
+                assert_eq!(
+                    s3.read_file("resume", &k).unwrap(),
+                    std::fs::read(src.join(rel)).unwrap(),
+                    "{k} differs"
+                );
+            }
+        },
     );
 }

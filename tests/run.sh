@@ -31,4 +31,4 @@ if [ "$setup" = 1 ]; then
 fi
 
 log "cargo test ${cargo_args[*]:-}"
-cargo test --locked "${cargo_args[@]}"
+cargo test --locked --no-fail-fast "${cargo_args[@]}"

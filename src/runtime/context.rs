@@ -392,7 +392,17 @@ impl RunContext {
     }
 
     pub fn checkpoint_get(&self, step: &str, name: &str) -> Option<Value> {
-        let hash = self.params_hash.borrow().clone();
+        self.checkpoint_lookup(step, name, &self.params_hash.borrow().clone())
+    }
+
+    /// A checkpoint recorded under any parameters: for progress that stays valid when tuning
+    /// parameters (a throttle, a worker count) change between attempts.
+    pub fn checkpoint_get_any_params(&self, step: &str, name: &str) -> Option<Value> {
+        self.checkpoint_lookup(step, name, "")
+    }
+
+    fn checkpoint_lookup(&self, step: &str, name: &str, hash: &str) -> Option<Value> {
+        let hash = hash.to_string();
         let only = self.opts.fresh.then_some(self.run_id.as_str());
         if self.journaling() {
             self.with_journal(|j| Ok(j.checkpoint(step, name, &hash, only)))

@@ -155,7 +155,8 @@ impl Journal {
     }
 
     /// The latest checkpoint value named `name` for `step` recorded under `params_hash`.
-    /// With `run_id`, only checkpoints of that run count (`--fresh` ignores earlier runs).
+    /// With `run_id`, only checkpoints of that run count (`--fresh` ignores earlier runs); an
+    /// empty `params_hash` matches checkpoints recorded under any parameters.
     pub fn checkpoint(
         &self,
         step: &str,
@@ -163,6 +164,9 @@ impl Journal {
         params_hash: &str,
         run_id: Option<&str>,
     ) -> Option<Value> {
+        // Entries are stored redacted; compare names the same way.
+        let name = redact(name);
+        let name = name.as_ref();
         self.entries
             .iter()
             .rev()
@@ -171,7 +175,7 @@ impl Journal {
                 e["event"] == "checkpoint"
                     && e["step"] == step
                     && e["name"] == name
-                    && e["params_hash"] == params_hash
+                    && (params_hash.is_empty() || e["params_hash"] == params_hash)
                     && run_id.is_none_or(|r| e["run_id"] == r)
             })
             .map(|e| e["value"].clone())

@@ -102,13 +102,20 @@ async fn table_info(db: &Db, table: &str) -> Result<Option<TableInfo>> {
     let text = |v: &SqlValue| String::from_utf8_lossy(&v.canonical()).into_owned();
     let pk = db.query(pk_sql, &params).await?;
     Ok(Some(TableInfo {
-        columns: cols.rows.iter().map(|r| (text(&r[0]), text(&r[1]).to_ascii_lowercase())).collect(),
+        columns: cols
+            .rows
+            .iter()
+            .map(|r| (text(&r[0]), text(&r[1]).to_ascii_lowercase()))
+            .collect(),
         primary_key: pk.rows.iter().map(|r| text(&r[0])).collect(),
     }))
 }
 
 fn is_integer_type(t: &str) -> bool {
-    matches!(t, "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint")
+    matches!(
+        t,
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint"
+    )
 }
 
 /// One slice of the key space: keys in (lo, hi]; `None` = unbounded.
@@ -165,12 +172,19 @@ struct Run {
     done: RefCell<Vec<bool>>,
     rows: RefCell<u64>,
     batches: RefCell<u64>,
+    retries: RefCell<u64>,
     transform: Option<Function>,
     lua: Lua,
 }
 
 impl Run {
-    fn key_cond(&self, db: &Db, after: &Option<Vec<SqlValue>>, hi: Option<i64>, params: &mut Vec<SqlValue>) -> Vec<String> {
+    fn key_cond(
+        &self,
+        db: &Db,
+        after: &Option<Vec<SqlValue>>,
+        hi: Option<i64>,
+        params: &mut Vec<SqlValue>,
+    ) -> Vec<String> {
         let mut conds = Vec::new();
         if let Some(lo) = after {
             if self.key.len() == 1 {
@@ -189,7 +203,12 @@ impl Run {
         conds
     }
 
-    fn select_sql(&self, after: &Option<Vec<SqlValue>>, hi: Option<i64>, params: &mut Vec<SqlValue>) -> String {
+    fn select_sql(
+        &self,
+        after: &Option<Vec<SqlValue>>,
+        hi: Option<i64>,
+        params: &mut Vec<SqlValue>,
+    ) -> String {
         let db = &self.src;
         let mut conds = self.key_cond(db, after, hi, params);
         if let Some(w) = &self.opts.where_ {
@@ -201,7 +220,11 @@ impl Run {
             "SELECT {} FROM {}{} ORDER BY {} LIMIT {}",
             cols.join(", "),
             quote(db, &self.opts.table),
-            if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) },
+            if conds.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", conds.join(" AND "))
+            },
             order.join(", "),
             self.opts.batch
         )
@@ -214,12 +237,24 @@ impl Run {
         let values = vec![one; nrows].join(", ");
         let table = quote(db, &self.opts.dst_table);
         match (db.backend, self.opts.on_conflict) {
-            (Backend::Mysql, OnConflict::Error) => format!("INSERT INTO {table} ({}) VALUES {values}", cols.join(", ")),
-            (Backend::Mysql, OnConflict::Ignore) => format!("INSERT IGNORE INTO {table} ({}) VALUES {values}", cols.join(", ")),
-            (Backend::Mysql, OnConflict::Replace) => format!("REPLACE INTO {table} ({}) VALUES {values}", cols.join(", ")),
-            (Backend::Postgres, OnConflict::Error) => format!("INSERT INTO {table} ({}) VALUES {values}", cols.join(", ")),
+            (Backend::Mysql, OnConflict::Error) => {
+                format!("INSERT INTO {table} ({}) VALUES {values}", cols.join(", "))
+            }
+            (Backend::Mysql, OnConflict::Ignore) => format!(
+                "INSERT IGNORE INTO {table} ({}) VALUES {values}",
+                cols.join(", ")
+            ),
+            (Backend::Mysql, OnConflict::Replace) => {
+                format!("REPLACE INTO {table} ({}) VALUES {values}", cols.join(", "))
+            }
+            (Backend::Postgres, OnConflict::Error) => {
+                format!("INSERT INTO {table} ({}) VALUES {values}", cols.join(", "))
+            }
             (Backend::Postgres, OnConflict::Ignore) => {
-                format!("INSERT INTO {table} ({}) VALUES {values} ON CONFLICT DO NOTHING", cols.join(", "))
+                format!(
+                    "INSERT INTO {table} ({}) VALUES {values} ON CONFLICT DO NOTHING",
+                    cols.join(", ")
+                )
             }
             (Backend::Postgres, OnConflict::Replace) => {
                 let keys: Vec<String> = self.key.iter().map(|k| quote(db, k)).collect();
@@ -230,7 +265,10 @@ impl Run {
                     .map(|c| format!("{q} = EXCLUDED.{q}", q = quote(db, c)))
                     .collect();
                 if sets.is_empty() {
-                    format!("INSERT INTO {table} ({}) VALUES {values} ON CONFLICT DO NOTHING", cols.join(", "))
+                    format!(
+                        "INSERT INTO {table} ({}) VALUES {values} ON CONFLICT DO NOTHING",
+                        cols.join(", ")
+                    )
                 } else {
                     format!(
                         "INSERT INTO {table} ({}) VALUES {values} ON CONFLICT ({}) DO UPDATE SET {}",
@@ -244,7 +282,11 @@ impl Run {
     }
 
     /// The largest key already in the target within a range after `after`.
-    async fn target_max(&self, after: &Option<Vec<SqlValue>>, hi: Option<i64>) -> Result<Option<Vec<SqlValue>>> {
+    async fn target_max(
+        &self,
+        after: &Option<Vec<SqlValue>>,
+        hi: Option<i64>,
+    ) -> Result<Option<Vec<SqlValue>>> {
         let db = &self.dst;
         let mut params = Vec::new();
         let conds = self.key_cond(db, after, hi, &mut params);
@@ -254,7 +296,11 @@ impl Run {
             "SELECT {} FROM {}{} ORDER BY {} LIMIT 1",
             cols.join(", "),
             quote(db, &self.opts.dst_table),
-            if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) },
+            if conds.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", conds.join(" AND "))
+            },
             desc.join(", ")
         );
         Ok(db.query(&sql, &params).await?.rows.into_iter().next())
@@ -262,25 +308,36 @@ impl Run {
 
     /// Applies the Lua transform to a batch (slower path).
     fn transform_rows(&self, rows: Vec<Vec<SqlValue>>) -> Result<Vec<Vec<SqlValue>>> {
-        let Some(f) = &self.transform else { return Ok(rows) };
+        let Some(f) = &self.transform else {
+            return Ok(rows);
+        };
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let t = row_to_lua(&self.lua, &self.select_cols, &r, false).map_err(|e| FerryError::from_lua_error(&e))?;
+            let t = row_to_lua(&self.lua, &self.select_cols, &r, false)
+                .map_err(|e| FerryError::from_lua_error(&e))?;
             let v: Value = f.call(t).map_err(|e| FerryError::from_lua_error(&e))?;
             match v {
                 Value::Nil | Value::Boolean(false) => continue,
                 Value::Table(t) => {
                     let mut row = Vec::with_capacity(self.insert_cols.len());
                     for c in &self.insert_cols {
-                        row.push(value_from_lua(&t.get::<Value>(c.as_str()).map_err(|e| FerryError::from_lua_error(&e))?)
-                            .map_err(|e| FerryError::from_lua_error(&e))?);
+                        row.push(
+                            value_from_lua(
+                                &t.get::<Value>(c.as_str())
+                                    .map_err(|e| FerryError::from_lua_error(&e))?,
+                            )
+                            .map_err(|e| FerryError::from_lua_error(&e))?,
+                        );
                     }
                     out.push(row);
                 }
                 other => {
                     return Err(FerryError::new(
                         ErrorKind::InvalidInput,
-                        format!("transform returned a {}, expected a row table or nil", other.type_name()),
+                        format!(
+                            "transform returned a {}, expected a row table or nil",
+                            other.type_name()
+                        ),
                     ));
                 }
             }
@@ -291,11 +348,11 @@ impl Run {
     /// Copies one range to its end, retrying batches after connection failures.
     async fn copy_range(self: &Rc<Self>, i: usize, resume: bool) -> Result<()> {
         let hi = self.ranges[i].hi;
-        let mut after = self.last.borrow()[i].clone().or_else(|| self.ranges[i].lo.clone());
-        if resume {
-            if let Some(m) = self.target_max(&after, hi).await? {
-                after = Some(m);
-            }
+        let mut after = self.last.borrow()[i]
+            .clone()
+            .or_else(|| self.ranges[i].lo.clone());
+        if resume && let Some(m) = self.target_max(&after, hi).await? {
+            after = Some(m);
         }
         let insert_idx: Vec<usize> = self
             .insert_cols
@@ -312,7 +369,11 @@ impl Run {
                 if n == 0 {
                     return Ok(false);
                 }
-                let last_key: Vec<SqlValue> = self.key_idx.iter().map(|k| rs.rows[n - 1][*k].clone()).collect();
+                let last_key: Vec<SqlValue> = self
+                    .key_idx
+                    .iter()
+                    .map(|k| rs.rows[n - 1][*k].clone())
+                    .collect();
                 let rows = if self.transform.is_some() {
                     self.transform_rows(rs.rows)?
                 } else {
@@ -341,13 +402,20 @@ impl Run {
                 Ok(false) => break,
                 Err(e) if e.retryable && failures < 5 => {
                     failures += 1;
+                    *self.retries.borrow_mut() += 1;
                     tracing::warn!(target: EV, "{}: range {} batch failed, retrying ({}/5): {}", self.opts.title, i + 1, failures, e.one_line());
                     tokio::time::sleep(Duration::from_millis(200 << failures)).await;
                     // The failed INSERT may or may not have committed: continue after what the
-                    // target really holds.
-                    if let Some(m) = self.target_max(&after, hi).await? {
-                        after = Some(m);
-                        self.last.borrow_mut()[i] = after.clone();
+                    // target really holds (if asking fails too, the next attempt asks again).
+                    match self.target_max(&after, hi).await {
+                        Ok(Some(m)) => {
+                            after = Some(m);
+                            self.last.borrow_mut()[i] = after.clone();
+                        }
+                        Ok(None) => {}
+                        Err(e2) => {
+                            tracing::debug!(target: EV, "asking the target where range {} stands failed: {}", i + 1, e2.one_line())
+                        }
                     }
                 }
                 Err(e) => {
@@ -379,10 +447,21 @@ async fn count(db: &Db, table: &str, where_: Option<&str>) -> Result<i64> {
         where_.map(|w| format!(" WHERE {w}")).unwrap_or_default()
     );
     let rs = db.query(&sql, &[]).await?;
-    Ok(rs.rows.first().and_then(|r| r.first()).and_then(|v| v.as_i64()).unwrap_or(0))
+    Ok(rs
+        .rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0))
 }
 
-async fn checksum(db: &Db, table: &str, cols: &[String], key: &[String], where_: Option<&str>) -> Result<(u64, String)> {
+async fn checksum(
+    db: &Db,
+    table: &str,
+    cols: &[String],
+    key: &[String],
+    where_: Option<&str>,
+) -> Result<(u64, String)> {
     let c: Vec<String> = cols.iter().map(|x| quote(db, x)).collect();
     let k: Vec<String> = key.iter().map(|x| quote(db, x)).collect();
     let sql = format!(
@@ -408,20 +487,39 @@ async fn checksum(db: &Db, table: &str, cols: &[String], key: &[String], where_:
 }
 
 fn parse_options(t: &Table) -> mlua::Result<Options> {
-    const KNOWN: &[&str] = &["table", "dst_table", "key", "columns", "where", "batch", "workers", "ranges",
-                             "on_conflict", "transform", "throttle", "verify", "title"];
+    const KNOWN: &[&str] = &[
+        "table",
+        "dst_table",
+        "key",
+        "columns",
+        "where",
+        "batch",
+        "workers",
+        "ranges",
+        "on_conflict",
+        "transform",
+        "throttle",
+        "verify",
+        "title",
+    ];
     for pair in t.pairs::<String, Value>() {
         let (k, _) = pair?;
         if !KNOWN.contains(&k.as_str()) {
             return Err(FerryError::new(
                 ErrorKind::InvalidInput,
-                format!("ferry.sql.copy_table: unknown option '{k}' (options: {})", KNOWN.join(", ")),
+                format!(
+                    "ferry.sql.copy_table: unknown option '{k}' (options: {})",
+                    KNOWN.join(", ")
+                ),
             )
             .into());
         }
     }
     let table: String = t.get::<Option<String>>("table")?.ok_or_else(|| {
-        FerryError::new(ErrorKind::InvalidInput, "ferry.sql.copy_table needs table = \"name\"")
+        FerryError::new(
+            ErrorKind::InvalidInput,
+            "ferry.sql.copy_table needs table = \"name\"",
+        )
     })?;
     let list = |v: Value| -> mlua::Result<Option<Vec<String>>> {
         Ok(match v {
@@ -429,7 +527,11 @@ fn parse_options(t: &Table) -> mlua::Result<Options> {
             Value::String(s) => Some(vec![s.to_str()?.to_string()]),
             Value::Table(t) => Some(t.sequence_values::<String>().collect::<mlua::Result<_>>()?),
             other => {
-                return Err(FerryError::new(ErrorKind::InvalidInput, format!("expected a list of names, got {}", other.type_name())).into());
+                return Err(FerryError::new(
+                    ErrorKind::InvalidInput,
+                    format!("expected a list of names, got {}", other.type_name()),
+                )
+                .into());
             }
         })
     };
@@ -438,7 +540,11 @@ fn parse_options(t: &Table) -> mlua::Result<Options> {
         Some("ignore") => OnConflict::Ignore,
         Some("replace") => OnConflict::Replace,
         Some(o) => {
-            return Err(FerryError::new(ErrorKind::InvalidInput, format!("on_conflict must be error, ignore or replace, not '{o}'")).into());
+            return Err(FerryError::new(
+                ErrorKind::InvalidInput,
+                format!("on_conflict must be error, ignore or replace, not '{o}'"),
+            )
+            .into());
         }
     };
     let verify = match t.get::<Option<String>>("verify")?.as_deref() {
@@ -446,12 +552,20 @@ fn parse_options(t: &Table) -> mlua::Result<Options> {
         Some("checksum") => VerifyMode::Checksum,
         Some("none") => VerifyMode::None,
         Some(o) => {
-            return Err(FerryError::new(ErrorKind::InvalidInput, format!("verify must be count, checksum or none, not '{o}'")).into());
+            return Err(FerryError::new(
+                ErrorKind::InvalidInput,
+                format!("verify must be count, checksum or none, not '{o}'"),
+            )
+            .into());
         }
     };
     Ok(Options {
-        dst_table: t.get::<Option<String>>("dst_table")?.unwrap_or_else(|| table.clone()),
-        title: t.get::<Option<String>>("title")?.unwrap_or_else(|| format!("copy_table {table}")),
+        dst_table: t
+            .get::<Option<String>>("dst_table")?
+            .unwrap_or_else(|| table.clone()),
+        title: t
+            .get::<Option<String>>("title")?
+            .unwrap_or_else(|| format!("copy_table {table}")),
         table,
         key: list(t.get("key")?)?,
         columns: list(t.get("columns")?)?,
@@ -465,7 +579,10 @@ fn parse_options(t: &Table) -> mlua::Result<Options> {
     })
 }
 
-pub async fn lua_copy_table(lua: Lua, (src, dst, opts): (mlua::AnyUserData, mlua::AnyUserData, Table)) -> mlua::Result<Table> {
+pub async fn lua_copy_table(
+    lua: Lua,
+    (src, dst, opts): (mlua::AnyUserData, mlua::AnyUserData, Table),
+) -> mlua::Result<Table> {
     let src = src.borrow::<LuaDb>()?.db.clone();
     let dst = dst.borrow::<LuaDb>()?.db.clone();
     let transform: Option<Function> = opts.get("transform")?;
@@ -489,15 +606,30 @@ impl ToValueJson for Lua {
     }
 }
 
-pub async fn copy_table(lua: &Lua, src: Db, dst: Db, mut o: Options, transform: Option<Function>) -> Result<Json> {
+pub async fn copy_table(
+    lua: &Lua,
+    src: Db,
+    dst: Db,
+    mut o: Options,
+    transform: Option<Function>,
+) -> Result<Json> {
     let c = ctx(lua);
     let started = Instant::now();
     let sinfo = table_info(&src, &o.table).await?.ok_or_else(|| {
-        FerryError::new(ErrorKind::NotFound, format!("source table {} does not exist in {}", o.table, src.display))
+        FerryError::new(
+            ErrorKind::NotFound,
+            format!("source table {} does not exist in {}", o.table, src.display),
+        )
     })?;
     let dinfo = table_info(&dst, &o.dst_table).await?.ok_or_else(|| {
-        FerryError::new(ErrorKind::NotFound, format!("target table {} does not exist in {}", o.dst_table, dst.display))
-            .hint("create the target table first (copy_table copies rows, not schemas)")
+        FerryError::new(
+            ErrorKind::NotFound,
+            format!(
+                "target table {} does not exist in {}",
+                o.dst_table, dst.display
+            ),
+        )
+        .hint("create the target table first (copy_table copies rows, not schemas)")
     })?;
     let src_names: Vec<String> = sinfo.columns.iter().map(|c| c.0.clone()).collect();
     let key = match o.key.clone() {
@@ -512,15 +644,30 @@ pub async fn copy_table(lua: &Lua, src: Db, dst: Db, mut o: Options, transform: 
         }
     };
     let insert_cols = o.columns.clone().unwrap_or_else(|| src_names.clone());
-    let missing_src: Vec<&String> = insert_cols.iter().chain(key.iter()).filter(|c| !src_names.contains(c)).collect();
+    let missing_src: Vec<&String> = insert_cols
+        .iter()
+        .chain(key.iter())
+        .filter(|c| !src_names.contains(c))
+        .collect();
     if !missing_src.is_empty() {
         return Err(FerryError::new(
             ErrorKind::InvalidInput,
-            format!("source table {} has no column(s) {}", o.table, missing_src.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+            format!(
+                "source table {} has no column(s) {}",
+                o.table,
+                missing_src
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         ));
     }
     let dst_names: Vec<&String> = dinfo.columns.iter().map(|c| &c.0).collect();
-    let missing_dst: Vec<&String> = insert_cols.iter().filter(|c| !dst_names.contains(c)).collect();
+    let missing_dst: Vec<&String> = insert_cols
+        .iter()
+        .filter(|c| !dst_names.contains(c))
+        .collect();
     if !missing_dst.is_empty() {
         return Err(FerryError::new(
             ErrorKind::InvalidInput,
@@ -528,7 +675,11 @@ pub async fn copy_table(lua: &Lua, src: Db, dst: Db, mut o: Options, transform: 
                 "target table {} in {} lacks column(s) {} that the copy writes",
                 o.dst_table,
                 dst.display,
-                missing_dst.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                missing_dst
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )
         .hint("add the columns to the target, or choose columns = {...}"));
@@ -539,14 +690,24 @@ pub async fn copy_table(lua: &Lua, src: Db, dst: Db, mut o: Options, transform: 
             select_cols.push(k.clone());
         }
     }
-    let key_idx: Vec<usize> = key.iter().map(|k| select_cols.iter().position(|c| c == k).unwrap_or(0)).collect();
+    let key_idx: Vec<usize> = key
+        .iter()
+        .map(|k| select_cols.iter().position(|c| c == k).unwrap_or(0))
+        .collect();
     // Both servers allow 65535 parameters per statement.
     o.batch = o.batch.min(65_535 / insert_cols.len().max(1)).max(1);
 
     // The plan: stored in the journal on the first run, reused on resume.
     let step = current_step(&c);
-    let plan_name = format!("copy_table:{}", o.dst_table);
-    let prior = step.as_ref().and_then(|s| c.checkpoint_get(s, &plan_name));
+    // Named by both ends, so a plan is only reused for the same copy; valid under changed tuning
+    // parameters (throttle, workers), since the target itself says how far each range got.
+    let plan_name = format!(
+        "copy_table:{}:{}->{}:{}",
+        src.display, o.table, dst.display, o.dst_table
+    );
+    let prior = step
+        .as_ref()
+        .and_then(|s| c.checkpoint_get_any_params(s, &plan_name));
     let resume = prior.is_some();
     let (ranges, last): (Vec<Range>, Vec<Option<Vec<SqlValue>>>) = match &prior {
         Some(p) => {
@@ -554,7 +715,10 @@ pub async fn copy_table(lua: &Lua, src: Db, dst: Db, mut o: Options, transform: 
                 .as_array()
                 .map(|rs| {
                     rs.iter()
-                        .map(|r| Range { lo: key_from_json(&r["lo"]), hi: r["hi"].as_i64() })
+                        .map(|r| Range {
+                            lo: key_from_json(&r["lo"]),
+                            hi: r["hi"].as_i64(),
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -566,18 +730,27 @@ pub async fn copy_table(lua: &Lua, src: Db, dst: Db, mut o: Options, transform: 
         }
         None => {
             let int_key = key.len() == 1
-                && sinfo.columns.iter().any(|(n, t)| *n == key[0] && is_integer_type(t));
+                && sinfo
+                    .columns
+                    .iter()
+                    .any(|(n, t)| *n == key[0] && is_integer_type(t));
             let mut ranges = vec![Range { lo: None, hi: None }];
             if int_key {
                 let sql = format!(
                     "SELECT MIN({k}), MAX({k}) FROM {}{}",
                     quote(&src, &o.table),
-                    o.where_.as_ref().map(|w| format!(" WHERE {w}")).unwrap_or_default(),
+                    o.where_
+                        .as_ref()
+                        .map(|w| format!(" WHERE {w}"))
+                        .unwrap_or_default(),
                     k = quote(&src, &key[0])
                 );
                 let rs = src.query(&sql, &[]).await?;
                 let row = rs.rows.first().cloned().unwrap_or_default();
-                if let (Some(min), Some(max)) = (row.first().and_then(|v| v.as_i64()), row.get(1).and_then(|v| v.as_i64())) {
+                if let (Some(min), Some(max)) = (
+                    row.first().and_then(|v| v.as_i64()),
+                    row.get(1).and_then(|v| v.as_i64()),
+                ) {
                     let n = o.ranges.unwrap_or(o.workers * 2).max(1) as i128;
                     let span = (max as i128 - min as i128 + 1).max(1);
                     let step_size = (span + n - 1) / n;
@@ -587,7 +760,11 @@ pub async fn copy_table(lua: &Lua, src: Db, dst: Db, mut o: Options, transform: 
                         let hi = (lo + step_size).min(max as i128);
                         ranges.push(Range {
                             // The first range is open below (min - 1 may not fit in 64 bits).
-                            lo: if ranges.is_empty() { None } else { Some(vec![SqlValue::Int(lo as i64)]) },
+                            lo: if ranges.is_empty() {
+                                None
+                            } else {
+                                Some(vec![SqlValue::Int(lo as i64)])
+                            },
                             hi: Some(hi as i64),
                         });
                         lo = hi;
@@ -611,10 +788,15 @@ pub async fn copy_table(lua: &Lua, src: Db, dst: Db, mut o: Options, transform: 
         key: key.clone(),
         key_idx,
         ranges,
-        last: RefCell::new(if last.len() == n_ranges { last } else { vec![None; n_ranges] }),
+        last: RefCell::new(if last.len() == n_ranges {
+            last
+        } else {
+            vec![None; n_ranges]
+        }),
         done: RefCell::new(vec![false; n_ranges]),
         rows: RefCell::new(0),
         batches: RefCell::new(0),
+        retries: RefCell::new(0),
         transform,
         lua: lua.clone(),
         opts: o,
@@ -626,7 +808,12 @@ pub async fn copy_table(lua: &Lua, src: Db, dst: Db, mut o: Options, transform: 
                 .iter()
                 .map(|r| json!({"lo": r.lo.as_ref().map(|k| key_json(k)), "hi": r.hi}))
                 .collect();
-            let last: Vec<Json> = run.last.borrow().iter().map(|l| l.as_ref().map(|k| key_json(k)).unwrap_or(Json::Null)).collect();
+            let last: Vec<Json> = run
+                .last
+                .borrow()
+                .iter()
+                .map(|l| l.as_ref().map(|k| key_json(k)).unwrap_or(Json::Null))
+                .collect();
             c.checkpoint_set(s, &plan_name, json!({"ranges": ranges, "last": last}))?;
         }
         Ok(())
@@ -636,14 +823,19 @@ pub async fn copy_table(lua: &Lua, src: Db, dst: Db, mut o: Options, transform: 
     }
     if c.dry_run() {
         let total = count(&src, &run.opts.table, run.opts.where_.as_deref()).await?;
-        c.would(&format!("copy {total} rows of {} from {} into {} on {}", run.opts.table, src.display, run.opts.dst_table, dst.display));
+        c.would(&format!(
+            "copy {total} rows of {} from {} into {} on {}",
+            run.opts.table, src.display, run.opts.dst_table, dst.display
+        ));
         return Ok(json!({"rows": 0, "would_copy": total, "dry_run": true, "ranges": n_ranges}));
     }
     tracing::info!(target: EV, "{}: {} range(s), {} worker(s), batches of {}{}", run.opts.title, n_ranges,
         run.opts.workers, run.opts.batch, if resume { ", resuming" } else { "" });
 
     // Workers take ranges from a shared queue; a ticker reports and checkpoints every second.
-    let queue = Rc::new(RefCell::new((0..n_ranges).collect::<std::collections::VecDeque<usize>>()));
+    let queue = Rc::new(RefCell::new(
+        (0..n_ranges).collect::<std::collections::VecDeque<usize>>(),
+    ));
     let failed: Rc<RefCell<Option<FerryError>>> = Rc::new(RefCell::new(None));
     let workers = (0..run.opts.workers.min(n_ranges).max(1)).map(|_| {
         let run = run.clone();
@@ -695,7 +887,8 @@ pub async fn copy_table(lua: &Lua, src: Db, dst: Db, mut o: Options, transform: 
     let rows = *run.rows.borrow();
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(target: EV, "{}: copy done, total {rows} rows in {secs:.1}s ({:.0} rows/s)", run.opts.title, rows as f64 / secs.max(0.001));
-    let mut report = json!({"rows": rows, "batches": *run.batches.borrow(), "seconds": secs, "ranges": n_ranges, "resumed": resume});
+    let mut report = json!({"rows": rows, "batches": *run.batches.borrow(), "seconds": secs, "ranges": n_ranges,
+                            "resumed": resume, "retries": *run.retries.borrow()});
     match run.opts.verify {
         VerifyMode::None => {}
         VerifyMode::Count => {
@@ -706,20 +899,34 @@ pub async fn copy_table(lua: &Lua, src: Db, dst: Db, mut o: Options, transform: 
             if s != d && run.transform.is_none() {
                 return Err(FerryError::new(
                     ErrorKind::Conflict,
-                    format!("verify: {} has {s} rows in {} but {} has {d} in {}", run.opts.table, src.display, run.opts.dst_table, dst.display),
+                    format!(
+                        "verify: {} has {s} rows in {} but {} has {d} in {}",
+                        run.opts.table, src.display, run.opts.dst_table, dst.display
+                    ),
                 ));
             }
             report["verified"] = json!("count");
         }
         VerifyMode::Checksum => {
-            let (sn, sh) = checksum(&src, &run.opts.table, &run.insert_cols, &key, run.opts.where_.as_deref()).await?;
-            let (dn, dh) = checksum(&dst, &run.opts.dst_table, &run.insert_cols, &key, None).await?;
+            let (sn, sh) = checksum(
+                &src,
+                &run.opts.table,
+                &run.insert_cols,
+                &key,
+                run.opts.where_.as_deref(),
+            )
+            .await?;
+            let (dn, dh) =
+                checksum(&dst, &run.opts.dst_table, &run.insert_cols, &key, None).await?;
             report["source_rows"] = json!(sn);
             report["target_rows"] = json!(dn);
             if sn != dn || sh != dh {
                 return Err(FerryError::new(
                     ErrorKind::Conflict,
-                    format!("verify: checksums differ: {} {sn} rows {sh}, {} {dn} rows {dh}", run.opts.table, run.opts.dst_table),
+                    format!(
+                        "verify: checksums differ: {} {sn} rows {sh}, {} {dn} rows {dh}",
+                        run.opts.table, run.opts.dst_table
+                    ),
                 ));
             }
             report["verified"] = json!("checksum");

@@ -2,11 +2,13 @@
 
 use std::rc::Rc;
 
-use mlua::{Function, Lua, LuaSerdeExt, MultiValue, Table, UserData, UserDataFields, UserDataMethods, Value};
+use mlua::{
+    Function, Lua, LuaSerdeExt, MultiValue, Table, UserData, UserDataFields, UserDataMethods, Value,
+};
 use tokio::sync::Mutex;
 
 use super::value::SqlValue;
-use super::{Backend, ConnectOptions, Conn, Db, ResultSet, statement};
+use super::{Backend, Conn, ConnectOptions, Db, ResultSet, statement};
 use crate::runtime::context::ctx;
 use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult};
 use crate::runtime::registry::{FnDoc, ModuleDef};
@@ -106,11 +108,21 @@ fn params_from(t: Option<Table>) -> mlua::Result<Vec<SqlValue>> {
             max = max.max(i);
         }
     }
-    (1..=max).map(|i| value_from_lua(&t.raw_get::<Value>(i)?)).collect()
+    (1..=max)
+        .map(|i| value_from_lua(&t.raw_get::<Value>(i)?))
+        .collect()
 }
 
-pub fn row_to_lua(lua: &Lua, columns: &[String], row: &[SqlValue], array: bool) -> mlua::Result<Table> {
-    let t = lua.create_table_with_capacity(if array { row.len() } else { 0 }, if array { 0 } else { row.len() })?;
+pub fn row_to_lua(
+    lua: &Lua,
+    columns: &[String],
+    row: &[SqlValue],
+    array: bool,
+) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(
+        if array { row.len() } else { 0 },
+        if array { 0 } else { row.len() },
+    )?;
     for (i, v) in row.iter().enumerate() {
         let lv = value_to_lua(lua, v)?;
         if array {
@@ -132,7 +144,11 @@ fn result_to_lua(lua: &Lua, rs: &ResultSet, array: bool) -> mlua::Result<(Table,
 }
 
 impl LuaDb {
-    async fn run_query(&self, sql: &str, params: &[SqlValue]) -> crate::runtime::error::Result<ResultSet> {
+    async fn run_query(
+        &self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> crate::runtime::error::Result<ResultSet> {
         match &self.tx {
             None => self.db.query(sql, params).await,
             Some(tx) => {
@@ -143,7 +159,11 @@ impl LuaDb {
         }
     }
 
-    async fn run_exec(&self, sql: &str, params: &[SqlValue]) -> crate::runtime::error::Result<(u64, Option<u64>)> {
+    async fn run_exec(
+        &self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> crate::runtime::error::Result<(u64, Option<u64>)> {
         match &self.tx {
             None => self.db.exec(sql, params).await,
             Some(tx) => {
@@ -156,12 +176,22 @@ impl LuaDb {
 }
 
 fn finished_tx() -> FerryError {
-    FerryError::new(ErrorKind::InvalidInput, "this transaction has already ended")
+    FerryError::new(
+        ErrorKind::InvalidInput,
+        "this transaction has already ended",
+    )
 }
 
 fn one_line(sql: &str) -> String {
     let s: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    if s.len() > 300 { format!("{}...", &s[..s.char_indices().nth(300).map(|(i, _)| i).unwrap_or(s.len())]) } else { s }
+    if s.len() > 300 {
+        format!(
+            "{}...",
+            &s[..s.char_indices().nth(300).map(|(i, _)| i).unwrap_or(s.len())]
+        )
+    } else {
+        s
+    }
 }
 
 /// Reports a statement instead of running it in a dry run. True when it must not run.
@@ -172,10 +202,17 @@ fn would_execute(lua: &Lua, db: &Db, sql: &str, params: &[SqlValue]) -> bool {
     let shown_params = if params.is_empty() {
         String::new()
     } else {
-        let p: Vec<String> = params.iter().map(|v| String::from_utf8_lossy(&v.canonical()).into_owned()).collect();
+        let p: Vec<String> = params
+            .iter()
+            .map(|v| String::from_utf8_lossy(&v.canonical()).into_owned())
+            .collect();
         format!(" with ({})", p.join(", "))
     };
-    ctx(lua).would(&format!("execute on {}: {}{shown_params}", db.display, one_line(sql)))
+    ctx(lua).would(&format!(
+        "execute on {}: {}{shown_params}",
+        db.display,
+        one_line(sql)
+    ))
 }
 
 impl UserData for LuaDb {
@@ -190,65 +227,79 @@ impl UserData for LuaDb {
     }
 
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
-        m.add_meta_method(mlua::MetaMethod::ToString, |_, d, ()| Ok(format!("db {}", d.db.display)));
-        m.add_async_method("query", |lua, this, (sql, params, opts): (String, Option<Table>, Option<Table>)| async move {
-            let params = params_from(params)?;
-            let array = match &opts {
-                Some(o) => o.get::<Option<bool>>("array")?.unwrap_or(false),
-                None => false,
-            };
-            if would_execute(&lua, &this.db, &sql, &params) {
-                return Ok((lua.create_table()?, lua.create_table()?));
-            }
-            let rs = this.run_query(&sql, &params).await.lua_err()?;
-            result_to_lua(&lua, &rs, array)
+        m.add_meta_method(mlua::MetaMethod::ToString, |_, d, ()| {
+            Ok(format!("db {}", d.db.display))
         });
-        m.add_async_method("exec", |lua, this, (sql, params): (String, Option<Table>)| async move {
-            let params = params_from(params)?;
-            if would_execute(&lua, &this.db, &sql, &params) {
-                return Ok((0u64, None));
-            }
-            this.run_exec(&sql, &params).await.lua_err()
-        });
-        m.add_async_method("rows", |lua, this, (sql, params, opts): (String, Option<Table>, Option<Table>)| async move {
-            let params = params_from(params)?;
-            let array = match &opts {
-                Some(o) => o.get::<Option<bool>>("array")?.unwrap_or(false),
-                None => false,
-            };
-            if this.tx.is_some() {
-                // Inside a transaction: the transaction's connection, buffered.
-                let rs = this.run_query(&sql, &params).await.lua_err()?;
-                let mut rows = rs.rows.into_iter();
-                let columns = rs.columns;
-                return lua.create_function_mut(move |lua, ()| match rows.next() {
-                    Some(r) => Ok(Some(row_to_lua(lua, &columns, &r, array)?)),
-                    None => Ok(None),
-                });
-            }
-            if !statement::is_read_only(&sql) && ctx(&lua).dry_run() {
-                would_execute(&lua, &this.db, &sql, &params);
-                return lua.create_function(|_, ()| Ok(None::<Table>));
-            }
-            let mut rx = this.db.stream(sql, params).await.lua_err()?;
-            let columns: Vec<String> = match rx.recv().await {
-                Some(Ok(names)) => names.iter().map(|n| String::from_utf8_lossy(&n.canonical()).into_owned()).collect(),
-                Some(Err(e)) => return Err(e.into()),
-                None => Vec::new(),
-            };
-            let rx = Rc::new(Mutex::new(rx));
-            lua.create_async_function(move |lua, ()| {
-                let rx = rx.clone();
-                let columns = columns.clone();
-                async move {
-                    match rx.lock().await.recv().await {
-                        Some(Ok(r)) => Ok(Some(row_to_lua(&lua, &columns, &r, array)?)),
-                        Some(Err(e)) => Err(e.into()),
-                        None => Ok(None),
-                    }
+        m.add_async_method(
+            "query",
+            |lua, this, (sql, params, opts): (String, Option<Table>, Option<Table>)| async move {
+                let params = params_from(params)?;
+                let array = match &opts {
+                    Some(o) => o.get::<Option<bool>>("array")?.unwrap_or(false),
+                    None => false,
+                };
+                if would_execute(&lua, &this.db, &sql, &params) {
+                    return Ok((lua.create_table()?, lua.create_table()?));
                 }
-            })
-        });
+                let rs = this.run_query(&sql, &params).await.lua_err()?;
+                result_to_lua(&lua, &rs, array)
+            },
+        );
+        m.add_async_method(
+            "exec",
+            |lua, this, (sql, params): (String, Option<Table>)| async move {
+                let params = params_from(params)?;
+                if would_execute(&lua, &this.db, &sql, &params) {
+                    return Ok((0u64, None));
+                }
+                this.run_exec(&sql, &params).await.lua_err()
+            },
+        );
+        m.add_async_method(
+            "rows",
+            |lua, this, (sql, params, opts): (String, Option<Table>, Option<Table>)| async move {
+                let params = params_from(params)?;
+                let array = match &opts {
+                    Some(o) => o.get::<Option<bool>>("array")?.unwrap_or(false),
+                    None => false,
+                };
+                if this.tx.is_some() {
+                    // Inside a transaction: the transaction's connection, buffered.
+                    let rs = this.run_query(&sql, &params).await.lua_err()?;
+                    let mut rows = rs.rows.into_iter();
+                    let columns = rs.columns;
+                    return lua.create_function_mut(move |lua, ()| match rows.next() {
+                        Some(r) => Ok(Some(row_to_lua(lua, &columns, &r, array)?)),
+                        None => Ok(None),
+                    });
+                }
+                if !statement::is_read_only(&sql) && ctx(&lua).dry_run() {
+                    would_execute(&lua, &this.db, &sql, &params);
+                    return lua.create_function(|_, ()| Ok(None::<Table>));
+                }
+                let mut rx = this.db.stream(sql, params).await.lua_err()?;
+                let columns: Vec<String> = match rx.recv().await {
+                    Some(Ok(names)) => names
+                        .iter()
+                        .map(|n| String::from_utf8_lossy(&n.canonical()).into_owned())
+                        .collect(),
+                    Some(Err(e)) => return Err(e.into()),
+                    None => Vec::new(),
+                };
+                let rx = Rc::new(Mutex::new(rx));
+                lua.create_async_function(move |lua, ()| {
+                    let rx = rx.clone();
+                    let columns = columns.clone();
+                    async move {
+                        match rx.lock().await.recv().await {
+                            Some(Ok(r)) => Ok(Some(row_to_lua(&lua, &columns, &r, array)?)),
+                            Some(Err(e)) => Err(e.into()),
+                            None => Ok(None),
+                        }
+                    }
+                })
+            },
+        );
         m.add_async_method("transaction", |lua, this, f: Function| async move {
             if this.tx.is_some() {
                 return Err(FerryError::new(ErrorKind::InvalidInput, "db:transaction inside a transaction is not supported").into());
@@ -300,9 +351,15 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
                 o.tls = t.get("tls")?;
                 o.ca = t.get("ca")?;
             }
-            Ok(LuaDb { db: Db::connect(&url, &o).await.lua_err()?, tx: None })
+            Ok(LuaDb {
+                db: Db::connect(&url, &o).await.lua_err()?,
+                tx: None,
+            })
         })?,
     )?;
-    m.set("copy_table", lua.create_async_function(super::copy_table::lua_copy_table)?)?;
+    m.set(
+        "copy_table",
+        lua.create_async_function(super::copy_table::lua_copy_table)?,
+    )?;
     Ok(m)
 }

@@ -42,7 +42,7 @@ enum Pool {
 /// One connection, for transactions, streaming and copy workers.
 pub enum Conn {
     My(mysql_async::Conn),
-    Pg(deadpool_postgres::Object),
+    Pg(Box<deadpool_postgres::Object>),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -88,13 +88,17 @@ pub fn mysql_error(display: &str, e: mysql_async::Error) -> FerryError {
             let retryable = matches!(se.code, 1205 | 1213 | 1040 | 1053 | 2006 | 2013);
             FerryError::new(
                 kind,
-                format!("{display}: ERROR {} ({}): {}", se.code, se.state, se.message),
+                format!(
+                    "{display}: ERROR {} ({}): {}",
+                    se.code, se.state, se.message
+                ),
             )
             .retryable(retryable)
             .with("sql_code", se.code)
         }
-        E::Io(_) | E::Driver(_) => FerryError::new(ErrorKind::Unavailable, format!("{display}: {e}"))
-            .retryable(true),
+        E::Io(_) | E::Driver(_) => {
+            FerryError::new(ErrorKind::Unavailable, format!("{display}: {e}")).retryable(true)
+        }
         E::Url(_) => FerryError::new(ErrorKind::InvalidInput, format!("{display}: {e}")),
         _ => FerryError::new(ErrorKind::Internal, format!("{display}: {e}")),
     }
@@ -106,7 +110,11 @@ pub fn pg_error(display: &str, e: tokio_postgres::Error) -> FerryError {
         let code = db.code().code();
         let kind = match &code[..2] {
             "28" => ErrorKind::Auth,
-            "3D" | "42" if code == "3D000" || code == "42P01" || code == "42703" || code == "42883" => ErrorKind::NotFound,
+            "3D" | "42"
+                if code == "3D000" || code == "42P01" || code == "42703" || code == "42883" =>
+            {
+                ErrorKind::NotFound
+            }
             "23" | "40" => ErrorKind::Conflict,
             "42" | "22" => ErrorKind::InvalidInput,
             "53" | "57" | "08" => ErrorKind::Unavailable,
@@ -120,10 +128,18 @@ pub fn pg_error(display: &str, e: tokio_postgres::Error) -> FerryError {
         if let Some(tokio_postgres::error::ErrorPosition::Original(pos)) = db.position() {
             msg.push_str(&format!(" at character {pos}"));
         }
-        return FerryError::new(kind, msg).retryable(retryable).with("sql_code", code);
+        return FerryError::new(kind, msg)
+            .retryable(retryable)
+            .with("sql_code", code);
     }
-    let closed = e.is_closed() || e.to_string().contains("connection") || e.to_string().contains("error connecting");
-    let kind = if closed { ErrorKind::Unavailable } else { ErrorKind::Internal };
+    let closed = e.is_closed()
+        || e.to_string().contains("connection")
+        || e.to_string().contains("error connecting");
+    let kind = if closed {
+        ErrorKind::Unavailable
+    } else {
+        ErrorKind::Internal
+    };
     let mut text = e.to_string();
     if let Some(src) = std::error::Error::source(&e) {
         text.push_str(&format!(": {src}"));
@@ -134,7 +150,9 @@ pub fn pg_error(display: &str, e: tokio_postgres::Error) -> FerryError {
 fn pool_error(display: &str, e: deadpool_postgres::PoolError) -> FerryError {
     match e {
         deadpool_postgres::PoolError::Backend(e) => pg_error(display, e),
-        other => FerryError::new(ErrorKind::Unavailable, format!("{display}: {other}")).retryable(true),
+        other => {
+            FerryError::new(ErrorKind::Unavailable, format!("{display}: {other}")).retryable(true)
+        }
     }
 }
 
@@ -160,7 +178,12 @@ impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -168,7 +191,12 @@ impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
@@ -190,11 +218,12 @@ fn pg_tls(opts: &ConnectOptions) -> Result<tokio_postgres_rustls::MakeRustlsConn
         let _ = roots.add(cert);
     }
     if let Some(ca) = &opts.ca {
-        let pem = std::fs::read(ca).map_err(|e| FerryError::io(format!("reading CA file {ca}"), &e))?;
+        let pem =
+            std::fs::read(ca).map_err(|e| FerryError::io(format!("reading CA file {ca}"), &e))?;
         for cert in rustls_pki_types_from_pem(&pem) {
-            roots
-                .add(cert)
-                .map_err(|e| FerryError::new(ErrorKind::InvalidInput, format!("CA file {ca}: {e}")))?;
+            roots.add(cert).map_err(|e| {
+                FerryError::new(ErrorKind::InvalidInput, format!("CA file {ca}: {e}"))
+            })?;
         }
     }
     let config = rustls::ClientConfig::builder()
@@ -214,12 +243,12 @@ impl Db {
     /// Connects (and checks the connection with one round trip).
     pub async fn connect(url: &str, opts: &ConnectOptions) -> Result<Db> {
         let display = without_password(url);
-        if let Ok(u) = url::Url::parse(url) {
-            if let Some(p) = u.password() {
-                add_secret(p);
-                if let Ok(decoded) = urlencoding_decode(p) {
-                    add_secret(&decoded);
-                }
+        if let Ok(u) = url::Url::parse(url)
+            && let Some(p) = u.password()
+        {
+            add_secret(p);
+            if let Ok(decoded) = urlencoding_decode(p) {
+                add_secret(&decoded);
             }
         }
         let scheme = url.split("://").next().unwrap_or("");
@@ -232,9 +261,15 @@ impl Db {
                 })?;
                 let size = opts.pool_size.unwrap_or(16).max(1);
                 let mut b = mysql_async::OptsBuilder::from_opts(base)
-                    .pool_opts(mysql_async::PoolOpts::new().with_constraints(
-                        mysql_async::PoolConstraints::new(0, size).expect("0 <= size"),
-                    ))
+                    // A non-zero idle TTL keeps returned connections pooled (with a TTL of 0,
+                    // mysql_async closes every connection above `min` when it is returned).
+                    .pool_opts(
+                        mysql_async::PoolOpts::new()
+                            .with_constraints(
+                                mysql_async::PoolConstraints::new(0, size).expect("0 <= size"),
+                            )
+                            .with_inactive_connection_ttl(Duration::from_secs(60)),
+                    )
                     .stmt_cache_size(64);
                 if opts.tls.as_deref() == Some("require") {
                     let mut ssl = mysql_async::SslOpts::default();
@@ -303,13 +338,37 @@ impl Db {
     /// A connection from the pool.
     pub async fn conn(&self) -> Result<Conn> {
         match &self.inner {
-            Pool::My(p) => p.get_conn().await.map(Conn::My).map_err(|e| mysql_error(&self.display, e)),
-            Pool::Pg(p) => p.get().await.map(Conn::Pg).map_err(|e| pool_error(&self.display, e)),
+            Pool::My(p) => p
+                .get_conn()
+                .await
+                .map(Conn::My)
+                .map_err(|e| mysql_error(&self.display, e)),
+            Pool::Pg(p) => p
+                .get()
+                .await
+                .map(|c| Conn::Pg(Box::new(c)))
+                .map_err(|e| pool_error(&self.display, e)),
         }
     }
 
+    /// Runs a query on a pooled connection. A read-only statement that fails because its
+    /// connection died (killed, server restarted, network cut) is retried on a fresh connection.
     pub async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<ResultSet> {
-        self.conn().await?.query(&self.display, sql, params).await
+        let mut attempt = 0;
+        loop {
+            let r = match self.conn().await {
+                Ok(mut c) => c.query(&self.display, sql, params).await,
+                Err(e) => Err(e),
+            };
+            match r {
+                Err(e) if e.retryable && attempt < 3 && statement::is_read_only(sql) => {
+                    attempt += 1;
+                    tracing::debug!(target: crate::runtime::output::EV, "retrying a read after: {}", e.one_line());
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     pub async fn exec(&self, sql: &str, params: &[SqlValue]) -> Result<(u64, Option<u64>)> {
@@ -318,7 +377,11 @@ impl Db {
 
     /// Streams the rows of a query through a bounded channel; the first message is the column
     /// list (as a row of Text values).
-    pub async fn stream(&self, sql: String, params: Vec<SqlValue>) -> Result<mpsc::Receiver<Result<Vec<SqlValue>>>> {
+    pub async fn stream(
+        &self,
+        sql: String,
+        params: Vec<SqlValue>,
+    ) -> Result<mpsc::Receiver<Result<Vec<SqlValue>>>> {
         let conn = self.conn().await?;
         let (tx, rx) = mpsc::channel(1024);
         let display = self.display.clone();
@@ -342,15 +405,25 @@ async fn my_collect<P: mysql_async::prelude::Protocol>(
     mut result: mysql_async::QueryResult<'_, 'static, P>,
     display: &str,
 ) -> Result<ResultSet> {
-    let cols: Arc<[mysql_async::Column]> = result.columns().unwrap_or_else(|| Arc::from(Vec::new()));
+    let cols: Arc<[mysql_async::Column]> =
+        result.columns().unwrap_or_else(|| Arc::from(Vec::new()));
     let mut rs = ResultSet {
         columns: cols.iter().map(|c| c.name_str().into_owned()).collect(),
         rows: Vec::new(),
     };
     while let Some(row) = result.next().await.map_err(|e| mysql_error(display, e))? {
-        rs.rows.push(row.unwrap().into_iter().zip(cols.iter()).map(|(v, c)| value::from_mysql(v, c)).collect());
+        rs.rows.push(
+            row.unwrap()
+                .into_iter()
+                .zip(cols.iter())
+                .map(|(v, c)| value::from_mysql(v, c))
+                .collect(),
+        );
     }
-    result.drop_result().await.map_err(|e| mysql_error(display, e))?;
+    result
+        .drop_result()
+        .await
+        .map_err(|e| mysql_error(display, e))?;
     Ok(rs)
 }
 
@@ -360,7 +433,10 @@ async fn my_affected<P: mysql_async::prelude::Protocol>(
 ) -> Result<(u64, Option<u64>)> {
     let affected = result.affected_rows();
     let last = result.last_insert_id();
-    result.drop_result().await.map_err(|e| mysql_error(display, e))?;
+    result
+        .drop_result()
+        .await
+        .map_err(|e| mysql_error(display, e))?;
     Ok((affected, last))
 }
 
@@ -369,13 +445,22 @@ async fn my_send<P: mysql_async::prelude::Protocol>(
     display: &str,
     tx: &mpsc::Sender<Result<Vec<SqlValue>>>,
 ) -> Result<()> {
-    let cols: Arc<[mysql_async::Column]> = result.columns().unwrap_or_else(|| Arc::from(Vec::new()));
-    let names = cols.iter().map(|c| SqlValue::Text(c.name_str().into_owned())).collect();
+    let cols: Arc<[mysql_async::Column]> =
+        result.columns().unwrap_or_else(|| Arc::from(Vec::new()));
+    let names = cols
+        .iter()
+        .map(|c| SqlValue::Text(c.name_str().into_owned()))
+        .collect();
     if tx.send(Ok(names)).await.is_err() {
         return Ok(());
     }
     while let Some(row) = result.next().await.map_err(|e| mysql_error(display, e))? {
-        let values = row.unwrap().into_iter().zip(cols.iter()).map(|(v, c)| value::from_mysql(v, c)).collect();
+        let values = row
+            .unwrap()
+            .into_iter()
+            .zip(cols.iter())
+            .map(|(v, c)| value::from_mysql(v, c))
+            .collect();
         if tx.send(Ok(values)).await.is_err() {
             break;
         }
@@ -396,14 +481,25 @@ fn pg_params(params: &[SqlValue]) -> Vec<PgParam> {
 }
 
 impl Conn {
-    pub async fn query(&mut self, display: &str, sql: &str, params: &[SqlValue]) -> Result<ResultSet> {
+    pub async fn query(
+        &mut self,
+        display: &str,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<ResultSet> {
         match self {
             Conn::My(c) => {
                 if params.is_empty() {
-                    let r = c.query_iter(sql).await.map_err(|e| mysql_error(display, e))?;
+                    let r = c
+                        .query_iter(sql)
+                        .await
+                        .map_err(|e| mysql_error(display, e))?;
                     my_collect(r, display).await
                 } else {
-                    let r = c.exec_iter(sql, my_params(params)).await.map_err(|e| mysql_error(display, e))?;
+                    let r = c
+                        .exec_iter(sql, my_params(params))
+                        .await
+                        .map_err(|e| mysql_error(display, e))?;
                     my_collect(r, display).await
                 }
             }
@@ -411,17 +507,28 @@ impl Conn {
                 let sql = statement::to_dollar_params(sql);
                 let stmt = c.prepare(&sql).await.map_err(|e| pg_error(display, e))?;
                 let ps = pg_params(params);
-                let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-                    ps.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
-                let rows = c.query(&stmt, &refs).await.map_err(|e| pg_error(display, e))?;
+                let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = ps
+                    .iter()
+                    .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+                    .collect();
+                let rows = c
+                    .query(&stmt, &refs)
+                    .await
+                    .map_err(|e| pg_error(display, e))?;
                 let mut rs = ResultSet {
-                    columns: stmt.columns().iter().map(|c| c.name().to_string()).collect(),
+                    columns: stmt
+                        .columns()
+                        .iter()
+                        .map(|c| c.name().to_string())
+                        .collect(),
                     rows: Vec::with_capacity(rows.len()),
                 };
                 for r in &rows {
                     let mut out = Vec::with_capacity(r.len());
                     for i in 0..r.len() {
-                        out.push(value::from_pg(r, i).map_err(|m| FerryError::new(ErrorKind::InvalidInput, format!("{display}: {m}")))?);
+                        out.push(value::from_pg(r, i).map_err(|m| {
+                            FerryError::new(ErrorKind::InvalidInput, format!("{display}: {m}"))
+                        })?);
                     }
                     rs.rows.push(out);
                 }
@@ -431,14 +538,25 @@ impl Conn {
     }
 
     /// Runs a statement; returns (affected rows, last insert id).
-    pub async fn exec(&mut self, display: &str, sql: &str, params: &[SqlValue]) -> Result<(u64, Option<u64>)> {
+    pub async fn exec(
+        &mut self,
+        display: &str,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<(u64, Option<u64>)> {
         match self {
             Conn::My(c) => {
                 if params.is_empty() {
-                    let r = c.query_iter(sql).await.map_err(|e| mysql_error(display, e))?;
+                    let r = c
+                        .query_iter(sql)
+                        .await
+                        .map_err(|e| mysql_error(display, e))?;
                     my_affected(r, display).await
                 } else {
-                    let r = c.exec_iter(sql, my_params(params)).await.map_err(|e| mysql_error(display, e))?;
+                    let r = c
+                        .exec_iter(sql, my_params(params))
+                        .await
+                        .map_err(|e| mysql_error(display, e))?;
                     my_affected(r, display).await
                 }
             }
@@ -448,7 +566,9 @@ impl Conn {
                     match c.execute(sql, &[]).await {
                         Ok(n) => return Ok((n, None)),
                         Err(e) if e.to_string().contains("multiple commands") => {
-                            c.batch_execute(sql).await.map_err(|e| pg_error(display, e))?;
+                            c.batch_execute(sql)
+                                .await
+                                .map_err(|e| pg_error(display, e))?;
                             return Ok((0, None));
                         }
                         Err(e) => return Err(pg_error(display, e)),
@@ -456,40 +576,66 @@ impl Conn {
                 }
                 let sql = statement::to_dollar_params(sql);
                 let ps = pg_params(params);
-                let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-                    ps.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
-                let n = c.execute(&sql, &refs).await.map_err(|e| pg_error(display, e))?;
+                let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = ps
+                    .iter()
+                    .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+                    .collect();
+                let n = c
+                    .execute(&sql, &refs)
+                    .await
+                    .map_err(|e| pg_error(display, e))?;
                 Ok((n, None))
             }
         }
     }
 
-    async fn stream_into(mut self, display: &str, sql: &str, params: &[SqlValue], tx: &mpsc::Sender<Result<Vec<SqlValue>>>) -> Result<()> {
+    async fn stream_into(
+        mut self,
+        display: &str,
+        sql: &str,
+        params: &[SqlValue],
+        tx: &mpsc::Sender<Result<Vec<SqlValue>>>,
+    ) -> Result<()> {
         match &mut self {
             Conn::My(c) => {
                 if params.is_empty() {
-                    let r = c.query_iter(sql).await.map_err(|e| mysql_error(display, e))?;
+                    let r = c
+                        .query_iter(sql)
+                        .await
+                        .map_err(|e| mysql_error(display, e))?;
                     my_send(r, display, tx).await
                 } else {
-                    let r = c.exec_iter(sql, my_params(params)).await.map_err(|e| mysql_error(display, e))?;
+                    let r = c
+                        .exec_iter(sql, my_params(params))
+                        .await
+                        .map_err(|e| mysql_error(display, e))?;
                     my_send(r, display, tx).await
                 }
             }
             Conn::Pg(c) => {
                 let sql = statement::to_dollar_params(sql);
                 let stmt = c.prepare(&sql).await.map_err(|e| pg_error(display, e))?;
-                let names = stmt.columns().iter().map(|c| SqlValue::Text(c.name().to_string())).collect();
+                let names = stmt
+                    .columns()
+                    .iter()
+                    .map(|c| SqlValue::Text(c.name().to_string()))
+                    .collect();
                 if tx.send(Ok(names)).await.is_err() {
                     return Ok(());
                 }
                 let ps = pg_params(params);
-                let stream = c.query_raw(&stmt, ps.iter()).await.map_err(|e| pg_error(display, e))?;
+                let stream = c
+                    .query_raw(&stmt, ps.iter())
+                    .await
+                    .map_err(|e| pg_error(display, e))?;
                 futures::pin_mut!(stream);
                 while let Some(row) = stream.next().await {
                     let row = row.map_err(|e| pg_error(display, e))?;
                     let mut out = Vec::with_capacity(row.len());
                     for i in 0..row.len() {
-                        out.push(value::from_pg(&row, i).map_err(|m| FerryError::new(ErrorKind::InvalidInput, format!("{display}: {m}")))?);
+                        out.push(value::from_pg(&row, i).map_err(|m| {
+                            FerryError::new(ErrorKind::InvalidInput, format!("{display}: {m}"))
+                        })?);
                     }
                     if tx.send(Ok(out)).await.is_err() {
                         break;

@@ -62,9 +62,17 @@ pub fn first_keyword(sql: &str) -> String {
     let mut s = sql.trim_start();
     loop {
         if let Some(rest) = s.strip_prefix("--") {
-            s = rest.split_once('\n').map(|(_, r)| r).unwrap_or("").trim_start();
+            s = rest
+                .split_once('\n')
+                .map(|(_, r)| r)
+                .unwrap_or("")
+                .trim_start();
         } else if let Some(rest) = s.strip_prefix("/*") {
-            s = rest.split_once("*/").map(|(_, r)| r).unwrap_or("").trim_start();
+            s = rest
+                .split_once("*/")
+                .map(|(_, r)| r)
+                .unwrap_or("")
+                .trim_start();
         } else if let Some(rest) = s.strip_prefix('(') {
             s = rest.trim_start();
         } else {
@@ -90,8 +98,10 @@ pub fn is_read_only(sql: &str) -> bool {
     let has = |w: &str| words.contains(&w);
     match kw.as_str() {
         "SHOW" | "DESCRIBE" | "DESC" | "EXPLAIN" | "VALUES" | "TABLE" => true,
-        "SELECT" => !has("INTO") && !(has("FOR") && has("UPDATE")),
-        "WITH" => !["INSERT", "UPDATE", "DELETE", "MERGE", "INTO"].iter().any(|w| has(w)),
+        "SELECT" => !(has("INTO") || has("FOR") && has("UPDATE")),
+        "WITH" => !["INSERT", "UPDATE", "DELETE", "MERGE", "INTO"]
+            .iter()
+            .any(|w| has(w)),
         _ => false,
     }
 }
@@ -103,22 +113,44 @@ mod tests {
     #[test]
     fn placeholders_outside_quotes_and_comments() {
         assert_eq!(
-            to_dollar_params("select ?, '?', \"a?\", x -- ?\n from t where a = ? /* ? */ and b = ?"),
+            to_dollar_params(
+                "select ?, '?', \"a?\", x -- ?\n from t where a = ? /* ? */ and b = ?"
+            ),
             "select $1, '?', \"a?\", x -- ?\n from t where a = $2 /* ? */ and b = $3"
         );
-        assert_eq!(to_dollar_params("select 'it''s ?', ?"), "select 'it''s ?', $1");
+        assert_eq!(
+            to_dollar_params("select 'it''s ?', ?"),
+            "select 'it''s ?', $1"
+        );
     }
 
     #[test]
     fn read_only_classification() {
-        for ro in ["SELECT 1", "  -- c\n select * from t", "show tables", "DESCRIBE t", "explain select 1",
-                   "(select 1)", "with x as (select 1) select * from x", "SHOW FRONTENDS"] {
+        for ro in [
+            "SELECT 1",
+            "  -- c\n select * from t",
+            "show tables",
+            "DESCRIBE t",
+            "explain select 1",
+            "(select 1)",
+            "with x as (select 1) select * from x",
+            "SHOW FRONTENDS",
+        ] {
             assert!(is_read_only(ro), "{ro}");
         }
-        for rw in ["insert into t values (1)", "UPDATE t SET a = 1", "delete from t", "create table t (a int)",
-                   "ADMIN SET FRONTEND CONFIG (\"a\" = \"b\")", "set global x = 1", "select * into outfile 'x' from t",
-                   "select * from t for update", "with d as (delete from t returning *) select * from d",
-                   "drop table t", "begin"] {
+        for rw in [
+            "insert into t values (1)",
+            "UPDATE t SET a = 1",
+            "delete from t",
+            "create table t (a int)",
+            "ADMIN SET FRONTEND CONFIG (\"a\" = \"b\")",
+            "set global x = 1",
+            "select * into outfile 'x' from t",
+            "select * from t for update",
+            "with d as (delete from t returning *) select * from d",
+            "drop table t",
+            "begin",
+        ] {
             assert!(!is_read_only(rw), "{rw}");
         }
     }

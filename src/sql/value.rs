@@ -73,11 +73,14 @@ pub fn normalize_fraction(s: String) -> String {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // the fields of mysql_async::Value::Date
 fn mysql_date(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8, us: u32, date_only: bool) -> String {
     if date_only {
         format!("{y:04}-{mo:02}-{d:02}")
     } else if us > 0 {
-        normalize_fraction(format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}"))
+        normalize_fraction(format!(
+            "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}"
+        ))
     } else {
         format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}")
     }
@@ -98,9 +101,16 @@ pub fn from_mysql(v: mysql_async::Value, col: &mysql_async::Column) -> SqlValue 
         },
         V::Float(f) => SqlValue::Float(f as f64),
         V::Double(f) => SqlValue::Float(f),
-        V::Date(y, mo, d, h, mi, s, us) => {
-            SqlValue::Text(mysql_date(y, mo, d, h, mi, s, us, ty == ColumnType::MYSQL_TYPE_DATE))
-        }
+        V::Date(y, mo, d, h, mi, s, us) => SqlValue::Text(mysql_date(
+            y,
+            mo,
+            d,
+            h,
+            mi,
+            s,
+            us,
+            ty == ColumnType::MYSQL_TYPE_DATE,
+        )),
         V::Time(neg, days, h, mi, s, us) => {
             let hours = days * 24 + h as u32;
             let sign = if neg { "-" } else { "" };
@@ -126,18 +136,26 @@ pub fn from_mysql(v: mysql_async::Value, col: &mysql_async::Column) -> SqlValue 
                             Err(_) => SqlValue::Text(s),
                         }
                     } else {
-                        s.parse::<i64>().map(SqlValue::Int).unwrap_or(SqlValue::Text(s))
+                        s.parse::<i64>()
+                            .map(SqlValue::Int)
+                            .unwrap_or(SqlValue::Text(s))
                     }
                 }
                 MYSQL_TYPE_FLOAT | MYSQL_TYPE_DOUBLE => {
                     let s = text().unwrap_or_default();
-                    s.parse::<f64>().map(SqlValue::Float).unwrap_or(SqlValue::Text(s))
+                    s.parse::<f64>()
+                        .map(SqlValue::Float)
+                        .unwrap_or(SqlValue::Text(s))
                 }
-                MYSQL_TYPE_DATETIME | MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_DATETIME2
-                | MYSQL_TYPE_TIMESTAMP2 => {
-                    SqlValue::Text(normalize_fraction(text().unwrap_or_default().replacen(' ', "T", 1)))
+                MYSQL_TYPE_DATETIME
+                | MYSQL_TYPE_TIMESTAMP
+                | MYSQL_TYPE_DATETIME2
+                | MYSQL_TYPE_TIMESTAMP2 => SqlValue::Text(normalize_fraction(
+                    text().unwrap_or_default().replacen(' ', "T", 1),
+                )),
+                MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => {
+                    SqlValue::Text(normalize_fraction(text().unwrap_or_default()))
                 }
-                MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => SqlValue::Text(normalize_fraction(text().unwrap_or_default())),
                 MYSQL_TYPE_BIT => SqlValue::Bytes(b),
                 _ if binary => SqlValue::Bytes(b),
                 _ => match String::from_utf8(b) {
@@ -201,12 +219,20 @@ impl<'a> FromSql<'a> for PgNumeric {
         let mut frac = String::new();
         let mut i = weight + 1;
         while frac.len() < dscale {
-            let d = if i < 0 { 0 } else { digits.get(i as usize).copied().unwrap_or(0) };
+            let d = if i < 0 {
+                0
+            } else {
+                digits.get(i as usize).copied().unwrap_or(0)
+            };
             frac.push_str(&format!("{d:04}"));
             i += 1;
         }
         frac.truncate(dscale);
-        let mut s = if sign == 0x4000 { "-".to_string() } else { String::new() };
+        let mut s = if sign == 0x4000 {
+            "-".to_string()
+        } else {
+            String::new()
+        };
         s.push_str(&int_part);
         if dscale > 0 {
             s.push('.');
@@ -235,7 +261,10 @@ fn encode_numeric(text: &str, out: &mut BytesMut) -> Result<(), BoxErr> {
     }
     let (int_s, frac_s) = t.split_once('.').unwrap_or((t, ""));
     if int_s.is_empty() && frac_s.is_empty()
-        || !int_s.chars().chain(frac_s.chars()).all(|c| c.is_ascii_digit())
+        || !int_s
+            .chars()
+            .chain(frac_s.chars())
+            .all(|c| c.is_ascii_digit())
     {
         return Err(format!("'{text}' is not a decimal number").into());
     }
@@ -247,7 +276,11 @@ fn encode_numeric(text: &str, out: &mut BytesMut) -> Result<(), BoxErr> {
     let pad_right = (4 - frac_s.len() % 4) % 4;
     let frac_p = format!("{}{}", frac_s, "0".repeat(pad_right));
     let mut groups: Vec<i16> = Vec::new();
-    for c in int_p.as_bytes().chunks(4).chain(frac_p.as_bytes().chunks(4)) {
+    for c in int_p
+        .as_bytes()
+        .chunks(4)
+        .chain(frac_p.as_bytes().chunks(4))
+    {
         groups.push(std::str::from_utf8(c)?.parse()?);
     }
     let mut weight = (int_p.len() / 4) as i16 - 1;
@@ -282,20 +315,36 @@ pub fn from_pg(row: &tokio_postgres::Row, i: usize) -> Result<SqlValue, String> 
     }
     Ok(match ty {
         Type::BOOL => get!(bool).map(SqlValue::Bool).unwrap_or(SqlValue::Null),
-        Type::INT2 => get!(i16).map(|v| SqlValue::Int(v as i64)).unwrap_or(SqlValue::Null),
-        Type::INT4 => get!(i32).map(|v| SqlValue::Int(v as i64)).unwrap_or(SqlValue::Null),
+        Type::INT2 => get!(i16)
+            .map(|v| SqlValue::Int(v as i64))
+            .unwrap_or(SqlValue::Null),
+        Type::INT4 => get!(i32)
+            .map(|v| SqlValue::Int(v as i64))
+            .unwrap_or(SqlValue::Null),
         Type::INT8 => get!(i64).map(SqlValue::Int).unwrap_or(SqlValue::Null),
-        Type::OID => get!(u32).map(|v| SqlValue::Int(v as i64)).unwrap_or(SqlValue::Null),
-        Type::FLOAT4 => get!(f32).map(|v| SqlValue::Float(v as f64)).unwrap_or(SqlValue::Null),
+        Type::OID => get!(u32)
+            .map(|v| SqlValue::Int(v as i64))
+            .unwrap_or(SqlValue::Null),
+        Type::FLOAT4 => get!(f32)
+            .map(|v| SqlValue::Float(v as f64))
+            .unwrap_or(SqlValue::Null),
         Type::FLOAT8 => get!(f64).map(SqlValue::Float).unwrap_or(SqlValue::Null),
-        Type::NUMERIC => get!(PgNumeric).map(|n| SqlValue::Text(n.0)).unwrap_or(SqlValue::Null),
+        Type::NUMERIC => get!(PgNumeric)
+            .map(|n| SqlValue::Text(n.0))
+            .unwrap_or(SqlValue::Null),
         Type::BYTEA => get!(Vec<u8>).map(SqlValue::Bytes).unwrap_or(SqlValue::Null),
-        Type::DATE => get!(chrono::NaiveDate).map(|d| SqlValue::Text(d.to_string())).unwrap_or(SqlValue::Null),
+        Type::DATE => get!(chrono::NaiveDate)
+            .map(|d| SqlValue::Text(d.to_string()))
+            .unwrap_or(SqlValue::Null),
         Type::TIME => get!(chrono::NaiveTime)
             .map(|d| SqlValue::Text(normalize_fraction(d.format("%H:%M:%S%.6f").to_string())))
             .unwrap_or(SqlValue::Null),
         Type::TIMESTAMP => get!(chrono::NaiveDateTime)
-            .map(|d| SqlValue::Text(normalize_fraction(d.format("%Y-%m-%dT%H:%M:%S%.6f").to_string())))
+            .map(|d| {
+                SqlValue::Text(normalize_fraction(
+                    d.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+                ))
+            })
             .unwrap_or(SqlValue::Null),
         Type::TIMESTAMPTZ => get!(chrono::DateTime<chrono::Utc>)
             .map(|d| SqlValue::Text(d.to_rfc3339()))
@@ -303,7 +352,9 @@ pub fn from_pg(row: &tokio_postgres::Row, i: usize) -> Result<SqlValue, String> 
         Type::JSON | Type::JSONB => get!(serde_json::Value)
             .map(|v| SqlValue::Text(v.to_string()))
             .unwrap_or(SqlValue::Null),
-        Type::UUID => get!(uuid::Uuid).map(|u| SqlValue::Text(u.to_string())).unwrap_or(SqlValue::Null),
+        Type::UUID => get!(uuid::Uuid)
+            .map(|u| SqlValue::Text(u.to_string()))
+            .unwrap_or(SqlValue::Null),
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
             get!(String).map(SqlValue::Text).unwrap_or(SqlValue::Null)
         }
@@ -329,11 +380,16 @@ impl ToSql for PgParam {
         if *v == SqlValue::Null {
             return Ok(IsNull::Yes);
         }
-        let need_text = || v.text().ok_or_else(|| -> BoxErr { format!("cannot bind {v:?} as {ty}").into() });
+        let need_text = || {
+            v.text()
+                .ok_or_else(|| -> BoxErr { format!("cannot bind {v:?} as {ty}").into() })
+        };
         let int = || -> Result<i64, BoxErr> {
             match v {
                 SqlValue::Float(f) if f.fract() == 0.0 => Ok(*f as i64),
-                _ => v.as_i64().ok_or_else(|| format!("cannot bind {v:?} as {ty}").into()),
+                _ => v
+                    .as_i64()
+                    .ok_or_else(|| format!("cannot bind {v:?} as {ty}").into()),
             }
         };
         match *ty {
@@ -341,7 +397,10 @@ impl ToSql for PgParam {
                 let b = match v {
                     SqlValue::Bool(b) => *b,
                     SqlValue::Int(i) => *i != 0,
-                    _ => matches!(need_text()?.to_ascii_lowercase().as_str(), "t" | "true" | "1" | "yes" | "on"),
+                    _ => matches!(
+                        need_text()?.to_ascii_lowercase().as_str(),
+                        "t" | "true" | "1" | "yes" | "on"
+                    ),
                 };
                 b.to_sql(ty, out)
             }
@@ -355,7 +414,11 @@ impl ToSql for PgParam {
                     SqlValue::Int(i) => *i as f64,
                     _ => need_text()?.trim().parse::<f64>()?,
                 };
-                if *ty == Type::FLOAT4 { (f as f32).to_sql(ty, out) } else { f.to_sql(ty, out) }
+                if *ty == Type::FLOAT4 {
+                    (f as f32).to_sql(ty, out)
+                } else {
+                    f.to_sql(ty, out)
+                }
             }
             Type::NUMERIC => {
                 encode_numeric(&need_text()?, out)?;
@@ -369,15 +432,21 @@ impl ToSql for PgParam {
             Type::TIME => need_text()?.parse::<chrono::NaiveTime>()?.to_sql(ty, out),
             Type::TIMESTAMP => {
                 let t = need_text()?;
-                let d = chrono::NaiveDateTime::parse_from_str(&t.replacen(' ', "T", 1), "%Y-%m-%dT%H:%M:%S%.f")?;
+                let d = chrono::NaiveDateTime::parse_from_str(
+                    &t.replacen(' ', "T", 1),
+                    "%Y-%m-%dT%H:%M:%S%.f",
+                )?;
                 d.to_sql(ty, out)
             }
             Type::TIMESTAMPTZ => {
                 let t = need_text()?;
-                let d = chrono::DateTime::parse_from_rfc3339(&t.replacen(' ', "T", 1))?.with_timezone(&chrono::Utc);
+                let d = chrono::DateTime::parse_from_rfc3339(&t.replacen(' ', "T", 1))?
+                    .with_timezone(&chrono::Utc);
                 d.to_sql(ty, out)
             }
-            Type::JSON | Type::JSONB => serde_json::from_str::<serde_json::Value>(&need_text()?)?.to_sql(ty, out),
+            Type::JSON | Type::JSONB => {
+                serde_json::from_str::<serde_json::Value>(&need_text()?)?.to_sql(ty, out)
+            }
             Type::UUID => need_text()?.parse::<uuid::Uuid>()?.to_sql(ty, out),
             _ => match v {
                 SqlValue::Bytes(b) => std::str::from_utf8(b)?.to_sql(ty, out),
@@ -399,14 +468,34 @@ mod tests {
 
     #[test]
     fn fractions_are_normalised() {
-        assert_eq!(normalize_fraction("1999-12-31T23:59:59.000000".into()), "1999-12-31T23:59:59");
-        assert_eq!(normalize_fraction("2024-02-29T13:14:15.120".into()), "2024-02-29T13:14:15.12");
-        assert_eq!(normalize_fraction("12.500".into()), "12.500", "decimals are not dates");
+        assert_eq!(
+            normalize_fraction("1999-12-31T23:59:59.000000".into()),
+            "1999-12-31T23:59:59"
+        );
+        assert_eq!(
+            normalize_fraction("2024-02-29T13:14:15.120".into()),
+            "2024-02-29T13:14:15.12"
+        );
+        assert_eq!(
+            normalize_fraction("12.500".into()),
+            "12.500",
+            "decimals are not dates"
+        );
     }
 
     #[test]
     fn numeric_round_trips_through_the_binary_form() {
-        for s in ["0", "1", "-1", "12345.678", "0.0001", "-0.50", "99999999999999999999.123456789", "10000", "123.4500"] {
+        for s in [
+            "0",
+            "1",
+            "-1",
+            "12345.678",
+            "0.0001",
+            "-0.50",
+            "99999999999999999999.123456789",
+            "10000",
+            "123.4500",
+        ] {
             let mut b = BytesMut::new();
             encode_numeric(s, &mut b).unwrap();
             let back = PgNumeric::from_sql(&Type::NUMERIC, &b).unwrap().0;
@@ -415,7 +504,11 @@ mod tests {
                 x.trim_start_matches('0').to_string()
             };
             assert_eq!(norm(&back), norm(s), "{s} -> {back}");
-            assert_eq!(back.starts_with('-'), s.starts_with('-') && s != "-0", "{s} -> {back}");
+            assert_eq!(
+                back.starts_with('-'),
+                s.starts_with('-') && s != "-0",
+                "{s} -> {back}"
+            );
         }
         assert!(encode_numeric("12a", &mut BytesMut::new()).is_err());
     }

@@ -157,3 +157,9 @@ pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
         .collect()
 }
+
+pub mod azurite;
+pub mod db;
+pub mod fault_proxy;
+pub mod s3;
+pub mod tcp_cut;

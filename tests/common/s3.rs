@@ -1,0 +1,446 @@
+//! An in-process S3 server for integration tests: `s3s-fs` (objects are plain files under a temp
+//! dir) behind real SigV4 authentication, listening on a random port of 127.0.0.1.
+//!
+//! The server runs on its own thread with its own tokio runtime, so it keeps serving while a plain
+//! `#[test]` waits for a `ferry` subprocess (or while a `#[tokio::test]` runtime blocks). It stops
+//! when the [`S3Server`] is dropped.
+//!
+//! ```ignore
+//! let s3 = S3Server::start();
+//! s3.create_bucket("src");
+//! s3.put_file("src", "a/1.txt", b"one");
+//! let mut ferry = Ferry::new();
+//! s3.apply_env(&mut ferry.cmd); // removes UNSET_ENV (AWS_CA_BUNDLE, ...) and sets env()
+//! ferry.args(["run", "tree-copy", "s3://src/a", "..."]).run().code(0);
+//! assert_eq!(s3.read_file("dst", "a/1.txt").unwrap(), b"one");
+//! ```
+//!
+//! Notes on s3s-fs behaviour:
+//! - buckets are directories under [`S3Server::root`]; names shorter than 3 characters are rejected;
+//! - object metadata lives in `.bucket-*.json` files at the root (not inside the bucket folder);
+//! - HEAD on a "directory" key (a prefix) answers 500, not 404;
+//! - only path-style addressing is served (no virtual-host domains are configured), so clients
+//!   need `with_virtual_hosted_style_request(false)` (`AWS_VIRTUAL_HOSTED_STYLE_REQUEST=false`,
+//!   the default for custom endpoints in object_store).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use s3s::auth::SimpleAuth;
+use s3s::service::{S3Service, S3ServiceBuilder};
+
+/// Environment variables a test must remove from a child process that talks to [`S3Server`]:
+/// the machine exports `AWS_CA_BUNDLE` (a CA file that would be loaded for a plain-HTTP endpoint)
+/// and may carry profiles, tokens or settings that change how the AWS client signs or addresses
+/// requests, and proxies that would capture loopback traffic. [`S3Server::apply_env`] removes them.
+pub const UNSET_ENV: &[&str] = &[
+    "AWS_CA_BUNDLE",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_TOKEN",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_METADATA_ENDPOINT",
+    "AWS_IMDSV1_FALLBACK",
+    "AWS_BUCKET",
+    "AWS_BUCKET_NAME",
+    "AWS_VIRTUAL_HOSTED_STYLE_REQUEST",
+    "AWS_S3_EXPRESS",
+    "AWS_UNSIGNED_PAYLOAD",
+    "AWS_SKIP_SIGNATURE",
+    "AWS_CHECKSUM_ALGORITHM",
+    "AWS_COPY_IF_NOT_EXISTS",
+    "AWS_CONDITIONAL_PUT",
+    "AWS_REQUEST_PAYER",
+    "AWS_SERVER_SIDE_ENCRYPTION",
+    "AWS_SSE_KMS_KEY_ID",
+    "AWS_SSE_BUCKET_KEY_ENABLED",
+    "AWS_SSE_CUSTOMER_KEY_BASE64",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+];
+
+/// The region the server is addressed with (s3s accepts any region in the signature scope).
+pub const REGION: &str = "us-east-1";
+
+pub struct S3Server {
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub endpoint: String,
+    pub addr: SocketAddr,
+    pub access_key: String,
+    pub secret_key: String,
+    /// When set, every request must also carry `x-amz-security-token` (or the presigned
+    /// `X-Amz-Security-Token` query parameter) equal to this, else it is refused with 403.
+    pub session_token: Option<String>,
+    /// The s3s-fs root: one folder per bucket, objects are files below it.
+    pub root: PathBuf,
+    requests: Arc<AtomicU64>,
+    background: Option<Background>,
+    _dir: tempfile::TempDir,
+}
+
+impl S3Server {
+    /// Starts a server with freshly generated keys and an empty temp root.
+    pub fn start() -> S3Server {
+        Self::start_inner(None)
+    }
+
+    /// Starts a server that, besides a valid SigV4 signature, requires the session token `token`
+    /// in `x-amz-security-token` (as temporary AWS credentials do); requests without it or with
+    /// another value get 403 `InvalidToken`. [`S3Server::env`] then also sets `AWS_SESSION_TOKEN`.
+    pub fn with_session_token(token: &str) -> S3Server {
+        Self::start_inner(Some(token.to_string()))
+    }
+
+    fn start_inner(session_token: Option<String>) -> S3Server {
+        let dir = tempfile::tempdir().expect("s3 temp dir");
+        let root = dir.path().to_path_buf();
+        let simple = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+        let access_key = format!("AKIAFERRY{}", &simple[..11]);
+        let secret_key = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+
+        let fs = s3s_fs::FileSystem::new(&root).expect("s3s-fs root");
+        let service = {
+            let mut b = S3ServiceBuilder::new(fs);
+            b.set_auth(SimpleAuth::from_single(
+                access_key.clone(),
+                secret_key.clone(),
+            ));
+            b.build()
+        };
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+
+        let requests = Arc::new(AtomicU64::new(0));
+        let state = Arc::new(State {
+            service,
+            session_token: session_token.clone(),
+            requests: requests.clone(),
+        });
+        let background = Background::spawn("s3-server", listener, move |listener| {
+            accept_loop(listener, state)
+        });
+
+        S3Server {
+            endpoint: format!("http://{addr}"),
+            addr,
+            access_key,
+            secret_key,
+            session_token,
+            root,
+            requests,
+            background: Some(background),
+            _dir: dir,
+        }
+    }
+
+    /// Creates a bucket (a folder under the root). Panics on names s3s-fs would reject.
+    pub fn create_bucket(&self, name: &str) {
+        assert!(
+            name.len() >= 3
+                && name.len() <= 63
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'),
+            "bad bucket name {name:?} (3-63 chars of a-z, 0-9, '-', '.')"
+        );
+        std::fs::create_dir_all(self.root.join(name)).expect("create bucket dir");
+    }
+
+    /// Environment for a child process (object_store / AWS conventions): keys, region, endpoint,
+    /// plain HTTP allowed, and `AWS_SESSION_TOKEN` when the server requires one.
+    /// Remove [`UNSET_ENV`] from the child as well (or use [`S3Server::apply_env`]).
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("AWS_ACCESS_KEY_ID".to_string(), self.access_key.clone()),
+            ("AWS_SECRET_ACCESS_KEY".to_string(), self.secret_key.clone()),
+            ("AWS_REGION".to_string(), REGION.to_string()),
+            ("AWS_ENDPOINT_URL".to_string(), self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP".to_string(), "true".to_string()),
+        ];
+        if let Some(t) = &self.session_token {
+            env.push(("AWS_SESSION_TOKEN".to_string(), t.clone()));
+        }
+        env
+    }
+
+    /// Like [`S3Server::env`] but pointing `AWS_ENDPOINT_URL` at another endpoint (for example a
+    /// fault proxy in front of this server).
+    pub fn env_via(&self, endpoint: &str) -> Vec<(String, String)> {
+        let mut env = self.env();
+        for (k, v) in env.iter_mut() {
+            if k == "AWS_ENDPOINT_URL" {
+                *v = endpoint.to_string();
+            }
+        }
+        env
+    }
+
+    /// Removes [`UNSET_ENV`] from `cmd` and sets [`S3Server::env`].
+    pub fn apply_env(&self, cmd: &mut Command) {
+        apply(cmd, self.env());
+    }
+
+    /// Removes [`UNSET_ENV`] from `cmd` and sets [`S3Server::env_via`]`(endpoint)`.
+    pub fn apply_env_via(&self, cmd: &mut Command, endpoint: &str) {
+        apply(cmd, self.env_via(endpoint));
+    }
+
+    /// An object_store client for `bucket` on this server (or on `endpoint` when given, e.g. a
+    /// fault proxy), path-style, plain HTTP, with the server's keys.
+    pub fn store(&self, bucket: &str) -> object_store::aws::AmazonS3 {
+        self.store_via(bucket, &self.endpoint)
+    }
+
+    pub fn store_via(&self, bucket: &str, endpoint: &str) -> object_store::aws::AmazonS3 {
+        let mut b = self
+            .store_builder(bucket)
+            .with_endpoint(endpoint.to_string());
+        if let Some(t) = &self.session_token {
+            b = b.with_token(t.clone());
+        }
+        b.build().expect("AmazonS3 client")
+    }
+
+    /// The builder behind [`S3Server::store`], to adjust (retries, wrong keys, ...).
+    pub fn store_builder(&self, bucket: &str) -> object_store::aws::AmazonS3Builder {
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(self.endpoint.clone())
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            .with_region(REGION)
+            .with_bucket_name(bucket)
+            .with_access_key_id(self.access_key.clone())
+            .with_secret_access_key(self.secret_key.clone())
+    }
+
+    /// The file holding object `key` of `bucket`.
+    pub fn object_path(&self, bucket: &str, key: &str) -> PathBuf {
+        self.root.join(bucket).join(key)
+    }
+
+    /// Writes an object directly on disk (s3s-fs serves it; its ETag is computed on read).
+    pub fn put_file(&self, bucket: &str, key: &str, data: &[u8]) {
+        let p = self.object_path(bucket, key);
+        std::fs::create_dir_all(p.parent().expect("object parent")).expect("mkdir object parent");
+        std::fs::write(&p, data).expect("write object file");
+    }
+
+    /// Reads an object directly from disk (None when absent).
+    pub fn read_file(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.object_path(bucket, key)).ok()
+    }
+
+    /// Keys of the files of `bucket` (sorted, '/'-separated), read from disk.
+    pub fn list_files(&self, bucket: &str) -> Vec<String> {
+        fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(base, &p, out);
+                } else if let Ok(rel) = p.strip_prefix(base) {
+                    let key: Vec<String> = rel
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect();
+                    out.push(key.join("/"));
+                }
+            }
+        }
+        let base = self.root.join(bucket);
+        let mut out = Vec::new();
+        walk(&base, &base, &mut out);
+        out.sort();
+        out
+    }
+
+    /// How many HTTP requests the server has received (refused ones included).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        if let Some(b) = self.background.take() {
+            b.stop();
+        }
+    }
+}
+
+fn apply(cmd: &mut Command, env: Vec<(String, String)>) {
+    for k in UNSET_ENV {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+}
+
+struct State {
+    service: S3Service,
+    session_token: Option<String>,
+    requests: Arc<AtomicU64>,
+}
+
+async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<State>) {
+    loop {
+        let Ok((socket, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(socket), svc)
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<s3s::Body>, s3s::HttpError> {
+    state.requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(expected) = &state.session_token {
+        let header = req
+            .headers()
+            .get("x-amz-security-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let query = req.uri().query().and_then(|q| {
+            q.split('&').find_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                k.eq_ignore_ascii_case("X-Amz-Security-Token")
+                    .then(|| percent_decode(v))
+            })
+        });
+        let given = header.or(query);
+        if given.as_deref() != Some(expected.as_str()) {
+            let (code, msg) = match given {
+                None => ("InvalidToken", "A security token is required."),
+                Some(_) => (
+                    "InvalidToken",
+                    "The provided token is malformed or otherwise invalid.",
+                ),
+            };
+            return Ok(error_response(StatusCode::FORBIDDEN, code, msg));
+        }
+    }
+    state.service.call(req.map(s3s::Body::from)).await
+}
+
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response<s3s::Body> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message><RequestId>ferry-test</RequestId></Error>"
+    );
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/xml")
+        .body(s3s::Body::from(body))
+        .expect("error response")
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(b) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A server loop on its own thread and tokio runtime; stopped (and joined) by [`Background::stop`].
+struct Background {
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    fn spawn<F, Fut>(name: &str, listener: std::net::TcpListener, serve: F) -> Background
+    where
+        F: FnOnce(tokio::net::TcpListener) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("s3-server-worker")
+                    .enable_all()
+                    .build()
+                    .expect("server runtime");
+                rt.block_on(async move {
+                    let listener =
+                        tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+                    tokio::select! {
+                        () = serve(listener) => {}
+                        _ = rx => {}
+                    }
+                });
+                rt.shutdown_timeout(Duration::from_secs(2));
+            })
+            .expect("spawn server thread");
+        Background {
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

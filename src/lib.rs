@@ -8,6 +8,7 @@ pub mod cli;
 pub mod codec;
 pub mod exec;
 pub mod fs;
+pub mod http;
 pub mod log;
 pub mod runtime;
 pub mod sql;

@@ -29,6 +29,7 @@ static MODULES: &[&ModuleDef] = &[
     &crate::task::lua::MODULE,
     &crate::store::lua::MODULE,
     &crate::sql::lua::MODULE,
+    &crate::http::lua::MODULE,
     &crate::throttle::lua::MODULE,
     &crate::exec::lua::MODULE,
     &crate::fs::lua::MODULE,

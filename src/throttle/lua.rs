@@ -15,12 +15,13 @@ pub static MODULE: ModuleDef = ModuleDef {
         name: "new",
         signature: "ferry.throttle.new{rate, burst} -> limiter",
         doc: "A limiter of `rate` units per second (a number, a size such as \"50MiB\" for \
-              bytes/s, or \"off\"), allowing `burst` units at once (default: one second's worth). \
+              bytes/s, \"off\", or a daily timetable like rclone's --bwlimit: \
+              {{\"08:00\", \"10MiB\"}, {\"23:00\", \"off\"}} or \"08:00,512k 12:00,10M 23:00,off\"), allowing `burst` units at once (default: one second's worth). \
               Methods: l:acquire([n]) waits for n units (default 1), l:set_rate(rate) changes the \
               rate while work runs, l:rate(). Pass it as `throttle =` (bytes/s) or \
               `ops_throttle =` (requests/s) to ferry.store.copy.",
         example: Some(
-            "local l = ferry.throttle.new{rate = 1000, burst = 100}\nl:acquire(10)\nl:set_rate(\"1MiB\")\nassert(l:rate() == 1048576)",
+            "local l = ferry.throttle.new{rate = 1000, burst = 100}\nl:acquire(10)\nl:set_rate(\"1MiB\")\nassert(l:rate() == 1048576)\nlocal night = ferry.throttle.new{rate = \"00:00,1GiB 08:00,10MiB 23:00,off\"}\nnight:acquire(1)",
         ),
     }],
     build,
@@ -50,16 +51,7 @@ pub fn parse_rate(v: &Value) -> mlua::Result<Option<f64>> {
         Value::Nil => None,
         Value::Integer(i) => Some(*i as f64).filter(|r| *r > 0.0),
         Value::Number(n) => Some(*n).filter(|r| *r > 0.0),
-        Value::String(s) => {
-            let s = s.to_str()?.trim().to_string();
-            if s == "off" || s == "unlimited" {
-                None
-            } else {
-                let n = crate::runtime::params::parse_size(s.trim_end_matches("/s"))
-                    .map_err(|m| FerryError::new(ErrorKind::InvalidInput, format!("rate: {m}")))?;
-                Some(n as f64).filter(|r| *r > 0.0)
-            }
-        }
+        Value::String(s) => parse_rate_text(&s.to_str()?)?,
         other => {
             return Err(FerryError::new(
                 ErrorKind::InvalidInput,
@@ -82,13 +74,66 @@ pub fn limiter_from(v: &Value) -> mlua::Result<Option<Arc<Limiter>>> {
     }
 }
 
+/// A timetable: `{{"08:00", "10MiB"}, {"23:00", "off"}}` or `"08:00,512k 12:00,10M 23:00,off"`.
+pub fn parse_timetable(v: &Value) -> mlua::Result<Option<super::Timetable>> {
+    let bad = |m: String| -> mlua::Error {
+        FerryError::new(ErrorKind::InvalidInput, format!("timetable: {m}")).into()
+    };
+    let time_of = |time: &str| -> mlua::Result<chrono::NaiveTime> {
+        chrono::NaiveTime::parse_from_str(time.trim(), "%H:%M")
+            .map_err(|_| bad(format!("'{time}' is not a time of day (HH:MM)")))
+    };
+    let mut entries: Vec<(chrono::NaiveTime, Option<f64>)> = Vec::new();
+    match v {
+        Value::Table(t) if t.raw_len() > 0 => {
+            for e in t.sequence_values::<Table>() {
+                let e = e?;
+                let time: String = e.get(1)?;
+                entries.push((time_of(&time)?, parse_rate(&e.get(2)?)?));
+            }
+        }
+        Value::String(s) if s.to_str()?.contains(':') => {
+            let text = s.to_str()?.to_string();
+            for part in text.split_whitespace() {
+                let (time, rate) = part
+                    .split_once(',')
+                    .ok_or_else(|| bad(format!("'{part}' is not TIME,RATE")))?;
+                entries.push((time_of(time)?, parse_rate_text(rate)?));
+            }
+        }
+        _ => return Ok(None),
+    }
+    if entries.is_empty() {
+        return Err(bad("no entries".into()));
+    }
+    entries.sort_by_key(|e| e.0);
+    Ok(Some(super::Timetable(entries)))
+}
+
+fn parse_rate_text(s: &str) -> mlua::Result<Option<f64>> {
+    let s = s.trim();
+    if s == "off" || s == "unlimited" {
+        return Ok(None);
+    }
+    let n = crate::runtime::params::parse_size(s.trim_end_matches("/s"))
+        .map_err(|m| FerryError::new(ErrorKind::InvalidInput, format!("rate: {m}")))?;
+    Ok(Some(n as f64).filter(|r| *r > 0.0))
+}
+
 fn build(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
     m.set(
         "new",
         lua.create_function(|_, opts: Table| {
-            let rate = parse_rate(&opts.get::<Value>("rate")?)?;
+            let rate_v = opts.get::<Value>("rate")?;
             let burst = parse_rate(&opts.get::<Value>("burst")?)?;
+            if let Some(tt) = parse_timetable(&rate_v)? {
+                let (now, _) = tt.at(chrono::Local::now().time());
+                let limiter = Arc::new(Limiter::new(now, burst));
+                tt.drive(Arc::downgrade(&limiter));
+                return Ok(LuaLimiter(limiter));
+            }
+            let rate = parse_rate(&rate_v)?;
             Ok(LuaLimiter(Arc::new(Limiter::new(rate, burst))))
         })?,
     )?;

@@ -68,6 +68,50 @@ impl Limiter {
     }
 }
 
+/// A daily timetable of rates, like rclone's `--bwlimit "08:00,512k 12:00,10M 23:00,off"`:
+/// each entry's rate holds from its time until the next entry's (wrapping past midnight).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timetable(pub Vec<(chrono::NaiveTime, Option<f64>)>);
+
+impl Timetable {
+    /// The rate in force at `now`, and how long until the next change.
+    pub fn at(&self, now: chrono::NaiveTime) -> (Option<f64>, Duration) {
+        let entries = &self.0;
+        let idx = entries
+            .iter()
+            .rposition(|(t, _)| *t <= now)
+            .unwrap_or(entries.len() - 1);
+        let next = entries.get(idx + 1).unwrap_or(&entries[0]).0;
+        let mut wait = next.signed_duration_since(now);
+        if wait <= chrono::TimeDelta::zero() {
+            wait += chrono::TimeDelta::days(1);
+        }
+        (
+            entries[idx].1,
+            wait.to_std().unwrap_or(Duration::from_secs(60)),
+        )
+    }
+
+    /// Keeps `limiter` on the timetable's rate until the limiter is dropped.
+    pub fn drive(self, limiter: std::sync::Weak<Limiter>) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        handle.spawn(async move {
+            loop {
+                let (rate, wait) = self.at(chrono::Local::now().time());
+                match limiter.upgrade() {
+                    Some(l) => l.set_rate(rate),
+                    None => break,
+                }
+                // Wake at the next boundary, and at least every minute (clock changes).
+                tokio::time::sleep(wait.min(Duration::from_secs(60)) + Duration::from_millis(5))
+                    .await;
+            }
+        });
+    }
+}
+
 fn refill(s: &mut State) {
     let now = Instant::now();
     if let Some(rate) = s.rate {
@@ -80,6 +124,27 @@ fn refill(s: &mut State) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timetable_picks_the_slot_and_wraps_midnight() {
+        let t = |h, m| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap();
+        let tt = Timetable(vec![
+            (t(8, 0), Some(512e3)),
+            (t(12, 0), Some(10e6)),
+            (t(23, 0), None),
+        ]);
+        assert_eq!(tt.at(t(9, 0)), (Some(512e3), Duration::from_secs(3 * 3600)));
+        assert_eq!(tt.at(t(12, 0)).0, Some(10e6));
+        assert_eq!(
+            tt.at(t(23, 30)),
+            (None, Duration::from_secs(8 * 3600 + 30 * 60))
+        );
+        assert_eq!(
+            tt.at(t(2, 0)).0,
+            None,
+            "before the first entry, the last one still holds"
+        );
+    }
 
     #[tokio::test(start_paused = true)]
     async fn holds_the_rate_over_many_acquires() {

@@ -161,5 +161,6 @@ pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
 pub mod azurite;
 pub mod db;
 pub mod fault_proxy;
+pub mod http_server;
 pub mod s3;
 pub mod tcp_cut;

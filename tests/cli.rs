@@ -193,16 +193,55 @@ fn checked_in_api_docs_match_the_code() {
 }
 
 #[test]
-fn demo_runs_end_to_end() {
+fn demo_runs_a_real_seafile_migration_end_to_end() {
     let ws = Workspace::new();
     ws.ferry()
         .args(["demo", "--dir", "demo"])
         .run()
         .code(0)
-        .stderr_has("Summary of tree-copy")
-        .stderr_has("copied=200")
-        .stderr_has("skipped (done)");
-    let a = std::fs::read(ws.join("demo/source/dir-03/file-007.bin")).unwrap();
-    let b = std::fs::read(ws.join("demo/target/dir-03/file-007.bin")).unwrap();
-    assert!(!a.is_empty() && a == b);
+        .stderr_has("Summary of seafile-migrate")
+        .stderr_has("blocks_copied=")
+        .stderr_has("content differs 0")
+        .stderr_has("replace-conf");
+    let conf = ws.read("demo/conf/seafile.conf");
+    assert!(
+        conf.contains("[block_backend]") && conf.contains("new-storage"),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("[memcached]"),
+        "other sections are kept: {conf}"
+    );
+    // Every object of the old storage is in the new one, byte for byte; temp files are not.
+    let old = ws.join("demo/seafile-data/storage");
+    let new = ws.join("demo/new-storage/storage");
+    let mut n = 0;
+    for dtype in ["commits", "fs", "blocks"] {
+        for repo in std::fs::read_dir(old.join(dtype)).unwrap() {
+            let repo = repo.unwrap().path();
+            for ab in std::fs::read_dir(&repo).unwrap() {
+                for f in std::fs::read_dir(ab.unwrap().path()).unwrap() {
+                    let f = f.unwrap().path();
+                    let rel = f.strip_prefix(&old).unwrap();
+                    let name = f.file_name().unwrap().to_string_lossy().into_owned();
+                    if name.len() != 38 {
+                        assert!(
+                            !new.join(rel).exists(),
+                            "temp file {} was copied",
+                            rel.display()
+                        );
+                        continue;
+                    }
+                    assert_eq!(
+                        std::fs::read(&f).unwrap(),
+                        std::fs::read(new.join(rel)).unwrap(),
+                        "{}",
+                        rel.display()
+                    );
+                    n += 1;
+                }
+            }
+        }
+    }
+    assert!(n > 300, "{n} objects compared");
 }

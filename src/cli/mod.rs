@@ -69,6 +69,9 @@ enum Command {
         /// Where to generate the demo data (default: a new temporary folder).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Only generate the sample Seafile storage and print its paths.
+        #[arg(long)]
+        generate_only: bool,
     },
 }
 
@@ -142,7 +145,7 @@ pub fn main() -> ExitCode {
         Command::Repl(args) => repl::repl(args),
         Command::Doc { target, write } => doc::doc(target.as_deref(), write.as_deref()),
         Command::Check { file } => return check::check(&file),
-        Command::Demo { dir } => return demo::demo(dir.as_deref()),
+        Command::Demo { dir, generate_only } => return demo::demo(dir.as_deref(), generate_only),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

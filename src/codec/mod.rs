@@ -2,6 +2,7 @@
 //! (Druid, StarRocks). Each file holds the pure-Rust codec, its Lua binding and its tests.
 
 pub mod csv;
+pub mod digest;
 pub mod ini;
 pub mod json;
 pub mod properties;

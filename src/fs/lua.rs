@@ -241,6 +241,14 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     m.set(
+        "absolute",
+        lua.create_function(|_, path: String| {
+            std::path::absolute(&path)
+                .map(|p| p.to_string_lossy().into_owned())
+                .map_err(|e| FerryError::io(format!("absolute path of {path}"), &e).into())
+        })?,
+    )?;
+    m.set(
         "sha256",
         lua.create_async_function(|_, path: String| async move {
             super::sha256(&p(&path)).await.lua_err()

@@ -37,6 +37,8 @@ static MODULES: &[&ModuleDef] = &[
     &crate::codec::csv::MODULE,
     &crate::codec::ini::MODULE,
     &crate::codec::properties::MODULE,
+    &crate::codec::digest::DIGEST,
+    &crate::codec::digest::ZLIB,
     &crate::runtime::state::MODULE,
 ];
 

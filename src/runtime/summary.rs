@@ -9,15 +9,19 @@ use super::output::say;
 
 fn counters_text(v: &Value) -> String {
     match v {
-        Value::Object(m) => m
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => format!("{k}={s}"),
-                Value::Object(_) | Value::Array(_) => format!("{k}={}", v),
-                other => format!("{k}={other}"),
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
+        Value::Object(m) => {
+            let mut pairs: Vec<(&String, &Value)> = m.iter().collect();
+            pairs.sort_by(|a, b| a.0.cmp(b.0));
+            pairs
+                .into_iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => format!("{k}={s}"),
+                    Value::Object(_) | Value::Array(_) => format!("{k}={}", v),
+                    other => format!("{k}={other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
         Value::Null => String::new(),
         other => other.to_string(),
     }

@@ -4,6 +4,7 @@
 
 pub mod copy;
 pub mod inventory;
+pub mod layout;
 pub mod lua;
 pub mod open;
 

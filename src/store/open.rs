@@ -41,6 +41,7 @@ const SECRET_KEYS: &[&str] = &[
     "service_account_key",
     "bearer_token",
     "client_secret",
+    "sse_c_key",
 ];
 
 fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
@@ -142,6 +143,17 @@ pub async fn open(url_text: &str, opts: &OpenOptions) -> Result<Store> {
             ));
         }
     };
+    let store = match opts.values.get("layout").map(String::as_str) {
+        None | Some("flat") => store,
+        Some("seafile-fs") | Some("split2") => Store {
+            inner: Arc::new(super::layout::Split2::new(store.inner)),
+            ..store
+        },
+        Some(other) => {
+            return Err(bad(url_text, format!("unknown layout '{other}'"))
+                .hint("layouts: flat, seafile-fs"));
+        }
+    };
     if !opts.no_probe && store.backend != Backend::Memory {
         probe(&store).await?;
     }
@@ -197,11 +209,18 @@ fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
         .with_retry(retry_config())
         .with_client_options(client_options(opts));
     let known = "endpoint, region, access_key_id, secret_access_key, session_token, allow_http, \
-                 virtual_hosted_style, skip_signature";
+                 virtual_hosted_style, skip_signature, sse_c_key, layout";
     let mut endpoint_set =
         std::env::var("AWS_ENDPOINT_URL").is_ok() || std::env::var("AWS_ENDPOINT").is_ok();
     for (k, v) in &opts.values {
         b = match k.as_str() {
+            "layout" => b,
+            "sse_c_key" => {
+                use base64::Engine;
+                b.with_ssec_encryption(
+                    base64::engine::general_purpose::STANDARD.encode(v.as_bytes()),
+                )
+            }
             "endpoint" => {
                 endpoint_set = true;
                 b.with_endpoint(v)
@@ -250,7 +269,7 @@ fn open_gcs(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
             "service_account" => b.with_service_account_path(v),
             "service_account_key" => b.with_service_account_key(v),
             "application_credentials" => b.with_application_credentials(v),
-            "allow_http" => b,
+            "allow_http" | "layout" => b,
             other => match other.parse::<GoogleConfigKey>() {
                 Ok(key) => b.with_config(key, v),
                 Err(_) => {
@@ -285,6 +304,7 @@ fn open_azure(
     let known = "account, access_key, sas, endpoint, allow_http, use_emulator, bearer_token";
     for (k, v) in &opts.values {
         b = match k.as_str() {
+            "layout" => b,
             "account" => b.with_account(v),
             "access_key" => b.with_access_key(v),
             "endpoint" => b.with_endpoint(v.clone()),

@@ -1,0 +1,100 @@
+//! `ferry.digest` and `ferry.zlib`: hashes and zlib streams, for verifying content-addressed
+//! objects (Seafile's blocks are SHA-1 of their bytes, fs objects SHA-1 of their inflated bytes).
+
+use std::io::{Read, Write};
+
+use mlua::{Lua, LuaString, Table};
+use sha2::Digest;
+
+use crate::runtime::registry::{FnDoc, ModuleDef};
+
+pub static DIGEST: ModuleDef = ModuleDef {
+    name: "digest",
+    summary: "SHA-1, SHA-256 and MD5 of byte strings, as lower-case hex.",
+    functions: &[
+        FnDoc {
+            name: "sha1",
+            signature: "ferry.digest.sha1(bytes) -> hex",
+            doc: "SHA-1 of a byte string.",
+            example: Some(
+                "assert(ferry.digest.sha1(\"abc\") == \"a9993e364706816aba3e25717850c26c9cd0d89d\")",
+            ),
+        },
+        FnDoc {
+            name: "sha256",
+            signature: "ferry.digest.sha256(bytes) -> hex",
+            doc: "SHA-256 of a byte string.",
+            example: Some("assert(#ferry.digest.sha256(\"\") == 64)"),
+        },
+        FnDoc {
+            name: "md5",
+            signature: "ferry.digest.md5(bytes) -> hex",
+            doc: "MD5 of a byte string (S3 single-part ETags are MD5s).",
+            example: Some("assert(ferry.digest.md5(\"\") == \"d41d8cd98f00b204e9800998ecf8427e\")"),
+        },
+    ],
+    build: build_digest,
+};
+
+pub static ZLIB: ModuleDef = ModuleDef {
+    name: "zlib",
+    summary: "zlib (deflate with header) compress and decompress.",
+    functions: &[
+        FnDoc {
+            name: "compress",
+            signature: "ferry.zlib.compress(bytes) -> bytes",
+            doc: "A zlib stream of the bytes (default level).",
+            example: Some(
+                "assert(ferry.zlib.decompress(ferry.zlib.compress(\"hello\")) == \"hello\")",
+            ),
+        },
+        FnDoc {
+            name: "decompress",
+            signature: "ferry.zlib.decompress(bytes) -> bytes",
+            doc: "Inflates a zlib stream; invalid data raises invalid_input.",
+            example: None,
+        },
+    ],
+    build: build_zlib,
+};
+
+fn build_digest(lua: &Lua) -> mlua::Result<Table> {
+    let m = lua.create_table()?;
+    m.set(
+        "sha1",
+        lua.create_function(|_, b: LuaString| Ok(hex::encode(sha1::Sha1::digest(b.as_bytes()))))?,
+    )?;
+    m.set(
+        "sha256",
+        lua.create_function(|_, b: LuaString| Ok(hex::encode(sha2::Sha256::digest(b.as_bytes()))))?,
+    )?;
+    m.set(
+        "md5",
+        lua.create_function(|_, b: LuaString| Ok(hex::encode(md5::Md5::digest(b.as_bytes()))))?,
+    )?;
+    Ok(m)
+}
+
+fn build_zlib(lua: &Lua) -> mlua::Result<Table> {
+    let m = lua.create_table()?;
+    m.set(
+        "compress",
+        lua.create_function(|lua, b: LuaString| {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(&b.as_bytes()).map_err(mlua::Error::external)?;
+            lua.create_string(e.finish().map_err(mlua::Error::external)?)
+        })?,
+    )?;
+    m.set(
+        "decompress",
+        lua.create_function(|lua, b: LuaString| {
+            let bytes = b.as_bytes().to_vec();
+            let mut out = Vec::new();
+            flate2::read::ZlibDecoder::new(&bytes[..])
+                .read_to_end(&mut out)
+                .map_err(|e| super::decode_error("ferry.zlib.decompress", e))?;
+            lua.create_string(&out)
+        })?,
+    )?;
+    Ok(m)
+}

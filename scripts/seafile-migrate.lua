@@ -182,7 +182,7 @@ if p.phase ~= "initial" then
       end
       if #missing > 0 and list_file(dtype) and ferry.fs.exists(list_file(dtype)) then
         problems[#problems + 1] = ("%s: the object list %s names objects the destination does not have: it is stale; " ..
-          "delete it and run the final migration again"):format(dtype, list_file(dtype))
+          "delete it and run the final migration again (--from-step final-migration)"):format(dtype, list_file(dtype))
       end
     end
     if #problems > 0 and not ferry.dry_run() then

@@ -37,7 +37,9 @@ pub static MODULE: ModuleDef = ModuleDef {
                   list([prefix [, {delimiter = true}]]) iterator of {key, size, etag, \
                   last_modified}, head(key) (nil when absent), get(key), put(key, bytes), \
                   delete(key), exists(key), get_file(key, path), put_file(path, key), \
-                  copy_object(from, to) (server-side), url.",
+                  copy_object(from, to) (server-side), put_zip(local_dir, key) -> {bytes, files} (the \
+                  folder's files zipped, deflate, streamed into one object: never held whole in \
+                  memory or on disk), url.",
             example: Some(
                 "local s = ferry.store.open(\"memory://doc-example\")\ns:put(\"a/b.txt\", \"hello\")\nassert(s:get(\"a/b.txt\") == \"hello\")\nassert(s:head(\"a/b.txt\").size == 5 and s:head(\"nope\") == nil)\nlocal n = 0\nfor e in s:list(\"a\") do n = n + 1 end\nassert(n == 1)",
             ),

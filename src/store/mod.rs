@@ -7,6 +7,7 @@ pub mod inventory;
 pub mod layout;
 pub mod lua;
 pub mod open;
+pub mod zip;
 
 use std::sync::Arc;
 

@@ -47,6 +47,12 @@ check("listing with pagination", function()
   assert(table.concat(top, ",") == "bin/,many/", table.concat(top, ","))
 end)
 
+check("server-side copy", function()
+  s:copy_object("bin/all-bytes", "bin/copied")
+  assert(s:get("bin/copied") == s:get("bin/all-bytes"))
+  s:delete("bin/copied")
+end)
+
 check("delete", function()
   s:delete("many/00001")
   assert(not s:exists("many/00001"))
@@ -102,6 +108,16 @@ check("copy across stores with map, compare modes and list cache", function()
   for e in s:list("repo") do keys[#keys + 1] = e.key end
   local rb = ferry.store.copy(s, back, {keys = keys, verify = "checksum"})
   assert(rb.copied == #keys and rb.failed == 0)
+  -- From a Lua iterator of keys and {key, size} tables.
+  local it_dst = ferry.store.open("file://" .. p.scratch .. "/from-iter", {create = true})
+  local i = 0
+  local ri = ferry.store.copy(s, it_dst, {iter = function()
+    i = i + 1
+    if i > #keys then return nil end
+    if i % 2 == 0 then return {key = keys[i], size = s:head(keys[i]).size} end
+    return keys[i]
+  end})
+  assert(ri.copied == #keys, ferry.json.encode(ri))
   -- A map that leaves objects out.
   local some = ferry.store.copy(here, back, {prefix = "repo", map = function(k) if k:find("^repo/0") then return k end end})
   assert(some.left_out > 0 and some.copied + some.skipped + some.left_out == 51)

@@ -80,6 +80,12 @@ pub static MODULE: ModuleDef = ModuleDef {
             doc: "SHA-256 of a file, streamed.",
             example: None,
         },
+        FnDoc {
+            name: "absolute",
+            signature: "ferry.fs.absolute(path) -> path",
+            doc: "The path made absolute against the current folder (links are not resolved).",
+            example: Some("assert(ferry.fs.absolute(\"x\"):sub(1, 1) == \"/\")"),
+        },
     ],
     build,
 };

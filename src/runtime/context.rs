@@ -195,19 +195,14 @@ impl RunContext {
 
     /// Reads the journal of earlier runs (also in dry runs, read-only) without creating anything.
     pub fn read_prior(&self) -> Option<Journal> {
-        None.or_else(|| {
-            let path = self.opts.state_dir.join(super::journal::JOURNAL_FILE);
-            if !path.exists() {
-                return None;
-            }
-            // Read-only peek for dry runs: parse lines without locking.
-            let text = std::fs::read_to_string(&path).ok()?;
-            let entries: Vec<Value> = text
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect();
-            Some(Journal::from_entries(entries))
-        })
+        let path = self.opts.state_dir.join(super::journal::JOURNAL_FILE);
+        // Read-only peek for dry runs: parse lines without locking or creating anything.
+        let text = std::fs::read_to_string(&path).ok()?;
+        let entries: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        Some(Journal::from_entries(entries))
     }
 
     fn check_script_unchanged(&self, j: &Journal) -> Result<()> {

@@ -468,6 +468,36 @@ async fn my_send<P: mysql_async::prelude::Protocol>(
     Ok(())
 }
 
+/// Runs `sql` on a MySQL connection with the text protocol (no parameters: some servers, such
+/// as StarRocks FE, cannot prepare every statement) or the binary one, then `$then(result)`.
+macro_rules! my_run {
+    ($c:expr, $sql:expr, $params:expr, $display:expr, $then:expr) => {
+        if $params.is_empty() {
+            let r = $c
+                .query_iter($sql)
+                .await
+                .map_err(|e| mysql_error($display, e))?;
+            $then(r).await
+        } else {
+            let r = $c
+                .exec_iter($sql, my_params($params))
+                .await
+                .map_err(|e| mysql_error($display, e))?;
+            $then(r).await
+        }
+    };
+}
+
+/// One PostgreSQL row as values.
+fn pg_row(display: &str, row: &tokio_postgres::Row) -> Result<Vec<SqlValue>> {
+    (0..row.len())
+        .map(|i| {
+            value::from_pg(row, i)
+                .map_err(|m| FerryError::new(ErrorKind::InvalidInput, format!("{display}: {m}")))
+        })
+        .collect()
+}
+
 fn my_params(params: &[SqlValue]) -> mysql_async::Params {
     if params.is_empty() {
         mysql_async::Params::Empty
@@ -488,21 +518,7 @@ impl Conn {
         params: &[SqlValue],
     ) -> Result<ResultSet> {
         match self {
-            Conn::My(c) => {
-                if params.is_empty() {
-                    let r = c
-                        .query_iter(sql)
-                        .await
-                        .map_err(|e| mysql_error(display, e))?;
-                    my_collect(r, display).await
-                } else {
-                    let r = c
-                        .exec_iter(sql, my_params(params))
-                        .await
-                        .map_err(|e| mysql_error(display, e))?;
-                    my_collect(r, display).await
-                }
-            }
+            Conn::My(c) => my_run!(c, sql, params, display, |r| my_collect(r, display)),
             Conn::Pg(c) => {
                 let sql = statement::to_dollar_params(sql);
                 let stmt = c.prepare(&sql).await.map_err(|e| pg_error(display, e))?;
@@ -524,13 +540,7 @@ impl Conn {
                     rows: Vec::with_capacity(rows.len()),
                 };
                 for r in &rows {
-                    let mut out = Vec::with_capacity(r.len());
-                    for i in 0..r.len() {
-                        out.push(value::from_pg(r, i).map_err(|m| {
-                            FerryError::new(ErrorKind::InvalidInput, format!("{display}: {m}"))
-                        })?);
-                    }
-                    rs.rows.push(out);
+                    rs.rows.push(pg_row(display, r)?);
                 }
                 Ok(rs)
             }
@@ -545,21 +555,7 @@ impl Conn {
         params: &[SqlValue],
     ) -> Result<(u64, Option<u64>)> {
         match self {
-            Conn::My(c) => {
-                if params.is_empty() {
-                    let r = c
-                        .query_iter(sql)
-                        .await
-                        .map_err(|e| mysql_error(display, e))?;
-                    my_affected(r, display).await
-                } else {
-                    let r = c
-                        .exec_iter(sql, my_params(params))
-                        .await
-                        .map_err(|e| mysql_error(display, e))?;
-                    my_affected(r, display).await
-                }
-            }
+            Conn::My(c) => my_run!(c, sql, params, display, |r| my_affected(r, display)),
             Conn::Pg(c) => {
                 if params.is_empty() {
                     // Utility statements and scripts of several statements cannot be prepared.
@@ -597,21 +593,7 @@ impl Conn {
         tx: &mpsc::Sender<Result<Vec<SqlValue>>>,
     ) -> Result<()> {
         match &mut self {
-            Conn::My(c) => {
-                if params.is_empty() {
-                    let r = c
-                        .query_iter(sql)
-                        .await
-                        .map_err(|e| mysql_error(display, e))?;
-                    my_send(r, display, tx).await
-                } else {
-                    let r = c
-                        .exec_iter(sql, my_params(params))
-                        .await
-                        .map_err(|e| mysql_error(display, e))?;
-                    my_send(r, display, tx).await
-                }
-            }
+            Conn::My(c) => my_run!(c, sql, params, display, |r| my_send(r, display, tx)),
             Conn::Pg(c) => {
                 let sql = statement::to_dollar_params(sql);
                 let stmt = c.prepare(&sql).await.map_err(|e| pg_error(display, e))?;
@@ -631,12 +613,7 @@ impl Conn {
                 futures::pin_mut!(stream);
                 while let Some(row) = stream.next().await {
                     let row = row.map_err(|e| pg_error(display, e))?;
-                    let mut out = Vec::with_capacity(row.len());
-                    for i in 0..row.len() {
-                        out.push(value::from_pg(&row, i).map_err(|m| {
-                            FerryError::new(ErrorKind::InvalidInput, format!("{display}: {m}"))
-                        })?);
-                    }
+                    let out = pg_row(display, &row)?;
                     if tx.send(Ok(out)).await.is_err() {
                         break;
                     }

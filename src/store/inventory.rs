@@ -110,7 +110,7 @@ pub async fn list_destination(
     };
     let with_sizes = cache.map(|(_, s)| s).unwrap_or(true);
     let mut objects = HashMap::new();
-    let mut stream = dst.list(prefix)?;
+    let mut stream = parallel_listing(dst, prefix).await?;
     while let Some(entry) = stream.next().await {
         let e = entry?;
         if let Some((w, p)) = partial.as_mut() {
@@ -140,6 +140,36 @@ pub async fn list_destination(
         objects,
         source: "listing",
     })
+}
+
+/// Folders listed at once by [`parallel_listing`].
+const LISTING_CONCURRENCY: usize = 16;
+
+/// Every object below `prefix`, listed folder by folder in parallel: one delimiter listing of
+/// the first level, then one recursive listing per folder, 16 at a time. Object stores answer a
+/// listing one page (1,000 keys) at a time, so listing folders side by side is what makes
+/// "nothing to copy" fast on large destinations (rclone lists per folder too).
+pub async fn parallel_listing(
+    store: &Store,
+    prefix: Option<&str>,
+) -> Result<futures::stream::BoxStream<'static, Result<super::Entry>>> {
+    let (top, folders) = store.list_dir(prefix).await?;
+    let store = store.clone();
+    let folders = futures::stream::iter(folders)
+        .map(move |f| {
+            let store = store.clone();
+            async move {
+                match store.list(Some(&f)) {
+                    Ok(s) => s.collect::<Vec<_>>().await,
+                    Err(e) => vec![Err(e)],
+                }
+            }
+        })
+        .buffer_unordered(LISTING_CONCURRENCY)
+        .flat_map(futures::stream::iter);
+    Ok(futures::stream::iter(top.into_iter().map(Ok))
+        .chain(folders)
+        .boxed())
 }
 
 fn partial_path(path: &Path) -> PathBuf {

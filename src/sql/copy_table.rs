@@ -360,11 +360,19 @@ impl Run {
             .map(|c| self.select_cols.iter().position(|s| s == c).unwrap_or(0))
             .collect();
         let mut failures = 0;
+        // One source and one target connection for the whole range: a connection returned to
+        // the pool is reset, which would drop its prepared statements and make every batch
+        // prepare its SELECT and its INSERT again.
+        let mut conns: Option<(super::Conn, super::Conn)> = None;
         loop {
             let step: Result<bool> = async {
+                if conns.is_none() {
+                    conns = Some((self.src.conn().await?, self.dst.conn().await?));
+                }
+                let (src_conn, dst_conn) = conns.as_mut().expect("connected above");
                 let mut params = Vec::new();
                 let sql = self.select_sql(&after, hi, &mut params);
-                let rs = self.src.query(&sql, &params).await?;
+                let rs = src_conn.query(&self.src.display, &sql, &params).await?;
                 let n = rs.rows.len();
                 if n == 0 {
                     return Ok(false);
@@ -388,7 +396,9 @@ impl Run {
                 if !rows.is_empty() {
                     let params: Vec<SqlValue> = rows.into_iter().flatten().collect();
                     let nrows = params.len() / self.insert_cols.len().max(1);
-                    self.dst.exec(&self.insert_sql(nrows), &params).await?;
+                    dst_conn
+                        .exec(&self.dst.display, &self.insert_sql(nrows), &params)
+                        .await?;
                 }
                 *self.rows.borrow_mut() += n as u64;
                 *self.batches.borrow_mut() += 1;
@@ -403,6 +413,8 @@ impl Run {
                 Err(e) if e.retryable && failures < 5 => {
                     failures += 1;
                     *self.retries.borrow_mut() += 1;
+                    // The connections may be dead: take fresh ones for the next attempt.
+                    conns = None;
                     tracing::warn!(target: EV, "{}: range {} batch failed, retrying ({}/5): {}", self.opts.title, i + 1, failures, e.one_line());
                     tokio::time::sleep(Duration::from_millis(200 << failures)).await;
                     // The failed INSERT may or may not have committed: continue after what the

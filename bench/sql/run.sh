@@ -1,0 +1,332 @@
+#!/usr/bin/env bash
+# SQL copy benchmark: ferry.sql.copy_table against the mydumper | myloader pipeline, same table,
+# same MariaDB server on loopback, same thread count. Prints one table (markdown) at the end.
+# See bench/sql/README.md.
+#
+#   bench/sql/run.sh                      # 1,000,000 rows, threads 4 and 2, batches 1000 and 5000
+#   bench/sql/run.sh --repeat 9           # each measurement 9 times (default 5)
+#   bench/sql/run.sh --threads 4 --batches 5000 --repeat 1   # a quick single pass
+#
+# Options: --rows N (1000000), --threads LIST (4,2), --batches LIST (ferry batch sizes;
+# 1000,5000), --repeat N (5), --chunk N (mydumper --rows; 100000), --work DIR
+# (/tmp/ferry-bench-sql: logs, results), --dump-dir DIR (mydumper's output; default
+# /dev/shm/ferry-bench-sql-dump, a tmpfs), --regen (rebuild the source table), --no-setup (skip
+# apt installs and the ferry build), --ferry PATH (benchmark this ferry binary instead of
+# target-bench/release/ferry; implies no ferry build).
+#
+# The server is whatever tests/setup/mariadb.sh gives: FERRY_TEST_MYSQL_URL when set, else the
+# private instance on FERRY_TEST_MARIADB_PORT (13306) in FERRY_TEST_MARIADB_DIR.
+#
+# Works on a fresh Debian machine as root: installs mydumper, GNU time, the MariaDB server (via
+# tests/setup/mariadb.sh, which starts a private tuned server on 127.0.0.1:13306) and a Rust
+# toolchain when missing, and builds ferry into target-bench/ (never target/).
+set -euo pipefail
+
+SQL_DIR="$(cd "$(dirname "$0")" && pwd)"
+REPO="$(cd "$SQL_DIR/../.." && pwd)"
+TARGET="$REPO/target-bench"
+LUA="$SQL_DIR/copy.lua"
+
+rows=1000000
+threads_list="4,2"
+batches_list="1000,5000"
+repeat=5
+chunk=100000
+work="/tmp/ferry-bench-sql"
+dump_dir=""
+regen=0
+setup=1
+ferry_bin=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rows) rows="$2"; shift ;;
+    --threads) threads_list="$2"; shift ;;
+    --batches) batches_list="$2"; shift ;;
+    --repeat) repeat="$2"; shift ;;
+    --chunk) chunk="$2"; shift ;;
+    --work) work="$2"; shift ;;
+    --dump-dir) dump_dir="$2"; shift ;;
+    --regen) regen=1 ;;
+    --no-setup) setup=0 ;;
+    --ferry) ferry_bin="$2"; shift ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+IFS=',' read -r -a THREADS <<<"$threads_list"
+IFS=',' read -r -a BATCHES <<<"$batches_list"
+
+log() { echo "[bench/sql] $(date +%H:%M:%S) $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# Setup -------------------------------------------------------------------------------------
+apt_updated=0
+apt_install() {
+  [ "$(id -u)" = 0 ] || die "missing $* (install them, or run as root)"
+  export DEBIAN_FRONTEND=noninteractive
+  if [ "$apt_updated" = 0 ]; then
+    apt-get -o DPkg::Lock::Timeout=600 update -q >&2
+    apt_updated=1
+  fi
+  apt-get -o DPkg::Lock::Timeout=600 install -y -q "$@" >&2
+}
+
+if [ "$setup" = 1 ]; then
+  missing=()
+  command -v mydumper >/dev/null || missing+=(mydumper)
+  [ -x /usr/bin/time ] || missing+=(time)
+  command -v cc >/dev/null || missing+=(build-essential)
+  command -v curl >/dev/null || missing+=(curl ca-certificates)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    apt_install "${missing[@]}"
+  fi
+  if ! command -v cargo >/dev/null; then
+    if [ -x "$HOME/.cargo/bin/cargo" ]; then
+      export PATH="$HOME/.cargo/bin:$PATH"
+    else
+      log "installing a Rust toolchain (rustup)"
+      curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >&2
+      export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+  fi
+  if [ -z "$ferry_bin" ]; then
+    log "building ferry (release, CARGO_TARGET_DIR=target-bench)"
+    (cd "$REPO" && CARGO_TARGET_DIR="$TARGET" cargo build --release -q >&2)
+  fi
+fi
+FERRY="${ferry_bin:-$TARGET/release/ferry}"
+for b in "$FERRY" mydumper myloader /usr/bin/time; do
+  command -v "$b" >/dev/null || die "missing $b (run without --no-setup)"
+done
+
+# The server: a private MariaDB on 127.0.0.1:13306 (or whatever FERRY_TEST_MYSQL_URL names).
+eval "$(bash "$REPO/tests/setup/mariadb.sh")"
+url="${FERRY_TEST_MYSQL_URL:?tests/setup/mariadb.sh printed no URL}"
+re='^mysql://([^:@/]+):([^@/]*)@([^:/]+):([0-9]+)/?'
+[[ "$url" =~ $re ]] || die "cannot parse $url (want mysql://user:password@host:port/)"
+DB_USER="${BASH_REMATCH[1]}"; DB_PASS="${BASH_REMATCH[2]}"
+DB_HOST="${BASH_REMATCH[3]}"; DB_PORT="${BASH_REMATCH[4]}"
+BASE_URL="mysql://$DB_USER:$DB_PASS@$DB_HOST:$DB_PORT"
+export MYSQL_PWD="$DB_PASS"
+client="$(command -v mariadb || command -v mysql)" || die "no mariadb client"
+sql() { "$client" --no-defaults --protocol=TCP -h "$DB_HOST" -P "$DB_PORT" -u "$DB_USER" -N -B "$@"; }
+status_var() { sql -e "SHOW GLOBAL STATUS LIKE '$1'" | awk '{print $2}'; }
+
+mkdir -p "$work"
+work="$(cd "$work" && pwd)"
+LOGS="$work/logs"
+RESULTS="$work/results.tsv"
+mkdir -p "$LOGS"
+: > "$RESULTS"
+if [ -z "$dump_dir" ]; then
+  if [ -d /dev/shm ] && [ -w /dev/shm ]; then dump_dir=/dev/shm/ferry-bench-sql-dump; else dump_dir="$work/dump"; fi
+fi
+
+# CPU seconds (user + system) of the server process, when it runs on this machine.
+server_pid=""
+pidf="$(sql -e 'SELECT @@pid_file' 2>/dev/null || true)"
+case "$pidf" in /*) ;; *) [ -n "$pidf" ] && pidf="$(sql -e 'SELECT @@datadir')/$pidf" ;; esac
+if [ -n "$pidf" ] && [ -r "$pidf" ]; then
+  server_pid="$(cat "$pidf")"
+  [ -r "/proc/$server_pid/stat" ] || server_pid=""
+fi
+TCK="$(getconf CLK_TCK)"
+server_cpu() {
+  if [ -n "$server_pid" ] && [ -r "/proc/$server_pid/stat" ]; then
+    # utime and stime are fields 14 and 15; the name (field 2) has no spaces for mariadbd.
+    awk -v t="$TCK" '{printf "%.2f", ($14 + $15) / t}' "/proc/$server_pid/stat"
+  else
+    echo ""
+  fi
+}
+now() { date +%s.%N; }
+sub() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "") print ""; else printf "%.2f", a - b }'; }
+
+# Data --------------------------------------------------------------------------------------
+# bench_src.t: ROWS rows of (id, 32-char hex, ~23-char e-mail, 100 bytes of binary), made by the
+# server itself from the Sequence engine. Kept between runs (the table comment records ROWS).
+COLS="id BIGINT NOT NULL PRIMARY KEY, a VARCHAR(64) NOT NULL, b VARCHAR(64) NOT NULL, v VARBINARY(100) NOT NULL"
+MARK="ferry-bench-sql v1 rows=$rows"
+have="$(sql -e "SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA='bench_src' AND TABLE_NAME='t'" 2>/dev/null || true)"
+if [ "$regen" = 1 ] || [ "$have" != "$MARK" ]; then
+  log "generating bench_src.t ($rows rows)"
+  t0=$(now)
+  sql <<SQL
+CREATE DATABASE IF NOT EXISTS bench_src;
+USE bench_src;
+DROP TABLE IF EXISTS t;
+CREATE TABLE t ($COLS) ENGINE=InnoDB;
+INSERT INTO t SELECT seq, MD5(seq), CONCAT('user-', seq, '@example.com'),
+  UNHEX(SUBSTRING(REPEAT(SHA2(seq, 256), 4), 1, 200)) FROM seq_1_to_$rows;
+ALTER TABLE t COMMENT = '$MARK';
+SQL
+  log "generated in $(sub "$(now)" "$t0") s"
+fi
+got="$(sql -e 'SELECT COUNT(*) FROM bench_src.t')"
+[ "$got" = "$rows" ] || die "bench_src.t has $got rows, expected $rows (try --regen)"
+for d in bench_dst_ferry bench_dst_mydumper; do
+  sql -e "CREATE DATABASE IF NOT EXISTS $d; DROP TABLE IF EXISTS $d.t; CREATE TABLE $d.t ($COLS) ENGINE=InnoDB"
+done
+
+# Between runs: empty both targets, let InnoDB write back every dirty page and checkpoint (the
+# previous load's dirty pages and redo would otherwise slow the next run down), then read the
+# source once so that each run starts with the source in the buffer pool. The flush settings are
+# raised only for this and restored before the next run.
+settle() {
+  sql -e "TRUNCATE TABLE bench_dst_ferry.t; TRUNCATE TABLE bench_dst_mydumper.t"
+  rm -rf "$dump_dir"
+  local pct cap capmax i dirty age
+  read -r pct cap capmax < <(sql -e 'SELECT @@innodb_max_dirty_pages_pct, @@innodb_io_capacity, @@innodb_io_capacity_max')
+  sql -e "SET GLOBAL innodb_io_capacity_max = GREATEST(20000, @@innodb_io_capacity_max);
+          SET GLOBAL innodb_io_capacity = GREATEST(10000, @@innodb_io_capacity);
+          SET GLOBAL innodb_max_dirty_pages_pct = 0"
+  for i in $(seq 1 240); do
+    dirty="$(status_var Innodb_buffer_pool_pages_dirty)"
+    age="$(status_var Innodb_checkpoint_age)"
+    if [ "${dirty:-0}" -le 64 ] && [ "${age:-0}" -le 1048576 ]; then break; fi
+    sleep 0.25
+  done
+  sql -e "SET GLOBAL innodb_max_dirty_pages_pct = $pct; SET GLOBAL innodb_io_capacity = $cap;
+          SET GLOBAL innodb_io_capacity_max = $capmax"
+  sql -e "SELECT COUNT(*), SUM(LENGTH(v)) FROM bench_src.t" >/dev/null
+  sync
+}
+
+# check_target DB: the copy must have left exactly ROWS rows.
+check_target() {
+  local n; n="$(sql -e "SELECT COUNT(*) FROM $1.t")"
+  if [ "$n" != "$rows" ]; then
+    log "CHECK FAILED: $1.t has $n rows, expected $rows"
+    echo "CHECK: $1.t has $n rows"
+  fi
+}
+
+# record THREADS TOOL BATCH SECONDS CLIENT_CPU SERVER_CPU NOTE
+record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RESULTS"; }
+
+# run_ferry THREADS BATCH ROUND: one timed `ferry run` process (startup, plan, copy, verify).
+run_ferry() {
+  local n="$1" b="$2" r="$3" tag="ferry-t$1-b$2-r$3"
+  local out="$LOGS/$tag.out" err="$LOGS/$tag.err" tf="$LOGS/$tag.time"
+  rm -rf "$work/state"
+  local t0 t1 s0 s1 rc=0
+  s0=$(server_cpu); t0=$(now)
+  /usr/bin/time -f '%U %S' -o "$tf" "$FERRY" run "$LUA" -q --state "$work/state" \
+    -p src="$BASE_URL/bench_src" -p dst="$BASE_URL/bench_dst_ferry" -p table=t \
+    -p workers="$n" -p batch="$b" -p verify=count >"$out" 2>"$err" || rc=$?
+  t1=$(now); s1=$(server_cpu)
+  local note="" json
+  json="$(grep '^{' "$out" | tail -n 1 || true)"
+  [ "$rc" = 0 ] || { note="CHECK: ferry exited $rc"; log "ferry failed: $(tail -n 5 "$err")"; }
+  note="$note$(check_target bench_dst_ferry)"
+  record "$n" "ferry" "$b" "$(sub "$t1" "$t0")" "$(awk '{printf "%.2f", $1 + $2}' "$tf")" \
+    "$(sub "$s1" "$s0")" "$note"
+  log "ferry threads=$n batch=$b round $r: $(sub "$t1" "$t0") s $json"
+}
+
+# run_mydumper THREADS ROUND: dump (timed), then load (timed) into bench_dst_mydumper.
+run_mydumper() {
+  local n="$1" r="$2" tag="mydumper-t$1-r$2"
+  local tf1="$LOGS/$tag.dump.time" tf2="$LOGS/$tag.load.time"
+  local t0 t1 t2 s0 s1 s2 rc1=0 rc2=0 note=""
+  s0=$(server_cpu); t0=$(now)
+  /usr/bin/time -f '%U %S' -o "$tf1" mydumper -h "$DB_HOST" -P "$DB_PORT" -u "$DB_USER" -p "$DB_PASS" \
+    --threads "$n" --database bench_src --tables-list t --rows "$chunk" --no-schemas \
+    --outputdir "$dump_dir" --verbose 2 >"$LOGS/$tag.dump.log" 2>&1 || rc1=$?
+  t1=$(now); s1=$(server_cpu)
+  /usr/bin/time -f '%U %S' -o "$tf2" myloader -h "$DB_HOST" -P "$DB_PORT" -u "$DB_USER" -p "$DB_PASS" \
+    --threads "$n" --directory "$dump_dir" --database bench_dst_mydumper \
+    --verbose 2 >"$LOGS/$tag.load.log" 2>&1 || rc2=$?
+  t2=$(now); s2=$(server_cpu)
+  [ "$rc1" = 0 ] || note="CHECK: mydumper exited $rc1 "
+  [ "$rc2" = 0 ] || note="${note}CHECK: myloader exited $rc2 "
+  note="$note$(check_target bench_dst_mydumper)"
+  local c1 c2
+  c1="$(awk '{printf "%.2f", $1 + $2}' "$tf1")"; c2="$(awk '{printf "%.2f", $1 + $2}' "$tf2")"
+  record "$n" "mydumper" "" "$(sub "$t1" "$t0")" "$c1" "$(sub "$s1" "$s0")" "$note"
+  record "$n" "myloader" "" "$(sub "$t2" "$t1")" "$c2" "$(sub "$s2" "$s1")" "$note"
+  record "$n" "mydumper+myloader" "" "$(sub "$t2" "$t0")" "$(awk -v a="$c1" -v b="$c2" 'BEGIN{printf "%.2f", a + b}')" \
+    "$(sub "$s2" "$s0")" "$note"
+  log "mydumper|myloader threads=$n round $r: dump $(sub "$t1" "$t0") s, load $(sub "$t2" "$t1") s"
+  rm -rf "$dump_dir"
+}
+
+# Runs --------------------------------------------------------------------------------------
+load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
+started="$(date -u '+%Y-%m-%d %H:%M UTC')"
+for r in $(seq 1 "$repeat"); do
+  for n in "${THREADS[@]}"; do
+    # Alternate which tool goes first from one round to the next.
+    if [ $((r % 2)) = 1 ]; then
+      for b in "${BATCHES[@]}"; do settle; run_ferry "$n" "$b" "$r"; done
+      settle; run_mydumper "$n" "$r"
+    else
+      settle; run_mydumper "$n" "$r"
+      for b in "${BATCHES[@]}"; do settle; run_ferry "$n" "$b" "$r"; done
+    fi
+  done
+done
+settle
+load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# Table -------------------------------------------------------------------------------------
+# Per (threads, tool, batch): the best (shortest) and the median time over the rounds; rows/s and
+# the ratios come from the best time (other jobs on the machine only ever slow a run down), the
+# CPU columns are medians. Per thread count the ferry row with the best batch is marked, and the
+# load-only and total rows get the ratio (best ferry rows/s) / (their rows/s).
+{
+echo "SQL copy of $rows rows (id BIGINT PK, a VARCHAR(64), b VARCHAR(64), v VARBINARY(100)),"
+echo "MariaDB $(sql -e 'SELECT VERSION()') on $DB_HOST:$DB_PORT, $(nproc) cores, $started;"
+echo "$(mydumper --version | head -n 1); ferry $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?') ($FERRY);"
+echo "$repeat round(s); load average before $load_start, after $load_end"
+echo
+awk -F'\t' -v rows="$rows" '
+function sorted(s, a,   n, i, j, t) {
+  n = split(s, a, " ")
+  for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+  return n
+}
+function median(s,   a, n) { n = sorted(s, a); return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+function minimum(s,   a) { sorted(s, a); return a[1] }
+{
+  k = $1 SUBSEP $2 SUBSEP $3
+  if (!(k in S)) { order[++nk] = k; S[k] = "" }
+  S[k] = S[k] " " $4; C[k] = C[k] " " $5; V[k] = V[k] " " ($6 == "" ? "-1" : $6)
+  if ($7 != "") note[k] = note[k] " " $7
+}
+END {
+  for (i = 1; i <= nk; i++) {
+    k = order[i]; split(k, f, SUBSEP)
+    sec[k] = minimum(S[k]); med[k] = median(S[k]); cpu[k] = median(C[k]); srv[k] = median(V[k])
+    rps[k] = rows / sec[k]
+    if (f[2] == "ferry" && (!(f[1] in best) || rps[k] > rps[best[f[1]]])) best[f[1]] = k
+  }
+  printf "| threads | case | best s | median s | rows/s (best) | client CPU s | mariadbd CPU s | ferry best / this |\n"
+  printf "|--:|---|--:|--:|--:|--:|--:|--:|\n"
+  for (i = 1; i <= nk; i++) {
+    k = order[i]; split(k, f, SUBSEP); n = f[1]
+    ratio = ""
+    if (f[2] == "ferry") {
+      name = "ferry copy_table, batch " f[3] (best[n] == k ? " (best)" : "")
+    } else {
+      name = (f[2] == "mydumper" ? "mydumper (dump only)" : f[2] == "myloader" ? "myloader (load only)" : "mydumper + myloader (total)")
+      if (f[2] != "mydumper" && (n in best)) ratio = sprintf("%.2fx", rps[best[n]] / rps[k])
+    }
+    printf "| %s | %s | %.2f | %.2f | %.0f | %.2f | %s | %s |%s\n", n, name, sec[k], med[k], rps[k], cpu[k],
+      (srv[k] < 0 ? "-" : sprintf("%.2f", srv[k])), ratio, (k in note ? " " note[k] : "")
+  }
+  printf "\nTargets:"
+  for (i = 1; i <= nk; i++) {
+    k = order[i]; split(k, f, SUBSEP); n = f[1]
+    if (f[2] != "mydumper+myloader" || !(n in best)) continue
+    b = best[n]; split(b, g, SUBSEP)
+    printf " threads %s: ferry %.0f rows/s (batch %s) %s 100,000 rows/s, %.2fx mydumper+myloader (%s).", n, rps[b], g[3],
+      (rps[b] >= 100000 ? "meets" : "MISSES"), rps[b] / rps[k], (rps[b] >= rps[k] ? "met" : "MISSED")
+  }
+  printf "\n"
+}' "$RESULTS"
+} | tee "$work/table.md"
+echo
+echo "raw results (threads, tool, batch, seconds, client CPU s, mariadbd CPU s, note; one line per run) in $RESULTS; logs in $LOGS"

@@ -23,6 +23,7 @@
 //! assert!(proxy.failed() > 0);
 //! ```
 
+use super::background::Background;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -559,53 +560,4 @@ fn full(s: String) -> ProxyBody {
     Full::new(Bytes::from(s))
         .map_err(|never: Infallible| match never {})
         .boxed()
-}
-
-/// A server loop on its own thread and tokio runtime; stopped (and joined) by [`Background::stop`].
-struct Background {
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Background {
-    fn spawn<F, Fut>(name: &str, listener: std::net::TcpListener, serve: F) -> Background
-    where
-        F: FnOnce(tokio::net::TcpListener) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = ()> + 'static,
-    {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name(name.to_string())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .thread_name("fault-proxy-worker")
-                    .enable_all()
-                    .build()
-                    .expect("proxy runtime");
-                rt.block_on(async move {
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                    tokio::select! {
-                        () = serve(listener) => {}
-                        _ = rx => {}
-                    }
-                });
-                rt.shutdown_timeout(Duration::from_secs(2));
-            })
-            .expect("spawn proxy thread");
-        Background {
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
-    }
-
-    fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }

@@ -159,6 +159,7 @@ pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
 }
 
 pub mod azurite;
+pub mod background;
 pub mod db;
 pub mod fault_proxy;
 pub mod http_server;

@@ -23,6 +23,7 @@
 //!   need `with_virtual_hosted_style_request(false)` (`AWS_VIRTUAL_HOSTED_STYLE_REQUEST=false`,
 //!   the default for custom endpoints in object_store).
 
+use super::background::Background;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -394,53 +395,4 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A server loop on its own thread and tokio runtime; stopped (and joined) by [`Background::stop`].
-struct Background {
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Background {
-    fn spawn<F, Fut>(name: &str, listener: std::net::TcpListener, serve: F) -> Background
-    where
-        F: FnOnce(tokio::net::TcpListener) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = ()> + 'static,
-    {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name(name.to_string())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .thread_name("s3-server-worker")
-                    .enable_all()
-                    .build()
-                    .expect("server runtime");
-                rt.block_on(async move {
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                    tokio::select! {
-                        () = serve(listener) => {}
-                        _ = rx => {}
-                    }
-                });
-                rt.shutdown_timeout(Duration::from_secs(2));
-            })
-            .expect("spawn server thread");
-        Background {
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
-    }
-
-    fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }

@@ -131,27 +131,26 @@ if p.phase ~= "initial" then
     return migrate("final")
   end)
 
+  -- Valid objects of a store: key -> size, count, total bytes.
+  local function inventory(store)
+    local sizes, n, bytes = {}, 0, 0
+    for e in store:list(p.repo) do
+      if seafile.valid_key(e.key) then
+        sizes[e.key] = e.size
+        n = n + 1
+        bytes = bytes + e.size
+      end
+    end
+    return sizes, n, bytes
+  end
+
   ferry.step("verify", "Verify: count and size per type on both sides" ..
     (p.verify == "hash" and ", and content hashes" or ""), function()
     local counters, problems = {}, {}
     for _, dtype in ipairs(p.types) do
       local src, dst = open(dtype)
-      local want, n, bytes = {}, 0, 0
-      for e in src:list(p.repo) do
-        if seafile.valid_key(e.key) then
-          want[e.key] = e.size
-          n = n + 1
-          bytes = bytes + e.size
-        end
-      end
-      local have, dn, dbytes = {}, 0, 0
-      for e in dst:list(p.repo) do
-        if seafile.valid_key(e.key) then
-          have[e.key] = e.size
-          dn = dn + 1
-          dbytes = dbytes + e.size
-        end
-      end
+      local want, n, bytes = inventory(src)
+      local have, dn, dbytes = inventory(dst)
       local missing, wrong = {}, {}
       for k, size in pairs(want) do
         if have[k] == nil then

@@ -18,6 +18,10 @@ fn conformance(ws: &Workspace, url: &str, env: &[(String, String)]) {
         "-p",
         &format!("scratch={}", ws.join("scratch").display()),
     ]);
+    // The machine's AWS_CA_BUNDLE, profiles and proxies must not reach a plain-HTTP test server.
+    for k in common::s3::UNSET_ENV {
+        f.cmd.env_remove(k);
+    }
     for (k, v) in env {
         f = f.env(k, v);
     }

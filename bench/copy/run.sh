@@ -13,8 +13,8 @@
 # --port P (18014), --no-setup (skip apt/cargo installs and the ferry build),
 # --table RESULTS.tsv (only print the table of an earlier run's WORK/results.tsv).
 #
-# Works on a fresh Debian machine as root: installs rclone, GNU time and a Rust toolchain when
-# missing, builds ferry into target-bench/ (never target/) and s3s-fs 0.14.1 into bench/.tools.
+# Works on a fresh Debian machine as root: installs rclone, GNU time when
+# missing (cargo must already be there), builds ferry into target-bench/ (never target/) and s3s-fs 0.14.1 into bench/.tools.
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "$0")/.." && pwd)"
@@ -56,6 +56,8 @@ if has_case 2 && ! has_case 1; then cases="$cases,1"; fi
 if has_case 1 && ! has_case 2; then cases="$cases,2"; fi
 
 log() { echo "[bench/copy] $*" >&2; }
+# shellcheck source=../lib.sh
+source "$REPO/bench/lib.sh"
 
 # Table -------------------------------------------------------------------------------------
 # print_table RESULTS_TSV: medians over the rounds per (case, tool); the ratio (ferry / that
@@ -129,43 +131,24 @@ if [ "$layout" = flat ]; then
 fi
 
 # Setup -------------------------------------------------------------------------------------
-apt_updated=0
-apt_install() {
-  export DEBIAN_FRONTEND=noninteractive
-  if [ "$apt_updated" = 0 ]; then
-    apt-get -o DPkg::Lock::Timeout=600 update -q >&2
-    apt_updated=1
-  fi
-  apt-get -o DPkg::Lock::Timeout=600 install -y -q "$@" >&2
-}
 
 if [ "$setup" = 1 ]; then
   missing=()
   command -v rclone >/dev/null || missing+=(rclone)
   [ -x /usr/bin/time ] || missing+=(time)
   command -v cc >/dev/null || missing+=(build-essential)
-  command -v curl >/dev/null || missing+=(curl ca-certificates)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
-    apt_install "${missing[@]}"
+    bench_apt_install "${missing[@]}"
   fi
-  if ! command -v cargo >/dev/null; then
-    if [ -x "$HOME/.cargo/bin/cargo" ]; then
-      export PATH="$HOME/.cargo/bin:$PATH"
-    else
-      log "installing a Rust toolchain (rustup)"
-      curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >&2
-      export PATH="$HOME/.cargo/bin:$PATH"
-    fi
-  fi
+  bench_ensure_cargo
   if [ ! -x "$TOOLS/bin/s3s-fs" ]; then
     # 0.14.1: the newest s3s-fs that builds with rustc 1.95 (0.17 needs 1.96).
     log "installing s3s-fs 0.14.1 into bench/.tools"
     CARGO_TARGET_DIR="$TARGET/s3s-fs" cargo install s3s-fs --version 0.14.1 --features binary \
       --locked --root "$TOOLS" >&2
   fi
-  log "building ferry (release, CARGO_TARGET_DIR=target-bench)"
-  (cd "$REPO" && CARGO_TARGET_DIR="$TARGET" cargo build --release --locked -q >&2)
+  bench_build_ferry
 fi
 FERRY="$TARGET/release/ferry"
 S3S="$TOOLS/bin/s3s-fs"

@@ -12,7 +12,7 @@
 # --no-setup (no apt-get, no cargo build), --keep (leave the work folder).
 #
 # Works on a fresh Debian machine as root: installs nginx and wrk (Debian's packages), a C
-# compiler and a Rust toolchain when missing, and builds ferry with CARGO_TARGET_DIR=target-bench.
+# compiler when missing (cargo must be there), and builds ferry with CARGO_TARGET_DIR=target-bench.
 # nginx runs from a private config on 127.0.0.1 only, started and stopped by this script.
 set -euo pipefail
 
@@ -46,6 +46,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 log() { echo "[bench/http] $*" >&2; }
+# shellcheck source=../lib.sh
+source "$REPO/bench/lib.sh"
 # Loopback only: no proxy may see these requests.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy no_proxy NO_PROXY
 
@@ -56,24 +58,12 @@ if [ "$setup" = 1 ]; then
   command -v wrk >/dev/null || missing+=(wrk)
   if [ "$perf" = 1 ] && ! command -v perf >/dev/null; then missing+=(linux-perf); fi
   command -v cc >/dev/null || missing+=(build-essential)
-  command -v curl >/dev/null || missing+=(curl ca-certificates)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get -o DPkg::Lock::Timeout=600 update -q >&2
-    apt-get -o DPkg::Lock::Timeout=600 install -y -q "${missing[@]}" >&2
+    bench_apt_install "${missing[@]}"
   fi
-  if ! command -v cargo >/dev/null; then
-    if [ -x "$HOME/.cargo/bin/cargo" ]; then
-      export PATH="$HOME/.cargo/bin:$PATH"
-    else
-      log "installing a Rust toolchain (rustup)"
-      curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >&2
-      export PATH="$HOME/.cargo/bin:$PATH"
-    fi
-  fi
-  log "building ferry (release, CARGO_TARGET_DIR=target-bench)"
-  (cd "$REPO" && CARGO_TARGET_DIR="$TARGET" cargo build --release --locked -q >&2)
+  bench_ensure_cargo
+  bench_build_ferry
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
 for b in "$FERRY" nginx wrk; do

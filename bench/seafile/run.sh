@@ -56,6 +56,8 @@ if [ "$quick" = 1 ]; then libs="${libs:-2}"; repeat="${repeat:-1}"; fi
 libs="${libs:-20}"; repeat="${repeat:-3}"
 
 log() { echo "[bench/seafile] $*" >&2; }
+# shellcheck source=../lib.sh
+source "$REPO/bench/lib.sh"
 
 # Table -------------------------------------------------------------------------------------
 # results.tsv: tool, objects, bytes, seconds, peak RSS KB, note. Medians per tool; the ratio
@@ -92,15 +94,6 @@ END {
 if [ -n "$table_from" ]; then print_table "$table_from"; exit 0; fi
 
 # Setup -------------------------------------------------------------------------------------
-apt_updated=0
-apt_install() {
-  export DEBIAN_FRONTEND=noninteractive
-  if [ "$apt_updated" = 0 ]; then
-    apt-get -o DPkg::Lock::Timeout=600 update -q >&2
-    apt_updated=1
-  fi
-  apt-get -o DPkg::Lock::Timeout=600 install -y -q "$@" >&2
-}
 
 if [ "$setup" = 1 ]; then
   missing=()
@@ -108,28 +101,18 @@ if [ "$setup" = 1 ]; then
   [ -x /usr/bin/time ] || missing+=(time)
   command -v python3 >/dev/null || missing+=(python3)
   command -v cc >/dev/null || missing+=(build-essential)
-  command -v curl >/dev/null || missing+=(curl ca-certificates)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
-    apt_install "${missing[@]}"
+    bench_apt_install "${missing[@]}"
   fi
-  if ! command -v cargo >/dev/null; then
-    if [ -x "$HOME/.cargo/bin/cargo" ]; then
-      export PATH="$HOME/.cargo/bin:$PATH"
-    else
-      log "installing a Rust toolchain (rustup)"
-      curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >&2
-      export PATH="$HOME/.cargo/bin:$PATH"
-    fi
-  fi
+  bench_ensure_cargo
   if [ ! -x "$TOOLS/bin/s3s-fs" ]; then
     # 0.14.1: the newest s3s-fs that builds with rustc 1.95 (0.17 needs 1.96).
     log "installing s3s-fs 0.14.1 into bench/.tools"
     CARGO_TARGET_DIR="$TARGET/s3s-fs" cargo install s3s-fs --version 0.14.1 --features binary \
       --locked --root "$TOOLS" >&2
   fi
-  log "building ferry (release, CARGO_TARGET_DIR=target-bench)"
-  (cd "$REPO" && CARGO_TARGET_DIR="$TARGET" cargo build --release --locked -q >&2)
+  bench_build_ferry
 fi
 FERRY="$TARGET/release/ferry"
 S3S="$TOOLS/bin/s3s-fs"

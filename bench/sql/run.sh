@@ -58,42 +58,24 @@ IFS=',' read -r -a THREADS <<<"$threads_list"
 IFS=',' read -r -a BATCHES <<<"$batches_list"
 
 log() { echo "[bench/sql] $(date +%H:%M:%S) $*" >&2; }
+# shellcheck source=../lib.sh
+source "$REPO/bench/lib.sh"
 die() { log "ERROR: $*"; exit 1; }
 
 # Setup -------------------------------------------------------------------------------------
-apt_updated=0
-apt_install() {
-  [ "$(id -u)" = 0 ] || die "missing $* (install them, or run as root)"
-  export DEBIAN_FRONTEND=noninteractive
-  if [ "$apt_updated" = 0 ]; then
-    apt-get -o DPkg::Lock::Timeout=600 update -q >&2
-    apt_updated=1
-  fi
-  apt-get -o DPkg::Lock::Timeout=600 install -y -q "$@" >&2
-}
 
 if [ "$setup" = 1 ]; then
   missing=()
   command -v mydumper >/dev/null || missing+=(mydumper)
   [ -x /usr/bin/time ] || missing+=(time)
   command -v cc >/dev/null || missing+=(build-essential)
-  command -v curl >/dev/null || missing+=(curl ca-certificates)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
-    apt_install "${missing[@]}"
+    bench_apt_install "${missing[@]}"
   fi
-  if ! command -v cargo >/dev/null; then
-    if [ -x "$HOME/.cargo/bin/cargo" ]; then
-      export PATH="$HOME/.cargo/bin:$PATH"
-    else
-      log "installing a Rust toolchain (rustup)"
-      curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >&2
-      export PATH="$HOME/.cargo/bin:$PATH"
-    fi
-  fi
+  bench_ensure_cargo
   if [ -z "$ferry_bin" ]; then
-    log "building ferry (release, CARGO_TARGET_DIR=target-bench)"
-    (cd "$REPO" && CARGO_TARGET_DIR="$TARGET" cargo build --release -q >&2)
+    bench_build_ferry
   fi
 fi
 FERRY="${ferry_bin:-$TARGET/release/ferry}"

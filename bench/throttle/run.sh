@@ -11,7 +11,7 @@
 # default /dev/shm/ferry-bench-throttle, or /tmp when there is no /dev/shm), --keep (leave the
 # data and the series in WORK).
 #
-# Works on a fresh Debian machine as root: installs a C compiler and a Rust toolchain when
+# Works on a fresh Debian machine as root: installs a C compiler when
 # missing and builds ferry with CARGO_TARGET_DIR=target-bench (never target/).
 set -euo pipefail
 
@@ -37,30 +37,20 @@ while [ $# -gt 0 ]; do
   shift
 done
 log() { echo "[bench/throttle] $*" >&2; }
+# shellcheck source=../lib.sh
+source "$REPO/bench/lib.sh"
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
 
 # Setup --------------------------------------------------------------------------------------
 if [ "$setup" = 1 ]; then
   missing=()
   command -v cc >/dev/null || missing+=(build-essential)
-  command -v curl >/dev/null || missing+=(curl ca-certificates)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get -o DPkg::Lock::Timeout=600 update -q >&2
-    apt-get -o DPkg::Lock::Timeout=600 install -y -q "${missing[@]}" >&2
+    bench_apt_install "${missing[@]}"
   fi
-  if ! command -v cargo >/dev/null; then
-    if [ -x "$HOME/.cargo/bin/cargo" ]; then
-      export PATH="$HOME/.cargo/bin:$PATH"
-    else
-      log "installing a Rust toolchain (rustup)"
-      curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >&2
-      export PATH="$HOME/.cargo/bin:$PATH"
-    fi
-  fi
-  log "building ferry (release, CARGO_TARGET_DIR=target-bench)"
-  (cd "$REPO" && CARGO_TARGET_DIR="$TARGET" cargo build --release --locked -q >&2)
+  bench_ensure_cargo
+  bench_build_ferry
 fi
 [ -x "$FERRY" ] || { echo "missing $FERRY (run without --no-setup)" >&2; exit 1; }
 

@@ -103,3 +103,8 @@ fn every_module_function_is_documented_and_exists() {
         .code(0)
         .stdout_has("api ok");
 }
+
+#[test]
+fn druid_layout_and_load_specs() {
+    run_spec("druid_spec.lua", "druid ok");
+}

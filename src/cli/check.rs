@@ -30,12 +30,15 @@ pub fn problems(display: &str, source: &str) -> Vec<String> {
             if runbook.functions.iter().any(|f| f.name == first) {
                 continue;
             }
+            if crate::runtime::scripts::bundled_module(&format!("ferry.{first}")).is_some() {
+                continue; // a bundled Lua module, `require "ferry.druid"`
+            }
             match registry::find(first) {
                 None => out.push(format!("{display}:{}: ferry.{first} does not exist", n + 1)),
                 Some(m) => {
                     if let Some(f) = second {
                         let known = m.functions.iter().any(|x| x.name == f)
-                            || (m.name == "json" && f == "null");
+                            || (matches!(m.name, "json" | "sql") && f == "null");
                         if !known {
                             out.push(format!(
                                 "{display}:{}: ferry.{first}.{f} does not exist (ferry.{first} has: {})",

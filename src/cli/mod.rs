@@ -136,6 +136,19 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if !matches!(
+        cli.command,
+        Command::Run(_) | Command::Repl(_) | Command::Demo { .. }
+    ) {
+        // Printing commands (help, list, show, doc) end quietly when their reader goes away
+        // (`ferry help X | head`), as other Unix tools do. Runs keep the default: a closed pipe
+        // is an I/O error there, never a signal in the middle of a step.
+        #[cfg(unix)]
+        // SAFETY: called before any thread is started; restores the default disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
         Command::Run(args) => return run::run(args),
         Command::List => list::list(),

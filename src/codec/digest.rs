@@ -75,6 +75,61 @@ fn build_digest(lua: &Lua) -> mlua::Result<Table> {
     Ok(m)
 }
 
+pub static HEX: ModuleDef = ModuleDef {
+    name: "hex",
+    summary: "Hexadecimal encode and decode of byte strings (BLOB dumps, Derby and export CSVs).",
+    functions: &[
+        FnDoc {
+            name: "encode",
+            signature: "ferry.hex.encode(bytes [, {upper = false}]) -> text",
+            doc: "The bytes as hex, lower case unless upper = true.",
+            example: Some(
+                "assert(ferry.hex.encode(\"{}\") == \"7b7d\")\nassert(ferry.hex.encode(\"{}\", {upper = true}) == \"7B7D\")",
+            ),
+        },
+        FnDoc {
+            name: "decode",
+            signature: "ferry.hex.decode(text) -> bytes",
+            doc: "Decodes hex (either case); anything else raises invalid_input.",
+            example: Some("assert(ferry.hex.decode(\"7B7d\") == \"{}\")"),
+        },
+    ],
+    build: build_hex,
+};
+
+fn build_hex(lua: &Lua) -> mlua::Result<Table> {
+    let m = lua.create_table()?;
+    m.set(
+        "encode",
+        lua.create_function(|_, (b, opts): (LuaString, Option<Table>)| {
+            let upper = match opts {
+                Some(o) => o.get::<Option<bool>>("upper")?.unwrap_or(false),
+                None => false,
+            };
+            Ok(if upper {
+                hex::encode_upper(b.as_bytes())
+            } else {
+                hex::encode(b.as_bytes())
+            })
+        })?,
+    )?;
+    m.set(
+        "decode",
+        lua.create_function(|lua, t: LuaString| {
+            let bytes = t.as_bytes();
+            let out = hex::decode(&bytes[..]).map_err(|e| {
+                let start: String = String::from_utf8_lossy(&bytes[..bytes.len().min(40)]).into();
+                super::decode_error(
+                    "ferry.hex.decode",
+                    format!("{e}; the text starts with {start:?}"),
+                )
+            })?;
+            lua.create_string(&out)
+        })?,
+    )?;
+    Ok(m)
+}
+
 fn build_zlib(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
     m.set(

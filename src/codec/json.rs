@@ -34,6 +34,27 @@ pub static MODULE: ModuleDef = ModuleDef {
             doc: "Marks a table to encode as a JSON array (even when empty).",
             example: None,
         },
+        FnDoc {
+            name: "get_raw",
+            signature: "ferry.json.get_raw(text, key) -> json_text or nil",
+            doc: "The JSON text of one field of a top-level object, exactly as written (no \
+                  re-encoding, so number forms and key order inside it are kept); nil when the \
+                  object has no such field.",
+            example: Some(
+                "assert(ferry.json.get_raw('{\"a\":{\"z\":1,\"b\":2.50}}', \"a\") == '{\"z\":1,\"b\":2.50}')",
+            ),
+        },
+        FnDoc {
+            name: "set_raw",
+            signature: "ferry.json.set_raw(text, key, json_text) -> text",
+            doc: "Replaces (or appends) one field of a top-level object with the given JSON text, \
+                  keeping every other field byte for byte and in its place. Both texts are \
+                  checked; invalid JSON raises invalid_input. The result is compact (no \
+                  whitespace between top-level fields).",
+            example: Some(
+                "local t = ferry.json.set_raw('{\"id\":\"x\",\"spec\":{\"a\":1},\"size\":1.0}', \"spec\", '{\"b\":2}')\nassert(t == '{\"id\":\"x\",\"spec\":{\"b\":2},\"size\":1.0}')",
+            ),
+        },
     ],
     build,
 };
@@ -85,5 +106,108 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
             Ok(t)
         })?,
     )?;
+    m.set(
+        "get_raw",
+        lua.create_function(|_, (text, key): (mlua::LuaString, String)| {
+            let fields = raw_fields(&text.as_bytes(), "ferry.json.get_raw")?;
+            Ok(fields
+                .into_iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.get().to_string()))
+        })?,
+    )?;
+    m.set(
+        "set_raw",
+        lua.create_function(
+            |_, (text, key, value): (mlua::LuaString, String, mlua::LuaString)| {
+                let fields = raw_fields(&text.as_bytes(), "ferry.json.set_raw")?;
+                let value_bytes = value.as_bytes();
+                let new: Box<RawValue> = serde_json::from_slice(&value_bytes)
+                    .map_err(|e| super::decode_error("ferry.json.set_raw (new value)", e))?;
+                Ok(splice(fields, &key, new))
+            },
+        )?,
+    )?;
     Ok(m)
+}
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// The top-level fields of a JSON object, in order, with their values as written.
+fn raw_fields(text: &[u8], what: &str) -> mlua::Result<Vec<(String, Box<RawValue>)>> {
+    struct Fields;
+    impl<'de> Visitor<'de> for Fields {
+        type Value = Vec<(String, Box<RawValue>)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some((k, v)) = map.next_entry::<String, Box<RawValue>>()? {
+                out.push((k, v));
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let fields = (&mut de)
+        .deserialize_map(Fields)
+        .and_then(|f| de.end().map(|_| f))
+        .map_err(|e| {
+            let start: String = String::from_utf8_lossy(&text[..text.len().min(120)]).into();
+            super::decode_error(what, format!("{e}; the text starts with: {start:?}"))
+        })?;
+    Ok(fields)
+}
+
+/// Writes the object back with `key` set to `value` (appended when it was absent).
+fn splice(fields: Vec<(String, Box<RawValue>)>, key: &str, value: Box<RawValue>) -> String {
+    let mut out = String::from("{");
+    let mut value = Some(value);
+    let mut first = true;
+    let mut push = |out: &mut String, k: &str, v: &str| {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(&serde_json::to_string(k).expect("a string encodes"));
+        out.push(':');
+        out.push_str(v);
+    };
+    for (k, v) in &fields {
+        if k == key {
+            if let Some(new) = value.take() {
+                push(&mut out, k, new.get());
+            }
+        } else {
+            push(&mut out, k, v.get());
+        }
+    }
+    if let Some(new) = value {
+        push(&mut out, key, new.get());
+    }
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splice_keeps_other_fields_verbatim() {
+        let text = br#"{"a":1.50,"loadSpec":{"type":"local","path":"/x"},"s":"\u00e9\\"}"#;
+        let fields = raw_fields(text, "t").unwrap();
+        let new = RawValue::from_string(r#"{"type":"s3_zip"}"#.into()).unwrap();
+        assert_eq!(
+            splice(fields, "loadSpec", new),
+            r#"{"a":1.50,"loadSpec":{"type":"s3_zip"},"s":"\u00e9\\"}"#
+        );
+        let fields = raw_fields(br#"{"a":1}"#, "t").unwrap();
+        let new = RawValue::from_string("2".into()).unwrap();
+        assert_eq!(splice(fields, "b", new), r#"{"a":1,"b":2}"#);
+        assert!(raw_fields(b"[1]", "t").is_err());
+        assert!(raw_fields(br#"{"a":1} x"#, "t").is_err());
+    }
 }

@@ -466,6 +466,16 @@ pub fn resolve(decls: &[ParamDecl], raw: &RawParams) -> Result<Resolved> {
                     {
                         super::redact::add_secret(s);
                     }
+                    // A password inside a URL value (mysql://u:pw@h/db) is a secret too.
+                    if let ParamValue::Str(s) = &pv
+                        && let Ok(u) = url::Url::parse(s)
+                        && let Some(pw) = u.password()
+                    {
+                        super::redact::add_secret(pw);
+                        if let Ok(decoded) = urlencoding_decode(pw) {
+                            super::redact::add_secret(&decoded);
+                        }
+                    }
                     values.insert(d.name.clone(), pv);
                 }
                 Err(msg) => {
@@ -520,6 +530,27 @@ pub fn params_hash(decls: &[ParamDecl], values: &BTreeMap<String, ParamValue>) -
         h.update(b"\n");
     }
     hex::encode(&h.finalize()[..12])
+}
+
+/// Percent-decodes a URL component (for masking the password as the user typed it).
+fn urlencoding_decode(s: &str) -> Result<String, std::string::FromUtf8Error> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(h) = std::str::from_utf8(&bytes[i + 1..i + 3])
+            && let Ok(b) = u8::from_str_radix(h, 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out)
 }
 
 #[cfg(test)]

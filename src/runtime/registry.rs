@@ -39,6 +39,7 @@ static MODULES: &[&ModuleDef] = &[
     &crate::codec::properties::MODULE,
     &crate::codec::digest::DIGEST,
     &crate::codec::digest::ZLIB,
+    &crate::codec::digest::HEX,
     &crate::runtime::state::MODULE,
 ];
 

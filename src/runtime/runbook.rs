@@ -59,7 +59,8 @@ pub static MODULE: ModuleDef = ModuleDef {
             name: "fail",
             signature: "ferry.fail(kind, message [, context])",
             doc: "Raises a structured error: kind is one of usage, confirm, not_found, auth, \
-                  invalid_input, conflict, unavailable, timeout, io, exec, lua, internal.",
+                  invalid_input, conflict, unavailable, timeout, io, exec, lua, internal. context \
+                  fields are shown with the error; a `hint` field becomes its hint (what to do).",
             example: Some(
                 "local ok, err = pcall(ferry.fail, \"not_found\", \"no segment\", {key = \"a/b\"})\nassert(not ok and err.kind == \"not_found\" and err.context.key == \"a/b\")",
             ),
@@ -138,7 +139,11 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
                 if let Some(t) = context {
                     for pair in t.pairs::<String, Value>() {
                         let (key, v) = pair?;
-                        e = e.with(key, v.to_string()?);
+                        if key == "hint" {
+                            e = e.hint(v.to_string()?);
+                        } else {
+                            e = e.with(key, v.to_string()?);
+                        }
                     }
                 }
                 Err::<(), _>(e.into())

@@ -37,11 +37,11 @@ pub static MODULE: ModuleDef = ModuleDef {
                   list([prefix [, {delimiter = true}]]) iterator of {key, size, etag, \
                   last_modified}, head(key) (nil when absent), get(key), put(key, bytes), \
                   delete(key), exists(key), get_file(key, path), put_file(path, key), \
-                  copy_object(from, to) (server-side), put_zip(local_dir, key) -> {bytes, files} (the \
-                  folder's files zipped, deflate, streamed into one object: never held whole in \
-                  memory or on disk), url.",
+                  copy_object(from, to) (server-side), put_zip(local_dir, key [, {level = 6}]) -> \
+                  {bytes, files} (the folder's files zipped with deflate at `level`, 0 = stored, \
+                  streamed into one object: never held whole in memory or on disk), url.",
             example: Some(
-                "local s = ferry.store.open(\"memory://doc-example\")\ns:put(\"a/b.txt\", \"hello\")\nassert(s:get(\"a/b.txt\") == \"hello\")\nassert(s:head(\"a/b.txt\").size == 5 and s:head(\"nope\") == nil)\nlocal n = 0\nfor e in s:list(\"a\") do n = n + 1 end\nassert(n == 1)",
+                "local s = ferry.store.open(\"memory://doc-example\")\ns:put(\"a/b.txt\", \"hello\")\nassert(s:get(\"a/b.txt\") == \"hello\")\nassert(s:head(\"a/b.txt\").size == 5 and s:head(\"nope\") == nil)\nlocal n = 0\nfor e in s:list(\"a\") do n = n + 1 end\nassert(n == 1)\nlocal d = os.tmpname()\nferry.fs.remove(d)\nferry.fs.mkdir(d)\nferry.fs.write(d .. \"/00000.smoosh\", \"segment\")\nlocal z = s:put_zip(d, \"seg/index.zip\", {level = 1})\nassert(z.files == 1 and s:head(\"seg/index.zip\").size == z.bytes)\nferry.fs.remove(d, {recursive = true})",
             ),
         },
         FnDoc {
@@ -197,6 +197,34 @@ impl UserData for LuaStore {
                 upload(&s.0, &PathBuf::from(path), &key, threshold)
                     .await
                     .lua_err()
+            },
+        );
+        m.add_async_method(
+            "put_zip",
+            |lua, s, (dir, key, opts): (String, String, Option<Table>)| async move {
+                let level = match &opts {
+                    Some(o) => o.get::<Option<i64>>("level")?.unwrap_or(6),
+                    None => 6,
+                };
+                if !(0..=9).contains(&level) {
+                    return Err(FerryError::new(
+                        ErrorKind::InvalidInput,
+                        format!("put_zip: level must be 0 (stored) to 9, not {level}"),
+                    )
+                    .into());
+                }
+                let t = lua.create_table()?;
+                if ctx(&lua).would(&format!("zip {dir} into '{key}' in {}", s.0.display)) {
+                    t.set("bytes", 0)?;
+                    t.set("files", 0)?;
+                    return Ok(t);
+                }
+                let r = super::zip::put_zip(&s.0, &PathBuf::from(dir), &key, level)
+                    .await
+                    .lua_err()?;
+                t.set("bytes", r.bytes)?;
+                t.set("files", r.files)?;
+                Ok(t)
             },
         );
     }

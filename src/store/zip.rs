@@ -84,7 +84,7 @@ fn files_below(dir: &Path) -> std::io::Result<Vec<(PathBuf, String, u64)>> {
 }
 
 /// Zips the files below `dir` (paths relative to it) into `key` of `store`.
-pub async fn put_zip(store: &Store, dir: &Path, key: &str) -> Result<ZipReport> {
+pub async fn put_zip(store: &Store, dir: &Path, key: &str, level: i64) -> Result<ZipReport> {
     let files = files_below(dir)
         .map_err(|e| FerryError::io(format!("reading folder {}", dir.display()), &e))?;
     if files.is_empty() {
@@ -102,9 +102,15 @@ pub async fn put_zip(store: &Store, dir: &Path, key: &str) -> Result<ZipReport> 
             buf: Vec::with_capacity(CHUNK),
         });
         for (path, rel, size) in files {
-            let opts = zip::write::SimpleFileOptions::default()
-                .compression_method(zip::CompressionMethod::Deflated)
-                .large_file(size >= u32::MAX as u64);
+            let opts = if level == 0 {
+                zip::write::SimpleFileOptions::default()
+                    .compression_method(zip::CompressionMethod::Stored)
+            } else {
+                zip::write::SimpleFileOptions::default()
+                    .compression_method(zip::CompressionMethod::Deflated)
+                    .compression_level(Some(level))
+            }
+            .large_file(size >= u32::MAX as u64);
             zw.start_file(rel.as_str(), opts)
                 .map_err(|e| format!("zipping {rel}: {e}"))?;
             let mut f = std::fs::File::open(&path)
@@ -171,7 +177,9 @@ mod tests {
             display: "file:///out".into(),
             backend: super::super::Backend::File,
         };
-        let r = put_zip(&store, src.path(), "seg/index.zip").await.unwrap();
+        let r = put_zip(&store, src.path(), "seg/index.zip", 6)
+            .await
+            .unwrap();
         assert_eq!(r.files, 2);
         let zipped = std::fs::read(out.path().join("seg/index.zip")).unwrap();
         assert_eq!(zipped.len() as u64, r.bytes);

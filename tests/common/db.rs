@@ -232,6 +232,11 @@ pub fn psql_exec(url: &str, sql: &str) -> String {
 
 /// [`mysql_exec`] returning the failure (a message with the client's stderr) instead of panicking.
 pub fn try_mysql_exec(url: &str, sql: &str) -> Result<String, String> {
+    try_mysql_exec_with(url, sql, &[])
+}
+
+/// [`try_mysql_exec`] with extra client options (for example `--local-infile=1`).
+pub fn try_mysql_exec_with(url: &str, sql: &str, extra: &[&str]) -> Result<String, String> {
     let c = MysqlUrl::parse(url)?;
     let mut cmd = Command::new(mysql_client());
     cmd.arg("--no-defaults") // must come first: ignore ~/.my.cnf and /etc/mysql
@@ -246,7 +251,8 @@ pub fn try_mysql_exec(url: &str, sql: &str) -> Result<String, String> {
         ])
         .arg("--connect-timeout=10")
         // The password goes through the environment so it is not on the command line.
-        .env("MYSQL_PWD", &c.password);
+        .env("MYSQL_PWD", &c.password)
+        .args(extra);
     if let Some(db) = c.database.as_deref().filter(|d| !d.is_empty()) {
         cmd.arg(format!("--database={db}"));
     }

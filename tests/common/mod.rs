@@ -161,6 +161,7 @@ pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
 pub mod azurite;
 pub mod background;
 pub mod db;
+pub mod druid;
 pub mod fault_proxy;
 pub mod http_server;
 pub mod s3;

@@ -1,0 +1,292 @@
+-- Apache Druid deep storage facts as code: common.runtime.properties, the druid_segments table,
+-- segment payloads, the storage layouts Druid's pushers write, and the loadSpec shapes it reads.
+-- Every rule here cites ../shared/reference/druid.md (sections in brackets).
+local M = {}
+
+local json = ferry.json
+
+--- Percent-encodes a URL component (user names and passwords inside SQL URLs).
+local function urlencode(s)
+  return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
+--- A Druid password provider: a plain string, or {"type":"environment","variable":...} or
+--- {"type":"default","password":...} as druid.metadata.storage.connector.password allows.
+function M.password(value, where)
+  if value == nil or value == "" then return nil end
+  if value:match("^%s*{") then
+    local ok, p = pcall(json.decode, value)
+    if not ok or type(p) ~= "table" then
+      ferry.fail("invalid_input", where .. " is neither a password nor a JSON password provider")
+    end
+    if p.type == "environment" then
+      local v = os.getenv(p.variable or "")
+      if not v then
+        ferry.fail("invalid_input", ("%s reads the password from the environment variable %s, which is not set")
+          :format(where, tostring(p.variable)), {hint = "export " .. tostring(p.variable) .. " before running ferry"})
+      end
+      return v
+    elseif p.type == "default" or p.type == nil then
+      return p.password
+    end
+    ferry.fail("invalid_input", ("%s uses the password provider type %q; ferry understands \"environment\" and " ..
+      "\"default\" (pass metadata_url instead)"):format(where, tostring(p.type)))
+  end
+  return value
+end
+
+--- Reads common.runtime.properties: {metadata_type, connect_uri, user, password, storage_type,
+--- storage_dir, base, pg_schema, path}.
+function M.read_conf(path)
+  if not ferry.fs.exists(path) then
+    ferry.fail("not_found", "no Druid configuration at " .. path, {path = path})
+  end
+  local st = ferry.fs.stat(path)
+  if st.is_dir then
+    for _, rel in ipairs({"common.runtime.properties", "_common/common.runtime.properties",
+                          "conf/druid/cluster/_common/common.runtime.properties",
+                          "conf/druid/single-server/micro-quickstart/_common/common.runtime.properties"}) do
+      if ferry.fs.exists(path .. "/" .. rel) then path = path .. "/" .. rel; break end
+    end
+  end
+  local props = ferry.properties.decode(ferry.fs.read(path))
+  local where = path .. ": druid.metadata.storage.connector.password"
+  return {
+    path = path,
+    metadata_type = props["druid.metadata.storage.type"] or "derby",
+    connect_uri = props["druid.metadata.storage.connector.connectURI"],
+    user = props["druid.metadata.storage.connector.user"],
+    password = M.password(props["druid.metadata.storage.connector.password"], where),
+    storage_type = props["druid.storage.type"] or "local",
+    storage_dir = props["druid.storage.storageDirectory"] or "/tmp/druid/localStorage",
+    base = props["druid.metadata.storage.tables.base"] or "druid",
+    pg_schema = props["druid.metadata.postgres.dbTableSchema"] or "public",
+    zip = props["druid.storage.zip"],
+  }
+end
+
+--- The distribution root a relative druid.storage.storageDirectory is resolved against: the folder
+--- holding conf/ when the properties file lives under conf/druid/..., else the file's folder.
+function M.druid_home(conf_path)
+  local root = conf_path:match("^(.*)/conf/druid/")
+  return root or (conf_path:match("^(.*)/[^/]*$") or ".")
+end
+
+--- jdbc:mysql://h:p/db?x or jdbc:postgresql://h:p/db -> ferry SQL URL (nil, reason for Derby).
+function M.sql_url(connect_uri, user, password)
+  if not connect_uri then return nil, "druid.metadata.storage.connector.connectURI is not set" end
+  local kind, rest = connect_uri:match("^jdbc:(%w+)://(.+)$")
+  if kind == "derby" or connect_uri:match("^jdbc:derby:") then
+    return nil, "the metadata store is Derby, which ferry cannot reach over the network; " ..
+      "use -p mode=csv with export-metadata's CSV files (export_dir)"
+  end
+  local scheme = ({mysql = "mysql", mariadb = "mysql", postgresql = "postgres"})[kind or ""]
+  if not scheme then
+    return nil, ("unsupported connectURI %q (expected jdbc:mysql://, jdbc:mariadb:// or jdbc:postgresql://)")
+      :format(connect_uri)
+  end
+  local hostpath = rest:gsub("%?.*$", "")
+  local auth = ""
+  if user and user ~= "" then
+    auth = urlencode(user) .. (password and (":" .. urlencode(password)) or "") .. "@"
+  end
+  return scheme .. "://" .. auth .. hostpath
+end
+
+-- Java's String.split("/"): trailing empty strings are removed.
+local function java_split(s)
+  local parts = {}
+  for part in (s .. "/"):gmatch("([^/]*)/") do parts[#parts + 1] = part end
+  while #parts > 0 and parts[#parts] == "" do parts[#parts] = nil end
+  return parts
+end
+
+local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+
+--- export-metadata's getUniqueIDFromLocalLoadSpec [1.5]: the second-to-last path element when it
+--- is a UUID (segments pushed with useUniquePath by realtime tasks), else nil.
+function M.unique_id(path)
+  local parts = java_split(path)
+  local candidate = parts[#parts - 1]
+  if candidate and candidate:match(UUID) then return candidate end
+  return nil
+end
+
+--- The fields of a payload that decide its storage path: {dataSource, start, finish, version,
+--- partition, load_spec}. Raises invalid_input naming the segment when the payload is not Druid's.
+function M.segment(payload, id)
+  local ok, seg = pcall(json.decode, payload)
+  if not ok or type(seg) ~= "table" then
+    ferry.fail("invalid_input", ("segment %s: the payload is not JSON (%s)"):format(id, tostring(seg)),
+      {hint = "CSV exported by the classic export-metadata loses backslashes; export again with -x (hex payloads)"})
+  end
+  local interval = seg.interval
+  local start, finish = tostring(interval or ""):match("^([^/]+)/([^/]+)$")
+  local shard = type(seg.shardSpec) == "table" and seg.shardSpec or {}
+  local partition = shard.partitionNum
+  if partition == nil or partition == json.null then partition = 0 end
+  return {
+    dataSource = seg.dataSource, start = start, finish = finish, version = seg.version,
+    partition = math.tointeger(partition) or partition,
+    load_spec = type(seg.loadSpec) == "table" and seg.loadSpec or {},
+  }
+end
+
+--- DataSegmentPusher.getDefaultStorageDir [4]: dataSource/start_end/version/partition[/uuid].
+function M.default_dir(seg, uuid)
+  local dir = ("%s/%s_%s/%s/%s"):format(seg.dataSource, seg.start, seg.finish, seg.version, seg.partition)
+  if uuid then dir = dir .. "/" .. uuid end
+  return dir
+end
+
+-- Joda basicDateTime: 2016-06-27T02:00:00.000Z -> 20160627T020000.000Z.
+local function basic(t)
+  local date, time = t:match("^([^T]+)T(.+)$")
+  if not date then return (t:gsub("[-:]", "")) end
+  return date:gsub("-", "") .. "T" .. time:gsub(":", "")
+end
+
+--- AzureDataSegmentPusher.getStorageDir [4]: no colons anywhere.
+function M.azure_dir(seg, uuid)
+  local dir = ("%s/%s_%s/%s/%s"):format(seg.dataSource, basic(seg.start), basic(seg.finish),
+    (seg.version:gsub(":", "_")), seg.partition)
+  if uuid then dir = dir .. "/" .. uuid end
+  return dir
+end
+
+--- Parses the target deep storage URL: {kind, url, bucket, base, shown}.
+--- kind is "s3", "google", "azure" or "local"; base is the key prefix inside the bucket.
+function M.target(url)
+  local function split(rest)
+    local bucket, base = rest:match("^([^/]+)/?(.*)$")
+    return bucket, (base or ""):gsub("/+$", "")
+  end
+  local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
+  if scheme == "s3" or scheme == "s3a" or scheme == "s3n" then
+    local bucket, base = split(rest)
+    if not bucket then ferry.fail("usage", "target " .. url .. " names no bucket") end
+    return {kind = "s3", url = "s3://" .. bucket .. (base ~= "" and ("/" .. base) or ""), bucket = bucket, base = base}
+  elseif scheme == "gs" then
+    local bucket, base = split(rest)
+    if not bucket then ferry.fail("usage", "target " .. url .. " names no bucket") end
+    return {kind = "google", url = url, bucket = bucket, base = base}
+  elseif scheme == "az" or scheme == "azure" then
+    local container, base = split(rest)
+    if not container then ferry.fail("usage", "target " .. url .. " names no container") end
+    return {kind = "azure", url = url, bucket = container, base = base}
+  elseif scheme == "https" and rest:match("^[^/]+%.blob%.") then
+    local path = rest:match("^[^/]+/([^?]*)")
+    local container, base = split(path or "")
+    if not container then ferry.fail("usage", "target names no container") end
+    return {kind = "azure", url = url, bucket = container, base = base}
+  elseif scheme == "file" then
+    local dir = rest:gsub("/+$", "")
+    if dir:sub(1, 1) ~= "/" then ferry.fail("usage", "target " .. url .. " must be file:///absolute/dir") end
+    return {kind = "local", url = "file://" .. dir, bucket = nil, base = dir}
+  elseif scheme == "hdfs" then
+    ferry.fail("usage", "HDFS targets are not supported: ferry has no HDFS client; copy with `hadoop distcp` and " ..
+      "use export-metadata -h for the metadata")
+  end
+  ferry.fail("usage", ("target %q: expected s3://bucket/baseKey, gs://bucket/prefix, az://container/prefix " ..
+    "or file:///dir"):format(url))
+end
+
+--- Key of the segment's index.zip in the target store (relative to the target's base).
+function M.target_key(target, seg, uuid)
+  local dir = target.kind == "azure" and M.azure_dir(seg, uuid) or M.default_dir(seg, uuid)
+  return dir .. "/index.zip"
+end
+
+local function with_base(base, key)
+  if base == nil or base == "" then return key end -- S3Utils.constructSegmentPath skips an empty baseKey
+  return base .. "/" .. key
+end
+
+--- The new loadSpec JSON text, in the key order Druid's pushers serialise [3.1].
+function M.load_spec(target, key, opts)
+  opts = opts or {}
+  local e = json.encode
+  local full = with_base(target.base, key)
+  if target.kind == "s3" then
+    local spec = '{"type":"s3_zip","bucket":' .. e(target.bucket) .. ',"key":' .. e(full)
+    if opts.s3_schema and opts.s3_schema ~= "none" then spec = spec .. ',"S3Schema":' .. e(opts.s3_schema) end
+    return spec .. "}"
+  elseif target.kind == "google" then
+    return '{"type":"google","bucket":' .. e(target.bucket) .. ',"path":' .. e(full) .. "}"
+  elseif target.kind == "azure" then
+    return '{"type":"azure","containerName":' .. e(target.bucket) .. ',"blobPath":' .. e(full) .. "}"
+  end
+  return '{"type":"local","path":' .. e(full) .. "}"
+end
+
+--- Whether a loadSpec (decoded) points into the target; returns the store-relative key.
+function M.in_target(target, spec)
+  local t, full = spec.type, nil
+  if target.kind == "s3" and t == "s3_zip" and spec.bucket == target.bucket then full = spec.key
+  elseif target.kind == "google" and t == "google" and spec.bucket == target.bucket then full = spec.path
+  elseif target.kind == "azure" and t == "azure" and spec.containerName == target.bucket then full = spec.blobPath
+  elseif target.kind == "local" and t == "local" then full = spec.path
+  end
+  if type(full) ~= "string" then return nil end
+  if target.base == "" then return full end
+  local prefix = target.base .. "/"
+  if full:sub(1, #prefix) == prefix then return full:sub(#prefix + 1) end
+  return nil
+end
+
+--- The payload with its loadSpec replaced, every other byte kept.
+function M.rewrite(payload, spec_json)
+  return json.set_raw(payload, "loadSpec", spec_json)
+end
+
+-- The columns of druid_segments in the canonical order of the post-#19698 export [1.4].
+M.COLUMNS = {"id", "dataSource", "created_date", "start", "end", "partitioned", "version", "used", "payload",
+             "used_status_last_updated", "indexing_state_fingerprint", "upgraded_from_segment_id",
+             "schema_fingerprint", "num_rows"}
+M.BOOLEAN = {partitioned = true, used = true}
+
+--- Orders a table's actual column names canonically (unknown columns last), keeping their case.
+function M.canonical_columns(names)
+  local by_lower, out, seen = {}, {}, {}
+  for _, n in ipairs(names) do by_lower[n:lower()] = n end
+  for _, c in ipairs(M.COLUMNS) do
+    local real = by_lower[c:lower()]
+    if real then out[#out + 1] = real; seen[real] = true end
+  end
+  for _, n in ipairs(names) do if not seen[n] then out[#out + 1] = n end end
+  return out
+end
+
+--- One CSV field as the post-#19698 exporter writes it: NULL empty and unquoted, "" for an empty
+--- string, quotes when the text has , " CR LF or leading/trailing whitespace [1.4].
+function M.csv_field(v)
+  if v == nil or v == ferry.sql.null or v == json.null then return "" end
+  v = tostring(v)
+  if v == "" then return '""' end
+  if v:find('[,"\r\n]') or v:match("^%s") or v:match("%s$") then
+    return '"' .. v:gsub('"', '""') .. '"'
+  end
+  return v
+end
+
+--- One CSV line of n fields (fields may hold nil for NULL, so n is needed).
+function M.csv_line(fields, n)
+  local out = {}
+  for i = 1, n do out[i] = M.csv_field(fields[i]) end
+  return table.concat(out, ",") .. "\n"
+end
+
+--- A boolean cell of the metadata store (MySQL tinyint, PostgreSQL boolean, CSV 1/0/true/false).
+function M.bool(v)
+  if v == true or v == 1 then return true end
+  if v == false or v == 0 then return false end
+  local s = tostring(v):lower()
+  return s == "1" or s == "true" or s == "t"
+end
+
+--- Now, as Druid writes times: 2026-09-02T19:00:00.000Z.
+function M.now()
+  return os.date("!%Y-%m-%dT%H:%M:%S.000Z")
+end
+
+return M

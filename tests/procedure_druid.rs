@@ -1,0 +1,658 @@
+//! druid-deep-storage against real MariaDB and PostgreSQL holding Druid's `druid_segments` table
+//! (the original 9 columns and the Druid 28+ form), a local deep storage with zip-style and
+//! directory-style segments, a realtime UUID path, a tombstone, a shared load spec, an unused
+//! segment and a row already on S3; targets are s3s-fs and a directory. The Coordinator is a
+//! double (tests/common/druid.rs) since Druid cannot run here.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::db;
+use common::druid::{self as fx, Kind, Seg};
+use common::s3::S3Server;
+use common::{Output, Workspace};
+
+const BUCKET: &str = "druid-deep";
+const BASE: &str = "segments/prod";
+
+struct Site {
+    ws: Workspace,
+    segs: Vec<Seg>,
+    url: String,
+    conf: std::path::PathBuf,
+}
+
+fn site(url: String, druid28: bool) -> Site {
+    let ws = Workspace::new();
+    let root = fx::storage_root(ws.path());
+    let mut segs = fx::build(&root);
+    if druid28 {
+        segs[0].used_status_last_updated = Some("2024-02-02T10:00:00.000Z".into());
+    }
+    let postgres = url.starts_with("postgres");
+    let ddl = if postgres {
+        fx::postgres_ddl(druid28)
+    } else {
+        fx::mysql_ddl(druid28)
+    };
+    let sql = ddl + &fx::insert_sql(&segs, postgres, druid28);
+    if postgres {
+        db::psql_exec(&url, &sql);
+    } else {
+        db::mysql_exec(&url, &sql);
+    }
+    // Druid's layout: conf/druid/cluster/_common/common.runtime.properties, storage var/druid/segments.
+    let conf = ws.write(
+        "druid/conf/druid/cluster/_common/common.runtime.properties",
+        &fx::runtime_properties(&url, Path::new("var/druid/segments")),
+    );
+    Site {
+        ws,
+        segs,
+        url,
+        conf,
+    }
+}
+
+fn run(site: &Site, extra: &[&str], s3: Option<&S3Server>) -> Output {
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "druid-deep-storage".into(),
+        "--yes".into(),
+        "-p".into(),
+        format!("druid_conf={}", site.conf.display()),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut f = site
+        .ws
+        .ferry()
+        .args(args)
+        .env("DRUID_METADATA_PASSWORD", &fx::password(&site.url));
+    f.cmd.env_remove("AWS_CA_BUNDLE");
+    if let Some(s3) = s3 {
+        s3.apply_env(&mut f.cmd);
+    }
+    f.run()
+}
+
+fn s3_spec(dir: &str) -> String {
+    format!(
+        r#"{{"type":"s3_zip","bucket":"{BUCKET}","key":"{BASE}/{dir}/index.zip","S3Schema":"s3n"}}"#
+    )
+}
+
+/// Every row's expected payload after the migration: local rows get `new_spec(dir)`, others
+/// stay byte for byte.
+fn expected(segs: &[Seg], new_spec: impl Fn(&str) -> String) -> BTreeMap<String, String> {
+    segs.iter()
+        .map(|s| {
+            let p = if s.is_local() {
+                s.payload
+                    .replace(&s.spec, &new_spec(&fx::expected_dir(segs, s)))
+            } else {
+                s.payload.clone()
+            };
+            (s.id.clone(), p)
+        })
+        .collect()
+}
+
+fn originals(segs: &[Seg]) -> BTreeMap<String, String> {
+    segs.iter()
+        .map(|s| (s.id.clone(), s.payload.clone()))
+        .collect()
+}
+
+/// Checks the object of every local segment: zip-style byte-identical, directories zipped flat.
+fn check_objects(segs: &[Seg], read: impl Fn(&str) -> Option<Vec<u8>>) {
+    for s in segs {
+        let key = format!("{}/index.zip", fx::expected_dir(segs, s));
+        match &s.kind {
+            Kind::Zip(data) => assert_eq!(read(&key).as_deref(), Some(&data[..]), "{key}"),
+            Kind::Dir(files) => {
+                let got = fx::unzip(&read(&key).unwrap_or_else(|| panic!("{key} missing")));
+                let want: BTreeMap<String, Vec<u8>> = files.iter().cloned().collect();
+                assert_eq!(
+                    got.keys().collect::<Vec<_>>(),
+                    want.keys().collect::<Vec<_>>(),
+                    "{key}"
+                );
+                assert!(got == want, "{key}: zipped files differ");
+            }
+            _ => {}
+        }
+    }
+}
+
+fn tables(url: &str) -> Vec<String> {
+    let out = if url.starts_with("postgres") {
+        db::psql_exec(
+            url,
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1;",
+        )
+    } else {
+        db::mysql_exec(url, "SHOW TABLES;")
+    };
+    db::tsv_rows(&out)
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect()
+}
+
+#[test]
+fn mariadb_druid28_to_s3_verified_rerun_noop_and_rollback() {
+    if db::mysql_url_or_skip().is_none() {
+        return;
+    }
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let site = site(db::fresh_mysql_db("druid_s3"), true);
+    let coord = fx::Coordinator::start(&["wiki", "logs", "big"], 40.0, 3);
+    let target = format!("target=s3://{BUCKET}/{BASE}");
+    let coordinator = format!("coordinator_url={}", coord.url());
+    let out = run(
+        &site,
+        &[
+            "-p",
+            &target,
+            "-p",
+            &coordinator,
+            "-p",
+            "poll_interval=0.05",
+            "--log-json",
+            "events.jsonl",
+        ],
+        Some(&s3),
+    );
+    out.code(0)
+        .stderr_has("9 segment(s): 7 local in 6 file(s) to move, 1 tombstone(s), 1 already off local storage")
+        .stderr_has("druid.storage.type=s3")
+        .stderr_has("druid.storage.baseKey=segments/prod")
+        .stderr_has("load status: wiki 40.0%")
+        .stderr_has("7 segment row(s) point at 6 object(s)")
+        .stderr_lacks(&fx::password(&site.url));
+
+    // Every payload: local rows rewritten exactly as Druid's S3 pusher writes, all else kept.
+    let got = fx::payloads(&site.url);
+    assert_eq!(got, expected(&site.segs, s3_spec));
+    check_objects(&site.segs, |k| s3.read_file(BUCKET, &format!("{BASE}/{k}")));
+    assert_eq!(
+        s3.list_files(BUCKET).len(),
+        6,
+        "{:?}",
+        s3.list_files(BUCKET)
+    );
+    assert!(coord.polls() >= 3, "polled {} times", coord.polls());
+    // The shared pair points at one object, the owner's.
+    let shared: Vec<&Seg> = site
+        .segs
+        .iter()
+        .filter(|s| s.ds == "logs" && s.start.contains("-10T"))
+        .collect();
+    assert!(got[&shared[0].id].contains(&shared[0].default_dir()));
+    assert!(got[&shared[1].id].contains(&shared[0].default_dir()));
+    // Druid 28 columns untouched.
+    let cols = fx::other_columns(&site.url, true);
+    assert!(cols.iter().any(|r| r[8] == "2024-02-02T10:00:00.000Z"));
+
+    // The backup table holds the original payloads; the CSV backup is export-metadata's form.
+    let backups: Vec<String> = tables(&site.url)
+        .into_iter()
+        .filter(|t| t.starts_with("druid_segments_backup_"))
+        .collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    let backup_rows = db::tsv_rows(&db::mysql_exec(
+        &site.url,
+        &format!("SELECT id, HEX(payload) FROM `{}` ORDER BY id;", backups[0]),
+    ));
+    assert_eq!(backup_rows.len(), 9);
+    let csv_dirs: Vec<_> =
+        std::fs::read_dir(site.ws.join(".ferry/state/druid-deep-storage/metadata"))
+            .unwrap()
+            .collect();
+    assert_eq!(csv_dirs.len(), 1);
+    let csv = std::fs::read_to_string(
+        csv_dirs[0]
+            .as_ref()
+            .unwrap()
+            .path()
+            .join("druid_segments.csv"),
+    )
+    .unwrap();
+    assert_eq!(csv.lines().count(), 9);
+    assert!(
+        csv.contains(r#""{""dataSource"":""logs"""#),
+        "payloads are JSON with doubled quotes"
+    );
+
+    // JSON events carry the step summary.
+    let events = common::json_lines(&site.ws.join("events.jsonl"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "step_finished" && e["step"] == "copy-segments"),
+        "no step_finished event"
+    );
+
+    // A re-run from a fresh state dir finds nothing local: no copy, no backup, no rewrite.
+    let before = s3.requests();
+    let again = run(&site, &["-p", &target, "--state", "st2"], Some(&s3));
+    again
+        .code(0)
+        .stderr_has("0 local in 0 file(s)")
+        .stderr_has("no local segments to rewrite");
+    assert_eq!(fx::payloads(&site.url), got);
+    assert_eq!(
+        tables(&site.url)
+            .iter()
+            .filter(|t| t.starts_with("druid_segments_backup_"))
+            .count(),
+        1
+    );
+    assert!(
+        s3.requests() - before < 20,
+        "re-run made {} S3 requests",
+        s3.requests() - before
+    );
+
+    // Rollback puts every original payload back.
+    run(&site, &["-p", &target, "-p", "action=rollback"], Some(&s3))
+        .code(0)
+        .stderr_has("restored 7 payload(s)");
+    assert_eq!(fx::payloads(&site.url), originals(&site.segs));
+    db::drop_mysql_db(&site.url);
+}
+
+#[test]
+fn postgres_old_schema_to_directory_and_dry_run_changes_nothing() {
+    if db::postgres_url_or_skip().is_none() {
+        return;
+    }
+    let site = site(db::fresh_postgres_db("druid_dir"), false);
+    let new_dir = site.ws.join("new-deep-storage");
+    let target = format!("target=file://{}", new_dir.display());
+
+    let dry = run(&site, &["-p", &target, "--dry-run", "--state", "dry"], None);
+    dry.code(0);
+    assert_eq!(fx::payloads(&site.url), originals(&site.segs));
+    assert!(!new_dir.exists() || std::fs::read_dir(&new_dir).unwrap().next().is_none());
+    assert_eq!(tables(&site.url), vec!["druid_segments".to_string()]);
+
+    run(&site, &["-p", &target, "-p", "datasources=wiki,logs"], None).code(0);
+    let local_spec = |dir: &str| {
+        format!(
+            r#"{{"type":"local","path":"{}/{dir}/index.zip"}}"#,
+            new_dir.display()
+        )
+    };
+    let mut want = expected(&site.segs, local_spec);
+    // The filtered-out data source stays where it was.
+    for s in site.segs.iter().filter(|s| s.ds == "big") {
+        want.insert(s.id.clone(), s.payload.clone());
+    }
+    assert_eq!(fx::payloads(&site.url), want);
+    let segs: Vec<Seg> = site
+        .segs
+        .iter()
+        .filter(|s| s.ds != "big")
+        .cloned()
+        .collect();
+    check_objects(&segs, |k| std::fs::read(new_dir.join(k)).ok());
+    assert!(!new_dir.join("big").exists());
+    db::drop_postgres_db(&site.url);
+}
+
+#[test]
+fn failed_copy_leaves_metadata_untouched_and_rerun_resumes() {
+    if db::mysql_url_or_skip().is_none() {
+        return;
+    }
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let site = site(db::fresh_mysql_db("druid_fail"), true);
+    let target = format!("target=s3://{BUCKET}/{BASE}");
+    // One segment file is missing (a disk was not mounted, say).
+    let unused = site.segs.iter().find(|s| !s.used).unwrap();
+    let path = unused.path.clone().unwrap();
+    std::fs::rename(&path, format!("{path}.away")).unwrap();
+
+    let out = run(&site, &["-p", &target], Some(&s3));
+    out.code(1)
+        .stderr_has("1 segment file(s) are missing from local deep storage; nothing was changed")
+        .stderr_has(&path)
+        .stderr_has("skip_missing=true");
+    assert_eq!(fx::payloads(&site.url), originals(&site.segs));
+    assert!(
+        tables(&site.url)
+            .iter()
+            .all(|t| !t.starts_with("druid_segments_backup_"))
+    );
+
+    // An upload that fails half-way (S3 refuses the big segment) fails the copy step too.
+    std::fs::rename(format!("{path}.away"), &path).unwrap();
+    let proxy = common::fault_proxy::FaultProxy::start(
+        &s3.endpoint,
+        common::fault_proxy::Faults::new()
+            .fail_every(1)
+            .fail_status(500)
+            .path_contains("/big/"),
+    );
+    let mut f = site
+        .ws
+        .ferry()
+        .args([
+            "run",
+            "druid-deep-storage",
+            "--yes",
+            "-p",
+            &format!("druid_conf={}", site.conf.display()),
+            "-p",
+            &target,
+        ])
+        .env("DRUID_METADATA_PASSWORD", &fx::password(&site.url));
+    f.cmd.env_remove("AWS_CA_BUNDLE");
+    s3.apply_env_via(&mut f.cmd, &proxy.endpoint);
+    let out = f.run();
+    out.code(1)
+        .stderr_has("1 of 6 segment file(s) failed to copy; the metadata was not changed");
+    assert_eq!(fx::payloads(&site.url), originals(&site.segs));
+
+    // The re-run copies only what is missing and completes.
+    let out = run(&site, &["-p", &target], Some(&s3));
+    out.code(0)
+        .stderr_has("copied 1 segment file(s)")
+        .stderr_has("5 already there");
+    assert_eq!(fx::payloads(&site.url), expected(&site.segs, s3_spec));
+    check_objects(&site.segs, |k| s3.read_file(BUCKET, &format!("{BASE}/{k}")));
+    db::drop_mysql_db(&site.url);
+}
+
+#[test]
+fn failed_rewrite_rolls_back_every_row() {
+    if db::mysql_url_or_skip().is_none() {
+        return;
+    }
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let site = site(db::fresh_mysql_db("druid_tx"), true);
+    // The last local row refuses its update: a server-side error mid-transaction.
+    let victim = site
+        .segs
+        .iter()
+        .filter(|s| s.is_local())
+        .map(|s| s.id.clone())
+        .max()
+        .unwrap();
+    db::mysql_exec(
+        &site.url,
+        &format!(
+            "DELIMITER //\nCREATE TRIGGER refuse BEFORE UPDATE ON druid_segments FOR EACH ROW BEGIN \
+             IF NEW.id = '{victim}' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by test trigger'; END IF; END//\nDELIMITER ;\n"
+        ),
+    );
+    let target = format!("target=s3://{BUCKET}/{BASE}");
+    let out = run(&site, &["-p", &target], Some(&s3));
+    out.code(1)
+        .stderr_has("refused by test trigger")
+        .stderr_has("rewrite-load-specs");
+    assert_eq!(
+        fx::payloads(&site.url),
+        originals(&site.segs),
+        "the transaction was not rolled back"
+    );
+
+    db::mysql_exec(&site.url, "DROP TRIGGER refuse;");
+    let out = run(&site, &["-p", &target], Some(&s3));
+    out.code(0).stderr_has("rewrote 7 load spec(s)");
+    assert_eq!(fx::payloads(&site.url), expected(&site.segs, s3_spec));
+    db::drop_mysql_db(&site.url);
+}
+
+/// export-metadata's CSV of the rows: classic (9 columns, payload quoted) or master (canonical
+/// columns, RFC 4180 quoting, NULL as an empty unquoted field).
+fn export_csv(segs: &[Seg], master: bool) -> String {
+    let quote = |v: &str| {
+        if v.is_empty() {
+            "\"\"".to_string()
+        } else if v.contains([',', '"', '\n', '\r']) || v.starts_with(' ') || v.ends_with(' ') {
+            format!("\"{}\"", v.replace('"', "\"\""))
+        } else {
+            v.to_string()
+        }
+    };
+    let mut out = String::new();
+    for s in segs {
+        let mut f = vec![
+            s.id.clone(),
+            s.ds.clone(),
+            s.created.clone(),
+            s.start.clone(),
+            s.end.clone(),
+            (s.partitioned as u8).to_string(),
+            s.version.clone(),
+            (s.used as u8).to_string(),
+            format!("\"{}\"", s.payload.replace('"', "\"\"")),
+        ];
+        if master {
+            f = f
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| if i == 8 { v } else { quote(&v) })
+                .collect();
+            f.push(quote(
+                s.used_status_last_updated
+                    .as_deref()
+                    .unwrap_or("2024-01-25T16:06:44.196Z"),
+            ));
+            f.push(s.upgraded_from.as_deref().map(quote).unwrap_or_default());
+        }
+        out.push_str(&f.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn csv_mode_imports_into_mariadb_and_postgres_like_direct_mode() {
+    if db::mysql_url_or_skip().is_none() || db::postgres_url_or_skip().is_none() {
+        return;
+    }
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let target = format!("target=s3://{BUCKET}/{BASE}");
+    // Direct mode on MariaDB gives the reference rows.
+    let direct = site(db::fresh_mysql_db("druid_ref"), true);
+    run(&direct, &["-p", &target], Some(&s3)).code(0);
+    let want_payloads = fx::payloads(&direct.url);
+    let want_cols = fx::other_columns(&direct.url, true);
+
+    // A Derby site: no reachable metadata store, only export-metadata's CSV (master form).
+    let ws = &direct.ws;
+    std::fs::create_dir_all(ws.join("export")).unwrap();
+    std::fs::write(
+        ws.join("export/druid_segments.csv"),
+        export_csv(&direct.segs, true),
+    )
+    .unwrap();
+    let derby_conf = ws.write(
+        "derby/common.runtime.properties",
+        &format!(
+            "druid.metadata.storage.type=derby\ndruid.metadata.storage.connector.connectURI=jdbc:derby://localhost:1527/var/druid/metadata.db;create=true\n\
+             druid.storage.type=local\ndruid.storage.storageDirectory={}\n",
+            fx::storage_root(ws.path()).display()
+        ),
+    );
+    let conf = format!("druid_conf={}", derby_conf.display());
+    let csv_run = |state: &str, extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "druid-deep-storage",
+            "--yes",
+            "--state",
+            state,
+            "-p",
+            &conf,
+            "-p",
+            &target,
+            "-p",
+            "mode=csv",
+            "-p",
+            "export_dir=export",
+            "-p",
+            "csv_columns=id,dataSource,created_date,start,end,partitioned,version,used,payload,used_status_last_updated,upgraded_from_segment_id",
+        ];
+        args.extend_from_slice(extra);
+        let mut f = ws.ferry().args(args);
+        f.cmd.env_remove("AWS_CA_BUNDLE");
+        s3.apply_env(&mut f.cmd);
+        f.run()
+    };
+    // Without import_url ferry prints the commands; the objects are already there (same target).
+    let out = csv_run("csv1", &[]);
+    out.code(0)
+        .stderr_has("import-mysql.sql")
+        .stderr_has("import-postgresql.sql")
+        .stderr_has("3 already there");
+    let out_dir = ws.join("csv1/metadata");
+    let mysql_sql = std::fs::read_to_string(out_dir.join("import-mysql.sql")).unwrap();
+    assert!(mysql_sql.contains("ESCAPED BY ''"), "{mysql_sql}");
+
+    // The generated SQL imports into MariaDB with the mysql client ...
+    let maria = db::fresh_mysql_db("druid_csv");
+    db::mysql_exec(&maria, &fx::mysql_ddl(true));
+    db::try_mysql_exec_with(&maria, &mysql_sql, &["--local-infile=1"]).unwrap();
+    assert_eq!(fx::payloads(&maria), want_payloads);
+    assert_eq!(fx::other_columns(&maria, true), want_cols);
+
+    // ... and into PostgreSQL with psql.
+    let pg = db::fresh_postgres_db("druid_csv");
+    db::psql_exec(&pg, &fx::postgres_ddl(true));
+    db::psql_exec(
+        &pg,
+        &std::fs::read_to_string(out_dir.join("import-postgresql.sql")).unwrap(),
+    );
+    assert_eq!(fx::payloads(&pg), want_payloads);
+    assert_eq!(fx::other_columns(&pg, true), want_cols);
+
+    // import_url: ferry imports itself (into PostgreSQL), and a second run finds the rows there.
+    let pg2 = db::fresh_postgres_db("druid_csv2");
+    db::psql_exec(&pg2, &fx::postgres_ddl(true));
+    let import = format!("import_url={pg2}");
+    csv_run("csv2", &["-p", &import])
+        .code(0)
+        .stderr_has("imported 9 segment row(s)");
+    assert_eq!(fx::payloads(&pg2), want_payloads);
+    assert_eq!(fx::other_columns(&pg2, true), want_cols);
+    csv_run("csv3", &["-p", &import])
+        .code(0)
+        .stderr_has("imported 0 segment row(s)")
+        .stderr_has("9 were already there");
+
+    // A classic 9-column export into a Druid 28+ table: used_status_last_updated is filled with
+    // the migration time (the column is NOT NULL), never left empty.
+    std::fs::write(
+        ws.join("export/druid_segments.csv"),
+        export_csv(&direct.segs, false),
+    )
+    .unwrap();
+    let pg3 = db::fresh_postgres_db("druid_csv3");
+    db::psql_exec(&pg3, &fx::postgres_ddl(true));
+    let mut f = ws.ferry().args([
+        "run",
+        "druid-deep-storage",
+        "--yes",
+        "--state",
+        "csv4",
+        "-p",
+        &conf,
+        "-p",
+        &target,
+        "-p",
+        "mode=csv",
+        "-p",
+        "export_dir=export",
+    ]);
+    f.cmd.env_remove("AWS_CA_BUNDLE");
+    s3.apply_env(&mut f.cmd);
+    f.run().code(0);
+    db::psql_exec(
+        &pg3,
+        &std::fs::read_to_string(ws.join("csv4/metadata/import-postgresql.sql")).unwrap(),
+    );
+    assert_eq!(fx::payloads(&pg3), want_payloads);
+    let filled = db::tsv_rows(&db::psql_exec(
+        &pg3,
+        "SELECT DISTINCT used_status_last_updated FROM druid_segments;",
+    ));
+    assert_eq!(filled.len(), 1);
+    assert!(
+        filled[0][0].starts_with("2026-") || filled[0][0].starts_with("20"),
+        "{filled:?}"
+    );
+    assert!(filled[0][0].ends_with(".000Z"), "{filled:?}");
+
+    db::drop_mysql_db(&maria);
+    for u in [&pg, &pg2, &pg3] {
+        db::drop_postgres_db(u);
+    }
+    db::drop_mysql_db(&direct.url);
+}
+
+#[test]
+fn bad_configuration_is_refused_before_any_change() {
+    let ws = Workspace::new();
+    // Derby in direct mode: explained, exit 2.
+    let conf = ws.write(
+        "common.runtime.properties",
+        "druid.metadata.storage.type=derby\ndruid.metadata.storage.connector.connectURI=jdbc:derby://localhost:1527/var/druid/metadata.db\n",
+    );
+    let out = ws
+        .ferry()
+        .args([
+            "run",
+            "druid-deep-storage",
+            "--yes",
+            "-p",
+            &format!("druid_conf={}", conf.display()),
+            "-p",
+            "target=s3://b-1/x",
+        ])
+        .run();
+    out.code(2).stderr_has("uses Derby").stderr_has("mode=csv");
+    // HDFS targets are named as unsupported.
+    let out = ws
+        .ferry()
+        .args([
+            "run",
+            "druid-deep-storage",
+            "--yes",
+            "-p",
+            &format!("druid_conf={}", conf.display()),
+            "-p",
+            "target=hdfs://nn/druid",
+        ])
+        .run();
+    out.code(2).stderr_has("HDFS targets are not supported");
+    // A password provider pointing at an unset variable.
+    let conf2 = ws.write(
+        "c2.properties",
+        "druid.metadata.storage.type=mysql\ndruid.metadata.storage.connector.connectURI=jdbc:mysql://127.0.0.1:1/druid\n\
+         druid.metadata.storage.connector.user=druid\n\
+         druid.metadata.storage.connector.password={\"type\":\"environment\",\"variable\":\"NOT_SET_FOR_FERRY\"}\n",
+    );
+    let out = ws
+        .ferry()
+        .args([
+            "run",
+            "druid-deep-storage",
+            "--yes",
+            "-p",
+            &format!("druid_conf={}", conf2.display()),
+            "-p",
+            "target=s3://b-1/x",
+        ])
+        .run();
+    out.code(1).stderr_has("NOT_SET_FOR_FERRY");
+}

@@ -656,3 +656,62 @@ fn bad_configuration_is_refused_before_any_change() {
         .run();
     out.code(1).stderr_has("NOT_SET_FOR_FERRY");
 }
+
+#[test]
+fn killed_copy_resumes_without_copying_finished_segments() {
+    if db::mysql_url_or_skip().is_none() {
+        return;
+    }
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let site = site(db::fresh_mysql_db("druid_kill"), true);
+    let target = format!("target=s3://{BUCKET}/{BASE}");
+    let mut f = site
+        .ws
+        .ferry()
+        .args([
+            "run",
+            "druid-deep-storage",
+            "--yes",
+            "-p",
+            &format!("druid_conf={}", site.conf.display()),
+            "-p",
+            &target,
+            "-p",
+            "concurrency=1",
+            "-p",
+            "zip_level=9",
+        ])
+        .env("DRUID_METADATA_PASSWORD", &fx::password(&site.url));
+    f.cmd.env_remove("AWS_CA_BUNDLE");
+    s3.apply_env(&mut f.cmd);
+    f.cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = f.cmd.spawn().unwrap();
+    let manifest = site.ws.join(".ferry/state/druid-deep-storage/copied.jsonl");
+    let lines = || {
+        std::fs::read_to_string(&manifest)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while lines() < 3 {
+        assert!(std::time::Instant::now() < deadline, "no progress");
+        assert!(child.try_wait().unwrap().is_none(), "finished before it was killed");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let landed = lines();
+    assert!(landed < 6, "everything landed before the kill");
+    assert_eq!(fx::payloads(&site.url), originals(&site.segs), "metadata changed before every copy was verified");
+
+    let out = run(&site, &["-p", &target], Some(&s3));
+    out.code(0)
+        .stderr_has(&format!("copied {} segment file(s)", 6 - landed))
+        .stderr_has(&format!("{landed} already there"));
+    assert_eq!(fx::payloads(&site.url), expected(&site.segs, s3_spec));
+    check_objects(&site.segs, |k| s3.read_file(BUCKET, &format!("{BASE}/{k}")));
+    db::drop_mysql_db(&site.url);
+}

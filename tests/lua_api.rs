@@ -108,3 +108,8 @@ fn every_module_function_is_documented_and_exists() {
 fn druid_layout_and_load_specs() {
     run_spec("druid_spec.lua", "druid ok");
 }
+
+#[test]
+fn astra_nodetool_schema_and_credentials() {
+    run_spec("astra_spec.lua", "astra ok");
+}

@@ -698,14 +698,21 @@ fn killed_copy_resumes_without_copying_finished_segments() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while lines() < 3 {
         assert!(std::time::Instant::now() < deadline, "no progress");
-        assert!(child.try_wait().unwrap().is_none(), "finished before it was killed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before it was killed"
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let landed = lines();
     assert!(landed < 6, "everything landed before the kill");
-    assert_eq!(fx::payloads(&site.url), originals(&site.segs), "metadata changed before every copy was verified");
+    assert_eq!(
+        fx::payloads(&site.url),
+        originals(&site.segs),
+        "metadata changed before every copy was verified"
+    );
 
     let out = run(&site, &["-p", &target], Some(&s3));
     out.code(0)

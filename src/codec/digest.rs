@@ -130,6 +130,54 @@ fn build_hex(lua: &Lua) -> mlua::Result<Table> {
     Ok(m)
 }
 
+pub static BASE64: ModuleDef = ModuleDef {
+    name: "base64",
+    summary: "Base64 (standard alphabet, padded) encode and decode of byte strings.",
+    functions: &[
+        FnDoc {
+            name: "encode",
+            signature: "ferry.base64.encode(bytes) -> text",
+            doc: "The bytes in standard Base64 with padding.",
+            example: Some("assert(ferry.base64.encode(\"{}\") == \"e30=\")"),
+        },
+        FnDoc {
+            name: "decode",
+            signature: "ferry.base64.decode(text) -> bytes",
+            doc: "Decodes standard Base64 (padding optional, line breaks ignored); anything else \
+                  raises invalid_input.",
+            example: Some("assert(ferry.base64.decode(\"e30=\") == \"{}\")"),
+        },
+    ],
+    build: build_base64,
+};
+
+fn build_base64(lua: &Lua) -> mlua::Result<Table> {
+    use base64::Engine;
+    let m = lua.create_table()?;
+    m.set(
+        "encode",
+        lua.create_function(|_, b: LuaString| {
+            Ok(base64::engine::general_purpose::STANDARD.encode(b.as_bytes()))
+        })?,
+    )?;
+    m.set(
+        "decode",
+        lua.create_function(|lua, t: LuaString| {
+            let text: Vec<u8> = t
+                .as_bytes()
+                .iter()
+                .copied()
+                .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+                .collect();
+            let out = base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(&text)
+                .map_err(|e| super::decode_error("ferry.base64.decode", e))?;
+            lua.create_string(&out)
+        })?,
+    )?;
+    Ok(m)
+}
+
 fn build_zlib(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
     m.set(

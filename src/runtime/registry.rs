@@ -40,6 +40,7 @@ static MODULES: &[&ModuleDef] = &[
     &crate::codec::digest::DIGEST,
     &crate::codec::digest::ZLIB,
     &crate::codec::digest::HEX,
+    &crate::codec::digest::BASE64,
     &crate::runtime::state::MODULE,
 ];
 

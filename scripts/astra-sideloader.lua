@@ -1,0 +1,531 @@
+-- Migrate Cassandra/DSE/HCD snapshots into Astra DB with Sideloader: snapshot, check, upload with self-renewing credentials, launch, watch.
+--
+-- The vendor procedure "Migrate data with Astra DB Sideloader" as a runbook: nodetool snapshot on
+-- every node (and listsnapshots to check), a stop for what cannot migrate (materialized views,
+-- encrypted tables), secondary index directories left out of the upload (the snapshot is not
+-- touched), the CREATE statements to recreate in Astra, the DevOps API initialize (the migration
+-- id is kept in the state dir, so a re-run continues the same migration), the upload of every
+-- snapshot file of every node to uploadBucketDir/<node>/<path below the data dir> with the
+-- credentials the API returns (AWS session tokens, Azure SAS, GCP keys), fetched again before they
+-- expire, files already uploaded with the same size skipped, a listing check, then launch and
+-- polling to MigrationDone. `-p action=status|pause|resume|abort|reschedule-cleanup` act on the
+-- migration. See docs/procedures/astra-sideloader.md.
+
+local astra = require "ferry.astra"
+
+local p = ferry.params{
+  {name = "token", type = "string", required = true, secret = true, env = "token",
+   doc = "Astra application token (Database Administrator, or Create DB + View DB); also read from $token"},
+  {name = "db_id", type = "string", required = true, env = "dbID", doc = "target database id (also $dbID)"},
+  {name = "api_url", type = "url", default = astra.DEFAULT_API, doc = "DevOps API base URL"},
+  {name = "snapshot", type = "string", doc = "snapshot name (the same on every node); required to migrate"},
+  {name = "keyspaces", type = "list", doc = "keyspaces or keyspace.table to migrate (default: every non-system keyspace)"},
+  {name = "data_dirs", type = "list", default = "/var/lib/cassandra/data",
+   doc = "Cassandra data_file_directories as this machine sees them; {node} is replaced by the node name"},
+  {name = "node", type = "list", doc = "node name(s): each gets its own directory in the migration (default: this host's name)"},
+  {name = "nodetool", type = "string", default = "nodetool",
+   doc = "command that runs nodetool on a node; {node} is replaced, e.g. 'ssh {node} nodetool'"},
+  {name = "create_snapshot", type = "boolean", default = true,
+   doc = "run nodetool snapshot (false: use snapshots that already exist)"},
+  {name = "action", type = "string", default = "migrate",
+   choices = {"migrate", "status", "pause", "resume", "abort", "reschedule-cleanup"},
+   doc = "migrate, or act on the migration of this state dir (or migration_id)"},
+  {name = "migration_id", type = "string", doc = "an existing migration to continue or act on"},
+  {name = "cleanup_time", type = "string",
+   doc = "reschedule cleanup to this ISO time (2025-03-31T14:30:00Z) or this long from now (14d)"},
+  {name = "poll_interval", type = "duration", default = "60s", doc = "how often to poll the migration status"},
+  {name = "init_timeout", type = "duration", default = "1h", doc = "how long initialization may take"},
+  {name = "import_timeout", type = "duration", default = "7d", doc = "how long the import may take"},
+  {name = "concurrency", type = "integer", default = 8, doc = "files uploaded at once"},
+  {name = "renew_before", type = "duration", default = "10m",
+   doc = "fetch new upload credentials when the current ones expire within this (AWS: 1 hour lifetime)"},
+  {name = "aws_region", type = "string", doc = "region of the migration bucket (AWS; default AWS_REGION)"},
+  {name = "allow_views", type = "boolean", default = false,
+   doc = "leave materialized views' tables out instead of stopping (Astra has no materialized views)"},
+}
+
+local base = p.api_url:gsub("/+$", "") .. "/v2/databases/" .. p.db_id .. "/migrations"
+
+------------------------------------------------------------------------------------------------
+-- DevOps API
+------------------------------------------------------------------------------------------------
+
+local function api(method, path, opts)
+  opts = opts or {}
+  if p.db_id == "" or (path:find("//", 1, true)) then
+    ferry.fail("usage", "empty database or migration id in " .. path)
+  end
+  local r = ferry.http.request{method = method, url = base .. path, bearer = p.token, query = opts.query,
+                               retries = 5, retry_non_idempotent = opts.retry or false, timeout = 120}
+  if r.dry_run then return nil, r end
+  local ok, body = pcall(function() return r:json() end)
+  if r.status == 401 or r.status == 403 then
+    ferry.fail("auth", ("the DevOps API refused the token (HTTP %d)"):format(r.status),
+      {hint = "use an application token with the Database Administrator role (or Create DB and View DB)"})
+  end
+  if r.status >= 300 or not ok then
+    local words = ok and type(body) == "table" and body.errors and body.errors[1] and body.errors[1].message
+      or r.body:sub(1, 200)
+    return nil, r, words
+  end
+  return body, r
+end
+
+local function describe(s)
+  local text = ("%s%s"):format(s.status, (s.progressInfo and s.progressInfo ~= "") and (" (" .. s.progressInfo .. ")") or "")
+  if s.expectedCleanupTime then text = text .. "; cleanup at " .. s.expectedCleanupTime end
+  return text
+end
+
+local last_shown
+local function show(s)
+  local line = describe(s)
+  if line ~= last_shown then
+    ferry.log.info("migration " .. tostring(s.migrationID) .. ": " .. line)
+    last_shown = line
+  end
+end
+
+--- GET the status; nil, reason for the brief non-JSON or 404 answers after initialize.
+local function status(id)
+  local s, r, words = api("GET", "/" .. id)
+  if s then return s end
+  if r and r.status == 404 and words and words:find("^404 page not found") then
+    return nil, "404 page not found (the API does not know the migration yet)"
+  end
+  if r and r.status == 404 then
+    ferry.fail("not_found", ("migration %s of database %s: %s"):format(id, p.db_id, tostring(words)),
+      {hint = "check db_id and migration_id; a closed migration cannot be continued"})
+  end
+  return nil, ("HTTP %s: %s"):format(r and r.status or "?", tostring(words))
+end
+
+local function migration_id()
+  local id = p.migration_id or ferry.state.get("migration_id")
+  return id
+end
+
+local function wait_for(id, want, timeout, what)
+  return ferry.task.poll{
+    every = p.poll_interval, timeout = timeout, describe = what,
+    check = function()
+      local s, why = status(id)
+      if not s then return false, why end
+      show(s)
+      if want(s) then return s end
+      if s.status ~= "Initializing" and s.status ~= "ReceivingFiles" and s.status ~= "ImportInProgress"
+         and astra.terminal(s.status) and not want(s) then
+        return s
+      end
+      return false, describe(s)
+    end,
+  }
+end
+
+------------------------------------------------------------------------------------------------
+-- Actions on an existing migration
+------------------------------------------------------------------------------------------------
+
+local function cleanup_time(v)
+  local n, unit = v:match("^(%d+)([smhd])$")
+  if n then
+    local mult = ({s = 1, m = 60, h = 3600, d = 86400})[unit]
+    return astra.iso(os.time() + tonumber(n) * mult)
+  end
+  if not astra.epoch(v) then ferry.fail("usage", "cleanup_time: expected an ISO time or a duration like 14d, not " .. v) end
+  return v
+end
+
+if p.action ~= "migrate" then
+  local id = migration_id()
+  if not id then ferry.fail("usage", "no migration in this state dir: give -p migration_id=...") end
+  ferry.step(p.action, "Migration " .. id .. ": " .. p.action, function()
+    if p.action == "status" then
+      local s, why = status(id)
+      if not s then ferry.fail("unavailable", why) end
+      show(s)
+      return {status = s.status, cleanup = s.expectedCleanupTime}
+    end
+    local query
+    local path = "/" .. id .. "/" .. p.action
+    if p.action == "reschedule-cleanup" then
+      if not p.cleanup_time then ferry.fail("usage", "reschedule-cleanup needs -p cleanup_time=...") end
+      path = "/" .. id .. "/cleanup"
+      query = {["option.cleanupTime"] = cleanup_time(p.cleanup_time)}
+    elseif p.action == "abort" then
+      ferry.confirm("Abort migration " .. id .. "? All its progress is removed (only possible before " ..
+        "Sideloader imports SSTable metadata).")
+    end
+    local _, r, words = api("POST", path, {query = query})
+    if r.dry_run then return end
+    if r.status >= 300 then
+      ferry.fail("conflict", ("%s refused (HTTP %d): %s"):format(p.action, r.status, tostring(words)))
+    end
+    local s = status(id)
+    if s then show(s) end
+    return {status = s and s.status, cleanup = s and s.expectedCleanupTime}
+  end)
+  return
+end
+
+------------------------------------------------------------------------------------------------
+-- migrate
+------------------------------------------------------------------------------------------------
+
+if not p.snapshot then ferry.fail("usage", "missing parameter 'snapshot' (the snapshot name to create or use)") end
+local nodes = p.node
+if not nodes then
+  local h = ferry.exec.run{"hostname", check = true, read_only = true}
+  nodes = {(h.stdout:gsub("%s+$", ""))}
+end
+
+-- keyspaces filter: ks or ks.table
+local want_ks, want_table
+if p.keyspaces then
+  want_ks, want_table = {}, {}
+  for _, k in ipairs(p.keyspaces) do
+    local ks, t = k:match("^([^.]+)%.(.+)$")
+    if ks then want_table[ks .. "." .. t] = true; want_ks[ks] = want_ks[ks] or "some" else want_ks[k] = "all" end
+  end
+end
+local function wanted(ks, t)
+  if not want_ks then return true end
+  return want_ks[ks] == "all" or want_table[ks .. "." .. t] == true
+end
+
+local function data_dirs(node)
+  local out = {}
+  for i, d in ipairs(p.data_dirs) do out[i] = (d:gsub("{node}", node):gsub("/+$", "")) end
+  return out
+end
+
+-- Every snapshot dir of every node: {node, data_dir, dir...}
+local function inventory()
+  local all = {}
+  for _, node in ipairs(nodes) do
+    for _, dd in ipairs(data_dirs(node)) do
+      for _, d in ipairs(astra.snapshot_dirs(dd, p.snapshot, wanted)) do
+        d.node, d.data_dir = node, dd
+        all[#all + 1] = d
+      end
+    end
+  end
+  return all
+end
+
+ferry.step("create-snapshots", "Create snapshots on every node (nodetool snapshot) and check them (listsnapshots)", function()
+  local counters = {nodes = #nodes}
+  for _, node in ipairs(nodes) do
+    local argv = astra.command(p.nodetool, node)
+    if p.create_snapshot then
+      local cmd = {table.unpack(argv)}
+      cmd[#cmd + 1] = "snapshot"
+      cmd[#cmd + 1] = "-t"
+      cmd[#cmd + 1] = p.snapshot
+      if want_table and next(want_table) then
+        local list = {}
+        for _, k in ipairs(p.keyspaces) do
+          list[#list + 1] = k:find("%.") and k or nil
+        end
+        for _, k in ipairs(p.keyspaces) do
+          if not k:find("%.") then
+            ferry.fail("usage", "keyspaces mixes keyspaces and keyspace.table entries; nodetool takes one or the other")
+          end
+        end
+        cmd[#cmd + 1] = "-kt"
+        cmd[#cmd + 1] = table.concat(list, ",")
+      elseif p.keyspaces then
+        for _, k in ipairs(p.keyspaces) do cmd[#cmd + 1] = k end
+      end
+      cmd.check = false
+      local r = ferry.exec.run(cmd)
+      if r.code ~= 0 then
+        ferry.fail("exec", ("nodetool snapshot on %s failed (exit %d): %s"):format(node, r.code,
+          (r.stderr ~= "" and r.stderr or r.stdout):gsub("%s+$", "")))
+      end
+      ferry.log.info(("%s: %s"):format(node, (r.stdout:gsub("%s+$", ""):gsub("\n", " "))))
+    end
+    local list = {table.unpack(argv)}
+    list[#list + 1] = "listsnapshots"
+    list.check, list.read_only = false, true
+    local r = ferry.exec.run(list)
+    if r.code ~= 0 then
+      ferry.fail("exec", ("nodetool listsnapshots on %s failed (exit %d): %s"):format(node, r.code, r.stderr))
+    end
+    local n = 0
+    for _, row in ipairs(astra.parse_listsnapshots(r.stdout)) do
+      if row.snapshot == p.snapshot and wanted(row.keyspace, row.table) then
+        n = n + 1
+        ferry.log.info(("%s: snapshot %s of %s.%s, %s on disk"):format(node, row.snapshot, row.keyspace, row.table,
+          row.size_on_disk or "?"))
+      end
+    end
+    if n == 0 and not ferry.dry_run() then
+      ferry.fail("not_found", ("nodetool listsnapshots on %s shows no snapshot named %s%s"):format(node, p.snapshot,
+        p.keyspaces and (" for " .. table.concat(p.keyspaces, ",")) or ""))
+    end
+    counters[node .. "_tables"] = n
+  end
+  return counters
+end)
+
+ferry.step("origin-checks", "Check what cannot migrate (schema.cql of every snapshot)", function()
+  local views, encrypted, indexes, tables = {}, {}, {}, 0
+  local seen = {}
+  for _, d in ipairs(inventory()) do
+    tables = tables + 1
+    local schema_path = d.path .. "/schema.cql"
+    if ferry.fs.exists(schema_path) then
+      local s = astra.parse_schema(ferry.fs.read(schema_path))
+      local name = d.keyspace .. "." .. d.table
+      if #s.views > 0 and #s.tables == 0 then views[#views + 1] = name end
+      if s.encrypted then encrypted[#encrypted + 1] = name end
+      for _, ix in ipairs(s.indexes) do
+        if not seen[name .. "." .. tostring(ix.name)] then
+          seen[name .. "." .. tostring(ix.name)] = true
+          indexes[#indexes + 1] = ("%s (%s)"):format(tostring(ix.name), ix.sai and "SAI, ignored" or "secondary index, its directory is not uploaded")
+        end
+      end
+    end
+  end
+  if tables == 0 and not ferry.dry_run() then
+    ferry.fail("not_found", ("no snapshot named %s under %s"):format(p.snapshot, table.concat(p.data_dirs, ", ")),
+      {hint = "check data_dirs (the data_file_directories of cassandra.yaml) and the snapshot name"})
+  end
+  for _, ix in ipairs(indexes) do ferry.log.info("index " .. ix) end
+  if #encrypted > 0 then
+    ferry.fail("invalid_input", ("encrypted tables cannot be migrated by Sideloader: %s"):format(table.concat(encrypted, ", ")),
+      {hint = "leave them out with keyspaces=ks.table,... and move them with Cassandra Data Migrator"})
+  end
+  if #views > 0 and not p.allow_views then
+    ferry.fail("invalid_input", ("materialized views cannot be migrated (Astra has none): %s"):format(table.concat(views, ", ")),
+      {hint = "snapshot only the base tables (keyspaces=ks.table,...), or -p allow_views=true to leave them out; " ..
+        "replace views with SAI or a new table in Astra"})
+  end
+  return {tables = tables, views = #views, indexes = #indexes}
+end)
+
+-- The files to upload: every snapshot file of every node but secondary index dirs and views.
+local function files_to_upload()
+  local files, excluded, bytes = {}, {}, 0
+  for _, d in ipairs(inventory()) do
+    local skip = false
+    local schema_path = d.path .. "/schema.cql"
+    if p.allow_views and ferry.fs.exists(schema_path) then
+      local s = astra.parse_schema(ferry.fs.read(schema_path))
+      skip = #s.views > 0 and #s.tables == 0
+    end
+    if not skip then
+      local fs_, index_dirs = astra.snapshot_files(d)
+      for _, f in ipairs(fs_) do
+        f.node, f.key = d.node, astra.key(d.node, f.rel)
+        files[#files + 1] = f
+        bytes = bytes + f.size
+      end
+      for _, ix in ipairs(index_dirs) do
+        excluded[#excluded + 1] = ("%s: %s/.%s"):format(d.node, d.rel, ix)
+      end
+    end
+  end
+  table.sort(files, function(a, b) return a.key < b.key end)
+  return files, excluded, bytes
+end
+
+ferry.step("schema", "Recreate the schema in Astra", function()
+  local stmts, seen = {}, {}
+  for _, d in ipairs(inventory()) do
+    local schema_path = d.path .. "/schema.cql"
+    if ferry.fs.exists(schema_path) then
+      local s = astra.parse_schema(ferry.fs.read(schema_path))
+      for _, group in ipairs({s.types, s.tables}) do
+        for _, stmt in ipairs(group) do
+          if not seen[stmt] then seen[stmt] = true; stmts[#stmts + 1] = stmt end
+        end
+      end
+    end
+  end
+  ferry.log.info("create these in the target database (same keyspace, table and column names, column " ..
+    "order and primary key; Astra ignores options such as compaction):\n\n" .. table.concat(stmts, "\n\n") .. "\n")
+  ferry.confirm("Do the keyspaces and tables above exist in Astra database " .. p.db_id .. " with exactly this schema?")
+  return {statements = #stmts}
+end)
+
+ferry.step("initialize", "Initialize the migration (DevOps API)", function(ctx)
+  local id = migration_id()
+  if id then
+    ferry.log.info("continuing migration " .. id)
+  else
+    local s, r, words = api("POST", "/initialize")
+    if r.dry_run then return end
+    if not s then
+      ferry.fail("unavailable", ("initialize failed (HTTP %d): %s"):format(r.status, tostring(words)))
+    end
+    id = s.migrationID
+    ferry.state.set("migration_id", id)
+    ctx:checkpoint("migration_id", id)
+    show(s)
+  end
+  local s = wait_for(id, function(x) return x.status ~= "Initializing" end, p.init_timeout,
+    "migration " .. id .. " to leave Initializing")
+  if s.status ~= "ReceivingFiles" then
+    ferry.fail("conflict", ("migration %s is %s, not ReceivingFiles: files cannot be uploaded"):format(id, describe(s)),
+      {hint = "a launched migration cannot take more files; start a new one with a fresh state dir"})
+  end
+  return {migration_id = id, upload_dir = s.uploadBucketDir, cleanup = s.expectedCleanupTime}
+end)
+
+ferry.step("upload", "Upload every snapshot file of every node", function()
+  local id = migration_id()
+  if not id then return end
+  local files, excluded, total = files_to_upload()
+  for _, e in ipairs(excluded) do ferry.log.info("left out (secondary index): " .. e) end
+
+  local current = {}
+  local function renew(force)
+    local left = (current.expires or 0) - os.time()
+    if not force and current.store and left > p.renew_before then return current.store end
+    local s = ferry.task.poll{every = p.poll_interval, timeout = p.init_timeout, describe = "upload credentials",
+      check = function()
+        local st, why = status(id)
+        if not st then return false, why end
+        return st
+      end}
+    show(s)
+    if s.status ~= "ReceivingFiles" then
+      ferry.fail("conflict", ("migration %s is %s: uploads are closed"):format(id, describe(s)))
+    end
+    local u = astra.upload_store(s, {aws_region = p.aws_region})
+    current.store = ferry.store.open(u.url, u.opts)
+    current.expires = astra.epoch(s.uploadCredentials.credentialExpiration) or (os.time() + 3600)
+    current.dir = u.shown
+    ferry.log.info(("upload credentials valid until %s"):format(tostring(s.uploadCredentials.credentialExpiration)))
+    return current.store
+  end
+  local dst = renew(true)
+
+  -- What is there already (complete objects only: a killed upload leaves nothing).
+  local have = {}
+  for _, node in ipairs(nodes) do
+    for e in dst:list(node) do have[e.key] = e.size end
+  end
+  local todo, skipped = {}, 0
+  for _, f in ipairs(files) do
+    if have[f.key] == f.size then skipped = skipped + 1 else todo[#todo + 1] = f end
+  end
+  local todo_bytes = 0
+  for _, f in ipairs(todo) do todo_bytes = todo_bytes + f.size end
+  ferry.log.info(("%d file(s), %d bytes: %d already uploaded, %d to upload (%d bytes) to %s"):format(
+    #files, total, skipped, #todo, todo_bytes, current.dir))
+  local progress = ferry.log.progress{title = "upload", total = todo_bytes, unit = "bytes"}
+  local failures = {}
+  ferry.task.parallel(todo, {concurrency = p.concurrency, fail_fast = false}, function(f)
+    local ok, err = pcall(function()
+      local store = renew(false)
+      local ok1, e1 = pcall(store.put_file, store, f.path, f.key)
+      if not ok1 then
+        -- credentials may have been revoked or rotated early: renew once and retry
+        if tostring(e1):find("auth") or tostring(e1):find("403") or tostring(e1):find("xpired") then
+          store = renew(true)
+          store:put_file(f.path, f.key)
+        else
+          error(e1, 0)
+        end
+      end
+    end)
+    progress:inc(f.size)
+    if not ok then failures[#failures + 1] = f.key .. ": " .. tostring(err) end
+  end)
+  progress:finish()
+  if #failures > 0 then
+    table.sort(failures)
+    ferry.fail("io", ("%d file(s) failed to upload:\n  %s"):format(#failures,
+      table.concat(failures, "\n  ", 1, math.min(10, #failures))),
+      {hint = "run the same command again: uploaded files are skipped and the same migration continues"})
+  end
+
+  -- Verify: list the migration directory against the local files.
+  dst = renew(false)
+  local listed = {}
+  for _, node in ipairs(nodes) do
+    for e in dst:list(node) do listed[e.key] = e.size end
+  end
+  local missing = {}
+  for _, f in ipairs(files) do
+    if listed[f.key] ~= f.size and not ferry.dry_run() then
+      missing[#missing + 1] = ("%s (local %d bytes, uploaded %s)"):format(f.key, f.size, tostring(listed[f.key]))
+    end
+  end
+  if #missing > 0 then
+    ferry.fail("conflict", ("%d file(s) are not in the migration directory as they are locally:\n  %s"):format(
+      #missing, table.concat(missing, "\n  ", 1, math.min(10, #missing))), {hint = "run the same command again"})
+  end
+  ferry.log.info(("the migration directory holds all %d file(s) (%d bytes)"):format(#files, total))
+  return {files = #files, bytes = total, uploaded = #todo, already_there = skipped, index_dirs_left_out = #excluded}
+end)
+
+ferry.step("launch", "Launch the import and wait for MigrationDone", function(ctx)
+  local id = migration_id()
+  if not id then return end
+  local s = status(id)
+  if s and s.status == "MigrationDone" then
+    show(s)
+    return {status = s.status}
+  end
+  if not (s and s.status == "ImportInProgress") then
+    ferry.confirm("Launch the import of migration " .. id .. "? Uploads close now, and once Sideloader imports " ..
+      "SSTable metadata the migration cannot be aborted.")
+    local _, r, words = api("POST", "/" .. id .. "/launch")
+    if r.dry_run then return end
+    if r.status >= 300 then
+      ferry.fail("conflict", ("launch refused (HTTP %d): %s"):format(r.status, tostring(words)))
+    end
+    ctx:checkpoint("launched", os.time())
+    ferry.log.info("import launched; the API may show the old status for a few minutes")
+  end
+  local launched_at = ctx:checkpoint("launched") or os.time()
+  local final = ferry.task.poll{
+    every = p.poll_interval, timeout = p.import_timeout, describe = "migration " .. id .. " to reach MigrationDone",
+    check = function()
+      local st, why = status(id)
+      if not st then return false, why end
+      show(st)
+      if st.status == "MigrationDone" then return st end
+      if st.status == "ReceivingFiles" and os.time() - launched_at > 1800 then
+        return st -- status lag has limits: still not importing after 30 minutes
+      end
+      if st.status == "ReceivingFiles" or st.status == "ImportInProgress" or st.status == "Initializing" then
+        return false, describe(st)
+      end
+      return st -- anything else stops the wait
+    end,
+  }
+  if final.status ~= "MigrationDone" then
+    local advice = astra.KNOWN[final.status]
+      and "see the migration's progressInfo"
+      or "an unknown status: ferry stops rather than guess"
+    ferry.fail("conflict", ("migration %s ended as %s: %s"):format(id, describe(final), advice),
+      {hint = "if the cause can be fixed without changing the uploaded files (most often the target schema: " ..
+        "column names, types, order, primary key), fix it and run again to relaunch; if the uploaded data is " ..
+        "wrong, abort (-p action=abort) and start over with a new state dir"})
+  end
+  return {status = final.status}
+end)
+
+ferry.step("report", "Validate the migrated data", function()
+  local id = migration_id()
+  local files, _, total = files_to_upload()
+  local tables = {}
+  for _, f in ipairs(files) do
+    local ks, t = f.rel:match("^([^/]+)/([^/]-)%-%x+/")
+    if ks then tables[ks .. "." .. t] = true end
+  end
+  local names = {}
+  for k in pairs(tables) do names[#names + 1] = k end
+  table.sort(names)
+  ferry.log.info(("migration %s imported %d table(s) from %d node(s), %d file(s), %d bytes: %s"):format(
+    tostring(id), #names, #nodes, #files, total, table.concat(names, ", ")))
+  ferry.log.info("validate before switching reads: Cassandra Data Migrator in validation mode " ..
+    "(spark-submit --class com.datastax.cdm.job.DiffData ...) compares every row; dsbulk count gives row counts. " ..
+    "Then clear the snapshots (nodetool clearsnapshot -t " .. p.snapshot .. ").")
+  return {tables = #names, files = #files, bytes = total}
+end)

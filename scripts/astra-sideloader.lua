@@ -164,7 +164,7 @@ if p.action ~= "migrate" then
     local s = status(id)
     if s then show(s) end
     return {status = s and s.status, cleanup = s and s.expectedCleanupTime}
-  end)
+  end, {always = true}) -- an action on the remote migration: run it every time it is asked for
   return
 end
 
@@ -215,9 +215,30 @@ end
 
 ferry.step("create-snapshots", "Create snapshots on every node (nodetool snapshot) and check them (listsnapshots)", function()
   local counters = {nodes = #nodes}
+  -- listsnapshots of one node: the rows of this snapshot for the wanted tables
+  local function listed(argv, node)
+    local list = {table.unpack(argv)}
+    list[#list + 1] = "listsnapshots"
+    list.check, list.read_only = false, true
+    local r = ferry.exec.run(list)
+    if r.code ~= 0 then
+      ferry.fail("exec", ("nodetool listsnapshots on %s failed (exit %d): %s"):format(node, r.code,
+        (r.stderr ~= "" and r.stderr or r.stdout):gsub("%s+$", "")),
+        {hint = "check the nodetool parameter (" .. p.nodetool .. ") and that the node's JMX port answers"})
+    end
+    local rows = {}
+    for _, row in ipairs(astra.parse_listsnapshots(r.stdout)) do
+      if row.snapshot == p.snapshot and wanted(row.keyspace, row.table) then rows[#rows + 1] = row end
+    end
+    return rows
+  end
   for _, node in ipairs(nodes) do
     local argv = astra.command(p.nodetool, node)
-    if p.create_snapshot then
+    local existing = p.create_snapshot and listed(argv, node) or {}
+    if #existing > 0 then
+      -- a re-run after a failure on another node: nodetool would refuse "already exists"
+      ferry.log.info(("%s: snapshot %s exists already (%d table(s)), using it"):format(node, p.snapshot, #existing))
+    elseif p.create_snapshot then
       local cmd = {table.unpack(argv)}
       cmd[#cmd + 1] = "snapshot"
       cmd[#cmd + 1] = "-t"
@@ -245,20 +266,11 @@ ferry.step("create-snapshots", "Create snapshots on every node (nodetool snapsho
       end
       ferry.log.info(("%s: %s"):format(node, (r.stdout:gsub("%s+$", ""):gsub("\n", " "))))
     end
-    local list = {table.unpack(argv)}
-    list[#list + 1] = "listsnapshots"
-    list.check, list.read_only = false, true
-    local r = ferry.exec.run(list)
-    if r.code ~= 0 then
-      ferry.fail("exec", ("nodetool listsnapshots on %s failed (exit %d): %s"):format(node, r.code, r.stderr))
-    end
     local n = 0
-    for _, row in ipairs(astra.parse_listsnapshots(r.stdout)) do
-      if row.snapshot == p.snapshot and wanted(row.keyspace, row.table) then
-        n = n + 1
-        ferry.log.info(("%s: snapshot %s of %s.%s, %s on disk"):format(node, row.snapshot, row.keyspace, row.table,
-          row.size_on_disk or "?"))
-      end
+    for _, row in ipairs(listed(argv, node)) do
+      n = n + 1
+      ferry.log.info(("%s: snapshot %s of %s.%s, %s on disk"):format(node, row.snapshot, row.keyspace, row.table,
+        row.size_on_disk or "?"))
     end
     if n == 0 and not ferry.dry_run() then
       ferry.fail("not_found", ("nodetool listsnapshots on %s shows no snapshot named %s%s"):format(node, p.snapshot,
@@ -367,6 +379,11 @@ ferry.step("initialize", "Initialize the migration (DevOps API)", function(ctx)
   end
   local s = wait_for(id, function(x) return x.status ~= "Initializing" end, p.init_timeout,
     "migration " .. id .. " to leave Initializing")
+  if s.status == "ImportInProgress" or s.status == "MigrationDone" then
+    -- a re-run (other parameters) after the launch: the next steps only watch and report
+    ferry.log.info(("migration %s was launched already (%s)"):format(id, s.status))
+    return {migration_id = id, status = s.status, cleanup = s.expectedCleanupTime}
+  end
   if s.status ~= "ReceivingFiles" then
     ferry.fail("conflict", ("migration %s is %s, not ReceivingFiles: files cannot be uploaded"):format(id, describe(s)),
       {hint = "a launched migration cannot take more files; start a new one with a fresh state dir"})
@@ -379,29 +396,63 @@ ferry.step("upload", "Upload every snapshot file of every node", function()
   if not id then return end
   local files, excluded, total = files_to_upload()
   for _, e in ipairs(excluded) do ferry.log.info("left out (secondary index): " .. e) end
+  local now = status(id)
+  if now and (now.status == "ImportInProgress" or now.status == "MigrationDone") then
+    ferry.log.info(("migration %s was launched already (%s): its directory is closed, nothing to upload"):format(
+      id, now.status))
+    return {files = #files, bytes = total, uploaded = 0}
+  end
 
-  local current = {}
-  local function renew(force)
-    local left = (current.expires or 0) - os.time()
-    if not force and current.store and left > p.renew_before then return current.store end
+  -- Upload credentials. The API hands out new ones on GET status once the old ones expire (the
+  -- docs leave open whether every GET rotates them), so: renew when they expire within
+  -- renew_before, keep using the current ones while the API still returns them, and ask again
+  -- at most every poll_interval until they change; a refused upload forces a renewal.
+  local current = {generation = 0}
+  local function fetch()
     local s = ferry.task.poll{every = p.poll_interval, timeout = p.init_timeout, describe = "upload credentials",
       check = function()
         local st, why = status(id)
         if not st then return false, why end
+        if st.status ~= "ReceivingFiles" then return st end
+        local exp = astra.epoch(st.uploadCredentials and st.uploadCredentials.credentialExpiration)
+        if exp and exp <= os.time() then return false, "the credentials returned have expired; waiting for new ones" end
         return st
       end}
     show(s)
     if s.status ~= "ReceivingFiles" then
       ferry.fail("conflict", ("migration %s is %s: uploads are closed"):format(id, describe(s)))
     end
+    current.fetched = os.time()
+    local keyid = astra.credential_id(s)
+    if current.store and keyid == current.keyid then return end -- the same credentials: keep them
     local u = astra.upload_store(s, {aws_region = p.aws_region})
     current.store = ferry.store.open(u.url, u.opts)
+    current.keyid = keyid
     current.expires = astra.epoch(s.uploadCredentials.credentialExpiration) or (os.time() + 3600)
     current.dir = u.shown
+    current.generation = current.generation + 1
     ferry.log.info(("upload credentials valid until %s"):format(tostring(s.uploadCredentials.credentialExpiration)))
-    return current.store
   end
-  local dst = renew(true)
+  -- The store to upload with; one renewal at a time (the concurrent uploads wait for it). `stale`
+  -- (the generation an upload was refused with) forces a renewal unless another task renewed since.
+  local function renew(stale)
+    while current.renewing do ferry.task.sleep(0.05) end
+    if current.store and (stale == nil or stale < current.generation) then
+      local now = os.time()
+      local left = current.expires - now
+      if left > p.renew_before then return current.store, current.generation end
+      -- expiring soon: ask, but not more often than poll_interval while they are still valid
+      if left > 0 and now - (current.fetched or 0) < math.max(p.poll_interval, 1) then
+        return current.store, current.generation
+      end
+    end
+    current.renewing = true
+    local ok, err = pcall(fetch)
+    current.renewing = false
+    if not ok then error(err, 0) end
+    return current.store, current.generation
+  end
+  local dst = renew()
 
   -- What is there already (complete objects only: a killed upload leaves nothing).
   local have = {}
@@ -420,16 +471,13 @@ ferry.step("upload", "Upload every snapshot file of every node", function()
   local failures = {}
   ferry.task.parallel(todo, {concurrency = p.concurrency, fail_fast = false}, function(f)
     local ok, err = pcall(function()
-      local store = renew(false)
+      local store, gen = renew()
       local ok1, e1 = pcall(store.put_file, store, f.path, f.key)
       if not ok1 then
-        -- credentials may have been revoked or rotated early: renew once and retry
-        if tostring(e1):find("auth") or tostring(e1):find("403") or tostring(e1):find("xpired") then
-          store = renew(true)
-          store:put_file(f.path, f.key)
-        else
-          error(e1, 0)
-        end
+        -- the credentials may have expired or been rotated early: renew and retry once
+        ferry.log.debug(("%s: %s; retrying with fresh credentials"):format(f.key, tostring(e1)))
+        store = renew(gen)
+        store:put_file(f.path, f.key)
       end
     end)
     progress:inc(f.size)
@@ -444,7 +492,7 @@ ferry.step("upload", "Upload every snapshot file of every node", function()
   end
 
   -- Verify: list the migration directory against the local files.
-  dst = renew(false)
+  dst = renew()
   local listed = {}
   for _, node in ipairs(nodes) do
     for e in dst:list(node) do listed[e.key] = e.size end

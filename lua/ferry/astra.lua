@@ -176,6 +176,14 @@ function M.iso(t)
   return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t))
 end
 
+--- What identifies the credentials of a status (to tell new ones from the same ones again).
+function M.credential_id(status)
+  local keys = status.uploadCredentials and status.uploadCredentials.keys
+  if type(keys) ~= "table" then return nil end
+  return tostring(keys.accessKeyID or keys.urlSignature or keys.url or keys.file) ..
+    "|" .. tostring(status.uploadCredentials.credentialExpiration)
+end
+
 --- The store for a ReceivingFiles status: url, opts, cloud, shown. Raises when the status lacks
 --- what uploads need.
 function M.upload_store(status, opts)

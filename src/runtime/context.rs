@@ -228,8 +228,8 @@ impl RunContext {
     }
 
     /// Decides whether step `id` runs, and journals its start. Returns `Some(counters)` when the
-    /// step is skipped because an earlier run completed it.
-    pub fn step_begin(&self, id: &str, title: &str) -> Result<Option<Value>> {
+    /// step is skipped because an earlier run completed it (never when `always`).
+    pub fn step_begin(&self, id: &str, title: &str, always: bool) -> Result<Option<Value>> {
         if self.steps.borrow().iter().any(|s| s.id == id) {
             return Err(FerryError::new(
                 ErrorKind::InvalidInput,
@@ -251,7 +251,7 @@ impl RunContext {
             return Ok(Some(Value::Null));
         }
         let params_hash = self.params_hash.borrow().clone();
-        let prior = if self.opts.fresh {
+        let prior = if self.opts.fresh || always {
             None
         } else if self.journaling() {
             self.with_journal(|j| Ok(j.prior_success(id)))?.flatten()

@@ -16,10 +16,13 @@ end
 
 local M = {}
 
---- ferry.step(id, [title,] fn): a journaled step.
-function M.step(id, title, fn)
-  if fn == nil and type(title) == "function" then
-    fn, title = title, nil
+--- ferry.step(id, [title,] fn [, opts]): a journaled step.
+function M.step(id, title, fn, opts)
+  if type(title) == "function" then
+    fn, opts, title = title, fn, nil
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("ferry.step '" .. tostring(id) .. "': options must be a table such as {always = true}", 2)
   end
   if type(id) ~= "string" or id == "" then
     error("ferry.step: the first argument must be a non-empty step id", 2)
@@ -27,7 +30,7 @@ function M.step(id, title, fn)
   if type(fn) ~= "function" then
     error("ferry.step '" .. id .. "': expected a function", 2)
   end
-  local skipped, ctx = rt.step_begin(id, title or id)
+  local skipped, ctx = rt.step_begin(id, title or id, opts ~= nil and opts.always == true)
   if skipped then
     return ctx -- the counters the step returned when it completed
   end

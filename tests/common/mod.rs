@@ -158,6 +158,7 @@ pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+pub mod astra;
 pub mod azurite;
 pub mod background;
 pub mod db;

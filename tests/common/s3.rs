@@ -27,14 +27,14 @@ use super::background::Background;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use s3s::auth::SimpleAuth;
+use s3s::auth::{S3Auth, SecretKey, SimpleAuth};
 use s3s::service::{S3Service, S3ServiceBuilder};
 
 /// Environment variables a test must remove from a child process that talks to [`S3Server`]:
@@ -97,9 +97,126 @@ pub struct S3Server {
     pub session_token: Option<String>,
     /// The s3s-fs root: one folder per bucket, objects are files below it.
     pub root: PathBuf,
+    /// Temporary credentials this server accepts besides its own keys (see [`Sts`]).
+    pub sts: Sts,
     requests: Arc<AtomicU64>,
+    delay_ms: Arc<AtomicU64>,
+    log: Arc<Mutex<Vec<String>>>,
     background: Option<Background>,
     _dir: tempfile::TempDir,
+}
+
+/// One set of temporary credentials, as AWS STS hands out: keys plus a session token that is
+/// valid until `expires`.
+#[derive(Debug, Clone)]
+pub struct TempCred {
+    pub access_key: String,
+    pub secret_key: String,
+    pub session_token: String,
+    pub expires: SystemTime,
+}
+
+/// The temporary credentials an [`S3Server`] accepts, issued by a test double of the service that
+/// hands them out (the Astra DevOps API double). A request signed with an issued access key must
+/// carry that key's session token (else 403 `InvalidToken`), is refused with 400 `ExpiredToken`
+/// after `expires` (AWS's answer), and with 403 `AccessDenied` once the credentials are revoked.
+#[derive(Clone, Default)]
+pub struct Sts {
+    inner: Arc<Mutex<StsState>>,
+}
+
+#[derive(Default)]
+struct StsState {
+    issued: Vec<TempCred>,
+    revoked: bool,
+    expired_refusals: u64,
+}
+
+impl Sts {
+    /// Issues new credentials valid for `lifetime`.
+    pub fn issue(&self, lifetime: Duration) -> TempCred {
+        let simple = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+        let cred = TempCred {
+            access_key: format!("ASIAFERRY{}", &simple[..11]),
+            secret_key: uuid::Uuid::new_v4().simple().to_string(),
+            session_token: format!("FwoGZXIvYXdzE{}", uuid::Uuid::new_v4().simple()),
+            expires: SystemTime::now() + lifetime,
+        };
+        self.inner.lock().unwrap().issued.push(cred.clone());
+        cred
+    }
+
+    /// Every credential issued so far, oldest first.
+    pub fn issued(&self) -> Vec<TempCred> {
+        self.inner.lock().unwrap().issued.clone()
+    }
+
+    /// Refuses every issued credential from now on (as a launched migration does).
+    pub fn revoke_all(&self) {
+        self.inner.lock().unwrap().revoked = true;
+    }
+
+    /// How many requests were refused because their credentials had expired.
+    pub fn expired_refusals(&self) -> u64 {
+        self.inner.lock().unwrap().expired_refusals
+    }
+
+    fn secret(&self, access_key: &str) -> Option<String> {
+        let st = self.inner.lock().unwrap();
+        st.issued
+            .iter()
+            .find(|c| c.access_key == access_key)
+            .map(|c| c.secret_key.clone())
+    }
+
+    /// `None` when the request may go on, else the refusal (status, code, message).
+    fn check(
+        &self,
+        access_key: &str,
+        token: Option<&str>,
+    ) -> Option<(StatusCode, &'static str, &'static str)> {
+        let mut st = self.inner.lock().unwrap();
+        let cred = st
+            .issued
+            .iter()
+            .find(|c| c.access_key == access_key)?
+            .clone();
+        if token != Some(cred.session_token.as_str()) {
+            return Some((
+                StatusCode::FORBIDDEN,
+                "InvalidToken",
+                "The provided token is malformed or otherwise invalid.",
+            ));
+        }
+        if st.revoked {
+            return Some((StatusCode::FORBIDDEN, "AccessDenied", "Access Denied"));
+        }
+        if SystemTime::now() >= cred.expires {
+            st.expired_refusals += 1;
+            return Some((
+                StatusCode::BAD_REQUEST,
+                "ExpiredToken",
+                "The provided token has expired.",
+            ));
+        }
+        None
+    }
+}
+
+/// The server's own keys plus whatever [`Sts`] issued.
+struct ServerAuth {
+    main: SimpleAuth,
+    sts: Sts,
+}
+
+#[async_trait::async_trait]
+impl S3Auth for ServerAuth {
+    async fn get_secret_key(&self, access_key: &str) -> s3s::S3Result<SecretKey> {
+        match self.sts.secret(access_key) {
+            Some(secret) => Ok(SecretKey::from(secret)),
+            None => self.main.get_secret_key(access_key).await,
+        }
+    }
 }
 
 impl S3Server {
@@ -127,12 +244,13 @@ impl S3Server {
         );
 
         let fs = s3s_fs::FileSystem::new(&root).expect("s3s-fs root");
+        let sts = Sts::default();
         let service = {
             let mut b = S3ServiceBuilder::new(fs);
-            b.set_auth(SimpleAuth::from_single(
-                access_key.clone(),
-                secret_key.clone(),
-            ));
+            b.set_auth(ServerAuth {
+                main: SimpleAuth::from_single(access_key.clone(), secret_key.clone()),
+                sts: sts.clone(),
+            });
             b.build()
         };
 
@@ -143,10 +261,15 @@ impl S3Server {
             .expect("nonblocking listener");
 
         let requests = Arc::new(AtomicU64::new(0));
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let log = Arc::new(Mutex::new(Vec::new()));
         let state = Arc::new(State {
             service,
             session_token: session_token.clone(),
+            sts: sts.clone(),
             requests: requests.clone(),
+            delay_ms: delay_ms.clone(),
+            log: log.clone(),
         });
         let background = Background::spawn("s3-server", listener, move |listener| {
             accept_loop(listener, state)
@@ -159,7 +282,10 @@ impl S3Server {
             secret_key,
             session_token,
             root,
+            sts,
             requests,
+            delay_ms,
+            log,
             background: Some(background),
             _dir: dir,
         }
@@ -292,6 +418,17 @@ impl S3Server {
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
     }
+
+    /// Makes every later request wait this long before it is served (a slow link).
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// `METHOD /path?query STATUS` of every request served so far, in order.
+    pub fn request_log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
 }
 
 impl Drop for S3Server {
@@ -314,7 +451,10 @@ fn apply(cmd: &mut Command, env: Vec<(String, String)>) {
 struct State {
     service: S3Service,
     session_token: Option<String>,
+    sts: Sts,
     requests: Arc<AtomicU64>,
+    delay_ms: Arc<AtomicU64>,
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<State>) {
@@ -337,33 +477,84 @@ async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<Response<s3s::Body>, s3s::HttpError> {
+    let what = format!("{} {}", req.method(), req.uri());
+    let resp = serve(&state, req).await;
+    if let Ok(r) = &resp {
+        state
+            .log
+            .lock()
+            .unwrap()
+            .push(format!("{what} {}", r.status().as_u16()));
+    }
+    resp
+}
+
+async fn serve(
+    state: &State,
+    req: Request<Incoming>,
+) -> Result<Response<s3s::Body>, s3s::HttpError> {
     state.requests.fetch_add(1, Ordering::SeqCst);
-    if let Some(expected) = &state.session_token {
-        let header = req
-            .headers()
-            .get("x-amz-security-token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let query = req.uri().query().and_then(|q| {
-            q.split('&').find_map(|kv| {
-                let (k, v) = kv.split_once('=')?;
-                k.eq_ignore_ascii_case("X-Amz-Security-Token")
-                    .then(|| percent_decode(v))
-            })
-        });
-        let given = header.or(query);
-        if given.as_deref() != Some(expected.as_str()) {
-            let (code, msg) = match given {
-                None => ("InvalidToken", "A security token is required."),
-                Some(_) => (
-                    "InvalidToken",
-                    "The provided token is malformed or otherwise invalid.",
-                ),
-            };
-            return Ok(error_response(StatusCode::FORBIDDEN, code, msg));
-        }
+    let delay = state.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let header = req
+        .headers()
+        .get("x-amz-security-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let query = req.uri().query().and_then(|q| {
+        q.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            k.eq_ignore_ascii_case("X-Amz-Security-Token")
+                .then(|| percent_decode(v))
+        })
+    });
+    let given = header.or(query);
+    if let Some(ak) = signing_key(&req)
+        && let Some((status, code, msg)) = state.sts.check(&ak, given.as_deref())
+    {
+        return Ok(error_response(status, code, msg));
+    }
+    if let Some(expected) = &state.session_token
+        && given.as_deref() != Some(expected.as_str())
+    {
+        let (code, msg) = match given {
+            None => ("InvalidToken", "A security token is required."),
+            Some(_) => (
+                "InvalidToken",
+                "The provided token is malformed or otherwise invalid.",
+            ),
+        };
+        return Ok(error_response(StatusCode::FORBIDDEN, code, msg));
     }
     state.service.call(req.map(s3s::Body::from)).await
+}
+
+/// The access key a request is signed with (`Authorization: AWS4-HMAC-SHA256 Credential=AK/...`
+/// or a presigned URL's `X-Amz-Credential`).
+fn signing_key(req: &Request<Incoming>) -> Option<String> {
+    let from_header = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("Credential=").nth(1))
+        .and_then(|v| v.split('/').next())
+        .map(str::to_string);
+    from_header.or_else(|| {
+        req.uri().query().and_then(|q| {
+            q.split('&').find_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                k.eq_ignore_ascii_case("X-Amz-Credential").then(|| {
+                    percent_decode(v)
+                        .split('/')
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                })
+            })
+        })
+    })
 }
 
 fn error_response(status: StatusCode, code: &str, message: &str) -> Response<s3s::Body> {

@@ -1,0 +1,575 @@
+//! astra-sideloader against the DevOps API double (`tests/common/astra.rs`), the nodetool double
+//! (`tests/doubles/nodetool`) and real migration buckets: an s3s-fs server that checks the
+//! session token of the temporary credentials (and refuses them once expired), and Azurite with
+//! the SAS the API hands out.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::astra::{self, Config, DevOpsApi, LiveFile, Outcome, Upload};
+use common::s3::{S3Server, UNSET_ENV};
+use common::{Output, Workspace};
+
+/// Short (see `common::astra`: s3s-fs file names).
+const SNAP: &str = "sl1";
+const NODES: &[&str] = &["dse0", "dse1"];
+
+struct Site {
+    ws: Workspace,
+    root: PathBuf,
+    live: Vec<LiveFile>,
+}
+
+fn site(big_data: usize) -> Site {
+    let ws = Workspace::new();
+    let root = ws.join("cluster");
+    let live = astra::cluster(&root, NODES, big_data);
+    Site { ws, root, live }
+}
+
+/// `ferry run astra-sideloader` with the parameters every test shares (the token as the docs'
+/// `$token` variable) plus `extra`.
+fn command(site: &Site, api: &DevOpsApi, s3: Option<&S3Server>, extra: &[&str]) -> common::Ferry {
+    command_yes(site, api, s3, extra, true)
+}
+
+fn command_yes(
+    site: &Site,
+    api: &DevOpsApi,
+    s3: Option<&S3Server>,
+    extra: &[&str],
+    yes: bool,
+) -> common::Ferry {
+    let data_dirs = format!(
+        "data_dirs={0}/{{node}}/data1,{0}/{{node}}/data2",
+        site.root.display()
+    );
+    let nodetool = format!("nodetool={} -h {{node}}", astra::nodetool().display());
+    let mut args: Vec<String> = vec!["run".into(), "astra-sideloader".into()];
+    if yes {
+        args.push("--yes".into());
+    }
+    for p in [
+        format!("db_id={}", api.db_id()),
+        format!("api_url={}", api.url()),
+        format!("snapshot={SNAP}"),
+        format!("node={}", NODES.join(",")),
+        nodetool,
+        data_dirs,
+        "keyspaces=smart_home,catalog".to_string(),
+        "poll_interval=0.2s".to_string(),
+    ] {
+        args.push("-p".into());
+        args.push(p);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut f = site
+        .ws
+        .ferry()
+        .args(args)
+        .env("token", &api.token())
+        .env("FERRY_NODETOOL_ROOT", site.root.to_str().unwrap())
+        .env(
+            "FERRY_NODETOOL_LOG",
+            site.ws.join("nodetool.log").to_str().unwrap(),
+        );
+    for k in UNSET_ENV {
+        f.cmd.env_remove(k);
+    }
+    for k in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        f.cmd.env_remove(k);
+    }
+    if let Some(s3) = s3 {
+        // Only where the bucket is: the keys come from the API.
+        f.cmd
+            .env("AWS_ENDPOINT_URL", &s3.endpoint)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_REGION", common::s3::REGION);
+    }
+    f
+}
+
+fn run(site: &Site, api: &DevOpsApi, s3: Option<&S3Server>, extra: &[&str]) -> Output {
+    command(site, api, s3, extra).run()
+}
+
+/// The live file's bytes.
+fn live_bytes(site: &Site, f: &LiveFile) -> Vec<u8> {
+    std::fs::read(
+        site.root
+            .join(&f.node)
+            .join(format!("data{}", f.data_dir + 1))
+            .join(&f.rel),
+    )
+    .unwrap()
+}
+
+/// Every SSTable of the migrated keyspaces is in the migration directory under
+/// `<node>/<ks>/<table dir>/snapshots/<snap>/`, byte for byte; nothing else is there but each
+/// table's schema.cql and manifest.json; no secondary index or system table was uploaded.
+fn check_upload(site: &Site, listed: &BTreeMap<String, Vec<u8>>) {
+    let mut want = BTreeMap::new();
+    for (key, _) in astra::expected_keys(&site.live, SNAP, &["smart_home", "catalog"]) {
+        want.insert(key, ());
+    }
+    for f in &site.live {
+        let mut parts = f.rel.splitn(3, '/');
+        let (ks, tdir, file) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        let key = format!("{}/{ks}/{tdir}/snapshots/{SNAP}/{file}", f.node);
+        if want.contains_key(&key) {
+            assert_eq!(
+                listed.get(&key).map(|b| b.as_slice()),
+                Some(live_bytes(site, f).as_slice()),
+                "{key} missing or different"
+            );
+        }
+    }
+    for key in listed.keys() {
+        assert!(!key.contains("//"), "double slash in {key}");
+        assert!(
+            !key.contains("/.roomidx"),
+            "secondary index uploaded: {key}"
+        );
+        assert!(!key.contains("/system/"), "system table uploaded: {key}");
+        let extra = key.ends_with("/schema.cql") || key.ends_with("/manifest.json");
+        assert!(want.contains_key(key) || extra, "unexpected object {key}");
+    }
+    for node in NODES {
+        for t in [astra::SENSOR_DIR, astra::ROOMS_DIR, astra::JOURNAL_DIR] {
+            let ks = if t == astra::JOURNAL_DIR {
+                "catalog"
+            } else {
+                "smart_home"
+            };
+            let key = format!("{node}/{ks}/{t}/snapshots/{SNAP}/schema.cql");
+            assert!(listed.contains_key(&key), "{key} missing");
+        }
+    }
+}
+
+fn s3_objects(s3: &S3Server, api: &DevOpsApi, id: &str) -> BTreeMap<String, Vec<u8>> {
+    let bucket = format!("ds-mig-{}", api.db_id());
+    let prefix = format!("{id}/sstables/");
+    s3.list_files(&bucket)
+        .into_iter()
+        .filter_map(|k| {
+            let rel = k.strip_prefix(&prefix)?.to_string();
+            Some((rel, s3.read_file(&bucket, &k).unwrap()))
+        })
+        .collect()
+}
+
+fn aws(cfg: impl FnOnce(&mut Config)) -> (S3Server, DevOpsApi) {
+    let s3 = S3Server::start();
+    let mut c = Config::new(Upload::Aws(s3.sts.clone()));
+    cfg(&mut c);
+    s3.create_bucket(&format!("ds-mig-{}", c.db_id));
+    (s3, DevOpsApi::start(c))
+}
+
+#[test]
+fn aws_full_migration_with_expiring_credentials_and_a_multipart_data_file() {
+    // 20 MiB Data.db: above ferry's 16 MiB single-PUT limit, so a multipart upload.
+    let site = site(20 << 20);
+    let (s3, api) = aws(|c| c.cred_lifetime = Duration::from_secs(3));
+    s3.set_delay(Duration::from_millis(60)); // a slow link: the upload outlasts the credentials
+    let out = run(
+        &site,
+        &api,
+        Some(&s3),
+        &["-p", "concurrency=2", "-p", "renew_before=1s"],
+    );
+    out.code(0)
+        .stderr_has("left out (secondary index): dse0: smart_home/")
+        .stderr_has("CREATE TABLE IF NOT EXISTS smart_home.sensor_readings")
+        .stderr_has("CREATE TYPE IF NOT EXISTS catalog.address")
+        .stderr_has("index roomidx (secondary index")
+        .stderr_has("index typeidx (SAI, ignored)")
+        .stderr_has("MigrationDone")
+        .stderr_has("cleanup at ")
+        .stderr_has("dsbulk count")
+        .stderr_lacks(&api.token());
+    assert_eq!(api.initializes(), 1);
+    assert_eq!(api.launches(), 1);
+    assert_eq!(
+        api.blips_served(),
+        2,
+        "the non-JSON answers after initialize"
+    );
+    let ids = api.migration_ids();
+    check_upload(&site, &s3_objects(&s3, &api, &ids[0]));
+    let issued = s3.sts.issued();
+    assert!(
+        issued.len() >= 2,
+        "the credentials were never renewed ({} issued)",
+        issued.len()
+    );
+    for c in &issued {
+        assert!(!out.stderr.contains(&c.secret_key), "secret key in the log");
+        assert!(
+            !out.stderr.contains(&c.session_token),
+            "session token in the log"
+        );
+    }
+    // Each node snapshotted once with the docs' command, and listed.
+    let log = std::fs::read_to_string(site.ws.join("nodetool.log")).unwrap();
+    for node in NODES {
+        assert!(
+            log.contains(&format!("-h {node} snapshot -t {SNAP} smart_home catalog")),
+            "{log}"
+        );
+        assert!(log.contains(&format!("-h {node} listsnapshots")), "{log}");
+    }
+    // The snapshot on disk still has its secondary index directory (ferry never modifies it).
+    assert!(
+        site.root
+            .join(format!(
+                "dse0/data1/smart_home/{}/snapshots/{SNAP}/.roomidx",
+                astra::SENSOR_DIR
+            ))
+            .is_dir()
+    );
+
+    // A re-run is a no-op: the journal has every step, the API is not asked to do anything.
+    let same = ["-p", "concurrency=2", "-p", "renew_before=1s"];
+    let before = api.requests().len();
+    run(&site, &api, Some(&s3), &same)
+        .code(0)
+        .stderr_has("already done");
+    assert_eq!(
+        api.requests().len(),
+        before,
+        "a finished run called the API again"
+    );
+    // With other parameters the steps run again, see the migration is done, and change nothing.
+    let objects = s3.request_log().len();
+    run(&site, &api, Some(&s3), &[])
+        .code(0)
+        .stderr_has("was launched already (MigrationDone)");
+    assert_eq!(api.initializes(), 1);
+    assert_eq!(api.launches(), 1);
+    assert!(
+        s3.request_log()[objects..]
+            .iter()
+            .all(|l| !l.starts_with("PUT") && !l.starts_with("POST")),
+        "uploads after the launch"
+    );
+}
+
+#[test]
+fn killed_upload_resumes_the_same_migration_without_reuploading_finished_files() {
+    let site = site(0);
+    let (s3, api) = aws(|_| {});
+    s3.set_delay(Duration::from_millis(150));
+    let mut f = command(&site, &api, Some(&s3), &["-p", "concurrency=1"]);
+    f.cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = f.cmd.spawn().unwrap();
+    let completed = |log: &[String]| -> Vec<String> {
+        log.iter()
+            .filter(|l| l.starts_with("PUT ") && l.ends_with(" 200") && !l.contains('?'))
+            .map(|l| l.split(' ').nth(1).unwrap().to_string())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while completed(&s3.request_log()).len() < 8 {
+        assert!(Instant::now() < deadline, "no upload progress");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL, mid-upload
+    child.wait().unwrap();
+    let first = completed(&s3.request_log());
+    let total = astra::expected_keys(&site.live, SNAP, &["smart_home", "catalog"]).len();
+    assert!(
+        first.len() < total,
+        "everything was uploaded before the kill"
+    );
+    assert_eq!(api.launches(), 0);
+
+    s3.set_delay(Duration::ZERO);
+    let seen = s3.request_log().len();
+    let out = run(&site, &api, Some(&s3), &[]);
+    out.code(0).stderr_has("continuing migration");
+    assert_eq!(api.initializes(), 1, "the re-run opened another migration");
+    let again: Vec<String> = completed(&s3.request_log()[seen..]);
+    for key in &first {
+        assert!(!again.contains(key), "{key} uploaded twice");
+    }
+    let ids = api.migration_ids();
+    check_upload(&site, &s3_objects(&s3, &api, &ids[0]));
+    assert_eq!(api.launches(), 1);
+}
+
+#[test]
+fn azure_upload_with_the_sas_of_the_migration() {
+    let Some(az) = common::azurite::azurite() else {
+        return;
+    };
+    let site = site(0);
+    let api = DevOpsApi::start(Config::new(Upload::Azure(az.clone())));
+    let mut f = command(&site, &api, None, &[]);
+    for k in common::azurite::UNSET_ENV {
+        f.cmd.env_remove(k);
+    }
+    let out = f.run();
+    out.code(0).stderr_has("MigrationDone");
+    let id = &api.migration_ids()[0];
+    let container = format!("mig-upload-{id}");
+    let store = az.store(&container);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listed = rt.block_on(async {
+        use futures::TryStreamExt;
+        use object_store::{ObjectStore, ObjectStoreExt};
+        let metas: Vec<_> = store.list(None).try_collect().await.unwrap();
+        let mut out = BTreeMap::new();
+        for m in metas {
+            let key = m.location.to_string();
+            let data = store.get(&m.location).await.unwrap().bytes().await.unwrap();
+            if let Some(rel) = key.strip_prefix("sstables/") {
+                out.insert(rel.to_string(), data.to_vec());
+            }
+        }
+        out
+    });
+    check_upload(&site, &listed);
+    az.delete_container(&container);
+}
+
+#[test]
+fn failed_import_stops_with_the_apis_words_and_a_rerun_relaunches() {
+    let site = site(0);
+    let (s3, api) = aws(|c| {
+        c.outcome = Outcome::Fail {
+            status: "ImportFailed".into(),
+            info: "schema mismatch: table smart_home.rooms column name has type text in the snapshot, varchar expected"
+                .into(),
+        }
+    });
+    let out = run(&site, &api, Some(&s3), &[]);
+    out.code(1)
+        .stderr_has("ImportFailed")
+        .stderr_has("schema mismatch: table smart_home.rooms")
+        .stderr_has("run again to relaunch")
+        .stderr_has("ferry run astra-sideloader");
+    assert_eq!(api.launches(), 1);
+
+    // The operator fixes the target schema; the same command relaunches the same migration.
+    api.set_outcome(Outcome::Done);
+    let out = run(&site, &api, Some(&s3), &[]);
+    out.code(0).stderr_has("MigrationDone");
+    assert_eq!(api.initializes(), 1);
+    assert_eq!(api.launches(), 2);
+}
+
+#[test]
+fn materialized_views_stop_the_run_before_anything_is_initialized() {
+    let site = site(0);
+    astra::add_view(&site.root, "dse0");
+    let (s3, api) = aws(|_| {});
+    let out = run(&site, &api, Some(&s3), &[]);
+    out.code(1)
+        .stderr_has("materialized views cannot be migrated")
+        .stderr_has("catalog.journal_by_publisher")
+        .stderr_has("allow_views=true");
+    assert_eq!(
+        api.initializes(),
+        0,
+        "a migration was opened for a doomed run"
+    );
+
+    // allow_views leaves the view out and migrates the rest.
+    let out = run(
+        &site,
+        &api,
+        Some(&s3),
+        &["-p", "allow_views=true", "--fresh"],
+    );
+    out.code(0).stderr_has("MigrationDone");
+    let objects = s3_objects(&s3, &api, &api.migration_ids()[0]);
+    assert!(objects.keys().all(|k| !k.contains("journal_by_publisher")));
+}
+
+#[test]
+fn bad_token_unknown_migration_and_empty_ids_are_refused_clearly() {
+    let site = site(0);
+    let (s3, api) = aws(|_| {});
+    // A wrong token: 401, said as such, and the token is not printed.
+    let out = command(&site, &api, Some(&s3), &[])
+        .env("token", "AstraCS:not-the-right-one")
+        .run();
+    out.code(1)
+        .stderr_has("refused the token (HTTP 401)")
+        .stderr_has("Database Administrator")
+        .stderr_lacks("AstraCS:not-the-right-one");
+    assert_eq!(api.initializes(), 0);
+
+    // An unknown migration id: the API's 404, not a wait.
+    let out = run(
+        &site,
+        &api,
+        Some(&s3),
+        &[
+            "-p",
+            "action=status",
+            "-p",
+            "migration_id=00000000-0000-0000-0000-000000000000",
+        ],
+    );
+    out.code(1)
+        .stderr_has("migration 00000000-0000-0000-0000-000000000000 not found")
+        .stderr_has("check db_id and migration_id");
+
+    // An empty database id would send `//` (the API's "Moved Permanently"): refused before asking.
+    let before = api.requests().len();
+    let out = run(&site, &api, Some(&s3), &["-p", "db_id=", "--fresh"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("db_id") || out.stderr.contains("empty database"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(api.requests().len(), before);
+}
+
+#[test]
+fn actions_status_pause_resume_reschedule_and_abort() {
+    let site = site(0);
+    let (s3, api) = aws(|c| c.import_time = Duration::from_secs(600));
+    // Without a terminal and without --yes, the schema confirmation stops the run (exit 3)
+    // before any migration is opened.
+    let f = command_yes(&site, &api, Some(&s3), &[], false);
+    let out = f.run();
+    out.code(3);
+    assert_eq!(
+        api.initializes(),
+        0,
+        "confirm of the schema comes before initialize"
+    );
+    let out = run(&site, &api, Some(&s3), &["-p", "action=status"]);
+    out.code(2).stderr_has("no migration in this state dir");
+
+    // With --yes it initializes and uploads; the launch runs in the background (10 min import).
+    let mut child = command(&site, &api, Some(&s3), &["--state", "launch-state"])
+        .cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while api.launches() == 0 {
+        assert!(Instant::now() < deadline, "never launched");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let id = api.migration_ids()[0].clone();
+    let state = ["--state", "launch-state"];
+    let act = |extra: &[&str]| {
+        let mut all: Vec<&str> = state.to_vec();
+        all.extend_from_slice(extra);
+        run(&site, &api, Some(&s3), &all)
+    };
+    std::thread::sleep(Duration::from_millis(500)); // past the status lag
+    act(&["-p", "action=status"])
+        .code(0)
+        .stderr_has(&format!("migration {id}: ImportInProgress"));
+    act(&["-p", "action=pause"]).code(0);
+    assert!(api.paused(&id));
+    act(&["-p", "action=resume"]).code(0);
+    assert!(!api.paused(&id));
+    // A second status is asked again (actions are never skipped as done).
+    act(&["-p", "action=status"])
+        .code(0)
+        .stderr_has("ImportInProgress");
+    // Rescheduling during a long import (the docs advise it for multi-day imports).
+    act(&["-p", "action=reschedule-cleanup", "-p", "cleanup_time=14d"]).code(0);
+    let when = api.cleanup_time(&id).unwrap();
+    let secs = chrono::DateTime::parse_from_rfc3339(&when)
+        .unwrap()
+        .timestamp()
+        - chrono::Utc::now().timestamp();
+    assert!((13 * 86400..=14 * 86400 + 60).contains(&secs), "{when}");
+    act(&["-p", "action=reschedule-cleanup"])
+        .code(2)
+        .stderr_has("cleanup_time");
+    act(&["-p", "action=abort"]).code(0);
+    assert!(api.aborted(&id));
+}
+
+#[test]
+fn reschedule_cleanup_sends_the_time_on_the_cleanup_url() {
+    let site = site(0);
+    let (s3, api) = aws(|_| {});
+    run(&site, &api, Some(&s3), &[])
+        .code(0)
+        .stderr_has("MigrationDone");
+    let id = api.migration_ids()[0].clone();
+    // From another state dir, naming the migration.
+    let dir = site.ws.join("resched");
+    let out = run(
+        &site,
+        &api,
+        Some(&s3),
+        &[
+            "--state",
+            dir.to_str().unwrap(),
+            "-p",
+            &format!("migration_id={id}"),
+            "-p",
+            "action=reschedule-cleanup",
+            "-p",
+            "cleanup_time=2030-03-31T14:30:00Z",
+        ],
+    );
+    out.code(0).stderr_has("cleanup at 2030-03-31T14:30:00Z");
+    assert_eq!(
+        api.cleanup_time(&id).as_deref(),
+        Some("2030-03-31T14:30:00Z")
+    );
+    let posted: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.contains("/cleanup"))
+        .collect();
+    assert_eq!(posted.len(), 1);
+    assert!(
+        posted[0]
+            .path
+            .contains("/cleanup?option.cleanupTime=2030-03-31T14"),
+        "{}",
+        posted[0].path
+    );
+}
+
+#[test]
+fn dry_run_initializes_nothing_and_snapshots_nothing() {
+    let site = site(0);
+    let (s3, api) = aws(|_| {});
+    let out = run(&site, &api, Some(&s3), &["--dry-run"]);
+    out.code(0).stderr_has("would");
+    assert_eq!(api.initializes(), 0);
+    assert_eq!(api.launches(), 0);
+    let log = std::fs::read_to_string(site.ws.join("nodetool.log")).unwrap_or_default();
+    assert!(!log.contains(" snapshot "), "{log}");
+    assert!(
+        !site
+            .root
+            .join(format!(
+                "dse0/data1/smart_home/{}/snapshots",
+                astra::SENSOR_DIR
+            ))
+            .exists()
+    );
+}

@@ -32,7 +32,8 @@ local p = ferry.params{
    doc = "migrate, or act on the migration of this state dir (or migration_id)"},
   {name = "migration_id", type = "string", doc = "an existing migration to continue or act on"},
   {name = "cleanup_time", type = "string",
-   doc = "reschedule cleanup to this ISO time (2025-03-31T14:30:00Z) or this long from now (14d)"},
+   doc = "reschedule cleanup to this ISO time (2025-03-31T14:30:00Z) or this long from now (14d); " ..
+     "with action=migrate, done once the migration is ReceivingFiles (uploads do not reset the one-week idle timer)"},
   {name = "poll_interval", type = "duration", default = "60s", doc = "how often to poll the migration status"},
   {name = "init_timeout", type = "duration", default = "1h", doc = "how long initialization may take"},
   {name = "import_timeout", type = "duration", default = "7d", doc = "how long the import may take"},
@@ -223,8 +224,9 @@ ferry.step("create-snapshots", "Create snapshots on every node (nodetool snapsho
     local r = ferry.exec.run(list)
     if r.code ~= 0 then
       ferry.fail("exec", ("nodetool listsnapshots on %s failed (exit %d): %s"):format(node, r.code,
-        (r.stderr ~= "" and r.stderr or r.stdout):gsub("%s+$", "")),
-        {hint = "check the nodetool parameter (" .. p.nodetool .. ") and that the node's JMX port answers"})
+        astra.nodetool_error(r.stderr ~= "" and r.stderr or r.stdout)),
+        {hint = "check the nodetool parameter (" .. p.nodetool .. ") and that the node's JMX port answers, " ..
+          "then run the same command again (snapshots taken on other nodes are reused)"})
     end
     local rows = {}
     for _, row in ipairs(astra.parse_listsnapshots(r.stdout)) do
@@ -262,7 +264,8 @@ ferry.step("create-snapshots", "Create snapshots on every node (nodetool snapsho
       local r = ferry.exec.run(cmd)
       if r.code ~= 0 then
         ferry.fail("exec", ("nodetool snapshot on %s failed (exit %d): %s"):format(node, r.code,
-          (r.stderr ~= "" and r.stderr or r.stdout):gsub("%s+$", "")))
+          astra.nodetool_error(r.stderr ~= "" and r.stderr or r.stdout)),
+          {hint = "fix the cause and run the same command again: snapshots already taken on other nodes are reused"})
       end
       ferry.log.info(("%s: %s"):format(node, (r.stdout:gsub("%s+$", ""):gsub("\n", " "))))
     end
@@ -387,6 +390,18 @@ ferry.step("initialize", "Initialize the migration (DevOps API)", function(ctx)
   if s.status ~= "ReceivingFiles" then
     ferry.fail("conflict", ("migration %s is %s, not ReceivingFiles: files cannot be uploaded"):format(id, describe(s)),
       {hint = "a launched migration cannot take more files; start a new one with a fresh state dir"})
+  end
+  if p.cleanup_time then
+    local when = cleanup_time(p.cleanup_time)
+    local _, r, words = api("POST", "/" .. id .. "/cleanup", {query = {["option.cleanupTime"] = when}})
+    if not r.dry_run then
+      if r.status >= 300 then
+        ferry.fail("conflict", ("rescheduling the cleanup to %s was refused (HTTP %d): %s"):format(when, r.status,
+          tostring(words)))
+      end
+      s = status(id) or s
+      show(s)
+    end
   end
   return {migration_id = id, upload_dir = s.uploadBucketDir, cleanup = s.expectedCleanupTime}
 end)

@@ -47,7 +47,8 @@ fn command_yes(
         "data_dirs={0}/{{node}}/data1,{0}/{{node}}/data2",
         site.root.display()
     );
-    let nodetool = format!("nodetool={} -h {{node}}", astra::nodetool().display());
+    // The nodetool double on PATH, reached as the docs' `nodetool -h NODE` would be.
+    let nodetool = "nodetool=nodetool -h {node}".to_string();
     let mut args: Vec<String> = vec!["run".into(), "astra-sideloader".into()];
     if yes {
         args.push("--yes".into());
@@ -66,10 +67,16 @@ fn command_yes(
         args.push(p);
     }
     args.extend(extra.iter().map(|s| s.to_string()));
+    let path = format!(
+        "{}:{}",
+        astra::nodetool().parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let mut f = site
         .ws
         .ferry()
         .args(args)
+        .env("PATH", &path)
         .env("token", &api.token())
         .env("FERRY_NODETOOL_ROOT", site.root.to_str().unwrap())
         .env(
@@ -268,7 +275,17 @@ fn killed_upload_resumes_the_same_migration_without_reuploading_finished_files()
     let site = site(0);
     let (s3, api) = aws(|_| {});
     s3.set_delay(Duration::from_millis(150));
-    let mut f = command(&site, &api, Some(&s3), &["-p", "concurrency=1"]);
+    let mut f = command(
+        &site,
+        &api,
+        Some(&s3),
+        &[
+            "-p",
+            "concurrency=1",
+            "-p",
+            "cleanup_time=2031-01-01T00:00:00Z",
+        ],
+    );
     f.cmd
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
@@ -291,6 +308,12 @@ fn killed_upload_resumes_the_same_migration_without_reuploading_finished_files()
     child.kill().unwrap(); // SIGKILL, mid-upload
     child.wait().unwrap();
     let first = completed(&s3.request_log());
+    let id = api.migration_ids()[0].clone();
+    assert_eq!(
+        api.cleanup_time(&id).as_deref(),
+        Some("2031-01-01T00:00:00Z"),
+        "cleanup_time with action=migrate reschedules once ReceivingFiles"
+    );
     let total = astra::expected_keys(&site.live, SNAP, &["smart_home", "catalog"]).len();
     assert!(
         first.len() < total,
@@ -300,8 +323,20 @@ fn killed_upload_resumes_the_same_migration_without_reuploading_finished_files()
 
     s3.set_delay(Duration::ZERO);
     let seen = s3.request_log().len();
-    let out = run(&site, &api, Some(&s3), &[]);
-    out.code(0).stderr_has("continuing migration");
+    let out = run(
+        &site,
+        &api,
+        Some(&s3),
+        &[
+            "-p",
+            "concurrency=1",
+            "-p",
+            "cleanup_time=2031-01-01T00:00:00Z",
+        ],
+    );
+    out.code(0)
+        .stderr_has("already done, skipping")
+        .stderr_has("cleanup at 2031-01-01T00:00:00Z");
     assert_eq!(api.initializes(), 1, "the re-run opened another migration");
     let again: Vec<String> = completed(&s3.request_log()[seen..]);
     for key in &first {
@@ -571,5 +606,52 @@ fn dry_run_initializes_nothing_and_snapshots_nothing() {
                 astra::SENSOR_DIR
             ))
             .exists()
+    );
+}
+
+#[test]
+fn unreachable_node_stops_the_run_and_the_rerun_reuses_the_snapshots_taken() {
+    let site = site(0);
+    let (s3, api) = aws(|_| {});
+    let tables = [
+        "-p",
+        "keyspaces=smart_home.sensor_readings,smart_home.rooms",
+    ];
+    let out = command(&site, &api, Some(&s3), &tables)
+        .env("FERRY_NODETOOL_FAIL", "dse1")
+        .run();
+    out.code(1)
+        .stderr_has("on dse1 failed")
+        .stderr_has("Failed to connect to 'dse1:7199'")
+        .stderr_has("run the same command again");
+    assert_eq!(api.initializes(), 0);
+
+    // Fixed; this time the nodes run Cassandra 4.0 (listsnapshots without the time columns).
+    let out = command(&site, &api, Some(&s3), &tables)
+        .env("FERRY_NODETOOL_VERSION", "4.0")
+        .run();
+    out.code(0)
+        .stderr_has("dse0: snapshot sl1 exists already (2 table(s)), using it")
+        .stderr_has("MigrationDone");
+    let log = std::fs::read_to_string(site.ws.join("nodetool.log")).unwrap();
+    let snapshots: Vec<&str> = log.lines().filter(|l| l.contains(" snapshot ")).collect();
+    assert_eq!(
+        snapshots,
+        vec![
+            "-h dse0 snapshot -t sl1 -kt smart_home.sensor_readings,smart_home.rooms",
+            "-h dse1 snapshot -t sl1 -kt smart_home.sensor_readings,smart_home.rooms",
+        ],
+        "{log}"
+    );
+    let objects = s3_objects(&s3, &api, &api.migration_ids()[0]);
+    assert!(!objects.is_empty());
+    assert!(
+        objects.keys().all(|k| !k.contains("/catalog/")),
+        "a table outside keyspaces was uploaded"
+    );
+    assert!(
+        objects
+            .keys()
+            .any(|k| k.starts_with("dse1/smart_home/rooms-"))
     );
 }

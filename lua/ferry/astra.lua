@@ -31,6 +31,12 @@ function M.command(template, node)
   return argv
 end
 
+--- The message of a failed nodetool run, without the Java stack trace it prints after it.
+function M.nodetool_error(text)
+  local msg = text:gsub("\n%-%- StackTrace %-%-.*$", ""):gsub("%s+$", "")
+  return msg
+end
+
 --- Parses `nodetool listsnapshots` by the header's column offsets (names and sizes contain
 --- spaces) [4.3]: rows of {snapshot, keyspace, table, true_size, size_on_disk, created, expires}.
 --- Continuation rows with a blank snapshot name take the previous row's.

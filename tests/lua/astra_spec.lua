@@ -28,6 +28,9 @@ Snapshot Name  Keyspace  Column Family  True Size  Size on Disk
 ]])
 assert(#rows == 2 and rows[2].snapshot == "1387304478196" and rows[2].table == "Counter3")
 
+assert(astra.nodetool_error("error: Snapshot s1 already exists.\n-- StackTrace --\njava.io.IOException: x\n\tat y\n")
+  == "error: Snapshot s1 already exists.")
+
 -- schema.cql
 local s = astra.parse_schema([[
 -- comment

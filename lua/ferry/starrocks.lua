@@ -1,0 +1,412 @@
+-- StarRocks cross-cluster sync facts as code: the official tool's conf/sync.properties keys and
+-- defaults, conf/hosts.properties address mapping, include/exclude lists, SHOW CREATE TABLE text
+-- (schema signature, partition clauses, target rewrites), Stream Load answers, progress lines.
+-- Sections in brackets cite ../shared/reference/starrocks.md; the manual is
+-- ../shared/procedures/starrocks-cluster-sync.md.
+local M = {}
+
+-- Every key of the official conf/sync.properties with its default [§1.4] and what ferry does.
+-- support: "yes" (ferry honours it), "no" (named in a warning when set to anything but the
+-- default), "n/a" (about the replication RPC path ferry does not use; warned the same way).
+M.KEYS = {
+  {"one_time_run_mode", "boolean", false, "yes"},
+  {"source_fe_host", "string", nil, "yes"},
+  {"source_fe_query_port", "integer", 9030, "yes"},
+  {"source_cluster_user", "string", "root", "yes"},
+  {"source_cluster_password", "string", "", "yes", secret = true},
+  {"source_cluster_password_secret_key", "string", "", "no"},
+  {"source_cluster_token", "string", "", "n/a"},
+  {"target_fe_host", "string", nil, "yes"},
+  {"target_fe_query_port", "integer", 9030, "yes"},
+  {"target_cluster_user", "string", "root", "yes"},
+  {"target_cluster_password", "string", "", "yes", secret = true},
+  {"target_cluster_password_secret_key", "string", "", "no"},
+  {"jdbc_connect_timeout_ms", "integer", 30000, "no"},
+  {"jdbc_socket_timeout_ms", "integer", 60000, "no"},
+  {"include_data_list", "list", {}, "yes"},
+  {"exclude_data_list", "list", {}, "yes"},
+  {"target_cluster_storage_volume", "string", "", "yes"},
+  {"target_cluster_use_builtin_storage_volume_only", "boolean", false, "yes"},
+  {"target_cluster_replication_num", "integer", -1, "yes"},
+  {"target_cluster_max_disk_used_percent", "integer", 80, "yes"},
+  {"target_cluster_enable_persistent_index", "string", "", "yes"},
+  {"max_replication_data_size_per_job_in_gb", "integer", 1024, "yes"},
+  {"meta_job_interval_seconds", "integer", 180, "yes"},
+  {"meta_job_threads", "integer", 4, "yes"},
+  {"ddl_job_interval_seconds", "integer", 10, "yes"},
+  {"ddl_job_batch_size", "integer", 10, "yes"},
+  {"ddl_job_allow_drop_target_only", "boolean", false, "yes"},
+  {"ddl_job_allow_drop_schema_change_table", "boolean", true, "yes"},
+  {"ddl_job_allow_drop_inconsistent_partition", "boolean", true, "yes"},
+  {"ddl_job_allow_drop_inconsistent_time_partition", "boolean", true, "yes"},
+  {"ddl_job_allow_drop_partition_target_only", "boolean", true, "yes"},
+  {"enable_bitmap_index_sync", "boolean", false, "yes"},
+  {"ddl_job_allow_drop_inconsistent_bitmap_index", "boolean", true, "no"},
+  {"ddl_job_allow_drop_bitmap_index_target_only", "boolean", true, "no"},
+  {"enable_materialized_view_sync", "boolean", false, "no"},
+  {"ddl_job_allow_drop_inconsistent_materialized_view", "boolean", true, "no"},
+  {"ddl_job_allow_drop_materialized_view_target_only", "boolean", false, "no"},
+  {"enable_view_sync", "boolean", false, "yes"},
+  {"ddl_job_allow_drop_inconsistent_view", "boolean", true, "yes"},
+  {"ddl_job_allow_drop_view_target_only", "boolean", false, "yes"},
+  {"replication_job_interval_seconds", "integer", 10, "yes"},
+  {"replication_job_batch_size", "integer", 10, "yes"},
+  {"report_interval_seconds", "integer", 300, "yes"},
+  {"enable_table_property_sync", "boolean", false, "no"},
+}
+
+M.WHY_NOT = {
+  source_cluster_password_secret_key = "ferry cannot decrypt AES_ENCRYPT passwords; give the plain password " ..
+    "with -p source_cluster_password=... or FERRY_PARAM_SOURCE_CLUSTER_PASSWORD",
+  target_cluster_password_secret_key = "ferry cannot decrypt AES_ENCRYPT passwords; give the plain password " ..
+    "with -p target_cluster_password=... or FERRY_PARAM_TARGET_CLUSTER_PASSWORD",
+  source_cluster_token = "ferry copies through SQL and Stream Load; the token is for BE-to-BE snapshot downloads",
+  jdbc_connect_timeout_ms = "ferry's SQL client uses its own connect timeout",
+  jdbc_socket_timeout_ms = "ferry's SQL client has no socket timeout setting",
+  ddl_job_allow_drop_inconsistent_bitmap_index = "bitmap index changes are schema changes " ..
+    "(ddl_job_allow_drop_schema_change_table)",
+  ddl_job_allow_drop_bitmap_index_target_only = "bitmap index changes are schema changes " ..
+    "(ddl_job_allow_drop_schema_change_table)",
+  enable_materialized_view_sync = "materialized views are not synced by ferry",
+  ddl_job_allow_drop_inconsistent_materialized_view = "materialized views are not synced by ferry",
+  ddl_job_allow_drop_materialized_view_target_only = "materialized views are not synced by ferry",
+  enable_table_property_sync = "ferry creates tables with the source's properties but does not follow later " ..
+    "ALTER TABLE ... SET changes",
+}
+
+local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
+
+local function split_list(s)
+  local out = {}
+  for item in tostring(s):gmatch("[^,]+") do
+    item = trim(item)
+    if item ~= "" then out[#out + 1] = item end
+  end
+  return out
+end
+M.split_list = split_list
+
+local function same(a, b)
+  if type(a) == "table" and type(b) == "table" then
+    if #a ~= #b then return false end
+    for i = 1, #a do if a[i] ~= b[i] then return false end end
+    return true
+  end
+  return a == b
+end
+
+local function convert(name, ty, raw, where)
+  if ty == "boolean" then
+    local v = raw:lower()
+    if v == "true" then return true elseif v == "false" then return false end
+    ferry.fail("usage", ("%s: %s=%s is not true or false"):format(where, name, raw))
+  elseif ty == "integer" then
+    local n = math.tointeger(tonumber(raw))
+    if not n then ferry.fail("usage", ("%s: %s=%s is not an integer"):format(where, name, raw)) end
+    return n
+  elseif ty == "list" then
+    return split_list(raw)
+  end
+  return raw
+end
+
+--- Reads <conf_dir>/sync.properties (or <conf_dir>/conf/sync.properties), applies the -p
+--- overrides (`given`: name -> value, nil when not given) over the file over the manual's
+--- defaults, and warns about unknown keys and about unsupported keys that are set.
+--- Returns cfg (name -> value), the path read, and the list of warnings.
+function M.read_conf(conf_dir, given)
+  local path
+  for _, rel in ipairs({"sync.properties", "conf/sync.properties"}) do
+    if ferry.fs.exists(conf_dir .. "/" .. rel) then path = conf_dir .. "/" .. rel; break end
+  end
+  if not path then
+    ferry.fail("not_found", "no sync.properties in " .. conf_dir,
+      {hint = "point conf_dir at the starrocks-cluster-sync/conf folder (the one holding sync.properties)"})
+  end
+  local file = ferry.properties.decode(ferry.fs.read(path))
+  local cfg, warnings, known = {}, {}, {}
+  for _, k in ipairs(M.KEYS) do
+    local name, ty, default, support = k[1], k[2], k[3], k[4]
+    known[name] = true
+    local v = default
+    local raw = file[name]
+    if raw ~= nil and trim(raw) ~= "" then
+      v = convert(name, ty, trim(raw), path)
+    elseif raw ~= nil and ty == "string" then
+      v = ""
+    end
+    if given[name] ~= nil then v = given[name] end
+    cfg[name] = v
+    if support ~= "yes" and v ~= nil and not same(v, default) then
+      warnings[#warnings + 1] = ("%s=%s is not supported by ferry and is ignored: %s"):format(
+        name, k.secret and "***" or tostring(type(v) == "table" and table.concat(v, ",") or v), M.WHY_NOT[name])
+    end
+  end
+  local unknown = {}
+  for name in pairs(file) do
+    if not known[name] then unknown[#unknown + 1] = name end
+  end
+  table.sort(unknown)
+  for _, name in ipairs(unknown) do
+    warnings[#warnings + 1] = ("%s: unknown key %s (not a starrocks-cluster-sync setting ferry knows; ignored)")
+      :format(path, name)
+  end
+  return cfg, path, warnings
+end
+
+--- Reads hosts.properties next to sync.properties: {SOURCE = {host = {host=, ports={[from]=to}}}, TARGET = ...}.
+--- Lines: <SOURCE/TARGET>_<host>=<mappedHost>[;<srcPort>:<dstPort>[,...]]
+function M.read_hosts(dir)
+  local map = {SOURCE = {}, TARGET = {}}
+  local path = dir .. "/hosts.properties"
+  if not ferry.fs.exists(path) then return map, nil end
+  for line in ferry.fs.read(path):gmatch("[^\r\n]+") do
+    line = trim(line)
+    if line ~= "" and not line:match("^[#!]") then
+      local side, host, value = line:match("^(%u+)_([^=]+)=(.*)$")
+      if not side or not map[side] then
+        ferry.fail("usage", path .. ": cannot read line " .. line,
+          {hint = "lines are <SOURCE/TARGET>_<host>=<mappedHost>[;<srcPort>:<dstPort>[,...]]"})
+      end
+      local mapped, ports = value:match("^([^;]*);?(.*)$")
+      local entry = {host = trim(mapped), ports = {}}
+      for a, b in ports:gmatch("(%d+)%s*:%s*(%d+)") do entry.ports[tonumber(a)] = tonumber(b) end
+      map[side][trim(host)] = entry
+    end
+  end
+  return map, path
+end
+
+--- Maps host:port of one side through hosts.properties.
+function M.map_address(hosts, side, host, port)
+  local e = hosts[side] and hosts[side][host]
+  if not e then return host, port end
+  return (e.host ~= "" and e.host or host), (e.ports[port] or port)
+end
+
+---------------------------------------------------------------------------------------------------
+-- Selection [manual: include_data_list takes effect before exclude_data_list]
+---------------------------------------------------------------------------------------------------
+
+function M.selector(include, exclude)
+  local inc, exc = {}, {}
+  for _, x in ipairs(include or {}) do inc[x] = true end
+  for _, x in ipairs(exclude or {}) do exc[x] = true end
+  local any_include = next(inc) ~= nil
+  local sel = {}
+  --- Whether any table of db may be selected.
+  function sel.db(db)
+    if exc[db] then return false end
+    if not any_include or inc[db] then return true end
+    for x in pairs(inc) do
+      if x:sub(1, #db + 1) == db .. "." then return true end
+    end
+    return false
+  end
+  function sel.table(db, t)
+    if exc[db] or exc[db .. "." .. t] then return false end
+    return not any_include or inc[db] or inc[db .. "." .. t] or false
+  end
+  return sel
+end
+
+M.SYSTEM_DBS = {information_schema = true, _statistics_ = true, sys = true, starrocks_monitor = true}
+M.STAGE_PREFIX = "_ferry_stage_"
+
+---------------------------------------------------------------------------------------------------
+-- SHOW CREATE TABLE text [§2.7]
+---------------------------------------------------------------------------------------------------
+
+local function matching_paren(s, open)
+  local depth, i, quote = 0, open, nil
+  while i <= #s do
+    local c = s:sub(i, i)
+    if quote then
+      if c == "\\" then i = i + 1 elseif c == quote then quote = nil end
+    elseif c == '"' or c == "'" or c == "`" then
+      quote = c
+    elseif c == "(" or c == "[" then -- "[" opens a half-open range [(lo), (hi))
+      depth = depth + 1
+    elseif c == ")" or c == "]" then
+      depth = depth - 1
+      if depth == 0 then return i end
+    end
+    i = i + 1
+  end
+  return nil
+end
+
+--- Partition clauses of a range-partitioned table: ordered {name, values} where values is the
+--- `VALUES ...` text as SHOW CREATE TABLE prints it.
+function M.partitions(ddl)
+  local out = {}
+  local by = ddl:find("PARTITION%s+BY%s+RANGE")
+  if not by then return out end
+  local open = ddl:find("%(", ddl:find("%)", by) + 1)
+  local close = open and matching_paren(ddl, open)
+  if not close then return out end
+  local body = ddl:sub(open + 1, close - 1)
+  local pos = 1
+  while true do
+    local s, e, name = body:find("PARTITION%s+`?([%w_]+)`?%s+VALUES%s*", pos)
+    if not s then break end
+    local vstart = body:find("VALUES", s, true)
+    -- The clause ends at the next top-level comma (or the end).
+    local i, depth, quote = e + 1, 0, nil
+    local stop = #body
+    while i <= #body do
+      local c = body:sub(i, i)
+      if quote then
+        if c == quote then quote = nil end
+      elseif c == '"' or c == "'" then
+        quote = c
+      elseif c == "(" or c == "[" then
+        depth = depth + 1
+      elseif c == ")" or c == "]" then
+        depth = depth - 1
+      elseif c == "," and depth <= 0 then
+        stop = i - 1
+        break
+      end
+      i = i + 1
+    end
+    out[#out + 1] = {name = name, values = trim(body:sub(vstart, stop))}
+    pos = stop + 1
+  end
+  return out
+end
+
+--- The part of a CREATE TABLE text that must match on both sides: columns, keys, partitioning
+--- scheme (not the partition list), distribution; not the name, PROPERTIES or comments.
+function M.schema_signature(ddl, opts)
+  local s = ddl:gsub("^%s*CREATE%s+TABLE%s+[^%(]-%(", "(", 1)
+  -- Drop the partition list after PARTITION BY RANGE(...).
+  local by = s:find("PARTITION%s+BY%s+RANGE")
+  if by then
+    local colclose = s:find("%)", by)
+    local open = s:find("%(", colclose + 1)
+    local close = open and matching_paren(s, open)
+    if close then s = s:sub(1, open - 1) .. s:sub(close + 1) end
+  end
+  local p = s:find("PROPERTIES%s*%(")
+  if p then
+    local close = matching_paren(s, s:find("%(", p))
+    s = s:sub(1, p - 1) .. (close and s:sub(close + 1) or "")
+  end
+  if not (opts and opts.bitmap) then
+    s = s:gsub(",%s*INDEX%s+[^,]-USING%s+BITMAP[^,%)]*", "")
+  end
+  s = s:gsub('COMMENT%s+"[^"]*"', ""):gsub("COMMENT%s+'[^']*'", "")
+  s = s:gsub("%s+", " "):gsub(" ?([%(%),]) ?", "%1")
+  return trim(s)
+end
+
+local function set_property(ddl, key, value)
+  local pat = '"' .. key:gsub("%p", "%%%0") .. '"%s*=%s*"[^"]*"'
+  local repl = ('"%s" = "%s"'):format(key, value)
+  if ddl:find(pat) then return (ddl:gsub(pat, repl)) end
+  local p = ddl:find("PROPERTIES%s*%(")
+  if p then
+    local open = ddl:find("%(", p)
+    return ddl:sub(1, open) .. "\n" .. repl .. "," .. ddl:sub(open + 1)
+  end
+  return ddl:gsub("%s*;?%s*$", "") .. "\nPROPERTIES (\n" .. repl .. "\n)"
+end
+M.set_property = set_property
+
+local function without_bitmap_indexes(ddl)
+  return (ddl:gsub(",%s*INDEX%s+[^,]-USING%s+BITMAP[^,%)]*", ""))
+end
+
+--- The CREATE TABLE to run on the target for table db.t: the source text, qualified with the
+--- database, with the target_cluster_* settings applied.
+function M.target_ddl(ddl, db, t, cfg)
+  local out = ddl:gsub("^%s*CREATE%s+TABLE%s+`?[^`%s%(]+`?", ("CREATE TABLE `%s`.`%s`"):format(db, t), 1)
+  if cfg.target_cluster_replication_num and cfg.target_cluster_replication_num > 0 then
+    out = set_property(out, "replication_num", tostring(cfg.target_cluster_replication_num))
+  end
+  if cfg.target_cluster_use_builtin_storage_volume_only then
+    out = set_property(out, "storage_volume", "builtin_storage_volume")
+  elseif cfg.target_cluster_storage_volume and cfg.target_cluster_storage_volume ~= "" then
+    out = set_property(out, "storage_volume", cfg.target_cluster_storage_volume)
+  end
+  local pi = cfg.target_cluster_enable_persistent_index
+  if pi and pi ~= "" and pi ~= "null" then
+    out = set_property(out, "enable_persistent_index", pi)
+  end
+  if not cfg.enable_bitmap_index_sync then out = without_bitmap_indexes(out) end
+  return out
+end
+
+---------------------------------------------------------------------------------------------------
+-- Names
+---------------------------------------------------------------------------------------------------
+
+function M.quote(name) return "`" .. tostring(name):gsub("`", "``") .. "`" end
+function M.qualified(db, t) return M.quote(db) .. "." .. M.quote(t) end
+
+--- Percent-encodes a URL component (user names and passwords inside SQL URLs).
+function M.urlencode(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
+--- A fresh token for one copy job (stage table and label).
+function M.token()
+  return ("%08x"):format(math.random(0, 0x7fffffff))
+end
+
+--- A Stream Load label: [-_A-Za-z0-9], at most 128 characters, unique per copy job attempt set.
+function M.label(db, t, p, version, token)
+  local base = ("%s_%s_%s"):format(db, t, p):gsub("[^%w_%-]", "_")
+  local tail = ("_v%d_%s"):format(version, token)
+  local room = 128 - #"ferry_" - #tail
+  return "ferry_" .. base:sub(1, room) .. tail
+end
+
+---------------------------------------------------------------------------------------------------
+-- Stream Load answers [§3.1]
+---------------------------------------------------------------------------------------------------
+
+--- Classifies a Stream Load JSON answer: "loaded" (Success, Publish Timeout, or the label's
+--- earlier load FINISHED), "running" (the label's load is still running), "retry" (Fail: the
+--- label stays free) or "error" (anything else).
+function M.load_outcome(answer)
+  local status = answer.Status
+  if status == "Success" or status == "Publish Timeout" then return "loaded" end
+  if status == "Label Already Exists" then
+    local existing = answer.ExistingJobStatus
+    if existing == nil or existing == "FINISHED" then return "loaded" end
+    return "running"
+  end
+  if status == "Fail" then return "retry" end
+  return "error"
+end
+
+---------------------------------------------------------------------------------------------------
+-- Progress [manual: View Migration Progress; §1.5]
+---------------------------------------------------------------------------------------------------
+
+local function pct(a, b)
+  if b == 0 then return 100 end
+  return math.floor(a * 10000 / b) / 100
+end
+
+--- "Sync job progress: P%" with the manual's counters as fields.
+function M.job_line(c)
+  local progress = pct(c.finished, c.jobs)
+  local fields = {total = c.ddl + c.jobs, ddlPending = c.ddlPending, jobPending = c.jobPending, sent = c.sent,
+                  running = c.running, finished = c.finished, failed = c.failed, unknown = c.unknown}
+  return ("Sync job progress: %.2f%%"):format(progress), fields
+end
+
+--- "Sync table progress: P%" (finishedTableRatio) with the manual's table counters as fields.
+function M.table_line(t)
+  local finished = pct(t.finished, t.total)
+  local fields = {finishedTableRatio = ("%.2f%%"):format(finished),
+                  expiredTableRatio = ("%.2f%%"):format(t.total == 0 and 0 or pct(t.expired, t.total)),
+                  total_table = t.total, finished_table = t.finished, unfinished_table = t.total - t.finished,
+                  expired_table = t.expired}
+  return ("Sync table progress: %.2f%%"):format(finished), fields
+end
+
+return M

@@ -1,0 +1,825 @@
+-- Keep a StarRocks cluster in sync with another (starrocks-cluster-sync's job), over SQL and Stream Load.
+--
+-- The vendor's Cross-cluster Data Migration Tool as an editable runbook: it reads the tool's own
+-- conf/sync.properties and conf/hosts.properties (same keys, same defaults; -p overrides any key),
+-- prepares the target FE (records the settings it changes, asks, sets them, reminds you to persist
+-- them in fe.conf), creates databases and tables on the target from SHOW CREATE TABLE (honouring
+-- include/exclude lists and the ddl_job_allow_drop_* settings), then copies every partition whose
+-- source VisibleVersion moved since ferry last copied it: SELECT ... PARTITION (p) from the source
+-- into a Stream Load on the target (a staging table, then INSERT OVERWRITE of that one partition,
+-- so a failure never leaves it half-loaded; labels make a retry idempotent), tables in parallel.
+-- It repeats every replication_job_interval_seconds until stopped, or once with
+-- one_time_run_mode=true, printing the tool's "Sync job progress" and "Sync table progress"
+-- counters every report_interval_seconds. Then it compares row counts, and with -p cutover=true
+-- walks the cutover checklist. See docs/procedures/starrocks-sync.md.
+
+local sr = require "ferry.starrocks"
+
+local decls = {
+  {name = "conf_dir", type = "path", required = true,
+   doc = "the tool's conf folder holding sync.properties (and optionally hosts.properties)"},
+}
+for _, k in ipairs(sr.KEYS) do
+  local default = k[3]
+  if type(default) == "table" then default = table.concat(default, ",") end
+  decls[#decls + 1] = {name = k[1], type = k[2], secret = k.secret,
+    doc = ("sync.properties %s (manual default: %s); -p overrides the file"):format(k[1],
+      k.secret and "empty" or (default == nil and "none" or tostring(default)))}
+end
+for _, d in ipairs({
+  {name = "target_http_url", type = "url",
+   doc = "Stream Load base URL of the target FE (http://host:8030); default: from SHOW FRONTENDS, mapped by hosts.properties"},
+  {name = "rounds", type = "integer", default = 0,
+   doc = "stop after this many sync rounds (0: until stopped, as the tool; one_time_run_mode=true is one round)"},
+  {name = "cutover", type = "boolean", default = false,
+   doc = "after the sync: confirm writes stopped, run a last round that must reach 100%, verify, restore the FE settings"},
+  {name = "load_retries", type = "integer", default = 3,
+   doc = "Stream Load attempts per partition (same label) before the job counts as failed"},
+  {name = "load_timeout", type = "duration", default = "10m", doc = "Stream Load timeout header per partition"},
+  {name = "batch_rows", type = "integer", default = 5000, doc = "rows buffered before they are appended to the load file"},
+}) do decls[#decls + 1] = d end
+
+local p = ferry.params(decls)
+
+local given = {}
+for _, k in ipairs(sr.KEYS) do given[k[1]] = p[k[1]] end
+local cfg, conf_path, warnings = sr.read_conf(p.conf_dir, given)
+for _, w in ipairs(warnings) do ferry.log.warn(w) end
+local conf_folder = conf_path:match("^(.*)/[^/]*$") or "."
+local hosts, hosts_path = sr.read_hosts(conf_folder)
+local one_time = cfg.one_time_run_mode or p.cutover
+
+for _, side in ipairs({"source", "target"}) do
+  if not cfg[side .. "_fe_host"] or cfg[side .. "_fe_host"] == "" then
+    ferry.fail("usage", ("%s: %s_fe_host is empty"):format(conf_path, side),
+      {hint = ("set it in sync.properties or pass -p %s_fe_host=HOST"):format(side)})
+  end
+  if cfg[side .. "_cluster_password_secret_key"] ~= "" then
+    ferry.fail("usage", ("%s: %s_cluster_password is encrypted (%s_cluster_password_secret_key is set)")
+      :format(conf_path, side, side), {hint = sr.WHY_NOT[side .. "_cluster_password_secret_key"]})
+  end
+end
+
+local Q, QQ = sr.quote, sr.qualified
+
+local function connect(side)
+  local host, port = sr.map_address(hosts, side:upper(), cfg[side .. "_fe_host"], cfg[side .. "_fe_query_port"])
+  local url = ("mysql://%s:%s@%s:%d/"):format(sr.urlencode(cfg[side .. "_cluster_user"]),
+    sr.urlencode(cfg[side .. "_cluster_password"]), host, port)
+  local ok, db = pcall(ferry.sql.connect, url, {pool_size = math.max(cfg.replication_job_batch_size, cfg.meta_job_threads) + 2})
+  if not ok then
+    ferry.fail("unavailable", ("cannot reach the %s cluster's FE query port %s:%d as %s: %s"):format(side, host, port,
+      cfg[side .. "_cluster_user"], type(db) == "table" and db.message or tostring(db)),
+      {hint = ("check %s_fe_host, %s_fe_query_port and the user/password in %s (and hosts.properties)"):format(
+        side, side, conf_path)})
+  end
+  return db, host, port
+end
+
+local src, s_host, s_port = connect("source")
+local dst, t_host, t_port = connect("target")
+
+---------------------------------------------------------------------------------------------------
+-- Reading both clusters
+---------------------------------------------------------------------------------------------------
+
+local function first_value(row, columns)
+  return row[columns[1]]
+end
+
+local function databases(db)
+  local rows, columns = db:query("SHOW DATABASES")
+  local out = {}
+  for _, r in ipairs(rows) do
+    local name = first_value(r, columns)
+    if not sr.SYSTEM_DBS[name] then out[#out + 1] = name end
+  end
+  return out
+end
+
+--- name -> "BASE TABLE" | "VIEW" for db (nil when the database is missing).
+local function tables_of(db, name)
+  local ok, rows, columns = pcall(db.query, db, "SHOW FULL TABLES FROM " .. Q(name))
+  if not ok then return nil end
+  local out = {}
+  for _, r in ipairs(rows) do
+    local t = r[columns[1]]
+    if t:sub(1, #sr.STAGE_PREFIX) ~= sr.STAGE_PREFIX then out[t] = r[columns[2]] or "BASE TABLE" end
+  end
+  return out
+end
+
+local function show_create(db, dbname, t)
+  local rows, columns = db:query("SHOW CREATE TABLE " .. QQ(dbname, t))
+  local r = rows[1]
+  return r and (r["Create Table"] or r["Create View"] or r[columns[2]])
+end
+
+--- Partitions in order: {name, version, id, rows, buckets}.
+local function partitions_of(db, dbname, t)
+  local rows = db:query("SHOW PARTITIONS FROM " .. QQ(dbname, t))
+  local out = {}
+  for _, r in ipairs(rows) do
+    out[#out + 1] = {name = r.PartitionName, version = math.tointeger(tonumber(r.VisibleVersion)) or 0,
+      id = tostring(r.PartitionId), rows = math.tointeger(tonumber(r.RowCount)) or 0,
+      buckets = tostring(r.Buckets), dist = tostring(r.DistributionKey)}
+  end
+  return out
+end
+
+local function frontend_config(db, key)
+  local rows = db:query(("ADMIN SHOW FRONTEND CONFIG LIKE '%s'"):format(key))
+  for _, r in ipairs(rows) do
+    if r.Key == key then return tostring(r.Value) end
+  end
+  return nil
+end
+
+---------------------------------------------------------------------------------------------------
+-- Sync state: per table, the source version (and partition id) last copied, per partition.
+---------------------------------------------------------------------------------------------------
+
+local function synced_key(dbname, t) return "synced:" .. dbname .. "." .. t end
+local function job_key(dbname, t, part) return "job:" .. dbname .. "." .. t .. "." .. part end
+local function synced(dbname, t) return ferry.state.get(synced_key(dbname, t)) or {} end
+
+---------------------------------------------------------------------------------------------------
+-- Counters [manual: View Migration Progress]
+---------------------------------------------------------------------------------------------------
+
+local counters
+local function new_counters()
+  counters = {ddl = 0, ddlPending = 0, jobs = 0, jobPending = 0, sent = 0, running = 0, finished = 0,
+              failed = 0, unknown = 0, rows = 0, bytes = 0}
+end
+new_counters()
+local table_stats = {total = 0, finished = 0, expired = 0}
+
+local function report()
+  local text, fields = sr.job_line(counters)
+  ferry.log.info(text, fields)
+  local ttext, tfields = sr.table_line(table_stats)
+  ferry.log.info(ttext, tfields)
+end
+
+---------------------------------------------------------------------------------------------------
+-- Step 1: preparation on the target [manual: Preparations]
+---------------------------------------------------------------------------------------------------
+
+local target_http, be_count
+
+ferry.step("preparation", "Preparation on the target cluster: ports, FE settings", function()
+  ferry.log.info(("source FE %s:%d, target FE %s:%d (query ports answer)%s"):format(s_host, s_port, t_host, t_port,
+    hosts_path and (", addresses mapped by " .. hosts_path) or ""))
+
+  -- Ports: ferry needs the target FE's query and http ports and the BE http ports a Stream Load
+  -- is redirected to; rpc_port and be_port serve the replication RPC ferry does not use.
+  if p.target_http_url then
+    target_http = p.target_http_url:gsub("/+$", "")
+  else
+    local fes = dst:query("SHOW FRONTENDS")
+    local pick
+    for _, fe in ipairs(fes) do
+      if tostring(fe.Alive) == "true" and (pick == nil or fe.Role == "LEADER") then pick = fe end
+    end
+    if not pick then ferry.fail("unavailable", "SHOW FRONTENDS on the target lists no alive FE") end
+    local host, port = sr.map_address(hosts, "TARGET", pick.IP, math.tointeger(tonumber(pick.HttpPort)))
+    target_http = ("http://%s:%d"):format(host, port)
+  end
+  local unreachable = {}
+  local function probe(what, url)
+    local ok, r = pcall(ferry.http.get, url .. "/api/health", {timeout = 10, retries = 1})
+    if not ok then unreachable[#unreachable + 1] = ("%s %s (%s)"):format(what, url,
+      type(r) == "table" and r.message or tostring(r)) end
+  end
+  probe("target FE http_port", target_http)
+  local bes = dst:query("SHOW BACKENDS")
+  be_count = #bes
+  for _, be in ipairs(bes) do
+    local host, port = sr.map_address(hosts, "TARGET", be.IP, math.tointeger(tonumber(be.HttpPort)))
+    probe("target BE be_http_port", ("http://%s:%d"):format(host, port))
+  end
+  if #unreachable > 0 then
+    ferry.fail("unavailable", "ports not reachable from this machine: " .. table.concat(unreachable, "; "),
+      {hint = "open them in the firewall, or map the addresses in hosts.properties (TARGET_<ip>=<host>;<port>:<port>)"})
+  end
+
+  -- FE settings: recorded once (the first run's values are what cutover restores).
+  local run_mode = frontend_config(dst, "run_mode") or "shared_nothing"
+  local wanted = {{"enable_legacy_compatibility_for_replication", "true"}}
+  if run_mode == "shared_data" then
+    wanted[#wanted + 1] = {"lake_compaction_max_tasks", "0"}
+  end
+  local recorded = ferry.state.get("fe_settings_before") or {}
+  local changes = {}
+  for _, w in ipairs(wanted) do
+    local key, value = w[1], w[2]
+    local now = frontend_config(dst, key)
+    if now == nil then
+      ferry.log.warn(("the target FE has no %s (older than v3.1.10/v3.2.6?); not set"):format(key))
+    else
+      if recorded[key] == nil then recorded[key] = now end
+      if now ~= value then changes[#changes + 1] = {key = key, value = value, now = now} end
+    end
+  end
+  ferry.state.set("fe_settings_before", recorded)
+  for key, value in pairs(recorded) do ferry.log.info(("recorded target FE %s=%s (restored at cutover)"):format(key, value)) end
+  if #changes > 0 then
+    local lines = {}
+    for _, c in ipairs(changes) do lines[#lines + 1] = ("%s=%s (now %s)"):format(c.key, c.value, c.now) end
+    ferry.confirm("Set on the target FE: " .. table.concat(lines, ", ") .. "?")
+    for _, c in ipairs(changes) do
+      dst:exec(('ADMIN SET FRONTEND CONFIG ("%s" = "%s")'):format(c.key, c.value))
+      ferry.log.info(("set target FE %s=%s"):format(c.key, c.value))
+    end
+  end
+  for _, w in ipairs(wanted) do
+    ferry.log.warn(("persist it: add `%s = %s` to fe.conf on every target FE, or a restart undoes it"):format(w[1], w[2]))
+  end
+  if run_mode == "shared_data" then
+    ferry.log.info("shared-data target: ferry loads through Stream Load, so it does not need the src_<volume> " ..
+      "storage volumes the replication path reads the source object storage through")
+  end
+  return {run_mode = run_mode, settings_changed = #changes, backends = be_count}
+end, {always = true})
+
+---------------------------------------------------------------------------------------------------
+-- Step 2: DDL sync [manual: Step 3; sync.properties table, view and index settings]
+---------------------------------------------------------------------------------------------------
+
+local select_ = sr.selector(cfg.include_data_list, cfg.exclude_data_list)
+local scope = {}          -- {db, name, kind, state = "ok" | "mismatch" | "failed"}
+local last_meta = nil
+
+local function run_ddl(jobs)
+  counters.ddl = counters.ddl + #jobs
+  counters.ddlPending = counters.ddlPending + #jobs
+  local batch = math.max(cfg.ddl_job_batch_size, 1)
+  for i, job in ipairs(jobs) do
+    if i > 1 and (i - 1) % batch == 0 and cfg.ddl_job_interval_seconds > 0 then
+      ferry.task.sleep(cfg.ddl_job_interval_seconds)
+    end
+    ferry.log.info(("DDL on the target: %s"):format(job.why))
+    local ok, err = pcall(dst.exec, dst, job.sql)
+    counters.ddlPending = counters.ddlPending - 1
+    if ok then
+      if job.after then job.after() end
+    else
+      job.failed = type(err) == "table" and err.message or tostring(err)
+      ferry.log.error(("DDL failed: %s: %s"):format(job.sql:gsub("%s+", " "):sub(1, 200), job.failed))
+      if job.table then job.table.state = "failed" end
+    end
+  end
+end
+
+--- Lists the source objects in scope and brings the target's DDL in line with them.
+local function ddl_pass()
+  local jobs = {}
+  local new_scope = {}
+  local target_dbs = {}
+  for _, name in ipairs(databases(dst)) do target_dbs[name] = true end
+  for _, dbname in ipairs(databases(src)) do
+    if select_.db(dbname) then
+      local objects = tables_of(src, dbname) or {}
+      local names = {}
+      for t in pairs(objects) do names[#names + 1] = t end
+      table.sort(names)
+      local wanted_here = {}
+      for _, t in ipairs(names) do
+        local kind = objects[t] == "VIEW" and "view" or "table"
+        if select_.table(dbname, t) and (kind == "table" or cfg.enable_view_sync) then
+          wanted_here[#wanted_here + 1] = {db = dbname, name = t, kind = kind, state = "ok"}
+        end
+      end
+      if #wanted_here > 0 and not target_dbs[dbname] then
+        jobs[#jobs + 1] = {sql = "CREATE DATABASE IF NOT EXISTS " .. Q(dbname), why = "create database " .. dbname}
+      end
+      local existing = target_dbs[dbname] and tables_of(dst, dbname) or {}
+      local seen = {}
+      for _, obj in ipairs(wanted_here) do
+        new_scope[#new_scope + 1] = obj
+        seen[obj.name] = true
+        local ddl = show_create(src, dbname, obj.name)
+        local full = ("%s.%s"):format(dbname, obj.name)
+        obj.partitioned = obj.kind == "table" and #sr.partitions(ddl) > 0
+        if obj.kind == "view" then
+          local create = ddl:gsub("^%s*CREATE%s+VIEW%s+`?[^`%s]+`?", "CREATE VIEW " .. QQ(dbname, obj.name), 1)
+          if not existing[obj.name] then
+            jobs[#jobs + 1] = {sql = create, why = "create view " .. full, table = obj}
+          elseif show_create(dst, dbname, obj.name) ~= ddl then
+            if cfg.ddl_job_allow_drop_inconsistent_view then
+              jobs[#jobs + 1] = {sql = "DROP VIEW " .. QQ(dbname, obj.name), why = "drop inconsistent view " .. full}
+              jobs[#jobs + 1] = {sql = create, why = "create view " .. full, table = obj}
+            else
+              ferry.log.warn(("view %s differs on the target; ddl_job_allow_drop_inconsistent_view=false leaves it"):format(full))
+            end
+          end
+        elseif not existing[obj.name] then
+          jobs[#jobs + 1] = {sql = sr.target_ddl(ddl, dbname, obj.name, cfg), why = "create table " .. full, table = obj,
+            after = function() ferry.state.set(synced_key(dbname, obj.name), {}) end}
+        else
+          local tddl = show_create(dst, dbname, obj.name)
+          local opts = {bitmap = cfg.enable_bitmap_index_sync}
+          if sr.schema_signature(ddl, opts) ~= sr.schema_signature(tddl, opts) then
+            if cfg.ddl_job_allow_drop_schema_change_table then
+              jobs[#jobs + 1] = {sql = "DROP TABLE " .. QQ(dbname, obj.name), why = "drop table " .. full ..
+                " (schema differs from the source; ddl_job_allow_drop_schema_change_table=true)", table = obj}
+              jobs[#jobs + 1] = {sql = sr.target_ddl(ddl, dbname, obj.name, cfg), why = "re-create table " .. full,
+                table = obj, after = function() ferry.state.set(synced_key(dbname, obj.name), {}) end}
+            else
+              obj.state = "mismatch"
+              ferry.log.warn(("table %s: schema differs on the target and ddl_job_allow_drop_schema_change_table=false; " ..
+                "its data is not synced"):format(full))
+            end
+          else
+            -- Partitions: add the missing, replace the inconsistent, drop the target-only.
+            local sparts, tparts = sr.partitions(ddl), sr.partitions(tddl)
+            local tby = {}
+            for _, tp in ipairs(tparts) do tby[tp.name] = tp end
+            local sby = {}
+            local ok_src, src_meta = pcall(partitions_of, src, dbname, obj.name)
+            local ok_dst, dst_meta = pcall(partitions_of, dst, dbname, obj.name)
+            local sb, tb = {}, {}
+            for _, m in ipairs(ok_src and src_meta or {}) do sb[m.name] = m end
+            for _, m in ipairs(ok_dst and dst_meta or {}) do tb[m.name] = m end
+            local function forget(part)
+              local s = synced(dbname, obj.name)
+              s[part] = nil
+              ferry.state.set(synced_key(dbname, obj.name), s)
+            end
+            for _, sp in ipairs(sparts) do
+              sby[sp.name] = true
+              local tp = tby[sp.name]
+              local add = ("ALTER TABLE %s ADD PARTITION %s %s"):format(QQ(dbname, obj.name), Q(sp.name), sp.values)
+              if not tp then
+                jobs[#jobs + 1] = {sql = add, why = ("add partition %s to %s"):format(sp.name, full),
+                  after = function() forget(sp.name) end}
+              else
+                local time_differs = tp.values ~= sp.values
+                local dist_differs = sb[sp.name] and tb[sp.name] and (sb[sp.name].buckets ~= tb[sp.name].buckets)
+                local allowed = (time_differs and cfg.ddl_job_allow_drop_inconsistent_time_partition) or
+                  (not time_differs and dist_differs and cfg.ddl_job_allow_drop_inconsistent_partition)
+                if (time_differs or dist_differs) and allowed then
+                  jobs[#jobs + 1] = {sql = ("ALTER TABLE %s DROP PARTITION %s"):format(QQ(dbname, obj.name), Q(sp.name)),
+                    why = ("drop inconsistent partition %s of %s (%s)"):format(sp.name, full,
+                      time_differs and "range differs" or "bucketing differs")}
+                  jobs[#jobs + 1] = {sql = add, why = ("re-add partition %s to %s"):format(sp.name, full),
+                    after = function() forget(sp.name) end}
+                elseif time_differs or dist_differs then
+                  ferry.log.warn(("partition %s of %s differs on the target; the ddl_job_allow_drop_inconsistent_* " ..
+                    "setting keeps it"):format(sp.name, full))
+                end
+              end
+            end
+            for _, tp in ipairs(tparts) do
+              if not sby[tp.name] then
+                if cfg.ddl_job_allow_drop_partition_target_only then
+                  jobs[#jobs + 1] = {sql = ("ALTER TABLE %s DROP PARTITION %s"):format(QQ(dbname, obj.name), Q(tp.name)),
+                    why = ("drop partition %s of %s (dropped on the source)"):format(tp.name, full),
+                    after = function() forget(tp.name) end}
+                else
+                  ferry.log.warn(("partition %s of %s exists only on the target; kept"):format(tp.name, full))
+                end
+              end
+            end
+          end
+        end
+      end
+      -- Objects only on the target, in a database in scope.
+      for t, kind in pairs(existing) do
+        if not seen[t] and select_.table(dbname, t) then
+          local is_view = kind == "VIEW"
+          local allowed = is_view and cfg.ddl_job_allow_drop_view_target_only or
+            (not is_view and cfg.ddl_job_allow_drop_target_only)
+          if allowed and (not is_view or cfg.enable_view_sync) then
+            jobs[#jobs + 1] = {sql = (is_view and "DROP VIEW " or "DROP TABLE ") .. QQ(dbname, t),
+              why = ("drop %s %s.%s (only on the target)"):format(is_view and "view" or "table", dbname, t)}
+          end
+        end
+      end
+    end
+  end
+  run_ddl(jobs)
+  scope = new_scope
+  last_meta = os.time()
+  return #jobs
+end
+
+ferry.step("ddl-sync", "DDL sync: databases and tables created on the target from SHOW CREATE TABLE", function()
+  local n = ddl_pass()
+  local tables, views, skipped = 0, 0, 0
+  for _, obj in ipairs(scope) do
+    if obj.kind == "view" then views = views + 1 elseif obj.state == "ok" then tables = tables + 1 else skipped = skipped + 1 end
+  end
+  ferry.log.info(("%d tables and %d views in scope, %d DDL statements run on the target"):format(tables, views, n))
+  return {tables = tables, views = views, ddl = n, not_synced = skipped}
+end, {always = true})
+
+---------------------------------------------------------------------------------------------------
+-- Step 3: data sync [manual: Step 3; replication_job_* and report_interval_seconds]
+---------------------------------------------------------------------------------------------------
+
+local function load_url(dbname, t)
+  return ("%s/api/%s/%s/_stream_load"):format(target_http, sr.urlencode(dbname), sr.urlencode(t))
+end
+
+local function column_types(dbname, t)
+  local rows = src:query("DESC " .. QQ(dbname, t))
+  local datetime = {}
+  for _, r in ipairs(rows) do
+    local ty = tostring(r.Type or r.type or ""):lower()
+    if ty:match("^datetime") then datetime[r.Field or r.field] = true end
+  end
+  return datetime
+end
+
+--- Streams the partition's rows into a JSON array file; returns the row count and bytes.
+local function write_rows(job, path)
+  local where = job.partitioned and (" PARTITION (%s)"):format(Q(job.part)) or ""
+  local datetime = column_types(job.db, job.t)
+  ferry.fs.write(path, "[")
+  local buf, n, bytes = {}, 0, 1
+  local function flush()
+    if #buf > 0 then
+      local chunk = table.concat(buf, ",")
+      if n > #buf then chunk = "," .. chunk end
+      ferry.fs.write(path, chunk, {append = true})
+      bytes = bytes + #chunk
+      buf = {}
+    end
+  end
+  for row in src:rows("SELECT * FROM " .. QQ(job.db, job.t) .. where) do
+    for col in pairs(datetime) do
+      local v = row[col]
+      if type(v) == "string" then row[col] = v:gsub("T", " ", 1) end
+    end
+    n = n + 1
+    buf[#buf + 1] = ferry.json.encode(row)
+    if #buf >= p.batch_rows then flush() end
+  end
+  flush()
+  ferry.fs.write(path, "]", {append = true})
+  return n, bytes + 1
+end
+
+local function count_rows(db, dbname, t, part)
+  local where = part and (" PARTITION (%s)"):format(Q(part)) or ""
+  local rows, columns = db:query("SELECT COUNT(*) AS n FROM " .. QQ(dbname, t) .. where)
+  return math.tointeger(tonumber(rows[1].n or rows[1][columns[1]])) or 0
+end
+
+--- One Stream Load of the file into db.stage under label, retried under the same label.
+local function stream_load(job, path)
+  local last
+  for attempt = 1, math.max(p.load_retries, 1) do
+    if attempt > 1 then ferry.task.sleep(math.min(2 ^ (attempt - 2), 30)) end
+    counters.sent = counters.sent + 1
+    local ok, r = pcall(ferry.http.request, {method = "PUT", url = load_url(job.db, job.stage), file = path,
+      basic = {user = cfg.target_cluster_user, password = cfg.target_cluster_password},
+      forward_auth = true, expect_continue = true, timeout = p.load_timeout + 60, retries = 3,
+      headers = {label = job.label, format = "json", strip_outer_array = "true",
+                 timeout = tostring(math.floor(p.load_timeout))}})
+    counters.sent = counters.sent - 1
+    if not ok then
+      last = type(r) == "table" and r.message or tostring(r)
+    elseif r.status ~= 200 then
+      last = ("HTTP %d: %s"):format(r.status, tostring(r.body):sub(1, 300))
+      if r.status == 401 or r.status == 403 then break end
+    else
+      local answer = r:json()
+      local outcome = sr.load_outcome(answer)
+      if outcome == "loaded" then
+        if answer.Status ~= "Success" then
+          ferry.log.info(("%s: Stream Load label %s: %s"):format(job.name, job.label, answer.Status))
+        end
+        return answer
+      elseif outcome == "running" then
+        last = ("label %s is still loading (%s)"):format(job.label, tostring(answer.ExistingJobStatus))
+      else
+        last = ("%s: %s%s"):format(tostring(answer.Status), tostring(answer.Message),
+          answer.ErrorURL and (" (errors: " .. answer.ErrorURL .. ")") or "")
+      end
+    end
+    ferry.log.warn(("%s: Stream Load attempt %d/%d failed: %s"):format(job.name, attempt, p.load_retries, last))
+  end
+  error(("Stream Load of %s (label %s) failed: %s"):format(job.name, job.label, last), 0)
+end
+
+local function drop_stage(dbname, stage)
+  pcall(dst.exec, dst, "DROP TABLE IF EXISTS " .. QQ(dbname, stage) .. " FORCE")
+end
+
+--- Copies one partition: stage table, Stream Load, check, INSERT OVERWRITE, record.
+local function copy_partition(job)
+  local key = job_key(job.db, job.t, job.part)
+  local rec = ferry.state.get(key)
+  if not (rec and rec.version == job.version and rec.id == job.id) then
+    if rec and rec.stage then drop_stage(job.db, rec.stage) end
+    local token = sr.token()
+    rec = {version = job.version, id = job.id, stage = sr.STAGE_PREFIX .. token,
+           label = sr.label(job.db, job.t, job.part, job.version, token)}
+    ferry.state.set(key, rec)
+  end
+  job.stage, job.label = rec.stage, rec.label
+  dst:exec(("CREATE TABLE IF NOT EXISTS %s LIKE %s"):format(QQ(job.db, job.stage), QQ(job.db, job.t)))
+  local dir = ferry.state.dir() .. "/loads"
+  ferry.fs.mkdir(dir)
+  local path = dir .. "/" .. job.label .. ".json"
+  local n, bytes = write_rows(job, path)
+  stream_load(job, path)
+  local staged = count_rows(dst, job.db, job.stage, nil)
+  if staged ~= n then
+    -- Someone dropped the stage after its load went in (or it holds a stale load): start over
+    -- with a new stage and label next time.
+    drop_stage(job.db, job.stage)
+    ferry.state.set(key, nil)
+    error(("%s: the staging table %s holds %d rows, the source partition %d; it was dropped, the next attempt " ..
+      "loads again"):format(job.name, job.stage, staged, n), 0)
+  end
+  local target = job.partitioned and (" PARTITION (%s)"):format(Q(job.part)) or ""
+  dst:exec(("INSERT OVERWRITE %s%s SELECT * FROM %s"):format(QQ(job.db, job.t), target, QQ(job.db, job.stage)))
+  local s = synced(job.db, job.t)
+  s[job.part] = {version = job.version, id = job.id}
+  ferry.state.set(synced_key(job.db, job.t), s)
+  ferry.state.set(key, nil)
+  drop_stage(job.db, job.stage)
+  ferry.fs.remove(path)
+  counters.rows = counters.rows + n
+  counters.bytes = counters.bytes + bytes
+  ferry.log.info(("%s: copied %d rows (source version %d)"):format(job.name, n, job.version))
+end
+
+--- Drops staging tables no pending job refers to (left by a run killed between its steps).
+local function sweep_stages(dbs)
+  for dbname in pairs(dbs) do
+    local ok, rows, columns = pcall(dst.query, dst, "SHOW TABLES FROM " .. Q(dbname))
+    for _, r in ipairs(ok and rows or {}) do
+      local t = r[columns[1]]
+      if t:sub(1, #sr.STAGE_PREFIX) == sr.STAGE_PREFIX then
+        local referenced = false
+        for _, obj in ipairs(scope) do
+          for _, part in ipairs(obj.parts or {}) do
+            local rec = ferry.state.get(job_key(dbname, obj.name, part))
+            if rec and rec.stage == t then referenced = true end
+          end
+        end
+        if not referenced then
+          ferry.log.info(("dropping leftover staging table %s.%s"):format(dbname, t))
+          drop_stage(dbname, t)
+        end
+      end
+    end
+  end
+end
+
+local function check_disk()
+  if be_count == nil or be_count == 0 then return end
+  for _, be in ipairs(dst:query("SHOW BACKENDS")) do
+    local used = tonumber(tostring(be.MaxDiskUsedPct or be.UsedPct or ""):match("[%d%.]+"))
+    if used and used > cfg.target_cluster_max_disk_used_percent then
+      ferry.fail("conflict", ("target BE %s disk usage %.2f%% exceeds target_cluster_max_disk_used_percent=%d; " ..
+        "migration stopped"):format(tostring(be.IP), used, cfg.target_cluster_max_disk_used_percent),
+        {hint = "free or add disk on the target BEs (or raise the limit), then run the same command again"})
+    end
+  end
+end
+
+--- One round: re-read the DDL when due, find the lagging partitions, copy them.
+local function sync_round(round, force_ddl)
+  new_counters()
+  check_disk()
+  if force_ddl or (round > 1 and (last_meta == nil or os.time() - last_meta >= cfg.meta_job_interval_seconds)) then
+    ddl_pass()
+  end
+  local tables = {}
+  for _, obj in ipairs(scope) do
+    if obj.kind == "table" and obj.state == "ok" then tables[#tables + 1] = obj end
+  end
+  -- Metadata: SHOW PARTITIONS on both sides, meta_job_threads at a time.
+  local meta = ferry.task.parallel(tables, {concurrency = math.max(cfg.meta_job_threads, 1), fail_fast = false}, function(obj)
+    local ok, sp = pcall(partitions_of, src, obj.db, obj.name)
+    local ok2, tp = pcall(partitions_of, dst, obj.db, obj.name)
+    if not ok or not ok2 then
+      ferry.log.error(("%s.%s: cannot read partitions: %s"):format(obj.db, obj.name,
+        tostring((not ok and sp or tp).message or (not ok and sp or tp))))
+      return {obj = obj, failed = true}
+    end
+    return {obj = obj, src = sp, dst = tp}
+  end)
+  local by_table, dbs = {}, {}
+  for _, m in ipairs(meta) do
+    local obj = m.obj
+    dbs[obj.db] = true
+    local jobs = {}
+    if m.failed then
+      counters.failed = counters.failed + 1
+    else
+      local s = synced(obj.db, obj.name)
+      local tparts = {}
+      for _, tp in ipairs(m.dst) do tparts[tp.name] = tp end
+      obj.parts = {}
+      local changed = false
+      local live = {}
+      for _, part in ipairs(m.src) do
+        live[part.name] = true
+        obj.parts[#obj.parts + 1] = part.name
+        local last = s[part.name]
+        if not (last and last.version == part.version and last.id == part.id) then
+          local tp = tparts[part.name]
+          if not last and part.version <= 1 and tp and tp.rows == 0 then
+            s[part.name] = {version = part.version, id = part.id} -- never loaded on either side
+            changed = true
+          elseif not tp and obj.partitioned then
+            counters.failed = counters.failed + 1
+            ferry.log.error(("%s.%s/%s: the partition is missing on the target (see the DDL errors above)")
+              :format(obj.db, obj.name, part.name))
+          else
+            jobs[#jobs + 1] = {db = obj.db, t = obj.name, part = part.name, version = part.version, id = part.id,
+              partitioned = obj.partitioned, name = ("%s.%s/%s"):format(obj.db, obj.name, part.name)}
+          end
+        end
+      end
+      for name in pairs(s) do
+        if not live[name] then s[name] = nil; changed = true end
+      end
+      if changed then ferry.state.set(synced_key(obj.db, obj.name), s) end
+    end
+    obj.jobs_total = #jobs
+    by_table[#by_table + 1] = {obj = obj, jobs = jobs}
+    counters.jobs = counters.jobs + #jobs
+    counters.jobPending = counters.jobPending + #jobs
+  end
+  table_stats.total = #tables
+  if not ferry.dry_run() then sweep_stages(dbs) end
+  -- Data: one table at a time per worker (like the tool's one job per table), partitions in order.
+  local done = false
+  local reporter = ferry.task.spawn(function()
+    while not done do
+      ferry.task.sleep(math.max(cfg.report_interval_seconds, 1))
+      if not done then report() end
+    end
+  end)
+  local failures = {}
+  ferry.task.parallel(by_table, {concurrency = math.max(cfg.replication_job_batch_size, 1), fail_fast = false}, function(tj)
+    for _, job in ipairs(tj.jobs) do
+      counters.jobPending = counters.jobPending - 1
+      if ferry.dry_run() then
+        ferry.log.info(("would copy %s (source version %d)"):format(job.name, job.version))
+        counters.finished = counters.finished + 1
+      else
+        counters.running = counters.running + 1
+        local ok, err = pcall(copy_partition, job)
+        counters.running = counters.running - 1
+        if ok then
+          counters.finished = counters.finished + 1
+        else
+          counters.failed = counters.failed + 1
+          local msg = type(err) == "table" and (err.message or tostring(err)) or tostring(err)
+          failures[#failures + 1] = job.name .. ": " .. msg
+          ferry.log.error(("%s failed: %s"):format(job.name, msg))
+        end
+      end
+    end
+  end)
+  done = true
+  reporter:cancel()
+  -- Tables: finished once every partition was copied at least once; expired while one still lags.
+  table_stats = {total = #tables, finished = 0, expired = 0}
+  for _, m in ipairs(meta) do
+    local s = synced(m.obj.db, m.obj.name)
+    local all, lag = not m.failed, m.failed
+    for _, part in ipairs(m.src or {}) do
+      local last = s[part.name]
+      if not last then all = false end
+      if not (last and last.version == part.version and last.id == part.id) then lag = true end
+    end
+    if all then table_stats.finished = table_stats.finished + 1 end
+    if lag then table_stats.expired = table_stats.expired + 1 end
+  end
+  report()
+  return failures
+end
+
+local totals = {rounds = 0, partitions = 0, rows = 0, failed = 0}
+
+local function run_rounds(max_rounds, label, force_ddl)
+  local round = 0
+  while true do
+    round = round + 1
+    totals.rounds = totals.rounds + 1
+    local failures = sync_round(totals.rounds, force_ddl)
+    totals.partitions = totals.partitions + counters.finished
+    totals.rows = totals.rows + counters.rows
+    if one_time or (max_rounds > 0 and round >= max_rounds) then
+      if #failures > 0 then
+        totals.failed = totals.failed + #failures
+        ferry.fail("unavailable", ("%s: %d partition(s) not copied: %s"):format(label, #failures,
+          table.concat(failures, "; ")),
+          {hint = "fix the cause, then run the same command again: copied partitions are not copied again, " ..
+            "a retried load reuses its label"})
+      end
+      return
+    end
+    ferry.task.sleep(math.max(cfg.replication_job_interval_seconds, 0))
+  end
+end
+
+ferry.step("data-sync", "Data sync: copy the partitions whose source version moved, every interval", function()
+  run_rounds(p.rounds, "data sync")
+  return {rounds = totals.rounds, partitions = totals.partitions, rows = totals.rows}
+end, {always = true})
+
+---------------------------------------------------------------------------------------------------
+-- Step 4: verify [manual: View Table Row Count, View Partition Data Versions]
+---------------------------------------------------------------------------------------------------
+
+local function verify(strict)
+  local differ, same = {}, 0
+  for _, obj in ipairs(scope) do
+    if obj.kind == "table" and obj.state == "ok" then
+      local full = obj.db .. "." .. obj.name
+      local a, b = count_rows(src, obj.db, obj.name), count_rows(dst, obj.db, obj.name)
+      if a == b then
+        same = same + 1
+      else
+        local parts = {}
+        for _, part in ipairs(obj.parts or {}) do
+          if obj.partitioned then
+            local pa, pb = count_rows(src, obj.db, obj.name, part), count_rows(dst, obj.db, obj.name, part)
+            if pa ~= pb then parts[#parts + 1] = ("%s %d/%d"):format(part, pa, pb) end
+          end
+        end
+        differ[#differ + 1] = ("%s: source %d rows, target %d%s"):format(full, a, b,
+          #parts > 0 and (" (partitions source/target: " .. table.concat(parts, ", ") .. ")") or "")
+      end
+    end
+  end
+  for _, d in ipairs(differ) do
+    if strict then ferry.log.error(d) else ferry.log.warn(d) end
+  end
+  ferry.log.info(("verify: %d tables with equal row counts, %d differ"):format(same, #differ))
+  if strict and #differ > 0 then
+    ferry.fail("conflict", ("%d table(s) differ after the last sync: %s"):format(#differ, table.concat(differ, "; ")),
+      {hint = "make sure nothing writes to the source, then run the same command again"})
+  end
+  return {tables_equal = same, tables_differ = #differ}
+end
+
+ferry.step("verify", "Verify: row counts per table on both sides, per partition where they differ", function()
+  local r = verify(false)
+  if r.tables_differ > 0 then
+    ferry.log.warn("row counts differ: the source may still take writes; the cutover's last round must bring them in line")
+  end
+  return r
+end, {always = true})
+
+---------------------------------------------------------------------------------------------------
+-- Step 5: cutover [manual: After Migration]
+---------------------------------------------------------------------------------------------------
+
+ferry.step("cutover", "Cutover checklist: writes stopped, a last sync at 100%, FE settings restored", function()
+  if not p.cutover then
+    ferry.log.info("cutover not requested: when the business is ready, stop writes to the source and run " ..
+      "the same command with -p cutover=true")
+    return {done = false}
+  end
+  ferry.confirm("Writes to the source cluster are stopped (no loads, no DDL)?")
+  run_rounds(1, "last sync", true)
+  if counters.failed > 0 or counters.finished ~= counters.jobs then
+    ferry.fail("conflict", "the last sync did not reach 100%", {hint = "run the same command again"})
+  end
+  -- Nothing may lag after the last round: re-read the source versions.
+  new_counters()
+  local lag = {}
+  for _, obj in ipairs(scope) do
+    if obj.kind == "table" and obj.state == "ok" then
+      local s = synced(obj.db, obj.name)
+      for _, part in ipairs(partitions_of(src, obj.db, obj.name)) do
+        local last = s[part.name]
+        if not (last and last.version == part.version) then lag[#lag + 1] = obj.db .. "." .. obj.name .. "/" .. part.name end
+      end
+    end
+  end
+  if #lag > 0 then
+    ferry.fail("conflict", "the source moved during the last sync: " .. table.concat(lag, ", "),
+      {hint = "writes are still reaching the source; stop them and run the same command again"})
+  end
+  ferry.log.info("Sync job progress: 100.00% after writes stopped")
+  verify(true)
+  ferry.confirm("Stop using the migration and point applications to the target cluster now?")
+  local recorded = ferry.state.get("fe_settings_before") or {}
+  local keys = {}
+  for k in pairs(recorded) do keys[#keys + 1] = k end
+  table.sort(keys)
+  if #keys > 0 then
+    local lines = {}
+    for _, k in ipairs(keys) do lines[#lines + 1] = k .. "=" .. recorded[k] end
+    ferry.confirm("Restore on the target FE: " .. table.concat(lines, ", ") .. "?")
+    for _, k in ipairs(keys) do
+      dst:exec(('ADMIN SET FRONTEND CONFIG ("%s" = "%s")'):format(k, recorded[k]))
+      ferry.log.info(("restored target FE %s=%s"):format(k, recorded[k]))
+      ferry.log.warn(("remove `%s = ...` from fe.conf on every target FE"):format(k))
+    end
+  end
+  return {done = true, restored = #keys}
+end, {always = true})

@@ -1,0 +1,559 @@
+//! starrocks-sync between two StarRocks cluster doubles (tests/starrocks/double.rs: a
+//! MySQL-protocol FE front and Stream Load endpoints over a real MariaDB), since StarRocks cannot
+//! run here. Every test reads the rows that landed in the target's MariaDB and ferry's output.
+
+mod common;
+
+#[path = "starrocks/double.rs"]
+mod double;
+
+use std::time::{Duration, Instant};
+
+use common::{Output, Workspace, db, json_lines};
+use double::{LoadFault, StarRocks};
+
+const SRC_PW: &str = "src-Secret#1";
+const DST_PW: &str = "dst-Secret%2";
+
+/// The official conf/sync.properties as shipped (manual, Step 2), with hosts and credentials.
+fn sync_properties(src: &StarRocks, dst: &StarRocks, extra: &str) -> String {
+    format!(
+        "# If true, all tables will be synchronized only once, and the program will exit automatically after completion.
+one_time_run_mode=true
+
+source_fe_host=127.0.0.1
+source_fe_query_port={}
+source_cluster_user=root
+source_cluster_password={SRC_PW}
+source_cluster_password_secret_key=
+source_cluster_token=
+
+target_fe_host=127.0.0.1
+target_fe_query_port={}
+target_cluster_user=root
+target_cluster_password={DST_PW}
+target_cluster_password_secret_key=
+
+jdbc_connect_timeout_ms=30000
+jdbc_socket_timeout_ms=60000
+
+include_data_list=
+exclude_data_list=scratch,shop.audit_log
+
+target_cluster_storage_volume=
+target_cluster_use_builtin_storage_volume_only=false
+target_cluster_replication_num=-1
+target_cluster_max_disk_used_percent=80
+target_cluster_enable_persistent_index=
+
+max_replication_data_size_per_job_in_gb=1024
+
+meta_job_interval_seconds=180
+meta_job_threads=4
+ddl_job_interval_seconds=10
+ddl_job_batch_size=10
+
+# table config
+ddl_job_allow_drop_target_only=false
+ddl_job_allow_drop_schema_change_table=true
+ddl_job_allow_drop_inconsistent_partition=true
+ddl_job_allow_drop_inconsistent_time_partition = true
+ddl_job_allow_drop_partition_target_only=true
+# index config
+enable_bitmap_index_sync=false
+ddl_job_allow_drop_inconsistent_bitmap_index=true
+ddl_job_allow_drop_bitmap_index_target_only=true
+# MV config
+enable_materialized_view_sync=false
+ddl_job_allow_drop_inconsistent_materialized_view=true
+ddl_job_allow_drop_materialized_view_target_only=false
+# View config
+enable_view_sync=false
+ddl_job_allow_drop_inconsistent_view=true
+ddl_job_allow_drop_view_target_only=false
+
+replication_job_interval_seconds=10
+replication_job_batch_size=10
+report_interval_seconds=300
+enable_table_property_sync=false
+{extra}",
+        src.query_port(),
+        dst.query_port()
+    )
+}
+
+const ORDERS: &str = "CREATE TABLE `shop`.`orders` (
+  `id` bigint(20) NOT NULL COMMENT \"\",
+  `dt` date NOT NULL COMMENT \"\",
+  `customer` varchar(64) NULL COMMENT \"\",
+  `amount` decimal(10, 2) NULL COMMENT \"\",
+  `note` varchar(200) NULL COMMENT \"\",
+  `created` datetime NULL COMMENT \"\"
+) ENGINE=OLAP
+DUPLICATE KEY(`id`, `dt`)
+COMMENT \"OLAP\"
+PARTITION BY RANGE(`dt`)
+(PARTITION p202401 VALUES [(\"2024-01-01\"), (\"2024-02-01\")),
+PARTITION p202402 VALUES [(\"2024-02-01\"), (\"2024-03-01\")),
+PARTITION p202403 VALUES [(\"2024-03-01\"), (\"2024-04-01\")))
+DISTRIBUTED BY HASH(`id`) BUCKETS 3
+PROPERTIES (
+\"replication_num\" = \"3\",
+\"in_memory\" = \"false\"
+);";
+
+const CUSTOMERS: &str = "CREATE TABLE `shop`.`customers` (
+  `id` int(11) NOT NULL COMMENT \"\",
+  `name` varchar(100) NULL COMMENT \"\"
+) ENGINE=OLAP
+PRIMARY KEY(`id`)
+DISTRIBUTED BY HASH(`id`) BUCKETS 2
+PROPERTIES (
+\"replication_num\" = \"3\"
+);";
+
+const AUDIT: &str = "CREATE TABLE `shop`.`audit_log` (
+  `id` int(11) NOT NULL COMMENT \"\",
+  `what` varchar(100) NULL COMMENT \"\"
+) ENGINE=OLAP
+DUPLICATE KEY(`id`)
+DISTRIBUTED BY HASH(`id`) BUCKETS 1
+PROPERTIES (\"replication_num\" = \"1\");";
+
+struct Site {
+    ws: Workspace,
+    src: StarRocks,
+    dst: StarRocks,
+}
+
+fn site(extra_conf: &str) -> Option<Site> {
+    db::mysql_url_or_skip()?;
+    let src = StarRocks::start("src", "root", SRC_PW);
+    let dst = StarRocks::start("dst", "root", DST_PW);
+    // The target FE is known by its Kubernetes name; hosts.properties maps it (manual: Network).
+    dst.meta().fe_shown = Some(("fe-0.starrocks.svc.cluster.local".into(), 8030));
+    src.sql(&format!(
+        "CREATE DATABASE shop; CREATE DATABASE scratch; {ORDERS} {CUSTOMERS} {AUDIT}
+         CREATE TABLE `scratch`.`tmp` (`id` int(11) NOT NULL COMMENT \"\") ENGINE=OLAP DUPLICATE KEY(`id`)
+           DISTRIBUTED BY HASH(`id`) BUCKETS 1 PROPERTIES (\"replication_num\" = \"1\");
+         INSERT INTO `scratch`.`tmp` VALUES (1);
+         INSERT INTO `shop`.`audit_log` VALUES (1, 'login');
+         INSERT INTO `shop`.`customers` VALUES (1, 'Ann'), (2, 'Bob \"the builder\"'), (3, NULL);"
+    ));
+    src.sql(
+        "INSERT INTO `shop`.`orders` VALUES
+           (1, '2024-01-03', 'Ann', 10.50, 'first\\tline\\nsecond', '2024-01-03 10:00:00'),
+           (2, '2024-01-20', 'Bob', 99.99, NULL, '2024-01-20 23:59:59');
+         INSERT INTO `shop`.`orders` VALUES
+           (3, '2024-02-14', 'Ann', 5.00, 'caf\u{e9} \u{263a}', NULL),
+           (4, '2024-02-28', NULL, NULL, 'back\\\\slash', '2024-02-28 00:00:01');",
+    );
+    let ws = Workspace::new();
+    ws.write(
+        "conf/sync.properties",
+        &sync_properties(&src, &dst, extra_conf),
+    );
+    ws.write(
+        "conf/hosts.properties",
+        &format!(
+            "# <SOURCE/TARGET>_<host>=<mappedHost>[;<srcPort>:<dstPort>[,<srcPort>:<dstPort>...]]\n\
+             TARGET_fe-0.starrocks.svc.cluster.local=127.0.0.1;8030:{}\n",
+            dst.http_port()
+        ),
+    );
+    Some(Site { ws, src, dst })
+}
+
+impl Site {
+    fn run(&self, extra: &[&str]) -> Output {
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "starrocks-sync".into(),
+            "--yes".into(),
+            "--log-json".into(),
+            "log.jsonl".into(),
+            "-p".into(),
+            format!("conf_dir={}", self.ws.join("conf").display()),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let out = self.ws.ferry().args(args).run();
+        for secret in [SRC_PW, DST_PW] {
+            assert!(
+                !out.stdout.contains(secret) && !out.stderr.contains(secret),
+                "a password leaked into the output\n{}",
+                out.stderr
+            );
+            assert!(
+                !self.ws.read("log.jsonl").contains(secret),
+                "password in --log-json"
+            );
+        }
+        out
+    }
+
+    fn assert_same(&self, dbname: &str, table: &str) {
+        let a = self.src.rows(dbname, table);
+        let b = self.dst.rows(dbname, table);
+        assert!(!a.is_empty(), "{dbname}.{table} has rows on the source");
+        assert_eq!(a, b, "{dbname}.{table} differs between source and target");
+    }
+
+    /// Labels of the Stream Loads the target saw with this status, whose label names the partition.
+    fn loads_of(&self, part: &str, status: &str) -> Vec<String> {
+        self.dst
+            .loads()
+            .into_iter()
+            .filter(|l| l.label.contains(&format!("_{part}_v")) && l.status == status)
+            .map(|l| l.label)
+            .collect()
+    }
+
+    fn stop(self) {
+        self.src.stop();
+        self.dst.stop();
+    }
+}
+
+/// A --log-json field as text (fields are logged as strings).
+fn field(event: &serde_json::Value, name: &str) -> String {
+    match &event["fields"][name] {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn progress_events(ws: &Workspace) -> Vec<serde_json::Value> {
+    json_lines(&ws.join("log.jsonl"))
+        .into_iter()
+        .filter(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Sync job progress: "))
+                && e["fields"].is_object()
+        })
+        .collect()
+}
+
+#[test]
+fn full_sync_prepares_the_target_copies_every_table_and_verifies() {
+    let Some(s) = site("enable_materialized_view_sync=true\nsome_future_key=1\n") else {
+        return;
+    };
+    let out = s.run(&[]);
+    out.code(0);
+    // Preparation: the FE setting was recorded, set, and the fe.conf reminder given.
+    assert_eq!(
+        s.dst.config("enable_legacy_compatibility_for_replication"),
+        "true"
+    );
+    out.stderr_has("recorded target FE enable_legacy_compatibility_for_replication=false")
+        .stderr_has("enable_legacy_compatibility_for_replication = true` to fe.conf");
+    // Unsupported and unknown keys are named.
+    out.stderr_has("enable_materialized_view_sync=true is not supported by ferry")
+        .stderr_has("unknown key some_future_key");
+    // DDL from SHOW CREATE TABLE, data equal, excluded objects absent.
+    assert!(
+        s.dst
+            .show_create("shop", "orders")
+            .contains("PARTITION p202403")
+    );
+    s.assert_same("shop", "orders");
+    s.assert_same("shop", "customers");
+    assert!(
+        !s.dst.has_table("shop", "audit_log"),
+        "shop.audit_log is excluded"
+    );
+    assert!(!s.dst.has_table("scratch", "tmp"), "scratch is excluded");
+    // The empty partition p202403 (never loaded) needed no load; no staging table is left.
+    assert!(s.loads_of("p202403", "Success").is_empty());
+    assert_eq!(s.loads_of("p202401", "Success").len(), 1);
+    assert_eq!(s.dst.tables("shop").len(), 2, "{:?}", s.dst.tables("shop"));
+    // Progress in the tool's words, as lines and as --log-json fields.
+    out.stderr_has("Sync job progress: 100.00% ")
+        .stderr_has("failed=0 finished=3 jobPending=0 running=0 sent=0 total=3 unknown=0")
+        .stderr_has("Sync table progress: 100.00% expiredTableRatio=0.00% expired_table=0 finishedTableRatio=100.00% finished_table=2 total_table=2 unfinished_table=0");
+    let ev = progress_events(&s.ws);
+    let last = ev.last().expect("a progress event in --log-json");
+    assert_eq!(field(last, "finished"), "3", "{last}");
+    assert_eq!(field(last, "jobPending"), "0", "{last}");
+    assert_eq!(field(last, "ddlPending"), "0", "{last}");
+    out.stderr_has("verify: 2 tables with equal row counts, 0 differ");
+
+    // Nothing moved: a second run copies nothing and sets nothing.
+    let before = s.dst.loads().len();
+    let again = s.run(&[]);
+    again
+        .code(0)
+        .stderr_has("Sync job progress: 100.00% ddlPending=0 failed=0 finished=0 jobPending=0 running=0 sent=0 total=0");
+    assert_eq!(
+        s.dst.loads().len(),
+        before,
+        "no Stream Load when nothing moved"
+    );
+    s.stop();
+}
+
+#[test]
+fn incremental_sync_copies_only_the_partitions_that_moved() {
+    let Some(s) = site("") else { return };
+    s.run(&[]).code(0);
+    let v = s.src.version("shop", "orders", "p202402");
+    s.src.sql(
+        "INSERT INTO `shop`.`orders` VALUES (5, '2024-02-15', 'Cid', 1.25, 'new', '2024-02-15 08:00:00');",
+    );
+    assert_eq!(s.src.version("shop", "orders", "p202402"), v + 1);
+    // Loop mode, two rounds a second apart (the second finds nothing to do).
+    let out = s.run(&[
+        "-p",
+        "one_time_run_mode=false",
+        "-p",
+        "rounds=2",
+        "-p",
+        "replication_job_interval_seconds=1",
+    ]);
+    out.code(0);
+    s.assert_same("shop", "orders");
+    assert_eq!(s.dst.count("shop", "orders"), 5);
+    assert_eq!(
+        s.loads_of("p202402", "Success").len(),
+        2,
+        "p202402 loaded again"
+    );
+    assert_eq!(
+        s.loads_of("p202401", "Success").len(),
+        1,
+        "p202401 did not move"
+    );
+    assert_eq!(
+        s.loads_of("customers", "Success").len(),
+        1,
+        "customers did not move"
+    );
+    let totals: Vec<String> = progress_events(&s.ws)
+        .iter()
+        .map(|e| field(e, "total"))
+        .collect();
+    assert_eq!(
+        totals,
+        ["1", "0"],
+        "round 1 copies p202402, round 2 finds nothing"
+    );
+    s.stop();
+}
+
+#[test]
+fn a_failed_stream_load_is_retried_under_the_same_label() {
+    let Some(s) = site("") else { return };
+    // First load: Fail (label stays free); second: committed but the answer is lost, so ferry's
+    // retry meets "Label Already Exists" for a FINISHED load and must not load twice.
+    s.dst
+        .fault_loads("shop", &[LoadFault::Fail, LoadFault::CommitThenDrop]);
+    let out = s.run(&["-p", "replication_job_batch_size=1"]);
+    out.code(0);
+    let loads = s.dst.loads();
+    let first = &loads[0];
+    assert_eq!(first.status, "Fail");
+    let same: Vec<_> = loads.iter().filter(|l| l.label == first.label).collect();
+    let statuses: Vec<&str> = same.iter().map(|l| l.status.as_str()).collect();
+    assert_eq!(
+        statuses,
+        ["Fail", "Success", "Label Already Exists"],
+        "{loads:?}"
+    );
+    out.stderr_has("Stream Load attempt 1/3 failed: Fail");
+    s.assert_same("shop", "orders");
+    s.assert_same("shop", "customers");
+
+    // Every attempt fails: the run fails naming the partition, the target keeps the old rows.
+    s.src
+        .sql("INSERT INTO `shop`.`orders` VALUES (6, '2024-01-09', 'Dan', 2.00, NULL, NULL);");
+    s.dst
+        .fault_loads("shop", &[LoadFault::Fail, LoadFault::Fail]);
+    let failed = s.run(&["-p", "load_retries=2"]);
+    failed
+        .code(1)
+        .stderr_has("shop.orders/p202401")
+        .stderr_has("run the same command again");
+    assert_eq!(
+        s.dst.count("shop", "orders"),
+        4,
+        "p202401 is not half-loaded"
+    );
+    // Its staging table stays for the retry (same stage, same label); the next run clears it.
+    let tables = s.dst.tables("shop");
+    assert_eq!(tables.len(), 3, "{tables:?}");
+    assert!(
+        tables.iter().any(|t| t.starts_with("_ferry_stage_")),
+        "{tables:?}"
+    );
+    s.run(&[]).code(0);
+    s.assert_same("shop", "orders");
+    assert_eq!(s.dst.tables("shop").len(), 2, "{:?}", s.dst.tables("shop"));
+    s.stop();
+}
+
+#[test]
+fn a_schema_change_on_the_source_recreates_the_target_table() {
+    let Some(s) = site("") else { return };
+    s.run(&[]).code(0);
+    s.src.sql(
+        "ALTER TABLE `shop`.`customers` ADD COLUMN `tier` int(11) NULL COMMENT \"\";
+         UPDATE `shop`.`customers` SET `tier` = 2 WHERE `id` = 1;",
+    );
+    // With ddl_job_allow_drop_schema_change_table=false the table is left alone (and said so).
+    let kept = s.run(&["-p", "ddl_job_allow_drop_schema_change_table=false"]);
+    kept.code(0)
+        .stderr_has("shop.customers: schema differs on the target");
+    assert!(!s.dst.show_create("shop", "customers").contains("tier"));
+    let out = s.run(&[]);
+    out.code(0)
+        .stderr_has("drop table shop.customers (schema differs");
+    assert!(
+        s.dst
+            .show_create("shop", "customers")
+            .contains("`tier` int(11)")
+    );
+    s.assert_same("shop", "customers");
+    assert!(
+        s.dst
+            .rows("shop", "customers")
+            .iter()
+            .any(|r| r == &["1", "Ann", "2"])
+    );
+    s.assert_same("shop", "orders");
+    // A new month on the source: the partition is added on the target and copied.
+    s.src.sql(
+        "ALTER TABLE `shop`.`orders` ADD PARTITION p202404 VALUES [(\"2024-04-01\"), (\"2024-05-01\"));
+         INSERT INTO `shop`.`orders` VALUES (7, '2024-04-02', 'Eve', 3.00, NULL, NULL);",
+    );
+    s.run(&[])
+        .code(0)
+        .stderr_has("add partition p202404 to shop.orders");
+    s.assert_same("shop", "orders");
+    s.stop();
+}
+
+#[test]
+fn include_and_exclude_lists_choose_what_is_synced() {
+    let Some(s) = site("") else { return };
+    s.src.sql(
+        "CREATE TABLE `scratch`.`keep` (`id` int(11) NOT NULL COMMENT \"\") ENGINE=OLAP DUPLICATE KEY(`id`)
+           DISTRIBUTED BY HASH(`id`) BUCKETS 1 PROPERTIES (\"replication_num\" = \"1\");
+         INSERT INTO `scratch`.`keep` VALUES (7), (8);",
+    );
+    // include first (shop and scratch.keep), then exclude (shop.orders).
+    let out = s.run(&[
+        "-p",
+        "include_data_list=shop,scratch.keep",
+        "-p",
+        "exclude_data_list=shop.orders",
+    ]);
+    out.code(0);
+    s.assert_same("scratch", "keep");
+    s.assert_same("shop", "customers");
+    s.assert_same("shop", "audit_log");
+    assert!(!s.dst.has_table("shop", "orders"));
+    assert!(!s.dst.has_table("scratch", "tmp"));
+    out.stderr_has("total_table=3");
+    s.stop();
+}
+
+#[test]
+fn an_interrupted_run_resumes_without_duplicates() {
+    let Some(s) = site("") else { return };
+    // The first load into shop commits, then its answer hangs; ferry is killed meanwhile.
+    s.dst.fault_loads(
+        "shop",
+        &[LoadFault::CommitThenHang(Duration::from_secs(60))],
+    );
+    let mut f = s.ws.ferry().args([
+        "run".to_string(),
+        "starrocks-sync".into(),
+        "--yes".into(),
+        "-p".into(),
+        format!("conf_dir={}", s.ws.join("conf").display()),
+        "-p".into(),
+        "replication_job_batch_size=1".into(),
+    ]);
+    f.cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = f.cmd.spawn().expect("ferry starts");
+    let start = Instant::now();
+    while s.dst.loads().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(60), "no load seen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().expect("kill ferry");
+    let _ = child.wait();
+    let hung = s.dst.loads()[0].clone();
+    assert_eq!(hung.status, "Success");
+
+    let out = s.run(&["-p", "replication_job_batch_size=1"]);
+    out.code(0);
+    s.assert_same("shop", "orders");
+    s.assert_same("shop", "customers");
+    // The resumed job reused the killed attempt's label and stage: no second load of those rows.
+    let again: Vec<_> = s
+        .dst
+        .loads()
+        .into_iter()
+        .filter(|l| l.label == hung.label)
+        .map(|l| l.status)
+        .collect();
+    assert_eq!(again, ["Success", "Label Already Exists"]);
+    assert_eq!(s.dst.tables("shop").len(), 2, "no staging table left");
+    s.stop();
+}
+
+#[test]
+fn cutover_confirms_a_last_sync_and_restores_the_fe_settings() {
+    let Some(s) = site("") else { return };
+    // Without --yes and without a terminal, the first confirm stops the run (exit 3).
+    let refused =
+        s.ws.ferry()
+            .args([
+                "run".to_string(),
+                "starrocks-sync".into(),
+                "-p".into(),
+                format!("conf_dir={}", s.ws.join("conf").display()),
+            ])
+            .run();
+    refused.code(3);
+    assert_eq!(
+        s.dst.config("enable_legacy_compatibility_for_replication"),
+        "false"
+    );
+    s.run(&[]).code(0);
+    assert_eq!(
+        s.dst.config("enable_legacy_compatibility_for_replication"),
+        "true"
+    );
+    s.src
+        .sql("INSERT INTO `shop`.`customers` VALUES (4, 'Dee');");
+    let out = s.run(&["-p", "cutover=true"]);
+    out.code(0)
+        .stderr_has("Sync job progress: 100.00% after writes stopped")
+        .stderr_has("restored target FE enable_legacy_compatibility_for_replication=false");
+    s.assert_same("shop", "customers");
+    assert_eq!(
+        s.dst.config("enable_legacy_compatibility_for_replication"),
+        "false"
+    );
+    let sets = s.dst.meta().config_sets.clone();
+    assert_eq!(
+        sets,
+        [
+            (
+                "enable_legacy_compatibility_for_replication".to_string(),
+                "true".to_string()
+            ),
+            (
+                "enable_legacy_compatibility_for_replication".to_string(),
+                "false".to_string()
+            )
+        ]
+    );
+    s.stop();
+}

@@ -1,0 +1,310 @@
+//! The StarRocks double's Stream Load: `PUT /api/{db}/{table}/_stream_load`.
+//!
+//! The FE port checks HTTP Basic credentials and the `Expect: 100-continue` header, then answers
+//! 307 with a Location on the BE port, as a real FE does. The BE port checks the credentials
+//! again (a client must forward them across the redirect), takes `format: json` with
+//! `strip_outer_array: true` (an array of objects keyed by column name), and loads the rows into
+//! the MariaDB behind the double in one transaction. Answers are the documented JSON: `Success`,
+//! `Fail` (with an ErrorURL; the label stays free), and `Label Already Exists` with
+//! `ExistingJobStatus: FINISHED` for a label whose load committed. Injected faults (see
+//! `StarRocks::fault_loads`) fail a load or commit it and drop the connection before answering.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use mysql_async::prelude::Queryable;
+
+use super::{LoadFault, LoadRecord, Shared, bump_changed, fingerprints};
+
+#[derive(Clone, Copy, PartialEq)]
+pub enum Role {
+    Fe,
+    Be,
+}
+
+pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, role: Role) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let shared = shared.clone();
+                async move { answer(&shared, role, req).await }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn json(status: u16, v: serde_json::Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(v.to_string())))
+        .expect("response")
+}
+
+fn header<'a>(req: &'a Request<hyper::body::Incoming>, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn authorized(shared: &Shared, req: &Request<hyper::body::Incoming>) -> bool {
+    let Some(v) = header(req, "authorization") else {
+        return false;
+    };
+    let Some(b64) = v.strip_prefix("Basic ") else {
+        return false;
+    };
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
+        return false;
+    };
+    raw == format!("{}:{}", shared.user, shared.password).as_bytes()
+}
+
+type Reply = Result<Response<Full<Bytes>>, std::io::Error>;
+
+async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>) -> Reply {
+    let path = req.uri().path().to_string();
+    if path == "/api/health" {
+        return Ok(json(
+            200,
+            serde_json::json!({"status": "OK", "msg": "To Be Added"}),
+        ));
+    }
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if parts.len() != 4 || parts[0] != "api" || parts[3] != "_stream_load" {
+        return Ok(json(
+            404,
+            serde_json::json!({"status": "FAILED", "msg": "Not found"}),
+        ));
+    }
+    if req.method() != hyper::Method::PUT {
+        return Ok(json(
+            405,
+            serde_json::json!({"status": "FAILED", "msg": "Method Not Allowed"}),
+        ));
+    }
+    let (db, table) = (parts[1].to_string(), parts[2].to_string());
+    if !authorized(shared, &req) {
+        return Ok(Response::builder()
+            .status(401)
+            .header("www-authenticate", "Basic realm=\"StarRocks\"")
+            .body(Full::new(Bytes::from_static(b"Unauthorized")))
+            .expect("response"));
+    }
+    if role == Role::Fe {
+        if !header(&req, "expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+            return Ok(json(
+                200,
+                serde_json::json!({"Status": "FAILED", "Message": "There is no 100-continue header"}),
+            ));
+        }
+        let q = req
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        return Ok(Response::builder()
+            .status(307)
+            .header(
+                "location",
+                format!("http://127.0.0.1:{}{path}{q}", shared.be_http_port),
+            )
+            .body(Full::new(Bytes::new()))
+            .expect("response"));
+    }
+    let label = header(&req, "label")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("auto_{}", uuid::Uuid::new_v4().simple()));
+    let format = header(&req, "format").unwrap_or("csv").to_ascii_lowercase();
+    let strip = header(&req, "strip_outer_array").is_some_and(|v| v == "true");
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return Err(std::io::Error::other(e.to_string())),
+    };
+    let started = std::time::Instant::now();
+    let key = (db.clone(), table.clone());
+    let (txn, existing, fault) = {
+        let mut m = shared.meta.lock().expect("meta");
+        m.next_id += 1;
+        let txn = m.next_id;
+        let existing = m.labels.get(&(db.clone(), label.clone())).copied();
+        let fault = if existing.is_none() {
+            m.faults.get_mut(&db).and_then(|f| {
+                if f.is_empty() {
+                    None
+                } else {
+                    Some(f.remove(0))
+                }
+            })
+        } else {
+            None
+        };
+        (txn, existing, fault)
+    };
+    let record = |status: &str, rows: u64| {
+        shared.meta.lock().expect("meta").loads.push(LoadRecord {
+            db: db.clone(),
+            table: table.clone(),
+            label: label.clone(),
+            status: status.to_string(),
+            rows,
+        });
+    };
+    if let Some(existing) = existing {
+        record("Label Already Exists", 0);
+        return Ok(json(
+            200,
+            serde_json::json!({
+                "TxnId": existing, "Label": label, "Status": "Label Already Exists",
+                "ExistingJobStatus": "FINISHED",
+                "Message": format!("Label [{label}] has already been used, relate to txn [{existing}]"),
+                "NumberTotalRows": 0, "NumberLoadedRows": 0, "NumberFilteredRows": 0,
+                "NumberUnselectedRows": 0, "LoadBytes": 0, "LoadTimeMs": 0,
+                "BeginTxnTimeMs": 0, "StreamLoadPlanTimeMs": 0, "ReadDataTimeMs": 0,
+                "WriteDataTimeMs": 0, "CommitAndPublishTimeMs": 0
+            }),
+        ));
+    }
+    let fail = |msg: String| {
+        record("Fail", 0);
+        Ok(json(
+            200,
+            serde_json::json!({
+                "TxnId": txn, "Label": label, "Status": "Fail", "Message": msg,
+                "NumberTotalRows": 0, "NumberLoadedRows": 0, "NumberFilteredRows": 0,
+                "NumberUnselectedRows": 0, "LoadBytes": body.len(), "LoadTimeMs": 1,
+                "BeginTxnTimeMs": 0, "StreamLoadPlanTimeMs": 0, "ReadDataTimeMs": 0,
+                "WriteDataTimeMs": 0, "CommitAndPublishTimeMs": 0,
+                "ErrorURL": format!("http://127.0.0.1:{}/api/_load_error_log?file=error_log_{txn}", shared.be_http_port)
+            }),
+        ))
+    };
+    if fault == Some(LoadFault::Fail) {
+        return fail("[E1008]Reached timeout=600000ms @127.0.0.1 (injected by the double)".into());
+    }
+    if format != "json" || !strip {
+        return fail("the StarRocks double takes format=json with strip_outer_array=true".into());
+    }
+    if !shared.meta.lock().expect("meta").tables.contains_key(&key) {
+        return fail(format!("unknown table, tableName={table}"));
+    }
+    let rows: Vec<serde_json::Map<String, serde_json::Value>> =
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(serde_json::Value::Array(items)) => {
+                let mut out = Vec::new();
+                for it in items {
+                    match it {
+                        serde_json::Value::Object(o) => out.push(o),
+                        _ => return fail("JSON array items must be objects".into()),
+                    }
+                }
+                out
+            }
+            Ok(_) => return fail("the body is not a JSON array".into()),
+            Err(e) => return fail(format!("JSON parse error: {e}")),
+        };
+    let mut conn = match shared.pool.get_conn().await {
+        Ok(c) => c,
+        Err(e) => return fail(format!("backend: {e}")),
+    };
+    let before = match fingerprints(shared, &mut conn, &key).await {
+        Ok(f) => f,
+        Err((_, m)) => return fail(m),
+    };
+    if let Err(m) = load_rows(shared, &mut conn, &key, &rows).await {
+        return fail(m);
+    }
+    if let Err((_, m)) = bump_changed(shared, &mut conn, &key, &before).await {
+        return fail(m);
+    }
+    shared
+        .meta
+        .lock()
+        .expect("meta")
+        .labels
+        .insert((db.clone(), label.clone()), txn);
+    record("Success", rows.len() as u64);
+    match fault {
+        Some(LoadFault::CommitThenDrop) => {
+            return Err(std::io::Error::other(
+                "connection dropped by the double after commit",
+            ));
+        }
+        Some(LoadFault::CommitThenHang(d)) => tokio::time::sleep(d).await,
+        _ => {}
+    }
+    let ms = started.elapsed().as_millis() as u64;
+    Ok(json(
+        200,
+        serde_json::json!({
+            "TxnId": txn, "Label": label, "Status": "Success", "Message": "OK",
+            "NumberTotalRows": rows.len(), "NumberLoadedRows": rows.len(),
+            "NumberFilteredRows": 0, "NumberUnselectedRows": 0, "LoadBytes": body.len(),
+            "LoadTimeMs": ms, "BeginTxnTimeMs": 0, "StreamLoadPlanTimeMs": 1,
+            "ReadDataTimeMs": 0, "WriteDataTimeMs": ms, "CommitAndPublishTimeMs": 1
+        }),
+    ))
+}
+
+fn to_value(v: &serde_json::Value) -> mysql_async::Value {
+    match v {
+        serde_json::Value::Null => mysql_async::Value::NULL,
+        serde_json::Value::Bool(b) => mysql_async::Value::Int(*b as i64),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => mysql_async::Value::Int(i),
+            (None, Some(u)) => mysql_async::Value::UInt(u),
+            _ => mysql_async::Value::Double(n.as_f64().unwrap_or(0.0)),
+        },
+        serde_json::Value::String(s) => mysql_async::Value::Bytes(s.as_bytes().to_vec()),
+        other => mysql_async::Value::Bytes(other.to_string().into_bytes()),
+    }
+}
+
+async fn load_rows(
+    shared: &Shared,
+    conn: &mut mysql_async::Conn,
+    key: &(String, String),
+    rows: &[serde_json::Map<String, serde_json::Value>],
+) -> Result<(), String> {
+    let mut tx = conn
+        .start_transaction(mysql_async::TxOpts::default())
+        .await
+        .map_err(|e| shared.unmap(&e.to_string()))?;
+    for chunk in rows.chunks(500) {
+        let Some(first) = chunk.first() else { continue };
+        let names: Vec<&String> = first.keys().collect();
+        let cols = names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let one = format!("({})", vec!["?"; names.len()].join(", "));
+        let sql = format!(
+            "INSERT INTO `{}`.`{}` ({cols}) VALUES {}",
+            shared.mdb(&key.0),
+            key.1,
+            vec![one; chunk.len()].join(", ")
+        );
+        let mut params = Vec::with_capacity(names.len() * chunk.len());
+        for r in chunk {
+            for n in &names {
+                params.push(to_value(r.get(*n).unwrap_or(&serde_json::Value::Null)));
+            }
+        }
+        tx.exec_drop(sql, params)
+            .await
+            .map_err(|e| shared.unmap(&e.to_string()))?;
+    }
+    tx.commit().await.map_err(|e| shared.unmap(&e.to_string()))
+}

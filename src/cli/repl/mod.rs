@@ -1,13 +1,17 @@
-//! `ferry repl`: interactive Lua with every module loaded. Multi-line input, history, readable
-//! printing of nested values (bounded depth and size, cycle-safe), async primitives called
-//! directly, Ctrl-C cancelling the running call, `:help NAME`, `:dry on|off`, `:load FILE`.
+//! `ferry repl`: interactive Lua with every module loaded. Multi-line input, history, tab
+//! completion (`complete.rs`), readable printing of nested values (bounded depth and size,
+//! cycle-safe), async primitives called directly, Ctrl-C cancelling the running call,
+//! `:help NAME`, `:dry on|off`, `:load FILE`.
+
+mod complete;
 
 use std::collections::HashSet;
 use std::rc::Rc;
 
 use mlua::{Lua, MultiValue, Value};
-use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
+use rustyline::history::DefaultHistory;
+use rustyline::{Editor, Helper};
 
 use super::ReplArgs;
 use crate::runtime::context::{Mode, RunContext, RunOptions, ScriptInfo};
@@ -64,6 +68,39 @@ pub fn show(v: &Value, depth: usize, seen: &mut HashSet<usize>) -> String {
             .unwrap_or_else(|_| other.type_name().to_string()),
     }
 }
+
+/// A completion request from the line editor's thread to the Lua thread, which owns the state.
+type CompletionRequest = (String, usize, std::sync::mpsc::Sender<(usize, Vec<String>)>);
+
+/// rustyline's helper: completion is answered by the Lua thread (which is idle while the editor
+/// waits for keys), everything else is rustyline's default.
+struct ReplHelper {
+    requests: tokio::sync::mpsc::UnboundedSender<CompletionRequest>,
+}
+
+impl rustyline::completion::Completer for ReplHelper {
+    type Candidate = String;
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.requests.send((line.to_string(), pos, tx)).is_err() {
+            return Ok((pos, Vec::new()));
+        }
+        Ok(rx
+            .recv_timeout(std::time::Duration::from_secs(2))
+            .unwrap_or((pos, Vec::new())))
+    }
+}
+impl rustyline::hint::Hinter for ReplHelper {
+    type Hint = String;
+}
+impl rustyline::highlight::Highlighter for ReplHelper {}
+impl rustyline::validate::Validator for ReplHelper {}
+impl Helper for ReplHelper {}
 
 fn print_values(values: &MultiValue) {
     if values.is_empty() {
@@ -202,8 +239,16 @@ pub fn repl(args: ReplArgs) -> Result<()> {
         );
         let history =
             std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".ferry_history"));
-        let mut editor = DefaultEditor::new()
+        let (requests, mut incoming) = tokio::sync::mpsc::unbounded_channel::<CompletionRequest>();
+        let completer_lua = lua.clone();
+        let completer = tokio::task::spawn_local(async move {
+            while let Some((line, pos, reply)) = incoming.recv().await {
+                let _ = reply.send(complete::candidates(&completer_lua, &line, pos));
+            }
+        });
+        let mut editor: Editor<ReplHelper, DefaultHistory> = Editor::new()
             .map_err(|e| FerryError::new(ErrorKind::Internal, format!("terminal: {e}")))?;
+        editor.set_helper(Some(ReplHelper { requests }));
         if let Some(h) = &history {
             let _ = editor.load_history(h);
         }
@@ -271,6 +316,7 @@ pub fn repl(args: ReplArgs) -> Result<()> {
         if let Some(h) = &history {
             let _ = editor.save_history(h);
         }
+        completer.abort();
         Ok(())
     });
     rt.shutdown_background();

@@ -1,0 +1,165 @@
+//! Tab completion for the REPL: globals and keywords, fields of tables reached by a dotted path
+//! (`ferry.store.op` -> `ferry.store.open`), and methods of handles (`s:he` -> `s:head`).
+//!
+//! Handles are userdata whose metatables Lua cannot read, so their members are found by asking
+//! the handle for every word the API reference mentions (method and field names all appear there).
+
+use std::collections::BTreeSet;
+
+use mlua::{Lua, Value};
+
+use crate::runtime::registry;
+
+const KEYWORDS: &[&str] = &[
+    "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if", "in",
+    "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while",
+];
+
+/// Where the word being completed starts in `line`, and the full replacements for it.
+pub fn candidates(lua: &Lua, line: &str, pos: usize) -> (usize, Vec<String>) {
+    let pos = pos.min(line.len());
+    let before = &line[..pos];
+    let start = before
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':'))
+        .last()
+        .map(|(i, _)| i)
+        .unwrap_or(pos);
+    let word = &before[start..];
+    if word.is_empty() || word.starts_with(|c: char| c.is_ascii_digit()) {
+        return (pos, Vec::new());
+    }
+    let cut = word.rfind(['.', ':']);
+    let (base, sep, partial) = match cut {
+        Some(i) => (&word[..i], &word[i..=i], &word[i + 1..]),
+        None => ("", "", word),
+    };
+    let mut names = BTreeSet::new();
+    if base.is_empty() {
+        for pair in lua.globals().pairs::<Value, Value>().flatten() {
+            if let Value::String(k) = pair.0 {
+                names.insert(k.to_string_lossy());
+            }
+        }
+        names.extend(KEYWORDS.iter().map(|k| k.to_string()));
+    } else {
+        let Some(value) = resolve(lua, base) else {
+            return (pos, Vec::new());
+        };
+        names = members(lua, &value, sep == ":");
+    }
+    let prefix = &word[..word.len() - partial.len()];
+    let out = names
+        .into_iter()
+        .filter(|n| n.starts_with(partial) && !n.starts_with("__"))
+        .map(|n| format!("{prefix}{n}"))
+        .collect();
+    (start, out)
+}
+
+/// The value of a dotted path of names (`ferry.store`), without calling anything but `__index`.
+fn resolve(lua: &Lua, path: &str) -> Option<Value> {
+    let mut parts = path.split(['.', ':']);
+    let mut cur: Value = lua.globals().get(parts.next()?).ok()?;
+    for p in parts {
+        cur = match &cur {
+            Value::Table(t) => t.get(p).ok()?,
+            Value::UserData(u) => index_userdata(lua, u, p)?,
+            _ => return None,
+        };
+        if cur.is_nil() {
+            return None;
+        }
+    }
+    Some(cur)
+}
+
+fn index_userdata(lua: &Lua, u: &mlua::AnyUserData, name: &str) -> Option<Value> {
+    let get: mlua::Function = lua
+        .load("local u, k = ...; local ok, v = pcall(function() return u[k] end); if ok then return v end")
+        .into_function()
+        .ok()?;
+    get.call::<Value>((u.clone(), name))
+        .ok()
+        .filter(|v| !v.is_nil())
+}
+
+/// Names reachable on a value: table keys (only functions after `:`), or a handle's members.
+fn members(lua: &Lua, value: &Value, methods_only: bool) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    match value {
+        Value::Table(t) => {
+            for (k, v) in t.pairs::<Value, Value>().flatten() {
+                if let Value::String(k) = k
+                    && (!methods_only || matches!(v, Value::Function(_)))
+                {
+                    out.insert(k.to_string_lossy());
+                }
+            }
+        }
+        Value::UserData(u) => {
+            for word in vocabulary() {
+                if let Some(v) = index_userdata(lua, u, &word)
+                    && (!methods_only || matches!(v, Value::Function(_)))
+                {
+                    out.insert(word);
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Every identifier the API reference uses: method and field names of handles are among them.
+fn vocabulary() -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for m in registry::modules() {
+        for f in m.functions {
+            for text in [f.signature, f.doc] {
+                for w in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                    if w.len() > 1 && w.starts_with(|c: char| c.is_ascii_lowercase()) {
+                        out.insert(w.to_string());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lua() -> Lua {
+        let lua = Lua::new();
+        lua.load("ferry = {store = {open = function() end, copy = function() end}, state = {}}; x = {alpha = 1, beta = function() end}")
+            .exec()
+            .unwrap();
+        lua
+    }
+
+    #[test]
+    fn globals_paths_and_methods() {
+        let lua = lua();
+        assert_eq!(
+            candidates(&lua, "ferry.st", 8),
+            (0, vec!["ferry.state".into(), "ferry.store".into()])
+        );
+        assert_eq!(
+            candidates(&lua, "print(ferry.store.op", 20),
+            (6, vec!["ferry.store.open".into()])
+        );
+        assert_eq!(candidates(&lua, "x:", 2), (0, vec!["x:beta".into()]));
+        assert_eq!(
+            candidates(&lua, "x.", 2),
+            (0, vec!["x.alpha".into(), "x.beta".into()])
+        );
+        let (_, kw) = candidates(&lua, "loc", 3);
+        assert_eq!(kw, vec!["local".to_string()]);
+        assert!(candidates(&lua, "nosuch.a", 8).1.is_empty());
+        assert!(candidates(&lua, "1.5", 3).1.is_empty());
+    }
+}

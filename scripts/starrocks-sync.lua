@@ -205,6 +205,12 @@ ferry.step("preparation", "Preparation on the target cluster: ports, FE settings
   end
 
   -- FE settings: recorded once (the first run's values are what cutover restores).
+  if ferry.dry_run() then
+    -- ferry.sql runs only SELECT/SHOW/DESCRIBE/EXPLAIN under --dry-run, not ADMIN SHOW.
+    ferry.log.info("dry run: would record and set enable_legacy_compatibility_for_replication=true on the target FE " ..
+      "(and lake_compaction_max_tasks=0 on a shared-data target)")
+    return {backends = be_count}
+  end
   local run_mode = frontend_config(dst, "run_mode") or "shared_nothing"
   local wanted = {{"enable_legacy_compatibility_for_replication", "true"}}
   if run_mode == "shared_data" then
@@ -526,8 +532,18 @@ local function copy_partition(job)
   ferry.fs.mkdir(dir)
   local path = dir .. "/" .. job.label .. ".json"
   local n, bytes = write_rows(job, path)
-  stream_load(job, path)
+  local answer = stream_load(job, path)
   local staged = count_rows(dst, job.db, job.stage, nil)
+  if staged ~= n and answer.Status ~= "Success" then
+    -- Publish Timeout, or an earlier attempt's load: committed, maybe not visible yet.
+    local ok, seen = pcall(ferry.task.poll, {every = 1, timeout = math.min(p.load_timeout, 120),
+      describe = job.name .. ": staged rows becoming visible", check = function()
+        local c = count_rows(dst, job.db, job.stage, nil)
+        if c == n then return c end
+        return false, c
+      end})
+    staged = ok and seen or count_rows(dst, job.db, job.stage, nil)
+  end
   if staged ~= n then
     -- Someone dropped the stage after its load went in (or it holds a stale load): start over
     -- with a new stage and label next time.
@@ -599,6 +615,7 @@ local function sync_round(round, force_ddl)
   local meta = ferry.task.parallel(tables, {concurrency = math.max(cfg.meta_job_threads, 1), fail_fast = false}, function(obj)
     local ok, sp = pcall(partitions_of, src, obj.db, obj.name)
     local ok2, tp = pcall(partitions_of, dst, obj.db, obj.name)
+    if not ok2 and ferry.dry_run() then ok2, tp = true, {} end -- its CREATE TABLE was only reported
     if not ok or not ok2 then
       ferry.log.error(("%s.%s: cannot read partitions: %s"):format(obj.db, obj.name,
         tostring((not ok and sp or tp).message or (not ok and sp or tp))))
@@ -629,7 +646,7 @@ local function sync_round(round, force_ddl)
           if not last and part.version <= 1 and tp and tp.rows == 0 then
             s[part.name] = {version = part.version, id = part.id} -- never loaded on either side
             changed = true
-          elseif not tp and obj.partitioned then
+          elseif not tp and obj.partitioned and not ferry.dry_run() then
             counters.failed = counters.failed + 1
             ferry.log.error(("%s.%s/%s: the partition is missing on the target (see the DDL errors above)")
               :format(obj.db, obj.name, part.name))
@@ -738,8 +755,12 @@ local function verify(strict)
   for _, obj in ipairs(scope) do
     if obj.kind == "table" and obj.state == "ok" then
       local full = obj.db .. "." .. obj.name
-      local a, b = count_rows(src, obj.db, obj.name), count_rows(dst, obj.db, obj.name)
-      if a == b then
+      local a = count_rows(src, obj.db, obj.name)
+      local ok, b = pcall(count_rows, dst, obj.db, obj.name)
+      if not ok then
+        differ[#differ + 1] = ("%s: source %d rows, target unreadable: %s"):format(full, a,
+          type(b) == "table" and b.message or tostring(b))
+      elseif a == b then
         same = same + 1
       else
         local parts = {}
@@ -766,6 +787,10 @@ local function verify(strict)
 end
 
 ferry.step("verify", "Verify: row counts per table on both sides, per partition where they differ", function()
+  if ferry.dry_run() then
+    ferry.log.info("dry run: nothing was copied, so nothing to verify")
+    return {}
+  end
   local r = verify(false)
   if r.tables_differ > 0 then
     ferry.log.warn("row counts differ: the source may still take writes; the cutover's last round must bring them in line")

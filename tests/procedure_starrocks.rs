@@ -557,3 +557,87 @@ fn cutover_confirms_a_last_sync_and_restores_the_fe_settings() {
     );
     s.stop();
 }
+
+#[test]
+fn views_are_synced_when_enabled() {
+    let Some(s) = site("") else { return };
+    s.src.sql(
+        "CREATE VIEW `shop`.`big_orders` AS SELECT `id`, `amount` FROM `shop`.`orders` WHERE `amount` > 6;",
+    );
+    // enable_view_sync=false (the default) leaves views alone.
+    s.run(&[]).code(0);
+    assert!(
+        !s.dst
+            .meta()
+            .views
+            .contains_key(&("shop".into(), "big_orders".into()))
+    );
+    let out = s.run(&["-p", "enable_view_sync=true"]);
+    out.code(0).stderr_has("create view shop.big_orders");
+    let q = "SELECT `id` FROM `shop`.`big_orders` ORDER BY `id`;";
+    assert_eq!(s.dst.sql(q), s.src.sql(q));
+    assert_eq!(s.dst.sql(q), "1\n2\n");
+    // A changed view is dropped and created again (ddl_job_allow_drop_inconsistent_view=true).
+    s.src.sql(
+        "DROP VIEW `shop`.`big_orders`;
+         CREATE VIEW `shop`.`big_orders` AS SELECT `id`, `amount` FROM `shop`.`orders` WHERE `amount` > 50;",
+    );
+    s.run(&["-p", "enable_view_sync=true"])
+        .code(0)
+        .stderr_has("drop inconsistent view shop.big_orders");
+    assert_eq!(s.dst.sql(q), "2\n");
+    s.stop();
+}
+
+#[test]
+fn a_dry_run_reads_both_clusters_and_changes_nothing() {
+    let Some(s) = site("") else { return };
+    let out = s.run(&["--dry-run"]);
+    out.code(0)
+        .stderr_has("would copy shop.orders/p202401 (source version 2)")
+        .stderr_has("would copy shop.customers/customers");
+    assert_eq!(
+        s.dst.config("enable_legacy_compatibility_for_replication"),
+        "false"
+    );
+    assert!(s.dst.tables("shop").is_empty());
+    assert!(s.dst.loads().is_empty());
+    s.stop();
+}
+
+#[test]
+fn a_shared_data_target_has_compaction_off_until_cutover() {
+    let Some(s) = site("") else { return };
+    if let Some(item) = s.dst.meta().config.get_mut("run_mode") {
+        item.value = "shared_data".into();
+    }
+    let out = s.run(&[]);
+    out.code(0)
+        .stderr_has("add `lake_compaction_max_tasks = 0` to fe.conf");
+    assert_eq!(s.dst.config("lake_compaction_max_tasks"), "0");
+    assert_eq!(
+        s.dst.config("enable_legacy_compatibility_for_replication"),
+        "true"
+    );
+    s.run(&["-p", "cutover=true"]).code(0);
+    assert_eq!(s.dst.config("lake_compaction_max_tasks"), "-1");
+    assert_eq!(
+        s.dst.config("enable_legacy_compatibility_for_replication"),
+        "false"
+    );
+    s.stop();
+}
+
+#[test]
+fn a_target_be_over_the_disk_limit_stops_the_sync() {
+    let Some(s) = site("") else { return };
+    s.dst.meta().max_disk_used_pct = 91.0;
+    s.run(&[])
+        .code(1)
+        .stderr_has("disk usage 91.00% exceeds target_cluster_max_disk_used_percent=80");
+    assert!(s.dst.loads().is_empty());
+    s.run(&["-p", "target_cluster_max_disk_used_percent=95"])
+        .code(0);
+    s.assert_same("shop", "orders");
+    s.stop();
+}

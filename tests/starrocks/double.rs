@@ -76,6 +76,8 @@ pub struct LoadRecord {
 #[derive(Default)]
 pub struct Meta {
     pub tables: BTreeMap<Key, TableMeta>,
+    /// Views: `CREATE VIEW` text as SHOW CREATE VIEW prints it.
+    pub views: BTreeMap<Key, String>,
     pub versions: HashMap<(String, String, String), i64>,
     pub config: BTreeMap<String, ConfigItem>,
     /// (db, label) → TxnId of a finished load.
@@ -158,6 +160,14 @@ impl StarRocks {
                 },
             );
         }
+        config.insert(
+            "run_mode".into(),
+            ConfigItem {
+                value: "shared_nothing".into(),
+                ty: "String",
+                mutable: false,
+            },
+        );
         config.insert(
             "replication_interval_ms".into(),
             ConfigItem {
@@ -813,9 +823,25 @@ pub async fn handle(
         }
         return Ok(Answer::Rows(c, names));
     }
-    if let Some(c) = re(r"(?is)^SHOW\s+CREATE\s+TABLE\s+(\S+)$").captures(sql) {
+    if let Some(c) = re(r"(?is)^SHOW\s+CREATE\s+(?:TABLE|VIEW)\s+(\S+)$").captures(sql) {
         let key = qualified(&c[1])?;
         let m = shared.meta.lock().expect("meta");
+        if let Some(v) = m.views.get(&key) {
+            return Ok(Answer::Rows(
+                cols(&[
+                    "View",
+                    "Create View",
+                    "character_set_client",
+                    "collation_connection",
+                ]),
+                vec![vec![
+                    Some(key.1.clone()),
+                    Some(v.clone()),
+                    Some("utf8".into()),
+                    Some("utf8_general_ci".into()),
+                ]],
+            ));
+        }
         let t = m
             .tables
             .get(&key)
@@ -824,6 +850,45 @@ pub async fn handle(
             cols(&["Table", "Create Table"]),
             vec![vec![Some(key.1.clone()), Some(t.ddl.clone())]],
         ));
+    }
+    if let Some(c) =
+        re(r"(?is)^CREATE\s+VIEW\s+(IF\s+NOT\s+EXISTS\s+)?(`[^`]+`\s*\.\s*`[^`]+`)\s+AS\s+(.*)$")
+            .captures(sql)
+    {
+        let key = qualified(&c[2])?;
+        let ine = if c.get(1).is_some() {
+            "IF NOT EXISTS "
+        } else {
+            ""
+        };
+        exec(
+            shared,
+            conn,
+            &format!(
+                "CREATE VIEW {ine}`{}`.`{}` AS {}",
+                shared.mdb(&key.0),
+                key.1,
+                shared.map_names(&c[3])
+            ),
+        )
+        .await?;
+        let text = format!("CREATE VIEW `{}` AS {}", key.1, c[3].trim());
+        shared.meta.lock().expect("meta").views.insert(key, text);
+        return Ok(Answer::Ok(0));
+    }
+    if let Some(c) =
+        re(r"(?is)^DROP\s+VIEW\s+(IF\s+EXISTS\s+)?(`[^`]+`\s*\.\s*`[^`]+`)$").captures(sql)
+    {
+        let key = qualified(&c[2])?;
+        let ie = if c.get(1).is_some() { "IF EXISTS " } else { "" };
+        exec(
+            shared,
+            conn,
+            &format!("DROP VIEW {ie}`{}`.`{}`", shared.mdb(&key.0), key.1),
+        )
+        .await?;
+        shared.meta.lock().expect("meta").views.remove(&key);
+        return Ok(Answer::Ok(0));
     }
     if let Some(c) =
         re(r"(?is)^CREATE\s+DATABASE\s+(IF\s+NOT\s+EXISTS\s+)?`?([^`\s]+)`?$").captures(sql)

@@ -202,6 +202,7 @@ pub fn demo(dir: Option<&Path>, generate_only: bool) -> ExitCode {
         fresh: false,
         log_json: None,
         shard: None,
+        scale: Default::default(),
         verbose: 0,
         quiet: false,
     };

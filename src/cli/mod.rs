@@ -9,6 +9,7 @@ mod list;
 mod repl;
 pub mod run;
 mod show;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +65,15 @@ enum Command {
     },
     /// Parse a script and report errors without running it.
     Check { file: PathBuf },
+    /// Every shard's steps and status, from the journals in a state dir or object store URL.
+    Status {
+        /// The --state of the runs: a folder, file:///dir, or s3://bucket/prefix (gs://, az://).
+        #[arg(long, value_name = "DIR_OR_URL")]
+        state: String,
+        /// List shards 0..N-1 even when some have not started.
+        #[arg(long, value_name = "N")]
+        shards: Option<u32>,
+    },
     /// A self-contained end-to-end run of a bundled procedure on generated local data.
     Demo {
         /// Where to generate the demo data (default: a new temporary folder).
@@ -106,12 +116,27 @@ pub struct RunArgs {
     /// Take shard I of N of every shardable copy (0-based).
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
+    #[command(flatten)]
+    pub scale: ScaleArgs,
     /// More output (-v debug, -vv trace).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Only warnings and errors.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// Sharded runs across many processes (docs/scale-out.md).
+#[derive(Args, Clone, Debug, Default)]
+pub struct ScaleArgs {
+    /// The shard count; with JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs) as the index when
+    /// --shard is absent (default: FERRY_SHARDS).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u32>,
+    /// shards: run only {sharded = true} steps, leave once-only steps for finalize;
+    /// finalize: run the once-only steps once every shard finished.
+    #[arg(long, value_name = "PHASE", value_parser = ["shards", "finalize"])]
+    pub phase: Option<String>,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -157,6 +182,7 @@ pub fn main() -> ExitCode {
         Command::Eject { name, dir, force } => eject::eject(&name, dir.as_deref(), force),
         Command::Repl(args) => repl::repl(args),
         Command::Doc { target, write } => doc::doc(target.as_deref(), write.as_deref()),
+        Command::Status { state, shards } => status::status(&state, shards),
         Command::Check { file } => return check::check(&file),
         Command::Demo { dir, generate_only } => return demo::demo(dir.as_deref(), generate_only),
     };

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use serde_json::json;
 
@@ -11,6 +12,8 @@ use crate::runtime::context::{Mode, RunContext, RunOptions, ScriptInfo};
 use crate::runtime::error::{ErrorKind, FerryError, Result};
 use crate::runtime::output::{self, Verbosity};
 use crate::runtime::params::{RawParams, shell_quote};
+use crate::runtime::remote_state::{self, RemoteState};
+use crate::runtime::shard::{self, Phase, Sharding};
 use crate::runtime::{self, scripts, summary};
 
 pub fn default_state_dir(name: &str) -> PathBuf {
@@ -29,24 +32,68 @@ pub fn parse_shard(s: &str) -> Result<(u32, u32)> {
     Ok((i, n))
 }
 
-pub fn build_context(args: &RunArgs, mode: Mode) -> Result<(RunOptions, ScriptInfo)> {
-    let script = scripts::resolve(&args.name_or_file)?;
-    let raw = RawParams::from_sources(&args.params, args.params_file.as_deref())?;
-    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
-    let state_dir = args
+/// This run's place in a sharded migration: its shard, phase and state dirs.
+pub fn plan_shards(args: &RunArgs, script: &ScriptInfo) -> Result<Sharding> {
+    let flag = args.shard.as_deref().map(parse_shard).transpose()?;
+    let phase = args.scale.phase.as_deref().map(Phase::parse).transpose()?;
+    let (shard, count) =
+        shard::resolve(flag, args.scale.shards, phase, &|k| std::env::var(k).ok())?;
+    let given = args
         .state
         .clone()
-        .unwrap_or_else(|| default_state_dir(&script.name));
+        .unwrap_or_else(|| default_state_dir(&script.name))
+        .to_string_lossy()
+        .into_owned();
+    let (root, remote) = if remote_state::is_remote(&given) {
+        let r = Arc::new(RemoteState::open(&given)?);
+        (r.local_root.clone(), Some(r))
+    } else {
+        (remote_state::local_folder(&given), None)
+    };
+    Ok(Sharding {
+        phase,
+        count,
+        shown_root: given,
+        root,
+        shard,
+        script_arg: args.name_or_file.clone(),
+        remote,
+        ..Sharding::default()
+    })
+}
+
+/// The options, the script and the shard plan of a run (its remote state pulled).
+pub fn build_run(args: &RunArgs, mode: Mode) -> Result<(RunOptions, ScriptInfo, Sharding)> {
+    let (opts, script, plan) = build_parts(args, mode)?;
+    plan.pull()?;
+    Ok((opts, script, plan))
+}
+
+pub fn build_context(args: &RunArgs, mode: Mode) -> Result<(RunOptions, ScriptInfo)> {
+    build_run(args, mode).map(|(o, s, _)| (o, s))
+}
+
+fn build_parts(args: &RunArgs, mode: Mode) -> Result<(RunOptions, ScriptInfo, Sharding)> {
+    let script = scripts::resolve(&args.name_or_file)?;
+    let raw = RawParams::from_sources(&args.params, args.params_file.as_deref())?;
+    let plan = plan_shards(args, &script)?;
+    let shard = plan.shard;
+    let state_dir = plan.state_dir();
     let mut resume = format!(
         "ferry run {} --state {}",
         shell_quote(&args.name_or_file),
-        shell_quote(&state_dir.to_string_lossy())
+        shell_quote(&plan.shown_root)
     );
     if let Some(f) = &args.params_file {
         resume.push_str(&format!(" --params {}", shell_quote(&f.to_string_lossy())));
     }
-    if let Some(s) = &args.shard {
-        resume.push_str(&format!(" --shard {s}"));
+    if let Some(p) = plan.phase {
+        resume.push_str(&format!(" --phase {}", p.label()));
+    }
+    match (shard, plan.count) {
+        (Some((i, n)), _) => resume.push_str(&format!(" --shard {i}/{n}")),
+        (None, Some(n)) => resume.push_str(&format!(" --shards {n}")),
+        _ => {}
     }
     if args.yes {
         resume.push_str(" --yes");
@@ -65,11 +112,12 @@ pub fn build_context(args: &RunArgs, mode: Mode) -> Result<(RunOptions, ScriptIn
             shard,
         },
         script,
+        plan,
     ))
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
-    let (opts, script) = match build_context(&args, Mode::Run) {
+    let (opts, script, sharding) = match build_run(&args, Mode::Run) {
         Ok(x) => x,
         Err(e) => return super::fail(&e),
     };
@@ -79,6 +127,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         Verbosity(args.verbose as i8)
     };
     let ctx = Rc::new(RunContext::new(opts, script));
+    *ctx.sharding.borrow_mut() = sharding;
     if let Err(e) = output::init(verbosity, args.log_json.as_deref(), &ctx.run_id) {
         return super::fail(&FerryError::io(
             format!(
@@ -130,6 +179,15 @@ pub fn run_context(ctx: Rc<RunContext>) -> u8 {
         _ => "failed",
     };
     let _ = ctx.journal_event_if_open("run_finished", json!({"status": status, "exit_code": code}));
+    let (code, error) = match ctx.sync_state(true) {
+        Err(e) if code == 0 => (e.kind.exit_code(), Some(e)),
+        _ => (code, error),
+    };
+    let status = if code != 0 && status == "ok" {
+        "failed"
+    } else {
+        status
+    };
     output::event(
         "run_finished",
         json!({"status": status, "exit_code": code,

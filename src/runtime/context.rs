@@ -15,6 +15,7 @@ use super::error::{ErrorKind, FerryError, Result};
 use super::journal::Journal;
 use super::output::{self, EV};
 use super::params::{ParamDecl, ParamValue, RawParams};
+use super::shard::{self, Phase, Sharding};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -66,6 +67,10 @@ pub enum StepStatus {
     Interrupted,
     /// Listed by `ferry help` (describe mode).
     Listed,
+    /// A once-only step in `--phase shards`: the finalize run does it.
+    Deferred,
+    /// A sharded step in `--phase finalize`: every shard finished it.
+    ByShards,
 }
 
 impl StepStatus {
@@ -78,6 +83,8 @@ impl StepStatus {
             StepStatus::Failed => "failed",
             StepStatus::Interrupted => "interrupted",
             StepStatus::Listed => "listed",
+            StepStatus::Deferred => "left for finalize",
+            StepStatus::ByShards => "done by shards",
         }
     }
 }
@@ -108,6 +115,8 @@ pub struct RunContext {
     pub would_count: Cell<u64>,
     pub state_values: RefCell<Option<serde_json::Map<String, Value>>>,
     dry: Cell<bool>,
+    /// How this run takes part in a sharded migration (set by `ferry run` after `new`).
+    pub sharding: RefCell<Sharding>,
 }
 
 /// The context of the Lua state that runs this callback.
@@ -135,6 +144,7 @@ impl RunContext {
             would_count: Cell::new(0),
             state_values: RefCell::new(None),
             dry: Cell::new(opts_dry),
+            sharding: RefCell::new(Sharding::default()),
         }
     }
 
@@ -229,7 +239,13 @@ impl RunContext {
 
     /// Decides whether step `id` runs, and journals its start. Returns `Some(counters)` when the
     /// step is skipped because an earlier run completed it (never when `always`).
-    pub fn step_begin(&self, id: &str, title: &str, always: bool) -> Result<Option<Value>> {
+    pub fn step_begin(
+        &self,
+        id: &str,
+        title: &str,
+        always: bool,
+        sharded: bool,
+    ) -> Result<Option<Value>> {
         if self.steps.borrow().iter().any(|s| s.id == id) {
             return Err(FerryError::new(
                 ErrorKind::InvalidInput,
@@ -249,6 +265,10 @@ impl RunContext {
             record.status = StepStatus::Listed;
             self.steps.borrow_mut().push(record);
             return Ok(Some(Value::Null));
+        }
+        if let Some(outcome) = self.shard_gate(&mut record, sharded)? {
+            self.steps.borrow_mut().push(record);
+            return Ok(Some(outcome));
         }
         let params_hash = self.params_hash.borrow().clone();
         let prior = if self.opts.fresh || always {
@@ -302,8 +322,82 @@ impl RunContext {
                        "script_checksum": self.script.checksum}),
             )
         })?;
+        self.sync_state_or_warn(true);
         self.steps.borrow_mut().push(record);
         Ok(None)
+    }
+
+    /// The phase rules of a sharded migration. `Some(counters)` when the step does not run here:
+    /// a once-only step in a shard run (left for finalize), or a sharded step in the finalize run
+    /// (every shard must have finished it; its counters are the shards' sums).
+    fn shard_gate(&self, record: &mut StepRecord, sharded: bool) -> Result<Option<Value>> {
+        let (phase, count, root, shown) = {
+            let s = self.sharding.borrow();
+            (s.phase, s.count, s.root.clone(), s.shown_root.clone())
+        };
+        let id = record.id.clone();
+        match phase {
+            None => {
+                if !sharded && let Some((i, n)) = self.opts.shard {
+                    let mut s = self.sharding.borrow_mut();
+                    if !s.warned {
+                        s.warned = true;
+                        tracing::warn!(target: EV, "step {id} runs once per shard: this is shard {i}/{n} without \
+                            --phase; with --phase shards once-only steps are left for one finalize run");
+                    }
+                }
+                Ok(None)
+            }
+            Some(Phase::Shards) if sharded => Ok(None),
+            Some(Phase::Shards) => {
+                record.status = StepStatus::Deferred;
+                record.started = None;
+                tracing::info!(target: EV, "step {id}: once-only, left for the finalize run ({})", record.title);
+                output::event(
+                    "step_skipped",
+                    json!({"step": id, "title": record.title, "reason": "finalize"}),
+                );
+                Ok(Some(Value::Null))
+            }
+            Some(Phase::Finalize) => {
+                let n = count.unwrap_or(1);
+                let rerun = |i: u32| self.shard_rerun_command(i, n);
+                if !self.sharding.borrow().checked && !self.dry_run() {
+                    shard::check_all_shards(&root, &shown, n, &rerun)?;
+                    self.sharding.borrow_mut().checked = true;
+                }
+                if !sharded {
+                    return Ok(None);
+                }
+                let hash = self.params_hash.borrow().clone();
+                let counters = shard::shards_finished_step(&root, n, &id, &hash, &rerun)?;
+                record.status = StepStatus::ByShards;
+                record.started = None;
+                record.counters = counters.clone();
+                tracing::info!(target: EV, "step {id}: done by all {n} shards ({})", record.title);
+                output::event(
+                    "step_skipped",
+                    json!({"step": id, "title": record.title, "reason": "done by shards",
+                           "counters": counters}),
+                );
+                Ok(Some(counters))
+            }
+        }
+    }
+
+    /// The command that runs shard `i` of `n` of this procedure (for finalize's refusals).
+    pub fn shard_rerun_command(&self, i: u32, n: u32) -> String {
+        let s = self.sharding.borrow();
+        let mut parts = vec![format!(
+            "ferry run {} --phase shards --shard {i}/{n} --state {}",
+            super::params::shell_quote(&s.script_arg),
+            super::params::shell_quote(&s.shown_root)
+        )];
+        if self.opts.yes {
+            parts.push("--yes".into());
+        }
+        parts.extend(self.opts.raw.as_cli_args(&|k| self.is_secret(k)));
+        parts.join(" ")
     }
 
     pub fn step_end(&self, id: &str, counters: Value) -> Result<()> {
@@ -322,6 +416,7 @@ impl RunContext {
                        "script_checksum": self.script.checksum}),
             )
         })?;
+        self.sync_state_or_warn(true);
         Ok(())
     }
 
@@ -350,6 +445,24 @@ impl RunContext {
                        "script_checksum": self.script.checksum}),
             )
         });
+        self.sync_state_or_warn(true);
+    }
+
+    /// Saves the state folder to the object store of `--state s3://...` (nothing for local state
+    /// and dry runs). `force` is false for checkpoints, which save at most every few seconds.
+    pub fn sync_state(&self, force: bool) -> Result<()> {
+        if !self.journaling() || self.journal.borrow().is_none() {
+            return Ok(());
+        }
+        self.sharding.borrow().push(force)
+    }
+
+    /// As `sync_state`; a failure is reported and the run goes on (the end of the run saves
+    /// again, and fails when that does).
+    fn sync_state_or_warn(&self, force: bool) {
+        if let Err(e) = self.sync_state(force) {
+            tracing::warn!(target: EV, "{}", e.one_line());
+        }
     }
 
     /// Marks every running step interrupted (Ctrl-C).
@@ -418,11 +531,13 @@ impl RunContext {
                 json!({"step": step, "name": name, "value": value, "params_hash": hash}),
             )
         })?;
+        self.sync_state_or_warn(false);
         Ok(())
     }
 
     pub fn journal_event(&self, event: &str, fields: Value) -> Result<()> {
         self.with_journal(|j| j.append(event, fields))?;
+        self.sync_state_or_warn(true);
         Ok(())
     }
 

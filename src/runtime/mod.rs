@@ -10,8 +10,10 @@ pub mod params;
 pub mod progress;
 pub mod redact;
 pub mod registry;
+pub mod remote_state;
 pub mod runbook;
 pub mod scripts;
+pub mod shard;
 pub mod state;
 pub mod summary;
 

@@ -22,7 +22,7 @@ function M.step(id, title, fn, opts)
     fn, opts, title = title, fn, nil
   end
   if opts ~= nil and type(opts) ~= "table" then
-    error("ferry.step '" .. tostring(id) .. "': options must be a table such as {always = true}", 2)
+    error("ferry.step '" .. tostring(id) .. "': options must be a table such as {always = true} or {sharded = true}", 2)
   end
   if type(id) ~= "string" or id == "" then
     error("ferry.step: the first argument must be a non-empty step id", 2)
@@ -30,7 +30,8 @@ function M.step(id, title, fn, opts)
   if type(fn) ~= "function" then
     error("ferry.step '" .. id .. "': expected a function", 2)
   end
-  local skipped, ctx = rt.step_begin(id, title or id, opts ~= nil and opts.always == true)
+  local skipped, ctx = rt.step_begin(id, title or id, opts ~= nil and opts.always == true,
+    opts ~= nil and opts.sharded == true)
   if skipped then
     return ctx -- the counters the step returned when it completed
   end

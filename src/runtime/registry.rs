@@ -42,6 +42,7 @@ static MODULES: &[&ModuleDef] = &[
     &crate::codec::digest::HEX,
     &crate::codec::digest::BASE64,
     &crate::runtime::state::MODULE,
+    &crate::runtime::shard::MODULE,
 ];
 
 pub fn modules() -> &'static [&'static ModuleDef] {

@@ -31,11 +31,13 @@ pub static MODULE: ModuleDef = ModuleDef {
         },
         FnDoc {
             name: "step",
-            signature: "ferry.step(id, [title,] fn(ctx) [, {always = bool}]) -> fn's results",
+            signature: "ferry.step(id, [title,] fn(ctx) [, {always = bool, sharded = bool}]) -> fn's results",
             doc: "Runs fn as a journaled step. A re-run skips steps completed with the same \
                   parameters and script (returning the counters they returned); --from-step ID \
                   re-runs from ID; `always = true` runs the step every time (a status query, an \
-                  action on a remote job). fn may return a table of counters, shown in the summary. \
+                  action on a remote job); `sharded = true` marks sharded work (copies): with \
+                  --phase shards only such steps run, each shard taking its share, and --phase \
+                  finalize runs the other (once-only) steps after checking every shard finished. fn may return a table of counters, shown in the summary. \
                   ctx.id is the step id; ctx:checkpoint(name, value) records progress inside the \
                   step and ctx:checkpoint(name) reads the last value recorded by an earlier attempt.",
             example: Some(
@@ -85,13 +87,18 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
     )?;
     rt.set(
         "step_begin",
-        lua.create_function(|lua, (id, title, always): (String, String, bool)| {
-            let c = ctx(lua);
-            match c.step_begin(&id, &title, always).lua_err()? {
-                Some(counters) => Ok((true, lua.to_value(&counters)?)),
-                None => Ok((false, Value::UserData(lua.create_userdata(StepCtx { id })?))),
-            }
-        })?,
+        lua.create_function(
+            |lua, (id, title, always, sharded): (String, String, bool, Option<bool>)| {
+                let c = ctx(lua);
+                match c
+                    .step_begin(&id, &title, always, sharded.unwrap_or(false))
+                    .lua_err()?
+                {
+                    Some(counters) => Ok((true, lua.to_value(&counters)?)),
+                    None => Ok((false, Value::UserData(lua.create_userdata(StepCtx { id })?))),
+                }
+            },
+        )?,
     )?;
     rt.set(
         "step_end",

@@ -30,18 +30,37 @@ fn counters_text(v: &Value) -> String {
 pub fn render(ctx: &RunContext, error: Option<&FerryError>) -> String {
     let steps = ctx.steps.borrow();
     let mut out = String::new();
+    let part = {
+        let s = ctx.sharding.borrow();
+        match (ctx.opts.shard, s.phase) {
+            (Some((i, n)), _) => format!(", shard {i}/{n}"),
+            (None, Some(super::shard::Phase::Finalize)) => {
+                format!(", finalize of {} shards", s.count.unwrap_or(0))
+            }
+            _ => String::new(),
+        }
+    };
     let title = if ctx.dry_run() {
-        format!("Summary of {} (dry run, nothing changed)", ctx.script.name)
+        format!(
+            "Summary of {}{part} (dry run, nothing changed)",
+            ctx.script.name
+        )
     } else {
-        format!("Summary of {}", ctx.script.name)
+        format!("Summary of {}{part}", ctx.script.name)
     };
     out.push_str(&format!("\n{title}\n"));
     if steps.is_empty() {
         out.push_str("  (no steps)\n");
     } else {
         let w_id = steps.iter().map(|s| s.id.len()).max().unwrap_or(4).max(4);
+        let w_st = steps
+            .iter()
+            .map(|s| s.status.label(ctx.dry_run()).len())
+            .max()
+            .unwrap_or(15)
+            .max(15);
         out.push_str(&format!(
-            "  {:<w_id$}  {:<15}  {:>8}  {}\n",
+            "  {:<w_id$}  {:<w_st$}  {:>8}  {}\n",
             "step", "status", "duration", "counters"
         ));
         for s in steps.iter() {
@@ -52,7 +71,7 @@ pub fn render(ctx: &RunContext, error: Option<&FerryError>) -> String {
             };
             let dur = s.duration.map(fmt_duration).unwrap_or_else(|| "-".into());
             out.push_str(&format!(
-                "  {:<w_id$}  {:<15}  {:>8}  {}\n",
+                "  {:<w_id$}  {:<w_st$}  {:>8}  {}\n",
                 s.id,
                 status,
                 dur,

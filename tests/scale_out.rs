@@ -1,0 +1,465 @@
+//! Scale-out: one migration split across N ferry processes (as the pods of a Kubernetes Indexed
+//! Job), per-shard state on disk and on S3, the finalize phase, and the rendered manifests.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::s3::S3Server;
+use common::{Ferry, Output, Workspace};
+
+fn job() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/lua/scale_out_job.lua")
+        .display()
+        .to_string()
+}
+
+/// `n` files under `dir`, content derived from the name.
+fn make_tree(dir: &Path, n: usize) {
+    for i in 0..n {
+        let p = dir.join(format!("d{:02}/obj-{i:05}", i % 13));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, format!("object {i} ").repeat(1 + i % 7)).unwrap();
+    }
+}
+
+fn files_of(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// The JSON report the job prints after its copy step.
+fn report(out: &Output) -> serde_json::Value {
+    let line = out
+        .stdout
+        .lines()
+        .rfind(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no report\n{}\n{}", out.stdout, out.stderr));
+    serde_json::from_str(line).unwrap()
+}
+
+fn run_args(phase_args: &[String], state: &str, src: &str, dst: &str) -> Vec<String> {
+    let mut a = vec!["run".to_string(), job()];
+    a.extend(phase_args.iter().cloned());
+    a.extend([
+        "--state".into(),
+        state.into(),
+        "-p".into(),
+        format!("src={src}"),
+        "-p".into(),
+        format!("dst={dst}"),
+    ]);
+    a
+}
+
+fn shard_args(i: u32, n: u32) -> Vec<String> {
+    vec![
+        "--phase".into(),
+        "shards".into(),
+        "--shard".into(),
+        format!("{i}/{n}"),
+    ]
+}
+
+fn finalize_args(n: u32) -> Vec<String> {
+    vec![
+        "--phase".into(),
+        "finalize".into(),
+        "--shards".into(),
+        n.to_string(),
+    ]
+}
+
+/// Runs `n` shard processes at once and returns their outputs in shard order.
+fn run_shards_together(n: u32, make: &dyn Fn(u32) -> Ferry) -> Vec<Output> {
+    let children: Vec<Child> = (0..n)
+        .map(|i| {
+            let mut f = make(i);
+            f.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            f.cmd.spawn().expect("ferry starts")
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| {
+            let o = c.wait_with_output().unwrap();
+            Output {
+                code: o.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn shard_processes_copy_every_object_exactly_once_and_finalize_runs_once() {
+    let ws = Workspace::new();
+    make_tree(&ws.join("src"), 400);
+    let src = format!("file://{}", ws.join("src").display());
+    let dst = format!("file://{}", ws.join("dst").display());
+    let state = ws.join("state").display().to_string();
+    let outs = run_shards_together(4, &|i| {
+        ws.ferry()
+            .args(run_args(&shard_args(i, 4), &state, &src, &dst))
+    });
+    let mut total = 0;
+    for (i, out) in outs.iter().enumerate() {
+        out.code(0)
+            .stderr_has(&format!("Summary of scale_out_job, shard {i}/4"))
+            .stderr_has("left for finalize");
+        let r = report(out);
+        let copied = r["copied"].as_u64().unwrap();
+        assert!(
+            copied > 40 && copied < 160,
+            "shard {i} copied {copied}: {r}"
+        );
+        assert_eq!(copied + r["other_shards"].as_u64().unwrap(), 400, "{r}");
+        total += copied;
+        assert!(
+            ws.join(&format!("state/shard-{i}-of-4/journal.jsonl"))
+                .exists()
+        );
+    }
+    assert_eq!(total, 400, "every object copied by exactly one shard");
+    assert_eq!(files_of(&ws.join("src")), files_of(&ws.join("dst")));
+    // The once-only steps did not run in any shard.
+    assert!(!ws.join("dst/_FERRY_DONE").exists());
+
+    let out = ws
+        .ferry()
+        .args(run_args(&finalize_args(4), &state, &src, &dst))
+        .run();
+    out.code(0)
+        .stderr_has("done by shards")
+        .stderr_has("finalize of 4 shards");
+    assert_eq!(ws.read("dst/_FERRY_DONE"), "400");
+    // The copy step's counters in finalize are the sums over the shards.
+    assert_eq!(report(&out)["copied"], 400, "{}", out.stdout);
+
+    let out = ws.ferry().args(["status", "--state", &state]).run();
+    out.code(0)
+        .stdout_has("4 of 4 shard(s) finished")
+        .stdout_has("finalize: finished");
+}
+
+#[test]
+fn the_indexed_job_index_and_declared_count_pick_the_shard() {
+    let ws = Workspace::new();
+    make_tree(&ws.join("src"), 60);
+    let src = format!("file://{}", ws.join("src").display());
+    let dst = format!("file://{}", ws.join("dst").display());
+    let mut total = 0;
+    for i in 0..3 {
+        let phase = vec!["--phase".to_string(), "shards".to_string()];
+        let mut f = ws.ferry().args(run_args(&phase, "state", &src, &dst));
+        f = f.env("JOB_COMPLETION_INDEX", &i.to_string());
+        f = if i == 0 {
+            f.env("FERRY_SHARDS", "3")
+        } else {
+            f.args(["--shards", "3"])
+        };
+        let out = f.run();
+        out.code(0).stderr_has(&format!("shard {i}/3"));
+        total += report(&out)["copied"].as_u64().unwrap();
+        assert!(
+            ws.join(&format!("state/shard-{i}-of-3/journal.jsonl"))
+                .exists()
+        );
+    }
+    assert_eq!(total, 60);
+    // A count without an index, and an index beyond the count, are usage errors.
+    ws.ferry()
+        .args(run_args(
+            &["--shards".into(), "3".into()],
+            "state",
+            &src,
+            &dst,
+        ))
+        .env_remove_index()
+        .run()
+        .code(2)
+        .stderr_has("needs this run's shard index");
+    ws.ferry()
+        .args(run_args(
+            &["--shards".into(), "3".into()],
+            "state",
+            &src,
+            &dst,
+        ))
+        .env("JOB_COMPLETION_INDEX", "3")
+        .run()
+        .code(2)
+        .stderr_has("not below the shard count 3");
+}
+
+trait NoIndex {
+    fn env_remove_index(self) -> Self;
+}
+
+impl NoIndex for Ferry {
+    fn env_remove_index(mut self) -> Ferry {
+        self.cmd
+            .env_remove("JOB_COMPLETION_INDEX")
+            .env_remove("FERRY_SHARDS");
+        self
+    }
+}
+
+/// Lines of a list cache file.
+fn cache_lines(p: &Path) -> u64 {
+    std::fs::read_to_string(p)
+        .map(|t| t.lines().count() as u64)
+        .unwrap_or(0)
+}
+
+#[test]
+fn finalize_refuses_while_a_killed_shard_is_unfinished_and_the_shard_rerun_alone_finishes() {
+    let ws = Workspace::new();
+    make_tree(&ws.join("src"), 600);
+    let src = format!("file://{}", ws.join("src").display());
+    let dst = format!("file://{}", ws.join("dst").display());
+    let state = ws.join("state").display().to_string();
+    let mut copied_by_others = 0;
+    for i in 0..2 {
+        let out = ws
+            .ferry()
+            .args(run_args(&shard_args(i, 3), &state, &src, &dst))
+            .run();
+        out.code(0);
+        copied_by_others += report(&out)["copied"].as_u64().unwrap();
+    }
+    // Shard 2, slowed down, killed with SIGKILL in the middle of its copy.
+    let mut args = run_args(&shard_args(2, 3), &state, &src, &dst);
+    args.extend([
+        "-p".into(),
+        "ops_rate=100".into(),
+        "-p".into(),
+        "concurrency=4".into(),
+    ]);
+    let mut f = ws.ferry().args(&args);
+    f.cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = f.cmd.spawn().unwrap();
+    let cache = ws.join("state/shard-2-of-3/list.cache");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // The cache starts with the listing of the destination (the other shards' objects).
+    while cache_lines(&cache) < copied_by_others + 40 {
+        assert!(Instant::now() < deadline, "shard 2 made no progress");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "shard 2 ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let landed = cache_lines(&cache) - copied_by_others;
+    let share = 600 - copied_by_others;
+    assert!(landed < share, "killed too late ({landed} of {share})");
+
+    let out = ws
+        .ferry()
+        .args(run_args(&finalize_args(3), &state, &src, &dst))
+        .run();
+    out.code(1)
+        .stderr_has("finalize refused")
+        .stderr_has("shard 2/3: step copy unfinished")
+        .stderr_has("--shard 2/3");
+    assert!(
+        !ws.join("dst/_FERRY_DONE").exists(),
+        "no once-only step ran"
+    );
+    ws.ferry()
+        .args(["status", "--state", &state])
+        .run()
+        .code(0)
+        .stdout_has("shard 2/3: unfinished: step copy")
+        .stdout_has("2 of 3 shard(s) finished");
+
+    // Shard 2 alone, at full speed: it copies the rest of its share and nothing else.
+    let out = ws
+        .ferry()
+        .args(run_args(&shard_args(2, 3), &state, &src, &dst))
+        .run();
+    out.code(0);
+    let r = report(&out);
+    assert_eq!(r["copied"].as_u64().unwrap(), share - landed, "{r}");
+    assert_eq!(r["skipped"].as_u64().unwrap(), landed, "{r}");
+    assert_eq!(files_of(&ws.join("src")), files_of(&ws.join("dst")));
+
+    let out = ws
+        .ferry()
+        .args(run_args(&finalize_args(3), &state, &src, &dst))
+        .run();
+    out.code(0);
+    assert_eq!(ws.read("dst/_FERRY_DONE"), "600");
+    // Finalize needs every shard to have run the sharded steps with the same parameters.
+    let mut other = run_args(&finalize_args(3), &state, &src, &dst);
+    other.extend(["-p".into(), "concurrency=3".into()]);
+    ws.ferry()
+        .args(&other)
+        .run()
+        .code(1)
+        .stderr_has("finished it with other parameters");
+}
+
+#[test]
+fn a_shard_run_without_phase_runs_every_step_as_before() {
+    let ws = Workspace::new();
+    make_tree(&ws.join("src"), 30);
+    let src = format!("file://{}", ws.join("src").display());
+    let dst = format!("file://{}", ws.join("dst").display());
+    let out = ws
+        .ferry()
+        .args(run_args(
+            &["--shard".into(), "0/2".into()],
+            "state",
+            &src,
+            &dst,
+        ))
+        .run();
+    out.code(0).stderr_has("runs once per shard");
+    assert!(ws.join("dst/_FERRY_DONE").exists());
+    ws.ferry()
+        .args(run_args(
+            &["--phase".into(), "finalize".into()],
+            "state",
+            &src,
+            &dst,
+        ))
+        .run()
+        .code(2)
+        .stderr_has("needs the shard count");
+}
+
+fn s3_ferry(ws: &Workspace, s3: &S3Server) -> Ferry {
+    let mut f = ws.ferry();
+    s3.apply_env(&mut f.cmd);
+    f
+}
+
+/// PUT requests per object key of `bucket`.
+fn puts_per_key(s3: &S3Server, bucket: &str) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    let prefix = format!("PUT /{bucket}/");
+    for line in s3.request_log() {
+        if let Some(rest) = line.strip_prefix(&prefix) {
+            let key = rest
+                .split([' ', '?'])
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            *m.entry(key).or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+#[test]
+fn shards_on_s3_with_state_on_s3_copy_each_object_once_and_share_only_the_bucket() {
+    let ws = Workspace::new();
+    let s3 = S3Server::start();
+    for b in ["src", "dst", "state"] {
+        s3.create_bucket(b);
+    }
+    for i in 0..240 {
+        s3.put_file(
+            "src",
+            &format!("k{:02}/obj-{i:04}", i % 9),
+            format!("v{i}").repeat(3).as_bytes(),
+        );
+    }
+    let state = "s3://state/migration-1";
+    let outs = run_shards_together(3, &|i| {
+        s3_ferry(&ws, &s3).args(run_args(&shard_args(i, 3), state, "s3://src", "s3://dst"))
+    });
+    let mut total = 0;
+    for out in &outs {
+        out.code(0);
+        total += report(out)["copied"].as_u64().unwrap();
+    }
+    assert_eq!(total, 240);
+    let puts = puts_per_key(&s3, "dst");
+    assert_eq!(puts.len(), 240, "every object written");
+    assert!(
+        puts.values().all(|n| *n == 1),
+        "an object was written twice: {puts:?}"
+    );
+    // Each shard's journal and cache are objects in the state bucket; nothing local is left.
+    let files = s3.list_files("state");
+    for i in 0..3 {
+        assert!(
+            files.contains(&format!("migration-1/shard-{i}-of-3/journal.jsonl")),
+            "{files:?}"
+        );
+        assert!(
+            files.contains(&format!("migration-1/shard-{i}-of-3/list.cache")),
+            "{files:?}"
+        );
+    }
+    assert!(!ws.join(".ferry").exists() && !ws.join("state").exists());
+
+    s3_ferry(&ws, &s3)
+        .args(["status", "--state", state])
+        .run()
+        .code(0)
+        .stdout_has("3 of 3 shard(s) finished")
+        .stdout_has("finalize: not started");
+    let out = s3_ferry(&ws, &s3)
+        .args(run_args(&finalize_args(3), state, "s3://src", "s3://dst"))
+        .run();
+    out.code(0);
+    assert_eq!(s3.read_file("dst", "_FERRY_DONE").unwrap(), b"240");
+    assert!(
+        s3.list_files("state")
+            .contains(&"migration-1/finalize/journal.jsonl".to_string())
+    );
+    // A re-run of a shard reads its journal back from the bucket: the copy step is done.
+    let out = s3_ferry(&ws, &s3)
+        .args(run_args(&shard_args(1, 3), state, "s3://src", "s3://dst"))
+        .run();
+    out.code(0).stderr_has("skipped (done)");
+    assert!(
+        puts_per_key(&s3, "dst").values().all(|n| *n == 1),
+        "the re-run wrote again"
+    );
+}
+
+#[test]
+fn finalize_with_state_on_s3_refuses_while_a_shard_has_not_run() {
+    let ws = Workspace::new();
+    let s3 = S3Server::start();
+    for b in ["src", "dst", "state"] {
+        s3.create_bucket(b);
+    }
+    for i in 0..30 {
+        s3.put_file("src", &format!("obj-{i:03}"), b"x");
+    }
+    let state = "s3://state/m";
+    s3_ferry(&ws, &s3)
+        .args(run_args(&shard_args(0, 2), state, "s3://src", "s3://dst"))
+        .run()
+        .code(0);
+    s3_ferry(&ws, &s3)
+        .args(run_args(&finalize_args(2), state, "s3://src", "s3://dst"))
+        .run()
+        .code(1)
+        .stderr_has("shard 1/2 has not run");
+    assert!(s3.read_file("dst", "_FERRY_DONE").is_none());
+}

@@ -180,6 +180,62 @@ fn check_reports_syntax_errors_and_unknown_ferry_names() {
         .run()
         .code(1)
         .stderr_has("syntax.lua:1:");
+    // Parameters read but not declared.
+    ws.write(
+        "params.lua",
+        "local p = ferry.params{\n  {name = \"source\", type = \"url\", required = true},\n}\n\
+         ferry.step('a', function()\n  print(p.source, p.target)\nend)\n",
+    );
+    ws.ferry()
+        .args(["check", "params.lua"])
+        .run()
+        .code(1)
+        .stderr_has("params.lua:5: parameter 'target' is read but not declared in ferry.params")
+        .stderr_lacks("'source'");
+}
+
+#[test]
+fn eject_types_writes_luals_annotations_of_the_whole_api() {
+    let ws = Workspace::new();
+    ws.ferry()
+        .args(["eject", "seafile-migrate", "site", "--types"])
+        .run()
+        .code(0)
+        .stdout_has("site/types/ferry.d.lua");
+    let d = ws.read("site/types/ferry.d.lua");
+    assert!(d.starts_with("---@meta"));
+    for decl in [
+        "function ferry.store.open(url, opts) end",
+        "---@param opts? table",
+        "function ferry.step(id, title, fn, opts) end",
+        "function ferry.sql.connect(url, opts) end",
+        "---@class ferry.http",
+    ] {
+        assert!(d.contains(decl), "{decl} missing");
+    }
+    assert_eq!(
+        ws.read("site/types/ferry/store.lua"),
+        "---@meta\nreturn ferry.store\n"
+    );
+    assert!(
+        ws.read("site/.luarc.json")
+            .contains("\"workspace.library\": [\"types\"]")
+    );
+    assert!(ws.join("site/seafile-migrate.lua").exists());
+    // Every name it declares exists (ferry check knows the same registry), and it is valid Lua.
+    ws.ferry()
+        .args(["check", "site/types/ferry.d.lua"])
+        .run()
+        .code(0);
+    // Only the annotations, into another folder.
+    ws.ferry().args(["eject", "--types", "only"]).run().code(0);
+    assert!(ws.join("only/types/ferry.d.lua").exists());
+    assert!(!ws.join("only/seafile-migrate.lua").exists());
+    ws.ferry()
+        .args(["eject"])
+        .run()
+        .code(2)
+        .stderr_has("which bundled procedure");
 }
 
 #[test]

@@ -1,12 +1,37 @@
-//! `ferry eject NAME [DIR]`: writes the script and the bundled Lua modules it requires, so
-//! `ferry run DIR/NAME.lua` runs the copy (modules beside the script are found first).
+//! `ferry eject NAME [DIR] [--types [DIR]]`: writes the script and the bundled Lua modules it
+//! requires, so `ferry run DIR/NAME.lua` runs the copy (modules beside the script are found
+//! first); with `--types`, LuaLS annotations of the API too (`types.rs`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::runtime::error::{ErrorKind, FerryError, Result};
 use crate::runtime::scripts;
 
-pub fn eject(name: &str, dir: Option<&Path>, force: bool) -> Result<()> {
+pub fn eject(
+    name: Option<&str>,
+    dir: Option<&Path>,
+    force: bool,
+    types: Option<Option<PathBuf>>,
+) -> Result<()> {
+    if let Some(types_dir) = &types {
+        let target = types_dir
+            .as_deref()
+            .or(if name.is_some() { dir } else { None })
+            .unwrap_or(Path::new("."));
+        for p in super::types::write(target)? {
+            println!("wrote {}", p.display());
+        }
+    }
+    let Some(name) = name else {
+        if types.is_some() {
+            return Ok(());
+        }
+        return Err(
+            FerryError::usage("ferry eject NAME [DIR]: which bundled procedure?").hint(
+                "see `ferry list`; `ferry eject --types DIR` writes only the type annotations",
+            ),
+        );
+    };
     let b = scripts::find_bundled(name).ok_or_else(|| {
         FerryError::usage(format!("no bundled procedure named '{name}'")).hint("see `ferry list`")
     })?;

@@ -10,6 +10,7 @@ mod repl;
 pub mod run;
 mod show;
 mod status;
+mod types;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,12 +47,17 @@ enum Command {
     Show { name: String },
     /// Write a bundled procedure (and the bundled Lua modules it needs) into DIR for editing.
     Eject {
-        name: String,
+        /// The bundled procedure (may be left out with --types).
+        name: Option<String>,
         /// Target folder (default: the current folder).
         dir: Option<PathBuf>,
         /// Overwrite existing files.
         #[arg(long)]
         force: bool,
+        /// Also write LuaLS type annotations of the whole API (types/ and .luarc.json) into DIR
+        /// (default: the target folder), so editors complete and check scripts.
+        #[arg(long, value_name = "DIR", num_args = 0..=1)]
+        types: Option<Option<PathBuf>>,
     },
     /// Interactive Lua with every module loaded.
     Repl(ReplArgs),
@@ -179,7 +185,12 @@ pub fn main() -> ExitCode {
         Command::List => list::list(),
         Command::Help { name_or_file } => help::help(name_or_file.as_deref()),
         Command::Show { name } => show::show(&name),
-        Command::Eject { name, dir, force } => eject::eject(&name, dir.as_deref(), force),
+        Command::Eject {
+            name,
+            dir,
+            force,
+            types,
+        } => eject::eject(name.as_deref(), dir.as_deref(), force, types),
         Command::Repl(args) => repl::repl(args),
         Command::Doc { target, write } => doc::doc(target.as_deref(), write.as_deref()),
         Command::Status { state, shards } => status::status(&state, shards),

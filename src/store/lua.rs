@@ -668,12 +668,43 @@ fn report_table(lua: &Lua, r: &Report, left_out: u64) -> mlua::Result<Table> {
     Ok(t)
 }
 
+/// In a dry run, `{create = true}` on a missing local folder creates nothing: the store is an
+/// empty in-memory one in its place (so a planned copy lists everything as to be copied).
+async fn dry_run_folder(lua: &Lua, url: &str, o: &OpenOptions) -> mlua::Result<Option<Store>> {
+    if !o.create || !ctx(lua).dry_run() {
+        return Ok(None);
+    }
+    let Some(path) = url::Url::parse(url)
+        .ok()
+        .filter(|u| u.scheme() == "file")
+        .and_then(|u| u.to_file_path().ok())
+    else {
+        return Ok(None);
+    };
+    if path.exists() {
+        return Ok(None);
+    }
+    ctx(lua).would(&format!("create folder {}", path.display()));
+    let name = format!(
+        "memory://ferry-dry-run-{}",
+        hex::encode(path.to_string_lossy().as_bytes())
+    );
+    let mut store = super::open(&name, &OpenOptions::default())
+        .await
+        .lua_err()?;
+    store.display = url.to_string();
+    Ok(Some(store))
+}
+
 fn build(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
     m.set(
         "open",
-        lua.create_async_function(|_, (url, opts): (String, Option<Table>)| async move {
+        lua.create_async_function(|lua, (url, opts): (String, Option<Table>)| async move {
             let o = open_options(opts)?;
+            if let Some(store) = dry_run_folder(&lua, &url, &o).await? {
+                return Ok(LuaStore(store));
+            }
             Ok(LuaStore(super::open(&url, &o).await.lua_err()?))
         })?,
     )?;

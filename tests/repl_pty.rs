@@ -233,5 +233,15 @@ fn parameters_and_a_loaded_script_as_for_run() {
     t.expect("scale");
     t.send("(1)\r");
     t.expect("7");
+    // :load runs another file in the same state.
+    std::fs::write(
+        home.path().join("more.lua"),
+        "function triple(x) return 3 * scale(x) end\n",
+    )
+    .unwrap();
+    t.send(":load more.lua\r");
+    t.expect("ferry> ");
+    t.send("triple(2)\r");
+    t.expect("42");
     assert!(t.finish().success());
 }

@@ -290,3 +290,378 @@ fn killed_copy_data_run_resumes_by_following_the_running_shell() {
     );
     assert_eq!(site.row_count("ClusterB", "TableB"), 1000);
 }
+
+// ---------------------------------------------------------------------------------------------
+// pegasus-cold-backup
+// ---------------------------------------------------------------------------------------------
+
+fn backup_params(site: &Site, extra: &[&str]) -> Vec<String> {
+    let hdfs = site.ws.join("hdfs");
+    let mut v = vec![
+        format!("shell={}", site.shell("ClusterA")),
+        "source_cluster=ClusterA".into(),
+        "source_table=TableA".into(),
+        "target_cluster=ClusterB".into(),
+        format!("admin_cli={}", site.admin_cli()),
+        "provider=hdfs_xxx".into(),
+        "backup_path=/user/pegasus/backup".into(),
+        format!("remove_command=rm -rf {}{{path}}", hdfs.display()),
+        "poll_interval=0.05".into(),
+        "raise_every=0".into(),
+        "rate_max=150".into(),
+    ];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn backups(site: &Site) -> Vec<(String, serde_json::Value)> {
+    site.state()["clusters"]["ClusterA"]["backups"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+fn backup_dir(site: &Site, id: &str) -> std::path::PathBuf {
+    site.ws
+        .join(&format!("hdfs/user/pegasus/backup/ClusterA/{id}"))
+}
+
+/// The upload limit each replica server of ClusterA was given, in order.
+fn rate_history(site: &Site) -> Vec<Vec<String>> {
+    let st = site.state();
+    let nodes = st["clusters"]["ClusterA"]["replicas"]
+        .as_array()
+        .unwrap()
+        .clone();
+    nodes
+        .iter()
+        .map(|n| {
+            st["clusters"]["ClusterA"]["node_config"][n.as_str().unwrap()]["history"]
+                .as_array()
+                .map(|h| h.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[test]
+fn cold_backup_limits_the_upload_raises_it_and_restores() {
+    let site = Site::new("2.5.0", 300, 8, true);
+    let out = site
+        .ferry(
+            "pegasus-cold-backup",
+            &backup_params(&site, &["target_table=TableR"]),
+        )
+        .run();
+    out.code(0)
+        .stderr_has("limited by hdfs_write_limit_rate_mb_per_sec")
+        .stderr_has("the upload phase began")
+        .stderr_has("cold.backup.max.upload.file.size = 67108864")
+        .stderr_has("completed after 1 attempt(s)")
+        .stderr_has("restored TableA as TableR on ClusterB")
+        .stderr_has("source_rows=300 target_rows=300");
+    // 50 before the backup, raised in steps of 50 to rate_max while uploading, 200 again after.
+    let want: Vec<String> = ["50", "100", "150", "200"]
+        .iter()
+        .map(|r| format!("hdfs_write_limit_rate_mb_per_sec={r}"))
+        .collect();
+    assert_eq!(rate_history(&site), vec![want.clone(), want]);
+    let b = backups(&site);
+    assert_eq!(b.len(), 1);
+    let (id, info) = &b[0];
+    assert_eq!(info["status"], "completed");
+    assert!(backup_dir(&site, id).join("backup_info").exists());
+    assert_eq!(
+        site.calls_with("restore"),
+        vec![format!(
+            "admin-cli: restore -c ClusterA -a TableA -i 2 -t {id} -b hdfs_xxx -r /user/pegasus/backup -n TableR"
+        )]
+    );
+    let restored = site.app("ClusterB", "TableR");
+    assert_eq!(restored["partition_count"], 8);
+    assert_eq!(site.row_count("ClusterB", "TableR"), 300);
+    assert_eq!(
+        site.calls_with("admin-cli: backup"),
+        vec!["admin-cli: backup 2 hdfs_xxx /user/pegasus/backup"]
+    );
+
+    // Running it again finds every step done, and restore does not run twice.
+    let out = site
+        .ferry(
+            "pegasus-cold-backup",
+            &backup_params(&site, &["target_table=TableR"]),
+        )
+        .run();
+    out.code(0)
+        .stderr_has("step restore: already done, skipping");
+    assert_eq!(site.calls_with("restore").len(), 1);
+}
+
+#[test]
+fn cold_backup_failed_backup_is_deleted_and_started_again_on_new_metrics() {
+    // 2.6: replica-level /metrics, backup_file_upload_max_bytes.
+    let site = Site::new("2.6.0-SNAPSHOT", 200, 8, true);
+    site.fault("backup_fail", json!({"at_poll": 3}));
+    let out = site
+        .ferry(
+            "pegasus-cold-backup",
+            &backup_params(&site, &["method=backup_only"]),
+        )
+        .run();
+    out.code(0)
+        .stderr_has("failed (attempt 1): query-backup-status says failed")
+        .stderr_has("deleting the failed backup's directory: rm -rf")
+        .stderr_has("backup_file_upload_max_bytes = 67108864")
+        .stderr_has("completed after 2 attempt(s)")
+        .stderr_has("attempts=2");
+    let b = backups(&site);
+    assert_eq!(b.len(), 2);
+    let failed = b.iter().find(|(_, v)| v["status"] == "failed").unwrap();
+    let done = b.iter().find(|(_, v)| v["status"] == "completed").unwrap();
+    assert!(
+        !backup_dir(&site, &failed.0).exists(),
+        "the failed backup's directory is left"
+    );
+    assert!(backup_dir(&site, &done.0).join("backup_info").exists());
+    assert_eq!(site.calls_with("admin-cli: backup").len(), 2);
+    // Deleted only after the upload metric was back to 0 on every replica server.
+    assert_eq!(failed.1["uploading"], 0);
+    assert!(
+        site.http_log()
+            .iter()
+            .any(|l| l.contains("/metrics?") && l.contains("backup_file_upload_max_bytes"))
+    );
+    assert!(site.calls_with("restore").is_empty());
+}
+
+#[test]
+fn cold_backup_forgotten_or_stalled_backups_count_as_failed_and_retries_are_bounded() {
+    let site = Site::new("2.5.0", 100, 4, true);
+    // The meta forgets the first backup (failover), the second stops uploading, the third fails.
+    site.fault("backup_lost", json!({"times": 1}));
+    site.edit(|s| {
+        s["faults"]["backup_fail"] = json!({"at_poll": 3, "times": 5});
+    });
+    let out = site
+        .ferry(
+            "pegasus-cold-backup",
+            &backup_params(&site, &["method=backup_only", "retries=1"]),
+        )
+        .run();
+    out.code(1)
+        .stderr_has("the meta does not know the backup any more")
+        .stderr_has("failed (attempt 2): query-backup-status says failed")
+        .stderr_has("the backup of TableA failed 2 time(s)")
+        .stderr_has("--from-step start-backup");
+    let b = backups(&site);
+    assert_eq!(b.len(), 2);
+    for (id, _) in &b {
+        assert!(!backup_dir(&site, id).exists(), "{id} left behind");
+    }
+
+    let stall = Site::new("2.5.0", 100, 4, true);
+    stall.fault("backup_stall", json!({"times": 1}));
+    let out = stall
+        .ferry(
+            "pegasus-cold-backup",
+            &backup_params(&stall, &["method=backup_only", "stall_timeout=0"]),
+        )
+        .run();
+    out.code(0)
+        .stderr_has("looks failed: the upload metric dropped to 0 and stayed there")
+        .stderr_has("the meta does not know the backup any more")
+        .stderr_has("completed after 2 attempt(s)");
+    assert_eq!(backups(&stall).len(), 2);
+}
+
+#[test]
+fn cold_backup_on_2_3_sets_the_nfs_limit_with_remote_command() {
+    let site = Site::new("2.3.0", 50, 4, true);
+    let out = site
+        .ferry(
+            "pegasus-cold-backup",
+            &backup_params(&site, &["method=backup_only"]),
+        )
+        .run();
+    out.code(0)
+        .stderr_has("has no HDFS upload limit")
+        .stderr_has("nfs.max_send_rate_megabytes stays at 150");
+    assert_eq!(
+        site.calls_with("remote_command"),
+        vec![
+            "shell: remote_command -t replica-server nfs.max_send_rate_megabytes 50",
+            "shell: remote_command -t replica-server nfs.max_send_rate_megabytes 100",
+            "shell: remote_command -t replica-server nfs.max_send_rate_megabytes 150",
+        ]
+    );
+    let st = site.state();
+    for n in st["clusters"]["ClusterA"]["replicas"].as_array().unwrap() {
+        assert_eq!(
+            st["clusters"]["ClusterA"]["node_config"][n.as_str().unwrap()]["nfs.max_send_rate_megabytes"],
+            150
+        );
+    }
+    assert!(!site.http_log().iter().any(|l| l.contains("/updateConfig")));
+}
+
+fn split_command(site: &Site) -> String {
+    let hdfs = site.ws.join("hdfs");
+    format!(
+        "split_command={} --backup {h}{{backup_dir}} --out {h}{{bulk_load_dir}} --app-id {{app_id}} --partition-count {{partition_count}}",
+        double::doubles().join("pegasus_split").display(),
+        h = hdfs.display()
+    )
+}
+
+#[test]
+fn cold_backup_bulk_load_sets_and_restores_the_usage_scenario() {
+    let site = Site::new("2.5.0", 250, 8, true);
+    let out = site
+        .ferry(
+            "pegasus-cold-backup",
+            &backup_params(
+                &site,
+                &[
+                    "method=bulk_load",
+                    "target_table=TableB",
+                    "bulk_load_root=/user/pegasus/split",
+                    &split_command(&site),
+                ],
+            ),
+        )
+        .run();
+    out.code(0)
+        .stderr_has("step wait-bulk-load: ok")
+        .stderr_has("rocksdb.usage_scenario of TableB is normal again")
+        .stderr_has("source_rows=250 target_rows=250");
+    assert_eq!(site.row_count("ClusterB", "TableB"), 250);
+    assert_eq!(
+        site.app("ClusterB", "TableB")["envs"]["rocksdb.usage_scenario"],
+        "normal"
+    );
+    let info: serde_json::Value = serde_json::from_str(
+        &site
+            .ws
+            .read("hdfs/user/pegasus/split/ClusterB/TableB/bulk_load_info"),
+    )
+    .unwrap();
+    assert_eq!(
+        info["app_id"], 3,
+        "bulk_load_info must carry the TARGET's app id"
+    );
+    assert_eq!(info["partition_count"], 4);
+    let shell_calls: Vec<String> = site
+        .calls()
+        .into_iter()
+        .filter(|c| c.contains("usage_scenario") || c.contains("start_bulk_load"))
+        .collect();
+    assert_eq!(
+        shell_calls,
+        vec![
+            "shell: set_app_envs rocksdb.usage_scenario bulk_load",
+            "shell: start_bulk_load -a TableB -c ClusterB -p hdfs_xxx -r /user/pegasus/split",
+            "shell: set_app_envs rocksdb.usage_scenario normal",
+        ]
+    );
+}
+
+#[test]
+fn cold_backup_ingest_behind_needs_the_table_option_keeps_dual_writes_and_resumes() {
+    let site = Site::new("2.5.0", 100, 8, true);
+    // The application already dual-writes into TableB.
+    site.edit(|s| {
+        s["clusters"]["ClusterB"]["apps"]["TableB"]["rows"] =
+            json!({"hk1:sk": "new", "hk100:sk": "only-new"})
+    });
+    let params = |extra: &[&str]| {
+        let mut v = vec![
+            "method=ingest_behind",
+            "target_table=TableB",
+            "bulk_load_root=/user/pegasus/split",
+        ];
+        v.extend_from_slice(extra);
+        backup_params(&site, &v)
+    };
+    let split = split_command(&site);
+    let out = site.ferry("pegasus-cold-backup", &params(&[&split])).run();
+    out.code(1)
+        .stderr_has("TableB was not created with rocksdb.allow_ingest_behind=true")
+        .stderr_has("create TableB -p 4 -e rocksdb.allow_ingest_behind=true");
+    assert_eq!(site.calls_with("admin-cli: backup").len(), 1);
+
+    site.edit(|s| {
+        s["clusters"]["ClusterB"]["apps"]["TableB"]["envs"]["rocksdb.allow_ingest_behind"] =
+            json!("true")
+    });
+    // The bulk load fails once (rolled back too often); the re-run resumes from the failed step.
+    site.fault("bulk_load_fail", json!("ERR_CORRUPTION"));
+    let out = site.ferry("pegasus-cold-backup", &params(&[&split])).run();
+    out.code(1)
+        .stderr_has("step monitor-backup: already done, skipping")
+        .stderr_has("bulk load of TableB FAILED: ERR_CORRUPTION")
+        .stderr_has("clear_bulk_load -a TableB");
+    let out = site
+        .ferry("pegasus-cold-backup", &params(&[&split]))
+        .args(["--from-step", "start-bulk-load"])
+        .run();
+    out.code(0)
+        .stderr_has("step offline-split: already done, skipping");
+    assert_eq!(
+        site.calls_with("admin-cli: backup").len(),
+        1,
+        "backed up again"
+    );
+    assert_eq!(
+        site.calls_with("start_bulk_load"),
+        vec![
+            "shell: start_bulk_load -a TableB -c ClusterB -p hdfs_xxx -r /user/pegasus/split --ingest_behind";
+            2
+        ]
+    );
+    let b = site.app("ClusterB", "TableB");
+    assert_eq!(
+        b["rows"]["hk1:sk"], "new",
+        "ingested data went above the newer write"
+    );
+    assert_eq!(b["rows"]["hk2:sk"], "v2");
+    assert_eq!(b["rows"]["hk100:sk"], "only-new");
+    assert_eq!(site.row_count("ClusterB", "TableB"), 101);
+    assert_eq!(b["envs"]["rocksdb.usage_scenario"], "normal");
+}
+
+#[test]
+fn killed_cold_backup_resumes_watching_the_same_backup() {
+    let site = Site::new("2.5.0", 100, 4, true);
+    let mut f = site.ferry(
+        "pegasus-cold-backup",
+        &backup_params(&site, &["method=backup_only", "poll_interval=0.4"]),
+    );
+    f.cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = f.cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while site.calls_with("query-backup-status").len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no progress");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before it was killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(backups(&site)[0].1["status"], "in progress");
+
+    let out = site
+        .ferry(
+            "pegasus-cold-backup",
+            &backup_params(&site, &["method=backup_only", "poll_interval=0.4"]),
+        )
+        .run();
+    out.code(0)
+        .stderr_has("step start-backup: already done, skipping")
+        .stderr_has("completed after 1 attempt(s)");
+    assert_eq!(site.calls_with("admin-cli: backup").len(), 1);
+    assert_eq!(backups(&site).len(), 1);
+}

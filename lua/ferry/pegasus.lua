@@ -480,6 +480,12 @@ M.METRICS = {
                  entity = "replica"},
 }
 
+--- The name of a metric as this version shows it (perf-counter suffix before 2.6).
+function M.metric_name(version, metric)
+  if M.has_new_metrics(version) then return metric.new end
+  return (metric.perf:gsub("^.*%*", ""))
+end
+
 --- One metric of one server: 2.6 `/metrics?types=..&metrics=..` (max over its entities, which
 --- for replica-level metrics reproduces the old server-level max [§3.7]), older
 --- `/perfCounter?name=<full name>` [§6.3]. Returns a number.

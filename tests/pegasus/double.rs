@@ -18,7 +18,6 @@ pub fn doubles() -> PathBuf {
 pub struct Site {
     pub ws: Workspace,
     http: Child,
-    pub version: String,
 }
 
 /// Rows `hk{i}:sk -> v{i}` for i in 0..n.
@@ -69,11 +68,7 @@ impl Site {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        let site = Site {
-            ws,
-            http,
-            version: version.to_string(),
-        };
+        let site = Site { ws, http };
         site.write_config("");
         site
     }

@@ -671,7 +671,7 @@ def admin_backup(st, cname, c, rest):
         print("Error: Backup failed: ERR_INVALID_PARAMETERS invalid backup_provider_type: %s" % provider)
         sys.exit(1)
     for b in c.setdefault("backups", {}).values():
-        if str(b["app_id"]) == str(app_id) and b["status"] == "in progress":
+        if str(b["app_id"]) == str(app_id) and b["status"] == "in progress" and not b.get("forgotten"):
             print('Error: Backup failed: ERR_INVALID_STATE "app %s is actively being backed up"' % app_id)
             sys.exit(1)
     bid = str(int(time.time() * 1000))
@@ -679,8 +679,9 @@ def admin_backup(st, cname, c, rest):
         bid = str(int(bid) + 1)
     fail = take_fault(st, "backup_fail")
     lost = take_fault(st, "backup_lost")
+    stall = take_fault(st, "backup_stall")
     c["backups"][bid] = {"app_id": int(app_id), "app_name": name, "provider": provider, "path": path,
-                         "status": "in progress", "polls": 0, "fail": fail, "lost": lost,
+                         "status": "in progress", "polls": 0, "fail": fail, "lost": lost, "stall": stall,
                          "start": time.strftime("%Y-%m-%d %H:%M:%S"), "end": "-"}
     d = backup_dir(st, c, bid)
     os.makedirs(os.path.join(d, "%s_%s" % (name, app_id), "meta"), exist_ok=True)
@@ -704,10 +705,15 @@ def advance_backup(st, c, bid):
             b["uploading"] = max(0, b["uploading"] - 1)
         return
     b["polls"] += 1
+    if b.get("stall") and b["polls"] > 2:
+        b["phase"] = "stalled"  # still "in progress", nothing uploads any more
+        if b["polls"] >= 6:
+            b["lost"] = True  # until the primary meta fails over and forgets it
+        return
     fail = b.get("fail")
     if fail and b["polls"] >= (fail.get("at_poll", 3) if isinstance(fail, dict) else 3):
         b["status"], b["end"] = "failed", time.strftime("%Y-%m-%d %H:%M:%S")
-        b["uploading"] = 1  # the failed backup needs one more poll to end on the replicas
+        b["uploading"] = 3  # the failed backup ends on the replicas a few metric reads later
         return
     if b["polls"] <= 1:
         b["phase"] = "checkpoint"
@@ -734,8 +740,11 @@ def upload_metric(st, c):
     for b in c.get("backups", {}).values():
         if b.get("lost"):
             continue
-        if (b["status"] == "in progress" and b.get("phase") == "upload") or b.get("uploading"):
+        if b["status"] == "in progress" and b.get("phase") == "upload":
             return 64 * 1024 * 1024
+        if b.get("uploading"):
+            b["uploading"] -= 1
+            return 32 * 1024 * 1024
     return 0
 
 
@@ -747,6 +756,7 @@ def admin_query_backup(st, cname, c, rest):
             continue
         advance_backup(st, c, bid)
         if b.get("lost") and b["polls"] >= 2:
+            b["forgotten"] = True
             continue  # the primary meta restarted: the backup state was in memory only
         rows.append([bid, b["app_name"], b["start"], b["end"], b["status"], b["provider"], b["path"]])
     print(table(["BackupID", "AppName", "StartTime", "EndTime", "Status", "BackupProviderType", "BackupPath"],
@@ -893,7 +903,7 @@ def http_main(argv):
             m = c.setdefault("metrics", {})
             if path == "/metrics" and v >= (2, 6):
                 ents = []
-                upload = upload_metric(st, c)
+                upload = upload_metric(st, c) if "backup_file_upload_max_bytes" in q.get("metrics", [""])[0] else 0
                 for app in c["apps"].values():
                     for pidx in range(min(app["partition_count"], 2)):
                         ents.append({"type": "replica", "id": "replica@%d.%d" % (app["app_id"], pidx),
@@ -917,7 +927,8 @@ def http_main(argv):
                                         "timestamp_ns": time.time_ns(), "entities": out})
             if path == "/perfCounter" and v < (2, 6):
                 name = q.get("name", [""])[0]
-                values = {"replica*eon.replica_stub*cold.backup.max.upload.file.size": upload_metric(st, c),
+                upload_name = "replica*eon.replica_stub*cold.backup.max.upload.file.size"
+                values = {upload_name: upload_metric(st, c) if name == upload_name else 0,
                           "replica*eon.replica_stub*recent.read.fail.count": m.get("read_fail", 0),
                           "replica*eon.replica_stub*recent.write.fail.count": m.get("write_fail", 0)}
                 if name not in values:

@@ -463,3 +463,185 @@ fn finalize_with_state_on_s3_refuses_while_a_shard_has_not_run() {
         .stderr_has("shard 1/2 has not run");
     assert!(s3.read_file("dst", "_FERRY_DONE").is_none());
 }
+
+/// The `kubernetes-validate` command (tests/setup/kube-validate.sh installs it), if any.
+fn kube_validator() -> Option<String> {
+    let ok = std::process::Command::new("kubernetes-validate")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then(|| "kubernetes-validate".to_string())
+}
+
+fn validate(validator: &str, file: &Path) -> Output {
+    let o = std::process::Command::new(validator)
+        .args(["--strict", "-k", "1.33.0"])
+        .arg(file)
+        .output()
+        .unwrap();
+    Output {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// The manifests as JSON documents, parsed by PyYAML (a real YAML parser, which
+/// kubernetes-validate depends on).
+fn yaml_docs(file: &Path) -> Vec<serde_json::Value> {
+    let o = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, json, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn kube_manifests_validate_against_the_kubernetes_schemas() {
+    let Some(validator) = kube_validator() else {
+        println!(
+            "SKIPPED: kube_manifests_validate_against_the_kubernetes_schemas: kubernetes-validate \
+             is not installed (tests/setup/kube-validate.sh installs it with pip)"
+        );
+        return;
+    };
+    let ws = Workspace::new();
+    let out = ws
+        .ferry()
+        .args([
+            "kube",
+            "seafile-migrate",
+            "-p",
+            "conf_dir=/seafile/conf",
+            "-p",
+            "dest_conf_dir=/seafile/new-conf",
+            "-p",
+            "types=commits,fs,blocks",
+            "--shards",
+            "8",
+            "--parallelism",
+            "3",
+            "--image",
+            "registry.example/ferry:1.0",
+            "--state",
+            "s3://ferry-state/seafile-1",
+            "--env",
+            "AWS_REGION=eu-west-1",
+            "--namespace",
+            "migrations",
+            "--yes",
+        ])
+        .run();
+    out.code(0);
+    let file = ws.write("seafile.yaml", &out.stdout);
+    validate(&validator, &file).code(0);
+    let docs = yaml_docs(&file);
+    assert_eq!(docs.len(), 3);
+    let (cm, shards, fin) = (&docs[0], &docs[1], &docs[2]);
+    assert_eq!(cm["kind"], "ConfigMap");
+    // The script in the ConfigMap is the bundled one, byte for byte, with its parameters.
+    let source = ws.ferry().args(["show", "seafile-migrate"]).run().stdout;
+    assert_eq!(
+        cm["data"]["seafile-migrate.lua"]
+            .as_str()
+            .unwrap()
+            .trim_end(),
+        source.trim_end()
+    );
+    let params: serde_json::Value =
+        serde_json::from_str(cm["data"]["params.json"].as_str().unwrap()).unwrap();
+    assert_eq!(params["types"], "commits,fs,blocks");
+    assert_eq!(shards["spec"]["completionMode"], "Indexed");
+    assert_eq!(shards["spec"]["completions"], 8);
+    assert_eq!(shards["spec"]["parallelism"], 3);
+    assert_eq!(shards["metadata"]["namespace"], "migrations");
+    let c = &shards["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        args.windows(2).any(|w| w == ["--phase", "shards"]),
+        "{args:?}"
+    );
+    assert!(args.windows(2).any(|w| w == ["--shards", "8"]), "{args:?}");
+    assert!(
+        args.windows(2)
+            .any(|w| w == ["--state", "s3://ferry-state/seafile-1"]),
+        "{args:?}"
+    );
+    assert_eq!(
+        c["envFrom"][0]["secretRef"]["name"],
+        "ferry-seafile-migrate-credentials"
+    );
+    assert!(c["resources"]["requests"]["cpu"].is_string());
+    assert_eq!(fin["spec"]["suspend"], true);
+    let fargs = fin["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(fargs.contains("\"finalize\""), "{fargs}");
+
+    // A secret parameter is referenced in the Secret, never written out.
+    let out = ws
+        .ferry()
+        .args([
+            "kube",
+            "astra-sideloader",
+            "-p",
+            "token=AstraCS:very-secret",
+            "-p",
+            "db_id=d1",
+            "--shards",
+            "2",
+            "--state",
+            "/var/lib/ferry",
+            "--volume-claim",
+            "ferry-state",
+        ])
+        .run();
+    out.code(0).stderr_has("FERRY_PARAM_TOKEN");
+    assert!(
+        !out.stdout.contains("very-secret"),
+        "a secret value is in the manifests"
+    );
+    let file = ws.write("astra.yaml", &out.stdout);
+    validate(&validator, &file).code(0);
+    let docs = yaml_docs(&file);
+    let env = docs[1]["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+    assert!(
+        env.contains("FERRY_PARAM_TOKEN") && env.contains("secretKeyRef"),
+        "{env}"
+    );
+
+    // The validator does reject a broken manifest (so the passes above mean something).
+    let broken = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("completions: 2", "completions: two");
+    let file = ws.write("broken.yaml", &broken);
+    assert_ne!(
+        validate(&validator, &file).code,
+        0,
+        "the validator accepted a broken Job"
+    );
+
+    // Local state is refused: pods on other nodes would not share it.
+    ws.ferry()
+        .args([
+            "kube",
+            "seafile-migrate",
+            "--shards",
+            "2",
+            "--state",
+            "./state",
+        ])
+        .run()
+        .code(2)
+        .stderr_has("share no folder");
+}

@@ -5,6 +5,7 @@ mod demo;
 mod doc;
 mod eject;
 mod help;
+mod kube;
 mod list;
 mod repl;
 pub mod run;
@@ -71,6 +72,8 @@ enum Command {
     },
     /// Parse a script and report errors without running it.
     Check { file: PathBuf },
+    /// Kubernetes manifests for a sharded run: ConfigMap, Indexed Job of shards, finalize Job.
+    Kube(kube::KubeArgs),
     /// Every shard's steps and status, from the journals in a state dir or object store URL.
     Status {
         /// The --state of the runs: a folder, file:///dir, or s3://bucket/prefix (gs://, az://).
@@ -193,6 +196,7 @@ pub fn main() -> ExitCode {
         } => eject::eject(name.as_deref(), dir.as_deref(), force, types),
         Command::Repl(args) => repl::repl(args),
         Command::Doc { target, write } => doc::doc(target.as_deref(), write.as_deref()),
+        Command::Kube(args) => kube::kube(args),
         Command::Status { state, shards } => status::status(&state, shards),
         Command::Check { file } => return check::check(&file),
         Command::Demo { dir, generate_only } => return demo::demo(dir.as_deref(), generate_only),

@@ -447,7 +447,8 @@ local function write_rows(job, path)
   local buf, n, bytes = {}, 0, 1
   local function flush()
     if #buf > 0 then
-      local chunk = table.concat(buf, ",")
+      -- One encode per batch (much cheaper than one per row); the array's brackets come off.
+      local chunk = ferry.json.encode(buf):sub(2, -2)
       if n > #buf then chunk = "," .. chunk end
       ferry.fs.write(path, chunk, {append = true})
       bytes = bytes + #chunk
@@ -460,7 +461,7 @@ local function write_rows(job, path)
       if type(v) == "string" then row[col] = v:gsub("T", " ", 1) end
     end
     n = n + 1
-    buf[#buf + 1] = ferry.json.encode(row)
+    buf[#buf + 1] = row
     if #buf >= p.batch_rows then flush() end
   end
   flush()
@@ -531,8 +532,11 @@ local function copy_partition(job)
   local dir = ferry.state.dir() .. "/loads"
   ferry.fs.mkdir(dir)
   local path = dir .. "/" .. job.label .. ".json"
+  local t0 = os.time()
   local n, bytes = write_rows(job, path)
+  local t1 = os.time()
   local answer = stream_load(job, path)
+  local t2 = os.time()
   local staged = count_rows(dst, job.db, job.stage, nil)
   if staged ~= n and answer.Status ~= "Success" then
     -- Publish Timeout, or an earlier attempt's load: committed, maybe not visible yet.
@@ -554,6 +558,7 @@ local function copy_partition(job)
   end
   local target = job.partitioned and (" PARTITION (%s)"):format(Q(job.part)) or ""
   dst:exec(("INSERT OVERWRITE %s%s SELECT * FROM %s"):format(QQ(job.db, job.t), target, QQ(job.db, job.stage)))
+  ferry.log.debug(("%s: read %ds, Stream Load %ds, overwrite %ds"):format(job.name, t1 - t0, t2 - t1, os.time() - t2))
   local s = synced(job.db, job.t)
   s[job.part] = {version = job.version, id = job.id}
   ferry.state.set(synced_key(job.db, job.t), s)

@@ -641,3 +641,40 @@ fn a_target_be_over_the_disk_limit_stops_the_sync() {
     s.assert_same("shop", "orders");
     s.stop();
 }
+
+/// Figures, not a check of behaviour: `cargo test --test procedure_starrocks -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn figures_full_and_incremental_sync_of_300k_rows() {
+    let Some(s) = site("") else { return };
+    let t = Instant::now();
+    s.src.sql(
+        "INSERT INTO `shop`.`orders` SELECT seq + 100, DATE_ADD('2024-01-01', INTERVAL seq % 90 DAY),
+           CONCAT('customer ', seq % 1000), (seq % 10000) / 100, REPEAT('x', seq % 50),
+           DATE_ADD('2024-01-01 00:00:00', INTERVAL seq SECOND) FROM `shop`.`seq_1_to_300000`;",
+    );
+    eprintln!("source load: {:?}", t.elapsed());
+    let t = Instant::now();
+    let out = s.run(&["-v"]);
+    out.code(0);
+    let full = t.elapsed();
+    for l in out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("overwrite") || l.contains("copied"))
+    {
+        eprintln!("{l}");
+    }
+    s.assert_same("shop", "orders");
+    s.src
+        .sql("INSERT INTO `shop`.`orders` VALUES (9, '2024-03-05', 'Zed', 1.00, NULL, NULL);");
+    let t = Instant::now();
+    s.run(&[]).code(0);
+    let incr = t.elapsed();
+    s.assert_same("shop", "orders");
+    eprintln!(
+        "full sync of {} rows: {full:?}; incremental (one partition, ~100k rows): {incr:?}",
+        s.dst.count("shop", "orders")
+    );
+    s.stop();
+}

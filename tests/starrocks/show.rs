@@ -1,0 +1,324 @@
+//! The StarRocks double's SHOW answers, with the columns of reference/starrocks.md §2 and §4.1.
+
+use super::{Answer, Fail, Key, Shared, cols, ddl, fail, fingerprints, qualified, re};
+
+pub async fn show_partitions(
+    shared: &Shared,
+    conn: &mut mysql_async::Conn,
+    key: &Key,
+) -> Result<Answer, Fail> {
+    let t = shared
+        .meta
+        .lock()
+        .expect("meta")
+        .tables
+        .get(key)
+        .cloned()
+        .ok_or_else(|| (1146, format!("Unknown table '{}.{}'", key.0, key.1)))?;
+    let fps = fingerprints(shared, conn, key).await?;
+    let parsed = ddl::parse(&t.ddl).map_err(fail)?;
+    let dist = re(r"(?is)DISTRIBUTED\s+BY\s+HASH\s*\(([^)]*)\)(?:\s+BUCKETS\s+(\d+))?")
+        .captures(&t.ddl)
+        .map(|c| {
+            (
+                c[1].replace('`', ""),
+                c.get(2)
+                    .map(|b| b.as_str().to_string())
+                    .unwrap_or("3".into()),
+            )
+        })
+        .unwrap_or(("".into(), "3".into()));
+    let repl = re(r#""replication_num"\s*=\s*"(\d+)""#)
+        .captures(&t.ddl)
+        .map(|c| c[1].to_string())
+        .unwrap_or("3".into());
+    let mut rows = Vec::new();
+    let m = shared.meta.lock().expect("meta");
+    let names: Vec<(String, String)> = if t.partitioned {
+        parsed
+            .partitions
+            .iter()
+            .map(|p| (p.name.clone(), p.values.clone()))
+            .collect()
+    } else {
+        vec![(key.1.clone(), String::new())]
+    };
+    for (i, (name, values)) in names.into_iter().enumerate() {
+        let v = m
+            .versions
+            .get(&(key.0.clone(), key.1.clone(), name.clone()))
+            .copied()
+            .unwrap_or(1);
+        let (count, _) = fps.get(&name).cloned().unwrap_or((0, String::new()));
+        rows.push(vec![
+            Some((t.id * 100 + i as i64 + 1).to_string()),
+            Some(name),
+            Some(v.to_string()),
+            Some("2024-06-01 12:00:00".into()),
+            Some("0".into()),
+            Some("NORMAL".into()),
+            Some(parsed.partition_column.clone().unwrap_or_default()),
+            Some(range_text(&values)),
+            Some(dist.0.clone()),
+            Some(dist.1.clone()),
+            Some(repl.clone()),
+            Some("HDD".into()),
+            Some("9999-12-31 23:59:59".into()),
+            None,
+            Some(format!("{:.3}KB", count as f64 * 0.05)),
+            Some("false".into()),
+            Some(count.to_string()),
+        ]);
+    }
+    Ok(Answer::Rows(
+        cols(&[
+            "PartitionId",
+            "PartitionName",
+            "VisibleVersion",
+            "VisibleVersionTime",
+            "VisibleVersionHash",
+            "State",
+            "PartitionKey",
+            "Range",
+            "DistributionKey",
+            "Buckets",
+            "ReplicationNum",
+            "StorageMedium",
+            "CooldownTime",
+            "LastConsistencyCheckTime",
+            "DataSize",
+            "IsInMemory",
+            "RowCount",
+        ]),
+        rows,
+    ))
+}
+
+/// `VALUES [("a"), ("b"))` as SHOW PARTITIONS prints a range:
+/// `[types: [DATE]; keys: [a]; ..types: [DATE]; keys: [b]; )`.
+fn range_text(values: &str) -> String {
+    let vals: Vec<String> = re(r#""([^"]*)""#)
+        .captures_iter(values)
+        .map(|c| c[1].to_string())
+        .collect();
+    if vals.len() != 2 {
+        return String::new();
+    }
+    let ty = |v: &str| {
+        if re(r"^\d{4}-\d{2}-\d{2}$").is_match(v) {
+            "DATE"
+        } else if v.parse::<i64>().is_ok() {
+            "BIGINT"
+        } else {
+            "VARCHAR"
+        }
+    };
+    format!(
+        "[types: [{}]; keys: [{}]; ..types: [{}]; keys: [{}]; )",
+        ty(&vals[0]),
+        vals[0],
+        ty(&vals[1]),
+        vals[1]
+    )
+}
+
+pub fn show_config(shared: &Shared, pattern: Option<&str>) -> Answer {
+    let m = shared.meta.lock().expect("meta");
+    let matcher = pattern.map(|p| {
+        let rx = regex::escape(p).replace('%', ".*").replace('_', ".");
+        re(&format!("(?i)^{rx}$"))
+    });
+    let rows = m
+        .config
+        .iter()
+        .filter(|(k, _)| matcher.as_ref().is_none_or(|r| r.is_match(k)))
+        .map(|(k, c)| {
+            vec![
+                Some(k.clone()),
+                Some("[]".into()),
+                Some(c.value.clone()),
+                Some(c.ty.into()),
+                Some(c.mutable.to_string()),
+                Some(String::new()),
+            ]
+        })
+        .collect();
+    Answer::Rows(
+        cols(&["Key", "AliasNames", "Value", "Type", "IsMutable", "Comment"]),
+        rows,
+    )
+}
+
+pub fn show_frontends(shared: &Shared) -> Answer {
+    let (ip, http) = shared
+        .meta
+        .lock()
+        .expect("meta")
+        .fe_shown
+        .clone()
+        .unwrap_or(("127.0.0.1".into(), shared.http_port));
+    let c = cols(&[
+        "Name",
+        "IP",
+        "EditLogPort",
+        "HttpPort",
+        "QueryPort",
+        "RpcPort",
+        "Role",
+        "ClusterId",
+        "Join",
+        "Alive",
+        "ReplayedJournalId",
+        "LastHeartbeat",
+        "IsHelper",
+        "ErrMsg",
+        "StartTime",
+        "Version",
+    ]);
+    let row = vec![
+        Some(format!("{ip}_9010_1717243200000")),
+        Some(ip),
+        Some("9010".into()),
+        Some(http.to_string()),
+        Some(shared.query_port.to_string()),
+        Some("9020".into()),
+        Some("LEADER".into()),
+        Some("1234567".into()),
+        Some("true".into()),
+        Some("true".into()),
+        Some("1001".into()),
+        Some("2024-06-01 12:00:00".into()),
+        Some("true".into()),
+        Some(String::new()),
+        Some("2024-06-01 11:00:00".into()),
+        Some("3.3.0-double".into()),
+    ];
+    Answer::Rows(c, vec![row])
+}
+
+pub fn show_backends(shared: &Shared) -> Answer {
+    let pct = shared.meta.lock().expect("meta").max_disk_used_pct;
+    let c = cols(&[
+        "BackendId",
+        "IP",
+        "HeartbeatPort",
+        "BePort",
+        "HttpPort",
+        "BrpcPort",
+        "LastStartTime",
+        "LastHeartbeat",
+        "Alive",
+        "SystemDecommissioned",
+        "ClusterDecommissioned",
+        "TabletNum",
+        "DataUsedCapacity",
+        "AvailCapacity",
+        "TotalCapacity",
+        "UsedPct",
+        "MaxDiskUsedPct",
+        "ErrMsg",
+        "Version",
+        "Status",
+        "DataTotalCapacity",
+        "DataUsedPct",
+        "CpuCores",
+    ]);
+    let row = vec![
+        Some("10001".into()),
+        Some("127.0.0.1".into()),
+        Some("9050".into()),
+        Some("9060".into()),
+        Some(shared.be_http_port.to_string()),
+        Some("8060".into()),
+        Some("2024-06-01 11:00:00".into()),
+        Some("2024-06-01 12:00:00".into()),
+        Some("true".into()),
+        Some("false".into()),
+        Some("false".into()),
+        Some("42".into()),
+        Some("1.000 GB".into()),
+        Some("7.000 GB".into()),
+        Some("8.000 GB".into()),
+        Some(format!("{pct:.2} %")),
+        Some(format!("{pct:.2} %")),
+        Some(String::new()),
+        Some("3.3.0-double".into()),
+        Some(r#"{"lastSuccessReportTabletsTime":"2024-06-01 12:00:00"}"#.into()),
+        Some("8.000 GB".into()),
+        Some(format!("{pct:.2} %")),
+        Some("2".into()),
+    ];
+    Answer::Rows(c, vec![row])
+}
+
+pub async fn show_data(
+    shared: &Shared,
+    conn: &mut mysql_async::Conn,
+    sql: &str,
+) -> Result<Answer, Fail> {
+    if let Some(c) = re(r"(?is)^SHOW\s+DATA\s+FROM\s+(\S+)$").captures(sql) {
+        let key = qualified(&c[1])?;
+        let fps = fingerprints(shared, conn, &key).await?;
+        let rows: i64 = fps.values().map(|v| v.0).sum();
+        let size = format!("{:.3} KB", rows as f64 * 0.05 * 3.0);
+        return Ok(Answer::Rows(
+            cols(&["TableName", "IndexName", "Size", "ReplicaCount", "RowCount"]),
+            vec![
+                vec![
+                    Some(key.1.clone()),
+                    Some(key.1.clone()),
+                    Some(size.clone()),
+                    Some("9".into()),
+                    Some(rows.to_string()),
+                ],
+                vec![
+                    Some(String::new()),
+                    Some("Total".into()),
+                    Some(size),
+                    Some("9".into()),
+                    Some(String::new()),
+                ],
+            ],
+        ));
+    }
+    // SHOW DATA: the tables of every database, then Total, Quota and Left.
+    let keys: Vec<Key> = shared
+        .meta
+        .lock()
+        .expect("meta")
+        .tables
+        .keys()
+        .cloned()
+        .collect();
+    let mut rows = Vec::new();
+    let mut total = 0f64;
+    for k in keys {
+        let fps = fingerprints(shared, conn, &k).await?;
+        let kb = fps.values().map(|v| v.0).sum::<i64>() as f64 * 0.15;
+        total += kb;
+        rows.push(vec![
+            Some(k.1.clone()),
+            Some(format!("{kb:.3} KB")),
+            Some("9".into()),
+        ]);
+    }
+    rows.push(vec![
+        Some("Total".into()),
+        Some(format!("{total:.3} KB")),
+        Some("9".into()),
+    ]);
+    rows.push(vec![
+        Some("Quota".into()),
+        Some("1024.000 GB".into()),
+        Some("1073741824".into()),
+    ]);
+    rows.push(vec![
+        Some("Left".into()),
+        Some("1023.999 GB".into()),
+        Some("1073741815".into()),
+    ]);
+    Ok(Answer::Rows(
+        cols(&["TableName", "Size", "ReplicaCount"]),
+        rows,
+    ))
+}

@@ -155,7 +155,9 @@ end
 new_counters()
 local table_stats = {total = 0, finished = 0, expired = 0}
 
+local last_report = 0
 local function report()
+  last_report = os.time()
   local text, fields = sr.job_line(counters)
   ferry.log.info(text, fields)
   local ttext, tfields = sr.table_line(table_stats)
@@ -255,6 +257,7 @@ end, {always = true})
 
 local select_ = sr.selector(cfg.include_data_list, cfg.exclude_data_list)
 local scope = {}          -- {db, name, kind, state = "ok" | "mismatch" | "failed"}
+local ddl_failures = {}   -- messages of the last DDL pass's failed statements
 local last_meta = nil
 
 local function run_ddl(jobs)
@@ -273,6 +276,7 @@ local function run_ddl(jobs)
     else
       job.failed = type(err) == "table" and err.message or tostring(err)
       ferry.log.error(("DDL failed: %s: %s"):format(job.sql:gsub("%s+", " "):sub(1, 200), job.failed))
+      ddl_failures[#ddl_failures + 1] = job.why .. ": " .. job.failed
       if job.table then job.table.state = "failed" end
     end
   end
@@ -280,7 +284,7 @@ end
 
 --- Lists the source objects in scope and brings the target's DDL in line with them.
 local function ddl_pass()
-  local jobs = {}
+  local jobs, view_jobs = {}, {}
   local new_scope = {}
   local target_dbs = {}
   for _, name in ipairs(databases(dst)) do target_dbs[name] = true end
@@ -307,8 +311,8 @@ local function ddl_pass()
         seen[obj.name] = true
         local ddl = show_create(src, dbname, obj.name)
         local full = ("%s.%s"):format(dbname, obj.name)
-        obj.partitioned = obj.kind == "table" and #sr.partitions(ddl) > 0
         if obj.kind == "view" then
+          local jobs = view_jobs -- after every table: a view needs what it selects from
           local create = ddl:gsub("^%s*CREATE%s+VIEW%s+`?[^`%s]+`?", "CREATE VIEW " .. QQ(dbname, obj.name), 1)
           if not existing[obj.name] then
             jobs[#jobs + 1] = {sql = create, why = "create view " .. full, table = obj}
@@ -405,6 +409,8 @@ local function ddl_pass()
       end
     end
   end
+  for _, j in ipairs(view_jobs) do jobs[#jobs + 1] = j end
+  ddl_failures = {}
   run_ddl(jobs)
   scope = new_scope
   last_meta = os.time()
@@ -606,7 +612,7 @@ local function check_disk()
 end
 
 --- One round: re-read the DDL when due, find the lagging partitions, copy them.
-local function sync_round(round, force_ddl)
+local function sync_round(round, force_ddl, last_round)
   new_counters()
   check_disk()
   if force_ddl or (round > 1 and (last_meta == nil or os.time() - last_meta >= cfg.meta_job_interval_seconds)) then
@@ -637,6 +643,8 @@ local function sync_round(round, force_ddl)
       counters.failed = counters.failed + 1
     else
       local s = synced(obj.db, obj.name)
+      -- An unpartitioned table shows one partition named after the table.
+      obj.partitioned = not (#m.src == 1 and m.src[1].name == obj.name)
       local tparts = {}
       for _, tp in ipairs(m.dst) do tparts[tp.name] = tp end
       obj.parts = {}
@@ -674,13 +682,6 @@ local function sync_round(round, force_ddl)
   table_stats.total = #tables
   if not ferry.dry_run() then sweep_stages(dbs) end
   -- Data: one table at a time per worker (like the tool's one job per table), partitions in order.
-  local done = false
-  local reporter = ferry.task.spawn(function()
-    while not done do
-      ferry.task.sleep(math.max(cfg.report_interval_seconds, 1))
-      if not done then report() end
-    end
-  end)
   local failures = {}
   ferry.task.parallel(by_table, {concurrency = math.max(cfg.replication_job_batch_size, 1), fail_fast = false}, function(tj)
     for _, job in ipairs(tj.jobs) do
@@ -703,8 +704,6 @@ local function sync_round(round, force_ddl)
       end
     end
   end)
-  done = true
-  reporter:cancel()
   -- Tables: finished once every partition was copied at least once; expired while one still lags.
   table_stats = {total = #tables, finished = 0, expired = 0}
   for _, m in ipairs(meta) do
@@ -718,33 +717,57 @@ local function sync_round(round, force_ddl)
     if all then table_stats.finished = table_stats.finished + 1 end
     if lag then table_stats.expired = table_stats.expired + 1 end
   end
-  report()
+  -- A round that did something, the last round, or report_interval_seconds since the last line.
+  if last_round or counters.jobs > 0 or counters.failed > 0 or
+     os.time() - last_report >= cfg.report_interval_seconds then
+    report()
+  end
   return failures
 end
 
 local totals = {rounds = 0, partitions = 0, rows = 0, failed = 0}
 
-local function run_rounds(max_rounds, label, force_ddl)
-  local round = 0
-  while true do
-    round = round + 1
-    totals.rounds = totals.rounds + 1
-    local failures = sync_round(totals.rounds, force_ddl)
-    totals.partitions = totals.partitions + counters.finished
-    totals.rows = totals.rows + counters.rows
-    if one_time or (max_rounds > 0 and round >= max_rounds) then
-      if #failures > 0 then
-        totals.failed = totals.failed + #failures
-        ferry.fail("unavailable", ("%s: %d partition(s) not copied: %s"):format(label, #failures,
-          table.concat(failures, "; ")),
-          {hint = "fix the cause, then run the same command again: copied partitions are not copied again, " ..
-            "a retried load reuses its label"})
-      end
-      return
+--- One round of run_rounds; false when it was the last.
+local function one_round(round, max_rounds, label, force_ddl)
+  local last = one_time or (max_rounds > 0 and round >= max_rounds)
+  totals.rounds = totals.rounds + 1
+  local failures = sync_round(totals.rounds, force_ddl, last)
+  totals.partitions = totals.partitions + counters.finished
+  totals.rows = totals.rows + counters.rows
+  if last then
+    for _, f in ipairs(ddl_failures) do failures[#failures + 1] = "DDL " .. f end
+    if #failures > 0 then
+      totals.failed = totals.failed + #failures
+      ferry.fail("unavailable", ("%s: %d job(s) failed: %s"):format(label, #failures,
+        table.concat(failures, "; ")),
+        {hint = "fix the cause, then run the same command again: copied partitions are not copied again, " ..
+          "a retried load reuses its label"})
     end
-    ferry.task.sleep(math.max(cfg.replication_job_interval_seconds, 0))
+    return false
   end
+  ferry.task.sleep(math.max(cfg.replication_job_interval_seconds, 0))
+  return true
 end
+
+local function run_rounds(max_rounds, label, force_ddl)
+  -- Progress every report_interval_seconds, also in the middle of a long round.
+  local reporter = ferry.task.spawn(function()
+    while true do
+      ferry.task.sleep(math.max(cfg.report_interval_seconds, 1))
+      if os.time() - last_report >= cfg.report_interval_seconds then report() end
+    end
+  end)
+  local ok, err = pcall(function()
+    local round = 0
+    while true do
+      round = round + 1
+      if not one_round(round, max_rounds, label, force_ddl) then return end
+    end
+  end)
+  reporter:cancel()
+  if not ok then error(err, 0) end
+end
+
 
 ferry.step("data-sync", "Data sync: copy the partitions whose source version moved, every interval", function()
   run_rounds(p.rounds, "data sync")

@@ -678,3 +678,33 @@ fn figures_full_and_incremental_sync_of_300k_rows() {
     );
     s.stop();
 }
+
+#[test]
+fn progress_is_reported_every_report_interval_seconds_during_a_round() {
+    let Some(s) = site("") else { return };
+    // The first load's answer takes 2.5 s; with report_interval_seconds=1 the counters are
+    // printed meanwhile, showing the Stream Load in flight.
+    s.dst.fault_loads(
+        "shop",
+        &[LoadFault::CommitThenHang(Duration::from_millis(2500))],
+    );
+    let out = s.run(&[
+        "-p",
+        "report_interval_seconds=1",
+        "-p",
+        "replication_job_batch_size=1",
+    ]);
+    out.code(0);
+    let events = progress_events(&s.ws);
+    assert!(events.len() >= 3, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| field(e, "sent") == "1" && field(e, "running") == "1"),
+        "{events:?}"
+    );
+    let last = events.last().expect("final report");
+    assert_eq!(field(last, "finished"), "3");
+    s.assert_same("shop", "orders");
+    s.stop();
+}

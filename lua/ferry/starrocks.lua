@@ -236,11 +236,16 @@ local function matching_paren(s, open)
   return nil
 end
 
---- Partition clauses of a range-partitioned table: ordered {name, values} where values is the
---- `VALUES ...` text as SHOW CREATE TABLE prints it.
+--- Where `PARTITION BY RANGE(...)` or `PARTITION BY LIST(...)` (with a partition list) starts.
+local function partition_by(ddl)
+  return ddl:find("PARTITION%s+BY%s+RANGE%s*%(") or ddl:find("PARTITION%s+BY%s+LIST%s*%(")
+end
+
+--- Partition clauses of a range- or list-partitioned table: ordered {name, values} where values
+--- is the `VALUES ...` text as SHOW CREATE TABLE prints it.
 function M.partitions(ddl)
   local out = {}
-  local by = ddl:find("PARTITION%s+BY%s+RANGE")
+  local by = partition_by(ddl)
   if not by then return out end
   local open = ddl:find("%(", ddl:find("%)", by) + 1)
   local close = open and matching_paren(ddl, open)
@@ -280,8 +285,8 @@ end
 --- scheme (not the partition list), distribution; not the name, PROPERTIES or comments.
 function M.schema_signature(ddl, opts)
   local s = ddl:gsub("^%s*CREATE%s+TABLE%s+[^%(]-%(", "(", 1)
-  -- Drop the partition list after PARTITION BY RANGE(...).
-  local by = s:find("PARTITION%s+BY%s+RANGE")
+  -- Drop the partition list after PARTITION BY RANGE(...) / LIST(...).
+  local by = partition_by(s)
   if by then
     local colclose = s:find("%)", by)
     local open = s:find("%(", colclose + 1)

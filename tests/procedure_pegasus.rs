@@ -665,3 +665,221 @@ fn killed_cold_backup_resumes_watching_the_same_backup() {
     assert_eq!(site.calls_with("admin-cli: backup").len(), 1);
     assert_eq!(backups(&site).len(), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// pegasus-online-migration
+// ---------------------------------------------------------------------------------------------
+
+fn online_params(site: &Site, target_table: &str, extra: &[&str]) -> Vec<String> {
+    let zk = site.ws.join("state/zk");
+    let mut v = vec![
+        format!("shell={}", site.shell("ClusterA")),
+        "source_cluster=ClusterA".into(),
+        "source_table=TableA".into(),
+        "target_cluster=ClusterB".into(),
+        format!("target_table={target_table}"),
+        format!(
+            "zk_command=mkdir -p {z} && printf %s {{value}} > {z}/{{table}}",
+            z = zk.display()
+        ),
+        "poll_interval=0.05".into(),
+        "settle=0".into(),
+        "verify_window=0.6".into(),
+    ];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn with_traffic(site: &Site, target_table: &str, qps: u64) {
+    site.edit(|s| {
+        s["traffic"] = json!({"table": "TableA", "source": "ClusterA", "target": "ClusterB",
+                              "target_table": target_table, "qps": qps})
+    });
+}
+
+fn summary_value(stderr: &str, key: &str) -> f64 {
+    let at = stderr
+        .rfind(&format!("{key}="))
+        .unwrap_or_else(|| panic!("no {key}= in\n{stderr}"));
+    stderr[at + key.len() + 1..]
+        .split(|c: char| !c.is_ascii_digit() && c != '.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn online_migration_duplicates_switches_blocks_the_source_and_verifies_on_2_6() {
+    let site = Site::new("2.6.0-SNAPSHOT", 150, 8, true);
+    with_traffic(&site, "TableM", 200);
+    let out = site
+        .ferry(
+            "pegasus-online-migration",
+            &online_params(&site, "TableM", &["max_lag=0"]),
+        )
+        .args(["--yes"])
+        .run();
+    out.code(0)
+        .stderr_has("DS_LOG, 500 decrees behind")
+        .stderr_has("DS_LOG, 0 decrees behind")
+        .stderr_has("refuses client requests (reconfig*all)")
+        .stderr_has("QPS: ClusterA.TableA 0.0");
+    let source_qps = summary_value(&out.stderr, "source_qps");
+    let target_qps = summary_value(&out.stderr, "target_qps");
+    assert_eq!(source_qps, 0.0);
+    assert!(
+        (160.0..=260.0).contains(&target_qps),
+        "target QPS {target_qps}"
+    );
+    // -s creates the target table and ships the checkpoint; -a names it (2.6).
+    assert_eq!(
+        site.calls_with("add_dup"),
+        vec!["shell: add_dup TableA ClusterB -s -a TableM"]
+    );
+    assert_eq!(site.row_count("ClusterB", "TableM"), 150);
+    // The SOURCE is blocked (the doc's snippet says `use TableB`).
+    assert_eq!(
+        site.app("ClusterA", "TableA")["envs"]["replica.deny_client_request"],
+        "reconfig*all"
+    );
+    assert!(
+        site.app("ClusterB", "TableM")["envs"]
+            .get("replica.deny_client_request")
+            .is_none()
+    );
+    let calls = site.calls();
+    let set = calls
+        .iter()
+        .position(|c| c.contains("set_app_envs replica.deny_client_request"))
+        .unwrap();
+    assert_eq!(calls[set - 1], "shell: use TableA");
+    let zk: serde_json::Value = serde_json::from_str(&site.ws.read("state/zk/TableA")).unwrap();
+    assert_eq!(zk["cluster_name"], "ClusterB");
+    assert_eq!(zk["meta_addrs"], site.metas("ClusterB"));
+    assert!(site.http_log().iter().any(|l| l.contains("get_requests")));
+}
+
+#[test]
+fn online_migration_on_2_5_reads_perf_counters_and_keeps_the_table_name() {
+    let site = Site::new("2.5.0", 60, 4, true);
+    let out = site
+        .ferry(
+            "pegasus-online-migration",
+            &online_params(&site, "TableM", &[]),
+        )
+        .args(["--yes"])
+        .run();
+    out.code(2).stderr_has("add_dup -a");
+    let old = Site::new("2.3.0", 60, 4, true);
+    let out = old
+        .ferry(
+            "pegasus-online-migration",
+            &online_params(&old, "TableA", &[]),
+        )
+        .args(["--yes"])
+        .run();
+    out.code(2).stderr_has("needs duplication from Pegasus 2.4");
+
+    with_traffic(&site, "TableA", 100);
+    let out = site
+        .ferry(
+            "pegasus-online-migration",
+            &online_params(&site, "TableA", &[]),
+        )
+        .args(["--yes"])
+        .run();
+    out.code(0).stderr_has("pending mutations");
+    assert!(summary_value(&out.stderr, "target_qps") >= 80.0);
+    assert_eq!(
+        site.calls_with("add_dup"),
+        vec!["shell: add_dup TableA ClusterB -s"]
+    );
+    assert!(
+        site.http_log()
+            .iter()
+            .any(|l| { l.contains("/perfCounter?name=") && l.contains("get_qps") })
+    );
+    assert_eq!(site.row_count("ClusterB", "TableA"), 60);
+}
+
+#[test]
+fn online_migration_fails_verification_when_metaproxy_still_points_at_the_source() {
+    let site = Site::new("2.6.0-SNAPSHOT", 40, 4, true);
+    with_traffic(&site, "TableM", 150);
+    site.fault("non_idempotent", json!({"ClusterA": 1}));
+    let mut params = online_params(&site, "TableM", &[]);
+    params.retain(|p| !p.starts_with("zk_command="));
+    params.push("zk_command=true".into()); // a ZooKeeper update that did nothing
+    let out = site
+        .ferry("pegasus-online-migration", &params)
+        .args(["--yes"])
+        .run();
+    out.code(1)
+        .stderr_has("the migration does not verify")
+        .stderr_has("ClusterB.TableM serves 0.0 requests/s")
+        .stderr_has("ClusterA: read_failed_requests = ")
+        .stderr_has("ClusterA: dup_rejected_non_idempotent_write_requests = ")
+        .stderr_has("del_app_envs replica.deny_client_request");
+
+    // Fixed: the right ZooKeeper update, from its step on.
+    site.edit(|s| {
+        s["faults"]
+            .as_object_mut()
+            .unwrap()
+            .remove("non_idempotent");
+    });
+    let out = site
+        .ferry(
+            "pegasus-online-migration",
+            &online_params(&site, "TableM", &[]),
+        )
+        .args(["--yes", "--from-step", "switch-zookeeper"])
+        .run();
+    out.code(0).stderr_has("step switch-zookeeper: ok");
+    assert_eq!(site.calls_with("add_dup").len(), 1);
+    assert!(summary_value(&out.stderr, "target_qps") > 100.0);
+}
+
+#[test]
+fn killed_online_migration_resumes_without_adding_the_duplication_again() {
+    let site = Site::new("2.6.0-SNAPSHOT", 40, 4, true);
+    with_traffic(&site, "TableM", 100);
+    let mut f = site
+        .ferry(
+            "pegasus-online-migration",
+            &online_params(&site, "TableM", &["poll_interval=0.5"]),
+        )
+        .args(["--yes"]);
+    f.cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = f.cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while site.calls_with("query_dup").len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "no progress");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before it was killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        site.app("ClusterA", "TableA")["envs"]
+            .get("replica.deny_client_request")
+            .is_none()
+    );
+
+    let out = site
+        .ferry(
+            "pegasus-online-migration",
+            &online_params(&site, "TableM", &["poll_interval=0.5"]),
+        )
+        .args(["--yes"])
+        .run();
+    out.code(0)
+        .stderr_has("step start-duplication: already done, skipping");
+    assert_eq!(site.calls_with("add_dup").len(), 1);
+}

@@ -530,6 +530,69 @@ function M.cluster_metric(nodes, version, metric, opts)
   return out
 end
 
+M.METRICS.non_idempotent = {perf = "replica*eon.replica*dup.disabled_non_idempotent_write_count",
+                            new = "dup_rejected_non_idempotent_write_requests", entity = "replica", cumulative_new = true}
+
+-- Client request metrics of a table. Not in the reference: ferry's reading of Pegasus' counters
+-- (2.6: replica-entity counters `<op>_requests`; 2.5: per-partition perf-counters
+-- `replica*app.pegasus*<op>_qps@<app_id>.<pidx>`, already per second). Procedures take them as a
+-- parameter so a site can correct them.
+M.REQUEST_OPS = {"get", "multi_get", "batch_get", "put", "multi_put", "remove", "multi_remove", "incr",
+                 "check_and_set", "check_and_mutate", "scan"}
+
+--- One sample of a table's client requests on the given nodes: 2.6 -> {total = cumulative count},
+--- older -> {rate = requests per second}.
+function M.table_requests(nodes, version, app, ops)
+  ops = ops or M.REQUEST_OPS
+  if M.has_new_metrics(version) then
+    local names = {}
+    for i, op in ipairs(ops) do names[i] = op .. "_requests" end
+    local totals = ferry.task.parallel(nodes, {concurrency = 8}, function(addr)
+      local r = ferry.http.get("http://" .. addr .. "/metrics",
+        {query = {types = "replica", metrics = table.concat(names, ",")}, timeout = 10, retries = 2})
+      if r.status ~= 200 then ferry.fail("unavailable", ("%s/metrics answered %d: %s"):format(addr, r.status, r.body)) end
+      local sum = 0
+      for _, e in ipairs(r:json().entities or {}) do
+        if e.attributes and tostring(e.attributes.table_id) == tostring(app.app_id) then
+          for _, mt in ipairs(e.metrics or {}) do
+            if type(mt.value) == "number" then sum = sum + mt.value end
+          end
+        end
+      end
+      return sum
+    end)
+    local total = 0
+    for _, v in ipairs(totals) do total = total + v end
+    return {total = total}
+  end
+  local jobs = {}
+  for _, addr in ipairs(nodes) do
+    for pidx = 0, app.partition_count - 1 do
+      for _, op in ipairs(ops) do
+        jobs[#jobs + 1] = {addr = addr, name = ("replica*app.pegasus*%s_qps@%d.%d"):format(op, app.app_id, pidx)}
+      end
+    end
+  end
+  local values = ferry.task.parallel(jobs, {concurrency = 16}, function(j)
+    local r = ferry.http.get("http://" .. j.addr .. "/perfCounter", {query = {name = j.name}, timeout = 10, retries = 2})
+    if r.status ~= 200 then return 0 end
+    return tonumber(r:json().value) or 0
+  end)
+  local rate = 0
+  for _, v in ipairs(values) do rate = rate + v end
+  return {rate = rate}
+end
+
+--- A table's requests per second over `window` seconds (two samples on 2.6, their mean before).
+function M.table_qps(nodes, version, app, window, ops)
+  -- Lua has no sub-second clock here: the window is the sleep between the samples.
+  local a = M.table_requests(nodes, version, app, ops)
+  ferry.task.sleep(window)
+  local b = M.table_requests(nodes, version, app, ops)
+  if a.total then return (b.total - a.total) / math.max(window, 0.001) end
+  return (a.rate + b.rate) / 2
+end
+
 ---------------------------------------------------------------------------------------------------
 -- Placeholders in site commands (HDFS removal, offline split, ZooKeeper update)
 ---------------------------------------------------------------------------------------------------

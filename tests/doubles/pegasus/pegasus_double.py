@@ -735,6 +735,60 @@ def advance_backup(st, c, bid):
             json.dump({"backup_id": int(bid), "app_ids": [b["app_id"]]}, f)
 
 
+def advance_traffic(st):
+    """Client traffic on the migrated table (state "traffic": table, target, target_table, qps).
+    Clients find the cluster through MetaProxy's ZooKeeper node ($STATE/zk/<table>, written by the
+    procedure's zk command) but keep their cached route until the source denies them with
+    reconfig*...; denied with MetaProxy still on the source, every request fails. Counters
+    accumulate like 2.6's cumulative metrics; "rate" is the 2.5-style per-second value."""
+    t = st.get("traffic")
+    if not t:
+        return
+    now = time.time()
+    src = st["clusters"][t["source"]]["apps"][t["table"]]
+    denied = src.get("envs", {}).get("replica.deny_client_request", "").startswith("reconfig")
+    try:
+        with open(os.path.join(STATE_DIR, "zk", t["table"])) as f:
+            zk = json.load(f).get("cluster_name")
+    except (OSError, ValueError):
+        zk = t["source"]
+    rates = {t["source"]: 0, t["target"]: 0}
+    fails = {t["source"]: 0, t["target"]: 0}
+    if not denied:
+        rates[t["source"]] = t["qps"]
+    elif zk == t["target"] and t["target_table"] in st["clusters"][t["target"]]["apps"]:
+        rates[t["target"]] = t["qps"]
+    else:
+        fails[t["source"]] = t["qps"]
+    dt = now - t.get("last", now)
+    acc = t.setdefault("acc", {})
+    for cname in rates:
+        a = acc.setdefault(cname, {"requests": 0.0, "fails": 0.0})
+        a["requests"] += t.get("rate", {}).get(cname, 0) * dt
+        a["fails"] += t.get("fail_rate", {}).get(cname, 0) * dt
+    t["rate"], t["fail_rate"], t["last"] = rates, fails, now
+
+
+def traffic_of(st, cname, app_name):
+    """(cumulative requests, per-second rate) of app_name on cname, per replica node."""
+    t = st.get("traffic")
+    if not t:
+        return 0, 0
+    table = t["table"] if cname == t["source"] else t["target_table"]
+    if app_name != table:
+        return 0, 0
+    n = len(st["clusters"][cname]["replicas"])
+    return t["acc"].get(cname, {}).get("requests", 0) / n, t["rate"].get(cname, 0) / n
+
+
+def fails_of(st, cname):
+    t = st.get("traffic")
+    if not t:
+        return 0, 0
+    n = len(st["clusters"][cname]["replicas"])
+    return t["acc"].get(cname, {}).get("fails", 0) / n, t["fail_rate"].get(cname, 0) / n
+
+
 def upload_metric(st, c):
     """cold.backup.max.upload.file.size: > 0 while a backup uploads, 0 otherwise."""
     for b in c.get("backups", {}).values():
@@ -901,19 +955,27 @@ def http_main(argv):
                     cfg.setdefault("history", []).append("%s=%s" % (k, vals[0]))
                 return 200, json.dumps({"update_status": "ERR_OK"})
             m = c.setdefault("metrics", {})
+            advance_traffic(st)
+            failed_total, failed_rate = fails_of(st, cname)
+            rejected = st.get("faults", {}).get("non_idempotent", {}).get(cname, 0)
             if path == "/metrics" and v >= (2, 6):
                 ents = []
                 upload = upload_metric(st, c) if "backup_file_upload_max_bytes" in q.get("metrics", [""])[0] else 0
-                for app in c["apps"].values():
+                for name, app in c["apps"].items():
+                    total, _ = traffic_of(st, cname, name)
                     for pidx in range(min(app["partition_count"], 2)):
                         ents.append({"type": "replica", "id": "replica@%d.%d" % (app["app_id"], pidx),
                                      "attributes": {"table_id": str(app["app_id"]), "partition_id": str(pidx)},
                                      "metrics": [{"name": "backup_file_upload_max_bytes",
                                                   "value": upload if pidx == 0 else upload // 2},
-                                                 {"name": "dup_pending_mutations", "value": 0}]})
+                                                 {"name": "dup_pending_mutations", "value": 0},
+                                                 {"name": "get_requests", "value": int(total * 0.7 / 2)},
+                                                 {"name": "put_requests", "value": int(total * 0.3 / 2)},
+                                                 {"name": "dup_rejected_non_idempotent_write_requests",
+                                                  "value": int(rejected * 10 * (time.time() - 1.7e9))}]})
                 ents.append({"type": "server", "id": "server", "attributes": {},
-                             "metrics": [{"name": "read_failed_requests", "value": m.get("read_fail", 0)},
-                                         {"name": "write_failed_requests", "value": m.get("write_fail", 0)}]})
+                             "metrics": [{"name": "read_failed_requests", "value": int(failed_total / 2)},
+                                         {"name": "write_failed_requests", "value": int(failed_total / 2)}]})
                 want = set((q.get("metrics", [""])[0]).split(",")) - {""}
                 types = set((q.get("types", [""])[0]).split(",")) - {""}
                 out = []
@@ -929,8 +991,16 @@ def http_main(argv):
                 name = q.get("name", [""])[0]
                 upload_name = "replica*eon.replica_stub*cold.backup.max.upload.file.size"
                 values = {upload_name: upload_metric(st, c) if name == upload_name else 0,
-                          "replica*eon.replica_stub*recent.read.fail.count": m.get("read_fail", 0),
-                          "replica*eon.replica_stub*recent.write.fail.count": m.get("write_fail", 0)}
+                          "replica*eon.replica_stub*recent.read.fail.count": int(failed_rate / 2),
+                          "replica*eon.replica_stub*recent.write.fail.count": int(failed_rate / 2),
+                          "replica*eon.replica_stub*dup.pending_mutations_count": 0}
+                for app_name, app in c["apps"].items():
+                    _, rate = traffic_of(st, cname, app_name)
+                    for pidx in range(app["partition_count"]):
+                        share = rate / app["partition_count"]
+                        values["replica*app.pegasus*get_qps@%d.%d" % (app["app_id"], pidx)] = share * 0.7
+                        values["replica*app.pegasus*put_qps@%d.%d" % (app["app_id"], pidx)] = share * 0.3
+                    values["replica*eon.replica*dup.disabled_non_idempotent_write_count@%s" % app_name] = rejected
                 if name not in values:
                     return 200, json.dumps({"name": name, "value": 0, "type": "", "description": "not found"})
                 return 200, json.dumps({"name": name, "value": values[name], "type": "NUMBER",

@@ -24,7 +24,7 @@ for _, k in ipairs(sr.KEYS) do
   if type(default) == "table" then default = table.concat(default, ",") end
   decls[#decls + 1] = {name = k[1], type = k[2], secret = k.secret,
     doc = ("sync.properties %s (manual default: %s); -p overrides the file"):format(k[1],
-      k.secret and "empty" or (default == nil and "none" or tostring(default)))}
+      (k.secret or default == "") and "empty" or (default == nil and "none" or tostring(default)))}
 end
 for _, d in ipairs({
   {name = "target_http_url", type = "url",
@@ -37,6 +37,8 @@ for _, d in ipairs({
    doc = "Stream Load attempts per partition (same label) before the job counts as failed"},
   {name = "load_timeout", type = "duration", default = "10m", doc = "Stream Load timeout header per partition"},
   {name = "batch_rows", type = "integer", default = 5000, doc = "rows buffered before they are appended to the load file"},
+  {name = "recopy", type = "list",
+   doc = "db or db.table entries whose partitions are all copied again in this run (e.g. after verify found a difference)"},
 }) do decls[#decls + 1] = d end
 
 local p = ferry.params(decls)
@@ -770,6 +772,15 @@ end
 
 
 ferry.step("data-sync", "Data sync: copy the partitions whose source version moved, every interval", function()
+  if p.recopy then
+    local again = sr.selector(p.recopy, {})
+    for _, obj in ipairs(scope) do
+      if obj.kind == "table" and again.table(obj.db, obj.name) then
+        ferry.log.info(("%s.%s: every partition is copied again (recopy)"):format(obj.db, obj.name))
+        ferry.state.set(synced_key(obj.db, obj.name), {})
+      end
+    end
+  end
   run_rounds(p.rounds, "data sync")
   return {rounds = totals.rounds, partitions = totals.partitions, rows = totals.rows}
 end, {always = true})
@@ -809,7 +820,8 @@ local function verify(strict)
   ferry.log.info(("verify: %d tables with equal row counts, %d differ"):format(same, #differ))
   if strict and #differ > 0 then
     ferry.fail("conflict", ("%d table(s) differ after the last sync: %s"):format(#differ, table.concat(differ, "; ")),
-      {hint = "make sure nothing writes to the source, then run the same command again"})
+      {hint = "make sure nothing writes to the source or the target, then run the same command again with " ..
+        "-p recopy=<db.table,...> for the tables listed"})
   end
   return {tables_equal = same, tables_differ = #differ}
 end
@@ -821,7 +833,8 @@ ferry.step("verify", "Verify: row counts per table on both sides, per partition 
   end
   local r = verify(false)
   if r.tables_differ > 0 then
-    ferry.log.warn("row counts differ: the source may still take writes; the cutover's last round must bring them in line")
+    ferry.log.warn("row counts differ: the source may still take writes (the next round copies what moved); " ..
+      "if the target was written to, -p recopy=<db.table,...> copies those tables again")
   end
   return r
 end, {always = true})

@@ -708,3 +708,30 @@ fn progress_is_reported_every_report_interval_seconds_during_a_round() {
     s.assert_same("shop", "orders");
     s.stop();
 }
+
+#[test]
+fn verify_names_the_partitions_that_differ_and_the_cutover_refuses_them() {
+    let Some(s) = site("") else { return };
+    s.run(&[]).code(0);
+    // Someone loads into the target behind the sync's back (the manual says not to).
+    s.dst.sql(
+        "INSERT INTO `shop`.`orders` VALUES (50, '2024-01-05', 'Intruder', 1.00, NULL, NULL);",
+    );
+    s.run(&[])
+        .code(0)
+        .stderr_has("shop.orders: source 4 rows, target 5 (partitions source/target: p202401 2/3)");
+    s.run(&["-p", "cutover=true"])
+        .code(1)
+        .stderr_has("1 table(s) differ after the last sync");
+    assert_eq!(
+        s.dst.config("enable_legacy_compatibility_for_replication"),
+        "true",
+        "settings are restored only after a clean verify"
+    );
+    s.run(&["-p", "recopy=shop.orders"])
+        .code(0)
+        .stderr_has("shop.orders: every partition is copied again (recopy)");
+    s.assert_same("shop", "orders");
+    assert_eq!(s.dst.count("shop", "orders"), 4);
+    s.stop();
+}

@@ -246,12 +246,17 @@ local plan = rows and make_plan(rows)
 ---------------------------------------------------------------------------------------------------
 
 local manifest_path = ferry.state.dir() .. "/copied.jsonl"
+-- A sharded run (docs/scale-out.md): each shard keeps the manifest of its share; the finalize
+-- run reads every shard's.
 local function read_manifest()
   local m = {}
-  if ferry.fs.exists(manifest_path) then
-    for line in ferry.fs.read(manifest_path):gmatch("[^\n]+") do
-      local ok, e = pcall(ferry.json.decode, line)
-      if ok and type(e) == "table" and e.key then m[e.key] = e end
+  for _, dir in ipairs(ferry.shard.state_dirs()) do
+    local path = dir .. "/copied.jsonl"
+    if ferry.fs.exists(path) then
+      for line in ferry.fs.read(path):gmatch("[^\n]+") do
+        local ok, e = pcall(ferry.json.decode, line)
+        if ok and type(e) == "table" and e.key then m[e.key] = e end
+      end
     end
   end
   return m
@@ -311,7 +316,7 @@ ferry.log.info(("%d segment(s): %d local in %d file(s) to move, %d tombstone(s),
 ferry.step("confirm-shutdown", "Shut down every Druid service but the Coordinator", function()
   ferry.confirm("Shut down the Overlord, MiddleManagers/Indexers, Historicals, Brokers and Routers so segment " ..
     "metadata stops changing (the Coordinator may keep running; it hosts Derby). Are they stopped?")
-end)
+end, {sharded = true}) -- answered for each shard before it copies (--yes in pods)
 
 ferry.step("copy-segments", "Copy segments to " .. p.target, function(ctx)
   local dst = open_target()
@@ -319,6 +324,7 @@ ferry.step("copy-segments", "Copy segments to " .. p.target, function(ctx)
   local todo, missing, total = {}, {}, 0
   for _, path in ipairs(plan.order) do
     local g = plan.groups[path]
+    if not ferry.shard.owns(g.key) then goto next_group end -- another shard's segment file
     local st = ferry.fs.stat(g.src)
     if not st then
       missing[#missing + 1] = g
@@ -337,6 +343,7 @@ ferry.step("copy-segments", "Copy segments to " .. p.target, function(ctx)
       todo[#todo + 1] = g
       total = total + g.bytes
     end
+    ::next_group::
   end
   if #missing > 0 then
     local lines = {}
@@ -414,7 +421,7 @@ ferry.step("copy-segments", "Copy segments to " .. p.target, function(ctx)
     copied, zipped, bytes, skipped, plan.tombstones, plan.elsewhere))
   return {copied = copied, zipped = zipped, already_there = skipped, bytes = bytes, missing = #missing,
           tombstones = plan.tombstones, not_local = plan.elsewhere}
-end)
+end, {sharded = true}) -- each shard copies the segment files whose target key hashes to it
 
 -- Rows to rewrite, each with its new payload; the copy must have verified every file.
 local function rewritten_rows()

@@ -52,10 +52,14 @@ local function open(dtype)
   return ferry.store.open(s.url, s.opts), ferry.store.open(d.url, d.opts)
 end
 
+-- A sharded run (docs/scale-out.md) keeps list files of its own: they grow as objects land.
+local shard = ferry.shard.info()
+local shard_suffix = shard and shard.index and (".shard-%d-of-%d"):format(shard.index, shard.count) or ""
+
 local function list_file(dtype)
   if not p.object_list then return nil end
-  if p.repo then return ("%s_%s.%s"):format(p.object_list, p.repo, dtype) end
-  return ("%s.%s"):format(p.object_list, dtype)
+  if p.repo then return ("%s_%s.%s%s"):format(p.object_list, p.repo, dtype, shard_suffix) end
+  return ("%s.%s%s"):format(p.object_list, dtype, shard_suffix)
 end
 
 ferry.step("read-config", "Read the current and the temporary seafile.conf", function()
@@ -77,7 +81,7 @@ ferry.step("read-config", "Read the current and the temporary seafile.conf", fun
     counters[dtype] = s.name .. " -> " .. d.name
   end
   return counters
-end)
+end, {sharded = true}) -- every shard checks the stores it copies with
 
 -- Shared by the three types, so the limits hold for the whole migration.
 local bandwidth = p.bandwidth and ferry.throttle.new{rate = p.bandwidth}
@@ -118,18 +122,18 @@ end
 if p.phase ~= "final" then
   ferry.step("initial-migration", "Run migrate.sh to initially migrate objects (Seafile keeps running)", function()
     return migrate("initial")
-  end)
+  end, {sharded = true})
 end
 
 if p.phase ~= "initial" then
   ferry.step("stop-seafile", "Stop Seafile and Seahub before the final migration", function()
     ferry.confirm("Stop Seafile and Seahub now (./seahub.sh stop; ./seafile.sh stop) so no new objects " ..
       "are written during the final migration. Are both stopped?")
-  end)
+  end, {sharded = true}) -- answered for each shard before its final copy (--yes in pods)
 
   ferry.step("final-migration", "Run final migration (copies what was added meanwhile)", function()
     return migrate("final")
-  end)
+  end, {sharded = true})
 
   -- Valid objects of a store: key -> size, count, total bytes.
   local function inventory(store)

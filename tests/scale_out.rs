@@ -645,3 +645,211 @@ fn kube_manifests_validate_against_the_kubernetes_schemas() {
         .code(2)
         .stderr_has("share no folder");
 }
+
+fn sql_copy_job() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/lua/sql_copy_job.lua")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn copy_table_shards_take_disjoint_key_ranges_mariadb() {
+    use common::db;
+    let Some(_) = db::mysql_url_or_skip() else {
+        return;
+    };
+    let src = db::fresh_mysql_db("shard_src");
+    let dst = db::fresh_mysql_db("shard_dst");
+    let create = "CREATE TABLE big (id BIGINT PRIMARY KEY, a VARCHAR(64), v VARCHAR(100))";
+    db::mysql_exec(&src, create);
+    db::mysql_exec(&dst, create);
+    // Keys with gaps and a dense tail, so slices hold different numbers of rows.
+    let mut sql = String::new();
+    for chunk in (0..9000).collect::<Vec<i64>>().chunks(1000) {
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|i| {
+                let id = if *i < 3000 { i * 13 } else { 40_000 + i };
+                format!("({id},'a{i}','{}')", "v".repeat((*i % 50) as usize))
+            })
+            .collect();
+        sql.push_str(&format!("INSERT INTO big VALUES {};\n", values.join(",")));
+    }
+    db::mysql_exec(&src, &sql);
+    let ws = Workspace::new();
+    let outs = run_shards_together(3, &|i| {
+        ws.ferry().args([
+            "run".to_string(),
+            sql_copy_job(),
+            "--phase".into(),
+            "shards".into(),
+            "--shard".into(),
+            format!("{i}/3"),
+            "-p".into(),
+            format!("src={src}"),
+            "-p".into(),
+            format!("dst={dst}"),
+            "-p".into(),
+            "batch=200".into(),
+        ])
+    });
+    let mut rows = 0;
+    for (i, out) in outs.iter().enumerate() {
+        // The job's one step is not declared sharded: with --phase shards it is left for
+        // finalize, so run it as a plain shard (no --phase) below instead.
+        out.code(0).stderr_has("left for finalize");
+        assert!(
+            !out.stdout.contains("\"rows\""),
+            "shard {i} copied in a once-only step"
+        );
+    }
+    let outs = run_shards_together(3, &|i| {
+        ws.ferry().args([
+            "run".to_string(),
+            sql_copy_job(),
+            "--shard".into(),
+            format!("{i}/3"),
+            "--state".into(),
+            "sql-state".into(),
+            "-p".into(),
+            format!("src={src}"),
+            "-p".into(),
+            format!("dst={dst}"),
+            "-p".into(),
+            "batch=200".into(),
+        ])
+    });
+    for (i, out) in outs.iter().enumerate() {
+        out.code(0);
+        let r = report(out);
+        // Each shard verified its own slice by checksum, both sides.
+        assert_eq!(r["verified"], "checksum", "shard {i}: {r}");
+        assert_eq!(r["source_rows"], r["target_rows"], "shard {i}: {r}");
+        let n = r["rows"].as_u64().unwrap();
+        assert!(n > 0, "shard {i} copied nothing: {r}");
+        rows += n;
+    }
+    // A duplicate would have failed its INSERT (primary key); a gap shows in the count.
+    assert_eq!(rows, 9000);
+    assert_eq!(
+        db::mysql_exec(&dst, "SELECT COUNT(*) FROM big").trim(),
+        "9000"
+    );
+    assert_eq!(
+        db::mysql_exec(&src, "SELECT SUM(id), SUM(LENGTH(v)) FROM big"),
+        db::mysql_exec(&dst, "SELECT SUM(id), SUM(LENGTH(v)) FROM big")
+    );
+}
+
+/// druid-deep-storage as 3 shards and a finalize run: each segment file is copied by one shard,
+/// the load specs are rewritten once, by finalize, after every shard copied.
+#[test]
+fn druid_deep_storage_shards_copy_segments_and_finalize_rewrites_once() {
+    use common::db;
+    use common::druid as fx;
+    let Some(_) = db::mysql_url_or_skip() else {
+        return;
+    };
+    let url = db::fresh_mysql_db("druid_shards");
+    let ws = Workspace::new();
+    let segs = fx::build(&fx::storage_root(ws.path()));
+    db::mysql_exec(
+        &url,
+        &(fx::mysql_ddl(true) + &fx::insert_sql(&segs, false, true)),
+    );
+    let conf = ws.write(
+        "druid/conf/druid/cluster/_common/common.runtime.properties",
+        &fx::runtime_properties(&url, Path::new("var/druid/segments")),
+    );
+    let new_dir = ws.join("new-deep-storage");
+    let druid = |phase: Vec<String>| {
+        let mut a = vec![
+            "run".to_string(),
+            "druid-deep-storage".into(),
+            "--yes".into(),
+            "--state".into(),
+            "druid-state".into(),
+            "-p".into(),
+            format!("druid_conf={}", conf.display()),
+            "-p".into(),
+            format!("target=file://{}", new_dir.display()),
+        ];
+        a.extend(phase);
+        ws.ferry()
+            .args(a)
+            .env("DRUID_METADATA_PASSWORD", &fx::password(&url))
+    };
+    let originals: BTreeMap<String, String> = segs
+        .iter()
+        .map(|s| (s.id.clone(), s.payload.clone()))
+        .collect();
+    let mut copied = 0;
+    for i in 0..2 {
+        let out = druid(shard_args(i, 3)).run();
+        out.code(0).stderr_has("left for finalize");
+        copied += journal_counter(
+            &ws.join(&format!("druid-state/shard-{i}-of-3/journal.jsonl")),
+            "copy-segments",
+            "copied",
+        );
+    }
+    // Shard 2 has not run: finalize refuses and the metadata is untouched.
+    druid(finalize_args(3))
+        .run()
+        .code(1)
+        .stderr_has("shard 2/3 has not run");
+    assert_eq!(fx::payloads(&url), originals);
+    druid(shard_args(2, 3)).run().code(0);
+    copied += journal_counter(
+        &ws.join("druid-state/shard-2-of-3/journal.jsonl"),
+        "copy-segments",
+        "copied",
+    );
+    assert_eq!(
+        fx::payloads(&url),
+        originals,
+        "a shard changed the metadata"
+    );
+
+    let out = druid(finalize_args(3)).run();
+    out.code(0).stderr_has("done by shards");
+    // Every local segment file was copied exactly once, by one of the shards.
+    let files: std::collections::BTreeSet<String> = segs
+        .iter()
+        .filter(|s| s.is_local())
+        .map(|s| fx::expected_dir(&segs, s))
+        .collect();
+    assert_eq!(copied as usize, files.len());
+    for dir in &files {
+        assert!(new_dir.join(dir).join("index.zip").exists(), "{dir}");
+    }
+    let want: BTreeMap<String, String> = segs
+        .iter()
+        .map(|s| {
+            let p = if s.is_local() {
+                let spec = format!(
+                    r#"{{"type":"local","path":"{}/{}/index.zip"}}"#,
+                    new_dir.display(),
+                    fx::expected_dir(&segs, s)
+                );
+                s.payload.replace(&s.spec, &spec)
+            } else {
+                s.payload.clone()
+            };
+            (s.id.clone(), p)
+        })
+        .collect();
+    assert_eq!(fx::payloads(&url), want);
+    db::drop_mysql_db(&url);
+}
+
+/// A counter of a step's last completion in a journal.
+fn journal_counter(journal: &Path, step: &str, name: &str) -> u64 {
+    common::json_lines(journal)
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "step_finished" && e["step"] == step)
+        .and_then(|e| e["counters"][name].as_u64())
+        .unwrap_or_else(|| panic!("{step} did not finish in {}", journal.display()))
+}

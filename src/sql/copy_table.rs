@@ -51,6 +51,8 @@ pub struct Options {
     pub throttle: Option<Arc<Limiter>>,
     pub verify: VerifyMode,
     pub title: String,
+    /// (index, count): copy only this shard's slice of the key range (default from --shard).
+    pub shard: Option<(u32, u32)>,
 }
 
 fn quote(db: &Db, ident: &str) -> String {
@@ -452,6 +454,36 @@ fn current_step(c: &RunContext) -> Option<String> {
         .map(|s| s.id.clone())
 }
 
+/// Splits the integer key space [min, max] into `n` ranges (lower bound exclusive, upper
+/// inclusive), or with a shard (index, count) that shard's contiguous slice of it into `n`.
+/// The lowest range is open below (min - 1 may not fit in 64 bits) and the highest open above
+/// (rows inserted above today's maximum while we copy belong to it).
+fn plan_ranges(min: i64, max: i64, n: usize, shard: Option<(u32, u32)>) -> Vec<Range> {
+    let (min, max) = (min as i128, max as i128);
+    let span = (max - min + 1).max(1);
+    let (index, count) = shard.map(|(i, c)| (i as i128, c as i128)).unwrap_or((0, 1));
+    let slice_lo = min - 1 + span * index / count;
+    let slice_hi = min - 1 + span * (index + 1) / count;
+    let n = n.max(1) as i128;
+    let step_size = ((slice_hi - slice_lo + n - 1) / n).max(1);
+    let mut ranges = Vec::new();
+    let mut lo = slice_lo;
+    while lo < slice_hi {
+        let hi = (lo + step_size).min(slice_hi);
+        ranges.push(Range {
+            lo: (lo >= min).then(|| vec![SqlValue::Int(lo as i64)]),
+            hi: Some(hi as i64),
+        });
+        lo = hi;
+    }
+    if index == count - 1
+        && let Some(last) = ranges.last_mut()
+    {
+        last.hi = None;
+    }
+    ranges
+}
+
 async fn count(db: &Db, table: &str, where_: Option<&str>) -> Result<i64> {
     let sql = format!(
         "SELECT COUNT(*) FROM {}{}",
@@ -513,6 +545,7 @@ fn parse_options(t: &Table) -> mlua::Result<Options> {
         "throttle",
         "verify",
         "title",
+        "shard",
     ];
     for pair in t.pairs::<String, Value>() {
         let (k, _) = pair?;
@@ -588,6 +621,21 @@ fn parse_options(t: &Table) -> mlua::Result<Options> {
         on_conflict,
         throttle: limiter_from(&t.get::<Value>("throttle")?)?,
         verify,
+        shard: match t.get::<Option<Table>>("shard")? {
+            None => None,
+            Some(s) => {
+                let index: u32 = s.get("index")?;
+                let count: u32 = s.get("count")?;
+                if count == 0 || index >= count {
+                    return Err(FerryError::new(
+                        ErrorKind::InvalidInput,
+                        format!("shard index {index} is not below count {count}"),
+                    )
+                    .into());
+                }
+                Some((index, count))
+            }
+        },
     })
 }
 
@@ -598,7 +646,10 @@ pub async fn lua_copy_table(
     let src = src.borrow::<LuaDb>()?.db.clone();
     let dst = dst.borrow::<LuaDb>()?.db.clone();
     let transform: Option<Function> = opts.get("transform")?;
-    let o = parse_options(&opts)?;
+    let mut o = parse_options(&opts)?;
+    if o.shard.is_none() {
+        o.shard = ctx(&lua).opts.shard;
+    }
     let report = copy_table(&lua, src, dst, o, transform).await.lua_err()?;
     let t = lua.create_table()?;
     for (k, v) in report.as_object().into_iter().flatten() {
@@ -747,6 +798,14 @@ pub async fn copy_table(
                     .iter()
                     .any(|(n, t)| *n == key[0] && is_integer_type(t));
             let mut ranges = vec![Range { lo: None, hi: None }];
+            if let Some((index, count)) = o.shard
+                && !int_key
+                && index > 0
+            {
+                // Without an integer key there is no key range to split: shard 0 copies it all.
+                tracing::info!(target: EV, "{}: the key is not one integer column; shard 0 of {count} copies the whole table", o.title);
+                ranges.clear();
+            }
             if int_key {
                 let sql = format!(
                     "SELECT MIN({k}), MAX({k}) FROM {}{}",
@@ -759,32 +818,21 @@ pub async fn copy_table(
                 );
                 let rs = src.query(&sql, &[]).await?;
                 let row = rs.rows.first().cloned().unwrap_or_default();
-                if let (Some(min), Some(max)) = (
+                match (
                     row.first().and_then(|v| v.as_i64()),
                     row.get(1).and_then(|v| v.as_i64()),
                 ) {
-                    let n = o.ranges.unwrap_or(o.workers * 2).max(1) as i128;
-                    let span = (max as i128 - min as i128 + 1).max(1);
-                    let step_size = (span + n - 1) / n;
-                    ranges.clear();
-                    let mut lo = min as i128 - 1;
-                    while lo < max as i128 {
-                        let hi = (lo + step_size).min(max as i128);
-                        ranges.push(Range {
-                            // The first range is open below (min - 1 may not fit in 64 bits).
-                            lo: if ranges.is_empty() {
-                                None
-                            } else {
-                                Some(vec![SqlValue::Int(lo as i64)])
-                            },
-                            hi: Some(hi as i64),
-                        });
-                        lo = hi;
+                    (Some(min), Some(max)) => {
+                        ranges = plan_ranges(
+                            min,
+                            max,
+                            o.ranges.unwrap_or(o.workers * 2).max(1),
+                            o.shard,
+                        );
                     }
-                    // Rows inserted above today's maximum while we copy belong to the last range.
-                    if let Some(last) = ranges.last_mut() {
-                        last.hi = None;
-                    }
+                    // An empty table: shard 0 takes the (open) whole range.
+                    _ if o.shard.is_some_and(|(i, _)| i > 0) => ranges.clear(),
+                    _ => {}
                 }
             }
             let n = ranges.len();
@@ -901,11 +949,41 @@ pub async fn copy_table(
     tracing::info!(target: EV, "{}: copy done, total {rows} rows in {secs:.1}s ({:.0} rows/s)", run.opts.title, rows as f64 / secs.max(0.001));
     let mut report = json!({"rows": rows, "batches": *run.batches.borrow(), "seconds": secs, "ranges": n_ranges,
                             "resumed": resume, "retries": *run.retries.borrow()});
+    // A shard verifies its own slice of the key range (the other shards may still be copying).
+    let (src_where, dst_where) = match run.opts.shard {
+        None => (run.opts.where_.clone(), None),
+        Some(_) if run.ranges.is_empty() => (Some("1 = 0".to_string()), Some("1 = 0".to_string())),
+        Some(_) => {
+            let cond = |db: &Db| {
+                let k = quote(db, &key[0]);
+                let lo = run
+                    .ranges
+                    .first()
+                    .and_then(|r| r.lo.as_ref())
+                    .and_then(|l| l.first())
+                    .and_then(|v| v.as_i64());
+                let hi = run.ranges.last().and_then(|r| r.hi);
+                let mut c = Vec::new();
+                if let Some(lo) = lo {
+                    c.push(format!("{k} > {lo}"));
+                }
+                if let Some(hi) = hi {
+                    c.push(format!("{k} <= {hi}"));
+                }
+                (!c.is_empty() && key.len() == 1).then(|| c.join(" AND "))
+            };
+            let s = match (run.opts.where_.as_ref(), cond(&src)) {
+                (Some(w), Some(c)) => Some(format!("({w}) AND {c}")),
+                (w, c) => c.or(w.cloned()),
+            };
+            (s, cond(&dst))
+        }
+    };
     match run.opts.verify {
         VerifyMode::None => {}
         VerifyMode::Count => {
-            let s = count(&src, &run.opts.table, run.opts.where_.as_deref()).await?;
-            let d = count(&dst, &run.opts.dst_table, None).await?;
+            let s = count(&src, &run.opts.table, src_where.as_deref()).await?;
+            let d = count(&dst, &run.opts.dst_table, dst_where.as_deref()).await?;
             report["source_rows"] = json!(s);
             report["target_rows"] = json!(d);
             if s != d && run.transform.is_none() {
@@ -925,11 +1003,17 @@ pub async fn copy_table(
                 &run.opts.table,
                 &run.insert_cols,
                 &key,
-                run.opts.where_.as_deref(),
+                src_where.as_deref(),
             )
             .await?;
-            let (dn, dh) =
-                checksum(&dst, &run.opts.dst_table, &run.insert_cols, &key, None).await?;
+            let (dn, dh) = checksum(
+                &dst,
+                &run.opts.dst_table,
+                &run.insert_cols,
+                &key,
+                dst_where.as_deref(),
+            )
+            .await?;
             report["source_rows"] = json!(sn);
             report["target_rows"] = json!(dn);
             if sn != dn || sh != dh {
@@ -946,4 +1030,44 @@ pub async fn copy_table(
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod shard_tests {
+    use super::{Range, SqlValue, plan_ranges};
+
+    fn lo_of(r: &Range) -> Option<i64> {
+        match r.lo.as_ref().and_then(|l| l.first()) {
+            Some(SqlValue::Int(i)) => Some(*i),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn shards_take_contiguous_slices_that_cover_the_key_space_once() {
+        for (min, max, count) in [(1i64, 1000i64, 3u32), (5, 7, 4), (-10, 10, 1), (0, 0, 2)] {
+            let mut owners = std::collections::BTreeMap::new();
+            for i in 0..count {
+                for r in plan_ranges(min, max, 4, Some((i, count))) {
+                    for k in (min - 2)..=(max + 2) {
+                        let above = lo_of(&r).is_none_or(|lo| k > lo);
+                        let below = r.hi.is_none_or(|hi| k <= hi);
+                        if above && below {
+                            assert!(owners.insert(k, i).is_none(), "key {k} in two ranges");
+                        }
+                    }
+                }
+            }
+            for k in min..=max {
+                assert!(
+                    owners.contains_key(&k),
+                    "key {k} of {min}..{max} / {count} not covered"
+                );
+            }
+        }
+        // Without a shard: the whole space in n ranges, open at both ends.
+        let r = plan_ranges(1, 100, 4, None);
+        assert_eq!(r.len(), 4);
+        assert!(lo_of(&r[0]).is_none() && r[3].hi.is_none());
+    }
 }

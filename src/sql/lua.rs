@@ -37,7 +37,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         },
         FnDoc {
             name: "copy_table",
-            signature: "ferry.sql.copy_table(src_db, dst_db, {table, dst_table, key, columns, where, batch, workers, ranges, on_conflict, transform, throttle, verify, title}) -> report",
+            signature: "ferry.sql.copy_table(src_db, dst_db, {table, dst_table, key, columns, where, batch, workers, ranges, on_conflict, transform, throttle, verify, title, shard}) -> report",
             doc: "Copies rows between tables on the same or different servers with keyset \
                   pagination on the primary key (or `key`), the key range split for `workers` \
                   concurrent workers, multi-row INSERT batches of `batch` rows, an optional \
@@ -48,8 +48,10 @@ pub static MODULE: ModuleDef = ModuleDef {
                   key of every range is checkpointed, so a re-run resumes without duplicates or \
                   gaps. verify = \"count\" (default) | \"checksum\" | \"none\" compares both sides \
                   afterwards. It refuses to start when the target table is missing or lacks \
-                  columns, naming them. Report: {rows, batches, seconds, ranges, verified, \
-                  source_rows, target_rows}.",
+                  columns, naming them. shard = {index, count} (default from --shard) copies \
+                  only that shard's contiguous slice of an integer key's range and verifies that \
+                  slice; with another key shard 0 copies the whole table. Report: {rows, batches, \
+                  seconds, ranges, verified, source_rows, target_rows}.",
             example: None,
         },
     ],

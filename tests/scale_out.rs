@@ -853,3 +853,87 @@ fn journal_counter(journal: &Path, step: &str, name: &str) -> u64 {
         .and_then(|e| e["counters"][name].as_u64())
         .unwrap_or_else(|| panic!("{step} did not finish in {}", journal.display()))
 }
+
+/// seafile-migrate as 2 shards and a finalize run, on the demo's sample storage: the shards copy
+/// every object (each once), seafile.conf is replaced once, by finalize, after verification.
+#[test]
+fn seafile_migrate_shards_copy_and_finalize_replaces_the_conf_once() {
+    let ws = Workspace::new();
+    let out = ws
+        .ferry()
+        .args(["demo", "--generate-only", "--dir"])
+        .arg_path(&ws.join("site"))
+        .run();
+    out.code(0);
+    let vals: BTreeMap<String, String> = out
+        .stdout
+        .lines()
+        .chain(out.stderr.lines())
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let objects: u64 = vals["objects"].parse().unwrap();
+    let conf = Path::new(&vals["conf_dir"]).join("seafile.conf");
+    let original = std::fs::read_to_string(&conf).unwrap();
+    let seafile = |phase: Vec<String>| {
+        let mut a = vec![
+            "run".to_string(),
+            "seafile-migrate".into(),
+            "--yes".into(),
+            "--state".into(),
+            "sf-state".into(),
+            "-p".into(),
+            format!("conf_dir={}", vals["conf_dir"]),
+            "-p".into(),
+            format!("seafile_data={}", vals["seafile_data"]),
+            "-p".into(),
+            format!("dest_conf_dir={}", vals["dest_conf_dir"]),
+            "-p".into(),
+            "verify=hash".into(),
+        ];
+        a.extend(phase);
+        ws.ferry().args(a)
+    };
+    let outs = run_shards_together(2, &|i| seafile(shard_args(i, 2)));
+    let mut copied = 0;
+    for (i, out) in outs.iter().enumerate() {
+        out.code(0).stderr_has("left for finalize");
+        let j = ws.join(&format!("sf-state/shard-{i}-of-2/journal.jsonl"));
+        for step in ["initial-migration", "final-migration"] {
+            let e = common::json_lines(&j)
+                .into_iter()
+                .rev()
+                .find(|e| e["event"] == "step_finished" && e["step"] == step)
+                .unwrap_or_else(|| panic!("shard {i} did not finish {step}"));
+            for t in ["commits", "fs", "blocks"] {
+                copied += e["counters"][format!("{t}_copied")].as_u64().unwrap();
+            }
+        }
+    }
+    assert_eq!(copied, objects, "every object copied once, by one shard");
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        original,
+        "a shard replaced seafile.conf"
+    );
+    let out = seafile(finalize_args(2)).run();
+    out.code(0).stderr_has("done by shards");
+    assert_ne!(
+        std::fs::read_to_string(&conf).unwrap(),
+        original,
+        "finalize did not replace seafile.conf"
+    );
+    let dest = files_of(Path::new(&vals["dest_storage"]));
+    assert_eq!(dest.len() as u64, objects);
+}
+
+trait ArgPath {
+    fn arg_path(self, p: &Path) -> Self;
+}
+
+impl ArgPath for Ferry {
+    fn arg_path(mut self, p: &Path) -> Ferry {
+        self.cmd.arg(p);
+        self
+    }
+}

@@ -1,5 +1,4 @@
--- Move a Pegasus table through a cold backup: back up with a rate limit that is raised as the upload
--- runs, retry a failed backup, then restore it or bulk load it (also behind dual writes).
+-- Move a Pegasus table through a cold backup (rate-limited, watched, retried), then restore or bulk load it.
 --
 -- The vendor procedures "Cold Backup Migration" and "Dual-Write with Bulkload" as a runbook: limit
 -- the upload rate, start the one-shot backup with admin-cli, watch it and raise the limit in steps

@@ -113,3 +113,8 @@ fn druid_layout_and_load_specs() {
 fn astra_nodetool_schema_and_credentials() {
     run_spec("astra_spec.lua", "astra ok");
 }
+
+#[test]
+fn pegasus_outputs_versions_and_config() {
+    run_spec("pegasus_spec.lua", "pegasus ok");
+}

@@ -81,6 +81,16 @@ end
 local src, s_host, s_port = connect("source")
 local dst, t_host, t_port = connect("target")
 
+-- The sync state (versions copied) belongs to one pair of clusters: refuse another pair's.
+local pair = {source = ("%s:%d"):format(s_host, s_port), target = ("%s:%d"):format(t_host, t_port)}
+local known = ferry.state.get("clusters")
+if known and (known.source ~= pair.source or known.target ~= pair.target) then
+  ferry.fail("usage", ("the state dir %s belongs to the sync %s -> %s, not %s -> %s"):format(ferry.state.dir(),
+    known.source, known.target, pair.source, pair.target),
+    {hint = "give each pair of clusters its own --state DIR"})
+end
+ferry.state.set("clusters", pair)
+
 local databases, tables_of, show_create, partitions_of = sr.databases, sr.tables_of, sr.show_create, sr.partitions_of
 local frontend_config, count_rows = sr.frontend_config, sr.count_rows
 local synced_key, job_key, synced = sr.synced_key, sr.job_key, sr.synced

@@ -735,3 +735,22 @@ fn verify_names_the_partitions_that_differ_and_the_cutover_refuses_them() {
     assert_eq!(s.dst.count("shop", "orders"), 4);
     s.stop();
 }
+
+#[test]
+fn a_state_dir_serves_one_pair_of_clusters() {
+    let Some(s) = site("") else { return };
+    s.run(&[]).code(0);
+    let other = StarRocks::start("other", "root", DST_PW);
+    let port = format!("target_fe_query_port={}", other.query_port());
+    s.run(&["-p", &port])
+        .code(2)
+        .stderr_has("belongs to the sync 127.0.0.1:")
+        .stderr_has("give each pair of clusters its own --state DIR");
+    assert!(other.tables("shop").is_empty());
+    let state = s.ws.join("other-state");
+    let state = state.to_string_lossy();
+    s.run(&["-p", &port, "--state", &state]).code(0);
+    assert_eq!(other.rows("shop", "orders"), s.src.rows("shop", "orders"));
+    other.stop();
+    s.stop();
+}

@@ -275,17 +275,13 @@ fn killed_upload_resumes_the_same_migration_without_reuploading_finished_files()
     let site = site(0);
     let (s3, api) = aws(|_| {});
     s3.set_delay(Duration::from_millis(150));
-    let mut f = command(
-        &site,
-        &api,
-        Some(&s3),
-        &[
-            "-p",
-            "concurrency=1",
-            "-p",
-            "cleanup_time=2031-01-01T00:00:00Z",
-        ],
-    );
+    let same = [
+        "-p",
+        "concurrency=1",
+        "-p",
+        "cleanup_time=2031-01-01T00:00:00Z",
+    ];
+    let mut f = command(&site, &api, Some(&s3), &same);
     f.cmd
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
@@ -323,17 +319,7 @@ fn killed_upload_resumes_the_same_migration_without_reuploading_finished_files()
 
     s3.set_delay(Duration::ZERO);
     let seen = s3.request_log().len();
-    let out = run(
-        &site,
-        &api,
-        Some(&s3),
-        &[
-            "-p",
-            "concurrency=1",
-            "-p",
-            "cleanup_time=2031-01-01T00:00:00Z",
-        ],
-    );
+    let out = run(&site, &api, Some(&s3), &same);
     out.code(0)
         .stderr_has("already done, skipping")
         .stderr_has("cleanup at 2031-01-01T00:00:00Z");

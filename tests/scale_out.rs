@@ -35,13 +35,33 @@ fn files_of(root: &Path) -> BTreeMap<String, Vec<u8>> {
                 walk(root, &p, out);
             } else {
                 let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, std::fs::read(&p).unwrap());
+                // object_store's staging files of an upload killed midway are not objects.
+                if !rel.contains('#') {
+                    out.insert(rel, std::fs::read(&p).unwrap());
+                }
             }
         }
     }
     let mut out = BTreeMap::new();
     walk(root, root, &mut out);
     out
+}
+
+/// `dst` holds exactly the files of `src`, with the same content (a short message when not).
+fn assert_same_files(src: &Path, dst: &Path) {
+    let (a, b) = (files_of(src), files_of(dst));
+    let missing: Vec<&String> = a.keys().filter(|k| !b.contains_key(*k)).take(5).collect();
+    let extra: Vec<&String> = b.keys().filter(|k| !a.contains_key(*k)).take(5).collect();
+    let differ: Vec<&String> = a
+        .iter()
+        .filter(|(k, v)| b.get(*k).is_some_and(|w| w != *v))
+        .map(|(k, _)| k)
+        .take(5)
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && differ.is_empty(),
+        "trees differ: missing {missing:?}, extra {extra:?}, content differs {differ:?}"
+    );
 }
 
 /// The JSON report the job prints after its copy step.
@@ -138,7 +158,7 @@ fn shard_processes_copy_every_object_exactly_once_and_finalize_runs_once() {
         );
     }
     assert_eq!(total, 400, "every object copied by exactly one shard");
-    assert_eq!(files_of(&ws.join("src")), files_of(&ws.join("dst")));
+    assert_same_files(&ws.join("src"), &ws.join("dst"));
     // The once-only steps did not run in any shard.
     assert!(!ws.join("dst/_FERRY_DONE").exists());
 
@@ -301,7 +321,7 @@ fn finalize_refuses_while_a_killed_shard_is_unfinished_and_the_shard_rerun_alone
     let r = report(&out);
     assert_eq!(r["copied"].as_u64().unwrap(), share - landed, "{r}");
     assert_eq!(r["skipped"].as_u64().unwrap(), landed, "{r}");
-    assert_eq!(files_of(&ws.join("src")), files_of(&ws.join("dst")));
+    assert_same_files(&ws.join("src"), &ws.join("dst"));
 
     let out = ws
         .ferry()

@@ -362,7 +362,7 @@ impl RunContext {
             Some(Phase::Finalize) => {
                 let n = count.unwrap_or(1);
                 let rerun = |i: u32| self.shard_rerun_command(i, n);
-                if !self.sharding.borrow().checked && !self.dry_run() {
+                if !self.sharding.borrow().checked {
                     shard::check_all_shards(&root, &shown, n, &rerun)?;
                     self.sharding.borrow_mut().checked = true;
                 }

@@ -65,6 +65,25 @@ fn copy_data_copies_with_short_flags_relays_progress_and_counts_both_tables() {
             .all(|c| c.ends_with("-c"))
     );
 
+    // A dry run copies nothing.
+    let out = site
+        .ferry(
+            "pegasus-copy-data",
+            &copy_params(&site, &["target_table=TableZ"]),
+        )
+        .args(["--dry-run", "--state", "dry"])
+        .run();
+    out.code(1)
+        .stderr_has("the target table TableZ does not exist");
+    let out = site
+        .ferry("pegasus-copy-data", &copy_params(&site, &["no_ttl=true"]))
+        .args(["--dry-run", "--state", "dry2"])
+        .run();
+    out.code(0)
+        .stderr_has("dry run: would run in")
+        .stderr_has("copy_data -c ClusterB -a TableB -t 10000 -e");
+    assert_eq!(site.calls_with("copy_data").len(), 1);
+
     // A second run is a no-op: every step is journaled.
     let out = site
         .ferry(
@@ -395,6 +414,37 @@ fn cold_backup_limits_the_upload_raises_it_and_restores() {
     out.code(0)
         .stderr_has("step restore: already done, skipping");
     assert_eq!(site.calls_with("restore").len(), 1);
+    // Forced to restore again, it recognises the table it restored from this backup.
+    let out = site
+        .ferry(
+            "pegasus-cold-backup",
+            &backup_params(&site, &["target_table=TableR"]),
+        )
+        .args(["--from-step", "restore"])
+        .run();
+    out.code(0)
+        .stderr_has("TableR already exists on ClusterB, restored from backup");
+    assert_eq!(site.calls_with("restore").len(), 1);
+
+    // A dry run of another migration changes nothing: no backup, no limit, no restore.
+    let (calls, http) = (site.calls().len(), site.http_log().len());
+    let out = site
+        .ferry(
+            "pegasus-cold-backup",
+            &backup_params(&site, &["target_table=TableS"]),
+        )
+        .args(["--dry-run", "--state", "dry"])
+        .run();
+    out.code(0).stderr_has("dry run");
+    assert!(site.calls()[calls..].iter().all(|c| !c.contains("backup 2")
+        && !c.contains("restore")
+        && !c.contains("remote_command")));
+    assert!(site.app("ClusterB", "TableS").is_null());
+    assert!(
+        !site.http_log()[http..]
+            .iter()
+            .any(|l| l.contains("/updateConfig"))
+    );
 }
 
 #[test]
@@ -882,4 +932,67 @@ fn killed_online_migration_resumes_without_adding_the_duplication_again() {
     out.code(0)
         .stderr_has("step start-duplication: already done, skipping");
     assert_eq!(site.calls_with("add_dup").len(), 1);
+}
+
+#[test]
+fn refusals_name_the_cause_before_anything_changes() {
+    let site = Site::new("2.5.0", 30, 4, true);
+    // The shell command connects to the wrong cluster.
+    let mut params = copy_params(&site, &[]);
+    params[0] = format!("shell={}", site.shell("ClusterB"));
+    let out = site.ferry("pegasus-copy-data", &params).run();
+    out.code(2)
+        .stderr_has("the shell command connects to cluster ClusterB, not source_cluster ClusterA");
+
+    // A target with write-unhealthy partitions.
+    site.edit(|s| s["clusters"]["ClusterB"]["apps"]["TableB"]["unhealthy"] = json!(1));
+    let out = site
+        .ferry("pegasus-copy-data", &copy_params(&site, &[]))
+        .run();
+    out.code(1).stderr_has("has 1 write-unhealthy partition(s)");
+    assert!(site.calls_with("copy_data").is_empty());
+
+    // Online migration with the checkpoint into a table that already exists.
+    let out = site
+        .ferry(
+            "pegasus-online-migration",
+            &online_params(&site, "TableB", &[]),
+        )
+        .args(["--yes"])
+        .run();
+    out.code(2).stderr_has("add_dup -a");
+    let same = Site::new("2.6.0-SNAPSHOT", 30, 4, true);
+    let out = same
+        .ferry(
+            "pegasus-online-migration",
+            &online_params(&same, "TableB", &[]),
+        )
+        .args(["--yes"])
+        .run();
+    out.code(1).stderr_has(
+        "ClusterB already has a table TableB; duplicating the checkpoint (add_dup -s) creates it",
+    );
+    assert!(same.calls_with("add_dup").is_empty());
+
+    // A bulk load whose bulk_load_info does not match the target table.
+    let bulk = Site::new("2.5.0", 30, 4, true);
+    let wrong = split_command(&bulk).replace("{partition_count}", "16");
+    let out = bulk
+        .ferry(
+            "pegasus-cold-backup",
+            &backup_params(
+                &bulk,
+                &[
+                    "method=bulk_load",
+                    "target_table=TableB",
+                    "bulk_load_root=/user/pegasus/split",
+                    &wrong,
+                ],
+            ),
+        )
+        .run();
+    out.code(1)
+        .stderr_has("start_bulk_load failed: start bulk load failed, error=ERR_INCONSISTENT_STATE")
+        .stderr_has("--from-step offline-split");
+    assert_eq!(bulk.row_count("ClusterB", "TableB"), 0);
 }

@@ -129,7 +129,7 @@ end
 --- opts: timeout, cwd, read_only, log (a file to append the raw output to).
 function M.shell(shell_cmd, commands, opts)
   opts = opts or {}
-  local input = table.concat(commands, "\n") .. "\n"
+  local input = #commands > 0 and (table.concat(commands, "\n") .. "\n") or "" -- an empty line is an error
   local r = ferry.exec.run{"sh", "-c", "exec " .. shell_cmd .. " 2>&1", stdin = input, timeout = opts.timeout,
                            cwd = opts.cwd, check = false, read_only = opts.read_only}
   if r.dry_run then return {text = "", raw = "", banner = {}, failures = {}, dry_run = true} end

@@ -957,3 +957,83 @@ impl ArgPath for Ferry {
         self
     }
 }
+
+#[test]
+fn a_killed_shard_with_state_on_s3_is_refused_by_finalize_and_finishes_when_rerun() {
+    let ws = Workspace::new();
+    let s3 = S3Server::start();
+    for b in ["src", "dst", "state"] {
+        s3.create_bucket(b);
+    }
+    for i in 0..300 {
+        s3.put_file(
+            "src",
+            &format!("obj-{i:04}"),
+            format!("value {i}").as_bytes(),
+        );
+    }
+    let state = "s3://state/m";
+    let (src, dst) = ("s3://src", "s3://dst");
+    let mut others = 0;
+    for i in 0..2 {
+        let out = s3_ferry(&ws, &s3)
+            .args(run_args(&shard_args(i, 3), state, src, dst))
+            .run();
+        out.code(0);
+        others += report(&out)["copied"].as_u64().unwrap();
+    }
+    let share = 300 - others;
+    let mut args = run_args(&shard_args(2, 3), state, src, dst);
+    args.extend([
+        "-p".into(),
+        "ops_rate=60".into(),
+        "-p".into(),
+        "concurrency=2".into(),
+    ]);
+    let mut f = s3_ferry(&ws, &s3).args(&args);
+    f.cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = f.cmd.spawn().unwrap();
+    let landed = || puts_per_key(&s3, "dst").len() as u64 - others;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while landed() < 20 {
+        assert!(Instant::now() < deadline, "shard 2 made no progress");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "shard 2 ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(landed() < share, "killed too late");
+    // The journal in the bucket says the copy started and never finished.
+    let out = s3_ferry(&ws, &s3)
+        .args(run_args(&finalize_args(3), state, src, dst))
+        .run();
+    out.code(1).stderr_has("shard 2/3: step copy unfinished");
+    assert!(s3.read_file("dst", "_FERRY_DONE").is_none());
+
+    let out = s3_ferry(&ws, &s3)
+        .args(run_args(&shard_args(2, 3), state, src, dst))
+        .run();
+    out.code(0);
+    let r = report(&out);
+    let (copied, skipped) = (
+        r["copied"].as_u64().unwrap(),
+        r["skipped"].as_u64().unwrap(),
+    );
+    assert_eq!(copied + skipped, share, "{r}");
+    assert!(
+        skipped >= 20,
+        "the re-run copied again what the killed run wrote: {r}"
+    );
+    let puts = puts_per_key(&s3, "dst");
+    assert_eq!(puts.len(), 300);
+    // At most the objects in flight at the kill are written twice.
+    assert!(puts.values().filter(|n| **n > 1).count() <= 2, "{puts:?}");
+    s3_ferry(&ws, &s3)
+        .args(run_args(&finalize_args(3), state, src, dst))
+        .run()
+        .code(0);
+    assert_eq!(s3.read_file("dst", "_FERRY_DONE").unwrap(), b"300");
+}

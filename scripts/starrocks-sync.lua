@@ -56,9 +56,16 @@ for _, side in ipairs({"source", "target"}) do
     ferry.fail("usage", ("%s: %s_fe_host is empty"):format(conf_path, side),
       {hint = ("set it in sync.properties or pass -p %s_fe_host=HOST"):format(side)})
   end
-  if cfg[side .. "_cluster_password_secret_key"] ~= "" then
-    ferry.fail("usage", ("%s: %s_cluster_password is encrypted (%s_cluster_password_secret_key is set)")
-      :format(conf_path, side, side), {hint = sr.WHY_NOT[side .. "_cluster_password_secret_key"]})
+  local secret_key = cfg[side .. "_cluster_password_secret_key"]
+  if secret_key ~= "" then
+    local plain, why = sr.decrypt_password(cfg[side .. "_cluster_password"], secret_key)
+    if not plain then
+      ferry.fail("usage", ("%s: %s_cluster_password does not decrypt with %s_cluster_password_secret_key: %s")
+        :format(conf_path, side, side, why), {hint = ("it must be SELECT TO_BASE64(AES_ENCRYPT('<password>', " ..
+        "'<secret key>')), as the manual says; or give the plain password with -p %s_cluster_password=... and " ..
+        "-p %s_cluster_password_secret_key="):format(side, side)})
+    end
+    cfg[side .. "_cluster_password"] = plain
   end
 end
 

@@ -754,3 +754,48 @@ fn a_state_dir_serves_one_pair_of_clusters() {
     other.stop();
     s.stop();
 }
+
+#[test]
+fn encrypted_passwords_with_a_secret_key_are_decrypted() {
+    let Some(s) = site("") else { return };
+    // The manual: SELECT TO_BASE64(AES_ENCRYPT('<password>','<secret key>')); MariaDB's
+    // AES_ENCRYPT is the same AES-128-ECB as StarRocks'.
+    let server = db::mysql_url().expect("server");
+    let enc = |pw: &str, key: &str| {
+        db::mysql_exec(
+            &server,
+            &format!("SELECT TO_BASE64(AES_ENCRYPT('{pw}', '{key}'));"),
+        )
+        .trim()
+        .to_string()
+    };
+    let conf =
+        s.ws.read("conf/sync.properties")
+            .replace(
+                &format!("source_cluster_password={SRC_PW}\n"),
+                &format!(
+                    "source_cluster_password={}\n",
+                    enc(SRC_PW, "F3229A0B371ED2D9441B830D21A390C3")
+                ),
+            )
+            .replace(
+                "source_cluster_password_secret_key=\n",
+                "source_cluster_password_secret_key=F3229A0B371ED2D9441B830D21A390C3\n",
+            )
+            .replace(
+                &format!("target_cluster_password={DST_PW}\n"),
+                &format!("target_cluster_password={}\n", enc(DST_PW, "short")),
+            )
+            .replace(
+                "target_cluster_password_secret_key=\n",
+                "target_cluster_password_secret_key=short\n",
+            );
+    s.ws.write("conf/sync.properties", &conf);
+    s.run(&[]).code(0);
+    s.assert_same("shop", "orders");
+    let wrong = s.run(&["-p", "target_cluster_password_secret_key=other"]);
+    wrong.code(2).stderr_has(
+        "target_cluster_password does not decrypt with target_cluster_password_secret_key",
+    );
+    s.stop();
+}

@@ -32,6 +32,8 @@ local p = ferry.params{
    doc = "a shell command for the target cluster (bulk load, row counts); default: `shell` with source_cluster replaced by target_cluster"},
   {name = "shell_config", type = "path", doc = "the shell's config.ini (default: read from the shell command)"},
   {name = "shell_cwd", type = "path", doc = "the folder the shell and admin-cli run in (default: the current folder)"},
+  {name = "pegasus_version", type = "string",
+   doc = "the Pegasus version (2.3 .. 2.6) when the shell's banner does not tell it, or to override it"},
   {name = "source_meta", type = "string", doc = "source meta servers host:port,... (default: the shell's banner)"},
   {name = "target_meta", type = "string", doc = "target meta servers (default: [pegasus.clusters] of the shell's config)"},
   {name = "rate_limit", type = "integer", default = 50, doc = "upload limit in MB/s set before the backup (the doc's 50)"},
@@ -73,23 +75,15 @@ if p.rate_limit <= 0 or p.rate_max < p.rate_limit then
 end
 
 local cwd = p.shell_cwd
-local probe = pegasus.shell(p.shell, {}, {read_only = true, timeout = 60, cwd = cwd})
-local version = probe.banner.version
-if not version and not ferry.dry_run() then
-  ferry.fail("exec", ("`%s` printed no \"Pegasus Shell <version>\" banner:\n%s"):format(p.shell, pegasus.tail(probe.text, 10)))
-end
-if ferry.dry_run() and not version then version = pegasus.version("2.5") end
-if probe.banner.cluster and probe.banner.cluster ~= p.source_cluster and probe.banner.cluster ~= "unknown" then
-  ferry.fail("usage", ("the shell command connects to cluster %s, not source_cluster %s"):format(probe.banner.cluster, p.source_cluster))
-end
+local banner, version = pegasus.probe(p.shell, p.source_cluster, {cwd = cwd, forced = p.pegasus_version})
 if p.method == "ingest_behind" and not pegasus.at_least(version, "2.4") then
   ferry.fail("usage", ("start_bulk_load --ingest_behind needs Pegasus 2.4 or later; the shell is %s"):format(version.text))
 end
 
-local config_path = p.shell_config or pegasus.shell_config_path(p.shell, cwd) or probe.banner.config
+local config_path = p.shell_config or pegasus.shell_config_path(p.shell, cwd) or banner.config
 local config = config_path and ferry.fs.exists(config_path) and pegasus.read_config(config_path) or {}
 local clusters = config["pegasus.clusters"] or {}
-local source_meta = p.source_meta or clusters[p.source_cluster] or probe.banner.metas
+local source_meta = p.source_meta or clusters[p.source_cluster] or banner.metas
 local target_meta = p.target_meta or clusters[target_cluster] or (target_cluster == p.source_cluster and source_meta) or nil
 local target_shell = p.target_shell
 if not target_shell and target_cluster == p.source_cluster then target_shell = p.shell end

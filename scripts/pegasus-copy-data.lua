@@ -24,6 +24,8 @@ local p = ferry.params{
   {name = "shell_config", type = "path", doc = "the shell's config.ini (default: read from the shell command)"},
   {name = "shell_cwd", type = "path", doc = "the folder the shell runs in (it writes .shell-history there); default: the current folder"},
   {name = "source_meta", type = "string", doc = "source meta servers host:port,... (default: the shell's banner)"},
+  {name = "pegasus_version", type = "string",
+   doc = "the Pegasus version (2.3 .. 2.6) when the shell's banner does not tell it, or to override it"},
   {name = "target_meta", type = "string", doc = "target meta servers host:port,... (default: [pegasus.clusters] of the config)"},
   {name = "timeout_ms", type = "integer", default = 10000, doc = "copy_data -t: timeout of each read and write (the doc's 10000)"},
   {name = "partition", type = "integer", doc = "copy_data -p: copy only this source partition"},
@@ -78,25 +80,15 @@ local function shell(cmd, commands, opts)
 end
 
 -- The shell's banner tells its version, cluster and meta servers; cheap, so every run reads it.
-local probe = shell(p.shell, {}, {read_only = true, timeout = 60})
-local version = probe.banner.version
-if not version and not ferry.dry_run() then
-  ferry.fail("exec", ("`%s` printed no \"Pegasus Shell <version>\" banner:\n%s"):format(p.shell, pegasus.tail(probe.text, 10)),
-    {hint = "the shell parameter must start the Pegasus shell"})
-end
-if probe.banner.cluster and probe.banner.cluster ~= p.source_cluster and probe.banner.cluster ~= "unknown" then
-  ferry.fail("usage", ("the shell command connects to cluster %s, not source_cluster %s"):format(
-    probe.banner.cluster, p.source_cluster), {hint = "give a shell command for " .. p.source_cluster ..
-    ", e.g. pegasus_shell config.ini " .. p.source_cluster})
-end
+local banner, version = pegasus.probe(p.shell, p.source_cluster, {cwd = cwd, forced = p.pegasus_version})
 if not pegasus.copy_data_has_multi_set(version) and (p.use_multi_set or p.scan_batch_size or p.max_multi_set_concurrency) then
   ferry.fail("usage", ("Pegasus %s's copy_data has no -u, -o or -m (they came in 2.4)"):format(version and version.text or "?"))
 end
 
-local config_path = p.shell_config or pegasus.shell_config_path(p.shell, cwd) or probe.banner.config
+local config_path = p.shell_config or pegasus.shell_config_path(p.shell, cwd) or banner.config
 local config = config_path and ferry.fs.exists(config_path) and pegasus.read_config(config_path) or nil
 local clusters = config and config["pegasus.clusters"] or {}
-local source_meta = p.source_meta or clusters[p.source_cluster] or probe.banner.metas
+local source_meta = p.source_meta or clusters[p.source_cluster] or banner.metas
 local target_meta = p.target_meta or clusters[p.target_cluster]
 
 local target_shell = p.target_shell

@@ -26,6 +26,8 @@ local p = ferry.params{
      "e.g. `zkCli.sh -server zk:2181 set /metaproxy/{table} {value}`; default: ask the operator to do it"},
   {name = "shell_config", type = "path", doc = "the shell's config.ini (default: read from the shell command)"},
   {name = "shell_cwd", type = "path", doc = "the folder the shell runs in (default: the current folder)"},
+  {name = "pegasus_version", type = "string",
+   doc = "the Pegasus version (2.3 .. 2.6) when the shell's banner does not tell it, or to override it"},
   {name = "source_meta", type = "string", doc = "source meta servers (default: the shell's banner)"},
   {name = "target_meta", type = "string", doc = "target meta servers (default: [pegasus.clusters] of the shell's config)"},
   {name = "max_lag", type = "integer", default = 1000,
@@ -44,15 +46,7 @@ local p = ferry.params{
 
 local target_table = p.target_table or p.source_table
 local cwd = p.shell_cwd
-local probe = pegasus.shell(p.shell, {}, {read_only = true, timeout = 60, cwd = cwd})
-local version = probe.banner.version
-if not version and not ferry.dry_run() then
-  ferry.fail("exec", ("`%s` printed no \"Pegasus Shell <version>\" banner:\n%s"):format(p.shell, pegasus.tail(probe.text, 10)))
-end
-version = version or pegasus.version("2.5")
-if probe.banner.cluster and probe.banner.cluster ~= p.source_cluster and probe.banner.cluster ~= "unknown" then
-  ferry.fail("usage", ("the shell command connects to cluster %s, not source_cluster %s"):format(probe.banner.cluster, p.source_cluster))
-end
+local banner, version = pegasus.probe(p.shell, p.source_cluster, {cwd = cwd, forced = p.pegasus_version})
 if not pegasus.at_least(version, "2.4") then
   ferry.fail("usage", ("online migration needs duplication from Pegasus 2.4 on; the shell is %s"):format(version.text),
     {hint = "use pegasus-cold-backup with -p method=ingest_behind (dual writes) instead"})
@@ -61,10 +55,10 @@ local dup_command = pegasus.add_dup_command(version, p.source_table, p.target_cl
   {checkpoint = p.checkpoint, remote_app = target_table})
 if p.source_cluster == p.target_cluster then ferry.fail("usage", "source and target cluster are the same") end
 
-local config_path = p.shell_config or pegasus.shell_config_path(p.shell, cwd) or probe.banner.config
+local config_path = p.shell_config or pegasus.shell_config_path(p.shell, cwd) or banner.config
 local config = config_path and ferry.fs.exists(config_path) and pegasus.read_config(config_path) or {}
 local clusters = config["pegasus.clusters"] or {}
-local source_meta = p.source_meta or clusters[p.source_cluster] or probe.banner.metas
+local source_meta = p.source_meta or clusters[p.source_cluster] or banner.metas
 local target_meta = p.target_meta or clusters[p.target_cluster]
 if not target_meta then
   ferry.fail("usage", ("cannot tell %s's meta servers: give -p target_meta=host:port,... or add it to [pegasus.clusters] of %s"):format(

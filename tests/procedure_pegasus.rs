@@ -261,6 +261,28 @@ fn copy_data_on_older_shells_counts_without_c_and_has_no_multi_set() {
             .all(|c| c.ends_with("count_data"))
     );
 
+    // A shell wrapper that prints no banner: the version comes from pegasus_version.
+    let quiet = Site::new("2.4.1", 20, 4, true);
+    let out = quiet
+        .ferry(
+            "pegasus-copy-data",
+            &copy_params(&quiet, &["pegasus_version=2.4"]),
+        )
+        .env("PEGASUS_DOUBLE_NO_BANNER", "1")
+        .run();
+    out.code(0)
+        .stderr_lacks("assuming 2.5")
+        .stderr_has("source_rows=20 target_rows=20");
+    let out = quiet
+        .ferry(
+            "pegasus-copy-data",
+            &copy_params(&quiet, &["target_table=TableA"]),
+        )
+        .env("PEGASUS_DOUBLE_NO_BANNER", "1")
+        .run();
+    out.code(1)
+        .stderr_has("printed no \"Pegasus Shell <version>\" banner; assuming 2.5");
+
     let old = Site::new("2.3.0", 10, 4, true);
     let out = old
         .ferry(

@@ -141,6 +141,31 @@ function M.shell(shell_cmd, commands, opts)
   return {text = text, raw = r.stdout, banner = M.banner(text), failures = M.failures(text), code = r.code}
 end
 
+--- Starts the shell once with no command and reads its banner: returns (banner, version). The
+--- version is `forced` when given (a procedure's pegasus_version), else the banner's, else 2.5 (the
+--- latest release) with a warning. Fails when the banner names another cluster than `cluster`.
+function M.probe(shell_cmd, cluster, opts)
+  opts = opts or {}
+  local r = M.shell(shell_cmd, {}, {read_only = true, timeout = 60, cwd = opts.cwd})
+  local version = opts.forced and M.version(opts.forced) or r.banner.version
+  if opts.forced and not version then
+    ferry.fail("usage", ("pegasus_version %q is not a version such as 2.5.0"):format(opts.forced))
+  end
+  if not version then
+    if not r.dry_run then
+      ferry.log.warn(("`%s` printed no \"Pegasus Shell <version>\" banner; assuming 2.5 (give -p pegasus_version=...)"):format(
+        shell_cmd))
+    end
+    version = M.version("2.5.0")
+  end
+  local named = r.banner.cluster
+  if named and named ~= "" and named ~= cluster and named ~= "unknown" then
+    ferry.fail("usage", ("the shell command connects to cluster %s, not source_cluster %s"):format(named, cluster),
+      {hint = ("give a shell command for %s, e.g. pegasus_shell config.ini %s"):format(cluster, cluster)})
+  end
+  return r.banner, version
+end
+
 --- Runs admin-cli once (`admin_cmd -m metas args...`, one-shot mode [§7.4]) and returns
 --- {text, failures, code}. args is a list of words.
 function M.admin(admin_cmd, metas, args, opts)

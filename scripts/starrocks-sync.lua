@@ -694,7 +694,9 @@ ferry.step("cutover", "Cutover checklist: writes stopped, a last sync at 100%, F
       {hint = "writes are still reaching the source; stop them and run the same command again"})
   end
   ferry.log.info("Sync job progress: 100.00% after writes stopped")
-  verify(true)
+  local checked = verify(true)
+  ferry.confirm(("The last sync reached 100%% and %d tables have equal row counts on both clusters; " ..
+    "go on with the cutover?"):format(checked.tables_equal))
   ferry.confirm("Stop using the migration and point applications to the target cluster now?")
   local recorded = ferry.state.get("fe_settings_before") or {}
   local keys = {}

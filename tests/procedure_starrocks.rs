@@ -534,7 +534,10 @@ fn cutover_confirms_a_last_sync_and_restores_the_fe_settings() {
         .sql("INSERT INTO `shop`.`customers` VALUES (4, 'Dee');");
     let out = s.run(&["-p", "cutover=true"]);
     out.code(0)
+        .stderr_has("confirmed by --yes: Writes to the source cluster are stopped")
         .stderr_has("Sync job progress: 100.00% after writes stopped")
+        .stderr_has("confirmed by --yes: The last sync reached 100% and 2 tables have equal row counts")
+        .stderr_has("confirmed by --yes: Restore on the target FE: enable_legacy_compatibility_for_replication=false?")
         .stderr_has("restored target FE enable_legacy_compatibility_for_replication=false");
     s.assert_same("shop", "customers");
     assert_eq!(

@@ -96,6 +96,7 @@ impl RemoteState {
                 e.message = format!("--state {url}: {}", e.message);
                 e
             })?;
+        remove_stale_mirrors();
         let local_root = std::env::temp_dir().join(format!(
             "ferry-state-{}-{}",
             std::process::id(),
@@ -237,6 +238,26 @@ impl RemoteState {
 impl Drop for RemoteState {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.local_root);
+    }
+}
+
+/// Mirrors left behind by runs that were killed (their process is gone).
+fn remove_stale_mirrors() {
+    let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("ferry-state-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if cfg!(target_os = "linux") && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 

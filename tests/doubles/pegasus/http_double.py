@@ -1,0 +1,165 @@
+"""The meta and replica HTTP endpoints of every cluster (§6, §8); see pegasus_double.py."""
+
+import json
+import os
+import time
+
+from pegasus_double import (STATE_DIR, State, advance_traffic, fails_of, traffic_of, upload_metric, version_tuple)
+
+
+def http_main(argv):
+    import http.server
+    import socketserver
+    import threading
+    import urllib.parse
+
+    roles = {}  # port -> (cluster, "meta" | "replica")
+    servers = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def reply(self, status, body, ctype="application/json"):
+            data = body.encode() if isinstance(body, str) else body
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            port = self.server.server_address[1]
+            cname, role = roles[port]
+            u = urllib.parse.urlparse(self.path)
+            q = urllib.parse.parse_qs(u.query, keep_blank_values=True)
+            with open(os.path.join(STATE_DIR, "http.log"), "a") as f:
+                f.write("%s %s %s\n" % (cname, role, self.path))
+            with State() as st:
+                c = st["clusters"][cname]
+                status, body = route(st, c, cname, role, port, u.path, q)
+            self.reply(status, body)
+
+    def route(st, c, cname, role, port, path, q):
+        v = version_tuple(st.get("version"))
+        me = "127.0.0.1:%d" % port
+        if role == "meta" and path.startswith("/meta/"):
+            if path == "/meta/app":
+                name = q.get("name", [None])[0]
+                if not name:
+                    return 400, "name should not be empty"
+                app = c["apps"].get(name)
+                if app is None:
+                    return 404, 'table not found: "%s"' % name
+                out = {"general": {"app_name": name, "app_id": str(app["app_id"]),
+                                   "partition_count": str(app["partition_count"]), "max_replica_count": "3"}}
+                if "detail" in q:
+                    bad = app.get("unhealthy", 0)
+                    out["healthy"] = {"fully_healthy_partition_count": str(app["partition_count"] - bad),
+                                      "unhealthy_partition_count": str(bad),
+                                      "write_unhealthy_partition_count": str(bad),
+                                      "read_unhealthy_partition_count": "0"}
+                return 200, json.dumps(out)
+            if path == "/meta/nodes":
+                details = {n: {"address": n, "status": "ALIVE"} for n in c["replicas"]}
+                return 200, json.dumps({"details": details, "summary": {"total_node_count": str(len(details)),
+                                        "alive_node_count": str(len(details)), "unalive_node_count": "0"}})
+            if path == "/meta/app_envs":
+                app = c["apps"].get(q.get("name", [""])[0])
+                if app is None:
+                    return 404, 'table not found: "%s"' % q.get("name", [""])[0]
+                return 200, json.dumps(app.get("envs", {}))
+            return 404, "not found"
+        if role == "replica":
+            cfg = c.setdefault("node_config", {}).setdefault(me, {})
+            if path == "/updateConfig":
+                if v < (2, 4):
+                    return 404, "not found"
+                for k, vals in q.items():
+                    if k not in ("hdfs_write_limit_rate_mb_per_sec", "hdfs_read_limit_rate_mb_per_sec"):
+                        return 200, json.dumps({"update_status": "ERR_OBJECT_NOT_FOUND: %s is not found" % k})
+                    cfg[k] = int(vals[0])
+                    cfg.setdefault("history", []).append("%s=%s" % (k, vals[0]))
+                return 200, json.dumps({"update_status": "ERR_OK"})
+            m = c.setdefault("metrics", {})
+            advance_traffic(st)
+            failed_total, failed_rate = fails_of(st, cname)
+            rejected = st.get("faults", {}).get("non_idempotent", {}).get(cname, 0)
+            if path == "/metrics" and v >= (2, 6):
+                ents = []
+                upload = upload_metric(st, c) if "backup_file_upload_max_bytes" in q.get("metrics", [""])[0] else 0
+                for name, app in c["apps"].items():
+                    total, _ = traffic_of(st, cname, name)
+                    for pidx in range(min(app["partition_count"], 2)):
+                        ents.append({"type": "replica", "id": "replica@%d.%d" % (app["app_id"], pidx),
+                                     "attributes": {"table_id": str(app["app_id"]), "partition_id": str(pidx)},
+                                     "metrics": [{"name": "backup_file_upload_max_bytes",
+                                                  "value": upload if pidx == 0 else upload // 2},
+                                                 {"name": "dup_pending_mutations", "value": 0},
+                                                 {"name": "get_requests", "value": int(total * 0.7 / 2)},
+                                                 {"name": "put_requests", "value": int(total * 0.3 / 2)},
+                                                 {"name": "dup_rejected_non_idempotent_write_requests",
+                                                  "value": int(rejected * 10 * (time.time() - 1.7e9))}]})
+                ents.append({"type": "server", "id": "server", "attributes": {},
+                             "metrics": [{"name": "read_failed_requests", "value": int(failed_total / 2)},
+                                         {"name": "write_failed_requests", "value": int(failed_total / 2)}]})
+                want = set((q.get("metrics", [""])[0]).split(",")) - {""}
+                types = set((q.get("types", [""])[0]).split(",")) - {""}
+                out = []
+                for e in ents:
+                    if types and e["type"] not in types:
+                        continue
+                    ms = [x for x in e["metrics"] if not want or x["name"] in want]
+                    if ms:
+                        out.append(dict(e, metrics=ms))
+                return 200, json.dumps({"cluster": cname, "role": "replica", "host": "127.0.0.1", "port": port,
+                                        "timestamp_ns": time.time_ns(), "entities": out})
+            if path == "/perfCounter" and v < (2, 6):
+                name = q.get("name", [""])[0]
+                upload_name = "replica*eon.replica_stub*cold.backup.max.upload.file.size"
+                values = {upload_name: upload_metric(st, c) if name == upload_name else 0,
+                          "replica*eon.replica_stub*recent.read.fail.count": int(failed_rate / 2),
+                          "replica*eon.replica_stub*recent.write.fail.count": int(failed_rate / 2),
+                          "replica*eon.replica_stub*dup.pending_mutations_count": 0}
+                for app_name, app in c["apps"].items():
+                    _, rate = traffic_of(st, cname, app_name)
+                    for pidx in range(app["partition_count"]):
+                        share = rate / app["partition_count"]
+                        values["replica*app.pegasus*get_qps@%d.%d" % (app["app_id"], pidx)] = share * 0.7
+                        values["replica*app.pegasus*put_qps@%d.%d" % (app["app_id"], pidx)] = share * 0.3
+                    values["replica*eon.replica*dup.disabled_non_idempotent_write_count@%s" % app_name] = rejected
+                if name not in values:
+                    return 200, json.dumps({"name": name, "value": 0, "type": "", "description": "not found"})
+                return 200, json.dumps({"name": name, "value": values[name], "type": "NUMBER",
+                                        "description": ""}, separators=(",", ":"))
+            return 404, "not found"
+        return 404, "not found"
+
+    class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        daemon_threads = True
+
+    with State() as st:
+        layout = {}
+        for cname, c in st["clusters"].items():
+            srv = Server(("127.0.0.1", 0), Handler)
+            servers.append(srv)
+            meta = "127.0.0.1:%d" % srv.server_address[1]
+            roles[srv.server_address[1]] = (cname, "meta")
+            reps = []
+            for _ in range(c.get("replica_count", 2)):
+                r = Server(("127.0.0.1", 0), Handler)
+                servers.append(r)
+                roles[r.server_address[1]] = (cname, "replica")
+                reps.append("127.0.0.1:%d" % r.server_address[1])
+            c["metas"], c["replicas"] = meta, reps
+            layout[cname] = {"metas": meta, "replicas": reps}
+    for s in servers:
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+    with open(os.path.join(STATE_DIR, "http.json.tmp"), "w") as f:
+        json.dump(layout, f)
+    os.replace(os.path.join(STATE_DIR, "http.json.tmp"), os.path.join(STATE_DIR, "http.json"))
+    try:
+        while os.path.exists(os.path.join(STATE_DIR, "state.json")):
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass

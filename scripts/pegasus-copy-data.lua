@@ -186,9 +186,10 @@ local function copy_command(no_overwrite)
   return table.concat(words, " ")
 end
 
+-- Whether a process runs; an orphan that ended but was not reaped yet (a zombie) does not.
 local function alive(pid)
-  local r = ferry.exec.run{"kill", "-0", tostring(pid), check = false, read_only = true}
-  return r.code == 0
+  local script = ('kill -0 %d 2>/dev/null && ! grep -qs "^[0-9]* (.*) Z" /proc/%d/stat'):format(pid, pid)
+  return ferry.exec.run{"sh", "-c", script, check = false, read_only = true}.code == 0
 end
 
 -- Follows one copy_data run writing to `log` until `finished()` says it ended, relaying its
@@ -226,6 +227,13 @@ ferry.step("copy-data", "Run copy_data in the shell and monitor it (progress eve
   if previous and alive(previous.pid) then
     ferry.log.warn(("copy_data of the interrupted run is still running (pid %d); following it"):format(previous.pid))
     result, text = follow(previous.log, function() return not alive(previous.pid) end, progress)
+  elseif previous and ferry.fs.exists(previous.log) then
+    -- It ended after ferry was killed: its output says how.
+    local r = pegasus.parse_copy(ferry.fs.read(previous.log))
+    if r.done then
+      ferry.log.info(("copy_data of the interrupted run finished meanwhile (%d rows)"):format(r.rows))
+      result, text = r, ferry.fs.read(previous.log)
+    end
   end
 
   while true do

@@ -1018,3 +1018,42 @@ fn refusals_name_the_cause_before_anything_changes() {
         .stderr_has("--from-step offline-split");
     assert_eq!(bulk.row_count("ClusterB", "TableB"), 0);
 }
+
+#[test]
+fn killed_copy_data_whose_shell_finished_meanwhile_is_not_copied_again() {
+    let site = Site::new("2.5.0", 300, 4, true);
+    let mut f = site
+        .ferry("pegasus-copy-data", &copy_params(&site, &[]))
+        .env("PEGASUS_DOUBLE_TICK", "0.2");
+    f.cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = f.cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while site.row_count("ClusterB", "TableB") == 0 {
+        assert!(std::time::Instant::now() < deadline, "no progress");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The orphaned shell finishes the copy on its own.
+    let log = site
+        .ws
+        .join(".ferry/state/pegasus-copy-data/copy_data.1.log");
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("Copy done")
+    {
+        assert!(std::time::Instant::now() < deadline, "the shell stopped");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let out = site
+        .ferry("pegasus-copy-data", &copy_params(&site, &[]))
+        .run();
+    out.code(0)
+        .stderr_has("copy_data of the interrupted run finished meanwhile (300 rows)")
+        .stderr_has("source_rows=300 target_rows=300");
+    assert_eq!(site.calls_with("copy_data").len(), 1);
+}

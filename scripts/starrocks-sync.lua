@@ -241,6 +241,45 @@ local function run_ddl(jobs)
   end
 end
 
+--- Materialized views [manual: Limits]: the definition only (the target refreshes it), created
+--- after tables and views; jobs appended to `jobs`.
+local function mv_jobs(dbname, mvs, target_mvs, jobs)
+  local names = {}
+  for name in pairs(mvs) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    if select_.table(dbname, name) then
+      local full = dbname .. "." .. name
+      local text = sr.show_create_mv(src, dbname, name)
+      local create = text:gsub("^%s*CREATE%s+MATERIALIZED%s+VIEW%s+`?[^`%s]+`?",
+        "CREATE MATERIALIZED VIEW " .. QQ(dbname, name), 1)
+      if cfg.target_cluster_replication_num > 0 then
+        create = sr.set_property(create, "replication_num", tostring(cfg.target_cluster_replication_num))
+      end
+      if not target_mvs[name] then
+        jobs[#jobs + 1] = {sql = create, why = "create materialized view " .. full}
+      elseif sr.mv_signature(sr.show_create_mv(dst, dbname, name)) ~= sr.mv_signature(text) then
+        if cfg.ddl_job_allow_drop_inconsistent_materialized_view then
+          jobs[#jobs + 1] = {sql = "DROP MATERIALIZED VIEW " .. QQ(dbname, name),
+            why = "drop inconsistent materialized view " .. full}
+          jobs[#jobs + 1] = {sql = create, why = "create materialized view " .. full}
+        else
+          ferry.log.warn(("materialized view %s differs on the target; " ..
+            "ddl_job_allow_drop_inconsistent_materialized_view=false leaves it"):format(full))
+        end
+      end
+    end
+  end
+  if cfg.ddl_job_allow_drop_materialized_view_target_only then
+    for name in pairs(target_mvs) do
+      if not mvs[name] and select_.table(dbname, name) then
+        jobs[#jobs + 1] = {sql = "DROP MATERIALIZED VIEW " .. QQ(dbname, name),
+          why = ("drop materialized view %s.%s (only on the target)"):format(dbname, name)}
+      end
+    end
+  end
+end
+
 --- Lists the source objects in scope and brings the target's DDL in line with them.
 local function ddl_pass()
   local jobs, view_jobs = {}, {}
@@ -250,8 +289,12 @@ local function ddl_pass()
   for _, dbname in ipairs(databases(src)) do
     if select_.db(dbname) then
       local objects = tables_of(src, dbname) or {}
+      -- Materialized views may be listed with the tables; they are synced (or not) on their own.
+      local mvs = sr.materialized_views(src, dbname)
       local names = {}
-      for t in pairs(objects) do names[#names + 1] = t end
+      for t in pairs(objects) do
+        if not mvs[t] then names[#names + 1] = t end
+      end
       table.sort(names)
       local wanted_here = {}
       for _, t in ipairs(names) do
@@ -264,6 +307,8 @@ local function ddl_pass()
         jobs[#jobs + 1] = {sql = "CREATE DATABASE IF NOT EXISTS " .. Q(dbname), why = "create database " .. dbname}
       end
       local existing = target_dbs[dbname] and tables_of(dst, dbname) or {}
+      local target_mvs = target_dbs[dbname] and sr.materialized_views(dst, dbname) or {}
+      for name in pairs(target_mvs) do existing[name] = nil end
       local seen = {}
       for _, obj in ipairs(wanted_here) do
         new_scope[#new_scope + 1] = obj
@@ -353,6 +398,9 @@ local function ddl_pass()
             end
           end
         end
+      end
+      if cfg.enable_materialized_view_sync then
+        mv_jobs(dbname, mvs, target_mvs, view_jobs)
       end
       -- Objects only on the target, in a database in scope.
       for t, kind in pairs(existing) do

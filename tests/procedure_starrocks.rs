@@ -236,7 +236,7 @@ fn progress_events(ws: &Workspace) -> Vec<serde_json::Value> {
 
 #[test]
 fn full_sync_prepares_the_target_copies_every_table_and_verifies() {
-    let Some(s) = site("enable_materialized_view_sync=true\nsome_future_key=1\n") else {
+    let Some(s) = site("enable_table_property_sync=true\nsome_future_key=1\n") else {
         return;
     };
     let out = s.run(&[]);
@@ -249,7 +249,7 @@ fn full_sync_prepares_the_target_copies_every_table_and_verifies() {
     out.stderr_has("recorded target FE enable_legacy_compatibility_for_replication=false")
         .stderr_has("enable_legacy_compatibility_for_replication = true` to fe.conf");
     // Unsupported and unknown keys are named.
-    out.stderr_has("enable_materialized_view_sync=true is not supported by ferry")
+    out.stderr_has("enable_table_property_sync=true is not supported by ferry")
         .stderr_has("unknown key some_future_key");
     // DDL from SHOW CREATE TABLE, data equal, excluded objects absent.
     assert!(
@@ -800,5 +800,50 @@ fn encrypted_passwords_with_a_secret_key_are_decrypted() {
     wrong.code(2).stderr_has(
         "target_cluster_password does not decrypt with target_cluster_password_secret_key",
     );
+    s.stop();
+}
+
+#[test]
+fn materialized_views_are_created_from_their_definition_when_enabled() {
+    let Some(s) = site("") else { return };
+    let mv = |filter: &str| {
+        format!(
+            "CREATE MATERIALIZED VIEW `shop`.`daily` DISTRIBUTED BY HASH(`dt`) REFRESH ASYNC
+             PROPERTIES (\"replication_num\" = \"3\")
+             AS SELECT `dt`, SUM(`amount`) AS total FROM `shop`.`orders` {filter} GROUP BY `dt`;"
+        )
+    };
+    s.src.sql(&mv(""));
+    let key = ("shop".to_string(), "daily".to_string());
+    // Not synced by default, and never taken for a table or a logical view.
+    s.run(&["-p", "enable_view_sync=true"]).code(0);
+    assert!(!s.dst.meta().mvs.contains_key(&key));
+    assert!(!s.dst.meta().views.contains_key(&key));
+    assert!(s.dst.loads().iter().all(|l| !l.label.contains("daily")));
+    s.run(&[
+        "-p",
+        "enable_materialized_view_sync=true",
+        "-p",
+        "target_cluster_replication_num=1",
+    ])
+    .code(0)
+    .stderr_has("create materialized view shop.daily");
+    let text = s.dst.meta().mvs.get(&key).cloned().unwrap_or_default();
+    assert!(text.contains("REFRESH ASYNC"), "{text}");
+    assert!(text.contains("\"replication_num\" = \"1\""), "{text}");
+    // The replication_num rewrite alone is no difference.
+    s.run(&["-p", "enable_materialized_view_sync=true"])
+        .code(0)
+        .stderr_lacks("materialized view shop.daily");
+    // Changed on the source: dropped and created again.
+    s.src.sql(&format!(
+        "DROP MATERIALIZED VIEW `shop`.`daily`; {}",
+        mv("WHERE `amount` > 1")
+    ));
+    s.run(&["-p", "enable_materialized_view_sync=true"])
+        .code(0)
+        .stderr_has("drop inconsistent materialized view shop.daily");
+    let text = s.dst.meta().mvs.get(&key).cloned().unwrap_or_default();
+    assert!(text.contains("WHERE `amount` > 1"), "{text}");
     s.stop();
 }

@@ -43,9 +43,9 @@ M.KEYS = {
   {"enable_bitmap_index_sync", "boolean", false, "yes"},
   {"ddl_job_allow_drop_inconsistent_bitmap_index", "boolean", true, "no"},
   {"ddl_job_allow_drop_bitmap_index_target_only", "boolean", true, "no"},
-  {"enable_materialized_view_sync", "boolean", false, "no"},
-  {"ddl_job_allow_drop_inconsistent_materialized_view", "boolean", true, "no"},
-  {"ddl_job_allow_drop_materialized_view_target_only", "boolean", false, "no"},
+  {"enable_materialized_view_sync", "boolean", false, "yes"},
+  {"ddl_job_allow_drop_inconsistent_materialized_view", "boolean", true, "yes"},
+  {"ddl_job_allow_drop_materialized_view_target_only", "boolean", false, "yes"},
   {"enable_view_sync", "boolean", false, "yes"},
   {"ddl_job_allow_drop_inconsistent_view", "boolean", true, "yes"},
   {"ddl_job_allow_drop_view_target_only", "boolean", false, "yes"},
@@ -63,9 +63,6 @@ M.WHY_NOT = {
     "(ddl_job_allow_drop_schema_change_table)",
   ddl_job_allow_drop_bitmap_index_target_only = "bitmap index changes are schema changes " ..
     "(ddl_job_allow_drop_schema_change_table)",
-  enable_materialized_view_sync = "materialized views are not synced by ferry",
-  ddl_job_allow_drop_inconsistent_materialized_view = "materialized views are not synced by ferry",
-  ddl_job_allow_drop_materialized_view_target_only = "materialized views are not synced by ferry",
   enable_table_property_sync = "ferry creates tables with the source's properties but does not follow later " ..
     "ALTER TABLE ... SET changes",
 }
@@ -403,6 +400,17 @@ function M.schema_signature(ddl, opts)
   return trim(s)
 end
 
+--- A materialized view's definition without its name and PROPERTIES (target settings change those).
+function M.mv_signature(text)
+  local s = text:gsub("^%s*CREATE%s+MATERIALIZED%s+VIEW%s+`?[^`%s]+`?", "", 1)
+  local p = s:find("PROPERTIES%s*%(")
+  if p then
+    local close = matching_paren(s, s:find("%(", p))
+    s = s:sub(1, p - 1) .. (close and s:sub(close + 1) or "")
+  end
+  return trim((s:gsub("%s+", " ")))
+end
+
 local function set_property(ddl, key, value)
   local pat = '"' .. key:gsub("%p", "%%%0") .. '"%s*=%s*"[^"]*"'
   local repl = ('"%s" = "%s"'):format(key, value)
@@ -490,6 +498,23 @@ function M.tables_of(db, name)
     if t:sub(1, #M.STAGE_PREFIX) ~= M.STAGE_PREFIX then out[t] = r[columns[2]] or "BASE TABLE" end
   end
   return out
+end
+
+--- Names of the asynchronous materialized views of a database (SHOW MATERIALIZED VIEWS).
+function M.materialized_views(db, dbname)
+  local ok, rows = pcall(db.query, db, "SHOW MATERIALIZED VIEWS FROM " .. M.quote(dbname))
+  local out = {}
+  for _, r in ipairs(ok and rows or {}) do
+    if r.name then out[r.name] = true end
+  end
+  return out
+end
+
+--- SHOW CREATE MATERIALIZED VIEW text [§2.7].
+function M.show_create_mv(db, dbname, name)
+  local rows, columns = db:query("SHOW CREATE MATERIALIZED VIEW " .. M.qualified(dbname, name))
+  local r = rows[1]
+  return r and (r["Create Materialized View"] or r[columns[2]])
 end
 
 --- SHOW CREATE TABLE text (or the view's, for a view) [§2.7].

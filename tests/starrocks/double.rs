@@ -76,6 +76,9 @@ pub struct Meta {
     pub tables: BTreeMap<Key, TableMeta>,
     /// Views: `CREATE VIEW` text as SHOW CREATE VIEW prints it.
     pub views: BTreeMap<Key, String>,
+    /// Asynchronous materialized views: `CREATE MATERIALIZED VIEW` text. The MariaDB behind holds
+    /// a plain view of the same name as a stand-in (data is not what the tests look at).
+    pub mvs: BTreeMap<Key, String>,
     pub versions: HashMap<(String, String, String), i64>,
     pub config: BTreeMap<String, ConfigItem>,
     /// (db, label) → TxnId of a finished load.

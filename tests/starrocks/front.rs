@@ -334,6 +334,96 @@ pub async fn handle(
             vec![vec![Some(key.1.clone()), Some(t.ddl.clone())]],
         ));
     }
+    if let Some(c) = re(r"(?is)^SHOW\s+MATERIALIZED\s+VIEWS\s+FROM\s+`?([^`\s]+)`?$").captures(sql)
+    {
+        let dbname = c[1].to_string();
+        let m = shared.meta.lock().expect("meta");
+        let rows = m
+            .mvs
+            .iter()
+            .filter(|(k, _)| k.0 == dbname)
+            .enumerate()
+            .map(|(i, (k, text))| {
+                vec![
+                    Some((20_000 + i).to_string()),
+                    Some(k.0.clone()),
+                    Some(k.1.clone()),
+                    Some("ASYNC".into()),
+                    Some("true".into()),
+                    Some(String::new()),
+                    Some("UNPARTITIONED".into()),
+                    Some("0".into()),
+                    Some(text.clone()),
+                ]
+            })
+            .collect();
+        return Ok(Answer::Rows(
+            cols(&[
+                "id",
+                "database_name",
+                "name",
+                "refresh_type",
+                "is_active",
+                "inactive_reason",
+                "partition_type",
+                "rows",
+                "text",
+            ]),
+            rows,
+        ));
+    }
+    if let Some(c) = re(r"(?is)^SHOW\s+CREATE\s+MATERIALIZED\s+VIEW\s+(\S+)$").captures(sql) {
+        let key = qualified(&c[1])?;
+        let m = shared.meta.lock().expect("meta");
+        let text = m.mvs.get(&key).ok_or_else(|| {
+            (
+                1146,
+                format!("Unknown materialized view '{}.{}'", key.0, key.1),
+            )
+        })?;
+        return Ok(Answer::Rows(
+            cols(&["Materialized View", "Create Materialized View"]),
+            vec![vec![Some(key.1.clone()), Some(text.clone())]],
+        ));
+    }
+    if let Some(c) = re(r"(?is)^CREATE\s+MATERIALIZED\s+VIEW\s+(IF\s+NOT\s+EXISTS\s+)?(`[^`]+`\s*\.\s*`[^`]+`)(.*?)\bAS\s+(SELECT\b.*)$")
+        .captures(sql)
+    {
+        let key = qualified(&c[2])?;
+        exec(
+            shared,
+            conn,
+            &format!(
+                "CREATE VIEW `{}`.`{}` AS {}",
+                shared.mdb(&key.0),
+                key.1,
+                shared.map_names(&c[4])
+            ),
+        )
+        .await?;
+        let text = format!(
+            "CREATE MATERIALIZED VIEW `{}`{}AS {}",
+            key.1,
+            &c[3],
+            c[4].trim()
+        );
+        shared.meta.lock().expect("meta").mvs.insert(key, text);
+        return Ok(Answer::Ok(0));
+    }
+    if let Some(c) =
+        re(r"(?is)^DROP\s+MATERIALIZED\s+VIEW\s+(IF\s+EXISTS\s+)?(`[^`]+`\s*\.\s*`[^`]+`)$")
+            .captures(sql)
+    {
+        let key = qualified(&c[2])?;
+        exec(
+            shared,
+            conn,
+            &format!("DROP VIEW IF EXISTS `{}`.`{}`", shared.mdb(&key.0), key.1),
+        )
+        .await?;
+        shared.meta.lock().expect("meta").mvs.remove(&key);
+        return Ok(Answer::Ok(0));
+    }
     if let Some(c) =
         re(r"(?is)^CREATE\s+VIEW\s+(IF\s+NOT\s+EXISTS\s+)?(`[^`]+`\s*\.\s*`[^`]+`)\s+AS\s+(.*)$")
             .captures(sql)

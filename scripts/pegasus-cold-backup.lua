@@ -80,18 +80,10 @@ if p.method == "ingest_behind" and not pegasus.at_least(version, "2.4") then
   ferry.fail("usage", ("start_bulk_load --ingest_behind needs Pegasus 2.4 or later; the shell is %s"):format(version.text))
 end
 
-local config_path = p.shell_config or pegasus.shell_config_path(p.shell, cwd) or banner.config
-local config = config_path and ferry.fs.exists(config_path) and pegasus.read_config(config_path) or {}
-local clusters = config["pegasus.clusters"] or {}
-local source_meta = p.source_meta or clusters[p.source_cluster] or banner.metas
-local target_meta = p.target_meta or clusters[target_cluster] or (target_cluster == p.source_cluster and source_meta) or nil
-local target_shell = p.target_shell
-if not target_shell and target_cluster == p.source_cluster then target_shell = p.shell end
-if not target_shell then
-  local replaced, n = (" " .. p.shell .. " "):gsub("(%s)" .. p.source_cluster:gsub("%p", "%%%0") .. "(%s)",
-    "%1" .. target_cluster:gsub("%%", "%%%%") .. "%2")
-  if n == 1 then target_shell = replaced:sub(2, -2) end
-end
+local site = pegasus.locate({shell = p.shell, shell_config = p.shell_config, source_cluster = p.source_cluster,
+  target_cluster = target_cluster, source_meta = p.source_meta, target_meta = p.target_meta, target_shell = p.target_shell}, banner, cwd)
+local config_path = site.config_path
+local source_meta, target_meta, target_shell = site.source_meta, site.target_meta, site.target_shell
 if p.method ~= "backup_only" and not target_meta then
   ferry.fail("usage", ("cannot tell %s's meta servers: give -p target_meta=host:port,... or add %s to [pegasus.clusters] of %s"):format(
     target_cluster, target_cluster, tostring(config_path)))

@@ -85,18 +85,10 @@ if not pegasus.copy_data_has_multi_set(version) and (p.use_multi_set or p.scan_b
   ferry.fail("usage", ("Pegasus %s's copy_data has no -u, -o or -m (they came in 2.4)"):format(version and version.text or "?"))
 end
 
-local config_path = p.shell_config or pegasus.shell_config_path(p.shell, cwd) or banner.config
-local config = config_path and ferry.fs.exists(config_path) and pegasus.read_config(config_path) or nil
-local clusters = config and config["pegasus.clusters"] or {}
-local source_meta = p.source_meta or clusters[p.source_cluster] or banner.metas
-local target_meta = p.target_meta or clusters[p.target_cluster]
-
-local target_shell = p.target_shell
-if not target_shell then
-  local replaced, n = (" " .. p.shell .. " "):gsub("(%s)" .. p.source_cluster:gsub("%p", "%%%0") .. "(%s)",
-    "%1" .. p.target_cluster:gsub("%%", "%%%%") .. "%2")
-  if n == 1 then target_shell = replaced:sub(2, -2) end
-end
+local site = pegasus.locate({shell = p.shell, shell_config = p.shell_config, source_cluster = p.source_cluster,
+  target_cluster = p.target_cluster, source_meta = p.source_meta, target_meta = p.target_meta, target_shell = p.target_shell}, banner, cwd)
+local config_path, config, clusters = site.config_path, site.config, site.clusters
+local source_meta, target_meta, target_shell = site.source_meta, site.target_meta, site.target_shell
 
 ferry.step("create-target-table", "Create the table on the target cluster (ferry checks it exists)", function()
   if not source_meta or source_meta == "" then

@@ -55,11 +55,9 @@ local dup_command = pegasus.add_dup_command(version, p.source_table, p.target_cl
   {checkpoint = p.checkpoint, remote_app = target_table})
 if p.source_cluster == p.target_cluster then ferry.fail("usage", "source and target cluster are the same") end
 
-local config_path = p.shell_config or pegasus.shell_config_path(p.shell, cwd) or banner.config
-local config = config_path and ferry.fs.exists(config_path) and pegasus.read_config(config_path) or {}
-local clusters = config["pegasus.clusters"] or {}
-local source_meta = p.source_meta or clusters[p.source_cluster] or banner.metas
-local target_meta = p.target_meta or clusters[p.target_cluster]
+local site = pegasus.locate({shell = p.shell, shell_config = p.shell_config, source_cluster = p.source_cluster,
+  target_cluster = p.target_cluster, source_meta = p.source_meta, target_meta = p.target_meta, target_shell = nil}, banner, cwd)
+local config_path, source_meta, target_meta = site.config_path, site.source_meta, site.target_meta
 if not target_meta then
   ferry.fail("usage", ("cannot tell %s's meta servers: give -p target_meta=host:port,... or add it to [pegasus.clusters] of %s"):format(
     p.target_cluster, tostring(config_path)))

@@ -239,6 +239,32 @@ function M.shell_config_path(shell_cmd, cwd)
   return nil
 end
 
+--- `shell_cmd` with its `from` cluster argument replaced by `to` (`pegasus_shell config.ini A` ->
+--- `... B`), or nil when the command names `from` other than once.
+function M.shell_for(shell_cmd, from, to)
+  if from == to then return shell_cmd end
+  local replaced, n = (" " .. shell_cmd .. " "):gsub("(%s)" .. from:gsub("%p", "%%%0") .. "(%s)",
+    "%1" .. to:gsub("%%", "%%%%") .. "%2")
+  if n == 1 then return replaced:sub(2, -2) end
+  return nil
+end
+
+--- Where the two clusters are, from a procedure's parameters `p` (shell, shell_config,
+--- source_cluster, target_cluster, source_meta, target_meta, target_shell), the shell's config.ini
+--- and its banner: {config_path, config (nil when unreadable), clusters ([pegasus.clusters]),
+--- source_meta, target_meta, target_shell}. Parameters win over the config, the config over the banner.
+function M.locate(p, banner, cwd)
+  local target_cluster = p.target_cluster
+  local path = p.shell_config or M.shell_config_path(p.shell, cwd) or banner.config
+  local config = path and ferry.fs.exists(path) and M.read_config(path) or nil
+  local clusters = config and config["pegasus.clusters"] or {}
+  local source_meta = p.source_meta or clusters[p.source_cluster] or banner.metas
+  local target_meta = p.target_meta or clusters[target_cluster]
+  if not target_meta and target_cluster == p.source_cluster then target_meta = source_meta end
+  return {config_path = path, config = config, clusters = clusters, source_meta = source_meta, target_meta = target_meta,
+          target_shell = p.target_shell or M.shell_for(p.shell, p.source_cluster, target_cluster)}
+end
+
 ---------------------------------------------------------------------------------------------------
 -- Parsers for the outputs the procedures read
 ---------------------------------------------------------------------------------------------------

@@ -42,6 +42,11 @@ assert(pegasus.shell_config_path("/opt/pegasus/run.sh shell -n c") == "/opt/pega
 assert(pegasus.shell_config_path("/opt/bin/pegasus_shell my.ini ClusterA", "/w") == "/w/my.ini")
 assert(pegasus.shell_config_path("pegasus_shell") == "config.ini")
 
+-- The shell for the other cluster, and where the clusters are.
+assert(pegasus.shell_for("/opt/pegasus_shell config.ini ClusterA", "ClusterA", "ClusterB") == "/opt/pegasus_shell config.ini ClusterB")
+assert(pegasus.shell_for("./run.sh shell --cluster 10.0.0.1:34601", "ClusterA", "ClusterB") == nil)
+assert(pegasus.shell_for("pegasus_shell c.ini A", "A", "A") == "pegasus_shell c.ini A")
+
 -- copy_data progress and result [§2.5].
 local pr = pegasus.parse_copy_progress("INFO: processed for 12 seconds, (3/8) splits, total 1200000 rows, last second 101000 rows")
 assert(pr.seconds == 12 and pr.done_splits == 3 and pr.splits == 8 and pr.rows == 1200000 and pr.last == 101000 and not pr.error)

@@ -604,7 +604,23 @@ local totals = {rounds = 0, partitions = 0, rows = 0, failed = 0}
 local function one_round(round, max_rounds, label, force_ddl)
   local last = one_time or (max_rounds > 0 and round >= max_rounds)
   totals.rounds = totals.rounds + 1
-  local failures = sync_round(totals.rounds, force_ddl, last)
+  local failures
+  if last then
+    failures = sync_round(totals.rounds, force_ddl, last)
+  else
+    -- Like the tool, a loop survives a bad round (an FE restarting, a dropped table): the next
+    -- round starts over. What the manual says terminates the migration still does.
+    local ok, err = pcall(sync_round, totals.rounds, force_ddl, last)
+    if not ok then
+      if type(err) == "table" and (err.kind == "conflict" or err.kind == "usage" or err.kind == "auth") then
+        error(err, 0)
+      end
+      ferry.log.error(("round %d failed: %s; the next round starts in %ds"):format(totals.rounds,
+        type(err) == "table" and (err.message or tostring(err)) or tostring(err), cfg.replication_job_interval_seconds))
+      last_meta = nil -- read the DDL again
+    end
+    failures = ok and err or {}
+  end
   totals.partitions = totals.partitions + counters.finished
   totals.rows = totals.rows + counters.rows
   if last then

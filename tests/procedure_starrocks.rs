@@ -847,3 +847,30 @@ fn materialized_views_are_created_from_their_definition_when_enabled() {
     assert!(text.contains("WHERE `amount` > 1"), "{text}");
     s.stop();
 }
+
+#[test]
+fn a_loop_survives_a_failed_round() {
+    let Some(s) = site("") else { return };
+    // The DDL re-read of round 2 fails (the source FE answers an error once); round 3 goes on.
+    s.src.meta().fail_once.push((
+        "SHOW DATABASES".into(),
+        1,
+        "Frontend is restarting (injected by the double)".into(),
+    ));
+    let out = s.run(&[
+        "-p",
+        "one_time_run_mode=false",
+        "-p",
+        "rounds=3",
+        "-p",
+        "replication_job_interval_seconds=0",
+        "-p",
+        "meta_job_interval_seconds=0",
+    ]);
+    out.code(0)
+        .stderr_has("round 2 failed: ")
+        .stderr_has("Frontend is restarting (injected by the double)");
+    s.assert_same("shop", "orders");
+    s.assert_same("shop", "customers");
+    s.stop();
+}

@@ -89,6 +89,9 @@ pub struct Meta {
     pub loads: Vec<LoadRecord>,
     /// Every ADMIN SET FRONTEND CONFIG, in order.
     pub config_sets: Vec<(String, String)>,
+    /// (prefix, skip, message): the first statement starting with prefix (upper case, single
+    /// spaces) after `skip` such statements fails with the message, once.
+    pub fail_once: Vec<(String, u32, String)>,
     pub max_disk_used_pct: f64,
     /// What SHOW FRONTENDS shows as the FE's IP and HttpPort (default 127.0.0.1 and the real
     /// port), to test hosts.properties mapping.

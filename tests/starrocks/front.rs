@@ -195,6 +195,21 @@ pub async fn handle(
     let sql = query.trim().trim_end_matches(';').trim();
     let up = sql.to_uppercase();
     let up = up.split_whitespace().collect::<Vec<_>>().join(" ");
+    {
+        let mut m = shared.meta.lock().expect("meta");
+        if let Some(i) = m
+            .fail_once
+            .iter()
+            .position(|(p, _, _)| up.starts_with(p.as_str()))
+        {
+            if m.fail_once[i].1 > 0 {
+                m.fail_once[i].1 -= 1;
+            } else {
+                let (_, _, msg) = m.fail_once.remove(i);
+                return Err((1105, msg));
+            }
+        }
+    }
 
     if let Some(c) = re(r"(?is)^SHOW\s+PARTITIONS\s+FROM\s+(\S+)").captures(sql) {
         return show::show_partitions(shared, conn, &qualified(&c[1])?).await;

@@ -297,24 +297,11 @@ fn copy_data_on_older_shells_counts_without_c_and_has_no_multi_set() {
 #[test]
 fn killed_copy_data_run_resumes_by_following_the_running_shell() {
     let site = Site::new("2.5.0", 1000, 8, true);
-    let mut f = site
+    let f = site
         .ferry("pegasus-copy-data", &copy_params(&site, &[]))
         .env("PEGASUS_DOUBLE_TICK", "0.3");
-    f.cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut child = f.cmd.spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while site.row_count("ClusterB", "TableB") < 200 {
-        assert!(std::time::Instant::now() < deadline, "no progress");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before it was killed"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    child.kill().unwrap(); // SIGKILL: the shell it started keeps copying
-    child.wait().unwrap();
+    // SIGKILL: the shell it started keeps copying.
+    double::kill_when(f, || site.row_count("ClusterB", "TableB") >= 200);
     assert!(site.row_count("ClusterB", "TableB") < 1000);
 
     let out = site
@@ -704,25 +691,11 @@ fn cold_backup_ingest_behind_needs_the_table_option_keeps_dual_writes_and_resume
 #[test]
 fn killed_cold_backup_resumes_watching_the_same_backup() {
     let site = Site::new("2.5.0", 100, 4, true);
-    let mut f = site.ferry(
+    let f = site.ferry(
         "pegasus-cold-backup",
         &backup_params(&site, &["method=backup_only", "poll_interval=0.4"]),
     );
-    f.cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut child = f.cmd.spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while site.calls_with("query-backup-status").len() < 2 {
-        assert!(std::time::Instant::now() < deadline, "no progress");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before it was killed"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    double::kill_when(f, || site.calls_with("query-backup-status").len() >= 2);
     assert_eq!(backups(&site)[0].1["status"], "in progress");
 
     let out = site
@@ -917,27 +890,13 @@ fn online_migration_fails_verification_when_metaproxy_still_points_at_the_source
 fn killed_online_migration_resumes_without_adding_the_duplication_again() {
     let site = Site::new("2.6.0-SNAPSHOT", 40, 4, true);
     with_traffic(&site, "TableM", 100);
-    let mut f = site
+    let f = site
         .ferry(
             "pegasus-online-migration",
             &online_params(&site, "TableM", &["poll_interval=0.5"]),
         )
         .args(["--yes"]);
-    f.cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut child = f.cmd.spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while site.calls_with("query_dup").len() < 3 {
-        assert!(std::time::Instant::now() < deadline, "no progress");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before it was killed"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    double::kill_when(f, || site.calls_with("query_dup").len() >= 3);
     assert!(
         site.app("ClusterA", "TableA")["envs"]
             .get("replica.deny_client_request")
@@ -1022,20 +981,11 @@ fn refusals_name_the_cause_before_anything_changes() {
 #[test]
 fn killed_copy_data_whose_shell_finished_meanwhile_is_not_copied_again() {
     let site = Site::new("2.5.0", 300, 4, true);
-    let mut f = site
+    let f = site
         .ferry("pegasus-copy-data", &copy_params(&site, &[]))
         .env("PEGASUS_DOUBLE_TICK", "0.2");
-    f.cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut child = f.cmd.spawn().unwrap();
+    double::kill_when(f, || site.row_count("ClusterB", "TableB") > 0);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while site.row_count("ClusterB", "TableB") == 0 {
-        assert!(std::time::Instant::now() < deadline, "no progress");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
     // The orphaned shell finishes the copy on its own.
     let log = site
         .ws

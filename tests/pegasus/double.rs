@@ -185,3 +185,20 @@ impl Drop for Site {
         let _ = self.http.wait();
     }
 }
+
+/// Starts `ferry` and SIGKILLs it once `ready()` holds (it must still be running then).
+pub fn kill_when(mut f: Ferry, ready: impl Fn() -> bool) {
+    f.cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = f.cmd.spawn().expect("ferry starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(Instant::now() < deadline, "no progress");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+}

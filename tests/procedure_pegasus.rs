@@ -934,14 +934,6 @@ fn refusals_name_the_cause_before_anything_changes() {
     assert!(site.calls_with("copy_data").is_empty());
 
     // Online migration with the checkpoint into a table that already exists.
-    let out = site
-        .ferry(
-            "pegasus-online-migration",
-            &online_params(&site, "TableB", &[]),
-        )
-        .args(["--yes"])
-        .run();
-    out.code(2).stderr_has("add_dup -a");
     let same = Site::new("2.6.0-SNAPSHOT", 30, 4, true);
     let out = same
         .ferry(

@@ -465,9 +465,10 @@ function M.token()
   return ("%08x"):format(math.random(0, 0x7fffffff))
 end
 
---- A Stream Load label: [-_A-Za-z0-9], at most 128 characters, unique per copy job attempt set.
+--- A Stream Load label: digits, letters and underscores only, at most 128 characters (StarRocks'
+--- System limits), one per copy job (its retries reuse it).
 function M.label(db, t, p, version, token)
-  local base = ("%s_%s_%s"):format(db, t, p):gsub("[^%w_%-]", "_")
+  local base = ("%s_%s_%s"):format(db, t, p):gsub("[^%w_]", "_")
   local tail = ("_v%d_%s"):format(version, token)
   local room = 128 - #"ferry_" - #tail
   return "ferry_" .. base:sub(1, room) .. tail

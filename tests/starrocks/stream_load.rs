@@ -190,6 +190,13 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
             }),
         ))
     };
+    // StarRocks' System limits: labels are digits, letters and underscores, at most 128.
+    if label.is_empty()
+        || label.len() > 128
+        || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return fail(format!("Incorrect label format: {label}"));
+    }
     if fault == Some(LoadFault::Fail) {
         return fail("[E1008]Reached timeout=600000ms @127.0.0.1 (injected by the double)".into());
     }

@@ -346,6 +346,12 @@ local function ddl_pass()
                 "its data is not synced"):format(full))
             end
           else
+            if cfg.enable_table_property_sync then
+              for _, kv in ipairs(sr.property_changes(ddl, tddl, cfg)) do
+                jobs[#jobs + 1] = {sql = ('ALTER TABLE %s SET ("%s" = "%s")'):format(QQ(dbname, obj.name), kv[1], kv[2]),
+                  why = ("set property %s=%s on %s"):format(kv[1], kv[2], full)}
+              end
+            end
             -- Partitions: add the missing, replace the inconsistent, drop the target-only.
             local sparts, tparts = sr.partitions(ddl), sr.partitions(tddl)
             local tby = {}

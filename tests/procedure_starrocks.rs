@@ -236,7 +236,7 @@ fn progress_events(ws: &Workspace) -> Vec<serde_json::Value> {
 
 #[test]
 fn full_sync_prepares_the_target_copies_every_table_and_verifies() {
-    let Some(s) = site("enable_table_property_sync=true\nsome_future_key=1\n") else {
+    let Some(s) = site("jdbc_socket_timeout_ms=120000\nsome_future_key=1\n") else {
         return;
     };
     let out = s.run(&[]);
@@ -249,7 +249,7 @@ fn full_sync_prepares_the_target_copies_every_table_and_verifies() {
     out.stderr_has("recorded target FE enable_legacy_compatibility_for_replication=false")
         .stderr_has("enable_legacy_compatibility_for_replication = true` to fe.conf");
     // Unsupported and unknown keys are named.
-    out.stderr_has("enable_table_property_sync=true is not supported by ferry")
+    out.stderr_has("jdbc_socket_timeout_ms=120000 is not supported by ferry")
         .stderr_has("unknown key some_future_key");
     // DDL from SHOW CREATE TABLE, data equal, excluded objects absent.
     assert!(
@@ -872,5 +872,40 @@ fn a_loop_survives_a_failed_round() {
         .stderr_has("Frontend is restarting (injected by the double)");
     s.assert_same("shop", "orders");
     s.assert_same("shop", "customers");
+    s.stop();
+}
+
+#[test]
+fn table_properties_follow_the_source_when_enabled() {
+    let Some(s) = site("") else { return };
+    s.run(&["-p", "target_cluster_replication_num=1"]).code(0);
+    assert!(
+        s.dst
+            .show_create("shop", "orders")
+            .contains("\"replication_num\" = \"1\"")
+    );
+    s.src
+        .sql("ALTER TABLE `shop`.`orders` SET (\"in_memory\" = \"true\");");
+    // Off (the default): the target keeps its properties.
+    s.run(&["-p", "target_cluster_replication_num=1"])
+        .code(0)
+        .stderr_lacks("set property");
+    assert!(
+        s.dst
+            .show_create("shop", "orders")
+            .contains("\"in_memory\" = \"false\"")
+    );
+    // On: the changed property follows; replication_num stays what the target setting says.
+    s.run(&[
+        "-p",
+        "target_cluster_replication_num=1",
+        "-p",
+        "enable_table_property_sync=true",
+    ])
+    .code(0)
+    .stderr_has("set property in_memory=true on shop.orders");
+    let ddl = s.dst.show_create("shop", "orders");
+    assert!(ddl.contains("\"in_memory\" = \"true\""), "{ddl}");
+    assert!(ddl.contains("\"replication_num\" = \"1\""), "{ddl}");
     s.stop();
 }

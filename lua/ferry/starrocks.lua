@@ -52,7 +52,7 @@ M.KEYS = {
   {"replication_job_interval_seconds", "integer", 10, "yes"},
   {"replication_job_batch_size", "integer", 10, "yes"},
   {"report_interval_seconds", "integer", 300, "yes"},
-  {"enable_table_property_sync", "boolean", false, "no"},
+  {"enable_table_property_sync", "boolean", false, "yes"},
 }
 
 M.WHY_NOT = {
@@ -63,8 +63,6 @@ M.WHY_NOT = {
     "(ddl_job_allow_drop_schema_change_table)",
   ddl_job_allow_drop_bitmap_index_target_only = "bitmap index changes are schema changes " ..
     "(ddl_job_allow_drop_schema_change_table)",
-  enable_table_property_sync = "ferry creates tables with the source's properties but does not follow later " ..
-    "ALTER TABLE ... SET changes",
 }
 
 local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
@@ -423,6 +421,36 @@ local function set_property(ddl, key, value)
   return ddl:gsub("%s*;?%s*$", "") .. "\nPROPERTIES (\n" .. repl .. "\n)"
 end
 M.set_property = set_property
+
+--- PROPERTIES of a CREATE TABLE text as key -> value.
+function M.properties(ddl)
+  local out = {}
+  local p = ddl:find("PROPERTIES%s*%(")
+  if not p then return out end
+  local open = ddl:find("%(", p)
+  local close = matching_paren(ddl, open)
+  for k, v in ddl:sub(open + 1, (close or #ddl + 1) - 1):gmatch('"([^"]+)"%s*=%s*"([^"]*)"') do out[k] = v end
+  return out
+end
+
+--- The properties ALTER TABLE ... SET must change on the target: source values that differ, not
+--- counting the ones the target_cluster_* settings decide. Sorted {key, value} pairs.
+function M.property_changes(src_ddl, dst_ddl, cfg)
+  local managed = {}
+  if cfg.target_cluster_replication_num and cfg.target_cluster_replication_num > 0 then managed.replication_num = true end
+  if cfg.target_cluster_use_builtin_storage_volume_only or (cfg.target_cluster_storage_volume or "") ~= "" then
+    managed.storage_volume = true
+  end
+  local pi = cfg.target_cluster_enable_persistent_index
+  if pi and pi ~= "" and pi ~= "null" then managed.enable_persistent_index = true end
+  local a, b = M.properties(src_ddl), M.properties(dst_ddl)
+  local out = {}
+  for k, v in pairs(a) do
+    if not managed[k] and b[k] ~= v then out[#out + 1] = {k, v} end
+  end
+  table.sort(out, function(x, y) return x[1] < y[1] end)
+  return out
+end
 
 local function without_bitmap_indexes(ddl)
   return (ddl:gsub(",%s*INDEX%s+[^,]-USING%s+BITMAP[^,%)]*", ""))

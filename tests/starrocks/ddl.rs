@@ -235,3 +235,16 @@ pub fn drop_partition(sr: &str, name: &str) -> String {
     }
     out
 }
+
+/// The stored StarRocks text with one table property set (replaced or added to PROPERTIES).
+pub fn set_property(sr: &str, key: &str, value: &str) -> String {
+    let pat = Regex::new(&format!(r#""{}"\s*=\s*"[^"]*""#, regex::escape(key))).expect("regex");
+    let kv = format!("\"{key}\" = \"{value}\"");
+    if pat.is_match(sr) {
+        return pat.replace(sr, kv.as_str()).into_owned();
+    }
+    match Regex::new(r"(?is)PROPERTIES\s*\(").expect("regex").find(sr) {
+        Some(m) => format!("{}\n{kv},{}", &sr[..m.end()], &sr[m.end()..]),
+        None => format!("{}\nPROPERTIES (\n{kv}\n)", sr.trim_end()),
+    }
+}

@@ -646,7 +646,10 @@ async fn alter_table(
         .ok_or_else(|| (1146, format!("Unknown table '{}.{}'", key.0, key.1)))?;
     let target = format!("`{}`.`{}`", shared.mdb(&key.0), key.1);
     let new_ddl;
-    if let Some(c) = re(r"(?is)^ADD\s+COLUMN\s+(.*)$").captures(clause) {
+    if let Some(c) = re(r#"(?is)^SET\s*\(\s*"([^"]+)"\s*=\s*"([^"]*)"\s*\)$"#).captures(clause) {
+        // Properties live in the StarRocks text only; MariaDB has nothing to change.
+        new_ddl = ddl::set_property(&t.ddl, &c[1], &c[2]);
+    } else if let Some(c) = re(r"(?is)^ADD\s+COLUMN\s+(.*)$").captures(clause) {
         exec(
             shared,
             conn,

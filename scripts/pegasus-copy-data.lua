@@ -187,17 +187,27 @@ end
 -- Follows one copy_data run writing to `log` until `finished()` says it ended, relaying its
 -- progress lines; returns the parsed output.
 local function follow(log, finished, progress)
-  local shown = -1
+  local shown, seen = -1, -1
   while true do
     local done = finished()
-    local text = ferry.fs.exists(log) and ferry.fs.read(log) or ""
-    local r = pegasus.parse_copy(text)
-    if r.last and r.last.rows ~= shown then
-      shown = r.last.rows
-      progress:set(r.last.rows)
-      progress:message(("%d/%d splits, %d rows/s"):format(r.last.done_splits, r.last.splits, r.last.last))
+    if done then
+      local text = ferry.fs.exists(log) and ferry.fs.read(log) or ""
+      return pegasus.parse_copy(text), text
     end
-    if done then return r, text end
+    -- A long copy writes a line a second for hours: read only the end of the file while it runs
+    -- (ferry.fs has no ranged read, so `tail` does it once the file is large).
+    local st = ferry.fs.stat(log)
+    if st and st.size ~= seen then
+      seen = st.size
+      local tail = st.size <= 65536 and ferry.fs.read(log) or
+        ferry.exec.run{"tail", "-c", "4096", log, read_only = true, check = false}.stdout
+      local last = pegasus.parse_copy(tail).last
+      if last and last.rows ~= shown then
+        shown = last.rows
+        progress:set(last.rows)
+        progress:message(("%d/%d splits, %d rows/s"):format(last.done_splits, last.splits, last.last))
+      end
+    end
     ferry.task.sleep(0.5)
   end
 end

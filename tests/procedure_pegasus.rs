@@ -999,3 +999,31 @@ fn killed_copy_data_whose_shell_finished_meanwhile_is_not_copied_again() {
         .stderr_has("source_rows=300 target_rows=300");
     assert_eq!(site.calls_with("copy_data").len(), 1);
 }
+
+#[test]
+fn copy_data_progress_of_a_long_copy_is_read_from_the_end_of_its_output() {
+    // 1500 progress lines (~125 KB): past 64 KB ferry reads only the tail of the shell's output.
+    let site = Site::new("2.5.0", 1500, 4, true);
+    let out = site
+        .ferry("pegasus-copy-data", &copy_params(&site, &[]))
+        .env("PEGASUS_DOUBLE_COPY_RATE", "1")
+        .env("PEGASUS_DOUBLE_TICK", "0.001")
+        .run();
+    out.code(0).stderr_has("copy_data done: 1500 rows");
+    let late: Vec<u64> = out
+        .stderr
+        .lines()
+        .filter_map(|l| l.split("copy_data TableA -> ClusterB.TableB: ").nth(1))
+        .filter_map(|rest| rest.split(',').next()?.trim().parse().ok())
+        .filter(|n| (900..1500).contains(n))
+        .collect();
+    assert!(
+        !late.is_empty(),
+        "no progress relayed past 64 KB:\n{}",
+        out.stderr
+    );
+    let log = site
+        .ws
+        .join(".ferry/state/pegasus-copy-data/copy_data.1.log");
+    assert!(std::fs::metadata(log).unwrap().len() > 100_000);
+}

@@ -909,3 +909,56 @@ fn table_properties_follow_the_source_when_enabled() {
     assert!(ddl.contains("\"replication_num\" = \"1\""), "{ddl}");
     s.stop();
 }
+
+#[test]
+fn ddl_settings_shape_the_target_tables() {
+    let Some(s) = site("") else { return };
+    s.src.sql(
+        "CREATE TABLE `shop`.`events` (
+           `id` int(11) NOT NULL COMMENT \"\",
+           `kind` varchar(20) NULL COMMENT \"\",
+           INDEX idx_kind (`kind`) USING BITMAP COMMENT 'bitmap'
+         ) ENGINE=OLAP DUPLICATE KEY(`id`) DISTRIBUTED BY HASH(`id`) BUCKETS 1
+         PROPERTIES (\"replication_num\" = \"3\");
+         INSERT INTO `shop`.`events` VALUES (1, 'click'), (2, 'view');",
+    );
+    s.dst.sql(
+        "CREATE DATABASE shop;
+         CREATE TABLE `shop`.`old_stuff` (`id` int(11) NOT NULL COMMENT \"\") ENGINE=OLAP
+           DUPLICATE KEY(`id`) DISTRIBUTED BY HASH(`id`) BUCKETS 1 PROPERTIES (\"replication_num\" = \"1\");",
+    );
+    let out = s.run(&[
+        "-p",
+        "ddl_job_allow_drop_target_only=true",
+        "-p",
+        "target_cluster_storage_volume=vol1",
+        "-p",
+        "target_cluster_enable_persistent_index=true",
+    ]);
+    out.code(0)
+        .stderr_has("drop table shop.old_stuff (only on the target)");
+    assert!(!s.dst.has_table("shop", "old_stuff"));
+    let events = s.dst.show_create("shop", "events");
+    assert!(!events.contains("USING BITMAP"), "{events}");
+    assert!(events.contains("\"storage_volume\" = \"vol1\""), "{events}");
+    assert!(
+        events.contains("\"enable_persistent_index\" = \"true\""),
+        "{events}"
+    );
+    s.assert_same("shop", "events");
+    // A partition dropped on the source is dropped on the target.
+    s.src
+        .sql("ALTER TABLE `shop`.`orders` DROP PARTITION p202401;");
+    s.run(&[])
+        .code(0)
+        .stderr_has("drop partition p202401 of shop.orders (dropped on the source)");
+    assert!(!s.dst.show_create("shop", "orders").contains("p202401"));
+    s.assert_same("shop", "orders");
+    // Bitmap index sync on: the index is part of the schema, so the table is made again with it.
+    s.run(&["-p", "enable_bitmap_index_sync=true"])
+        .code(0)
+        .stderr_has("drop table shop.events (schema differs");
+    assert!(s.dst.show_create("shop", "events").contains("USING BITMAP"));
+    s.assert_same("shop", "events");
+    s.stop();
+}

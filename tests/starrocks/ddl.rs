@@ -117,9 +117,15 @@ pub fn parse(sr: &str) -> Result<Parsed, String> {
 /// MariaDB DDL for the StarRocks table `sr` created as `db`.`table` (db already mapped).
 pub fn to_mariadb(sr: &str, db: &str, table: &str) -> Result<String, String> {
     let p = parse(sr)?;
+    // Bitmap indexes are StarRocks-only; MariaDB gets the columns without them.
+    let bitmap = Regex::new(r"(?is)^\s*INDEX\s.*USING\s+BITMAP").expect("regex");
+    let columns: Vec<&str> = split_top_level(&p.columns)
+        .into_iter()
+        .filter(|c| !bitmap.is_match(c))
+        .collect();
     let mut out = format!(
         "CREATE TABLE `{db}`.`{table}` ({}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-        p.columns
+        columns.join(",")
     );
     if let Some(col) = &p.partition_column {
         let parts: Vec<String> = p

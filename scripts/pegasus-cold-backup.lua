@@ -178,6 +178,7 @@ ferry.step("monitor-backup", "Monitor progress, raise the rate limit, handle fai
   local b = ferry.state.get("backup")
   local nodes = pegasus.nodes(source_meta)
   local rate = ferry.state.get("rate") or p.rate_limit
+  -- 2.6 reports it per replica, so only this table's count; 2.5's is per server (any table's backup).
   local metric = pegasus.METRICS.upload_max_bytes
   local uploading_since, zero_since, raised_at, stalled
   local polls = 0
@@ -190,7 +191,7 @@ ferry.step("monitor-backup", "Monitor progress, raise the rate limit, handle fai
     -- the backup directory, start again.
     ferry.task.poll{every = p.poll_interval, timeout = p.backup_timeout, describe = "the failed backup to end (upload metric 0)",
       check = function()
-        local m = pegasus.cluster_metric(nodes, version, metric)
+        local m = pegasus.cluster_metric(nodes, version, metric, {table_id = b.app_id})
         if m.max == 0 then return true end
         return false, ("%s = %d"):format(pegasus.metric_name(version, metric), m.max)
       end}
@@ -219,7 +220,7 @@ ferry.step("monitor-backup", "Monitor progress, raise the rate limit, handle fai
     polls = polls + 1
     local r = admin(source_meta, {"query-backup-status", tostring(b.app_id), b.id}, {read_only = true})
     local status = pegasus.backup_status(r.text, b.id)
-    local up = pegasus.cluster_metric(nodes, version, metric).max
+    local up = pegasus.cluster_metric(nodes, version, metric, {table_id = b.app_id}).max
     ferry.log.info(("backup %s: %s, %s = %d"):format(b.id, status or "unknown", pegasus.metric_name(version, metric), up))
     local now = os.time()
     if status == "completed" then break end

@@ -133,10 +133,7 @@ ferry.step("wait-duplication", "Wait until the duplication has caught up", funct
       local q, r = query_dup()
       if not q then return false, r.failures[1] or "no query_dup answer" end
       local e = q.dups[tostring(dupid)]
-      if not e then
-        ferry.fail("not_found", ("duplication %s of %s is gone (removed?)"):format(dupid, p.source_table),
-          {hint = "run again with --from-step start-duplication"})
-      end
+      if not e then return {gone = true} end -- failed below: poll retries retryable errors
       if e.status ~= "DS_LOG" then return false, e.status end
       local lag = pegasus.dup_lag(e)
       local how = "decrees behind"
@@ -149,6 +146,10 @@ ferry.step("wait-duplication", "Wait until the duplication has caught up", funct
       if lag <= p.max_lag then return {lag = lag, how = how} end
       return false, ("%d %s"):format(lag, how)
     end}
+  if last.gone then
+    ferry.fail("not_found", ("duplication %s of %s is gone (removed?)"):format(dupid, p.source_table),
+      {hint = "run again with --from-step start-duplication"})
+  end
   -- The source's QPS now is what the target must reach after the switch.
   local src = app_or_fail(source_meta, p.source_cluster, p.source_table)
   local qps = pegasus.table_qps(src_nodes, version, src, p.verify_window, p.request_ops)

@@ -117,6 +117,10 @@ ferry.step("create-target-table", "Create the table on the target cluster (ferry
     ferry.fail("unavailable", ("the target table %s has %d write-unhealthy partition(s); copy_data would fail on them"):format(
       target_table, dst.write_unhealthy), {hint = "wait until the table is healthy (shell: app " .. target_table .. " -d)"})
   end
+  if p.geo_data and not pegasus.app_info(target_meta, target_table .. "_geo") then
+    ferry.fail("not_found", ("geo_data writes through the geo client into %s and %s_geo; %s_geo does not exist on %s"):format(
+      target_table, target_table, target_table, p.target_cluster), {hint = "create " .. target_table .. "_geo too"})
+  end
   if dst.partition_count ~= src.partition_count then
     ferry.log.warn(("%s has %d partitions, %s has %d; copy_data allows it (rows are re-hashed), but is it what you want?"):format(
       source, src.partition_count, target_table, dst.partition_count))

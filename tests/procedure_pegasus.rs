@@ -925,6 +925,12 @@ fn refusals_name_the_cause_before_anything_changes() {
     out.code(2)
         .stderr_has("the shell command connects to cluster ClusterB, not source_cluster ClusterA");
 
+    // Geo data needs the target's _geo table too.
+    let out = site
+        .ferry("pegasus-copy-data", &copy_params(&site, &["geo_data=true"]))
+        .run();
+    out.code(1).stderr_has("TableB_geo does not exist on ClusterB");
+
     // A target with write-unhealthy partitions.
     site.edit(|s| s["clusters"]["ClusterB"]["apps"]["TableB"]["unhealthy"] = json!(1));
     let out = site

@@ -962,3 +962,57 @@ fn ddl_settings_shape_the_target_tables() {
     s.assert_same("shop", "events");
     s.stop();
 }
+
+#[test]
+fn the_loop_follows_new_loads_until_interrupted() {
+    let Some(s) = site("") else { return };
+    let mut f = s.ws.ferry().args([
+        "run".to_string(),
+        "starrocks-sync".into(),
+        "--yes".into(),
+        "-p".into(),
+        format!("conf_dir={}", s.ws.join("conf").display()),
+        "-p".into(),
+        "one_time_run_mode=false".into(),
+        "-p".into(),
+        "replication_job_interval_seconds=1".into(),
+    ]);
+    f.cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = f.cmd.spawn().expect("ferry starts");
+    let wait_for = |what: &str, cond: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !cond() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "timed out: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for("the first round", &|| {
+        s.dst.try_count("shop", "orders") == Some(4)
+    });
+    // A load on the source while the loop runs reaches the target without a restart.
+    s.src
+        .sql("INSERT INTO `shop`.`orders` VALUES (8, '2024-03-09', 'Fay', 4.00, NULL, NULL);");
+    wait_for("the new row", &|| {
+        s.dst.try_count("shop", "orders") == Some(5)
+    });
+    // Ctrl-C stops it: exit 130, and the run says how to resume.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().expect("ferry exits");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted (Ctrl-C)")
+            && stderr.contains("resume with: ferry run starrocks-sync"),
+        "{stderr}"
+    );
+    s.assert_same("shop", "orders");
+    assert_eq!(s.loads_of("p202403", "Success").len(), 1);
+    s.stop();
+}

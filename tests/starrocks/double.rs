@@ -249,6 +249,17 @@ impl StarRocks {
         r
     }
 
+    /// Rows of a table, None while it does not exist.
+    pub fn try_count(&self, sr_db: &str, table: &str) -> Option<usize> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM `{}`.`{table}`",
+            self.shared.mdb(sr_db)
+        );
+        db::try_mysql_exec(&self.shared.server, &sql)
+            .ok()
+            .and_then(|o| o.trim().parse().ok())
+    }
+
     pub fn count(&self, sr_db: &str, table: &str) -> usize {
         self.rows(sr_db, table).len()
     }

@@ -49,7 +49,10 @@ pub static MODULE: ModuleDef = ModuleDef {
             signature: "ferry.task.poll{check, every = 5, timeout = 600, backoff = 1, max_every, describe, transient}",
             doc: "Calls check() until it returns a truthy value, and returns its results. check may \
                   return false, observed to report what it saw. Errors that are retryable (or for \
-                  which transient(err) returns true) are tolerated and retried. Durations are \
+                  which transient(err) returns true) are tolerated and retried: a check that \
+                  means to stop the wait raises a non-retryable kind (conflict, invalid_input), \
+                  not unavailable or timeout, or returns what it saw for the caller to judge. \
+                  Durations are \
                   seconds or strings such as \"90s\". On timeout raises a timeout error naming \
                   what it waited for and the last observed state.",
             example: Some(

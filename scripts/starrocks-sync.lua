@@ -77,7 +77,8 @@ local function connect(side)
     sr.urlencode(cfg[side .. "_cluster_password"]), host, port)
   local ok, db = pcall(ferry.sql.connect, url, {pool_size = math.max(cfg.replication_job_batch_size, cfg.meta_job_threads) + 2})
   if not ok then
-    ferry.fail("unavailable", ("cannot reach the %s cluster's FE query port %s:%d as %s: %s"):format(side, host, port,
+    local kind = type(db) == "table" and db.kind == "auth" and "auth" or "unavailable"
+    ferry.fail(kind, ("cannot log in to the %s cluster's FE query port %s:%d as %s: %s"):format(side, host, port,
       cfg[side .. "_cluster_user"], type(db) == "table" and db.message or tostring(db)),
       {hint = ("check %s_fe_host, %s_fe_query_port and the user/password in %s (and hosts.properties)"):format(
         side, side, conf_path)})

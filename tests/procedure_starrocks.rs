@@ -577,6 +577,18 @@ fn encrypted_passwords_with_a_secret_key_are_decrypted() {
     s.ws.write("conf/sync.properties", &conf);
     s.run(&[]).code(0);
     s.assert_same("shop", "orders");
+    // A wrong password says which cluster and what to check, and leaks nothing.
+    let denied = s.run(&[
+        "-p",
+        "source_cluster_password=not-it",
+        "-p",
+        "source_cluster_password_secret_key=",
+    ]);
+    denied
+        .code(1)
+        .stderr_has("cannot log in to the source cluster's FE query port 127.0.0.1:")
+        .stderr_has("check source_fe_host, source_fe_query_port and the user/password");
+    assert!(!denied.stderr.contains("not-it"), "{}", denied.stderr);
     let wrong = s.run(&["-p", "target_cluster_password_secret_key=other"]);
     wrong.code(2).stderr_has(
         "target_cluster_password does not decrypt with target_cluster_password_secret_key",

@@ -465,7 +465,7 @@ local function sweep_stages(dbs)
       if t:sub(1, #sr.STAGE_PREFIX) == sr.STAGE_PREFIX then
         local referenced = false
         for _, obj in ipairs(scope) do
-          for _, part in ipairs(obj.parts or {}) do
+          for _, part in ipairs(obj.db == dbname and obj.parts or {}) do
             local rec = ferry.state.get(job_key(dbname, obj.name, part))
             if rec and rec.stage == t then referenced = true end
           end

@@ -491,6 +491,12 @@ local function check_disk()
   end
 end
 
+-- A partition above max_replication_data_size_per_job_in_gb (or Stream Load's 10 GB) is warned about.
+local big_partition = 10 * 1024 ^ 3
+if cfg.max_replication_data_size_per_job_in_gb > 0 then
+  big_partition = math.min(big_partition, cfg.max_replication_data_size_per_job_in_gb * 1024 ^ 3)
+end
+
 --- One round: re-read the DDL when due, find the lagging partitions, copy them.
 local function sync_round(round, force_ddl, last_round)
   new_counters()
@@ -544,6 +550,11 @@ local function sync_round(round, force_ddl, last_round)
             ferry.log.error(("%s.%s/%s: the partition is missing on the target (see the DDL errors above)")
               :format(obj.db, obj.name, part.name))
           else
+            if part.bytes and part.bytes > big_partition then
+              ferry.log.warn(("%s.%s/%s holds %.1f GB: ferry copies a partition as one Stream Load (suited to " ..
+                "10 GB or less) from one JSON file in %s, which needs that much local disk"):format(obj.db, obj.name,
+                part.name, part.bytes / 1024 ^ 3, ferry.state.dir()))
+            end
             jobs[#jobs + 1] = {db = obj.db, t = obj.name, part = part.name, version = part.version, id = part.id,
               partitioned = obj.partitioned, name = ("%s.%s/%s"):format(obj.db, obj.name, part.name)}
           end

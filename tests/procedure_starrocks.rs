@@ -809,3 +809,13 @@ fn the_loop_follows_new_loads_until_interrupted() {
     assert_eq!(s.loads_of("p202403", "Success").len(), 1);
     s.stop();
 }
+
+#[test]
+fn a_partition_too_big_for_one_stream_load_is_warned_about() {
+    let Some(s) = site("") else { return };
+    s.src.meta().data_size_shown = Some("12.500 GB".into());
+    s.run(&[]).code(0).stderr_has(
+        "shop.orders/p202401 holds 12.5 GB: ferry copies a partition as one Stream Load",
+    );
+    s.stop();
+}

@@ -560,9 +560,18 @@ function M.partitions_of(db, dbname, t)
   for _, r in ipairs(rows) do
     out[#out + 1] = {name = r.PartitionName, version = math.tointeger(tonumber(r.VisibleVersion)) or 0,
       id = tostring(r.PartitionId), rows = math.tointeger(tonumber(r.RowCount)) or 0,
-      buckets = tostring(r.Buckets), dist = tostring(r.DistributionKey)}
+      buckets = tostring(r.Buckets), dist = tostring(r.DistributionKey), bytes = M.size_bytes(r.DataSize)}
   end
   return out
+end
+
+--- Bytes of a human-formatted size as SHOW PARTITIONS / SHOW DATA print it ("4KB", "1.088 TB").
+function M.size_bytes(text)
+  local n, unit = tostring(text or ""):match("^%s*([%d%.]+)%s*(%a*)")
+  n = tonumber(n)
+  if not n then return nil end
+  local mult = {[""] = 1, B = 1, KB = 1024, MB = 1024 ^ 2, GB = 1024 ^ 3, TB = 1024 ^ 4, PB = 1024 ^ 5}
+  return mult[unit:upper()] and n * mult[unit:upper()] or nil
 end
 
 --- An FE setting's current value, nil when the FE has no such item [§4.1].

@@ -92,6 +92,8 @@ pub struct Meta {
     /// (prefix, skip, message): the first statement starting with prefix (upper case, single
     /// spaces) after `skip` such statements fails with the message, once.
     pub fail_once: Vec<(String, u32, String)>,
+    /// What SHOW PARTITIONS shows as DataSize (default: a size from the row count).
+    pub data_size_shown: Option<String>,
     pub max_disk_used_pct: f64,
     /// What SHOW FRONTENDS shows as the FE's IP and HttpPort (default 127.0.0.1 and the real
     /// port), to test hosts.properties mapping.

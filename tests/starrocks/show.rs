@@ -65,7 +65,11 @@ pub async fn show_partitions(
             Some("HDD".into()),
             Some("9999-12-31 23:59:59".into()),
             None,
-            Some(format!("{:.3}KB", count as f64 * 0.05)),
+            Some(
+                m.data_size_shown
+                    .clone()
+                    .unwrap_or_else(|| format!("{:.3}KB", count as f64 * 0.05)),
+            ),
             Some("false".into()),
             Some(count.to_string()),
         ]);

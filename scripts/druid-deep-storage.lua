@@ -419,8 +419,10 @@ ferry.step("copy-segments", "Copy segments to " .. p.target, function(ctx)
   ferry.log.info(("copied %d segment file(s) (%d zipped from index/ directories, %d bytes), %d already there; " ..
     "%d tombstone(s) and %d segment(s) off local storage left alone"):format(
     copied, zipped, bytes, skipped, plan.tombstones, plan.elsewhere))
+  -- Counts of the whole plan come from one shard only, so finalize's sums over the shards are right.
+  local whole_plan = ferry.shard.owns("")
   return {copied = copied, zipped = zipped, already_there = skipped, bytes = bytes, missing = #missing,
-          tombstones = plan.tombstones, not_local = plan.elsewhere}
+          tombstones = whole_plan and plan.tombstones or 0, not_local = whole_plan and plan.elsewhere or 0}
 end, {sharded = true}) -- each shard copies the segment files whose target key hashes to it
 
 -- Rows to rewrite, each with its new payload; the copy must have verified every file.

@@ -834,6 +834,18 @@ fn druid_deep_storage_shards_copy_segments_and_finalize_rewrites_once() {
 
     let out = druid(finalize_args(3)).run();
     out.code(0).stderr_has("done by shards");
+    // Plan-wide counts are not multiplied by the number of shards.
+    let tombstones = segs.iter().filter(|s| s.spec.contains("tombstone")).count();
+    let copy_line = out
+        .stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("copy-segments"))
+        .unwrap_or_else(|| panic!("no copy-segments row\n{}", out.stderr));
+    assert!(
+        copy_line.contains(&format!("tombstones={tombstones} "))
+            || copy_line.ends_with(&format!("tombstones={tombstones}")),
+        "{copy_line}"
+    );
     // Every local segment file was copied exactly once, by one of the shards.
     let files: std::collections::BTreeSet<String> = segs
         .iter()

@@ -15,7 +15,7 @@ pub fn status(state: &str, shards: Option<u32>) -> Result<()> {
     let journals = if crate::runtime::remote_state::is_remote(state) {
         crate::runtime::remote_state::read_journals(state)?
     } else {
-        read_local(Path::new(state))?
+        read_local(&crate::runtime::remote_state::local_folder(state))?
     };
     println!("{}", render(state, &journals, shards));
     Ok(())

@@ -2,6 +2,7 @@
 //! (tests/doubles/pegasus/, a Python stand-in for the shell, admin-cli, the meta/replica HTTP
 //! endpoints and the pegasus-spark split; not Pegasus itself), a shell config.ini, and helpers to
 //! read and change the double's state.
+#![allow(dead_code)] // each procedure's test file uses its own part
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -18,6 +19,11 @@ pub fn doubles() -> PathBuf {
 pub struct Site {
     pub ws: Workspace,
     http: Child,
+}
+
+/// ClusterB's empty TableB: app id 3, 4 partitions.
+pub fn table_b() -> Value {
+    json!({"app_id": 3, "partition_count": 4, "rows": {}, "envs": {}})
 }
 
 /// Rows `hk{i}:sk -> v{i}` for i in 0..n.
@@ -38,7 +44,7 @@ impl Site {
         std::fs::create_dir_all(ws.join("hdfs")).unwrap();
         let mut b_apps = json!({});
         if target {
-            b_apps = json!({"TableB": {"app_id": 3, "partition_count": 4, "rows": {}, "envs": {}}});
+            b_apps = json!({"TableB": table_b()});
         }
         let state = json!({
             "version": version,
@@ -60,14 +66,9 @@ impl Site {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("python3 runs the Pegasus HTTP double (tests/setup/python3.sh installs it)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !ws.join("state/http.json").exists() {
-            assert!(
-                Instant::now() < deadline,
-                "the Pegasus HTTP double did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(20, "the Pegasus HTTP double did not start", || {
+            ws.join("state/http.json").exists()
+        });
         let site = Site { ws, http };
         site.write_config("");
         site
@@ -100,6 +101,17 @@ impl Site {
         )
     }
 
+    /// The parameters every procedure starts with: the shell on ClusterA, from ClusterA.TableA
+    /// to ClusterB.
+    pub fn route_params(&self) -> Vec<String> {
+        vec![
+            format!("shell={}", self.shell("ClusterA")),
+            "source_cluster=ClusterA".into(),
+            "source_table=TableA".into(),
+            "target_cluster=ClusterB".into(),
+        ]
+    }
+
     pub fn admin_cli(&self) -> String {
         doubles().join("admin-cli").display().to_string()
     }
@@ -124,8 +136,26 @@ impl Site {
         self.edit(|s| s["faults"][name] = value);
     }
 
+    pub fn clear_fault(&self, name: &str) {
+        self.edit(|s| {
+            if let Some(faults) = s["faults"].as_object_mut() {
+                faults.remove(name);
+            }
+        });
+    }
+
+    /// Changes one table (creating its entry if need be); only while no procedure runs.
+    pub fn edit_app(&self, cluster: &str, table: &str, f: impl FnOnce(&mut Value)) {
+        self.edit(|s| f(&mut s["clusters"][cluster]["apps"][table]));
+    }
+
     pub fn app(&self, cluster: &str, table: &str) -> Value {
         self.state()["clusters"][cluster]["apps"][table].clone()
+    }
+
+    /// The table's app env `key`, None where it is not set.
+    pub fn app_env(&self, cluster: &str, table: &str, key: &str) -> Option<Value> {
+        self.app(cluster, table)["envs"].get(key).cloned()
     }
 
     pub fn row_count(&self, cluster: &str, table: &str) -> usize {
@@ -179,6 +209,36 @@ impl Site {
     }
 }
 
+/// The flags the tests give `ferry run`, by name.
+pub trait RunFlags {
+    /// `--yes`: confirms without a terminal.
+    fn yes(self) -> Self;
+    /// `--dry-run` with its own state folder, so the real run's journal is left alone.
+    fn dry_run(self, state: &str) -> Self;
+    /// `--from-step`: runs again from `step` on, even where the journal says done.
+    fn starting_at(self, step: &str) -> Self;
+    /// `PEGASUS_DOUBLE_TICK`: the doubles' tick in seconds (how fast copies and backups advance).
+    fn tick(self, seconds: &str) -> Self;
+}
+
+impl RunFlags for Ferry {
+    fn yes(self) -> Ferry {
+        self.args(["--yes"])
+    }
+
+    fn dry_run(self, state: &str) -> Ferry {
+        self.args(["--dry-run", "--state", state])
+    }
+
+    fn starting_at(self, step: &str) -> Ferry {
+        self.args(["--from-step", step])
+    }
+
+    fn tick(self, seconds: &str) -> Ferry {
+        self.env("PEGASUS_DOUBLE_TICK", seconds)
+    }
+}
+
 impl Drop for Site {
     fn drop(&mut self) {
         let _ = self.http.kill();
@@ -186,19 +246,39 @@ impl Drop for Site {
     }
 }
 
+/// `params` with the parameter named like `param` (`key=value`) set to it in place.
+pub fn replace_param(mut params: Vec<String>, param: &str) -> Vec<String> {
+    let key = &param[..=param.find('=').expect("key=value")];
+    let at = params
+        .iter()
+        .position(|p| p.starts_with(key))
+        .unwrap_or_else(|| panic!("no {key} in {params:?}"));
+    params[at] = param.to_string();
+    params
+}
+
+/// Polls `done()` every 20 ms, failing with `what` after `seconds`.
+pub fn wait_until(seconds: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Starts `ferry` and SIGKILLs it once `ready()` holds (it must still be running then).
 pub fn kill_when(mut f: Ferry, ready: impl Fn() -> bool) {
     f.cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = f.cmd.spawn().expect("ferry starts");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready() {
-        assert!(Instant::now() < deadline, "no progress");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before it was killed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(60, "no progress", || {
+        ready() || {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "finished before it was killed"
+            );
+            false
+        }
+    });
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
 }

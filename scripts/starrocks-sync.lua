@@ -167,12 +167,6 @@ ferry.step("preparation", "Preparation on the target cluster: ports, FE settings
   end
 
   -- FE settings: recorded once (the first run's values are what cutover restores).
-  if ferry.dry_run() then
-    -- ferry.sql runs only SELECT/SHOW/DESCRIBE/EXPLAIN under --dry-run, not ADMIN SHOW.
-    ferry.log.info("dry run: would record and set enable_legacy_compatibility_for_replication=true on the target FE " ..
-      "(and lake_compaction_max_tasks=0 on a shared-data target)")
-    return {backends = be_count}
-  end
   local run_mode = frontend_config(dst, "run_mode") or "shared_nothing"
   local wanted = {{"enable_legacy_compatibility_for_replication", "true"}}
   if run_mode == "shared_data" then

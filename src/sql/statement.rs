@@ -85,7 +85,7 @@ pub fn first_keyword(sql: &str) -> String {
         .to_ascii_uppercase()
 }
 
-/// Whether a statement only reads: SELECT, SHOW, DESCRIBE/DESC, EXPLAIN, VALUES, TABLE, and WITH
+/// Whether a statement only reads: SELECT, SHOW, ADMIN SHOW, DESCRIBE/DESC, EXPLAIN, VALUES, TABLE, and WITH
 /// queries that contain no data-changing keyword. `SELECT ... INTO` and `FOR UPDATE` count as
 /// changes.
 pub fn is_read_only(sql: &str) -> bool {
@@ -98,6 +98,8 @@ pub fn is_read_only(sql: &str) -> bool {
     let has = |w: &str| words.contains(&w);
     match kw.as_str() {
         "SHOW" | "DESCRIBE" | "DESC" | "EXPLAIN" | "VALUES" | "TABLE" => true,
+        // StarRocks/Doris: `ADMIN SHOW FRONTEND CONFIG`, `ADMIN SHOW REPLICA STATUS ...`
+        "ADMIN" => words.get(1) == Some(&"SHOW"),
         "SELECT" => !(has("INTO") || has("FOR") && has("UPDATE")),
         "WITH" => !["INSERT", "UPDATE", "DELETE", "MERGE", "INTO"]
             .iter()
@@ -135,6 +137,7 @@ mod tests {
             "(select 1)",
             "with x as (select 1) select * from x",
             "SHOW FRONTENDS",
+            "ADMIN SHOW FRONTEND CONFIG LIKE 'enable_legacy%'",
         ] {
             assert!(is_read_only(ro), "{ro}");
         }

@@ -375,19 +375,6 @@ fn s3_ferry(ws: &Workspace, s3: &S3Server) -> Ferry {
 }
 
 /// PUT requests per object key of `bucket`.
-/// As [`puts_per_key`], once the server's log holds at least `expected` keys (it logs a request
-/// after answering it, so the last entries can land just after the client exits); at most 5 s.
-fn settled_puts(s3: &S3Server, bucket: &str, expected: usize) -> BTreeMap<String, usize> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let m = puts_per_key(s3, bucket);
-        if m.len() >= expected || Instant::now() > deadline {
-            return m;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn puts_per_key(s3: &S3Server, bucket: &str) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     let prefix = format!("PUT /{bucket}/");
@@ -428,7 +415,7 @@ fn shards_on_s3_with_state_on_s3_copy_each_object_once_and_share_only_the_bucket
         total += report(out)["copied"].as_u64().unwrap();
     }
     assert_eq!(total, 240);
-    let puts = settled_puts(&s3, "dst", 240);
+    let puts = puts_per_key(&s3, "dst");
     assert_eq!(puts.len(), 240, "every object written");
     assert!(
         puts.values().all(|n| *n == 1),
@@ -1064,21 +1051,24 @@ fn a_killed_shard_with_state_on_s3_is_refused_by_finalize_and_finishes_when_reru
         skipped >= 20,
         "the re-run copied again what the killed run wrote: {r}"
     );
-    let puts = settled_puts(&s3, "dst", 300);
+    let puts = puts_per_key(&s3, "dst");
     let stored: Vec<String> = s3
         .list_files("dst")
         .into_iter()
         .filter(|k| !k.starts_with('.'))
         .collect();
     assert_eq!(stored.len(), 300, "{stored:?}");
-    let odd: Vec<&String> = puts
-        .keys()
-        .filter(|k| !stored.contains(k))
-        .chain(stored.iter().filter(|k| !puts.contains_key(*k)))
-        .collect();
+    let not_stored: Vec<&String> = puts.keys().filter(|k| !stored.contains(k)).collect();
     assert!(
-        odd.is_empty(),
-        "PUT but not stored, or stored but never PUT: {odd:?}"
+        not_stored.is_empty(),
+        "written but not stored: {not_stored:?}"
+    );
+    // A PUT in flight at the kill may have been stored without the server logging it (the client
+    // went away before the answer); the re-run then finds it there and skips it.
+    let unlogged: Vec<&String> = stored.iter().filter(|k| !puts.contains_key(*k)).collect();
+    assert!(
+        unlogged.len() <= 2,
+        "stored but never written: {unlogged:?}"
     );
     // At most the objects in flight at the kill are written twice.
     assert!(puts.values().filter(|n| **n > 1).count() <= 2, "{puts:?}");

@@ -641,3 +641,40 @@ fn unreachable_node_stops_the_run_and_the_rerun_reuses_the_snapshots_taken() {
             .any(|k| k.starts_with("dse1/smart_home/rooms-"))
     );
 }
+
+#[test]
+fn credentials_cut_short_mid_upload_are_renewed_after_the_refusal() {
+    let site = site(0);
+    let (s3, api) = aws(|_| {});
+    s3.set_delay(Duration::from_millis(60));
+    let mut f = command(&site, &api, Some(&s3), &["-p", "concurrency=2"]);
+    f.cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = f.cmd.spawn().unwrap();
+    let puts = || {
+        s3.request_log()
+            .iter()
+            .filter(|l| l.starts_with("PUT ") && l.ends_with(" 200"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while puts() < 6 {
+        assert!(Instant::now() < deadline, "no upload progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The API's credentials stop working long before their announced expiry.
+    s3.sts.expire_all();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        s3.sts.expired_refusals() >= 1,
+        "no upload was refused with ExpiredToken"
+    );
+    assert!(
+        s3.sts.issued().len() >= 2,
+        "the credentials were not renewed"
+    );
+    check_upload(&site, &s3_objects(&s3, &api, &api.migration_ids()[0]));
+}

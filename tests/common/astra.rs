@@ -399,10 +399,11 @@ fn status(m: &mut Migration, cfg: &Config, now: Instant) -> serde_json::Value {
     } else {
         match &cfg.upload {
             Upload::Aws(sts) => {
-                let fresh = m
-                    .aws
-                    .as_ref()
-                    .is_none_or(|c| SystemTime::now() >= c.expires);
+                // The server's view of the expiry (a test may cut credentials short).
+                let fresh = m.aws.as_ref().is_none_or(|c| {
+                    sts.expires(&c.access_key)
+                        .is_none_or(|e| SystemTime::now() >= e)
+                });
                 if fresh && m.launched.is_none() {
                     m.aws = Some(sts.issue(cfg.cred_lifetime));
                 }

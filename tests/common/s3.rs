@@ -151,6 +151,23 @@ impl Sts {
         self.inner.lock().unwrap().issued.clone()
     }
 
+    /// When the credentials with this access key expire (None: not issued here).
+    pub fn expires(&self, access_key: &str) -> Option<SystemTime> {
+        let st = self.inner.lock().unwrap();
+        st.issued
+            .iter()
+            .find(|c| c.access_key == access_key)
+            .map(|c| c.expires)
+    }
+
+    /// Makes every issued credential expire now (credentials rotated or cut short early).
+    pub fn expire_all(&self) {
+        let now = SystemTime::now();
+        for c in self.inner.lock().unwrap().issued.iter_mut() {
+            c.expires = now;
+        }
+    }
+
     /// Refuses every issued credential from now on (as a launched migration does).
     pub fn revoke_all(&self) {
         self.inner.lock().unwrap().revoked = true;

@@ -28,3 +28,26 @@ bench_build_ferry() {
   log "building ferry (release, CARGO_TARGET_DIR=target-bench)"
   (cd "$REPO" && CARGO_TARGET_DIR="$REPO/target-bench" cargo build --release --locked -q >&2)
 }
+
+# The s3s-fs server of a benchmark, on 127.0.0.1:$port with keys $KEY/$SECRET over the folder
+# $ROOT, logging to $LOGS/s3s-fs.log ($S3S is the binary). Scripts set `trap stop_server EXIT`.
+server_pid=""
+stop_server() {
+  if [ -n "$server_pid" ]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+  fi
+}
+start_server() {
+  "$S3S" --host 127.0.0.1 --port "$port" --access-key "$KEY" --secret-key "$SECRET" "$ROOT" \
+    >>"$LOGS/s3s-fs.log" 2>&1 &
+  server_pid=$!
+  local i
+  for i in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return; fi
+    sleep 0.1
+  done
+  echo "s3s-fs did not start on port $port (see $LOGS/s3s-fs.log)" >&2
+  exit 1
+}

@@ -368,6 +368,20 @@ fn a_shard_run_without_phase_runs_every_step_as_before() {
         .stderr_has("needs the shard count");
 }
 
+/// An S3 server with buckets `src` (holding `n` objects: key and value of object i), `dst` and
+/// `state`.
+fn s3_source(n: usize, object: impl Fn(usize) -> (String, String)) -> S3Server {
+    let s3 = S3Server::start();
+    for b in ["src", "dst", "state"] {
+        s3.create_bucket(b);
+    }
+    for i in 0..n {
+        let (key, value) = object(i);
+        s3.put_file("src", &key, value.as_bytes());
+    }
+    s3
+}
+
 fn s3_ferry(ws: &Workspace, s3: &S3Server) -> Ferry {
     let mut f = ws.ferry();
     s3.apply_env(&mut f.cmd);
@@ -394,17 +408,12 @@ fn puts_per_key(s3: &S3Server, bucket: &str) -> BTreeMap<String, usize> {
 #[test]
 fn shards_on_s3_with_state_on_s3_copy_each_object_once_and_share_only_the_bucket() {
     let ws = Workspace::new();
-    let s3 = S3Server::start();
-    for b in ["src", "dst", "state"] {
-        s3.create_bucket(b);
-    }
-    for i in 0..240 {
-        s3.put_file(
-            "src",
-            &format!("k{:02}/obj-{i:04}", i % 9),
-            format!("v{i}").repeat(3).as_bytes(),
-        );
-    }
+    let s3 = s3_source(240, |i| {
+        (
+            format!("k{:02}/obj-{i:04}", i % 9),
+            format!("v{i}").repeat(3),
+        )
+    });
     let state = "s3://state/migration-1";
     let outs = run_shards_together(3, &|i| {
         s3_ferry(&ws, &s3).args(run_args(&shard_args(i, 3), state, "s3://src", "s3://dst"))
@@ -464,13 +473,7 @@ fn shards_on_s3_with_state_on_s3_copy_each_object_once_and_share_only_the_bucket
 #[test]
 fn finalize_with_state_on_s3_refuses_while_a_shard_has_not_run() {
     let ws = Workspace::new();
-    let s3 = S3Server::start();
-    for b in ["src", "dst", "state"] {
-        s3.create_bucket(b);
-    }
-    for i in 0..30 {
-        s3.put_file("src", &format!("obj-{i:03}"), b"x");
-    }
+    let s3 = s3_source(30, |i| (format!("obj-{i:03}"), "x".to_string()));
     let state = "s3://state/m";
     s3_ferry(&ws, &s3)
         .args(run_args(&shard_args(0, 2), state, "s3://src", "s3://dst"))
@@ -985,17 +988,7 @@ impl ArgPath for Ferry {
 #[test]
 fn a_killed_shard_with_state_on_s3_is_refused_by_finalize_and_finishes_when_rerun() {
     let ws = Workspace::new();
-    let s3 = S3Server::start();
-    for b in ["src", "dst", "state"] {
-        s3.create_bucket(b);
-    }
-    for i in 0..300 {
-        s3.put_file(
-            "src",
-            &format!("obj-{i:04}"),
-            format!("value {i}").as_bytes(),
-        );
-    }
+    let s3 = s3_source(300, |i| (format!("obj-{i:04}"), format!("value {i}")));
     let state = "s3://state/m";
     let (src, dst) = ("s3://src", "s3://dst");
     let mut others = 0;

@@ -193,27 +193,7 @@ gen_set() {
 }
 
 # Server ------------------------------------------------------------------------------------
-server_pid=""
-stop_server() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-  fi
-}
-trap stop_server EXIT
-start_server() {
-  "$S3S" --host 127.0.0.1 --port "$port" --access-key "$KEY" --secret-key "$SECRET" "$ROOT" \
-    >>"$LOGS/s3s-fs.log" 2>&1 &
-  server_pid=$!
-  local i
-  for i in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return; fi
-    sleep 0.1
-  done
-  echo "s3s-fs did not start on port $port (see $LOGS/s3s-fs.log)" >&2
-  exit 1
-}
+trap stop_server EXIT # start_server / stop_server: bench/lib.sh
 # An empty bucket: stop the server, wipe its root (objects and .bucket-* metadata), restart.
 reset_bucket() {
   stop_server

@@ -4,19 +4,14 @@
 
 use std::rc::Rc;
 
-use crate::runtime::context::{Mode, RunContext, RunOptions};
+use crate::runtime::context::{Mode, RunContext, RunOptions, ScriptInfo};
 use crate::runtime::error::Result;
 use crate::runtime::params::RawParams;
 use crate::runtime::{self, scripts};
 
-pub fn help(name: Option<&str>) -> Result<()> {
-    let Some(name) = name else {
-        use clap::CommandFactory;
-        let _ = super::Cli::command().print_long_help();
-        return Ok(());
-    };
-    let script = scripts::resolve(name)?;
-    let (summary, description) = scripts::description(&script.source);
+/// Runs `script` in describe mode and returns its context: the declared parameters (`decls`) and
+/// listed steps. Shared by `ferry help` and `ferry kube` (which needs the secret parameters).
+pub(super) fn describe(script: &ScriptInfo) -> Rc<RunContext> {
     let ctx = Rc::new(RunContext::new(
         RunOptions {
             mode: Mode::Describe,
@@ -42,6 +37,18 @@ pub fn help(name: Option<&str>) -> Result<()> {
         }
     });
     rt.shutdown_background();
+    ctx
+}
+
+pub fn help(name: Option<&str>) -> Result<()> {
+    let Some(name) = name else {
+        use clap::CommandFactory;
+        let _ = super::Cli::command().print_long_help();
+        return Ok(());
+    };
+    let script = scripts::resolve(name)?;
+    let (summary, description) = scripts::description(&script.source);
+    let ctx = describe(&script);
 
     println!("{} — {}", script.name, summary);
     if !description.is_empty() {

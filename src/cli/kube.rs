@@ -5,17 +5,16 @@
 //! Secret by reference. See docs/scale-out.md.
 
 use std::path::PathBuf;
-use std::rc::Rc;
 
 use clap::Args;
 use serde_json::{Map, Value, json};
 
-use crate::runtime::context::{Mode, RunContext, RunOptions, ScriptInfo};
+use crate::runtime::context::ScriptInfo;
 use crate::runtime::error::{FerryError, Result};
 use crate::runtime::output::say;
 use crate::runtime::params::{RawParams, RawValue};
 use crate::runtime::remote_state::is_remote;
-use crate::runtime::{self, scripts};
+use crate::runtime::scripts;
 
 /// Where the pods mount the ConfigMap.
 const MOUNT: &str = "/etc/ferry";
@@ -91,29 +90,7 @@ fn dns_name(s: &str) -> String {
 
 /// The script's declared parameters (run in describe mode, as `ferry help` does).
 fn declared_secrets(script: &ScriptInfo) -> Vec<String> {
-    let ctx = Rc::new(RunContext::new(
-        RunOptions {
-            mode: Mode::Describe,
-            dry_run: true,
-            yes: true,
-            state_dir: std::env::temp_dir().join("ferry-describe"),
-            from_step: None,
-            fresh: false,
-            raw: RawParams::default(),
-            resume_base: String::new(),
-            quiet: false,
-            shard: None,
-        },
-        script.clone(),
-    ));
-    let rt = super::tokio_runtime();
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async {
-        if let Ok(lua) = runtime::new_lua(ctx.clone()) {
-            let _ = runtime::execute(&lua, &ctx).await;
-        }
-    });
-    rt.shutdown_background();
+    let ctx = super::help::describe(script);
     ctx.decls
         .borrow()
         .iter()

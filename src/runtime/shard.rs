@@ -114,6 +114,23 @@ impl Sharding {
     }
 }
 
+/// The `shard = {index, count}` option of a copy primitive (`store.copy`, `sql.copy_table`).
+pub fn shard_option(t: &mlua::Table) -> mlua::Result<Option<(u32, u32)>> {
+    let Some(s) = t.get::<Option<mlua::Table>>("shard")? else {
+        return Ok(None);
+    };
+    let index: u32 = s.get("index")?;
+    let count: u32 = s.get("count")?;
+    if count == 0 || index >= count {
+        return Err(super::error::FerryError::new(
+            super::error::ErrorKind::InvalidInput,
+            format!("shard index {index} is not below count {count}"),
+        )
+        .into());
+    }
+    Ok(Some((index, count)))
+}
+
 pub fn shard_dir_name(index: u32, count: u32) -> String {
     format!("shard-{index}-of-{count}")
 }

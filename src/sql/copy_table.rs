@@ -621,21 +621,7 @@ fn parse_options(t: &Table) -> mlua::Result<Options> {
         on_conflict,
         throttle: limiter_from(&t.get::<Value>("throttle")?)?,
         verify,
-        shard: match t.get::<Option<Table>>("shard")? {
-            None => None,
-            Some(s) => {
-                let index: u32 = s.get("index")?;
-                let count: u32 = s.get("count")?;
-                if count == 0 || index >= count {
-                    return Err(FerryError::new(
-                        ErrorKind::InvalidInput,
-                        format!("shard index {index} is not below count {count}"),
-                    )
-                    .into());
-                }
-                Some((index, count))
-            }
-        },
+        shard: crate::runtime::shard::shard_option(t)?,
     })
 }
 

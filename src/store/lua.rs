@@ -460,17 +460,8 @@ fn copy_options(lua: &Lua, t: &Table) -> mlua::Result<CopyOptions> {
     if let Some(v) = size_opt(t, "max_buffer")? {
         o.max_buffer = v.max(1 << 20);
     }
-    if let Some(s) = t.get::<Option<Table>>("shard")? {
-        let index: u32 = s.get("index")?;
-        let count: u32 = s.get("count")?;
-        if count == 0 || index >= count {
-            return Err(FerryError::new(
-                ErrorKind::InvalidInput,
-                format!("shard index {index} is not below count {count}"),
-            )
-            .into());
-        }
-        o.shard = Some((index, count));
+    if let Some(shard) = crate::runtime::shard::shard_option(t)? {
+        o.shard = Some(shard);
     }
     o.throttle = limiter_from(&t.get::<Value>("throttle")?)?;
     o.ops_throttle = limiter_from(&t.get::<Value>("ops_throttle")?)?;

@@ -27,12 +27,13 @@ pub struct Parsed {
     pub partitions: Vec<Partition>,
 }
 
-/// Finds the byte offset of the parenthesis closing the one at `open`, skipping quoted text.
-pub fn matching_paren(s: &str, open: usize) -> Option<usize> {
+/// Walks `s` from `from`, calling `visit(i, byte, depth)` for every byte outside quoted text
+/// (`"`, `'`, backquotes, with backslash escapes), with the parenthesis depth after that byte;
+/// stops when `visit` returns true and gives that offset.
+fn scan(s: &str, from: usize, mut visit: impl FnMut(usize, u8, i32) -> bool) -> Option<usize> {
     let b = s.as_bytes();
-    let mut depth = 0i32;
-    let mut quote: Option<u8> = None;
-    let mut i = open;
+    let (mut depth, mut quote) = (0i32, None::<u8>);
+    let mut i = from;
     while i < b.len() {
         let c = b[i];
         if let Some(q) = quote {
@@ -43,17 +44,24 @@ pub fn matching_paren(s: &str, open: usize) -> Option<usize> {
             }
         } else if c == b'"' || c == b'\'' || c == b'`' {
             quote = Some(c);
-        } else if c == b'(' {
-            depth += 1;
-        } else if c == b')' {
-            depth -= 1;
-            if depth == 0 {
+        } else {
+            match c {
+                b'(' => depth += 1,
+                b')' => depth -= 1,
+                _ => {}
+            }
+            if visit(i, c, depth) {
                 return Some(i);
             }
         }
         i += 1;
     }
     None
+}
+
+/// Finds the byte offset of the parenthesis closing the one at `open`, skipping quoted text.
+pub fn matching_paren(s: &str, open: usize) -> Option<usize> {
+    scan(s, open, |_, c, depth| c == b')' && depth == 0)
 }
 
 fn partition_re() -> Regex {
@@ -172,30 +180,14 @@ pub fn drop_column(sr: &str, name: &str) -> Result<String, String> {
 
 /// Splits on commas outside parentheses and quotes.
 pub fn split_top_level(s: &str) -> Vec<&str> {
-    let b = s.as_bytes();
-    let (mut depth, mut quote, mut start) = (0i32, None::<u8>, 0usize);
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if let Some(q) = quote {
-            if c == b'\\' {
-                i += 1;
-            } else if c == q {
-                quote = None;
-            }
-        } else if c == b'"' || c == b'\'' || c == b'`' {
-            quote = Some(c);
-        } else if c == b'(' {
-            depth += 1;
-        } else if c == b')' {
-            depth -= 1;
-        } else if c == b',' && depth == 0 {
+    let (mut start, mut out) = (0usize, Vec::new());
+    scan(s, 0, |i, c, depth| {
+        if c == b',' && depth == 0 {
             out.push(&s[start..i]);
             start = i + 1;
         }
-        i += 1;
-    }
+        false
+    });
     if !s[start..].trim().is_empty() {
         out.push(&s[start..]);
     }

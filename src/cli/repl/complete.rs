@@ -75,11 +75,18 @@ fn resolve(lua: &Lua, path: &str) -> Option<Value> {
     Some(cur)
 }
 
+/// `u[name]`, or None when indexing raises or gives nil. The indexing function is compiled once
+/// per Lua state (a completion may probe a handle with hundreds of names).
 fn index_userdata(lua: &Lua, u: &mlua::AnyUserData, name: &str) -> Option<Value> {
-    let get: mlua::Function = lua
-        .load("local u, k = ...; local ok, v = pcall(function() return u[k] end); if ok then return v end")
-        .into_function()
-        .ok()?;
+    struct Indexer(mlua::Function);
+    if lua.app_data_ref::<Indexer>().is_none() {
+        let f = lua
+            .load("local u, k = ...; local ok, v = pcall(function() return u[k] end); if ok then return v end")
+            .into_function()
+            .ok()?;
+        lua.set_app_data(Indexer(f));
+    }
+    let get = lua.app_data_ref::<Indexer>()?.0.clone();
     get.call::<Value>((u.clone(), name))
         .ok()
         .filter(|v| !v.is_nil())
@@ -100,10 +107,10 @@ fn members(lua: &Lua, value: &Value, methods_only: bool) -> BTreeSet<String> {
         }
         Value::UserData(u) => {
             for word in vocabulary() {
-                if let Some(v) = index_userdata(lua, u, &word)
+                if let Some(v) = index_userdata(lua, u, word)
                     && (!methods_only || matches!(v, Value::Function(_)))
                 {
-                    out.insert(word);
+                    out.insert(word.clone());
                 }
             }
         }
@@ -113,7 +120,13 @@ fn members(lua: &Lua, value: &Value, methods_only: bool) -> BTreeSet<String> {
 }
 
 /// Every identifier the API reference uses: method and field names of handles are among them.
-fn vocabulary() -> BTreeSet<String> {
+/// Built once: the reference is static.
+fn vocabulary() -> &'static BTreeSet<String> {
+    static WORDS: std::sync::OnceLock<BTreeSet<String>> = std::sync::OnceLock::new();
+    WORDS.get_or_init(words_of_the_reference)
+}
+
+fn words_of_the_reference() -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for m in registry::modules() {
         for f in m.functions {

@@ -45,6 +45,16 @@ local p = ferry.params{
    doc = "leave materialized views' tables out instead of stopping (Astra has no materialized views)"},
 }
 
+-- An empty id would put `//` in every API path (the API answers "Moved Permanently"): refuse it
+-- before any step, as a bad parameter.
+for _, name in ipairs({"db_id", "migration_id"}) do
+  if p[name] ~= nil and not p[name]:find("%S") then
+    ferry.fail("usage", ("parameter '%s' is empty"):format(name),
+      {hint = name == "db_id" and "give the target database id (-p db_id=... or $dbID)" or
+        "leave migration_id out to start or continue the migration of this state dir"})
+  end
+end
+
 local base = p.api_url:gsub("/+$", "") .. "/v2/databases/" .. p.db_id .. "/migrations"
 
 ------------------------------------------------------------------------------------------------
@@ -53,8 +63,8 @@ local base = p.api_url:gsub("/+$", "") .. "/v2/databases/" .. p.db_id .. "/migra
 
 local function api(method, path, opts)
   opts = opts or {}
-  if p.db_id == "" or (path:find("//", 1, true)) then
-    ferry.fail("usage", "empty database or migration id in " .. path)
+  if path:find("//", 1, true) then -- an empty migration id from the state dir
+    ferry.fail("usage", "empty migration id in " .. path)
   end
   local r = ferry.http.request{method = method, url = base .. path, bearer = p.token, query = opts.query,
                                retries = 5, retry_non_idempotent = opts.retry or false, timeout = 120}

@@ -8,23 +8,49 @@
 
 use regex::Regex;
 
-/// One range partition of a StarRocks table.
+/// One range or list partition of a StarRocks table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Partition {
     pub name: String,
-    /// The exclusive upper bound as a SQL literal (`'2024-02-01'`) or `MAXVALUE`.
+    /// Range: the exclusive upper bound as a SQL literal (`'2024-02-01'`) or `MAXVALUE`.
+    /// List: the `IN` values as SQL literals (`'a', 'b'`).
     pub upper: String,
     /// The `VALUES ...` text as written in the StarRocks DDL.
     pub values: String,
+}
+
+/// How a table is partitioned. The automatic kinds are StarRocks' expression partitioning
+/// (docs `table_design/data_distribution/expression_partitioning.md`): `PARTITION BY
+/// date_trunc('month', col)` (or `RANGE(date_trunc(...))`) and `PARTITION BY (col)` / `PARTITION
+/// BY col`; the CREATE TABLE names no partition and a load creates the ones its rows need
+/// (`AnalyzerUtils.getNonExistPartitionAddClause`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scheme {
+    None,
+    Range,
+    List,
+    /// date_trunc granularity: day, month, year.
+    AutoRange(String),
+    AutoList,
+}
+
+impl Scheme {
+    pub fn automatic(&self) -> bool {
+        matches!(self, Scheme::AutoRange(_) | Scheme::AutoList)
+    }
+    pub fn list(&self) -> bool {
+        matches!(self, Scheme::List | Scheme::AutoList)
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Parsed {
     /// Everything between the parentheses after the table name.
     pub columns: String,
-    /// The range partition column, when partitioned.
+    /// The partition column, when partitioned.
     pub partition_column: Option<String>,
     pub partitions: Vec<Partition>,
+    pub scheme: Scheme,
 }
 
 /// Walks `s` from `from`, calling `visit(i, byte, depth)` for every byte outside quoted text
@@ -71,6 +97,24 @@ fn partition_re() -> Regex {
     .expect("partition regex")
 }
 
+fn list_partition_re() -> Regex {
+    Regex::new(r#"(?is)PARTITION\s+`?(\w+)`?\s+(VALUES\s+IN\s*\(((?:[^()"']|"[^"]*"|'[^']*'|\([^()]*\))*)\))"#)
+        .expect("list partition regex")
+}
+
+/// `("a", "b")` or `(("a"), ("b"))` → `'a', 'b'` (single-column lists only).
+fn in_literals(inner: &str) -> String {
+    Regex::new(r#""([^"]*)"|'([^']*)'"#)
+        .expect("regex")
+        .captures_iter(inner)
+        .map(|c| {
+            let v = c.get(1).or_else(|| c.get(2)).map(|m| m.as_str()).unwrap_or("");
+            format!("'{}'", v.replace('\'', "''"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn literal(v: &str) -> String {
     if v.eq_ignore_ascii_case("MAXVALUE") {
         return "MAXVALUE".into();
@@ -80,6 +124,16 @@ fn literal(v: &str) -> String {
 
 /// Partitions written in `text` (a whole DDL or one `ADD PARTITION` clause).
 pub fn partitions(text: &str) -> Vec<Partition> {
+    if list_partition_re().is_match(text) {
+        return list_partition_re()
+            .captures_iter(text)
+            .map(|c| Partition {
+                name: c[1].to_string(),
+                upper: in_literals(&c[3]),
+                values: c[2].to_string(),
+            })
+            .collect();
+    }
     partition_re()
         .captures_iter(text)
         .map(|c| {
@@ -102,23 +156,37 @@ pub fn parse(sr: &str) -> Result<Parsed, String> {
     let close = matching_paren(sr, open).ok_or("unbalanced parentheses in CREATE TABLE")?;
     let columns = sr[open + 1..close].to_string();
     let tail = &sr[close + 1..];
-    let by = Regex::new(r"(?is)PARTITION\s+BY\s+RANGE\s*\(\s*`?(\w+)`?\s*\)").expect("regex");
-    let (partition_column, partitions) = match by.captures(tail) {
-        Some(c) => (Some(c[1].to_string()), partitions(tail)),
-        None => {
-            if Regex::new(r"(?is)PARTITION\s+BY")
-                .expect("regex")
-                .is_match(tail)
-            {
-                return Err("the StarRocks double supports only PARTITION BY RANGE(col)".into());
-            }
-            (None, Vec::new())
+    let rx = |p: &str| Regex::new(p).expect("regex");
+    let (scheme, partition_column) = if let Some(c) = rx(
+        r"(?is)PARTITION\s+BY\s+(?:RANGE\s*\(\s*)?date_trunc\s*\(\s*'(\w+)'\s*,\s*`?(\w+)`?\s*\)",
+    )
+    .captures(tail)
+    {
+        let unit = c[1].to_lowercase();
+        if !["day", "month", "year"].contains(&unit.as_str()) {
+            return Err(format!("the StarRocks double does date_trunc by day, month or year, not {unit}"));
         }
+        (Scheme::AutoRange(unit), Some(c[2].to_string()))
+    } else if let Some(c) = rx(r"(?is)PARTITION\s+BY\s+RANGE\s*\(\s*`?(\w+)`?\s*\)").captures(tail) {
+        (Scheme::Range, Some(c[1].to_string()))
+    } else if let Some(c) = rx(r"(?is)PARTITION\s+BY\s+LIST\s*\(\s*`?(\w+)`?\s*\)").captures(tail) {
+        (Scheme::List, Some(c[1].to_string()))
+    } else if let Some(c) = rx(r"(?is)PARTITION\s+BY\s+\(?\s*`?(\w+)`?\s*\)?").captures(tail) {
+        (Scheme::AutoList, Some(c[1].to_string()))
+    } else if rx(r"(?is)PARTITION\s+BY").is_match(tail) {
+        return Err("the StarRocks double cannot read this PARTITION BY".into());
+    } else {
+        (Scheme::None, None)
+    };
+    let partitions = match scheme {
+        Scheme::Range | Scheme::List => partitions(tail),
+        _ => Vec::new(),
     };
     Ok(Parsed {
         columns,
         partition_column,
         partitions,
+        scheme,
     })
 }
 
@@ -136,17 +204,56 @@ pub fn to_mariadb(sr: &str, db: &str, table: &str) -> Result<String, String> {
         columns.join(",")
     );
     if let Some(col) = &p.partition_column {
-        let parts: Vec<String> = p
-            .partitions
-            .iter()
-            .map(|x| format!("PARTITION `{}` VALUES LESS THAN ({})", x.name, x.upper))
-            .collect();
-        out.push_str(&format!(
-            " PARTITION BY RANGE COLUMNS(`{col}`) ({})",
-            parts.join(", ")
-        ));
+        out.push_str(&mariadb_partitioning(&p.scheme, col, &p.partitions));
     }
     Ok(out)
+}
+
+/// Hidden MariaDB partitions of an automatic table: rows waiting for their partition (`_sr_rest`)
+/// and the ranges between created partitions (`_sr_gap_N`). SHOW PARTITIONS never lists them.
+pub const HIDDEN: &str = "_sr_";
+
+/// The MariaDB `PARTITION BY ...` clause for a StarRocks partitioning and its partitions (for an
+/// automatic range table, `parts` carry `upper` and a `values` of `VALUES [("lo"), ("hi"))`).
+pub fn mariadb_partitioning(scheme: &Scheme, col: &str, parts: &[Partition]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    match scheme {
+        Scheme::Range => {
+            for x in parts {
+                out.push(format!("PARTITION `{}` VALUES LESS THAN ({})", x.name, x.upper));
+            }
+        }
+        Scheme::AutoRange(_) => {
+            let lower = |x: &Partition| {
+                Regex::new(r#"\[\s*\(\s*"([^"]*)""#)
+                    .expect("regex")
+                    .captures(&x.values)
+                    .map(|c| format!("'{}'", &c[1]))
+            };
+            let mut prev: Option<String> = None;
+            for (i, x) in parts.iter().enumerate() {
+                if let Some(lo) = lower(x)
+                    && prev.as_deref() != Some(lo.as_str())
+                {
+                    out.push(format!("PARTITION `{HIDDEN}gap_{i}` VALUES LESS THAN ({lo})"));
+                }
+                out.push(format!("PARTITION `{}` VALUES LESS THAN ({})", x.name, x.upper));
+                prev = Some(x.upper.clone());
+            }
+            out.push(format!("PARTITION `{HIDDEN}rest` VALUES LESS THAN (MAXVALUE)"));
+        }
+        Scheme::List | Scheme::AutoList => {
+            for x in parts {
+                out.push(format!("PARTITION `{}` VALUES IN ({})", x.name, x.upper));
+            }
+            if *scheme == Scheme::AutoList {
+                out.push(format!("PARTITION `{HIDDEN}rest` DEFAULT"));
+            }
+        }
+        Scheme::None => return String::new(),
+    }
+    let kind = if scheme.list() { "LIST" } else { "RANGE" };
+    format!(" PARTITION BY {kind} COLUMNS(`{col}`) ({})", out.join(", "))
 }
 
 /// The stored StarRocks text with a column definition added at the end of the column list.
@@ -214,7 +321,11 @@ pub fn add_partition(sr: &str, clause: &str) -> Result<String, String> {
 
 /// The stored StarRocks text without partition `name`.
 pub fn drop_partition(sr: &str, name: &str) -> String {
-    let re = partition_re();
+    let re = if list_partition_re().is_match(sr) {
+        list_partition_re()
+    } else {
+        partition_re()
+    };
     let mut out = sr.to_string();
     if let Some(m) = re.captures_iter(sr).find(|c| &c[1] == name) {
         let whole = m.get(0).expect("match");

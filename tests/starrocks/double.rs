@@ -14,12 +14,14 @@
 //! followed by a dot (`` `db`.`t` ``) are mapped, so statements must qualify tables that way.
 #![allow(dead_code)]
 
+#[path = "auto_partition.rs"]
+mod auto_partition;
 #[path = "ddl.rs"]
 pub mod ddl;
 #[path = "front.rs"]
 mod front;
 #[path = "show.rs"]
-mod show;
+pub mod show;
 #[path = "stream_load.rs"]
 pub mod stream_load;
 
@@ -42,6 +44,20 @@ pub struct TableMeta {
     pub ddl: String,
     pub partitioned: bool,
     pub id: i64,
+    pub scheme: ddl::Scheme,
+    /// The partition column.
+    pub column: Option<String>,
+    /// Partitions an automatic table's loads created, in order (see auto_partition.rs).
+    pub auto_parts: Vec<ddl::Partition>,
+}
+
+/// A physical partition sealed under a partition name (random bucketing): its id, its version,
+/// and the rows it holds (FE `Partition.getSubPartitions`, `PhysicalPartition`).
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    pub id: i64,
+    pub version: i64,
+    pub rows: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +70,8 @@ pub struct ConfigItem {
 /// How the next Stream Loads into a table fail.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LoadFault {
+    /// No fault: this load goes through (to fault a later one).
+    Pass,
     /// `{"Status":"Fail"}`, nothing loaded, the label stays free.
     Fail,
     /// The load commits but the client never gets the answer (connection closed).
@@ -69,6 +87,8 @@ pub struct LoadRecord {
     pub label: String,
     pub status: String,
     pub rows: u64,
+    /// The body's Content-Length (0 when chunked).
+    pub bytes: u64,
 }
 
 #[derive(Default)]
@@ -98,6 +118,21 @@ pub struct Meta {
     /// What SHOW FRONTENDS shows as the FE's IP and HttpPort (default 127.0.0.1 and the real
     /// port), to test hosts.properties mapping.
     pub fe_shown: Option<(String, u16)>,
+    /// BE `streaming_load_max_batch_size_mb` in bytes (be/src/common/config.h, default 100 MB):
+    /// the largest JSON body a Stream Load takes without `ignore_json_size: true`. Tests set it
+    /// small to keep their data small.
+    pub json_max_batch_bytes: u64,
+    /// BE `streaming_load_max_mb` in bytes (config.h, default 102400 MB): any body.
+    pub stream_load_max_bytes: u64,
+    /// Shared-data mode: SHOW PARTITIONS has the lake columns (CompactVersion, NextVersion...).
+    pub shared_data: bool,
+    /// (db, table, partition) → the version the last compaction published (CompactionMgr
+    /// `handleCompactionFinished`); shown as CompactVersion, 0 before any compaction.
+    pub compact_versions: HashMap<(String, String, String), i64>,
+    /// (db, table, partition) → earlier physical partitions of that name; the current one (which
+    /// loads write to) has `current_ids` or the default id.
+    pub sealed: HashMap<(String, String, String), Vec<Sealed>>,
+    pub current_ids: HashMap<(String, String, String), i64>,
 }
 
 pub struct Shared {
@@ -193,6 +228,8 @@ impl StarRocks {
                 config,
                 next_id: 10_000,
                 max_disk_used_pct: 12.5,
+                json_max_batch_bytes: 100 * 1024 * 1024,
+                stream_load_max_bytes: 102_400 * 1024 * 1024,
                 ..Meta::default()
             }),
             pool,
@@ -313,6 +350,60 @@ impl StarRocks {
             .get(&(sr_db.to_string(), table.to_string()))
             .map(|t| t.ddl.clone())
             .unwrap_or_default()
+    }
+
+    /// A shared-data compaction of one partition: it publishes a new version through the full
+    /// transaction path (docs `administration/management/compaction.md`: "Each compaction
+    /// generates a new version of data"), the FE records it as the CompactVersion
+    /// (`CompactionMgr.handleCompactionFinished`), and the rows stay as they were.
+    pub fn compact(&self, sr_db: &str, table: &str, partition: &str) {
+        let mut m = self.meta();
+        let k = (sr_db.to_string(), table.to_string(), partition.to_string());
+        let v = m.versions.entry(k.clone()).or_insert(1);
+        *v += 1;
+        let v = *v;
+        m.compact_versions.insert(k, v);
+    }
+
+    /// Seals the current physical partition of `partition` and starts a new one under the same
+    /// name, as a random-bucketed table does when a partition grows (FE `PhysicalPartition`,
+    /// one SHOW PARTITIONS row each: `PartitionsProcDir.getPartitionInfos`). Only tables with
+    /// `DISTRIBUTED BY RANDOM` have more than one.
+    pub fn split_physical_partition(&self, sr_db: &str, table: &str, partition: &str) {
+        let t = self
+            .meta()
+            .tables
+            .get(&(sr_db.to_string(), table.to_string()))
+            .cloned()
+            .expect("table");
+        let part = if t.partitioned {
+            format!(" PARTITION (`{partition}`)")
+        } else {
+            String::new()
+        };
+        let rows: i64 = self.backing(&format!("SELECT COUNT(*) FROM {{db}}.`{table}`{part}"), sr_db)[0][0]
+            .parse()
+            .expect("count");
+        let mut m = self.meta();
+        assert!(
+            t.ddl.to_uppercase().contains("DISTRIBUTED BY RANDOM"),
+            "only random-bucketed tables have several physical partitions"
+        );
+        let k = (sr_db.to_string(), table.to_string(), partition.to_string());
+        let index = show::partition_index(&t, partition);
+        let id = m.current_ids.get(&k).copied().unwrap_or(t.id * 100 + index);
+        let version = m.versions.get(&k).copied().unwrap_or(1);
+        let before: i64 = m.sealed.get(&k).map(|v| v.iter().map(|s| s.rows).sum()).unwrap_or(0);
+        m.sealed.entry(k.clone()).or_default().push(Sealed {
+            id,
+            version,
+            rows: rows - before,
+        });
+        m.next_id += 1;
+        let new_id = m.next_id;
+        m.current_ids.insert(k.clone(), new_id);
+        // A new physical partition starts at version 1.
+        m.versions.insert(k, 1);
     }
 
     pub fn loads(&self) -> Vec<LoadRecord> {
@@ -467,6 +558,7 @@ async fn exec(shared: &Shared, conn: &mut mysql_async::Conn, sql: &str) -> Resul
 pub fn partition_names(shared: &Shared, key: &Key) -> Vec<String> {
     let m = shared.meta.lock().expect("meta");
     match m.tables.get(key) {
+        Some(t) if t.scheme.automatic() => t.auto_parts.iter().map(|p| p.name.clone()).collect(),
         Some(t) if t.partitioned => ddl::partitions(&t.ddl)
             .into_iter()
             .map(|p| p.name)

@@ -544,7 +544,15 @@ pub async fn handle(
         .await?;
         t.ddl = rename_ddl(&t.ddl, &new.1);
         t.id = shared.next_id();
+        // CREATE TABLE LIKE re-parses the original's SHOW CREATE TABLE text
+        // (CreateTableLikeAnalyzer), which for an automatic table names no partition: the copy
+        // starts without any.
+        let automatic = t.scheme.automatic();
+        t.auto_parts.clear();
         register(shared, &new, t);
+        if automatic {
+            super::auto_partition::create_partitions(shared, conn, &new, true).await?;
+        }
         return Ok(Answer::Ok(0));
     }
     if let Some(c) =
@@ -567,6 +575,9 @@ pub async fn handle(
             ddl: sr_ddl,
             partitioned: parsed.partition_column.is_some(),
             id: shared.next_id(),
+            scheme: parsed.scheme.clone(),
+            column: parsed.partition_column.clone(),
+            auto_parts: Vec::new(),
         };
         register(shared, &key, t);
         return Ok(Answer::Ok(0));
@@ -601,6 +612,7 @@ pub async fn handle(
         if shared.meta.lock().expect("meta").tables.contains_key(&key) {
             let before = fingerprints(shared, conn, &key).await?;
             let r = raw_query(shared, conn, &shared.map_names(sql)).await?;
+            super::auto_partition::create_partitions(shared, conn, &key, false).await?;
             bump_changed(shared, conn, &key, &before).await?;
             return Ok(r);
         }
@@ -673,13 +685,21 @@ async fn alter_table(
         let p = parts
             .first()
             .ok_or_else(|| fail(format!("cannot read the partition in {clause}")))?;
+        if t.scheme.automatic() {
+            // The double models automatic tables through their loads only (see auto_partition.rs).
+            return Err(fail(
+                "the StarRocks double does not do ADD PARTITION on an automatic partitioned table",
+            ));
+        }
+        let bound = if t.scheme.list() {
+            format!("VALUES IN ({})", p.upper)
+        } else {
+            format!("VALUES LESS THAN ({})", p.upper)
+        };
         exec(
             shared,
             conn,
-            &format!(
-                "ALTER TABLE {target} ADD PARTITION (PARTITION `{}` VALUES LESS THAN ({}))",
-                p.name, p.upper
-            ),
+            &format!("ALTER TABLE {target} ADD PARTITION (PARTITION `{}` {bound})", p.name),
         )
         .await?;
         new_ddl = ddl::add_partition(&t.ddl, c[2].trim()).map_err(fail)?;
@@ -699,11 +719,18 @@ async fn alter_table(
         )
         .await?;
         new_ddl = ddl::drop_partition(&t.ddl, &c[2]);
-        shared.meta.lock().expect("meta").versions.remove(&(
-            key.0.clone(),
-            key.1.clone(),
-            c[2].to_string(),
-        ));
+        {
+            let mut m = shared.meta.lock().expect("meta");
+            m.versions
+                .remove(&(key.0.clone(), key.1.clone(), c[2].to_string()));
+            if let Some(tm) = m.tables.get_mut(key) {
+                tm.auto_parts.retain(|p| p.name != c[2]);
+            }
+        }
+        if t.scheme.automatic() {
+            // MariaDB gave the dropped range to its neighbour: lay the hidden gaps out again.
+            super::auto_partition::create_partitions(shared, conn, key, true).await?;
+        }
     } else {
         return Err(fail(format!(
             "the StarRocks double does not do ALTER TABLE {clause}"
@@ -732,6 +759,17 @@ async fn insert_overwrite(
         .get(key)
         .map(|t| t.partitioned)
         .unwrap_or(false);
+    if let Some(p) = partition
+        && partitioned
+        && !super::partition_names(shared, key).iter().any(|n| n == p)
+    {
+        // InsertAnalyzer: a named target partition must exist (ERR_UNKNOWN_PARTITION), also on an
+        // automatic table, whose partitions only a load creates.
+        return Err((
+            1064,
+            format!("Getting analyzing error. Detail message: Unknown partition '{p}' in table '{}'.", key.1),
+        ));
+    }
     let part = match partition {
         Some(p) if partitioned => format!(" PARTITION (`{p}`)"),
         _ => String::new(),
@@ -751,6 +789,7 @@ async fn insert_overwrite(
     .await;
     match r {
         Ok(n) => {
+            super::auto_partition::create_partitions(shared, conn, key, false).await?;
             bump_changed(shared, conn, key, &before).await?;
             Ok(Answer::Ok(n))
         }

@@ -1,7 +1,22 @@
 //! The StarRocks double's SHOW answers, with the columns of reference/starrocks.md §2 and §4.1.
 
-use super::{Answer, Fail, Key, Shared, cols, ddl, fail, fingerprints, qualified, re};
+use super::{Answer, Fail, Key, Shared, TableMeta, cols, ddl, fail, fingerprints, qualified, re};
 
+/// 1-based position of a partition in its table (the double's PartitionId is table id * 100 + it).
+pub fn partition_index(t: &TableMeta, name: &str) -> i64 {
+    let names: Vec<String> = if t.scheme.automatic() {
+        t.auto_parts.iter().map(|p| p.name.clone()).collect()
+    } else {
+        ddl::partitions(&t.ddl).into_iter().map(|p| p.name).collect()
+    };
+    names.iter().position(|n| n == name).map(|i| i as i64 + 1).unwrap_or(1)
+}
+
+/// SHOW PARTITIONS as FE `PartitionsProcDir` answers it: one row per physical partition
+/// (`getPartitionInfos` loops over `partition.getSubPartitions()`), the shared-nothing columns
+/// (`getOlapPartitionInfo`) or, for a shared-data cluster, the lake ones (`getLakePartitionInfo`:
+/// CompactVersion, VisibleVersion, NextVersion, ..., DataSize, RowCount, cache and compaction
+/// score columns). The eighth column is `List` for list partitioning (`createTitleNames`).
 pub async fn show_partitions(
     shared: &Shared,
     conn: &mut mysql_async::Conn,
@@ -17,24 +32,38 @@ pub async fn show_partitions(
         .ok_or_else(|| (1146, format!("Unknown table '{}.{}'", key.0, key.1)))?;
     let fps = fingerprints(shared, conn, key).await?;
     let parsed = ddl::parse(&t.ddl).map_err(fail)?;
-    let dist = re(r"(?is)DISTRIBUTED\s+BY\s+HASH\s*\(([^)]*)\)(?:\s+BUCKETS\s+(\d+))?")
-        .captures(&t.ddl)
-        .map(|c| {
-            (
-                c[1].replace('`', ""),
-                c.get(2)
-                    .map(|b| b.as_str().to_string())
-                    .unwrap_or("3".into()),
-            )
-        })
-        .unwrap_or(("".into(), "3".into()));
+    let dist = if re(r"(?is)DISTRIBUTED\s+BY\s+RANDOM").is_match(&t.ddl) {
+        // distributionKeyAsString: "ALL KEY" for anything but hash.
+        let b = re(r"(?is)DISTRIBUTED\s+BY\s+RANDOM\s+BUCKETS\s+(\d+)")
+            .captures(&t.ddl)
+            .map(|c| c[1].to_string())
+            .unwrap_or("0".into());
+        ("ALL KEY".to_string(), b)
+    } else {
+        re(r"(?is)DISTRIBUTED\s+BY\s+HASH\s*\(([^)]*)\)(?:\s+BUCKETS\s+(\d+))?")
+            .captures(&t.ddl)
+            .map(|c| {
+                (
+                    c[1].replace('`', ""),
+                    c.get(2)
+                        .map(|b| b.as_str().to_string())
+                        .unwrap_or("3".into()),
+                )
+            })
+            .unwrap_or(("".into(), "3".into()))
+    };
     let repl = re(r#""replication_num"\s*=\s*"(\d+)""#)
         .captures(&t.ddl)
         .map(|c| c[1].to_string())
         .unwrap_or("3".into());
     let mut rows = Vec::new();
     let m = shared.meta.lock().expect("meta");
-    let names: Vec<(String, String)> = if t.partitioned {
+    let names: Vec<(String, String)> = if t.scheme.automatic() {
+        t.auto_parts
+            .iter()
+            .map(|p| (p.name.clone(), p.values.clone()))
+            .collect()
+    } else if t.partitioned {
         parsed
             .partitions
             .iter()
@@ -44,38 +73,97 @@ pub async fn show_partitions(
         vec![(key.1.clone(), String::new())]
     };
     for (i, (name, values)) in names.into_iter().enumerate() {
-        let v = m
-            .versions
-            .get(&(key.0.clone(), key.1.clone(), name.clone()))
-            .copied()
-            .unwrap_or(1);
+        let k = (key.0.clone(), key.1.clone(), name.clone());
+        let v = m.versions.get(&k).copied().unwrap_or(1);
         let (count, _) = fps.get(&name).cloned().unwrap_or((0, String::new()));
-        rows.push(vec![
-            Some((t.id * 100 + i as i64 + 1).to_string()),
-            Some(name),
-            Some(v.to_string()),
-            Some("2024-06-01 12:00:00".into()),
-            Some("0".into()),
-            Some("NORMAL".into()),
-            Some(parsed.partition_column.clone().unwrap_or_default()),
-            Some(range_text(&values)),
-            Some(dist.0.clone()),
-            Some(dist.1.clone()),
-            Some(repl.clone()),
-            Some("HDD".into()),
-            Some("9999-12-31 23:59:59".into()),
-            None,
-            Some(
-                m.data_size_shown
-                    .clone()
-                    .unwrap_or_else(|| format!("{:.3}KB", count as f64 * 0.05)),
-            ),
-            Some("false".into()),
-            Some(count.to_string()),
-        ]);
+        let id = m
+            .current_ids
+            .get(&k)
+            .copied()
+            .unwrap_or(t.id * 100 + i as i64 + 1);
+        let sealed = m.sealed.get(&k).cloned().unwrap_or_default();
+        let sealed_rows: i64 = sealed.iter().map(|s| s.rows).sum();
+        let mut physical: Vec<(i64, i64, i64)> =
+            sealed.iter().map(|s| (s.id, s.version, s.rows)).collect();
+        physical.push((id, v, count - sealed_rows));
+        let range = if t.scheme.list() {
+            list_text(&values)
+        } else {
+            range_text(&values)
+        };
+        let column = parsed.partition_column.clone().unwrap_or_default();
+        for (id, v, count) in physical {
+            let size = m
+                .data_size_shown
+                .clone()
+                .unwrap_or_else(|| format!("{:.3}KB", count as f64 * 0.05));
+            if m.shared_data {
+                let compact = m.compact_versions.get(&k).copied().unwrap_or(0);
+                rows.push(vec![
+                    Some(id.to_string()),
+                    Some(name.clone()),
+                    Some(compact.to_string()),
+                    Some(v.to_string()),
+                    Some((v + 1).to_string()),
+                    Some("NORMAL".into()),
+                    Some(column.clone()),
+                    Some(range.clone()),
+                    Some(dist.0.clone()),
+                    Some(dist.1.clone()),
+                    Some(size),
+                    Some(count.to_string()),
+                    Some("true".into()),
+                    Some("false".into()),
+                    Some("1.00".into()),
+                    Some("1.00".into()),
+                    Some("1.00".into()),
+                ]);
+            } else {
+                rows.push(vec![
+                    Some(id.to_string()),
+                    Some(name.clone()),
+                    Some(v.to_string()),
+                    Some("2024-06-01 12:00:00".into()),
+                    Some("0".into()),
+                    Some("NORMAL".into()),
+                    Some(column.clone()),
+                    Some(range.clone()),
+                    Some(dist.0.clone()),
+                    Some(dist.1.clone()),
+                    Some(repl.clone()),
+                    Some("HDD".into()),
+                    Some("9999-12-31 23:59:59".into()),
+                    None,
+                    Some(size),
+                    Some("false".into()),
+                    Some(count.to_string()),
+                ]);
+            }
+        }
     }
-    Ok(Answer::Rows(
-        cols(&[
+    let eighth = if t.scheme.list() { "List" } else { "Range" };
+    let names: Vec<&str> = if m.shared_data {
+        vec![
+            "PartitionId",
+            "PartitionName",
+            "CompactVersion",
+            "VisibleVersion",
+            "NextVersion",
+            "State",
+            "PartitionKey",
+            eighth,
+            "DistributionKey",
+            "Buckets",
+            "DataSize",
+            "RowCount",
+            "EnableDataCache",
+            "AsyncWrite",
+            "AvgCS",
+            "P50CS",
+            "MaxCS",
+        ]
+    } else {
+        vec![
             "PartitionId",
             "PartitionName",
             "VisibleVersion",
@@ -83,7 +171,7 @@ pub async fn show_partitions(
             "VisibleVersionHash",
             "State",
             "PartitionKey",
-            "Range",
+            eighth,
             "DistributionKey",
             "Buckets",
             "ReplicationNum",
@@ -93,9 +181,18 @@ pub async fn show_partitions(
             "DataSize",
             "IsInMemory",
             "RowCount",
-        ]),
-        rows,
-    ))
+        ]
+    };
+    Ok(Answer::Rows(cols(&names), rows))
+}
+
+/// `VALUES IN ("a", "b")` as ListPartitionInfo.getValuesFormat prints it: `(('a'), ('b'))`.
+fn list_text(values: &str) -> String {
+    let vals: Vec<String> = re(r#""([^"]*)"|'([^']*)'"#)
+        .captures_iter(values)
+        .map(|c| format!("('{}')", c.get(1).or_else(|| c.get(2)).map(|m| m.as_str()).unwrap_or("")))
+        .collect();
+    format!("({})", vals.join(", "))
 }
 
 /// `VALUES [("a"), ("b"))` as SHOW PARTITIONS prints a range:

@@ -2,6 +2,7 @@
 //! source loaded with a small shop (a partitioned table with awkward values, an unpartitioned
 //! primary-key table, a table and a database to exclude), the tool's own conf folder, and a
 //! runner that checks no password ever reaches ferry's output.
+#![allow(dead_code)]
 
 use crate::common::{Output, Workspace, db, json_lines};
 use crate::double::StarRocks;

@@ -128,6 +128,55 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
         .unwrap_or_else(|| format!("auto_{}", uuid::Uuid::new_v4().simple()));
     let format = header(&req, "format").unwrap_or("csv").to_ascii_lowercase();
     let strip = header(&req, "strip_outer_array").is_some_and(|v| v == "true");
+    // be/src/http/action/stream_load.cpp StreamLoadAction::_on_header, before the transaction
+    // begins (TxnId 0, the label stays free) and before the body is read: Content-Length above
+    // streaming_load_max_mb fails any load; a JSON body above streaming_load_max_batch_size_mb
+    // fails unless `ignore_json_size: true` (boost::iequals). A chunked body (no Content-Length)
+    // has body_bytes 0 there and passes both checks.
+    let body_bytes: u64 = header(&req, "content-length")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let ignore_json_size =
+        header(&req, "ignore_json_size").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let (max_body, max_json) = {
+        let m = shared.meta.lock().expect("meta");
+        (m.stream_load_max_bytes, m.json_max_batch_bytes)
+    };
+    let refused = if body_bytes > max_body {
+        Some(format!(
+            "body size {body_bytes} exceed limit: {max_body}, id=0, job_id=-1, txn_id: -1, label={label}, db={db}. \
+             You can increase the limit by setting streaming_load_max_mb in be.conf."
+        ))
+    } else if format == "json" && !ignore_json_size && body_bytes > max_json {
+        Some(format!(
+            "The size of this batch exceed the max size [{max_json}]  of json type data  data [ {body_bytes} ]. \
+             Set ignore_json_size to skip the check, although it may lead huge memory consuming."
+        ))
+    } else {
+        None
+    };
+    if let Some(msg) = refused {
+        shared.meta.lock().expect("meta").loads.push(LoadRecord {
+            db: db.clone(),
+            table: table.clone(),
+            label: label.clone(),
+            status: "Fail".into(),
+            rows: 0,
+            bytes: body_bytes,
+        });
+        // StreamLoadContext::to_json: status other than OK/PUBLISH_TIMEOUT/LABEL_ALREADY_EXISTS
+        // is "Fail", Message the status text.
+        return Ok(json(
+            200,
+            serde_json::json!({
+                "TxnId": 0, "Label": label, "Status": "Fail", "Message": msg,
+                "NumberTotalRows": 0, "NumberLoadedRows": 0, "NumberFilteredRows": 0,
+                "NumberUnselectedRows": 0, "LoadBytes": 0, "LoadTimeMs": 0,
+                "BeginTxnTimeMs": 0, "StreamLoadPlanTimeMs": 0, "ReadDataTimeMs": 0,
+                "WriteDataTimeMs": 0, "CommitAndPublishTimeMs": 0
+            }),
+        ));
+    }
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return Err(std::io::Error::other(e.to_string())),
@@ -159,6 +208,7 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
             label: label.clone(),
             status: status.to_string(),
             rows,
+            bytes: body_bytes,
         });
     };
     if let Some(existing) = existing {
@@ -230,6 +280,11 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
         Err((_, m)) => return fail(m),
     };
     if let Err(m) = load_rows(shared, &mut conn, &key, &rows).await {
+        return fail(m);
+    }
+    if let Err((_, m)) =
+        super::auto_partition::create_partitions(shared, &mut conn, &key, false).await
+    {
         return fail(m);
     }
     if let Err((_, m)) = bump_changed(shared, &mut conn, &key, &before).await {

@@ -37,6 +37,8 @@ for _, d in ipairs({
    doc = "Stream Load attempts per partition (same label) before the job counts as failed"},
   {name = "load_timeout", type = "duration", default = "10m", doc = "Stream Load timeout header per partition"},
   {name = "batch_rows", type = "integer", default = 5000, doc = "rows buffered before they are appended to the load file"},
+  {name = "load_batch_size", type = "size", default = "100MiB",
+   doc = "largest JSON body of one Stream Load: at most the target BEs' streaming_load_max_batch_size_mb (default 100 MB); a partition goes in as many batches as it needs"},
   {name = "recopy", type = "list",
    doc = "db or db.table entries whose partitions are all copied again in this run (e.g. after verify found a difference)"},
 }) do decls[#decls + 1] = d end
@@ -309,6 +311,7 @@ local function ddl_pass()
         new_scope[#new_scope + 1] = obj
         seen[obj.name] = true
         local ddl = show_create(src, dbname, obj.name)
+        obj.automatic = obj.kind == "table" and sr.automatic(ddl)
         local full = ("%s.%s"):format(dbname, obj.name)
         if obj.kind == "view" then
           local jobs = view_jobs -- after every table: a view needs what it selects from
@@ -386,6 +389,14 @@ local function ddl_pass()
                 end
               end
             end
+            if sr.automatic(ddl) and ok_src and ok_dst then
+              -- No partition list to compare: the partitions are what SHOW PARTITIONS lists; the
+              -- loads create the missing ones (data-sync), the source's drops are repeated here.
+              for name in pairs(tb) do
+                if not sb[name] then tparts[#tparts + 1] = {name = name} end
+              end
+              table.sort(tparts, function(a, b) return a.name < b.name end)
+            end
             for _, tp in ipairs(tparts) do
               if not sby[tp.name] then
                 if cfg.ddl_job_allow_drop_partition_target_only then
@@ -444,7 +455,7 @@ local copier -- set once the target's Stream Load address is known (preparation)
 local function copy_partition(job)
   copier = copier or sr.copier{src = src, dst = dst, http_url = target_http, user = cfg.target_cluster_user,
     password = cfg.target_cluster_password, load_retries = p.load_retries, load_timeout = p.load_timeout,
-    batch_rows = p.batch_rows, counters = function() return counters end}
+    batch_rows = p.batch_rows, batch_bytes = p.load_batch_size, counters = function() return counters end}
   copier.copy(job)
 end
 
@@ -534,12 +545,16 @@ local function sync_round(round, force_ddl, last_round)
         live[part.name] = true
         obj.parts[#obj.parts + 1] = part.name
         local last = s[part.name]
-        if not (last and last.version == part.version and last.id == part.id) then
+        local moved = sr.partition_moved(last, part)
+        if moved == "compacted" then
+          s[part.name] = sr.partition_record(part) -- a compaction, no data change
+          changed = true
+        elseif moved then
           local tp = tparts[part.name]
           if not last and part.version <= 1 and tp and tp.rows == 0 then
-            s[part.name] = {version = part.version, id = part.id} -- never loaded on either side
+            s[part.name] = sr.partition_record(part) -- never loaded on either side
             changed = true
-          elseif not tp and obj.partitioned and not ferry.dry_run() then
+          elseif not tp and obj.partitioned and not obj.automatic and not ferry.dry_run() then
             counters.failed = counters.failed + 1
             ferry.log.error(("%s.%s/%s: the partition is missing on the target (see the DDL errors above)")
               :format(obj.db, obj.name, part.name))
@@ -550,7 +565,10 @@ local function sync_round(round, force_ddl, last_round)
                 part.name, part.bytes / 1024 ^ 3, ferry.state.dir()))
             end
             jobs[#jobs + 1] = {db = obj.db, t = obj.name, part = part.name, version = part.version, id = part.id,
-              partitioned = obj.partitioned, name = ("%s.%s/%s"):format(obj.db, obj.name, part.name)}
+              partitioned = obj.partitioned, name = ("%s.%s/%s"):format(obj.db, obj.name, part.name),
+              record = sr.partition_record(part),
+              -- An automatic table's partition the target lacks: the load creates it.
+              create = obj.automatic and obj.partitioned and not tp}
           end
         end
       end
@@ -597,7 +615,7 @@ local function sync_round(round, force_ddl, last_round)
     for _, part in ipairs(m.src or {}) do
       local last = s[part.name]
       if not last then all = false end
-      if not (last and last.version == part.version and last.id == part.id) then lag = true end
+      if sr.partition_moved(last, part) then lag = true end
     end
     if all then table_stats.finished = table_stats.finished + 1 end
     if lag then table_stats.expired = table_stats.expired + 1 end
@@ -760,8 +778,10 @@ ferry.step("cutover", "Cutover checklist: writes stopped, a last sync at 100%, F
     if obj.kind == "table" and obj.state == "ok" then
       local s = synced(obj.db, obj.name)
       for _, part in ipairs(partitions_of(src, obj.db, obj.name)) do
-        local last = s[part.name]
-        if not (last and last.version == part.version) then lag[#lag + 1] = obj.db .. "." .. obj.name .. "/" .. part.name end
+        -- A compaction since the last round is no lag (shared-data sources compact on their own).
+        if sr.partition_moved(s[part.name], part) == true then
+          lag[#lag + 1] = obj.db .. "." .. obj.name .. "/" .. part.name
+        end
       end
     end
   end

@@ -330,6 +330,8 @@ end
 
 --- Where `PARTITION BY RANGE(...)` or `PARTITION BY LIST(...)` (with a partition list) starts.
 local function partition_by(ddl)
+  -- Automatic partitioning (RANGE(date_trunc(...)) and the like) has no partition list.
+  if ddl:find("PARTITION%s+BY") and not ddl:find("PARTITION%s+`?[%w_]+`?%s+VALUES") then return nil end
   return ddl:find("PARTITION%s+BY%s+RANGE%s*%(") or ddl:find("PARTITION%s+BY%s+LIST%s*%(")
 end
 
@@ -553,17 +555,7 @@ function M.show_create(db, dbname, t)
   return r and (r["Create Table"] or r["Create View"] or r[columns[2]])
 end
 
---- SHOW PARTITIONS in order: {name, version, id, rows, buckets, dist}; columns read by name [§2.1].
-function M.partitions_of(db, dbname, t)
-  local rows = db:query("SHOW PARTITIONS FROM " .. M.qualified(dbname, t))
-  local out = {}
-  for _, r in ipairs(rows) do
-    out[#out + 1] = {name = r.PartitionName, version = math.tointeger(tonumber(r.VisibleVersion)) or 0,
-      id = tostring(r.PartitionId), rows = math.tointeger(tonumber(r.RowCount)) or 0,
-      buckets = tostring(r.Buckets), dist = tostring(r.DistributionKey), bytes = M.size_bytes(r.DataSize)}
-  end
-  return out
-end
+-- SHOW PARTITIONS: M.partitions_of in lua/ferry/starrocks_parts.lua.
 
 --- Bytes of a human-formatted size as SHOW PARTITIONS / SHOW DATA print it ("4KB", "1.088 TB").
 function M.size_bytes(text)
@@ -605,168 +597,8 @@ function M.synced_key(dbname, t) return "synced:" .. dbname .. "." .. t end
 function M.job_key(dbname, t, part) return "job:" .. dbname .. "." .. t .. "." .. part end
 function M.synced(dbname, t) return ferry.state.get(M.synced_key(dbname, t)) or {} end
 
----------------------------------------------------------------------------------------------------
--- Copying one partition [§3.1; docs/procedures/starrocks-sync.md "How ferry copies data"]
----------------------------------------------------------------------------------------------------
-
-function M.drop_stage(dst, dbname, stage)
-  pcall(dst.exec, dst, "DROP TABLE IF EXISTS " .. M.qualified(dbname, stage) .. " FORCE")
-end
-
---- A copier: ctx = {src, dst, http_url, user, password, load_retries, load_timeout, batch_rows,
---- counters = fn() -> the round's counters}. copier.copy(job) copies job = {db, t, part, version,
---- id, partitioned, name} or raises; a retry of the same job reuses its stage and label.
-function M.copier(ctx)
-  local Q, QQ = M.quote, M.qualified
-  local src, dst = ctx.src, ctx.dst
-  local C = {}
-
-  --- Streams the partition's rows into a JSON array file; returns the row count and bytes.
-  function C.write_rows(job, path)
-    local where = job.partitioned and (" PARTITION (%s)"):format(Q(job.part)) or ""
-    local datetime = M.datetime_columns(src, job.db, job.t)
-    ferry.fs.write(path, "[")
-    local buf, n, bytes = {}, 0, 1
-    local function flush()
-      if #buf > 0 then
-        -- One encode per batch (much cheaper than one per row); the array's brackets come off.
-        local chunk = ferry.json.encode(buf):sub(2, -2)
-        if n > #buf then chunk = "," .. chunk end
-        ferry.fs.write(path, chunk, {append = true})
-        bytes = bytes + #chunk
-        buf = {}
-      end
-    end
-    for row in src:rows("SELECT * FROM " .. QQ(job.db, job.t) .. where) do
-      for col in pairs(datetime) do
-        local v = row[col]
-        if type(v) == "string" then row[col] = v:gsub("T", " ", 1) end
-      end
-      n = n + 1
-      buf[#buf + 1] = row
-      if #buf >= ctx.batch_rows then flush() end
-    end
-    flush()
-    ferry.fs.write(path, "]", {append = true})
-    return n, bytes + 1
-  end
-
-  --- One Stream Load of the file into db.stage under the job's label, retried under the same label.
-  function C.stream_load(job, path)
-    local url = ("%s/api/%s/%s/_stream_load"):format(ctx.http_url, M.urlencode(job.db), M.urlencode(job.stage))
-    local counters = ctx.counters()
-    local last
-    for attempt = 1, math.max(ctx.load_retries, 1) do
-      if attempt > 1 then ferry.task.sleep(math.min(2 ^ (attempt - 2), 30)) end
-      counters.sent = counters.sent + 1
-      local ok, r = pcall(ferry.http.request, {method = "PUT", url = url, file = path,
-        basic = {user = ctx.user, password = ctx.password},
-        forward_auth = true, expect_continue = true, timeout = ctx.load_timeout + 60, retries = 3,
-        headers = {label = job.label, format = "json", strip_outer_array = "true",
-                   timeout = tostring(math.floor(ctx.load_timeout))}})
-      counters.sent = counters.sent - 1
-      if not ok then
-        last = type(r) == "table" and r.message or tostring(r)
-      elseif r.status ~= 200 then
-        last = ("HTTP %d: %s"):format(r.status, tostring(r.body):sub(1, 300))
-        if r.status == 401 or r.status == 403 then break end
-      else
-        local answer = r:json()
-        local outcome = M.load_outcome(answer)
-        if outcome == "loaded" then
-          if answer.Status ~= "Success" then
-            ferry.log.info(("%s: Stream Load label %s: %s"):format(job.name, job.label, answer.Status))
-          end
-          return answer
-        elseif outcome == "running" then
-          last = ("label %s is still loading (%s)"):format(job.label, tostring(answer.ExistingJobStatus))
-        else
-          last = ("%s: %s%s"):format(tostring(answer.Status), tostring(answer.Message),
-            answer.ErrorURL and (" (errors: " .. answer.ErrorURL .. ")") or "")
-        end
-      end
-      ferry.log.warn(("%s: Stream Load attempt %d/%d failed: %s"):format(job.name, attempt, ctx.load_retries, last))
-    end
-    error(("Stream Load of %s (label %s) failed: %s"):format(job.name, job.label, last), 0)
-  end
-
-  --- Stage table, Stream Load, row check, INSERT OVERWRITE of the one partition, record.
-  function C.copy(job)
-    local counters = ctx.counters()
-    local key = M.job_key(job.db, job.t, job.part)
-    local rec = ferry.state.get(key)
-    if not (rec and rec.version == job.version and rec.id == job.id) then
-      if rec and rec.stage then M.drop_stage(dst, job.db, rec.stage) end
-      local token = M.token()
-      rec = {version = job.version, id = job.id, stage = M.STAGE_PREFIX .. token,
-             label = M.label(job.db, job.t, job.part, job.version, token)}
-      ferry.state.set(key, rec)
-    end
-    job.stage, job.label = rec.stage, rec.label
-    dst:exec(("CREATE TABLE IF NOT EXISTS %s LIKE %s"):format(QQ(job.db, job.stage), QQ(job.db, job.t)))
-    local dir = ferry.state.dir() .. "/loads"
-    ferry.fs.mkdir(dir)
-    local path = dir .. "/" .. job.label .. ".json"
-    local t0 = os.time()
-    local n, bytes = C.write_rows(job, path)
-    local t1 = os.time()
-    local answer = C.stream_load(job, path)
-    local t2 = os.time()
-    local staged = M.count_rows(dst, job.db, job.stage, nil)
-    if staged ~= n and answer.Status ~= "Success" then
-      -- Publish Timeout, or an earlier attempt's load: committed, maybe not visible yet.
-      local ok, seen = pcall(ferry.task.poll, {every = 1, timeout = math.min(ctx.load_timeout, 120),
-        describe = job.name .. ": staged rows becoming visible", check = function()
-          local c = M.count_rows(dst, job.db, job.stage, nil)
-          if c == n then return c end
-          return false, c
-        end})
-      staged = ok and seen or M.count_rows(dst, job.db, job.stage, nil)
-    end
-    if staged ~= n then
-      -- Someone dropped the stage after its load went in (or it holds a stale load): start over
-      -- with a new stage and label next time.
-      M.drop_stage(dst, job.db, job.stage)
-      ferry.state.set(key, nil)
-      error(("%s: the staging table %s holds %d rows, the source partition %d; it was dropped, the next " ..
-        "attempt loads again"):format(job.name, job.stage, staged, n), 0)
-    end
-    local target = job.partitioned and (" PARTITION (%s)"):format(Q(job.part)) or ""
-    dst:exec(("INSERT OVERWRITE %s%s SELECT * FROM %s"):format(QQ(job.db, job.t), target, QQ(job.db, job.stage)))
-    ferry.log.debug(("%s: read %ds, Stream Load %ds, overwrite %ds"):format(job.name, t1 - t0, t2 - t1, os.time() - t2))
-    -- Recorded before the stage goes: a kill in between leaves a stage the next round sweeps.
-    local s = M.synced(job.db, job.t)
-    s[job.part] = {version = job.version, id = job.id}
-    ferry.state.set(M.synced_key(job.db, job.t), s)
-    ferry.state.set(key, nil)
-    M.drop_stage(dst, job.db, job.stage)
-    ferry.fs.remove(path)
-    counters.rows = counters.rows + n
-    counters.bytes = counters.bytes + bytes
-    ferry.log.info(("%s: copied %d rows (source version %d)"):format(job.name, n, job.version))
-  end
-
-  return C
-end
-
----------------------------------------------------------------------------------------------------
--- Stream Load answers [§3.1]
----------------------------------------------------------------------------------------------------
-
---- Classifies a Stream Load JSON answer: "loaded" (Success, Publish Timeout, or the label's
---- earlier load FINISHED), "running" (the label's load is still running), "retry" (Fail: the
---- label stays free) or "error" (anything else).
-function M.load_outcome(answer)
-  local status = answer.Status
-  if status == "Success" or status == "Publish Timeout" then return "loaded" end
-  if status == "Label Already Exists" then
-    local existing = answer.ExistingJobStatus
-    if existing == nil or existing == "FINISHED" then return "loaded" end
-    return "running"
-  end
-  if status == "Fail" then return "retry" end
-  return "error"
-end
+-- Copying one partition: lua/ferry/starrocks_copy.lua (M.copier, M.load_outcome, M.drop_stage).
+-- Partition state (physical partitions, compactions): lua/ferry/starrocks_parts.lua.
 
 ---------------------------------------------------------------------------------------------------
 -- Progress [manual: View Migration Progress; §1.5]
@@ -794,5 +626,8 @@ function M.table_line(t)
                   expired_table = t.expired}
   return ("Sync table progress: %.2f%%"):format(finished), fields
 end
+
+require("ferry.starrocks_copy")(M)
+require("ferry.starrocks_parts")(M)
 
 return M

@@ -123,8 +123,8 @@ return function(M)
               answer.ErrorURL and (" (errors: " .. answer.ErrorURL .. ")") or "")
           end
         end
-        ferry.log.warn(("%s: Stream Load of %s attempt %d/%d failed: %s"):format(job.name, batch.label, attempt,
-          ctx.load_retries, last))
+        ferry.log.warn(("%s: Stream Load attempt %d/%d failed: %s (label %s)"):format(job.name, attempt,
+          ctx.load_retries, last, batch.label))
       end
       error(("Stream Load of %s (label %s) failed: %s"):format(job.name, batch.label, last), 0)
     end

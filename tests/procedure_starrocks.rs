@@ -10,9 +10,9 @@ mod double;
 #[path = "starrocks/site.rs"]
 mod site;
 
-use std::time::{Duration, Instant};
 use double::LoadFault;
 use site::{field, progress_events, site};
+use std::time::{Duration, Instant};
 
 #[test]
 fn full_sync_prepares_the_target_copies_every_table_and_verifies() {

@@ -8,10 +8,10 @@ mod double;
 #[path = "starrocks/site.rs"]
 mod site;
 
-use std::time::{Duration, Instant};
 use common::db;
 use double::{LoadFault, StarRocks};
 use site::{DST_PW, SRC_PW, field, progress_events, site};
+use std::time::{Duration, Instant};
 
 #[test]
 fn cutover_confirms_a_last_sync_and_restores_the_fe_settings() {

@@ -15,10 +15,17 @@ use site::site;
 /// 40 more rows in p202401 (about 130 bytes each as JSON), so the partition is several KB.
 fn grow_january(s: &site::Site, from: u32) {
     let rows: Vec<String> = (from..from + 40)
-        .map(|i| format!("({i}, '2024-01-{:02}', 'buyer-{i}', {i}.25, 'note {i}', '2024-01-05 10:00:00')", 1 + i % 28))
+        .map(|i| {
+            format!(
+                "({i}, '2024-01-{:02}', 'buyer-{i}', {i}.25, 'note {i}', '2024-01-05 10:00:00')",
+                1 + i % 28
+            )
+        })
         .collect();
-    s.src
-        .sql(&format!("INSERT INTO `shop`.`orders` VALUES {};", rows.join(", ")));
+    s.src.sql(&format!(
+        "INSERT INTO `shop`.`orders` VALUES {};",
+        rows.join(", ")
+    ));
 }
 
 #[test]
@@ -29,10 +36,8 @@ fn json_bodies_over_the_be_limit_are_loaded_in_bounded_batches() {
     s.dst.meta().json_max_batch_bytes = 2048;
     // Batch 2 commits but its answer is lost: the retry under the same label is told
     // "Label Already Exists" and must not load it twice.
-    s.dst.fault_loads(
-        "shop",
-        &[LoadFault::Pass, LoadFault::CommitThenDrop],
-    );
+    s.dst
+        .fault_loads("shop", &[LoadFault::Pass, LoadFault::CommitThenDrop]);
     let out = s.run(&["-p", "load_batch_size=2KiB"]);
     out.code(0);
     s.assert_same("shop", "orders");
@@ -59,13 +64,15 @@ fn json_bodies_over_the_be_limit_are_loaded_in_bounded_batches() {
     // A batch the BE keeps refusing fails the job; the target partition keeps its old rows.
     let before = s.dst.rows("shop", "orders");
     grow_january(&s, 200);
-    s.dst.fault_loads(
-        "shop",
-        &[LoadFault::Pass, LoadFault::Fail, LoadFault::Fail],
-    );
+    s.dst
+        .fault_loads("shop", &[LoadFault::Pass, LoadFault::Fail, LoadFault::Fail]);
     let out = s.run(&["-p", "load_batch_size=2KiB", "-p", "load_retries=2"]);
     out.code(1).stderr_has("p202401");
-    assert_eq!(s.dst.rows("shop", "orders"), before, "no half-loaded partition");
+    assert_eq!(
+        s.dst.rows("shop", "orders"),
+        before,
+        "no half-loaded partition"
+    );
     // The next run loads it whole.
     s.run(&["-p", "load_batch_size=2KiB"]).code(0);
     s.assert_same("shop", "orders");
@@ -109,10 +116,11 @@ DISTRIBUTED BY HASH(`id`) BUCKETS 2
 PROPERTIES (\"replication_num\" = \"3\");";
 
 fn partition_names(sr: &double::StarRocks, table: &str) -> Vec<String> {
-    let mut names: Vec<String> = db::tsv_rows(&sr.sql(&format!("SHOW PARTITIONS FROM `shop`.`{table}`")))
-        .into_iter()
-        .map(|r| r[1].clone())
-        .collect();
+    let mut names: Vec<String> =
+        db::tsv_rows(&sr.sql(&format!("SHOW PARTITIONS FROM `shop`.`{table}`")))
+            .into_iter()
+            .map(|r| r[1].clone())
+            .collect();
     names.sort();
     names
 }
@@ -129,12 +137,19 @@ fn automatic_and_list_partitions_are_created_as_the_target_loads() {
          INSERT INTO `shop`.`regions` VALUES (1, 'eu'), (2, 'us'), (3, 'uk');",
     );
     assert_eq!(partition_names(&s.src, "events"), ["p202401", "p202402"]);
-    assert!(!s.src.show_create("shop", "events").contains("VALUES"), "no partition list");
+    assert!(
+        !s.src.show_create("shop", "events").contains("VALUES"),
+        "no partition list"
+    );
     let out = s.run(&[]);
     out.code(0);
     for t in ["events", "visits", "regions"] {
         s.assert_same("shop", t);
-        assert_eq!(partition_names(&s.dst, t), partition_names(&s.src, t), "{t}");
+        assert_eq!(
+            partition_names(&s.dst, t),
+            partition_names(&s.src, t),
+            "{t}"
+        );
     }
     assert_eq!(partition_names(&s.dst, "visits"), ["pparis", "prome"]);
 
@@ -147,13 +162,23 @@ fn automatic_and_list_partitions_are_created_as_the_target_loads() {
     s.run(&[]).code(0);
     s.assert_same("shop", "events");
     s.assert_same("shop", "visits");
-    assert_eq!(partition_names(&s.dst, "events"), ["p202401", "p202402", "p202403"]);
-    assert_eq!(partition_names(&s.dst, "visits"), ["poslo", "pparis", "prome"]);
-    let labels: Vec<String> = s.dst.loads()[before..].iter().map(|l| l.label.clone()).collect();
+    assert_eq!(
+        partition_names(&s.dst, "events"),
+        ["p202401", "p202402", "p202403"]
+    );
+    assert_eq!(
+        partition_names(&s.dst, "visits"),
+        ["poslo", "pparis", "prome"]
+    );
+    let labels: Vec<String> = s.dst.loads()[before..]
+        .iter()
+        .map(|l| l.label.clone())
+        .collect();
     assert_eq!(labels.len(), 3, "p202403, prome and poslo only: {labels:?}");
 
     // A partition dropped on the source is dropped on the target.
-    s.src.sql("ALTER TABLE `shop`.`events` DROP PARTITION p202401;");
+    s.src
+        .sql("ALTER TABLE `shop`.`events` DROP PARTITION p202401;");
     s.run(&[]).code(0);
     assert_eq!(partition_names(&s.dst, "events"), ["p202402", "p202403"]);
     s.assert_same("shop", "events");
@@ -203,11 +228,17 @@ PROPERTIES (\"replication_num\" = \"3\");";
 #[test]
 fn physical_partitions_under_one_name_are_copied_once() {
     let Some(s) = site("") else { return };
-    s.src.sql(&format!("{CLICKS} INSERT INTO `shop`.`clicks` VALUES (1, '/a'), (2, '/b');"));
+    s.src.sql(&format!(
+        "{CLICKS} INSERT INTO `shop`.`clicks` VALUES (1, '/a'), (2, '/b');"
+    ));
     s.src.split_physical_partition("shop", "clicks", "clicks");
     s.src.sql("INSERT INTO `shop`.`clicks` VALUES (3, '/c');");
     let rows = db::tsv_rows(&s.src.sql("SHOW PARTITIONS FROM `shop`.`clicks`"));
-    assert_eq!(rows.len(), 2, "two physical partitions named clicks: {rows:?}");
+    assert_eq!(
+        rows.len(),
+        2,
+        "two physical partitions named clicks: {rows:?}"
+    );
     s.run(&[]).code(0);
     s.assert_same("shop", "clicks");
     let clicks = |s: &site::Site| {

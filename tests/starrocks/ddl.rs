@@ -3,8 +3,10 @@
 //!
 //! Only what the tests use: plain column definitions, DUPLICATE/PRIMARY/UNIQUE/AGGREGATE KEY,
 //! `PARTITION BY RANGE(col)` with `VALUES [("lo"), ("hi"))` or `VALUES LESS THAN ("hi")`,
-//! DISTRIBUTED BY, PROPERTIES. Range partitions become MariaDB `RANGE COLUMNS` partitions, so
-//! `SELECT ... PARTITION (p)` and `DELETE ... PARTITION (p)` work on the real server.
+//! `PARTITION BY LIST(col)` with `VALUES IN ("a", ...)`, automatic partitioning
+//! (`PARTITION BY date_trunc('unit', col)`, `PARTITION BY (col)`: see auto_partition.rs),
+//! DISTRIBUTED BY, PROPERTIES. Partitions become MariaDB `RANGE COLUMNS` / `LIST COLUMNS`
+//! partitions, so `SELECT ... PARTITION (p)` and `DELETE ... PARTITION (p)` work on the real server.
 
 use regex::Regex;
 
@@ -108,7 +110,11 @@ fn in_literals(inner: &str) -> String {
         .expect("regex")
         .captures_iter(inner)
         .map(|c| {
-            let v = c.get(1).or_else(|| c.get(2)).map(|m| m.as_str()).unwrap_or("");
+            let v = c
+                .get(1)
+                .or_else(|| c.get(2))
+                .map(|m| m.as_str())
+                .unwrap_or("");
             format!("'{}'", v.replace('\'', "''"))
         })
         .collect::<Vec<_>>()
@@ -164,10 +170,13 @@ pub fn parse(sr: &str) -> Result<Parsed, String> {
     {
         let unit = c[1].to_lowercase();
         if !["day", "month", "year"].contains(&unit.as_str()) {
-            return Err(format!("the StarRocks double does date_trunc by day, month or year, not {unit}"));
+            return Err(format!(
+                "the StarRocks double does date_trunc by day, month or year, not {unit}"
+            ));
         }
         (Scheme::AutoRange(unit), Some(c[2].to_string()))
-    } else if let Some(c) = rx(r"(?is)PARTITION\s+BY\s+RANGE\s*\(\s*`?(\w+)`?\s*\)").captures(tail) {
+    } else if let Some(c) = rx(r"(?is)PARTITION\s+BY\s+RANGE\s*\(\s*`?(\w+)`?\s*\)").captures(tail)
+    {
         (Scheme::Range, Some(c[1].to_string()))
     } else if let Some(c) = rx(r"(?is)PARTITION\s+BY\s+LIST\s*\(\s*`?(\w+)`?\s*\)").captures(tail) {
         (Scheme::List, Some(c[1].to_string()))
@@ -220,7 +229,10 @@ pub fn mariadb_partitioning(scheme: &Scheme, col: &str, parts: &[Partition]) -> 
     match scheme {
         Scheme::Range => {
             for x in parts {
-                out.push(format!("PARTITION `{}` VALUES LESS THAN ({})", x.name, x.upper));
+                out.push(format!(
+                    "PARTITION `{}` VALUES LESS THAN ({})",
+                    x.name, x.upper
+                ));
             }
         }
         Scheme::AutoRange(_) => {
@@ -235,12 +247,19 @@ pub fn mariadb_partitioning(scheme: &Scheme, col: &str, parts: &[Partition]) -> 
                 if let Some(lo) = lower(x)
                     && prev.as_deref() != Some(lo.as_str())
                 {
-                    out.push(format!("PARTITION `{HIDDEN}gap_{i}` VALUES LESS THAN ({lo})"));
+                    out.push(format!(
+                        "PARTITION `{HIDDEN}gap_{i}` VALUES LESS THAN ({lo})"
+                    ));
                 }
-                out.push(format!("PARTITION `{}` VALUES LESS THAN ({})", x.name, x.upper));
+                out.push(format!(
+                    "PARTITION `{}` VALUES LESS THAN ({})",
+                    x.name, x.upper
+                ));
                 prev = Some(x.upper.clone());
             }
-            out.push(format!("PARTITION `{HIDDEN}rest` VALUES LESS THAN (MAXVALUE)"));
+            out.push(format!(
+                "PARTITION `{HIDDEN}rest` VALUES LESS THAN (MAXVALUE)"
+            ));
         }
         Scheme::List | Scheme::AutoList => {
             for x in parts {

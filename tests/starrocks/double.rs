@@ -3,12 +3,15 @@
 //! (answers 307 to the "BE") and a "BE" port (loads into the MariaDB behind it).
 //!
 //! What the double answers itself, with the columns of the StarRocks reference
-//! (`reference/starrocks.md` §2): SHOW PARTITIONS (shared-nothing columns; VisibleVersion starts
-//! at 1 and moves by one on every load that changes the partition), ADMIN SHOW/SET FRONTEND
+//! (`reference/starrocks.md` §2): SHOW PARTITIONS (shared-nothing or, with `shared_data`, the lake
+//! columns; one row per physical partition; VisibleVersion starts at 1 and moves by one on every
+//! load that changes the partition and on every compaction, `StarRocks::compact`), ADMIN SHOW/SET FRONTEND
 //! CONFIG, SHOW FRONTENDS/BACKENDS/COMPUTE NODES, SHOW DATA, SHOW CREATE TABLE (the StarRocks text
 //! as created, edited by ALTER TABLE), SHOW DATABASES/TABLES, CREATE/DROP DATABASE and TABLE
 //! (StarRocks DDL translated for MariaDB, see ddl.rs), ALTER TABLE ADD/DROP COLUMN and PARTITION,
-//! INSERT OVERWRITE (one MariaDB transaction). Everything else is passed to MariaDB.
+//! INSERT OVERWRITE (one MariaDB transaction). Everything else is passed to MariaDB. Stream Load
+//! enforces the BE's body limits (stream_load.rs); automatic partitions are created by loads
+//! (auto_partition.rs).
 //!
 //! One cluster is a set of MariaDB databases named `<prefix><db>`; backquoted identifiers
 //! followed by a dot (`` `db`.`t` ``) are mapped, so statements must qualify tables that way.
@@ -381,7 +384,10 @@ impl StarRocks {
         } else {
             String::new()
         };
-        let rows: i64 = self.backing(&format!("SELECT COUNT(*) FROM {{db}}.`{table}`{part}"), sr_db)[0][0]
+        let rows: i64 = self.backing(
+            &format!("SELECT COUNT(*) FROM {{db}}.`{table}`{part}"),
+            sr_db,
+        )[0][0]
             .parse()
             .expect("count");
         let mut m = self.meta();
@@ -393,7 +399,11 @@ impl StarRocks {
         let index = show::partition_index(&t, partition);
         let id = m.current_ids.get(&k).copied().unwrap_or(t.id * 100 + index);
         let version = m.versions.get(&k).copied().unwrap_or(1);
-        let before: i64 = m.sealed.get(&k).map(|v| v.iter().map(|s| s.rows).sum()).unwrap_or(0);
+        let before: i64 = m
+            .sealed
+            .get(&k)
+            .map(|v| v.iter().map(|s| s.rows).sum())
+            .unwrap_or(0);
         m.sealed.entry(k.clone()).or_default().push(Sealed {
             id,
             version,

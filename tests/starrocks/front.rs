@@ -699,7 +699,10 @@ async fn alter_table(
         exec(
             shared,
             conn,
-            &format!("ALTER TABLE {target} ADD PARTITION (PARTITION `{}` {bound})", p.name),
+            &format!(
+                "ALTER TABLE {target} ADD PARTITION (PARTITION `{}` {bound})",
+                p.name
+            ),
         )
         .await?;
         new_ddl = ddl::add_partition(&t.ddl, c[2].trim()).map_err(fail)?;
@@ -767,7 +770,10 @@ async fn insert_overwrite(
         // automatic table, whose partitions only a load creates.
         return Err((
             1064,
-            format!("Getting analyzing error. Detail message: Unknown partition '{p}' in table '{}'.", key.1),
+            format!(
+                "Getting analyzing error. Detail message: Unknown partition '{p}' in table '{}'.",
+                key.1
+            ),
         ));
     }
     let part = match partition {

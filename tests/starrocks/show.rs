@@ -7,9 +7,16 @@ pub fn partition_index(t: &TableMeta, name: &str) -> i64 {
     let names: Vec<String> = if t.scheme.automatic() {
         t.auto_parts.iter().map(|p| p.name.clone()).collect()
     } else {
-        ddl::partitions(&t.ddl).into_iter().map(|p| p.name).collect()
+        ddl::partitions(&t.ddl)
+            .into_iter()
+            .map(|p| p.name)
+            .collect()
     };
-    names.iter().position(|n| n == name).map(|i| i as i64 + 1).unwrap_or(1)
+    names
+        .iter()
+        .position(|n| n == name)
+        .map(|i| i as i64 + 1)
+        .unwrap_or(1)
 }
 
 /// SHOW PARTITIONS as FE `PartitionsProcDir` answers it: one row per physical partition
@@ -190,7 +197,15 @@ pub async fn show_partitions(
 fn list_text(values: &str) -> String {
     let vals: Vec<String> = re(r#""([^"]*)"|'([^']*)'"#)
         .captures_iter(values)
-        .map(|c| format!("('{}')", c.get(1).or_else(|| c.get(2)).map(|m| m.as_str()).unwrap_or("")))
+        .map(|c| {
+            format!(
+                "('{}')",
+                c.get(1)
+                    .or_else(|| c.get(2))
+                    .map(|m| m.as_str())
+                    .unwrap_or("")
+            )
+        })
         .collect();
     format!("({})", vals.join(", "))
 }

@@ -84,9 +84,7 @@ fn dse_tde_tables_are_refused_by_their_options() {
     let (s3, api) = aws(|_| {});
     let out = run(&site, &api, Some(&s3), &[]);
     out.code(1)
-        .stderr_has("encrypted tables cannot be migrated by Sideloader: smart_home.rooms")
-        .stderr_lacks("smart_home.rooms, ")
-        .stderr_lacks("Sideloader: smart_home.sensor_readings");
+        .stderr_has("encrypted tables cannot be migrated by Sideloader: smart_home.rooms\n");
     assert_eq!(api.initializes(), 0);
 }
 
@@ -101,18 +99,15 @@ fn listsnapshots_of_3_11_4_0_4_1_and_dse_with_a_long_snapshot_name() {
     for version in ["3.11", "dse5.1", "4.0", "4.1", "dse6.8"] {
         let site = site(0);
         let (s3, api) = aws(|_| {});
-        let go = || {
-            command_yes(
-                &site,
-                &api,
-                Some(&s3),
-                &["-p", &format!("snapshot={snap}")],
-                false,
-            )
-            .env("FERRY_NODETOOL_VERSION", version)
-            .run()
+        let name = format!("snapshot={snap}");
+        let go = |more: &[&str]| {
+            let mut extra = vec!["-p", name.as_str()];
+            extra.extend_from_slice(more);
+            command_yes(&site, &api, Some(&s3), &extra, false)
+                .env("FERRY_NODETOOL_VERSION", version)
+                .run()
         };
-        let out = go();
+        let out = go(&[]);
         out.code(3);
         for node in NODES {
             for table in [
@@ -136,7 +131,7 @@ fn listsnapshots_of_3_11_4_0_4_1_and_dse_with_a_long_snapshot_name() {
                 );
             }
         }
-        let out = go();
+        let out = go(&["--fresh"]); // the step again, not the journal's "already done"
         out.code(3);
         for node in NODES {
             out.stderr_has(&format!(

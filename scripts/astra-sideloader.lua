@@ -40,7 +40,7 @@ local p = ferry.params{
   {name = "concurrency", type = "integer", default = 8, doc = "files uploaded at once"},
   {name = "renew_before", type = "duration", default = "10m",
    doc = "fetch new upload credentials when the current ones expire within this (AWS: 1 hour lifetime)"},
-  {name = "aws_region", type = "string", doc = "region of the migration bucket (AWS; default AWS_REGION)"},
+  {name = "aws_region", type = "string", doc = "region of the migration bucket (AWS; default: the bucket says it, HeadBucket x-amz-bucket-region; then AWS_REGION)"},
   {name = "allow_views", type = "boolean", default = false,
    doc = "leave materialized views' tables out instead of stopping (Astra has no materialized views)"},
 }
@@ -224,6 +224,31 @@ local function inventory()
   return all
 end
 
+-- A table's schema.cql is in the snapshot dir of one data dir only (Cassandra's
+-- Directories.getSnapshotSchemaFile: getDirectoryForNewSSTables(), which need not hold any of the
+-- table's SSTables): the parsed schema of the table of snapshot dir `d`, from whichever data dir
+-- of its node has it; nil when none has.
+local schemas = {}
+local function schema_of(d)
+  local id = d.node .. "/" .. d.rel
+  if schemas[id] == nil then
+    schemas[id] = false
+    for _, dd in ipairs(data_dirs(d.node)) do
+      local path = dd .. "/" .. d.rel .. "/schema.cql"
+      if ferry.fs.exists(path) then
+        schemas[id] = astra.parse_schema(ferry.fs.read(path))
+        break
+      end
+    end
+  end
+  return schemas[id] or nil
+end
+
+--- A view's snapshot: its schema.cql creates a materialized view and no table.
+local function is_view(s)
+  return s ~= nil and #s.views > 0 and #s.tables == 0
+end
+
 ferry.step("create-snapshots", "Create snapshots on every node (nodetool snapshot) and check them (listsnapshots)", function()
   local counters = {nodes = #nodes}
   -- listsnapshots of one node: the rows of this snapshot for the wanted tables
@@ -238,8 +263,11 @@ ferry.step("create-snapshots", "Create snapshots on every node (nodetool snapsho
         {hint = "check the nodetool parameter (" .. p.nodetool .. ") and that the node's JMX port answers, " ..
           "then run the same command again (snapshots taken on other nodes are reused)"})
     end
+    -- 3.x rows run together where a value fills its column: the names on disk take them apart
+    local known = astra.names_on_disk(data_dirs(node))
+    known.snapshots = {[p.snapshot] = true}
     local rows = {}
-    for _, row in ipairs(astra.parse_listsnapshots(r.stdout)) do
+    for _, row in ipairs(astra.parse_listsnapshots(r.stdout, known)) do
       if row.snapshot == p.snapshot and wanted(row.keyspace, row.table) then rows[#rows + 1] = row end
     end
     return rows
@@ -296,15 +324,21 @@ end)
 
 ferry.step("origin-checks", "Check what cannot migrate (schema.cql of every snapshot)", function()
   local views, encrypted, indexes, tables = {}, {}, {}, 0
-  local seen = {}
+  local seen, named = {}, {}
   for _, d in ipairs(inventory()) do
-    tables = tables + 1
-    local schema_path = d.path .. "/schema.cql"
-    if ferry.fs.exists(schema_path) then
-      local s = astra.parse_schema(ferry.fs.read(schema_path))
-      local name = d.keyspace .. "." .. d.table
-      if #s.views > 0 and #s.tables == 0 then views[#views + 1] = name end
+    local s = schema_of(d)
+    local name = d.keyspace .. "." .. d.table
+    if not seen[d.node .. "/" .. d.rel] then
+      seen[d.node .. "/" .. d.rel] = true
+      tables = tables + 1
+    end
+    if s and not named[name] then
+      named[name] = true
+      if is_view(s) then views[#views + 1] = name end
       if s.encrypted then encrypted[#encrypted + 1] = name end
+      for _, stmt in ipairs(s.unparsed) do
+        ferry.log.warn(("schema.cql of %s: statement not understood, check it by hand: %s"):format(name, stmt))
+      end
       for _, ix in ipairs(s.indexes) do
         if not seen[name .. "." .. tostring(ix.name)] then
           seen[name .. "." .. tostring(ix.name)] = true
@@ -334,13 +368,8 @@ end)
 local function files_to_upload()
   local files, excluded, bytes = {}, {}, 0
   for _, d in ipairs(inventory()) do
-    local skip = false
-    local schema_path = d.path .. "/schema.cql"
-    if p.allow_views and ferry.fs.exists(schema_path) then
-      local s = astra.parse_schema(ferry.fs.read(schema_path))
-      skip = #s.views > 0 and #s.tables == 0
-    end
-    if not skip then
+    -- a view's files in every data dir, not only where its schema.cql is
+    if not is_view(schema_of(d)) then
       local fs_, index_dirs = astra.snapshot_files(d)
       for _, f in ipairs(fs_) do
         f.node, f.key = d.node, astra.key(d.node, f.rel)
@@ -359,9 +388,8 @@ end
 ferry.step("schema", "Recreate the schema in Astra", function()
   local stmts, seen = {}, {}
   for _, d in ipairs(inventory()) do
-    local schema_path = d.path .. "/schema.cql"
-    if ferry.fs.exists(schema_path) then
-      local s = astra.parse_schema(ferry.fs.read(schema_path))
+    local s = schema_of(d)
+    if s then
       for _, group in ipairs({s.types, s.tables}) do
         for _, stmt in ipairs(group) do
           if not seen[stmt] then seen[stmt] = true; stmts[#stmts + 1] = stmt end
@@ -433,6 +461,32 @@ ferry.step("upload", "Upload every snapshot file of every node", function()
   -- renew_before, keep using the current ones while the API still returns them, and ask again
   -- at most every poll_interval until they change; a refused upload forces a renewal.
   local current = {generation = 0}
+  -- The migration bucket is in the region of the Astra database, which MigrationStatus does not
+  -- give: ask the bucket (HeadBucket's x-amz-bucket-region) unless aws_region is set, then
+  -- AWS_REGION; signing for another region is refused (400 AuthorizationHeaderMalformed).
+  local found_region
+  local function region_of(st)
+    if p.aws_region then return p.aws_region end
+    if found_region ~= nil then return found_region or nil end
+    local dir = st.uploadBucketDir or ""
+    local bucket = dir:match("^s3://([^/]+)")
+    if not bucket then return nil end
+    local endpoint = os.getenv("AWS_ENDPOINT_URL") or os.getenv("AWS_ENDPOINT")
+    local region, why = astra.bucket_region(bucket, endpoint)
+    if region then
+      ferry.log.info(("upload bucket %s is in %s"):format(bucket, region))
+    else
+      region = os.getenv("AWS_REGION") or os.getenv("AWS_DEFAULT_REGION")
+      if not region and not endpoint then
+        ferry.fail("unavailable", ("could not find the region of the migration bucket %s: %s"):format(bucket, why),
+          {hint = "give it with -p aws_region=... (the region of the Astra database), then run the same command again"})
+      end
+      ferry.log.info(("region of bucket %s not given by S3 (%s): using %s"):format(bucket, why,
+        region or "the endpoint's default"))
+    end
+    found_region = region or false
+    return region
+  end
   local function fetch()
     local s = ferry.task.poll{every = p.poll_interval, timeout = p.init_timeout, describe = "upload credentials",
       check = function()
@@ -450,7 +504,7 @@ ferry.step("upload", "Upload every snapshot file of every node", function()
     current.fetched = os.time()
     local keyid = astra.credential_id(s)
     if current.store and keyid == current.keyid then return end -- the same credentials: keep them
-    local u = astra.upload_store(s, {aws_region = p.aws_region})
+    local u = astra.upload_store(s, {aws_region = region_of(s)})
     current.store = ferry.store.open(u.url, u.opts)
     current.keyid = keyid
     current.expires = astra.epoch(s.uploadCredentials.credentialExpiration) or (os.time() + 3600)

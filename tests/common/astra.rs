@@ -463,6 +463,71 @@ pub const SENSOR_DIR: &str = "sensor_readings-296a2d30c22a11e9b1350d927649052c";
 pub const ROOMS_DIR: &str = "rooms-4b1f0c20c22a11e9b1350d927649052c";
 pub const JOURNAL_DIR: &str = "journal-7a3c1e40c22a11e9b1350d927649052c";
 
+/// schema.cql of `smart_home.sensor_readings` (see [`cluster`]).
+pub const SENSOR_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS smart_home.sensor_readings (
+    device_id uuid,
+    reading_time timestamp,
+    reading_type text,
+    room_id uuid,
+    value double,
+    battery int,
+    unit int,
+    PRIMARY KEY (device_id, reading_time)
+) WITH ID = 296a2d30-c22a-11e9-b135-0d927649052c
+    AND CLUSTERING ORDER BY (reading_time DESC)
+    AND comment = 'readings; one per device -- and time'
+    AND compaction = {'class': 'org.apache.cassandra.db.compaction.SizeTieredCompactionStrategy', 'max_threshold': '32', 'min_threshold': '4'}
+    AND compression = {'chunk_length_in_kb': '16', 'class': 'org.apache.cassandra.io.compress.LZ4Compressor'};
+ALTER TABLE smart_home.sensor_readings DROP battery USING TIMESTAMP 1700000000000000;
+ALTER TABLE smart_home.sensor_readings DROP unit USING TIMESTAMP 1700000000000001;
+ALTER TABLE smart_home.sensor_readings ADD unit text;
+CREATE INDEX IF NOT EXISTS roomidx ON smart_home.sensor_readings (room_id);
+CREATE CUSTOM INDEX IF NOT EXISTS typeidx ON smart_home.sensor_readings (reading_type) USING 'StorageAttachedIndex';
+";
+
+/// The table Astra must have for [`SENSOR_SCHEMA`]: the ALTERs applied, `ID` (an internal option
+/// Cassandra writes so a restore keeps the table id) left out.
+pub const SENSOR_TABLE: &str = "CREATE TABLE IF NOT EXISTS smart_home.sensor_readings (
+    device_id uuid,
+    reading_time timestamp,
+    reading_type text,
+    room_id uuid,
+    value double,
+    unit text,
+    PRIMARY KEY (device_id, reading_time)
+) WITH CLUSTERING ORDER BY (reading_time DESC)
+    AND comment = 'readings; one per device -- and time'
+    AND compaction = {'class': 'org.apache.cassandra.db.compaction.SizeTieredCompactionStrategy', 'max_threshold': '32', 'min_threshold': '4'}
+    AND compression = {'chunk_length_in_kb': '16', 'class': 'org.apache.cassandra.io.compress.LZ4Compressor'};";
+
+/// schema.cql of `smart_home.rooms`: a single-column primary key (`PRIMARY KEY` on the column,
+/// TableMetadata.appendColumnDefinitions) and a column whose name says "encrypted" although the
+/// table is not (encryption is a table option, see [`encrypt`]).
+pub const ROOMS_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS smart_home.rooms (
+    room_id uuid PRIMARY KEY,
+    encrypted_note text,
+    name text
+) WITH ID = 4b1f0c20-c22a-11e9-b135-0d927649052c
+    AND comment = 'not encrypted';
+";
+
+/// Makes `smart_home.rooms` a DSE TDE table: the encryption is the compression class
+/// (`EncryptingLZ4Compressor`, with `cipher_algorithm` / `secret_key_strength`), DataStax
+/// "Table encryption options and syntax" (https://docs.datastax.com/en/dse/5.1/securing/
+/// encrypt-table-options.html; the classes Encryptor, EncryptingLZ4Compressor,
+/// EncryptingDeflateCompressor, EncryptingSnappyCompressor).
+pub fn encrypt(root: &Path) {
+    std::fs::write(
+        root.join("schema/smart_home.rooms.cql"),
+        "CREATE TABLE IF NOT EXISTS smart_home.rooms (\n    room_id uuid PRIMARY KEY,\n    \
+         encrypted_note text,\n    name text\n) WITH ID = 4b1f0c20-c22a-11e9-b135-0d927649052c\n    \
+         AND compression = {'chunk_length_in_kb': '64', 'cipher_algorithm': 'AES/ECB/PKCS5Padding', \
+         'class': 'com.datastax.bdp.cassandra.crypto.EncryptingLZ4Compressor', \
+         'secret_key_strength': '128', 'system_key_file': 'system_key'};\n",
+    )
+    .unwrap();
+}
+
 fn components(version: &str, generation: u32) -> Vec<String> {
     [
         "CompressionInfo.db",
@@ -488,24 +553,16 @@ pub fn cluster(root: &Path, nodes: &[&str], big_data: usize) -> Vec<LiveFile> {
     let mut out = Vec::new();
     let schema = root.join("schema");
     std::fs::create_dir_all(&schema).unwrap();
-    std::fs::write(
-        schema.join("smart_home.sensor_readings.cql"),
-        "CREATE TABLE IF NOT EXISTS smart_home.sensor_readings (\n    device_id uuid,\n    \
-         reading_time timestamp,\n    room_id uuid,\n    reading_type text,\n    value double,\n    \
-         PRIMARY KEY ((device_id), reading_time)\n) WITH ID = 296a2d30-c22a-11e9-b135-0d927649052c\n    \
-         AND CLUSTERING ORDER BY (reading_time DESC)\n    AND compaction = {'class': \
-         'org.apache.cassandra.db.compaction.SizeTieredCompactionStrategy'};\n\
-         CREATE INDEX IF NOT EXISTS roomidx ON smart_home.sensor_readings (room_id);\n\
-         CREATE CUSTOM INDEX IF NOT EXISTS typeidx ON smart_home.sensor_readings (reading_type) \
-         USING 'StorageAttachedIndex';\n",
-    )
-    .unwrap();
-    std::fs::write(
-        schema.join("smart_home.rooms.cql"),
-        "CREATE TABLE IF NOT EXISTS smart_home.rooms (\n    room_id uuid PRIMARY KEY,\n    name text\n) \
-         WITH ID = 4b1f0c20-c22a-11e9-b135-0d927649052c;\n",
-    )
-    .unwrap();
+    // What SchemaCQLHelper.reCreateStatementsForSchemaCql writes (apache/cassandra
+    // src/java/org/apache/cassandra/db/SchemaCQLHelper.java, TableMetadata.appendCqlTo /
+    // appendColumnDefinitions / appendTableOptions / appendDropColumns in
+    // src/java/org/apache/cassandra/schema/TableMetadata.java): the CREATE TABLE lists the live
+    // columns, then every dropped column with its old type (a re-added column only there), then
+    // `WITH ID = ...` first among the options; one `ALTER TABLE ... DROP c USING TIMESTAMP t` per
+    // dropped column, followed by `ALTER TABLE ... ADD c type` when it was added again; the
+    // indexes last. Here `battery` was dropped and `unit` dropped (int) and re-added (text).
+    std::fs::write(schema.join("smart_home.sensor_readings.cql"), SENSOR_SCHEMA).unwrap();
+    std::fs::write(schema.join("smart_home.rooms.cql"), ROOMS_SCHEMA).unwrap();
     std::fs::write(
         schema.join("catalog.journal.cql"),
         "CREATE TYPE IF NOT EXISTS catalog.address (street text, city text);\n\
@@ -556,19 +613,24 @@ pub fn cluster(root: &Path, nodes: &[&str], big_data: usize) -> Vec<LiveFile> {
     out
 }
 
-/// Adds a materialized view `catalog.journal_by_publisher` (its own table dir and schema).
+/// Adds a materialized view `catalog.journal_by_publisher` (its own table dir, with SSTables in
+/// both data dirs, and its schema). A view's schema.cql holds its CREATE MATERIALIZED VIEW
+/// (SchemaCQLHelper.getTableMetadataAsCQL: `metadata.isView()` -> ViewMetadata.toCqlString).
 pub fn add_view(root: &Path, node: &str) {
     let rel = "catalog/journal_by_publisher-9b2c1e40c22a11e9b1350d927649052c";
-    let dir = root.join(node).join("data1").join(rel);
-    std::fs::create_dir_all(&dir).unwrap();
-    for c in components("nb", 6) {
-        std::fs::write(dir.join(c), b"view sstable").unwrap();
+    for (dd, generation) in [("data1", 6), ("data2", 7)] {
+        let dir = root.join(node).join(dd).join(rel);
+        std::fs::create_dir_all(&dir).unwrap();
+        for c in components("nb", generation) {
+            std::fs::write(dir.join(c), b"view sstable").unwrap();
+        }
     }
     std::fs::write(
         root.join("schema/catalog.journal_by_publisher.cql"),
         "CREATE MATERIALIZED VIEW IF NOT EXISTS catalog.journal_by_publisher AS\n    \
-         SELECT * FROM catalog.journal WHERE publisher IS NOT NULL AND id IS NOT NULL\n    \
-         PRIMARY KEY (publisher, id);\n",
+         SELECT *\n    FROM catalog.journal\n    WHERE publisher IS NOT NULL AND id IS NOT NULL\n    \
+         PRIMARY KEY (publisher, id)\n WITH ID = 9b2c1e40-c22a-11e9-b135-0d927649052c\n    \
+         AND CLUSTERING ORDER BY (id ASC);\n",
     )
     .unwrap();
 }

@@ -102,6 +102,7 @@ pub struct S3Server {
     requests: Arc<AtomicU64>,
     delay_ms: Arc<AtomicU64>,
     log: Arc<Mutex<Vec<String>>>,
+    bucket_region: Arc<Mutex<Option<String>>>,
     background: Option<Background>,
     _dir: tempfile::TempDir,
 }
@@ -280,7 +281,9 @@ impl S3Server {
         let requests = Arc::new(AtomicU64::new(0));
         let delay_ms = Arc::new(AtomicU64::new(0));
         let log = Arc::new(Mutex::new(Vec::new()));
+        let bucket_region = Arc::new(Mutex::new(None));
         let state = Arc::new(State {
+            bucket_region: bucket_region.clone(),
             service,
             session_token: session_token.clone(),
             sts: sts.clone(),
@@ -303,6 +306,7 @@ impl S3Server {
             requests,
             delay_ms,
             log,
+            bucket_region,
             background: Some(background),
             _dir: dir,
         }
@@ -442,6 +446,16 @@ impl S3Server {
             .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
+    /// Opt-in: the buckets live in `region`, as on AWS. A request signed for another region (the
+    /// credential scope `AK/date/REGION/s3/aws4_request`) is refused with 400
+    /// `AuthorizationHeaderMalformed` ("the region 'X' is wrong; expecting 'Y'", `<Region>Y`),
+    /// and HeadBucket (`HEAD /bucket`) answers the `x-amz-bucket-region` header, unsigned (403,
+    /// as AWS answers an anonymous HeadBucket) or signed for any region (AWS S3 API reference,
+    /// HeadBucket: "x-amz-bucket-region" is returned even when access is denied).
+    pub fn require_region(&self, region: &str) {
+        *self.bucket_region.lock().unwrap() = Some(region.to_string());
+    }
+
     /// `METHOD /path?query STATUS` of every request served so far, in order.
     pub fn request_log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
@@ -472,6 +486,7 @@ struct State {
     requests: Arc<AtomicU64>,
     delay_ms: Arc<AtomicU64>,
     log: Arc<Mutex<Vec<String>>>,
+    bucket_region: Arc<Mutex<Option<String>>>,
 }
 
 async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<State>) {
@@ -528,6 +543,12 @@ async fn serve(
         })
     });
     let given = header.or(query);
+    let region = state.bucket_region.lock().unwrap().clone();
+    if let Some(region) = region
+        && let Some(refusal) = region_check(&req, &region)
+    {
+        return Ok(refusal);
+    }
     if let Some(ak) = signing_key(&req)
         && let Some((status, code, msg)) = state.sts.check(&ak, given.as_deref())
     {
@@ -545,7 +566,16 @@ async fn serve(
         };
         return Ok(error_response(StatusCode::FORBIDDEN, code, msg));
     }
-    state.service.call(req.map(s3s::Body::from)).await
+    let head_bucket = req.method() == hyper::Method::HEAD
+        && req.uri().path().trim_matches('/').split('/').count() == 1;
+    let mut resp = state.service.call(req.map(s3s::Body::from)).await?;
+    if head_bucket
+        && let Some(region) = state.bucket_region.lock().unwrap().as_deref()
+        && let Ok(v) = region.parse()
+    {
+        resp.headers_mut().insert("x-amz-bucket-region", v);
+    }
+    Ok(resp)
 }
 
 /// The access key a request is signed with (`Authorization: AWS4-HMAC-SHA256 Credential=AK/...`
@@ -572,6 +602,58 @@ fn signing_key(req: &Request<Incoming>) -> Option<String> {
             })
         })
     })
+}
+
+/// The region of a request's SigV4 credential scope (header or presigned query).
+fn signing_region(req: &Request<Incoming>) -> Option<String> {
+    let scope = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("Credential=").nth(1))
+        .map(|v| v.split(',').next().unwrap_or("").to_string())
+        .or_else(|| {
+            req.uri().query().and_then(|q| {
+                q.split('&').find_map(|kv| {
+                    let (k, v) = kv.split_once('=')?;
+                    k.eq_ignore_ascii_case("X-Amz-Credential")
+                        .then(|| percent_decode(v))
+                })
+            })
+        })?;
+    scope.split('/').nth(2).map(str::to_string)
+}
+
+/// See [`S3Server::require_region`]: `Some(refusal)` when the request must not go on.
+fn region_check(req: &Request<Incoming>, region: &str) -> Option<Response<s3s::Body>> {
+    let head_bucket = req.method() == hyper::Method::HEAD
+        && req.uri().path().trim_matches('/').split('/').count() == 1;
+    let with_region = |mut r: Response<s3s::Body>| {
+        if let Ok(v) = region.parse() {
+            r.headers_mut().insert("x-amz-bucket-region", v);
+        }
+        r
+    };
+    match signing_region(req) {
+        None if head_bucket => Some(with_region(error_response(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "Access Denied",
+        ))),
+        Some(given) if given != region => {
+            let body = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AuthorizationHeaderMalformed</Code><Message>The authorization header is malformed; the region '{given}' is wrong; expecting '{region}'</Message><Region>{region}</Region><RequestId>ferry-test</RequestId></Error>"
+            );
+            Some(with_region(
+                Response::builder()
+                    .status(StatusCode::BAD_REQUEST)
+                    .header("content-type", "application/xml")
+                    .body(s3s::Body::from(body))
+                    .expect("error response"),
+            ))
+        }
+        _ => None,
+    }
 }
 
 fn error_response(status: StatusCode, code: &str, message: &str) -> Response<s3s::Body> {

@@ -83,6 +83,8 @@ class Shell:
         with State() as st:
             c = st["clusters"][self.cluster]
             nodes = c["replicas"]
+            if opts.get("l"):  # -l host:port,...: only these nodes (shell/commands/node_management.cpp remote_command)
+                nodes = [n for n in nodes if n in opts["l"].split(",")]
             cmd, cargs = pos[0], pos[1:]
             results = {}
             for n in nodes:

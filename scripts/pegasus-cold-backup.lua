@@ -40,8 +40,8 @@ local p = ferry.params{
   {name = "rate_step", type = "integer", default = 50, doc = "raise the limit by this much (MB/s) once the upload runs"},
   {name = "rate_max", type = "integer", default = 100, doc = "do not raise the limit above this (MB/s; the doc's 100)"},
   {name = "raise_every", type = "duration", default = "5m", doc = "how long the upload runs at one limit before it is raised"},
-  {name = "rate_after", type = "integer", default = 200,
-   doc = "the limit to put back after the backup (200 = Pegasus' default for hdfs_write_limit_rate_mb_per_sec; 0 leaves it)"},
+  {name = "rate_after", type = "integer",
+   doc = "the limit to set after the backup (default: the value each replica server had before ferry changed it; 0 leaves the raised limit)"},
   {name = "retries", type = "integer", default = 3, doc = "start a failed backup again at most this many times"},
   {name = "remove_command", type = "string",
    doc = "deletes a failed backup's directory, {path} = <backup_path>/<cold_backup_root>/<backup_id> on the provider " ..
@@ -126,6 +126,27 @@ local function set_rate(mb)
   ferry.log.info(("upload limit %s = %d MB/s on %s's replica servers"):format(limit.key, mb, p.source_cluster))
 end
 
+-- Puts back each server's limit from before the backup (`before`: node -> MB/s).
+local function restore_rates(before, rate)
+  for node, v in pairs(before) do
+    if limit.how == "http" then
+      pegasus.update_config(node, limit.key, v)
+      ferry.log.info(("upload limit %s = %s MB/s on %s again, as before the backup"):format(limit.key, tostring(v), node))
+    elseif v <= 0 then
+      -- nfs_server_impl.cpp refuses a value <= 0 ("ERR: invalid arguments"): unlimited cannot be put back.
+      ferry.log.warn(("%s on %s was %s (unlimited) before the backup; remote_command cannot set that back, so it stays at %d MB/s " ..
+        "until the server restarts"):format(limit.key, node, tostring(v), rate))
+    else
+      local r = pegasus.shell(p.shell, {("remote_command -l %s %s %d"):format(node, limit.key, v)}, {cwd = cwd})
+      local n = not r.dry_run and pegasus.parse_remote_command(r.text).nodes[node]
+      if not r.dry_run and not (n and n.ok) then
+        ferry.fail("exec", ("putting %s = %d back on %s failed: %s"):format(limit.key, v, node, n and n.message or pegasus.tail(r.text, 3)))
+      end
+    end
+  end
+  ferry.state.set("rate", nil)
+end
+
 local function partial_dir(id) return ("%s/%s/%s"):format(backup_path, root, id) end
 
 local function start_backup(app_id)
@@ -151,7 +172,44 @@ local function start_backup(app_id)
   return id
 end
 
+-- The limit each replica server has now, before ferry changes it: 2.4+ GET /config?name=<flag>
+-- (http/config_http_service.cpp get_config: the flag as JSON whose "value" is a string, or the
+-- error text), older `remote_command <key>` without a value, which answers the number
+-- (nfs_server_impl.cpp: `if (args.empty()) return std::to_string(FLAGS_...)`).
+local function current_rates()
+  local out = {}
+  if limit.how == "http" then
+    for _, node in ipairs(pegasus.nodes(source_meta)) do
+      local r = ferry.http.get("http://" .. node .. "/config", {query = {name = limit.key}, timeout = 10, retries = 2})
+      local ok, v = pcall(function() return r:json() end)
+      local value = ok and type(v) == "table" and tonumber(v.value)
+      if r.status ~= 200 or not value then
+        ferry.fail("unavailable", ("reading %s on %s failed: HTTP %d %s"):format(limit.key, node, r.status, r.body),
+          {hint = "give -p rate_after=N to say what to set after the backup"})
+      end
+      out[node] = math.tointeger(value) or value
+    end
+    return out
+  end
+  local r = pegasus.shell(p.shell, {"remote_command -t replica-server " .. limit.key}, {cwd = cwd, read_only = true})
+  if r.dry_run then return out end
+  for addr, n in pairs(pegasus.parse_remote_command(r.text).nodes) do
+    local value = n.ok and tonumber(n.message)
+    if not value then
+      ferry.fail("exec", ("reading %s on %s failed: %s"):format(limit.key, addr, n.message))
+    end
+    out[addr] = math.tointeger(value) or value
+  end
+  return out
+end
+
 ferry.step("rate-limit", "Rate-limit network I/O before the backup", function()
+  -- Kept from the first run: a resumed run must not take ferry's own limit for the site's.
+  if ferry.state.get("rate_before") == nil and p.rate_after == nil then
+    local before = current_rates()
+    ferry.state.set("rate_before", before)
+    for node, v in pairs(before) do ferry.log.info(("%s on %s is %s MB/s before the backup"):format(limit.key, node, tostring(v))) end
+  end
   if limit.how == "http" then
     ferry.log.info(("Pegasus %s: the backup upload is limited by hdfs_write_limit_rate_mb_per_sec (set with /updateConfig on " ..
       "each replica server), not the doc's %s, which limits replica-to-replica copies"):format(version.text, limit.doc_key))
@@ -266,10 +324,10 @@ ferry.step("monitor-backup", "Monitor progress, raise the rate limit, handle fai
     ferry.task.sleep(p.poll_interval)
   end
   ferry.log.info(("backup %s completed after %d attempt(s), at %s"):format(b.id, b.attempt, partial_dir(b.id)))
-  if p.rate_after > 0 and limit.how == "http" then
+  if p.rate_after and p.rate_after > 0 then
     set_rate(p.rate_after)
-  elseif limit.how ~= "http" then
-    ferry.log.info(("%s stays at %d MB/s (remote_command takes no value for unlimited on %s)"):format(limit.key, rate, version.text))
+  elseif p.rate_after == nil then
+    restore_rates(ferry.state.get("rate_before") or {}, rate)
   end
   return {backup_id = b.id, attempts = b.attempt, final_rate = rate, polls = polls}
 end)

@@ -153,14 +153,20 @@ ferry.step("shell-config", "Add the target cluster's configuration to the shell 
   end
   local counters = {target_metas = have}
   if p.use_multi_set then
-    -- copy_data -u runs one task per partition on THREAD_POOL_DEFAULT and refuses to start unless
-    -- worker_count > partition count (the shipped config has 20) [reference §2.2].
+    -- copy_data -u runs one task per split on THREAD_POOL_DEFAULT and returns without copying
+    -- unless worker_count > split count (one split per partition, one with -p). The shell reads
+    -- the key with default 0 (src/shell/commands/data_operations.cpp: v2.4
+    -- dsn_config_get_value_int64("threadpool.THREAD_POOL_DEFAULT", "worker_count", 0, ...), v2.5
+    -- and master DSN_DEFINE_int32(threadpool.THREAD_POOL_DEFAULT, worker_count, 0, ...)), so a
+    -- config without it refuses -u whatever the table; the shipped src/shell/config.ini sets 20.
     local pool = config["threadpool.THREAD_POOL_DEFAULT"] or {}
-    local workers = tonumber(pool.worker_count or "20")
+    local workers = tonumber(pool.worker_count or "0") or 0
     local partitions = p.partition and 1 or ferry.state.get("source_partitions") or 0
     if workers <= partitions then
-      ferry.fail("invalid_input", ("use_multi_set needs the shell's [threadpool.THREAD_POOL_DEFAULT] worker_count (%d in %s) " ..
-        "to be greater than the source's %d partitions"):format(workers, config_path, partitions),
+      local have = pool.worker_count and ("%d in %s"):format(workers, config_path) or
+        ("not set in %s, which the shell reads as 0"):format(config_path)
+      ferry.fail("invalid_input", ("use_multi_set needs the shell's [threadpool.THREAD_POOL_DEFAULT] worker_count (%s) " ..
+        "to be greater than the source's %d %s"):format(have, partitions, p.partition and "split (-p)" or "partitions"),
         {hint = ("set worker_count = %d there, or copy without -p use_multi_set=true"):format(partitions + 1)})
     end
     counters.worker_count = workers

@@ -1,15 +1,21 @@
--- Move a Pegasus table to another cluster online: duplication, MetaProxy switch, source blocked, verified.
+-- Move a Pegasus table to another cluster online: duplication, writes blocked until drained, MetaProxy switch, source blocked, verified.
 --
--- The vendor procedure "Online (Hot) Migration" as a runbook: confirm every client goes through
+-- The vendor procedure "Online (Hot) Migration" as a runbook, cut over the way upstream's own
+-- table-migrator does it (apache/incubator-pegasus admin-cli/executor/toolkits/tablemigrator/
+-- migrator.go MigrateTable, switcher.go SwitchMetaAddrs): confirm every client goes through
 -- MetaProxy, set up duplication from the source table to the target (with its checkpoint), wait
--- until it has caught up, confirm the switch, point MetaProxy's ZooKeeper node at the target (a
--- configurable command), block client requests on the SOURCE table (the doc's snippet says
--- `use TableB`, its text and admin-cli's table-migrator block the source) so clients refresh their
--- route, then verify as the doc says: source QPS falls to zero, target QPS matches, non-idempotent
--- write rejections and read/write failures stay at zero on both clusters. See
--- docs/procedures/pegasus.md.
+-- until it has nearly caught up, block WRITES on the source (timeout*write, migrator.go step 4),
+-- wait until the duplication has drained -- every partition's confirmed decree equal to its last
+-- committed decree, read from query_dup -d's partition_states (2.6) or the replica servers'
+-- /replica/duplication (2.4, 2.5) -- point MetaProxy's ZooKeeper node at the target, then block
+-- all requests on the source (reconfig*all, switcher.go) so clients refresh their route; verify
+-- as the doc says (source QPS zero, target QPS matches, non-idempotent write rejections and
+-- read/write failures stay at zero), and remove the duplication. MetaProxy forwards a client's
+-- query for table T as T (pegasus-kv/meta-proxy meta/init.go queryConfig), so the target table
+-- must have the source's name. See docs/procedures/pegasus.md.
 
 local pegasus = require "ferry.pegasus"
+local dup = require "ferry.pegasus_dup"
 
 local p = ferry.params{
   {name = "shell", type = "string", required = true,
@@ -18,12 +24,15 @@ local p = ferry.params{
   {name = "source_table", type = "string", required = true, doc = "the table to migrate"},
   {name = "target_cluster", type = "string", required = true,
    doc = "the target cluster, as named in the source servers' [pegasus.clusters] and duplication-group"},
-  {name = "target_table", type = "string", doc = "the table on the target (default: source_table; another name needs 2.6's add_dup -a)"},
+  {name = "target_table", type = "string",
+   doc = "the table on the target; it must be source_table (MetaProxy forwards the client's table name unchanged)"},
   {name = "checkpoint", type = "boolean", default = true,
    doc = "duplicate the checkpoint too (add_dup -s: the target table must not exist, it is created); false: incremental only, the target table must exist"},
   {name = "zk_command", type = "string",
    doc = "updates MetaProxy's ZooKeeper node of the table; placeholders {table} {cluster} {metas} {value} (the node's JSON), " ..
      "e.g. `zkCli.sh -server zk:2181 set /metaproxy/{table} {value}`; default: ask the operator to do it"},
+  {name = "target_shell", type = "string",
+   doc = "a shell command for the target cluster (2.5 and older read its counters; default: `shell` with source_cluster replaced by target_cluster)"},
   {name = "shell_config", type = "path", doc = "the shell's config.ini (default: read from the shell command)"},
   {name = "shell_cwd", type = "path", doc = "the folder the shell runs in (default: the current folder)"},
   {name = "pegasus_version", type = "string",
@@ -31,9 +40,16 @@ local p = ferry.params{
   {name = "source_meta", type = "string", doc = "source meta servers (default: the shell's banner)"},
   {name = "target_meta", type = "string", doc = "target meta servers (default: [pegasus.clusters] of the shell's config)"},
   {name = "max_lag", type = "integer", default = 1000,
-   doc = "caught up when every partition's last_committed - confirmed decree (2.6), or the source's pending duplication mutations (older), is at most this"},
-  {name = "deny", type = "string", default = "reconfig*all", choices = {"reconfig*all", "reconfig*write", "timeout*all", "timeout*write"},
-   doc = "replica.deny_client_request set on the source (reconfig answers ERR_INVALID_STATE, so clients refresh at once)"},
+   doc = "block writes once every partition is at most this many mutations behind (last committed - confirmed decree); " ..
+     "the cut-over itself waits for 0"},
+  {name = "block_writes", type = "string", default = "timeout*write", choices = {"timeout*write", "reconfig*write"},
+   doc = "replica.deny_client_request set on the source while the duplication drains (table-migrator: timeout*write)"},
+  {name = "deny", type = "string", default = "reconfig*all", choices = {"reconfig*all", "timeout*all"},
+   doc = "replica.deny_client_request set on the source after the switch (reconfig answers ERR_INVALID_STATE, so clients refresh at once)"},
+  {name = "drain_timeout", type = "duration", default = "30m",
+   doc = "give up waiting for the duplication to drain after writes are blocked (then writes stay blocked: see the hint)"},
+  {name = "counter_interval", type = "integer", default = 10,
+   doc = "2.5 and older: the servers' [pegasus.server] perf_counter_update_interval_seconds (how often their counter snapshot is taken)"},
   {name = "settle", type = "duration", default = "60s",
    doc = "wait after blocking the source before verifying (app envs reach replicas within config_sync_interval_ms, ~30 s)"},
   {name = "verify_window", type = "duration", default = "30s", doc = "QPS and failure counters are sampled this far apart"},
@@ -45,22 +61,36 @@ local p = ferry.params{
 }
 
 local target_table = p.target_table or p.source_table
+if target_table ~= p.source_table then
+  -- MetaProxy answers a client's query_cfg for table T by asking the cluster in ZooKeeper node
+  -- <root>/T for T itself (pegasus-kv/meta-proxy meta/init.go queryConfig: tableName :=
+  -- queryCfgArgs.Query.AppName; meta.QueryConfig(ctx, tableName)): it cannot send clients of T to
+  -- a table named otherwise.
+  ferry.fail("usage", ("online migration cannot rename the table: clients reach %s through MetaProxy, which asks the " ..
+    "target cluster for a table named %s, not %s"):format(p.source_table, p.source_table, target_table),
+    {hint = ("migrate into %s.%s (leave target_table out), or rename with pegasus-copy-data / pegasus-cold-backup " ..
+      "and change the clients' table name yourself"):format(p.target_cluster, p.source_table)})
+end
 local cwd = p.shell_cwd
 local banner, version = pegasus.probe(p.shell, p.source_cluster, {cwd = cwd, forced = p.pegasus_version})
 if not pegasus.at_least(version, "2.4") then
   ferry.fail("usage", ("online migration needs duplication from Pegasus 2.4 on; the shell is %s"):format(version.text),
     {hint = "use pegasus-cold-backup with -p method=ingest_behind (dual writes) instead"})
 end
-local dup_command = pegasus.add_dup_command(version, p.source_table, p.target_cluster,
-  {checkpoint = p.checkpoint, remote_app = target_table})
+local dup_command = pegasus.add_dup_command(version, p.source_table, p.target_cluster, {checkpoint = p.checkpoint})
 if p.source_cluster == p.target_cluster then ferry.fail("usage", "source and target cluster are the same") end
 
 local site = pegasus.locate({shell = p.shell, shell_config = p.shell_config, source_cluster = p.source_cluster,
-  target_cluster = p.target_cluster, source_meta = p.source_meta, target_meta = p.target_meta, target_shell = nil}, banner, cwd)
+  target_cluster = p.target_cluster, source_meta = p.source_meta, target_meta = p.target_meta, target_shell = p.target_shell}, banner, cwd)
 local config_path, source_meta, target_meta = site.config_path, site.source_meta, site.target_meta
 if not target_meta then
   ferry.fail("usage", ("cannot tell %s's meta servers: give -p target_meta=host:port,... or add it to [pegasus.clusters] of %s"):format(
     p.target_cluster, tostring(config_path)))
+end
+
+if #pegasus.addresses(target_meta) < 2 then
+  -- meta-proxy meta/client.go parseToMetaList: fewer than two addresses is ERR_INVALID_DATA.
+  ferry.log.warn(("MetaProxy refuses a meta_addrs with fewer than two addresses (%s): its clients would get ERR_INVALID_DATA"):format(target_meta))
 end
 
 local function shell(commands, opts)
@@ -124,47 +154,107 @@ ferry.step("start-duplication", "Start hot backup: duplication from the source t
   return {dupid = added.dupid, checkpoint = p.checkpoint}
 end)
 
-ferry.step("wait-duplication", "Wait until the duplication has caught up", function()
+-- The duplication's progress: {status, lag, drained, how} from query_dup -d, or {gone = true}.
+local src_nodes
+local function progress(dupid, src)
+  local q, r = query_dup()
+  if not q then return nil, r.failures[1] or ("no query_dup -d answer: " .. pegasus.tail(r.text, 3)) end
+  local e = q.dups[tostring(dupid)]
+  if not e then return {gone = true} end
+  if e.status ~= "DS_LOG" then return {status = e.status} end
+  src_nodes = src_nodes or pegasus.nodes(source_meta)
+  local d = dup.drain(e, src_nodes, src, dupid)
+  return {status = e.status, lag = d.lag, drained = d.drained, partitions = d.partitions,
+          how = e.partition_states and "query_dup -d partition_states" or "/replica/duplication"}
+end
+
+local function gone(dupid)
+  ferry.fail("not_found", ("duplication %s of %s is gone (removed?)"):format(dupid, p.source_table),
+    {hint = "run again with --from-step start-duplication"})
+end
+
+ferry.step("wait-duplication", "Wait until the duplication has nearly caught up", function()
   if ferry.dry_run() then return end
   local dupid = ferry.state.get("dupid")
-  local src_nodes = pegasus.nodes(source_meta)
+  local src = app_or_fail(source_meta, p.source_cluster, p.source_table)
   local last = ferry.task.poll{every = p.poll_interval, timeout = p.catch_up_timeout, describe = "duplication " .. dupid .. " to catch up",
     check = function()
-      local q, r = query_dup()
-      if not q then return false, r.failures[1] or "no query_dup answer" end
-      local e = q.dups[tostring(dupid)]
-      if not e then return {gone = true} end -- failed below: poll retries retryable errors
-      if e.status ~= "DS_LOG" then return false, e.status end
-      local lag = pegasus.dup_lag(e)
-      local how = "decrees behind"
-      if not lag then
-        -- No partition_states before 2.6: the pending mutations, as admin-cli's table-migrator does.
-        lag = pegasus.cluster_metric(src_nodes, version, pegasus.METRICS.dup_pending).sum
-        how = "pending mutations"
-      end
-      ferry.log.info(("duplication %s: %s, %d %s"):format(dupid, e.status, lag, how))
-      if lag <= p.max_lag then return {lag = lag, how = how} end
-      return false, ("%d %s"):format(lag, how)
+      local s, why = progress(dupid, src)
+      if not s then return false, why end
+      if s.gone then return s end
+      if not s.lag then return false, s.status end
+      ferry.log.info(("duplication %s: %s, %d mutations behind (%d/%d partitions reported, %s)"):format(dupid, s.status, s.lag,
+        s.partitions, src.partition_count, s.how))
+      if s.lag <= p.max_lag and s.partitions >= src.partition_count then return s end
+      return false, ("%d mutations behind"):format(s.lag)
     end}
-  if last.gone then
-    ferry.fail("not_found", ("duplication %s of %s is gone (removed?)"):format(dupid, p.source_table),
-      {hint = "run again with --from-step start-duplication"})
-  end
+  if last.gone then gone(dupid) end
   -- The source's QPS now is what the target must reach after the switch.
-  local src = app_or_fail(source_meta, p.source_cluster, p.source_table)
-  local qps = pegasus.table_qps(src_nodes, version, src, p.verify_window, p.request_ops)
+  local qps = pegasus.table_qps(src_nodes or pegasus.nodes(source_meta), version, src, p.verify_window, p.request_ops)
   ferry.state.set("baseline_qps", qps)
-  ferry.log.info(("caught up (%d %s); %s serves %.1f requests/s"):format(last.lag, last.how, p.source_table, qps))
+  ferry.log.info(("nearly caught up (%d behind); %s serves %.1f requests/s"):format(last.lag, p.source_table, qps))
   return {lag = last.lag, source_qps = math.floor(qps + 0.5)}
 end)
 
 ferry.step("confirm-switch", "Confirm the switch to the target cluster", function()
-  ferry.confirm(("Duplication has caught up. Switch %s's clients to %s.%s now? MetaProxy will point at %s and the source table " ..
-    "will refuse client requests (%s)."):format(p.source_table, p.target_cluster, target_table, target_meta, p.deny))
+  ferry.confirm(("Duplication has nearly caught up. Cut %s over to %s now? Writes to the source are refused (%s) until the " ..
+    "duplication has drained, then MetaProxy points at %s and the source refuses every request (%s)."):format(
+    p.source_table, p.target_cluster, p.block_writes, target_meta, p.deny))
+end)
+
+local function set_deny(value)
+  local r = shell({"use " .. pegasus.arg(p.source_table), "set_app_envs replica.deny_client_request " .. value})
+  if r.dry_run then return false end
+  -- `use` does not check the table and the shell exits 0 anyway: read the env back [§7.2, §8.2].
+  local envs = pegasus.app_envs(source_meta, p.source_table)
+  if envs["replica.deny_client_request"] ~= value then
+    ferry.fail("exec", ("set_app_envs replica.deny_client_request %s on %s did not take: %s"):format(value, p.source_table,
+      r.failures[1] or pegasus.tail(r.text, 3)))
+  end
+  return true
+end
+
+local unblock_hint = ("to give the source its writes back: on %s, `use %s` then `del_app_envs replica.deny_client_request`"):format(
+  p.source_cluster, p.source_table)
+
+ferry.step("block-writes", "Block writes on the source so the duplication can drain", function()
+  -- migrator.go MigrateTable step 4: UpdateAppEnvs(table, {"replica.deny_client_request": "timeout*write"}).
+  if not set_deny(p.block_writes) then return end
+  ferry.log.info(("%s.%s refuses writes (%s); reads are still served"):format(p.source_cluster, p.source_table, p.block_writes))
+  return {deny = p.block_writes}
+end)
+
+ferry.step("wait-drained", "Wait until every partition's confirmed decree reaches its last committed decree", function()
+  if ferry.dry_run() then return end
+  local dupid = ferry.state.get("dupid")
+  local src = app_or_fail(source_meta, p.source_cluster, p.source_table)
+  -- Not a lag threshold: the cut-over needs every mutation the source committed to be confirmed
+  -- by the target (table-migrator waits for dup_shipped_ops to reach 0, migrator.go
+  -- checkDuplicationCompleted; the decrees say it per partition).
+  local ok, last = pcall(ferry.task.poll, {every = p.poll_interval, timeout = p.drain_timeout,
+    describe = "duplication " .. dupid .. " to drain",
+    check = function()
+      local s, why = progress(dupid, src)
+      if not s then return false, why end
+      if s.gone then return s end
+      if not s.lag then return false, s.status end
+      ferry.log.info(("duplication %s: %d mutations not confirmed yet (%d/%d partitions reported, %s)"):format(dupid, s.lag,
+        s.partitions, src.partition_count, s.how))
+      if s.drained then return s end
+      return false, ("%d mutations not confirmed, %d/%d partitions reported"):format(s.lag, s.partitions, src.partition_count)
+    end})
+  if not ok then
+    ferry.fail("timeout", ("duplication %s did not drain within %d s; %s.%s still refuses writes"):format(dupid, p.drain_timeout,
+      p.source_cluster, p.source_table), {hint = "run the same command again to keep waiting, or " .. unblock_hint})
+  end
+  if last.gone then gone(dupid) end
+  ferry.log.info(("duplication %s drained: every partition's confirmed decree is its last committed decree"):format(dupid))
+  return {drained = true, partitions = last.partitions}
 end)
 
 ferry.step("switch-zookeeper", "Switch MetaProxy in ZooKeeper to the target's meta servers", function()
-  -- MetaProxy's node per table: {"cluster_name": ..., "meta_addrs": "m1,m2"} [reference §5.5].
+  -- MetaProxy's node per table: {"cluster_name": ..., "meta_addrs": "m1,m2"} (meta-proxy
+  -- meta/client.go getTableInfo; tablemigrator/switcher.go encodeToZkNodeData).
   local value = ferry.json.encode({cluster_name = p.target_cluster, meta_addrs = target_meta})
   if p.zk_command then
     local cmd = pegasus.fill(p.zk_command, {table = p.source_table, cluster = p.target_cluster, metas = target_meta, value = value},
@@ -177,15 +267,9 @@ ferry.step("switch-zookeeper", "Switch MetaProxy in ZooKeeper to the target's me
   return {cluster = p.target_cluster}
 end)
 
-ferry.step("block-source", "Refresh topology: block client requests on the SOURCE table", function()
-  local r = shell({"use " .. pegasus.arg(p.source_table), "set_app_envs replica.deny_client_request " .. p.deny})
-  if r.dry_run then return end
-  -- `use` does not check the table and the shell exits 0 anyway: read the env back [§7.2, §8.2].
-  local envs = pegasus.app_envs(source_meta, p.source_table)
-  if envs["replica.deny_client_request"] ~= p.deny then
-    ferry.fail("exec", ("set_app_envs replica.deny_client_request %s on %s did not take: %s"):format(p.deny, p.source_table,
-      r.failures[1] or pegasus.tail(r.text, 3)))
-  end
+ferry.step("block-source", "Refresh topology: block every client request on the SOURCE table", function()
+  -- switcher.go SwitchMetaAddrs: after writing ZooKeeper, "replica.deny_client_request": "reconfig*all" on the source.
+  if not set_deny(p.deny) then return end
   ferry.log.info(("%s.%s refuses client requests (%s); clients re-resolve through MetaProxy"):format(p.source_cluster, p.source_table, p.deny))
   return {deny = p.deny}
 end)
@@ -199,22 +283,51 @@ ferry.step("verify", "Verify: source QPS 0, target QPS matches, failure counters
     {name = p.source_cluster, nodes = pegasus.nodes(source_meta), app = src, tbl = p.source_table},
     {name = p.target_cluster, nodes = pegasus.nodes(target_meta), app = dst, tbl = target_table},
   }
+  sides[1].shell, sides[2].shell = p.shell, site.target_shell
   local watched = {"non_idempotent", "read_fail", "write_fail"}
   local function counters(side)
     local out = {}
     for _, key in ipairs(watched) do
-      local suffix = key == "non_idempotent" and ("@" .. side.tbl) or nil
       out[key] = pegasus.cluster_metric(side.nodes, version, pegasus.METRICS[key],
-        {suffix = suffix, sum = true, table_id = key == "non_idempotent" and side.app.app_id or nil}).sum
+        {sum = true, table_id = key == "non_idempotent" and side.app.app_id or nil}).sum
     end
     return out
   end
-  local before = {counters(sides[1]), counters(sides[2])}
-  -- The QPS windows of both sides run at once; they also separate the two counter samples.
-  local qps = ferry.task.parallel(sides, {concurrency = 2}, function(side)
-    return pegasus.table_qps(side.nodes, version, side.app, p.verify_window, p.request_ops)
+  -- 2.5 and older: these counters reset whenever anyone reads them, the servers' own reporter
+  -- every perf_counter_update_interval_seconds included, so a /perfCounter read after the window
+  -- sees only what accumulated since the last reader. The reporter's snapshots
+  -- (remote_command perf-counters-by-substr) are summed over the window instead (ferry.pegasus_dup).
+  local function snapshot_counts(side)
+    if not side.shell then
+      ferry.fail("usage", ("counting failures on %s needs a shell for it: give -p target_shell=..."):format(side.name))
+    end
+    local names = {}
+    for _, key in ipairs(watched) do
+      local m = pegasus.METRICS[key]
+      names[key] = m.perf .. (key == "non_idempotent" and ("@" .. side.tbl) or "")
+    end
+    local list = {names.non_idempotent, names.read_fail, names.write_fail}
+    local substrs = {}
+    for i, n in ipairs(list) do substrs[i] = pegasus.arg((n:gsub("^.*%*", ""))) end
+    local r = dup.sum_snapshots(function(cmds) return pegasus.shell(side.shell, cmds, {cwd = cwd, read_only = true}) end,
+      substrs, list, p.verify_window, p.counter_interval, math.max(0.2, math.min(1, p.verify_window / 4)))
+    local out = {}
+    for key, n in pairs(names) do out[key] = r.sums[n] end
+    ferry.log.info(("%s: failure counters summed over %d new perf-counter snapshot(s) of %d replica server(s)"):format(
+      side.name, r.snapshots, r.nodes))
+    return out
+  end
+  local new_metrics = pegasus.has_new_metrics(version)
+  local before = new_metrics and {counters(sides[1]), counters(sides[2])} or nil
+  -- The QPS windows of both sides (and before 2.6 the snapshot sums) run at once.
+  local jobs = {{qps = true, side = sides[1]}, {qps = true, side = sides[2]}}
+  if not new_metrics then jobs[3], jobs[4] = {side = sides[1]}, {side = sides[2]} end
+  local results = ferry.task.parallel(jobs, {concurrency = #jobs}, function(job)
+    if job.qps then return pegasus.table_qps(job.side.nodes, version, job.side.app, p.verify_window, p.request_ops) end
+    return snapshot_counts(job.side)
   end)
-  local after = {counters(sides[1]), counters(sides[2])}
+  local qps = {results[1], results[2]}
+  local after = new_metrics and {counters(sides[1]), counters(sides[2])} or {results[3], results[4]}
   local baseline = ferry.state.get("baseline_qps") or 0
   local problems = {}
   ferry.log.info(("QPS: %s.%s %.1f, %s.%s %.1f (before the switch: %.1f)"):format(p.source_cluster, p.source_table, qps[1],
@@ -232,8 +345,8 @@ ferry.step("verify", "Verify: source QPS 0, target QPS matches, failure counters
   for i, side in ipairs(sides) do
     for _, key in ipairs(watched) do
       local m = pegasus.METRICS[key]
-      -- 2.6 counters are cumulative (compare two samples); 2.5 "recent" counters are per period.
-      local v = (m.cumulative_new and pegasus.has_new_metrics(version)) and (after[i][key] - before[i][key]) or after[i][key]
+      -- 2.6 counters are cumulative (compare two samples); before, the sum of the window's snapshots.
+      local v = (m.cumulative_new and new_metrics) and (after[i][key] - before[i][key]) or after[i][key]
       if v ~= 0 then
         problems[#problems + 1] = ("%s: %s = %d (must stay 0)"):format(side.name, pegasus.metric_name(version, m), v)
       end
@@ -244,7 +357,24 @@ ferry.step("verify", "Verify: source QPS 0, target QPS matches, failure counters
       {hint = ("to roll back: point MetaProxy at %s again and, on %s, `use %s` then `del_app_envs replica.deny_client_request`; " ..
         "or fix the cause and run again with --from-step verify"):format(p.source_cluster, p.source_cluster, p.source_table)})
   end
-  ferry.log.info(("%s now serves %s; duplication %s from %s can be removed (remove_dup %s %s) once you no longer need a way back"):format(
-    p.target_cluster, target_table, tostring(ferry.state.get("dupid")), p.source_cluster, p.source_table, tostring(ferry.state.get("dupid"))))
   return {source_qps = math.floor(qps[1] + 0.5), target_qps = math.floor(qps[2] + 0.5)}
+end)
+
+ferry.step("remove-duplication", "Remove the duplication from the source table", function()
+  local dupid = ferry.state.get("dupid")
+  ferry.confirm(("%s serves %s now. Remove duplication %s from %s.%s (remove_dup; there is no way back through it afterwards)?"):format(
+    p.target_cluster, target_table, tostring(dupid), p.source_cluster, p.source_table))
+  -- src/shell/commands/duplication.cpp remove_dup -> change_dup_status(DS_REMOVED):
+  -- "removing duplication(<id>) for app <t> succeed", or "... failed, error=..." on stderr.
+  local r = shell({("remove_dup %s %s"):format(pegasus.arg(p.source_table), tostring(dupid))})
+  if r.dry_run then return end
+  if not r.text:find("removing duplication%(" .. tostring(dupid) .. "%) for app .- succeed") then
+    local q = query_dup()
+    if not (q and q.dups[tostring(dupid)] == nil) then
+      ferry.fail("exec", ("remove_dup %s %s failed: %s"):format(p.source_table, tostring(dupid), r.failures[1] or pegasus.tail(r.text, 3)),
+        {hint = "run the same command again, or remove it in the shell"})
+    end
+  end
+  ferry.log.info(("duplication %s of %s removed"):format(tostring(dupid), p.source_table))
+  return {removed = dupid}
 end)

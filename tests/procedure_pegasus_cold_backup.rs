@@ -16,18 +16,26 @@ use serde_json::json;
 #[test]
 fn cold_backup_limits_the_upload_raises_it_and_restores() {
     let site = Site::new("2.5.0", 300, 8, true);
+    // The site runs its servers at 120 MB/s (not Pegasus' default 200): that is what goes back.
+    site.edit(|s| {
+        s["clusters"]["ClusterA"]["config_defaults"] =
+            json!({"hdfs_write_limit_rate_mb_per_sec": 120})
+    });
     let restore_as_table_r = || site.cold_backup(&["target_table=TableR"]);
     restore_as_table_r()
         .run()
         .code(0)
         .stderr_has("limited by hdfs_write_limit_rate_mb_per_sec")
+        .stderr_has("hdfs_write_limit_rate_mb_per_sec on 127.0.0.1:")
+        .stderr_has("is 120 MB/s before the backup")
         .stderr_has("the upload phase began")
         .stderr_has("cold.backup.max.upload.file.size = 67108864")
         .stderr_has("completed after 1 attempt(s)")
         .stderr_has("restored TableA as TableR on ClusterB")
         .stderr_has("source_rows=300 target_rows=300");
-    // 50 before the backup, raised in steps of 50 to rate_max while uploading, 200 again after.
-    let want: Vec<String> = ["50", "100", "150", "200"]
+    // 50 before the backup, raised in steps of 50 to rate_max while uploading, then the 120 each
+    // server had before (read from /config?name=...), not Pegasus' default 200.
+    let want: Vec<String> = ["50", "100", "150", "120"]
         .iter()
         .map(|r| format!("hdfs_write_limit_rate_mb_per_sec={r}"))
         .collect();
@@ -150,10 +158,12 @@ fn cold_backup_on_2_3_sets_the_nfs_limit_with_remote_command() {
         .run()
         .code(0)
         .stderr_has("has no HDFS upload limit")
-        .stderr_has("nfs.max_send_rate_megabytes stays at 150");
+        // 0 (unlimited) before; nfs_server_impl.cpp refuses values <= 0.
+        .stderr_has("was 0 (unlimited) before the backup; remote_command cannot set that back, so it stays at 150");
     assert_eq!(
         site.calls_with("remote_command"),
         vec![
+            "shell: remote_command -t replica-server nfs.max_send_rate_megabytes",
             "shell: remote_command -t replica-server nfs.max_send_rate_megabytes 50",
             "shell: remote_command -t replica-server nfs.max_send_rate_megabytes 100",
             "shell: remote_command -t replica-server nfs.max_send_rate_megabytes 150",
@@ -165,6 +175,36 @@ fn cold_backup_on_2_3_sets_the_nfs_limit_with_remote_command() {
         assert_eq!(config["nfs.max_send_rate_megabytes"], 150);
     }
     assert_eq!(site.http_config_updates(), 0);
+
+    // A limit the servers had (40 MB/s) is put back on each of them after the backup.
+    let limited = Site::new("2.3.0", 50, 4, true);
+    let http: serde_json::Value =
+        serde_json::from_str(&limited.ws.read("state/http.json")).unwrap();
+    let replicas: Vec<String> = http["ClusterA"]["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    limited.edit(|s| {
+        for r in &replicas {
+            s["clusters"]["ClusterA"]["node_config"][r] =
+                json!({"nfs.max_send_rate_megabytes": 40});
+        }
+    });
+    limited.cold_backup(&["method=backup_only"]).run().code(0);
+    for r in &replicas {
+        assert!(
+            limited.calls().contains(&format!(
+                "shell: remote_command -l {r} nfs.max_send_rate_megabytes 40"
+            )),
+            "{:?}",
+            limited.calls()
+        );
+    }
+    for config in limited.node_configs("ClusterA") {
+        assert_eq!(config["nfs.max_send_rate_megabytes"], 40);
+    }
 }
 
 #[test]

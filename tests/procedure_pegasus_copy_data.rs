@@ -170,8 +170,25 @@ fn copy_data_refuses_a_missing_target_table_or_cluster_entry() {
 }
 
 #[test]
+fn copy_data_refuses_multi_set_when_the_config_lacks_worker_count() {
+    // data_operations.cpp reads [threadpool.THREAD_POOL_DEFAULT] worker_count with default 0:
+    // without the key, copy_data -u returns without copying, even for 8 partitions.
+    let site = Site::new("2.5.0", 50, 8, true);
+    site.copy_data(&["use_multi_set=true"])
+        .yes()
+        .run()
+        .code(1)
+        .stderr_has("worker_count (not set in")
+        .stderr_has("which the shell reads as 0")
+        .stderr_has("set worker_count = 9");
+    assert!(site.copies().is_empty());
+    assert_eq!(site.target_rows(), 0);
+}
+
+#[test]
 fn copy_data_refuses_multi_set_when_the_shell_has_too_few_threads() {
     let site = Site::new("2.5.0", 200, 24, true);
+    site.write_config("\n[threadpool.THREAD_POOL_DEFAULT]\nname = default\nworker_count = 20\n");
     site.copy_data(&["use_multi_set=true"])
         .yes()
         .run()
@@ -195,14 +212,21 @@ fn copy_data_refuses_multi_set_when_the_shell_has_too_few_threads() {
 }
 
 #[test]
-fn copy_data_on_older_shells_counts_without_c_and_has_no_multi_set() {
+fn copy_data_on_older_shells_counts_with_c_and_has_no_multi_set() {
+    // count_data without -c prints RocksDB's estimate on every version since v2.0.0
+    // (data_operations.cpp count_data, `bool precise = false`), and -c is there on all of them.
     let site = Site::new("2.4.1", 120, 4, true);
     site.copy_data(&[])
         .yes()
         .run()
         .code(0)
         .stderr_has("source_rows=120 target_rows=120");
-    assert!(site.counts().iter().all(|c| c.ends_with("count_data")));
+    let counts = site.counts();
+    assert_eq!(counts.len(), 2);
+    assert!(
+        counts.iter().all(|c| c.ends_with("count_data -c")),
+        "{counts:?}"
+    );
 
     // A shell wrapper that prints no banner: the version comes from pegasus_version.
     let quiet = Site::new("2.4.1", 20, 4, true);

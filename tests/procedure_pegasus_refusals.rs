@@ -45,8 +45,9 @@ fn refusals_name_the_cause_before_anything_changes() {
 
     // Online migration with the checkpoint into a table that already exists.
     let same = Site::new("2.6.0-SNAPSHOT", 30, 4, true);
-    same.online_migration("TableB", &[]).run().code(1).stderr_has(
-        "ClusterB already has a table TableB; duplicating the checkpoint (add_dup -s) creates it",
+    same.edit_app("ClusterB", "TableA", |t| *t = double::table_b());
+    same.online_migration("TableA", &[]).run().code(1).stderr_has(
+        "ClusterB already has a table TableA; duplicating the checkpoint (add_dup -s) creates it",
     );
     assert!(same.duplications_added().is_empty());
 

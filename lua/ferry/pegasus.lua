@@ -42,11 +42,11 @@ function M.upload_limit(v)
   return {how = "remote_command", key = "nfs.max_send_rate_megabytes", doc_key = "nfs.max_send_rate_megabytes"}
 end
 
---- count_data counts precisely only with -c from 2.5 (without it, RocksDB estimates) [§2.6];
---- older shells count precisely by default and do not know -c.
-function M.count_command(v)
-  if M.at_least(v, "2.5") then return "count_data -c" end
-  return "count_data"
+--- count_data counts precisely only with -c, on every version from 2.0.0 to master: without it
+--- (`bool precise = false`) it prints RocksDB's estimate per partition and no "Count done"
+--- (src/shell/commands/data_operations.cpp count_data; getopt "cp:b:t:..." since v2.0.0).
+function M.count_command(_v)
+  return "count_data -c"
 end
 
 --- copy_data's -m, -o and -u came after 2.3 [§2.1].
@@ -386,31 +386,15 @@ function M.parse_add_dup(text)
   return nil
 end
 
---- query_dup -d's JSON line [§5.2] -> {appid, dups = {dupid -> entry}} or nil.
-function M.parse_query_dup(text)
-  for line in M.strip_ansi(text):gmatch("[^\n]+") do
-    if line:match("^%s*{.*\"appid\"") then
-      local ok, v = pcall(json.decode, line)
-      if ok and type(v) == "table" then
-        local dups = {}
-        for k, e in pairs(v) do if k ~= "appid" and type(e) == "table" then dups[tostring(k)] = e end end
-        return {appid = v.appid, dups = dups}
-      end
-    end
-  end
-  return nil
-end
+--- query_dup -d's answer -> {appid, dups = {dupid -> entry}} or nil; the JSON is keyed by a
+--- sequence number, the dupid is a field (see ferry.pegasus_dup).
+function M.parse_query_dup(text) return require("ferry.pegasus_dup").parse_query_dup(text) end
 
---- How far a duplication lags [§5.2]: the largest last_committed - confirmed over partitions, or
---- nil when the server does not report partition_states (older than 2.6).
+--- How far a 2.6 duplication entry lags (largest last_committed - confirmed over its
+--- partition_states), or nil before 2.6 (see ferry.pegasus_dup for the replica servers' view).
 function M.dup_lag(entry)
-  if type(entry.partition_states) ~= "table" then return nil end
-  local lag = 0
-  for _, s in pairs(entry.partition_states) do
-    local d = (tonumber(s.last_committed_decree) or 0) - (tonumber(s.confirmed_decree) or 0)
-    if d > lag then lag = d end
-  end
-  return lag
+  local d = require("ferry.pegasus_dup").entry_drain(entry)
+  return d and d.lag
 end
 
 --- remote_command's answer [§7.3]: 2.6 pretty JSON, 2.5 and older "CALL [...] succeed: msg" lines

@@ -10,7 +10,9 @@ assert(pegasus.at_least(v25, "2.5") and not pegasus.at_least(v24, "2.5") and peg
 assert(pegasus.has_new_metrics(v26) and not pegasus.has_new_metrics(v25))
 assert(pegasus.upload_limit(v24).key == "hdfs_write_limit_rate_mb_per_sec" and pegasus.upload_limit(v24).how == "http")
 assert(pegasus.upload_limit(v23).key == "nfs.max_send_rate_megabytes" and pegasus.upload_limit(v23).how == "remote_command")
-assert(pegasus.count_command(v25) == "count_data -c" and pegasus.count_command(v24) == "count_data")
+-- count_data counts precisely only with -c on every version (data_operations.cpp since v2.0.0).
+assert(pegasus.count_command(v25) == "count_data -c" and pegasus.count_command(v24) == "count_data -c"
+  and pegasus.count_command(v23) == "count_data -c")
 assert(pegasus.copy_data_has_multi_set(v24) and not pegasus.copy_data_has_multi_set(v23))
 assert(pegasus.add_dup_command(v26, "t", "B", {checkpoint = true, remote_app = "u"}) == "add_dup t B -s -a u")
 assert(pegasus.add_dup_command(v25, "t", "B", {checkpoint = true, remote_app = "t"}) == "add_dup t B -s")
@@ -81,10 +83,17 @@ assert(pegasus.parse_add_dup("adding duplication succeed [app: t, remote: B, app
 assert(pegasus.parse_add_dup("\27[32madding duplication succeed [app_name: t, remote_cluster_name: B, appid: 2, dupid: 77, " ..
   "checkpoint: true]\27[0m").dupid == "77")
 assert(pegasus.parse_add_dup("adding duplication failed: ERR_DUP_EXIST").exists)
-local q = pegasus.parse_query_dup('{"appid":2,"1669":{"dupid":1669,"remote":"B","status":"DS_LOG","fail_mode":"FAIL_SLOW",' ..
+-- duplication_common.cpp duplication_query_response_to_string: keyed "1", "2"... (sequence), dupid inside.
+local q = pegasus.parse_query_dup('duplications of app [t] in detail:\n' ..
+  '{"1":{"dupid":1669,"remote":"B","status":"DS_LOG","fail_mode":"FAIL_SLOW",' ..
   '"progress":{"0":10},"partition_states":{"0":{"confirmed_decree":90,"last_committed_decree":100},' ..
-  '"1":{"confirmed_decree":100,"last_committed_decree":100}}}}')
+  '"1":{"confirmed_decree":100,"last_committed_decree":100}}},"2":{"dupid":1700,"remote":"C","status":"DS_PAUSE"},"appid":2}\n')
 assert(q.appid == 2 and q.dups["1669"].status == "DS_LOG" and pegasus.dup_lag(q.dups["1669"]) == 10)
+assert(q.dups["1"] == nil and q.dups["1700"].remote == "C")
+local drain = require("ferry.pegasus_dup").entry_drain(q.dups["1669"], 2)
+assert(drain.lag == 10 and drain.partitions == 2 and not drain.drained)
+-- No duplication: the JSON is `null`.
+assert(next(pegasus.parse_query_dup("duplications of app [t] in detail:\nnull\n\n").dups) == nil)
 assert(pegasus.dup_lag({status = "DS_LOG"}) == nil)
 
 -- remote_command, 2.5 text on stderr and 2.6 JSON [§7.3].

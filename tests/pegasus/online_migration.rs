@@ -44,6 +44,19 @@ impl Site {
         });
     }
 
+    /// What the double saw happen, in order: app env changes, MetaProxy's node changing (with
+    /// whether the duplication had drained and writes were still open), remove_dup.
+    pub fn events(&self) -> Vec<String> {
+        self.state()["events"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The add_dup commands the shell double received.
     pub fn duplications_added(&self) -> Vec<String> {
         self.calls_with("add_dup")

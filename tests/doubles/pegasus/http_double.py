@@ -4,7 +4,9 @@ import json
 import os
 import time
 
-from pegasus_double import (STATE_DIR, State, advance_traffic, fails_of, traffic_of, upload_metric, version_tuple)
+import dup_double
+from pegasus_double import (STATE_DIR, VOLATILE, State, advance_traffic, fails_of, perf_values, read_live_counter,
+                            traffic_of, upload_metric, version_tuple)
 
 
 def http_main(argv):
@@ -116,22 +118,33 @@ def http_main(argv):
                                         "timestamp_ns": time.time_ns(), "entities": out})
             if path == "/perfCounter" and v < (2, 6):
                 name = q.get("name", [""])[0]
-                upload_name = "replica*eon.replica_stub*cold.backup.max.upload.file.size"
-                values = {upload_name: upload_metric(st, c) if name == upload_name else 0,
-                          "replica*eon.replica_stub*recent.read.fail.count": int(failed_rate / 2),
-                          "replica*eon.replica_stub*recent.write.fail.count": int(failed_rate / 2),
-                          "replica*eon.replica_stub*dup.pending_mutations_count": 0}
-                for app_name, app in c["apps"].items():
-                    _, rate = traffic_of(st, cname, app_name)
-                    for pidx in range(app["partition_count"]):
-                        share = rate / app["partition_count"]
-                        values["replica*app.pegasus*get_qps@%d.%d" % (app["app_id"], pidx)] = share * 0.7
-                        values["replica*app.pegasus*put_qps@%d.%d" % (app["app_id"], pidx)] = share * 0.3
-                    values["replica*eon.replica*dup.disabled_non_idempotent_write_count@%s" % app_name] = rejected
+                values = perf_values(st, c, cname, upload=name == "replica*eon.replica_stub*cold.backup.max.upload.file.size")
+                if name in VOLATILE:
+                    values[name] = read_live_counter(st, cname, me, name)
                 if name not in values:
                     return 200, json.dumps({"name": name, "value": 0, "type": "", "description": "not found"})
                 return 200, json.dumps({"name": name, "value": values[name], "type": "NUMBER",
                                         "description": ""}, separators=(",", ":"))
+            if path == "/replica/duplication" and v >= (2, 4):
+                # replica/replica_http_service.cpp query_duplication_handler (see dup_double).
+                appid = q.get("appid", [""])[0]
+                if not appid:
+                    return 400, "appid should not be empty"
+                if not appid.isdigit():
+                    return 400, "invalid appid=%s" % appid
+                return dup_double.replica_states(st, cname, me, int(appid), v)
+            if path == "/config" and v >= (2, 4):
+                # http/config_http_service.cpp get_config: the flag as a table_printer JSON whose
+                # values are strings (utils/flags.cpp to_json); an unknown one gives the error text
+                # with status 200. hdfs_write_limit_rate_mb_per_sec: DSN_DEFINE_uint32(replication,
+                # ..., 200, ...) in block_service/hdfs/hdfs_service.cpp.
+                name = q.get("name", [""])[0]
+                if name not in ("hdfs_write_limit_rate_mb_per_sec", "hdfs_read_limit_rate_mb_per_sec"):
+                    return 200, "ERR_OBJECT_NOT_FOUND: %s is not found" % name
+                value = cfg.get(name, c.get("config_defaults", {}).get(name, 200))
+                return 200, json.dumps({"name": name, "section": "replication", "type": "FV_UINT32",
+                                        "tags": "flag_tag::FT_MUTABLE", "description": "hdfs write limit(MB/s)",
+                                        "value": str(value)}, separators=(",", ":"))
             return 404, "not found"
         return 404, "not found"
 

@@ -225,19 +225,20 @@ def advance_traffic(st):
         return
     now = time.time()
     src = st["clusters"][t["source"]]["apps"][t["table"]]
-    denied = src.get("envs", {}).get("replica.deny_client_request", "").startswith("reconfig")
-    try:
-        with open(os.path.join(STATE_DIR, "zk", t["table"])) as f:
-            zk = json.load(f).get("cluster_name")
-    except (OSError, ValueError):
-        zk = t["source"]
+    deny = src.get("envs", {}).get("replica.deny_client_request", "")
+    note_zk(st)
+    zk = zk_cluster(t["table"]) or t["source"]
     rates = {t["source"]: 0, t["target"]: 0}
     fails = {t["source"]: 0, t["target"]: 0}
-    if not denied:
+    if not deny:
         rates[t["source"]] = t["qps"]
-    elif zk == t["target"] and t["target_table"] in st["clusters"][t["target"]]["apps"]:
+    elif deny.endswith("*write"):
+        # Writes are refused (timeout*: dropped, the client times out and retries; reconfig*:
+        # ERR_INVALID_STATE), reads (70 % of the traffic) are served.
+        rates[t["source"]] = t["qps"] * 0.7
+    elif deny.startswith("reconfig") and zk == t["target"] and t["target_table"] in st["clusters"][t["target"]]["apps"]:
         rates[t["target"]] = t["qps"]
-    else:
+    elif deny.startswith("reconfig"):
         fails[t["source"]] = t["qps"]
     dt = now - t.get("last", now)
     acc = t.setdefault("acc", {})
@@ -279,3 +280,108 @@ def upload_metric(st, c):
             b["uploading"] -= 1
             return 32 * 1024 * 1024
     return 0
+
+
+def zk_cluster(table):
+    """The cluster_name in MetaProxy's ZooKeeper node of the table (written by the procedure's
+    zk command below $STATE/zk), or None."""
+    try:
+        with open(os.path.join(STATE_DIR, "zk", table)) as f:
+            return json.load(f).get("cluster_name")
+    except (OSError, ValueError):
+        return None
+
+
+def note_zk(st):
+    """Records in "events" when MetaProxy's node of the traffic's table changes, with whether the
+    source table's duplications had drained and whether it still took writes at that moment."""
+    import dup_double
+    t = st.get("traffic")
+    if not t:
+        return
+    now = zk_cluster(t["table"])
+    if now and now != t.get("zk_seen"):
+        t["zk_seen"] = now
+        app = st["clusters"][t["source"]]["apps"][t["table"]]
+        st.setdefault("events", []).append("zk %s -> %s (drained: %s, writes open: %s)" % (
+            t["table"], now, dup_double.drained(app), dup_double.writes_open(app)))
+
+
+# -- perf-counters, 2.5 and older -------------------------------------------------------------
+# perf_counter/perf_counter_atomic.h: a COUNTER_TYPE_VOLATILE_NUMBER's get_value() does
+# _val[i].exchange(0), and a COUNTER_TYPE_RATE's resets on read too; GET /perfCounter calls
+# get_value() (http/perf_counter_http_service.cpp), and so does the server's own reporter every
+# perf_counter_update_interval_seconds (reporter/pegasus_counter_reporter.cpp update() ->
+# perf_counters::take_snapshot()). `remote_command perf-counters*` only reads that snapshot
+# (perf_counters.cpp list_snapshot_by_regexp / by_literals), so it zeroes nothing.
+
+SNAPSHOT_INTERVAL = float(os.environ.get("PEGASUS_DOUBLE_SNAPSHOT_INTERVAL", "10"))
+VOLATILE = ("replica*eon.replica_stub*recent.read.fail.count", "replica*eon.replica_stub*recent.write.fail.count")
+
+
+def _live_totals(st, cname, node):
+    """Counts that volatile counters of one node have accumulated since the node started."""
+    total, _ = fails_of(st, cname)
+    # $STATE/burst.json {cluster: n}: n read failures that happened on every node of the cluster
+    # at the moment the test wrote it (a short outage).
+    try:
+        with open(os.path.join(STATE_DIR, "burst.json")) as f:
+            burst = json.load(f).get(cname, 0)
+    except (OSError, ValueError):
+        burst = 0
+    return {VOLATILE[0]: total / 2 + burst, VOLATILE[1]: total / 2}
+
+
+def _take_snapshot_if_due(st, cname, node):
+    c = st["clusters"][cname]
+    snaps = c.setdefault("snapshots", {})
+    consumed = c.setdefault("consumed", {}).setdefault(node, {})
+    now = time.time()
+    boundary = int(now // SNAPSHOT_INTERVAL * SNAPSHOT_INTERVAL)
+    last = snaps.get(node)
+    if last is not None and last["timestamp"] >= boundary:
+        return last
+    values = {}
+    for name, total in _live_totals(st, cname, node).items():
+        v = int(total - consumed.get(name, 0))
+        consumed[name] = consumed.get(name, 0) + v
+        values[name] = v
+    snap = {"timestamp": boundary, "values": values}
+    snaps[node] = snap
+    return snap
+
+
+def read_live_counter(st, cname, node, name):
+    """GET /perfCounter?name=... of a volatile counter: what accumulated since the last reader
+    (the reporter's snapshot or any other client), which this read takes away."""
+    _take_snapshot_if_due(st, cname, node)
+    consumed = st["clusters"][cname].setdefault("consumed", {}).setdefault(node, {})
+    total = _live_totals(st, cname, node)[name]
+    v = int(total - consumed.get(name, 0))
+    consumed[name] = consumed.get(name, 0) + v
+    return v
+
+
+def snapshot_counters(st, cname, node, rates):
+    """The node's last snapshot: (timestamp, {name: value}); `rates` are the rate counters'
+    values (per second over the last interval) to show beside the volatile ones."""
+    snap = _take_snapshot_if_due(st, cname, node)
+    values = dict(rates)
+    values.update(snap["values"])
+    return snap["timestamp"], values
+
+
+def perf_values(st, c, cname, upload=False):
+    """Perf-counter values of a replica server of cluster cname (names of §3.7, §5.6)."""
+    upload_name = "replica*eon.replica_stub*cold.backup.max.upload.file.size"
+    rejected = st.get("faults", {}).get("non_idempotent", {}).get(cname, 0)
+    values = {upload_name: upload_metric(st, c) if upload else 0,
+              "replica*eon.replica_stub*dup.pending_mutations_count": 0}
+    for app_name, app in c["apps"].items():
+        _, rate = traffic_of(st, cname, app_name)
+        for pidx in range(app["partition_count"]):
+            share = rate / app["partition_count"]
+            values["replica*app.pegasus*get_qps@%d.%d" % (app["app_id"], pidx)] = share * 0.7
+            values["replica*app.pegasus*put_qps@%d.%d" % (app["app_id"], pidx)] = share * 0.3
+        values["replica*eon.replica*dup.disabled_non_idempotent_write_count@%s" % app_name] = rejected
+    return values

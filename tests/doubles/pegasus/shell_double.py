@@ -7,8 +7,10 @@ import os
 import sys
 import time
 
-from pegasus_double import (GREEN, RESET, YELLOW, State, getopt_short, hash_partition, log_call, provider_root,
-                            read_ini, split_args, take_fault, version_tuple)
+import dup_double
+from pegasus_double import (GREEN, RED, RESET, VOLATILE, YELLOW, State, advance_traffic, getopt_short, hash_partition,
+                            log_call, note_zk, perf_values, provider_root, read_ini, snapshot_counters, split_args,
+                            take_fault, version_tuple)
 
 
 class Shell:
@@ -67,7 +69,9 @@ class Shell:
             if len(rest) != 2:
                 self.p("USAGE: set_app_envs <key> <value> [key value...]", err=True)
                 return
+            note_zk(st)
             apps[self.app].setdefault("envs", {})[rest[0]] = rest[1]
+            st.setdefault("events", []).append("%s.%s %s=%s" % (self.cluster, self.app, rest[0], rest[1]))
         self.p("set app env succeed")
 
     def cmd_remote_command(self, rest):
@@ -79,6 +83,8 @@ class Shell:
         with State() as st:
             c = st["clusters"][self.cluster]
             nodes = c["replicas"]
+            if opts.get("l"):  # -l host:port,...: only these nodes (shell/commands/node_management.cpp remote_command)
+                nodes = [n for n in nodes if n in opts["l"].split(",")]
             cmd, cargs = pos[0], pos[1:]
             results = {}
             for n in nodes:
@@ -94,6 +100,17 @@ class Shell:
                     else:
                         cfg[cmd] = int(cargs[0])
                         results[n] = (True, "OK")
+                elif cmd == "perf-counters-by-substr" and self.version < (2, 6):
+                    # perf_counter/perf_counters.cpp: list_snapshot_by_literal reads the snapshot the
+                    # reporter took last (it resets nothing); perf_counter_utils.h perf_counter_info
+                    # {result, timestamp, timestamp_str, counters: [{name, type, value}]}.
+                    advance_traffic(st)
+                    ts, values = snapshot_counters(st, self.cluster, n, perf_values(st, c, self.cluster))
+                    counters = [{"name": k, "type": "COUNTER_TYPE_VOLATILE_NUMBER" if k in VOLATILE else
+                                 ("COUNTER_TYPE_RATE" if "_qps@" in k else "COUNTER_TYPE_NUMBER"), "value": float(v)}
+                                for k, v in sorted(values.items()) if any(sub in k for sub in cargs)]
+                    results[n] = (True, json.dumps({"result": "OK", "timestamp": ts, "timestamp_str": time.strftime(
+                        "%Y-%m-%d %H:%M:%S", time.localtime(ts)), "counters": counters}, separators=(",", ":")))
                 else:
                     results[n] = (False, "unknown command '%s'" % cmd)
         if self.version >= (2, 6):
@@ -151,12 +168,6 @@ class Shell:
             self.p("ERROR: test target app failed: ERR_OBJECT_NOT_FOUND", err=True)
             return
         pc = src["partition_count"]
-        if o.get("u"):
-            workers = int(self.config.get("threadpool.THREAD_POOL_DEFAULT", {}).get("worker_count", "20"))
-            if workers <= pc:
-                self.p("ERROR: THREAD_POOL_DEFAULT worker_count should greater than source app partition count %d"
-                       % pc, err=True)
-                return
         e = self.p
         e("INFO: source_cluster_name = %s" % self.cluster, True)
         e("INFO: source_app_name = %s" % self.app, True)
@@ -173,6 +184,21 @@ class Shell:
         e("INFO: open source app scanner succeed, partition_count = %d" % pc, True)
         splits = [int(o["p"])] if "p" in o else list(range(pc))
         e("INFO: prepare scanners succeed, split_count = %d" % len(splits), True)
+        if o.get("u"):
+            # data_operations.cpp copy_data (v2.4: dsn_config_get_value_int64(
+            # "threadpool.THREAD_POOL_DEFAULT", "worker_count", 0, ...); v2.5 and master:
+            # DSN_DEFINE_int32(threadpool.THREAD_POOL_DEFAULT, worker_count, 0, ...)): a config
+            # without the key reads 0. The refusal is an INFO line without a newline, and the
+            # command returns true (no USAGE).
+            e("WARN: used multi_set will lose accurate ttl time per value! ttl time will be assign the max value of "
+              "this batch data.", True)
+            workers = int(self.config.get("threadpool.THREAD_POOL_DEFAULT", {}).get("worker_count", "0"))
+            e("INFO: THREAD_POOL_DEFAULT worker_count = %d" % workers, True)
+            if workers <= len(splits):
+                self.err.write("INFO: THREAD_POOL_DEFAULT worker_count should greater than source app scanner count "
+                               "%d" % len(splits))
+                self.err.flush()
+                return
         rows = dict(src["rows"])
         keys = sorted(rows)
         if "p" in o:
@@ -226,26 +252,49 @@ class Shell:
             e("Copy done, total %d rows." % copied_total, True)
 
     def cmd_count_data(self, rest):
+        """src/shell/commands/data_operations.cpp count_data, identical from v2.0.0 to master:
+        getopt "cp:b:t:h:x:s:y:v:z:dan:r:"; `precise = false` by default, which prints the
+        RocksDB estimate per partition (table_printer "count_data", title pidx, column
+        estimate_count, a "(total:N)" row, tabular on stdout) without scanning; any other
+        option without -c is refused; -c scans and ends with "Count done, total N rows." on
+        stderr (print_current_scan_state)."""
         try:
-            o, _ = getopt_short(rest, "cp:b:t:h:x:s:y:v:z:dna" if self.version >= (2, 5) else "p:b:t:h:x:s:y:v:z:dna")
+            o, _ = getopt_short(rest, "cp:b:t:h:x:s:y:v:z:dan:r:")
         except ValueError as ex:
             self.p("count_data: %s" % ex, err=True)
-            self.p("USAGE: count_data [-p|--partition num] ...", err=True)
+            self.p("USAGE: count_data [-c|--precise] [-p|--partition num] ...", err=True)
+            return
+        if not o.get("c") and o:
+            self.p("ERROR: you must input [-c|--precise] flag when you expect to get precise result by scaning all "
+                   "record online", err=True)
+            self.p("USAGE: count_data [-c|--precise] [-p|--partition num] ...", err=True)
             return
         with State() as st:
             app = st["clusters"][self.cluster]["apps"].get(self.app)
         if app is None:
             self.p("ERROR: get app %s partition count failed: ERR_OBJECT_NOT_FOUND" % self.app, err=True)
             return
-        n = len(app["rows"])
-        if self.version >= (2, 5) and not o.get("c"):
-            # RocksDB estimate per partition, not the precise count.
-            self.p("partition  estimate_count\n0          %d\nTotal      %d" % (n + 7, n + 7))
+        pc, keys = app["partition_count"], sorted(app["rows"])
+        if not o.get("c"):
+            # rdb_estimate_num_keys: RocksDB's estimate, which counts overwritten and deleted keys
+            # until compaction (here: 7 more than there are per partition).
+            rows = [(str(i), sum(1 for k in keys if hash_partition(k, pc) == i) + 7) for i in range(pc)]
+            rows.append(("(total:%d)" % pc, sum(n for _, n in rows)))
+            w0 = max(len("pidx"), *(len(r[0]) for r in rows)) + 2
+            w1 = max(len("estimate_count"), *(len(str(r[1])) for r in rows)) + 2
+            self.p("[count_data]")
+            for name, n in [("pidx", "estimate_count")] + rows:
+                self.p(str(name).ljust(w0) + str(n).ljust(w1))
             return
-        self.p("INFO: processed for 1 seconds, (%d/%d) splits, total %d rows, last second %d rows"
-               % (app["partition_count"], app["partition_count"], n, n), err=True)
-        self.p("", err=True)
-        self.p("Count done, total %d rows." % n, err=True)
+        e = self.p
+        e("INFO: cluster_name = %s" % self.cluster, True)
+        e("INFO: app_name = %s" % self.app, True)
+        e("INFO: prepare scanners succeed, split_count = %d" % pc, True)
+        e("INFO: processed for 1 seconds, (%d/%d) splits, total %d rows, last second %d rows"
+          % (pc, pc, len(keys), len(keys)), True)
+        for i in range(pc):
+            e("INFO: split[%d]: %d rows" % (i, sum(1 for k in keys if hash_partition(k, pc) == i)), True)
+        e("Count done, total %d rows." % len(keys), True)
 
     # -- bulk load (§4.1) --
     def cmd_start_bulk_load(self, rest):
@@ -350,96 +399,120 @@ class Shell:
 
     # -- duplication (§5.2) --
     def cmd_add_dup(self, rest):
+        """src/shell/commands/duplication.cpp add_dup: 2.3 `-f` (freeze), 2.4/2.5 `-s|--sst`,
+        2.6 also `-a|--remote_app_name` and `-r|--remote_replica_count`, with their messages."""
         flags = "sa:r:" if self.version >= (2, 6) else ("s" if self.version >= (2, 4) else "f")
         try:
             o, pos = getopt_short(rest, flags)
         except ValueError as ex:
-            self.p("add_dup: %s" % ex, err=True)
+            self.p("unknown flag %s" % ex, err=True)
             self.p("USAGE: add_dup <app_name> <remote_cluster_name> [-s|--sst]", err=True)
             return
         if len(pos) != 2:
+            self.p("missing param <remote_cluster_name>" if len(pos) == 1 else "missing param <app_name>", err=True)
             self.p("USAGE: add_dup <app_name> <remote_cluster_name> [-s|--sst]", err=True)
             return
         app_name, remote = pos
+        if remote == self.cluster:
+            self.p("illegal operation: adding duplication to itself [remote: %s]" % remote, err=True)
+            return
+        remote_app = o.get("a", app_name)
+        ckpt = "true" if o.get("s") else "false"
+        if self.version >= (2, 6):
+            self.p("trying to add duplication [app_name: %s, remote_cluster_name: %s, is_duplicating_checkpoint: %s, "
+                   "remote_app_name: %s, remote_replica_count: 0]" % (app_name, remote, ckpt, remote_app))
+
+        def failed(code):
+            if self.version >= (2, 6):
+                self.p(RED + "adding duplication failed [app_name: %s, remote_cluster_name: %s, "
+                       "is_duplicating_checkpoint: %s, remote_app_name: %s, remote_replica_count: 0, error: %s]"
+                       % (app_name, remote, ckpt, remote_app, code) + RESET, err=True)
+            else:
+                self.p("adding duplication failed [app: %s, remote: %s, %s: %s, error: %s]"
+                       % (app_name, remote, "checkpoint" if self.version >= (2, 4) else "freeze",
+                          ckpt if self.version >= (2, 4) else "false", code), err=True)
+
         with State() as st:
             c = st["clusters"][self.cluster]
             app = c["apps"].get(app_name)
             if app is None:
-                self.p("adding duplication failed: ERR_APP_NOT_EXIST", err=True)
-                return
-            if remote == self.cluster:
-                self.p("adding duplication failed: illegal operation: adding duplication to itself", err=True)
-                return
-            remote_app = o.get("a", app_name)
+                return failed("ERR_APP_NOT_EXIST")
             rc = st["clusters"].get(remote)
             if rc is None:
-                self.p("adding duplication failed: ERR_INVALID_PARAMETERS", err=True)
-                return
+                return failed("ERR_INVALID_PARAMETERS")
             for dupid, d in app.get("dups", {}).items():
                 if d["remote"] == remote:
                     if self.version >= (2, 6):
-                        self.p(YELLOW + "duplication has been existing [app_name: %s, remote_cluster_name: %s, "
-                               "dupid: %s]" % (app_name, remote, dupid) + RESET, err=True)
+                        self.p(YELLOW + "duplication has been existing" + RESET + GREEN +
+                               " [app_name: %s, remote_cluster_name: %s, appid: %d, dupid: %s, remote_app_name: %s, "
+                               "remote_replica_count: 3]" % (app_name, remote, app["app_id"], dupid, d["remote_app"])
+                               + RESET)
                     else:
-                        self.p("adding duplication failed: ERR_DUP_EXIST", err=True)
+                        failed("ERR_DUP_EXIST")
                     return
             if o.get("s"):
                 if remote_app in rc["apps"]:
-                    self.p("adding duplication failed: ERR_APP_EXIST", err=True)
-                    return
+                    return failed("ERR_APP_EXIST")
                 rc["apps"][remote_app] = {"app_id": rc.get("next_app_id", 10), "partition_count":
                                           app["partition_count"], "rows": {}, "envs": {}}
                 rc["next_app_id"] = rc.get("next_app_id", 10) + 1
             elif remote_app not in rc["apps"]:
-                self.p("adding duplication failed: ERR_APP_NOT_EXIST", err=True)
-                return
-            dupid = str(int(time.time()))
+                return failed("ERR_APP_NOT_EXIST")
+            # meta_duplication_service.cpp add_duplication: the dupid is the creation time in seconds.
+            dupid = str(max([int(time.time())] + [int(k) + 1 for k in app.get("dups", {})]))
             app.setdefault("dups", {})[dupid] = {"remote": remote, "remote_app": remote_app,
                                                  "status": "DS_PREPARE" if o.get("s") else "DS_LOG", "polls": 0}
             appid = app["app_id"]
         if self.version >= (2, 6):
-            self.p(GREEN + "adding duplication succeed [app_name: %s, remote_cluster_name: %s, appid: %d, dupid: "
-                   "%s, checkpoint: %s]" % (app_name, remote, appid, dupid, "true" if o.get("s") else "false")
-                   + RESET)
+            self.p(GREEN + "adding duplication succeed [app_name: %s, remote_cluster_name: %s, appid: %d, dupid: %s, "
+                   "is_duplicating_checkpoint: %s, remote_app_name: %s, remote_replica_count: 3]"
+                   % (app_name, remote, appid, dupid, ckpt, remote_app) + RESET)
         else:
-            self.p("adding duplication succeed [app: %s, remote: %s, appid: %d, dupid: %s]"
-                   % (app_name, remote, appid, dupid))
+            self.p("adding duplication succeed [app: %s, remote: %s, appid: %d, dupid: %s], checkpoint: %s"
+                   % (app_name, remote, appid, dupid, ckpt))
 
     def cmd_query_dup(self, rest):
+        """duplication.cpp query_dup: `-d` prints "duplications of app [X] in detail:" and
+        duplication_query_response_to_string's JSON (keyed by sequence number, see dup_double)."""
         try:
             o, pos = getopt_short(rest, "d")
         except ValueError as ex:
-            self.p("query_dup: %s" % ex, err=True)
+            self.p("unknown flag %s" % ex, err=True)
             return
+        name = pos[0] if pos else None
         with State() as st:
-            c = st["clusters"][self.cluster]
-            app = c["apps"].get(pos[0] if pos else None)
+            app = st["clusters"][self.cluster]["apps"].get(name)
             if app is None:
-                self.p("querying duplications of app [%s] failed, error=ERR_APP_NOT_EXIST" % (pos or [""])[0],
-                       err=True)
+                self.p("querying duplications of app [%s] failed, error=ERR_APP_NOT_EXIST" % name, err=True)
                 return
-            out = {"appid": app["app_id"]}
-            for dupid, d in app.get("dups", {}).items():
-                d["polls"] += 1
-                lag = max(0, 300 - 150 * d["polls"]) if d["status"] != "DS_PREPARE" else 500
-                if d["status"] == "DS_PREPARE" and d["polls"] >= 2:
-                    d["status"] = "DS_LOG"
-                    rc = st["clusters"][d["remote"]]
-                    rc["apps"][d["remote_app"]]["rows"].update(app["rows"])
-                if d["status"] == "DS_LOG":
-                    st["clusters"][d["remote"]]["apps"][d["remote_app"]]["rows"].update(app["rows"])
-                committed = 1000 + 10 * d["polls"]
-                entry = {"dupid": int(dupid), "create_ts": "2026-12-01 06:00:00", "remote": d["remote"],
-                         "status": d["status"], "fail_mode": "FAIL_SLOW",
-                         "progress": {str(i): committed - lag for i in range(app["partition_count"])}}
-                if self.version >= (2, 6):
-                    entry["remote_app_name"] = d["remote_app"]
-                    entry["remote_replica_count"] = 3
-                    entry["partition_states"] = {str(i): {"confirmed_decree": committed - lag,
-                                                          "last_committed_decree": committed}
-                                                 for i in range(app["partition_count"])}
-                out[dupid] = entry
-        self.p(json.dumps(out, separators=(",", ":")))
+            dup_double.advance(st, self.cluster, name)
+            text = dup_double.query_response(app, self.version)
+        if o.get("d"):
+            self.p("duplications of app [%s] in detail:" % name)
+            self.p(text + "\n")
+        else:
+            self.p("duplications of app [%s] are listed as below:" % name)
+
+    def cmd_remove_dup(self, rest):
+        """duplication.cpp change_dup_status / handle_duplication_modify_response:
+        "removing duplication(<id>) for app <X> succeed" (stdout), or "... failed, error=<e>"
+        with " [duplication not found]" for ERR_OBJECT_NOT_FOUND (stderr)."""
+        if len(rest) < 2:
+            self.p("USAGE: remove_dup <app_name> <dup_id>", err=True)
+            return
+        name, dupid = rest[0], rest[1]
+        op = "removing duplication(%s) for app %s" % (dupid, name)
+        with State() as st:
+            app = st["clusters"][self.cluster]["apps"].get(name)
+            if app is None:
+                self.p("%s failed, error=ERR_APP_NOT_EXIST" % op, err=True)
+                return
+            if dupid not in app.get("dups", {}):
+                self.p("%s failed, error=ERR_OBJECT_NOT_FOUND [duplication not found]" % op, err=True)
+                return
+            del app["dups"][dupid]
+            st.setdefault("events", []).append("remove_dup %s %s" % (name, dupid))
+        self.p((GREEN if self.version >= (2, 6) else "") + "%s succeed" % op + (RESET if self.version >= (2, 6) else ""))
 
 
 def shell_main(argv):

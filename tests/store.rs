@@ -312,6 +312,7 @@ fn gcs_missing_bucket_fails_at_open_and_emulator_options_work() {
 local ok, err = pcall(ferry.store.open, "gs://ferry-no-such-bucket/x")
 assert(not ok and err.kind == "not_found", err.kind .. ": " .. err.message)
 assert(err.message:find("gs://ferry-no-such-bucket/x", 1, true), err.message)
+assert(err.message:find("bucket 'ferry-no-such-bucket' does not exist", 1, true), err.message)
 -- The endpoint as options instead of STORAGE_EMULATOR_HOST.
 local s = ferry.store.open("gs://{bucket}/opt", {{endpoint = {endpoint:?}, anonymous = true}})
 s:put("a b/c+d.txt", "odd name")

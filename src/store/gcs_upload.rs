@@ -19,7 +19,8 @@ use object_store::path::Path;
 use object_store::{MultipartUpload, PutPayload, PutResult, Result, UploadPart};
 use reqwest::StatusCode;
 
-use super::gcs::{GcsError, Inner, put_result, to_os};
+use super::gcs::{GcsError, Inner};
+use super::gcs_wire::{put_result, to_os};
 
 /// Chunk granularity of resumable uploads.
 pub const CHUNK: usize = 256 * 1024;

@@ -5,6 +5,7 @@
 pub mod copy;
 pub mod gcs;
 pub mod gcs_upload;
+pub mod gcs_wire;
 pub mod inventory;
 pub mod layout;
 pub mod lua;

@@ -30,7 +30,9 @@ pub static MODULE: ModuleDef = ModuleDef {
                   az://container/prefix or an Azure blob URL with a SAS query. opts: endpoint, \
                   region, access_key_id, secret_access_key, session_token, allow_http, \
                   virtual_hosted_style (S3); account, access_key, sas, endpoint, use_emulator \
-                  (Azure); service_account, service_account_key (GCS); create = true to create a \
+                  (Azure); service_account, service_account_key, application_credentials, \
+                  bearer_token, endpoint, anonymous, list_page_size (GCS; STORAGE_EMULATOR_HOST \
+                  points gs:// at an emulator, see docs/stores.md); create = true to create a \
                   missing local folder; probe = false to skip the check request. Credentials \
                   otherwise come from the usual AWS_*, AZURE_*, GOOGLE_* variables. A bad URL, \
                   missing bucket or rejected credential fails here. Handle methods: \

@@ -3,6 +3,9 @@
 //! engine that moves objects between any two of them.
 
 pub mod copy;
+pub mod gcs;
+pub mod gcs_upload;
+pub mod gcs_wire;
 pub mod inventory;
 pub mod layout;
 pub mod lua;

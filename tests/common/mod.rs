@@ -164,6 +164,7 @@ pub mod background;
 pub mod db;
 pub mod druid;
 pub mod fault_proxy;
+pub mod gcs;
 pub mod http_server;
 pub mod s3;
 pub mod tcp_cut;

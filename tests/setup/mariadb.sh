@@ -14,7 +14,7 @@
 #   - prints `export FERRY_TEST_MYSQL_URL=mysql://ferry:ferry@127.0.0.1:13306/` on stdout;
 #   - TLS: makes a test CA and a server certificate for `localhost` (openssl, in $base/tls, once),
 #     starts mariadbd with --ssl-ca/--ssl-cert/--ssl-key every time (so a server started from an
-#     existing data dir on a fresh machine has TLS too), makes the user ferry_tls/ferry_tls that
+#     existing data dir on a fresh machine has TLS too), makes the user ferry_tls/ferry_tls_pw that
 #     REQUIREs SSL, and prints FERRY_TEST_MYSQL_CA (the CA), FERRY_TEST_MYSQL_OTHER_CA (a second
 #     CA that signed nothing the server has) and FERRY_TEST_MYSQL_TLS_URL (the TLS-only user).
 #     A server that is already running without TLS (started by an older version of this script)
@@ -64,7 +64,7 @@ errlog="$base/mariadbd.err"
 marker="$base/.initialised"
 tlsdir="$base/tls"
 tls_user=ferry_tls
-tls_password=ferry_tls
+tls_password=ferry_tls_pw
 
 # A test CA, a server certificate for `localhost` signed by it (so a client that connects to
 # 127.0.0.1 and checks the host name must refuse it), and a second CA that signed nothing here.

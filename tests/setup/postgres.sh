@@ -16,7 +16,7 @@
 #   - TLS: makes a test CA and a server certificate for `localhost` (openssl, in $base/tls, once),
 #     and starts the server every time with ssl=on, that certificate and this script's own
 #     pg_hba.conf ($base/pg_hba.conf, rewritten at each start, so a cluster started from an
-#     existing data dir on a fresh machine has TLS too); the role ferry_tls/ferry_tls may only log
+#     existing data dir on a fresh machine has TLS too); the role ferry_tls/ferry_tls_pw may only log
 #     in over TLS (`hostssl`, and `hostnossl ... reject` for it); prints FERRY_TEST_POSTGRES_CA,
 #     FERRY_TEST_POSTGRES_OTHER_CA (a second CA that signed nothing here) and
 #     FERRY_TEST_POSTGRES_TLS_URL. A server already running without TLS (started by an older
@@ -65,7 +65,7 @@ pglog="$base/postgres.log"
 tlsdir="$base/tls"
 hba="$base/pg_hba.conf"
 tls_user=ferry_tls
-tls_password=ferry_tls
+tls_password=ferry_tls_pw
 
 # The directory with initdb, pg_ctl, postgres and psql: the one of pg_ctl on PATH, else the newest
 # /usr/lib/postgresql/<ver>/bin.

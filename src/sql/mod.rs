@@ -196,8 +196,11 @@ impl Db {
                 let mut c = match pool.get_conn().await {
                     Ok(c) => c,
                     Err(e) => {
-                        let hint = failure_hint(&e, backend, tls.as_ref(), &host);
-                        return Err(cannot_connect(mysql_error(&display, e), hint));
+                        let hint = failure_hint(&e, tls.as_ref(), &host);
+                        let fe = mysql_error(&display, e);
+                        let hint =
+                            hint.or_else(|| account_hint(&fe.message, backend, tls.as_ref()));
+                        return Err(cannot_connect(fe, hint));
                     }
                 };
                 c.query_drop("SELECT 1")
@@ -215,8 +218,11 @@ impl Db {
                 let c = match pool.get().await {
                     Ok(c) => c,
                     Err(deadpool_postgres::PoolError::Backend(e)) => {
-                        let hint = failure_hint(&e, backend, tls.as_ref(), &host);
-                        return Err(cannot_connect(pg_error(&display, e), hint));
+                        let hint = failure_hint(&e, tls.as_ref(), &host);
+                        let fe = pg_error(&display, e);
+                        let hint =
+                            hint.or_else(|| account_hint(&fe.message, backend, tls.as_ref()));
+                        return Err(cannot_connect(fe, hint));
                     }
                     Err(other) => return Err(cannot_connect(pool_error(&display, other), None)),
                 };
@@ -305,14 +311,14 @@ fn cannot_connect(mut e: FerryError, hint: Option<String>) -> FerryError {
 /// account that only logs in over TLS.
 fn failure_hint(
     e: &(dyn std::error::Error + 'static),
-    backend: Backend,
     tls: Option<&tls::Tls>,
     host: &str,
 ) -> Option<String> {
-    if let Some(r) = tls::find_rustls(e) {
-        return tls::hint_for(r, tls, host);
-    }
-    let text = e.to_string();
+    tls::find_rustls(e).and_then(|r| tls::hint_for(r, tls, host))
+}
+
+/// A hint for an account that only logs in over TLS, from the server's words.
+fn account_hint(text: &str, backend: Backend, tls: Option<&tls::Tls>) -> Option<String> {
     let plain = tls.is_none_or(|t| matches!(t.mode, tls::TlsMode::Disable | tls::TlsMode::Prefer));
     match backend {
         // PostgreSQL's words for a hostnossl ... reject line or no hostssl match
@@ -376,10 +382,12 @@ async fn my_pool(
     let Some(t) = tls else {
         return Ok(mysql_async::Pool::new(build(None)));
     };
-    let opts = build(tls::mysql(t, None)?);
+    let opts = build(tls::mysql(t, None).map_err(|e| tls::prefix(display, e))?);
     match t.mode {
         tls::TlsMode::Prefer => match mysql_async::Conn::new(opts.clone()).await {
-            Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer)) => {
+            Err(mysql_async::Error::Driver(
+                mysql_async::DriverError::NoClientSslFlagFromServer,
+            )) => {
                 let msg = format!("{display} offers no TLS; connecting without it (tls = prefer)");
                 tracing::info!(target: crate::runtime::output::EV, "{msg}");
                 return Ok(mysql_async::Pool::new(build(None)));
@@ -408,7 +416,8 @@ async fn my_pool(
                         "{display}: certificate issued for {name}, not {host}; verify-ca checks the chain"
                     );
                     tracing::debug!(target: crate::runtime::output::EV, "{msg}");
-                    return Ok(mysql_async::Pool::new(build(tls::mysql(t, Some(name))?)));
+                    let ssl = tls::mysql(t, Some(name)).map_err(|e| tls::prefix(display, e))?;
+                    return Ok(mysql_async::Pool::new(build(ssl)));
                 }
             }
         }
@@ -427,7 +436,7 @@ fn pg_pool(
         FerryError::new(ErrorKind::InvalidInput, format!("{display}: {e}"))
             .hint("postgres URLs look like postgres://user:password@host:5432/database")
     })?;
-    let (ssl_mode, connector) = tls::pg(tls)?;
+    let (ssl_mode, connector) = tls::pg(tls).map_err(|e| tls::prefix(display, e))?;
     cfg.ssl_mode(ssl_mode);
     cfg.connect_timeout(Duration::from_secs(15));
     let mgr = deadpool_postgres::Manager::from_config(

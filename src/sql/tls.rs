@@ -191,8 +191,10 @@ pub fn resolve(
     let url_ca = from_url.ca.as_ref().map(|(_, v)| v.as_str());
     let ca = match (opt_ca, url_ca) {
         (Some(a), Some(b)) if a != b => {
-            return Err(bad(format!("ca = \"{a}\" but the URL names the CA file {b}"))
-                .hint("give the CA file once, in the URL or as the ca option"));
+            return Err(
+                bad(format!("ca = \"{a}\" but the URL names the CA file {b}"))
+                    .hint("give the CA file once, in the URL or as the ca option"),
+            );
         }
         (a, b) => a.or(b).map(str::to_string),
     };
@@ -217,7 +219,7 @@ pub fn resolve(
     })
 }
 
-fn prefix(display: &str, mut e: FerryError) -> FerryError {
+pub(crate) fn prefix(display: &str, mut e: FerryError) -> FerryError {
     e.message = format!("{display}: {}", e.message);
     e
 }
@@ -245,8 +247,8 @@ pub fn roots(tls: &Tls) -> Result<RootCertStore> {
 /// The certificates of a PEM file; an error when it cannot be read or holds none.
 pub fn read_ca(ca: &str) -> Result<Vec<CertificateDer<'static>>> {
     use rustls::pki_types::pem::PemObject;
-    let pem = std::fs::read(ca)
-        .map_err(|e| FerryError::io(format!("reading the CA file {ca}"), &e))?;
+    let pem =
+        std::fs::read(ca).map_err(|e| FerryError::io(format!("reading the CA file {ca}"), &e))?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
         .filter_map(|c| c.ok())
         .collect();
@@ -455,7 +457,8 @@ pub fn find_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a r
 /// `IpAddress(a.b.c.d)` (rustls-webpki src/subject_name/mod.rs, Debug for GeneralName).
 pub fn presented_name(err: &rustls::Error) -> Option<Option<String>> {
     let rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
-        presented, ..
+        presented,
+        ..
     }) = err
     else {
         return None;
@@ -464,7 +467,10 @@ pub fn presented_name(err: &rustls::Error) -> Option<Option<String>> {
         let inner = p
             .strip_prefix("DnsName(\"")
             .and_then(|r| r.strip_suffix("\")"))
-            .or_else(|| p.strip_prefix("IpAddress(").and_then(|r| r.strip_suffix(')')))?;
+            .or_else(|| {
+                p.strip_prefix("IpAddress(")
+                    .and_then(|r| r.strip_suffix(')'))
+            })?;
         ServerName::try_from(inner.to_string()).ok()?;
         Some(inner.to_string())
     }))

@@ -398,8 +398,11 @@ async fn my_pool(
             // The first pooled connection reports it.
             Err(_) => {}
         },
-        tls::TlsMode::VerifyCa => {
-            if let Err(e) = mysql_async::Conn::new(opts.clone()).await {
+        tls::TlsMode::VerifyCa => match mysql_async::Conn::new(opts.clone()).await {
+            Ok(c) => {
+                let _ = c.disconnect().await;
+            }
+            Err(e) => {
                 if let Some(name) = tls::find_rustls(&e).and_then(tls::presented_name) {
                     let Some(name) = name else {
                         return Err(FerryError::new(
@@ -420,7 +423,7 @@ async fn my_pool(
                     return Ok(mysql_async::Pool::new(build(ssl)));
                 }
             }
-        }
+        },
         _ => {}
     }
     Ok(mysql_async::Pool::new(opts))

@@ -197,7 +197,8 @@ impl Db {
                     Ok(c) => c,
                     Err(e) => {
                         let hint = failure_hint(&e, tls.as_ref(), &host);
-                        let fe = mysql_error(&display, e);
+                        let handshake = tls_refusal(&display, &e);
+                        let fe = handshake.unwrap_or_else(|| mysql_error(&display, e));
                         let hint =
                             hint.or_else(|| account_hint(&fe.message, backend, tls.as_ref()));
                         return Err(cannot_connect(fe, hint));
@@ -219,7 +220,8 @@ impl Db {
                     Ok(c) => c,
                     Err(deadpool_postgres::PoolError::Backend(e)) => {
                         let hint = failure_hint(&e, tls.as_ref(), &host);
-                        let fe = pg_error(&display, e);
+                        let handshake = tls_refusal(&display, &e);
+                        let fe = handshake.unwrap_or_else(|| pg_error(&display, e));
                         let hint =
                             hint.or_else(|| account_hint(&fe.message, backend, tls.as_ref()));
                         return Err(cannot_connect(fe, hint));
@@ -304,6 +306,21 @@ fn cannot_connect(mut e: FerryError, hint: Option<String>) -> FerryError {
     match hint {
         Some(h) => e.hint(h),
         None => e,
+    }
+}
+
+/// A certificate refused in the TLS handshake: not retryable (the same certificate comes back),
+/// and said once (the drivers wrap the rustls error in several layers of "Input/output error").
+fn tls_refusal(display: &str, e: &(dyn std::error::Error + 'static)) -> Option<FerryError> {
+    match tls::find_rustls(e)? {
+        r @ rustls::Error::InvalidCertificate(_) => Some(
+            FerryError::new(
+                ErrorKind::InvalidInput,
+                format!("{display}: TLS handshake refused the server's certificate: {r}"),
+            )
+            .retryable(false),
+        ),
+        _ => None,
     }
 }
 

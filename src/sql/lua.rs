@@ -19,11 +19,21 @@ pub static MODULE: ModuleDef = ModuleDef {
     functions: &[
         FnDoc {
             name: "connect",
-            signature: "ferry.sql.connect(url [, {pool_size, tls = \"disable\"|\"prefer\"|\"require\"|\"verify\", ca}]) -> db",
+            signature: "ferry.sql.connect(url [, {pool_size, tls = \"disable\"|\"prefer\"|\"require\"|\"verify-ca\"|\"verify-full\", ca}]) -> db",
             doc: "Connects to mysql://user:password@host:port/db or postgres://user:password@host:port/db \
-                  and checks the connection at once. TLS follows libpq: prefer (PostgreSQL's default) and \
-                  require encrypt without checking the certificate, verify checks it against the \
-                  system roots and `ca`; for MySQL, tls = \"require\" turns TLS on. The connection is checked at once (a wrong password, unknown host or unknown \
+                  and checks the connection at once. TLS modes, named as libpq and the MySQL client \
+                  name them: disable (no TLS); prefer (TLS when the server offers it, else plain; \
+                  PostgreSQL's default); require (encrypted, the certificate is not checked, like \
+                  sslmode=require / ssl-mode=REQUIRED); verify-ca (the certificate must chain to `ca`, \
+                  a PEM file, or to the system's roots; VERIFY_CA); verify-full or verify (the chain \
+                  and the host name of the URL; VERIFY_IDENTITY). MySQL's default is disable. A `ca` \
+                  with require (or with no mode) means verify-ca, as in libpq. The URL may carry the \
+                  same as the options: ?sslmode=...&sslrootcert=... for PostgreSQL, \
+                  ?ssl-mode=REQUIRED&ssl-ca=... (or sslmode=) for MySQL; libpq's and MySQL's \
+                  spellings are accepted in both places (allow = prefer), an unknown mode is an \
+                  error, and the URL and the options must agree. A wrong CA, a wrong host name or an \
+                  account that needs TLS fail with the server named and a hint. tls = true means \
+                  require, false disable. The connection is checked at once (a wrong password, unknown host or unknown \
                   database fails here with the server's code and message; the password never \
                   appears). Methods: db:query(sql [, params [, {array = true}]]) -> rows, columns; \
                   db:rows(sql [, params]) streaming iterator of rows; db:exec(sql [, params]) -> \
@@ -350,7 +360,22 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
             let mut o = ConnectOptions::default();
             if let Some(t) = opts {
                 o.pool_size = t.get("pool_size")?;
-                o.tls = t.get("tls")?;
+                o.tls = match t.get::<Value>("tls")? {
+                    Value::Nil => None,
+                    Value::Boolean(true) => Some("require".to_string()),
+                    Value::Boolean(false) => Some("disable".to_string()),
+                    Value::String(v) => Some(v.to_str()?.to_string()),
+                    other => {
+                        return Err(FerryError::new(
+                            ErrorKind::InvalidInput,
+                            format!(
+                                "ferry.sql.connect: tls must be a string or a boolean, not a {}",
+                                other.type_name()
+                            ),
+                        )
+                        .into());
+                    }
+                };
                 o.ca = t.get("ca")?;
             }
             Ok(LuaDb {

@@ -5,6 +5,7 @@
 pub mod copy_table;
 pub mod lua;
 pub mod statement;
+pub mod tls;
 pub mod value;
 
 use std::sync::Arc;
@@ -54,9 +55,10 @@ pub struct ResultSet {
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
     pub pool_size: Option<usize>,
-    /// `disable`, `prefer` (PostgreSQL's default), `require`.
+    /// `disable`, `prefer` (PostgreSQL's default), `require`, `verify-ca`, `verify-full`
+    /// (`verify`), or libpq's/MySQL's spellings of them: see [`tls`].
     pub tls: Option<String>,
-    /// A PEM file of extra CA certificates.
+    /// A PEM file of CA certificates (`system`: the system's roots).
     pub ca: Option<String>,
 }
 
@@ -156,89 +158,6 @@ fn pool_error(display: &str, e: deadpool_postgres::PoolError) -> FerryError {
     }
 }
 
-/// libpq's `sslmode=prefer`/`require` encrypt without checking the server's certificate; ferry
-/// does the same unless `tls = "verify"` asks for a verified chain and host name.
-#[derive(Debug)]
-struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-fn pg_tls(opts: &ConnectOptions) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    if opts.tls.as_deref() != Some("verify") {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = rustls::ClientConfig::builder()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
-            .with_no_client_auth();
-        return Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config));
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(ca) = &opts.ca {
-        let pem =
-            std::fs::read(ca).map_err(|e| FerryError::io(format!("reading CA file {ca}"), &e))?;
-        for cert in rustls_pki_types_from_pem(&pem) {
-            roots.add(cert).map_err(|e| {
-                FerryError::new(ErrorKind::InvalidInput, format!("CA file {ca}: {e}"))
-            })?;
-        }
-    }
-    let config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
-}
-
-fn rustls_pki_types_from_pem(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
-    use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
-        .filter_map(|c| c.ok())
-        .collect()
-}
-
 impl Db {
     /// Connects (and checks the connection with one round trip).
     pub async fn connect(url: &str, opts: &ConnectOptions) -> Result<Db> {
@@ -252,71 +171,9 @@ impl Db {
             }
         }
         let scheme = url.split("://").next().unwrap_or("");
-        let db = match scheme {
-            "mysql" | "mariadb" | "starrocks" => {
-                let fixed = url.replacen(&format!("{scheme}://"), "mysql://", 1);
-                let base = mysql_async::Opts::from_url(&fixed).map_err(|e| {
-                    FerryError::new(ErrorKind::InvalidInput, format!("{display}: {e}"))
-                        .hint("mysql URLs look like mysql://user:password@host:3306/database")
-                })?;
-                let size = opts.pool_size.unwrap_or(16).max(1);
-                let mut b = mysql_async::OptsBuilder::from_opts(base)
-                    // A non-zero idle TTL keeps returned connections pooled (with a TTL of 0,
-                    // mysql_async closes every connection above `min` when it is returned).
-                    .pool_opts(
-                        mysql_async::PoolOpts::new()
-                            .with_constraints(
-                                mysql_async::PoolConstraints::new(0, size).expect("0 <= size"),
-                            )
-                            .with_inactive_connection_ttl(Duration::from_secs(60)),
-                    )
-                    .stmt_cache_size(64);
-                if opts.tls.as_deref() == Some("require") {
-                    let mut ssl = mysql_async::SslOpts::default();
-                    if let Some(ca) = &opts.ca {
-                        ssl = ssl.with_root_certs(vec![std::path::PathBuf::from(ca).into()]);
-                    }
-                    b = b.ssl_opts(ssl);
-                }
-                Db {
-                    inner: Pool::My(mysql_async::Pool::new(b)),
-                    display,
-                    backend: Backend::Mysql,
-                }
-            }
-            "postgres" | "postgresql" => {
-                let mut cfg: tokio_postgres::Config = url.parse().map_err(|e| {
-                    FerryError::new(ErrorKind::InvalidInput, format!("{display}: {e}"))
-                        .hint("postgres URLs look like postgres://user:password@host:5432/database")
-                })?;
-                match opts.tls.as_deref() {
-                    Some("disable") => {
-                        cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
-                    }
-                    Some("require") | Some("verify") => {
-                        cfg.ssl_mode(tokio_postgres::config::SslMode::Require);
-                    }
-                    _ => {}
-                }
-                cfg.connect_timeout(Duration::from_secs(15));
-                let mgr = deadpool_postgres::Manager::from_config(
-                    cfg,
-                    pg_tls(opts)?,
-                    deadpool_postgres::ManagerConfig {
-                        recycling_method: deadpool_postgres::RecyclingMethod::Fast,
-                    },
-                );
-                let pool = deadpool_postgres::Pool::builder(mgr)
-                    .max_size(opts.pool_size.unwrap_or(16).max(1))
-                    .runtime(deadpool_postgres::Runtime::Tokio1)
-                    .build()
-                    .map_err(|e| FerryError::new(ErrorKind::Internal, format!("{display}: {e}")))?;
-                Db {
-                    inner: Pool::Pg(pool),
-                    display,
-                    backend: Backend::Postgres,
-                }
-            }
+        let backend = match scheme {
+            "mysql" | "mariadb" | "starrocks" => Backend::Mysql,
+            "postgres" | "postgresql" => Backend::Postgres,
             _ => {
                 return Err(FerryError::new(
                     ErrorKind::InvalidInput,
@@ -325,13 +182,62 @@ impl Db {
                 .hint("use mysql://user:password@host:port/db or postgres://user:password@host:port/db"));
             }
         };
-        // Fail now, with the server's words, rather than at the first query.
-        let mut c = db.conn().await.map_err(|e| {
-            let mut e = e;
-            e.message = format!("cannot connect: {}", e.message);
-            e
-        })?;
-        c.query(&db.display, "SELECT 1", &[]).await?;
+        let split = tls::split_url(url, backend);
+        let tls = tls::resolve(&display, opts.tls.as_deref(), opts.ca.as_deref(), &split)?;
+        let url = split.url.as_str();
+        let host = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        let db = match backend {
+            Backend::Mysql => {
+                let pool = my_pool(url, scheme, &display, opts, tls.as_ref(), &host).await?;
+                // Fail now, with the server's words, rather than at the first query.
+                let mut c = match pool.get_conn().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let hint = failure_hint(&e, tls.as_ref(), &host);
+                        let handshake = tls_refusal(&display, &e);
+                        let fe = handshake.unwrap_or_else(|| mysql_error(&display, e));
+                        let hint =
+                            hint.or_else(|| account_hint(&fe.message, backend, tls.as_ref()));
+                        return Err(cannot_connect(fe, hint));
+                    }
+                };
+                c.query_drop("SELECT 1")
+                    .await
+                    .map_err(|e| mysql_error(&display, e))?;
+                drop(c);
+                Db {
+                    inner: Pool::My(pool),
+                    display,
+                    backend,
+                }
+            }
+            Backend::Postgres => {
+                let pool = pg_pool(url, &display, opts, tls.as_ref())?;
+                let c = match pool.get().await {
+                    Ok(c) => c,
+                    Err(deadpool_postgres::PoolError::Backend(e)) => {
+                        let hint = failure_hint(&e, tls.as_ref(), &host);
+                        let handshake = tls_refusal(&display, &e);
+                        let fe = handshake.unwrap_or_else(|| pg_error(&display, e));
+                        let hint =
+                            hint.or_else(|| account_hint(&fe.message, backend, tls.as_ref()));
+                        return Err(cannot_connect(fe, hint));
+                    }
+                    Err(other) => return Err(cannot_connect(pool_error(&display, other), None)),
+                };
+                let mut conn = Conn::Pg(Box::new(c));
+                conn.query(&display, "SELECT 1", &[]).await?;
+                drop(conn);
+                Db {
+                    inner: Pool::Pg(pool),
+                    display,
+                    backend,
+                }
+            }
+        };
         Ok(db)
     }
 
@@ -392,6 +298,179 @@ impl Db {
         });
         Ok(rx)
     }
+}
+
+/// "cannot connect: ..." with a hint on what to change, when there is one.
+fn cannot_connect(mut e: FerryError, hint: Option<String>) -> FerryError {
+    e.message = format!("cannot connect: {}", e.message);
+    match hint {
+        Some(h) => e.hint(h),
+        None => e,
+    }
+}
+
+/// A certificate refused in the TLS handshake: not retryable (the same certificate comes back),
+/// and said once (the drivers wrap the rustls error in several layers of "Input/output error").
+fn tls_refusal(display: &str, e: &(dyn std::error::Error + 'static)) -> Option<FerryError> {
+    match tls::find_rustls(e)? {
+        r @ rustls::Error::InvalidCertificate(_) => Some(
+            FerryError::new(
+                ErrorKind::InvalidInput,
+                format!("{display}: TLS handshake refused the server's certificate: {r}"),
+            )
+            .retryable(false),
+        ),
+        _ => None,
+    }
+}
+
+/// A hint for a failed first connection: the certificate (wrong CA, wrong host name) or an
+/// account that only logs in over TLS.
+fn failure_hint(
+    e: &(dyn std::error::Error + 'static),
+    tls: Option<&tls::Tls>,
+    host: &str,
+) -> Option<String> {
+    tls::find_rustls(e).and_then(|r| tls::hint_for(r, tls, host))
+}
+
+/// A hint for an account that only logs in over TLS, from the server's words.
+fn account_hint(text: &str, backend: Backend, tls: Option<&tls::Tls>) -> Option<String> {
+    let plain = tls.is_none_or(|t| matches!(t.mode, tls::TlsMode::Disable | tls::TlsMode::Prefer));
+    match backend {
+        // PostgreSQL's words for a hostnossl ... reject line or no hostssl match
+        // (src/backend/libpq/auth.c, ClientAuthentication: "no encryption").
+        Backend::Postgres if text.contains("no encryption") => Some(
+            "the server accepts this user only over TLS: connect with tls = \"require\" (or \
+             ?sslmode=require in the URL)"
+                .into(),
+        ),
+        // MariaDB refuses a REQUIRE SSL account on a plain connection with ERROR 1045, the same
+        // words as for a wrong password (sql/sql_acl.cc, acl_authenticate).
+        Backend::Mysql if plain && text.contains("1045") => Some(
+            "if the account REQUIREs SSL, connect with tls = \"require\" (or ?ssl-mode=REQUIRED \
+             in the URL)"
+                .into(),
+        ),
+        _ => None,
+    }
+}
+
+/// The MySQL pool for `tls`. prefer tries TLS and falls back to a plain connection only when
+/// the server offers no TLS; verify-ca learns the name the certificate is issued for (see
+/// [`tls::presented_name`]).
+async fn my_pool(
+    url: &str,
+    scheme: &str,
+    display: &str,
+    opts: &ConnectOptions,
+    tls: Option<&tls::Tls>,
+    host: &str,
+) -> Result<mysql_async::Pool> {
+    let fixed = url.replacen(&format!("{scheme}://"), "mysql://", 1);
+    let base = mysql_async::Opts::from_url(&fixed).map_err(|e| {
+        FerryError::new(ErrorKind::InvalidInput, format!("{display}: {e}"))
+            .hint("mysql URLs look like mysql://user:password@host:3306/database")
+    })?;
+    let size = opts.pool_size.unwrap_or(16).max(1);
+    let build = |ssl: Option<mysql_async::SslOpts>| {
+        let mut b = mysql_async::OptsBuilder::from_opts(base.clone())
+            // A non-zero idle TTL keeps returned connections pooled (with a TTL of 0,
+            // mysql_async closes every connection above `min` when it is returned).
+            .pool_opts(
+                mysql_async::PoolOpts::new()
+                    .with_constraints(
+                        mysql_async::PoolConstraints::new(0, size).expect("0 <= size"),
+                    )
+                    .with_inactive_connection_ttl(Duration::from_secs(60)),
+            )
+            .stmt_cache_size(64);
+        if let Some(t) = tls {
+            // With prefer_socket (mysql_async's default) a loopback TCP connection is replaced
+            // by one over the server's Unix socket, which mysql_async never encrypts
+            // (src/io/tls/rustls_io.rs, make_secure): keep the TCP connection that was asked for.
+            if t.mode != tls::TlsMode::Disable {
+                b = b.prefer_socket(false);
+            }
+            b = b.ssl_opts(ssl);
+        }
+        mysql_async::Opts::from(b)
+    };
+    let Some(t) = tls else {
+        return Ok(mysql_async::Pool::new(build(None)));
+    };
+    let opts = build(tls::mysql(t, None).map_err(|e| tls::prefix(display, e))?);
+    match t.mode {
+        tls::TlsMode::Prefer => match mysql_async::Conn::new(opts.clone()).await {
+            Err(mysql_async::Error::Driver(
+                mysql_async::DriverError::NoClientSslFlagFromServer,
+            )) => {
+                let msg = format!("{display} offers no TLS; connecting without it (tls = prefer)");
+                tracing::info!(target: crate::runtime::output::EV, "{msg}");
+                return Ok(mysql_async::Pool::new(build(None)));
+            }
+            Ok(c) => {
+                let _ = c.disconnect().await;
+            }
+            // The first pooled connection reports it.
+            Err(_) => {}
+        },
+        tls::TlsMode::VerifyCa => match mysql_async::Conn::new(opts.clone()).await {
+            Ok(c) => {
+                let _ = c.disconnect().await;
+            }
+            Err(e) => {
+                if let Some(name) = tls::find_rustls(&e).and_then(tls::presented_name) {
+                    let Some(name) = name else {
+                        return Err(FerryError::new(
+                            ErrorKind::InvalidInput,
+                            format!(
+                                "cannot connect: {display}: the server's certificate lists no DNS \
+                                 name or IP address (subjectAltName), which verify-ca needs for \
+                                 MySQL"
+                            ),
+                        )
+                        .hint("use tls = \"verify-full\" with the name, or \"require\""));
+                    };
+                    let msg = format!(
+                        "{display}: certificate issued for {name}, not {host}; verify-ca checks the chain"
+                    );
+                    tracing::debug!(target: crate::runtime::output::EV, "{msg}");
+                    let ssl = tls::mysql(t, Some(name)).map_err(|e| tls::prefix(display, e))?;
+                    return Ok(mysql_async::Pool::new(build(ssl)));
+                }
+            }
+        },
+        _ => {}
+    }
+    Ok(mysql_async::Pool::new(opts))
+}
+
+fn pg_pool(
+    url: &str,
+    display: &str,
+    opts: &ConnectOptions,
+    tls: Option<&tls::Tls>,
+) -> Result<deadpool_postgres::Pool> {
+    let mut cfg: tokio_postgres::Config = url.parse().map_err(|e| {
+        FerryError::new(ErrorKind::InvalidInput, format!("{display}: {e}"))
+            .hint("postgres URLs look like postgres://user:password@host:5432/database")
+    })?;
+    let (ssl_mode, connector) = tls::pg(tls).map_err(|e| tls::prefix(display, e))?;
+    cfg.ssl_mode(ssl_mode);
+    cfg.connect_timeout(Duration::from_secs(15));
+    let mgr = deadpool_postgres::Manager::from_config(
+        cfg,
+        connector,
+        deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        },
+    );
+    deadpool_postgres::Pool::builder(mgr)
+        .max_size(opts.pool_size.unwrap_or(16).max(1))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| FerryError::new(ErrorKind::Internal, format!("{display}: {e}")))
 }
 
 fn urlencoding_decode(s: &str) -> std::result::Result<String, ()> {

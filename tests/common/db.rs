@@ -507,3 +507,89 @@ fn percent_encode(s: &str) -> String {
     }
     out
 }
+
+// ---------------------------------------------------------------------------------------------
+// TLS (tests/sql_tls.rs)
+
+/// A server that accepts TLS, as tests/setup/mariadb.sh or postgres.sh describe it.
+#[derive(Debug, Clone)]
+pub struct TlsServer {
+    /// The ferry user (may connect with or without TLS).
+    pub url: String,
+    /// The user that may only log in over TLS.
+    pub tls_url: String,
+    /// The CA that signed the server's certificate (issued for `localhost` only).
+    pub ca: String,
+    /// A CA that signed nothing the server has.
+    pub other_ca: String,
+}
+
+/// True when CI=true (or 1): there a missing capability fails the test instead of skipping.
+pub fn on_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| matches!(v.trim(), "true" | "1" | "TRUE" | "True"))
+}
+
+fn tls_server(prefix: &str, script: &str) -> Option<TlsServer> {
+    let get = |suffix: &str| env_url(&format!("FERRY_TEST_{prefix}_{suffix}"));
+    let missing: Vec<String> = ["URL", "TLS_URL", "CA", "OTHER_CA"]
+        .iter()
+        .filter(|s| get(s).is_none())
+        .map(|s| format!("FERRY_TEST_{prefix}_{s}"))
+        .collect();
+    if !missing.is_empty() {
+        let why = format!(
+            "{} not set: the test server has no TLS (tests/setup/{script} prints them when its \
+             server runs with TLS; one started by an older setup script has none and is left \
+             alone: restart it as that script's warning says)",
+            missing.join(", ")
+        );
+        if on_ci() {
+            panic!("CI=true and {why}");
+        }
+        skip(&why);
+        return None;
+    }
+    Some(TlsServer {
+        url: get("URL")?,
+        tls_url: get("TLS_URL")?,
+        ca: get("CA")?,
+        other_ca: get("OTHER_CA")?,
+    })
+}
+
+/// The MariaDB server's TLS settings, or None (and a SKIPPED line; a panic when CI=true).
+pub fn mysql_tls_or_skip() -> Option<TlsServer> {
+    tls_server("MYSQL", "mariadb.sh")
+}
+
+/// The PostgreSQL server's TLS settings, or None (and a SKIPPED line; a panic when CI=true).
+pub fn postgres_tls_or_skip() -> Option<TlsServer> {
+    tls_server("POSTGRES", "postgres.sh")
+}
+
+/// `url` with its host replaced (user, password, port, path and query kept).
+pub fn with_host(url: &str, host: &str) -> String {
+    let (prefix, path, query) = split_url(url);
+    let (scheme, authority) = prefix.split_once("://").unwrap_or(("", prefix));
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let port = hostport.rsplit_once(':').map(|(_, p)| p);
+    let mut s = format!("{scheme}://");
+    if let Some(u) = userinfo {
+        s.push_str(u);
+        s.push('@');
+    }
+    s.push_str(host);
+    if let Some(p) = port {
+        s.push(':');
+        s.push_str(p);
+    }
+    s.push_str(path);
+    if let Some(q) = query {
+        s.push('?');
+        s.push_str(q);
+    }
+    s
+}

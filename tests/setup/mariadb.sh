@@ -11,7 +11,15 @@
 #     socket, pid file and error log in that dir, tuned for test speed (not durability);
 #   - makes sure the user ferry/ferry ('ferry'@'%' and 'ferry'@'localhost') exists with ALL
 #     privileges, and checks that it can log in over TCP;
-#   - prints `export FERRY_TEST_MYSQL_URL=mysql://ferry:ferry@127.0.0.1:13306/` on stdout.
+#   - prints `export FERRY_TEST_MYSQL_URL=mysql://ferry:ferry@127.0.0.1:13306/` on stdout;
+#   - TLS: makes a test CA and a server certificate for `localhost` (openssl, in $base/tls, once),
+#     starts mariadbd with --ssl-ca/--ssl-cert/--ssl-key every time (so a server started from an
+#     existing data dir on a fresh machine has TLS too), makes the user ferry_tls/ferry_tls_pw that
+#     REQUIREs SSL, and prints FERRY_TEST_MYSQL_CA (the CA), FERRY_TEST_MYSQL_OTHER_CA (a second
+#     CA that signed nothing the server has) and FERRY_TEST_MYSQL_TLS_URL (the TLS-only user).
+#     A server that is already running without TLS (started by an older version of this script)
+#     is left alone: a warning says so and the TLS variables are not printed (tests/sql_tls.rs
+#     then skips, or fails when CI=true).
 # Everything else goes to stderr. Idempotent: when the server already answers with those
 # credentials it only prints the line. It never touches the system's own MariaDB (port 3306).
 #
@@ -34,11 +42,14 @@ url="mysql://$user:$password@$host:$port/"
 
 log() { echo "[setup/mariadb] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-emit() { printf 'export FERRY_TEST_MYSQL_URL=%q\n' "$1"; }
+emit() {
+  printf 'export FERRY_TEST_MYSQL_URL=%q\n' "$1"
+  emit_tls
+}
 
 if [ -n "${FERRY_TEST_MYSQL_URL:-}" ]; then
-  log "FERRY_TEST_MYSQL_URL is already set; using it as is"
-  emit "$FERRY_TEST_MYSQL_URL"
+  log "FERRY_TEST_MYSQL_URL is already set; using it as is (and FERRY_TEST_MYSQL_CA/_TLS_URL if set)"
+  printf 'export FERRY_TEST_MYSQL_URL=%q\n' "$FERRY_TEST_MYSQL_URL"
   exit 0
 fi
 
@@ -51,6 +62,86 @@ sock="$base/mariadbd.sock"
 pidfile="$base/mariadbd.pid"
 errlog="$base/mariadbd.err"
 marker="$base/.initialised"
+tlsdir="$base/tls"
+tls_user=ferry_tls
+tls_password=ferry_tls_pw
+
+# A test CA, a server certificate for `localhost` signed by it (so a client that connects to
+# 127.0.0.1 and checks the host name must refuse it), and a second CA that signed nothing here.
+# Made once; kept across restarts.
+make_certs() {
+  local d="$tlsdir"
+  if [ -s "$d/ca.pem" ] && [ -s "$d/other-ca.pem" ] && [ -s "$d/server-cert.pem" ] \
+     && [ -s "$d/server-key.pem" ]; then
+    return 0
+  fi
+  command -v openssl >/dev/null 2>&1 || die "openssl is missing (apt-get install openssl)"
+  log "making a test CA and a server certificate for localhost in $d"
+  rm -rf "$d.new" && mkdir -p "$d.new"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${ec[@]}" -days 3650 -subj "/CN=ferry test CA (mariadb)" \
+    -keyout "$d.new/ca-key.pem" -out "$d.new/ca.pem" >/dev/null 2>&1 </dev/null \
+    || die "openssl could not make the test CA"
+  openssl req -x509 "${ec[@]}" -days 3650 -subj "/CN=ferry other CA (mariadb)" \
+    -keyout "$d.new/other-ca-key.pem" -out "$d.new/other-ca.pem" >/dev/null 2>&1 </dev/null \
+    || die "openssl could not make the second test CA"
+  openssl req "${ec[@]}" -subj "/CN=localhost" -keyout "$d.new/server-key.pem" \
+    -out "$d.new/server.csr" >/dev/null 2>&1 </dev/null || die "openssl could not make a CSR"
+  printf '%s\n' 'subjectAltName=DNS:localhost' 'basicConstraints=critical,CA:FALSE' \
+    'keyUsage=critical,digitalSignature,keyEncipherment' 'extendedKeyUsage=serverAuth' \
+    >"$d.new/server.ext"
+  openssl x509 -req -in "$d.new/server.csr" -CA "$d.new/ca.pem" -CAkey "$d.new/ca-key.pem" \
+    -CAcreateserial -days 3650 -extfile "$d.new/server.ext" -out "$d.new/server-cert.pem" \
+    >/dev/null 2>&1 </dev/null || die "openssl could not sign the server certificate"
+  chmod 600 "$d.new"/*key.pem
+  rm -rf "$d" && mv "$d.new" "$d"
+}
+
+# Succeeds when the running server has TLS on (@@have_ssl is YES, not DISABLED).
+server_has_tls() {
+  local c out
+  c="$(client)" || return 1
+  out="$(MYSQL_PWD="$password" timeout 10 "$c" --no-defaults --protocol=TCP -h "$host" -P "$port" \
+    -u "$user" --connect-timeout=3 -N -B -e 'SELECT @@have_ssl' 2>/dev/null </dev/null)" || return 1
+  [ "$out" = YES ]
+}
+
+# Prints the TLS variables when the server has TLS and the CA files are there; else warns.
+emit_tls() {
+  if ! server_has_tls; then
+    log "WARNING: the MariaDB on $host:$port has no TLS (it was started without --ssl-cert," \
+        "e.g. by an older version of this script); it is left running as it is, and the TLS" \
+        "tests (tests/sql_tls.rs) will skip. To enable TLS, stop it and run this script again:" \
+        "kill \"\$(cat $pidfile)\""
+    return 0
+  fi
+  if [ ! -s "$tlsdir/ca.pem" ] || [ ! -s "$tlsdir/other-ca.pem" ]; then
+    log "WARNING: the MariaDB on $host:$port has TLS but $tlsdir/ca.pem is missing; TLS tests will skip"
+    return 0
+  fi
+  if ! MYSQL_PWD="$tls_password" timeout 10 "$(client)" --no-defaults --protocol=TCP -h "$host" \
+      -P "$port" -u "$tls_user" --ssl --connect-timeout=3 -N -B -e 'SELECT 1' \
+      >/dev/null 2>&1 </dev/null; then
+    log "WARNING: $tls_user cannot log in over TLS on $host:$port; TLS tests will skip"
+    return 0
+  fi
+  printf 'export FERRY_TEST_MYSQL_CA=%q\n' "$tlsdir/ca.pem"
+  printf 'export FERRY_TEST_MYSQL_OTHER_CA=%q\n' "$tlsdir/other-ca.pem"
+  printf 'export FERRY_TEST_MYSQL_TLS_URL=%q\n' "mysql://$tls_user:$tls_password@$host:$port/"
+}
+
+# The TLS-only user (REQUIRE SSL: a plain login is refused). Needs TLS on the server.
+ensure_tls_user() {
+  server_has_tls || return 0
+  log "creating/refreshing user $tls_user (REQUIRE SSL)"
+  root_sql >&2 <<SQL
+CREATE USER IF NOT EXISTS '$tls_user'@'%' IDENTIFIED BY '$tls_password' REQUIRE SSL;
+CREATE USER IF NOT EXISTS '$tls_user'@'localhost' IDENTIFIED BY '$tls_password' REQUIRE SSL;
+ALTER USER '$tls_user'@'%' IDENTIFIED BY '$tls_password' REQUIRE SSL;
+ALTER USER '$tls_user'@'localhost' IDENTIFIED BY '$tls_password' REQUIRE SSL;
+FLUSH PRIVILEGES;
+SQL
+}
 
 client() {
   local c
@@ -108,6 +199,7 @@ SQL
 
 finish() {
   ferry_login "SELECT 1" || die "user $user cannot log in on $host:$port"
+  ensure_tls_user
   log "MariaDB answers on $host:$port as $user"
   emit "$url"
   exit 0
@@ -116,6 +208,9 @@ finish() {
 # Fast path: already there.
 if ferry_login; then
   log "MariaDB already answers on $host:$port with $user/$password"
+  if server_pid >/dev/null && printf 'SELECT 1;\n' | root_sql >/dev/null 2>&1; then
+    ensure_tls_user || log "WARNING: could not create $tls_user"
+  fi
   emit "$url"
   exit 0
 fi
@@ -191,6 +286,7 @@ else
       || { cat "$base/install-db.log" >&2; die "mariadb-install-db failed"; }
     touch "$marker"
   fi
+  make_certs
   rm -f "$sock" "$sock.lock" "$pidfile"
   log "starting $server on $host:$port (data dir $datadir, log $errlog)"
   # setsid + nohup: keep running after this script (and tests/run.sh) exits. Its stdout must not
@@ -206,6 +302,8 @@ else
     --innodb-flush-log-at-trx-commit=2 --sync-binlog=0 \
     --innodb-buffer-pool-size=512M --innodb-log-file-size=256M \
     --innodb-doublewrite=0 \
+    --ssl-ca="$tlsdir/ca.pem" --ssl-cert="$tlsdir/server-cert.pem" \
+    --ssl-key="$tlsdir/server-key.pem" \
     >"$base/mariadbd.out" 2>&1 </dev/null 9>&- &
   pid=$!
 fi

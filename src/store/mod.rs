@@ -3,10 +3,12 @@
 //! engine that moves objects between any two of them.
 
 pub mod copy;
+pub mod durable;
 pub mod inventory;
 pub mod layout;
 pub mod lua;
 pub mod open;
+pub mod vhost;
 pub mod zip;
 
 use std::sync::Arc;

@@ -74,11 +74,16 @@ function M.configparser(ordered, path)
       ferry.fail("invalid_input", path .. ": options before the first [section] (configparser: MissingSectionHeaderError)")
     end
   end
+  -- Interpolated like configparser's get() in the sections seafobj reads; other sections
+  -- ([database], [memcached], ...) are read by seaf-server's GKeyFile, which has no
+  -- interpolation, so a '%' there is fine and kept as it is.
+  local read_by_seafobj = {storage = true, store_crypt = true}
+  for _, section in pairs(M.SECTIONS) do read_by_seafobj[section] = true end
   local conf = {}
   for name, sec in pairs(raw) do
     local out = {}
     for k, v in pairs(sec) do
-      out[k] = interpolate(sec, v, ("[%s] %s of %s"):format(name, k, path), 1)
+      out[k] = read_by_seafobj[name] and interpolate(sec, v, ("[%s] %s of %s"):format(name, k, path), 1) or v
     end
     conf[name] = out
   end
@@ -217,7 +222,7 @@ function M.backend(conf, dtype, seafile_data, role, conf_path, settings)
       -- boto3 addressing_style = 'virtual' unless path_style_request (SeafS3Client.do_connect).
       opts.virtual_hosted_style = not path_style
       opts.region = host_region(sec, where, settings.sign_region)
-      if sec.aws_region and opts.region ~= sec.aws_region and role == "source" then
+      if sec.aws_region and opts.region ~= sec.aws_region then
         ferry.log.info(("%s: signing for %s with region %s, as seafobj does (it ignores aws_region = %s when host is set); " ..
           "-p sign_region=aws_region signs with aws_region"):format(where, sec.host, opts.region, sec.aws_region))
       end

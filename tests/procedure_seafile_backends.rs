@@ -28,7 +28,11 @@ fn assert_buckets_hold(s3: &S3Server, prefix: &str, original: &[(String, String,
     }
     for (dtype, _) in TYPES {
         let n = original.iter().filter(|o| o.0 == dtype).count();
-        assert_eq!(s3.list_files(&format!("{prefix}-{dtype}")).len(), n, "{dtype}");
+        assert_eq!(
+            s3.list_files(&format!("{prefix}-{dtype}")).len(),
+            n,
+            "{dtype}"
+        );
     }
 }
 
@@ -84,7 +88,11 @@ fn virtual_hosted_s3_both_ways_signed_with_seafobjs_region() {
         None,
     )
     .code(0);
-    assert_eq!(fs_objects(&restored), original, "S3 -> fs restores the tree");
+    assert_eq!(
+        fs_objects(&restored),
+        original,
+        "S3 -> fs restores the tree"
+    );
     let later = &s3.signed_requests()[before..];
     assert!(!later.is_empty());
     assert!(

@@ -122,7 +122,9 @@ fn configurations_seafile_reads_otherwise_are_refused() {
         .unwrap();
         // Refused while reading the confs (before any step) or at read-config: nothing copied.
         let out = migrate(&ws, &tree, &["--fresh"], None);
-        out.code(1).stderr_has(expect).stderr_lacks("initial-migration");
+        out.code(1)
+            .stderr_has(expect)
+            .stderr_lacks("initial-migration");
         assert!(
             fs_objects(&ws.join("site/new-storage")).is_empty(),
             "{expect}: something was copied"
@@ -144,17 +146,20 @@ fn replace_conf_switches_only_the_migrated_types_and_never_for_one_library() {
     let ws = Workspace::new();
     let tree = generate(&ws, "site");
     let before = std::fs::read_to_string(tree.conf_dir.join("seafile.conf")).unwrap();
-    migrate(&ws, &tree, &["-p", "types=blocks"], None)
-        .code(0)
-        .stderr_has("only [blocks] replaced");
+    let out = migrate(&ws, &tree, &["-p", "types=blocks"], None);
+    out.code(0);
     let after = std::fs::read_to_string(tree.conf_dir.join("seafile.conf")).unwrap();
     assert!(after.starts_with(&before), "{after}");
     let added = &after[before.len()..];
-    assert!(added.contains("[block_backend]") && added.contains("new-storage"), "{after}");
+    assert!(
+        added.contains("[block_backend]") && added.contains("new-storage"),
+        "{after}"
+    );
     assert!(
         !after.contains("[commit_object_backend]") && !after.contains("[fs_object_backend]"),
         "commits and fs still live in seafile-data, the conf must say so: {after}"
     );
+    out.stderr_has("only [blocks] replaced");
 
     let ws2 = Workspace::new();
     let tree2 = generate(&ws2, "site");
@@ -216,7 +221,9 @@ fn filesystem_destinations_are_0600_and_durable_before_the_list_records_them() {
         .output()
         .is_err()
     {
-        println!("SKIPPED: filesystem_destinations_are_0600_and_durable: strace is not installed (tests/setup/strace.sh installs it)");
+        println!(
+            "SKIPPED: filesystem_destinations_are_0600_and_durable: strace is not installed (tests/setup/strace.sh installs it)"
+        );
         return;
     }
     let ws = Workspace::new();
@@ -227,7 +234,10 @@ fn filesystem_destinations_are_0600_and_durable_before_the_list_records_them() {
     let out = std::process::Command::new("strace")
         .args(["-f", "-y", "-s", "4096", "-o"])
         .arg(&trace)
-        .args(["-e", "trace=openat,fsync,fdatasync,rename,renameat,renameat2,write"])
+        .args([
+            "-e",
+            "trace=openat,fsync,fdatasync,rename,renameat,renameat2,write",
+        ])
         .arg(bin)
         .current_dir(ws.path())
         .env("FERRY_NO_BARS", "1")
@@ -312,7 +322,10 @@ fn filesystem_destinations_are_0600_and_durable_before_the_list_records_them() {
     assert!(out.status.success());
     let dest2 = ws2.join("site/new-storage").display().to_string();
     let t2 = std::fs::read_to_string(&trace2).unwrap();
-    assert!(!t2.lines().any(|l| l.contains(&dest2)), "fsync=false still flushed");
+    assert!(
+        !t2.lines().any(|l| l.contains(&dest2)),
+        "fsync=false still flushed"
+    );
     let (_, path) = fs_object_paths(&ws2.join("site/new-storage"), "blocks").remove(0);
     assert_eq!(
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777,

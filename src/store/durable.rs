@@ -270,15 +270,13 @@ impl MultipartUpload for Upload {
         let file = self.file.take();
         let (tmp, dest, fsync) = (self.tmp.clone(), self.dest.clone(), self.fsync);
         tokio::task::spawn_blocking(move || {
-            let file = file
-                .and_then(|f| Arc::try_unwrap(f).ok())
-                .ok_or_else(|| {
-                    io_err(
-                        "completing",
-                        &dest,
-                        std::io::Error::other("parts still being written"),
-                    )
-                })?;
+            let file = file.and_then(|f| Arc::try_unwrap(f).ok()).ok_or_else(|| {
+                io_err(
+                    "completing",
+                    &dest,
+                    std::io::Error::other("parts still being written"),
+                )
+            })?;
             if let Err(e) = publish(file, &tmp, &dest, fsync) {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(io_err("completing", &dest, e));
@@ -312,7 +310,11 @@ mod tests {
     #[tokio::test]
     async fn files_get_the_mode_and_no_temp_file_is_left() {
         let dir = tempfile::tempdir().unwrap();
-        let s = ModeLocal::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap(), 0o600, true);
+        let s = ModeLocal::new(
+            LocalFileSystem::new_with_prefix(dir.path()).unwrap(),
+            0o600,
+            true,
+        );
         s.put(&Path::from("r/ab/cd"), PutPayload::from("x"))
             .await
             .unwrap();
@@ -326,6 +328,9 @@ mod tests {
             let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{f}");
         }
-        assert_eq!(std::fs::read_dir(dir.path().join("r/ab")).unwrap().count(), 2);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("r/ab")).unwrap().count(),
+            2
+        );
     }
 }

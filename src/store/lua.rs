@@ -30,8 +30,10 @@ pub static MODULE: ModuleDef = ModuleDef {
                   az://container/prefix or an Azure blob URL with a SAS query. opts: endpoint, \
                   region, access_key_id, secret_access_key, session_token, allow_http, \
                   virtual_hosted_style (S3); account, access_key, sas, endpoint, use_emulator \
-                  (Azure); service_account, service_account_key (GCS); create = true to create a \
-                  missing local folder; probe = false to skip the check request. Credentials \
+                  (Azure); service_account, service_account_key (GCS); file_mode = \"0600\" (octal mode \
+                  of new files) and fsync = true (flush file and folder before a write returns) \
+                  (file); virtual_hosted_style with a bucketless endpoint addresses \
+                  <bucket>.<host>; create = true to create a missing local folder; probe = false to skip the check request. Credentials \
                   otherwise come from the usual AWS_*, AZURE_*, GOOGLE_* variables. A bad URL, \
                   missing bucket or rejected credential fails here. Handle methods: \
                   list([prefix [, {delimiter = true}]]) iterator of {key, size, etag, \

@@ -43,7 +43,9 @@ pub fn bucket_endpoint(endpoint: &str, bucket: &str) -> Result<Addressing> {
     }
     let host = u.host_str().unwrap_or("").to_string();
     if host.starts_with(&format!("{bucket}.")) {
-        return Ok(Addressing::Virtual(endpoint.trim_end_matches('/').to_string()));
+        return Ok(Addressing::Virtual(
+            endpoint.trim_end_matches('/').to_string(),
+        ));
     }
     if bucket.contains(['/', ':', '@']) || bucket.is_empty() {
         return Err(bad(format!(
@@ -52,7 +54,9 @@ pub fn bucket_endpoint(endpoint: &str, bucket: &str) -> Result<Addressing> {
     }
     u.set_host(Some(&format!("{bucket}.{host}")))
         .map_err(|e| bad(format!("bucket '{bucket}' makes no valid host name ({e})")))?;
-    Ok(Addressing::Virtual(u.as_str().trim_end_matches('/').to_string()))
+    Ok(Addressing::Virtual(
+        u.as_str().trim_end_matches('/').to_string(),
+    ))
 }
 
 /// True when the endpoint's host is `localhost` or a name below it.

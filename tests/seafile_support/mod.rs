@@ -122,7 +122,12 @@ pub fn migrate(ws: &Workspace, tree: &Tree, extra: &[&str], s3: Option<&S3Server
     for k in UNSET_ENV {
         f.cmd.env_remove(k);
     }
-    for k in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL"] {
+    for k in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_REGION",
+        "AWS_ENDPOINT_URL",
+    ] {
         f.cmd.env_remove(k);
     }
     if let Some(s3) = s3 {

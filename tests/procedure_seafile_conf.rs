@@ -74,7 +74,7 @@ fn configurations_seafile_reads_otherwise_are_refused() {
     let ws = Workspace::new();
     let tree = generate(&ws, "site");
     let original = std::fs::read_to_string(tree.conf_dir.join("seafile.conf")).unwrap();
-    let dest_fs = std::fs::read_to_string(tree.dest_conf_dir.join("seafile.conf")).unwrap();
+    let new_storage = ws.join("site/new-storage").display().to_string();
     let cases: &[(&str, &str, &str)] = &[
         (
             "[storage]\nenable_storage_classes = True\nstorage_classes_file = /opt/seafile/conf/classes.json\n",
@@ -94,7 +94,12 @@ fn configurations_seafile_reads_otherwise_are_refused() {
         (
             "",
             "[block_backend]\nname = fs\nName = s3\n",
-            "sets option 'name' twice",
+            "DuplicateOptionError",
+        ),
+        (
+            "",
+            "[block_backend]\nname = fs\n[block_backend]\nname = s3\n",
+            "DuplicateSectionError",
         ),
         (
             "",
@@ -113,13 +118,14 @@ fn configurations_seafile_reads_otherwise_are_refused() {
             format!("{original}\n{orig_extra}"),
         )
         .unwrap();
-        // Appended to the fs sections of the temporary conf: a repeated section continues the
-        // earlier one (its options override).
-        std::fs::write(
-            tree.dest_conf_dir.join("seafile.conf"),
-            format!("{dest_fs}\n{dest_extra}"),
-        )
-        .unwrap();
+        // The temporary conf: the case's sections, fs sections for the other types.
+        let mut dest = dest_extra.to_string();
+        for (_, section) in TYPES {
+            if !dest_extra.contains(&format!("[{section}]")) {
+                dest.push_str(&format!("[{section}]\nname = fs\ndir = {new_storage}\n"));
+            }
+        }
+        std::fs::write(tree.dest_conf_dir.join("seafile.conf"), dest).unwrap();
         // Refused while reading the confs (before any step) or at read-config: nothing copied.
         let out = migrate(&ws, &tree, &["--fresh"], None);
         out.code(1)

@@ -112,7 +112,12 @@ function M.read_conf(path)
   if not ferry.fs.exists(path) then
     ferry.fail("not_found", "no seafile.conf at " .. path, {path = path})
   end
-  local ordered = ferry.ini.decode_ordered(ferry.fs.read(path))
+  local ok, ordered = pcall(ferry.ini.decode_ordered, ferry.fs.read(path), {strict = true})
+  if not ok then
+    local msg = tostring(ordered):gsub("^%[[%w_]+%] ", ""):gsub("^ferry%.ini%.decode_ordered: ", "")
+    ferry.fail("invalid_input", ("%s: %s"):format(path, msg),
+      {hint = "Seafile reads seafile.conf with Python's configparser, which refuses this too"})
+  end
   return M.configparser(ordered, path), ordered, path
 end
 

@@ -7,8 +7,9 @@
 //! S3 SDKs (boto3, which Seafile's seafobj uses: `objwrapper/s3.py` `SeafS3Client.do_connect`,
 //! `addressing_style = 'virtual'`) put the bucket in front of the host instead:
 //! `scheme://<bucket>.<host>[:port]`. An endpoint whose host is an IP address stays path-style,
-//! as botocore's S3 endpoint rules do (`endpoint-rule-set-1.json`: `url#isIp` selects the
-//! path-style URL), since `<bucket>.10.0.0.5` is no host name.
+//! as the S3 endpoint rules shared by botocore and the other AWS SDKs do (a custom endpoint whose
+//! parsed `url` has `isIp` gets `{scheme}://{authority}{normalizedPath}{bucket}`), since
+//! `<bucket>.10.0.0.5` is no host name.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;

@@ -29,6 +29,13 @@ local p = ferry.params{
   {name = "objects_per_second", type = "number", doc = "limit on objects per second for all types together; unlimited by default"},
   {name = "verify", type = "string", default = "size", choices = {"size", "hash"},
    doc = "size: count and size per type on both sides; hash: also SHA-1 of blocks and inflated fs objects against their ids"},
+  {name = "sign_region", type = "string", default = "seafobj",
+   doc = "region for S3 sections with `host` and for OSS: seafobj (as seafobj signs: AWS_DEFAULT_REGION or us-east-1 " ..
+         "for S3 hosts, the endpoint's region for OSS), aws_region (the section's aws_region), or a region name"},
+  {name = "fsync", type = "boolean", default = true,
+   doc = "filesystem destinations: flush each object and its folder before it counts as copied (as seaf-server does)"},
+  {name = "allow_empty", type = "boolean", default = false,
+   doc = "accept a source that lists no object at all (otherwise an error: a wrong bucket endpoint lists nothing)"},
 }
 
 local function parent(path)
@@ -42,9 +49,11 @@ local seafile_data = p.seafile_data or (parent(conf_dir:gsub("/seafile%.conf$", 
 local orig, orig_ordered, orig_path = seafile.read_conf(conf_dir)
 local dest, dest_ordered, dest_path = seafile.read_conf(p.dest_conf_dir)
 
+local settings = {sign_region = p.sign_region, fsync = p.fsync}
+
 local function plan(dtype)
-  return seafile.backend(orig, dtype, seafile_data, "source", orig_path),
-         seafile.backend(dest, dtype, seafile_data, "destination", dest_path)
+  return seafile.backend(orig, dtype, seafile_data, "source", orig_path, settings),
+         seafile.backend(dest, dtype, seafile_data, "destination", dest_path, settings)
 end
 
 local function open(dtype)
@@ -55,6 +64,14 @@ end
 -- A sharded run (docs/scale-out.md) keeps list files of its own: they grow as objects land.
 local shard = ferry.shard.info()
 local shard_suffix = shard and shard.index and (".shard-%d-of-%d"):format(shard.index, shard.count) or ""
+
+-- The backend name each section has after replace-conf with `types`.
+local function orig_conf_name(dtype)
+  local migrated = false
+  for _, t in ipairs(p.types) do if t == dtype then migrated = true end end
+  local c = migrated and dest or orig
+  return (c[seafile.SECTIONS[dtype]] or {}).name or "fs"
+end
 
 local function list_file(dtype)
   if not p.object_list then return nil end
@@ -67,13 +84,16 @@ ferry.step("read-config", "Read the current and the temporary seafile.conf", fun
     ferry.log.warn("SEAF_SERVER_STORAGE_TYPE is set: Seafile 13 would read its backends from the environment, " ..
       "not seafile.conf; ferry reads the two seafile.conf files")
   end
+  seafile.refuse_storage_classes(orig, orig_path)
+  seafile.refuse_storage_classes(dest, dest_path)
   local counters = {}
   for _, dtype in ipairs(p.types) do
     if not dest[seafile.SECTIONS[dtype]] then
       ferry.fail("invalid_input", ("the temporary %s has no [%s] section"):format(dest_path, seafile.SECTIONS[dtype]))
     end
     local s, d = plan(dtype)
-    if s.url == d.url then
+    -- migrate.py main(): refused when get_name() and get_container_name() are equal.
+    if s.container == d.container then
       ferry.fail("invalid_input", ("%s: source and destination are the same storage (%s)"):format(dtype, s.shown))
     end
     ferry.log.info(("%s: %s (%s) -> %s (%s)"):format(dtype, s.name, s.shown, d.name, d.shown))
@@ -104,15 +124,18 @@ local function migrate(label)
     ferry.log.info(("Complete migrate [%s] object: %d copied, %d already there, %d failed"):format(
       dtype, r.copied, r.skipped, r.failed))
   end)
-  local counters, failed = {}, 0
+  local counters, failed, listed, shown = {}, 0, {}, {}
   for _, dtype in ipairs(p.types) do
     local r = reports[dtype]
+    listed[dtype] = r.copied + r.skipped + r.failed + (r.other_shards or 0)
+    shown[dtype] = (plan(dtype)).shown
     counters[dtype .. "_copied"] = r.copied
     counters[dtype .. "_skipped"] = r.skipped
     counters[dtype .. "_failed"] = r.failed
     counters[dtype .. "_bytes"] = r.bytes
     failed = failed + r.failed
   end
+  seafile.check_source(listed, p.types, p.repo, shown, p.allow_empty)
   if failed > 0 then
     ferry.fail("io", ("%d object(s) failed to migrate (listed above); run the same command again to retry them"):format(failed))
   end
@@ -150,11 +173,12 @@ if p.phase ~= "initial" then
 
   ferry.step("verify", "Verify: count and size per type on both sides" ..
     (p.verify == "hash" and ", and content hashes" or ""), function()
-    local counters, problems = {}, {}
+    local counters, problems, listed, shown = {}, {}, {}, {}
     for _, dtype in ipairs(p.types) do
       local src, dst = open(dtype)
       local want, n, bytes = inventory(src)
       local have, dn, dbytes = inventory(dst)
+      listed[dtype], shown[dtype] = n, (plan(dtype)).shown
       local missing, wrong = {}, {}
       for k, size in pairs(want) do
         if have[k] == nil then
@@ -188,6 +212,7 @@ if p.phase ~= "initial" then
           "delete it and run the final migration again (--from-step final-migration)"):format(dtype, list_file(dtype))
       end
     end
+    seafile.check_source(listed, p.types, p.repo, shown, p.allow_empty)
     if #problems > 0 and not ferry.dry_run() then
       ferry.fail("conflict", "verification failed:\n  " .. table.concat(problems, "\n  "))
     end
@@ -195,12 +220,29 @@ if p.phase ~= "initial" then
   end)
 
   ferry.step("replace-conf", "Replace the original seafile.conf", function()
-    local merged = seafile.merge_conf(orig_ordered, dest_ordered)
+    if p.repo then
+      -- migrate-repo.py semantics: one library moves, the server's backends stay. Seafile finds a
+      -- library in another backend only through storage classes (RepoStorageId).
+      ferry.log.warn(("repo=%s: seafile.conf is left as it is (switching it would move every other library's " ..
+        "objects out of Seafile's sight). The library's objects are now in the new backend too; to serve it from " ..
+        "there, set up storage classes ([storage] enable_storage_classes) and run migrate-repo.sh %s " ..
+        "<orig_storage_id> <dest_storage_id>, which records the library's new storage id"):format(p.repo, p.repo))
+      return {replaced = false}
+    end
+    local merged = seafile.merge_conf(orig_ordered, dest_ordered, p.types)
+    if #p.types < #seafile.TYPES then
+      local names = {}
+      for _, dtype in ipairs(seafile.TYPES) do names[#names + 1] = orig_conf_name(dtype) end
+      ferry.log.warn(("types=%s: only [%s] replaced; the sections now name %s. seaf-server reads each section, " ..
+        "but seafobj (migrate.py, seafevents) takes one storage type for all three " ..
+        "(objstore_factory.py SeafileConfig.init_backend_conf), so mixed backends confuse those tools"):format(
+          table.concat(p.types, ","), table.concat(p.types, "], ["), table.concat(names, "/")))
+    end
     local backup = orig_path .. ".ferry-backup-" .. os.date("!%Y%m%dT%H%M%SZ")
     ferry.fs.copy(orig_path, backup)
     ferry.fs.write(orig_path, ferry.ini.encode(merged))
-    ferry.log.info(("seafile.conf now uses the new backend; the original is saved as %s. " ..
-      "Start Seafile again: ./seafile.sh start; ./seahub.sh start"):format(backup))
-    return {backup = backup}
+    ferry.log.info(("seafile.conf now uses the new backend for %s; the original is saved as %s. " ..
+      "Start Seafile again: ./seafile.sh start; ./seahub.sh start"):format(table.concat(p.types, ", "), backup))
+    return {backup = backup, replaced = true}
   end)
 end

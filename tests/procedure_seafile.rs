@@ -2,108 +2,24 @@
 //! nothing, kill -9 and resume, a stale object list, and every configuration it must refuse.
 
 mod common;
+#[path = "seafile_support/mod.rs"]
+mod seafile_support;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::Workspace;
 use common::s3::S3Server;
-
-struct Tree {
-    conf_dir: PathBuf,
-    seafile_data: PathBuf,
-    dest_conf_dir: PathBuf,
-}
-
-fn generate(ws: &Workspace, dir: &str) -> Tree {
-    let out = ws
-        .ferry()
-        .args(["demo", "--generate-only", "--dir", dir])
-        .run();
-    out.code(0);
-    let get = |k: &str| {
-        PathBuf::from(
-            out.stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}=")))
-                .expect(k),
-        )
-    };
-    Tree {
-        conf_dir: get("conf_dir"),
-        seafile_data: get("seafile_data"),
-        dest_conf_dir: get("dest_conf_dir"),
-    }
-}
+use seafile_support::{Tree, fs_objects, generate, migrate};
 
 fn s3_conf(s3: &S3Server, prefix: &str) -> String {
-    let host = s3.endpoint.trim_start_matches("http://");
-    let mut conf = String::new();
-    for (section, bucket) in [
-        ("commit_object_backend", "commits"),
-        ("fs_object_backend", "fs"),
-        ("block_backend", "blocks"),
-    ] {
-        conf.push_str(&format!(
-            "[{section}]\nname = s3\nbucket = {prefix}-{bucket}\nkey_id = {}\nkey = {}\nhost = {host}\npath_style_request = true\nuse_v4_signature = true\naws_region = us-east-1\n\n",
-            s3.access_key, s3.secret_key
-        ));
-        s3.create_bucket(&format!("{prefix}-{bucket}"));
-    }
-    conf
-}
-
-/// Every valid object of the fs storage at `root/storage`, as (type, "repo/objid", bytes).
-fn fs_objects(root: &Path) -> Vec<(String, String, Vec<u8>)> {
-    let mut out = Vec::new();
-    for dtype in ["commits", "fs", "blocks"] {
-        let Ok(repos) = std::fs::read_dir(root.join("storage").join(dtype)) else {
-            continue;
-        };
-        for repo in repos {
-            let repo = repo.unwrap().path();
-            for ab in std::fs::read_dir(&repo).unwrap() {
-                let ab = ab.unwrap().path();
-                for f in std::fs::read_dir(&ab).unwrap() {
-                    let f = f.unwrap().path();
-                    let rest = f.file_name().unwrap().to_string_lossy().into_owned();
-                    if rest.len() != 38 {
-                        continue;
-                    }
-                    let key = format!(
-                        "{}/{}{}",
-                        repo.file_name().unwrap().to_string_lossy(),
-                        ab.file_name().unwrap().to_string_lossy(),
-                        rest
-                    );
-                    out.push((dtype.to_string(), key, std::fs::read(&f).unwrap()));
-                }
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn migrate(ws: &Workspace, tree: &Tree, extra: &[&str], s3: Option<&S3Server>) -> common::Output {
-    let mut args = vec![
-        "run".to_string(),
-        "seafile-migrate".into(),
-        "--yes".into(),
-        "-p".into(),
-        format!("conf_dir={}", tree.conf_dir.display()),
-        "-p".into(),
-        format!("seafile_data={}", tree.seafile_data.display()),
-        "-p".into(),
-        format!("dest_conf_dir={}", tree.dest_conf_dir.display()),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let mut f = ws.ferry().args(args);
-    f.cmd.env_remove("AWS_CA_BUNDLE");
-    if let Some(s3) = s3 {
-        s3.apply_env(&mut f.cmd);
-    }
-    f.run()
+    seafile_support::s3_sections(
+        s3,
+        prefix,
+        &format!(
+            "host = {}\npath_style_request = true\nuse_v4_signature = true\naws_region = us-east-1\n",
+            seafile_support::hostport(s3)
+        ),
+    )
 }
 
 #[test]

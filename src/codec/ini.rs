@@ -21,8 +21,10 @@ pub static MODULE: ModuleDef = ModuleDef {
         },
         FnDoc {
             name: "decode_ordered",
-            signature: "ferry.ini.decode_ordered(text) -> {{name, entries = {{key, value}...}}...}",
-            doc: "Parses INI text keeping the order of sections and keys.",
+            signature: "ferry.ini.decode_ordered(text [, {strict = true}]) -> {{name, entries = {{key, value}...}}...}",
+            doc: "Parses INI text keeping the order of sections and keys. strict = true refuses a \
+                  repeated section and an option set twice in a section (names compared \
+                  case-insensitively), as Python's configparser does.",
             example: Some(
                 "local s = ferry.ini.decode_ordered(\"[b]\\nx=1\\n[a]\\ny=2\\n\")\nassert(s[1].name == \"b\" and s[2].entries[1][1] == \"y\")",
             ),
@@ -44,6 +46,14 @@ pub struct Section {
 }
 
 pub fn decode(text: &str) -> Result<Vec<Section>, String> {
+    decode_opts(text, false)
+}
+
+/// `strict`: as Python's `configparser.ConfigParser(strict=True)` (its default), a section named
+/// twice is an error (`DuplicateSectionError`), and so is an option set twice in one section,
+/// names compared case-insensitively as its `optionxform` lower-cases them
+/// (`DuplicateOptionError`). Without it, repeats continue the section and the last value wins.
+pub fn decode_opts(text: &str, strict: bool) -> Result<Vec<Section>, String> {
     let mut sections: Vec<Section> = Vec::new();
     let mut current: Option<usize> = None;
     let mut last_key: Option<(usize, usize)> = None;
@@ -67,6 +77,11 @@ pub fn decode(text: &str) -> Result<Vec<Section>, String> {
                 .trim()
                 .to_string();
             current = Some(match sections.iter().position(|s| s.name == name) {
+                Some(_) if strict => {
+                    return Err(format!(
+                        "line {line_no}: section [{name}] already exists (configparser: DuplicateSectionError)"
+                    ));
+                }
                 Some(i) => i,
                 None => {
                     sections.push(Section {
@@ -98,6 +113,18 @@ pub fn decode(text: &str) -> Result<Vec<Section>, String> {
                 sections.len() - 1
             }
         };
+        if strict
+            && let Some((k, _)) = sections[si]
+                .entries
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&key))
+        {
+            return Err(format!(
+                "line {line_no}: option '{key}' already set in [{}] as '{k}' (configparser: \
+                 DuplicateOptionError; option names are case-insensitive)",
+                sections[si].name
+            ));
+        }
         let entries = &mut sections[si].entries;
         let ki = match entries.iter().position(|(k, _)| *k == key) {
             Some(i) => {
@@ -179,9 +206,13 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
     )?;
     m.set(
         "decode_ordered",
-        lua.create_function(|lua, text: String| {
-            let sections =
-                decode(&text).map_err(|e| super::decode_error("ferry.ini.decode_ordered", e))?;
+        lua.create_function(|lua, (text, opts): (String, Option<Table>)| {
+            let strict = match &opts {
+                Some(t) => t.get::<Option<bool>>("strict")?.unwrap_or(false),
+                None => false,
+            };
+            let sections = decode_opts(&text, strict)
+                .map_err(|e| super::decode_error("ferry.ini.decode_ordered", e))?;
             let t = lua.create_table()?;
             for (i, s) in sections.into_iter().enumerate() {
                 let st = lua.create_table()?;
@@ -219,6 +250,24 @@ mod tests {
         );
         assert_eq!(s[2].entries[0].1, "--SERVER=localhost\n--POOL-MIN=10");
         assert_eq!(decode(&encode(&s)).unwrap(), s);
+    }
+
+    #[test]
+    fn strict_refuses_repeats_as_configparser() {
+        assert!(
+            decode_opts("[a]\nx=1\n[a]\ny=2\n", true)
+                .unwrap_err()
+                .contains("DuplicateSectionError")
+        );
+        assert!(
+            decode_opts("[a]\nName=1\nname=2\n", true)
+                .unwrap_err()
+                .contains("line 3")
+        );
+        assert_eq!(
+            decode_opts("[a]\nx=1\n[a]\nx=2\n", false).unwrap()[0].entries[0].1,
+            "2"
+        );
     }
 
     #[test]

@@ -32,8 +32,11 @@ pub static MODULE: ModuleDef = ModuleDef {
                   virtual_hosted_style (S3); account, access_key, sas, endpoint, use_emulator \
                   (Azure); service_account, service_account_key, application_credentials, \
                   bearer_token, endpoint, anonymous, list_page_size (GCS; STORAGE_EMULATOR_HOST \
-                  points gs:// at an emulator, see docs/stores.md); create = true to create a \
-                  missing local folder; probe = false to skip the check request. Credentials \
+                  points gs:// at an emulator, see docs/stores.md); file_mode = \"0600\" (octal \
+                  mode of new files) and fsync = true (flush file and folder before a write \
+                  returns) (file); virtual_hosted_style with a bucketless endpoint addresses \
+                  <bucket>.<host>; create = true to create a missing local folder; probe = false \
+                  to skip the check request. Credentials \
                   otherwise come from the usual AWS_*, AZURE_*, GOOGLE_* variables. A bad URL, \
                   missing bucket or rejected credential fails here. Handle methods: \
                   list([prefix [, {delimiter = true}]]) iterator of {key, size, etag, \

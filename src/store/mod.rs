@@ -3,6 +3,7 @@
 //! engine that moves objects between any two of them.
 
 pub mod copy;
+pub mod durable;
 pub mod gcs;
 pub mod gcs_upload;
 pub mod gcs_wire;
@@ -10,6 +11,7 @@ pub mod inventory;
 pub mod layout;
 pub mod lua;
 pub mod open;
+pub mod vhost;
 pub mod zip;
 
 use std::sync::Arc;

@@ -186,10 +186,34 @@ fn open_file(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
     }
     let fs = LocalFileSystem::new_with_prefix(&path).map_err(|e| bad(display, e))?;
     Ok(Store {
-        inner: Arc::new(fs),
+        inner: file_durability(fs, display, opts)?,
         display: display.to_string(),
         backend: Backend::File,
     })
+}
+
+/// The `file_mode` (octal, e.g. "0600": new files get exactly this mode) and `fsync` (flush
+/// file and folder before a write returns) options of `file://` stores; see
+/// [`super::durable::ModeLocal`].
+fn file_durability(
+    fs: LocalFileSystem,
+    display: &str,
+    opts: &OpenOptions,
+) -> Result<Arc<dyn ObjectStore>> {
+    let fsync = opt_bool(opts, "fsync");
+    match opts.values.get("file_mode") {
+        None => Ok(Arc::new(fs.with_fsync(fsync))),
+        Some(m) => {
+            let mode = u32::from_str_radix(m.trim_start_matches("0o"), 8)
+                .ok()
+                .filter(|m| *m <= 0o777)
+                .ok_or_else(|| {
+                    bad(display, format!("file_mode '{m}' is not an octal mode"))
+                        .hint("e.g. file_mode = \"0600\"")
+                })?;
+            Ok(Arc::new(super::durable::ModeLocal::new(fs, mode, fsync)))
+        }
+    }
 }
 
 fn unknown_option(display: &str, key: &str, known: &str) -> FerryError {
@@ -207,7 +231,7 @@ fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
     let mut b = AmazonS3Builder::from_env()
         .with_bucket_name(&bucket)
         .with_retry(retry_config())
-        .with_client_options(client_options(opts));
+        .with_client_options(s3_client_options(opts));
     let known = "endpoint, region, access_key_id, secret_access_key, session_token, allow_http, \
                  virtual_hosted_style, skip_signature, sse_c_key, layout";
     let mut endpoint_set =
@@ -250,11 +274,39 @@ fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
     if b.get_config_value(&AmazonS3ConfigKey::Region).is_none() {
         b = b.with_region("us-east-1");
     }
+    b = virtual_hosted(b, opts, &bucket)?;
     let s3 = b.build().map_err(|e| bad(display, e))?;
     Ok(Store {
         inner: with_prefix(Arc::new(s3), &prefix),
         display: display.to_string(),
         backend: Backend::S3,
+    })
+}
+
+/// [`client_options`] plus loopback resolution of `*.localhost` endpoints (see
+/// [`super::vhost::LocalhostResolver`]).
+fn s3_client_options(opts: &OpenOptions) -> ClientOptions {
+    let c = client_options(opts);
+    match opts.values.get("endpoint") {
+        Some(ep) if super::vhost::is_localhost_endpoint(ep) => {
+            c.with_dns_resolver(super::vhost::localhost_resolver())
+        }
+        _ => c,
+    }
+}
+
+/// With `virtual_hosted_style` and a bucketless `endpoint`, addresses `<bucket>.<host>` (or
+/// path-style for an IP host), see [`super::vhost::bucket_endpoint`].
+fn virtual_hosted(b: AmazonS3Builder, opts: &OpenOptions, bucket: &str) -> Result<AmazonS3Builder> {
+    let Some(ep) = opts.values.get("endpoint") else {
+        return Ok(b);
+    };
+    if !opt_bool(opts, "virtual_hosted_style") {
+        return Ok(b);
+    }
+    Ok(match super::vhost::bucket_endpoint(ep, bucket)? {
+        super::vhost::Addressing::Virtual(e) => b.with_endpoint(e),
+        super::vhost::Addressing::PathStyle => b.with_virtual_hosted_style_request(false),
     })
 }
 

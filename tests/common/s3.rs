@@ -19,9 +19,11 @@
 //! - buckets are directories under [`S3Server::root`]; names shorter than 3 characters are rejected;
 //! - object metadata lives in `.bucket-*.json` files at the root (not inside the bucket folder);
 //! - HEAD on a "directory" key (a prefix) answers 500, not 404;
-//! - only path-style addressing is served (no virtual-host domains are configured), so clients
-//!   need `with_virtual_hosted_style_request(false)` (`AWS_VIRTUAL_HOSTED_STYLE_REQUEST=false`,
-//!   the default for custom endpoints in object_store).
+//! - requests to `127.0.0.1:PORT` (or `localhost:PORT`) are path-style; requests whose `Host` is
+//!   a name below `localhost` are virtual-hosted, the first label being the bucket
+//!   (`sea-blocks.localhost:PORT`, `sea-blocks.oss-cn-hangzhou.localhost:PORT`), see
+//!   [`LocalhostHost`]. Clients resolve `*.localhost` to loopback themselves (RFC 6761 6.3;
+//!   ferry does for S3 endpoints below `localhost`).
 
 use super::background::Background;
 use std::net::SocketAddr;
@@ -35,6 +37,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use s3s::auth::{S3Auth, SecretKey, SimpleAuth};
+use s3s::host::{S3Host, VirtualHost};
 use s3s::service::{S3Service, S3ServiceBuilder};
 
 /// Environment variables a test must remove from a child process that talks to [`S3Server`]:
@@ -103,6 +106,7 @@ pub struct S3Server {
     delay_ms: Arc<AtomicU64>,
     log: Arc<Mutex<Vec<String>>>,
     bucket_region: Arc<Mutex<Option<String>>>,
+    signed: Arc<Mutex<Vec<SignedRequest>>>,
     background: Option<Background>,
     _dir: tempfile::TempDir,
 }
@@ -269,6 +273,7 @@ impl S3Server {
                 main: SimpleAuth::from_single(access_key.clone(), secret_key.clone()),
                 sts: sts.clone(),
             });
+            b.set_host(LocalhostHost);
             b.build()
         };
 
@@ -282,8 +287,10 @@ impl S3Server {
         let delay_ms = Arc::new(AtomicU64::new(0));
         let log = Arc::new(Mutex::new(Vec::new()));
         let bucket_region = Arc::new(Mutex::new(None));
+        let signed = Arc::new(Mutex::new(Vec::new()));
         let state = Arc::new(State {
             bucket_region: bucket_region.clone(),
+            signed: signed.clone(),
             service,
             session_token: session_token.clone(),
             sts: sts.clone(),
@@ -307,6 +314,7 @@ impl S3Server {
             delay_ms,
             log,
             bucket_region,
+            signed,
             background: Some(background),
             _dir: dir,
         }
@@ -456,6 +464,11 @@ impl S3Server {
         *self.bucket_region.lock().unwrap() = Some(region.to_string());
     }
 
+    /// The `Host` header and the SigV4 credential-scope region of every signed request so far.
+    pub fn signed_requests(&self) -> Vec<SignedRequest> {
+        self.signed.lock().unwrap().clone()
+    }
+
     /// `METHOD /path?query STATUS` of every request served so far, in order.
     pub fn request_log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
@@ -479,7 +492,44 @@ fn apply(cmd: &mut Command, env: Vec<(String, String)>) {
     }
 }
 
+/// What [`S3Server::signed_requests`] records of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedRequest {
+    /// The `Host` header, e.g. `sea-blocks.localhost:41234` or `127.0.0.1:41234`.
+    pub host: String,
+    /// The region of the `Credential=AK/DATE/REGION/s3/aws4_request` scope.
+    pub region: String,
+}
+
+/// Virtual-host parsing for this server: an IP address or `localhost` (with or without port) is
+/// path-style; a name below `localhost` is virtual-hosted with its first label as the bucket.
+/// (s3s's `SingleDomain` would take `127.0.0.1:PORT` itself for a bucket name, its CNAME rule.)
+pub struct LocalhostHost;
+
+impl S3Host for LocalhostHost {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> s3s::S3Result<VirtualHost<'a>> {
+        if host.starts_with('[') {
+            return Ok(VirtualHost::new(host)); // an IPv6 literal
+        }
+        let name = match host.rsplit_once(':') {
+            Some((h, port)) if port.parse::<u16>().is_ok() => h,
+            _ => host,
+        };
+        if name.parse::<std::net::IpAddr>().is_ok() || name.eq_ignore_ascii_case("localhost") {
+            return Ok(VirtualHost::new(host));
+        }
+        if name.to_ascii_lowercase().ends_with(".localhost")
+            && let Some((bucket, _)) = name.split_once('.')
+            && !bucket.is_empty()
+        {
+            return Ok(VirtualHost::new(host).with_bucket(bucket));
+        }
+        Err(s3s::s3_error!(InvalidRequest, "Invalid host header"))
+    }
+}
+
 struct State {
+    signed: Arc<Mutex<Vec<SignedRequest>>>,
     service: S3Service,
     session_token: Option<String>,
     sts: Sts,
@@ -510,6 +560,19 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<s3s::Body>, s3s::HttpError> {
     let what = format!("{} {}", req.method(), req.uri());
+    if let Some(region) = signing_region(&req) {
+        let host = req
+            .headers()
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        state
+            .signed
+            .lock()
+            .unwrap()
+            .push(SignedRequest { host, region });
+    }
     let resp = serve(&state, req).await;
     if let Ok(r) = &resp {
         state

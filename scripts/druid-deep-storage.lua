@@ -227,6 +227,25 @@ local function make_plan(rows)
     g.is_dir = path:sub(-1) == "/" or not path:match("%.zip$")
     g.src = source_path(path)
   end
+  -- Two source files mapped to one target key would overwrite each other and never verify: a
+  -- shard spec whose partition ferry misread, or a layout Druid did not write. Stop before any
+  -- copy (and in a dry run), naming both.
+  local by_key, clashes = {}, {}
+  for _, path in ipairs(plan.order) do
+    local g = plan.groups[path]
+    local other = by_key[g.key]
+    if other then
+      clashes[#clashes + 1] = ("%s: %s (segment %s) and %s (segment %s)"):format(
+        g.key, other.path, other.rows[1].id, path, g.rows[1].id)
+    else
+      by_key[g.key] = g
+    end
+  end
+  if #clashes > 0 then
+    ferry.fail("invalid_input", ("%d target key(s) would receive two different segment files; nothing was " ..
+      "copied:\n  %s"):format(#clashes, table.concat(clashes, "\n  ", 1, math.min(#clashes, 20))),
+      {hint = "check the shardSpec of these segments (partitionNum, or partitionId for numbered_overwrite)"})
+  end
   return plan
 end
 

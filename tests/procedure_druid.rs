@@ -7,75 +7,14 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
+use common::Workspace;
 use common::db;
-use common::druid::{self as fx, Kind, Seg};
+use common::druid::{self as fx, Kind, Seg, run, site};
 use common::s3::S3Server;
-use common::{Output, Workspace};
 
 const BUCKET: &str = "druid-deep";
 const BASE: &str = "segments/prod";
-
-struct Site {
-    ws: Workspace,
-    segs: Vec<Seg>,
-    url: String,
-    conf: std::path::PathBuf,
-}
-
-fn site(url: String, druid28: bool) -> Site {
-    let ws = Workspace::new();
-    let root = fx::storage_root(ws.path());
-    let mut segs = fx::build(&root);
-    if druid28 {
-        segs[0].used_status_last_updated = Some("2024-02-02T10:00:00.000Z".into());
-    }
-    let postgres = url.starts_with("postgres");
-    let ddl = if postgres {
-        fx::postgres_ddl(druid28)
-    } else {
-        fx::mysql_ddl(druid28)
-    };
-    let sql = ddl + &fx::insert_sql(&segs, postgres, druid28);
-    if postgres {
-        db::psql_exec(&url, &sql);
-    } else {
-        db::mysql_exec(&url, &sql);
-    }
-    // Druid's layout: conf/druid/cluster/_common/common.runtime.properties, storage var/druid/segments.
-    let conf = ws.write(
-        "druid/conf/druid/cluster/_common/common.runtime.properties",
-        &fx::runtime_properties(&url, Path::new("var/druid/segments")),
-    );
-    Site {
-        ws,
-        segs,
-        url,
-        conf,
-    }
-}
-
-fn run(site: &Site, extra: &[&str], s3: Option<&S3Server>) -> Output {
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        "druid-deep-storage".into(),
-        "--yes".into(),
-        "-p".into(),
-        format!("druid_conf={}", site.conf.display()),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let mut f = site
-        .ws
-        .ferry()
-        .args(args)
-        .env("DRUID_METADATA_PASSWORD", &fx::password(&site.url));
-    f.cmd.env_remove("AWS_CA_BUNDLE");
-    if let Some(s3) = s3 {
-        s3.apply_env(&mut f.cmd);
-    }
-    f.run()
-}
 
 fn s3_spec(dir: &str) -> String {
     format!(

@@ -112,6 +112,32 @@ function M.unique_id(path)
   return nil
 end
 
+--- ShardSpec.getPartitionNum() as Jackson reads it, the number every pusher puts in the path
+--- (DataSegmentPusher.getDefaultStorageDir, apache/druid processing/.../segment/loading/
+--- DataSegmentPusher.java). Most shard specs serialise it as "partitionNum" (NumberedShardSpec,
+--- LinearShardSpec, HashBasedNumberedShardSpec, DimensionRangeShardSpec, TombstoneShardSpec);
+--- NumberedOverwriteShardSpec serialises it as "partitionId" (@JsonProperty("partitionId") on
+--- getPartitionNum(), values from PartitionIds.NON_ROOT_GEN_START_PARTITION_ID = 32768);
+--- NoneShardSpec has none and answers 0.
+function M.partition_num(shard, id)
+  if shard == nil or shard == json.null then return 0 end
+  if type(shard) ~= "table" then
+    ferry.fail("invalid_input", ("segment %s: shardSpec is not an object"):format(id))
+  end
+  local field = shard.type == "numbered_overwrite" and "partitionId" or "partitionNum"
+  local n = shard[field]
+  if n == nil or n == json.null then
+    if shard.type == nil or shard.type == "none" then return 0 end
+    ferry.fail("invalid_input", ("segment %s: shardSpec of type %q has no %s, so the path Druid's pusher " ..
+      "wrote cannot be known"):format(id, tostring(shard.type), field))
+  end
+  local i = math.tointeger(n)
+  if not i or i < 0 then
+    ferry.fail("invalid_input", ("segment %s: shardSpec %s is %s, not a partition number"):format(id, field, tostring(n)))
+  end
+  return i
+end
+
 --- The fields of a payload that decide its storage path: {dataSource, start, finish, version,
 --- partition, load_spec}. Raises invalid_input naming the segment when the payload is not Druid's.
 function M.segment(payload, id)
@@ -122,12 +148,10 @@ function M.segment(payload, id)
   end
   local interval = seg.interval
   local start, finish = tostring(interval or ""):match("^([^/]+)/([^/]+)$")
-  local shard = type(seg.shardSpec) == "table" and seg.shardSpec or {}
-  local partition = shard.partitionNum
-  if partition == nil or partition == json.null then partition = 0 end
+  local partition = M.partition_num(seg.shardSpec, id)
   return {
     dataSource = seg.dataSource, start = start, finish = finish, version = seg.version,
-    partition = math.tointeger(partition) or partition,
+    partition = partition,
     load_spec = type(seg.loadSpec) == "table" and seg.loadSpec or {},
   }
 end

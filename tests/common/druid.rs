@@ -117,20 +117,72 @@ fn seg(
     }
 }
 
+/// The files of an `index/` directory of a v9 segment (`big` bytes of smoosh data).
+pub fn dir_files(seed: u64, big: usize) -> Vec<(String, Vec<u8>)> {
+    vec![
+        ("version.bin".to_string(), vec![0, 0, 0, 9]),
+        (
+            "meta.smoosh".to_string(),
+            format!("v1,2147483647,1\n__time,0,0,{big}\n").into_bytes(),
+        ),
+        ("00000.smoosh".to_string(), bytes(seed, big)),
+    ]
+}
+
+/// Two segments of one time chunk overwritten with segment locking: NumberedOverwriteShardSpec
+/// serialises its partition as `partitionId` (32768 and up, PartitionIds.
+/// NON_ROOT_GEN_START_PARTITION_ID), and the pusher's path uses getPartitionNum() = partitionId
+/// (apache/druid processing/.../timeline/partition/NumberedOverwriteShardSpec.java).
+pub fn overwrite_segs() -> Vec<Seg> {
+    let shard = |id: u32| {
+        format!(
+            r#"{{"type":"numbered_overwrite","partitionId":{id},"startRootPartitionId":0,"endRootPartitionId":1,"minorVersion":1,"atomicUpdateGroupSize":2}}"#
+        )
+    };
+    [32768u32, 32769]
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| {
+            seg(
+                "wiki",
+                27,
+                "2019-05-03T21:57:15.950Z",
+                id,
+                None,
+                true,
+                Kind::Dir(dir_files(40 + i as u64, 20_000)),
+                &shard(id),
+                "",
+            )
+        })
+        .collect()
+}
+
+/// A segment stored under partition folder 7 whose shardSpec says partitionNum 1: Druid's pusher
+/// path for it is the one of the usual wiki partition 1, so two files map to one target key.
+pub fn misnumbered_seg() -> Seg {
+    seg(
+        "wiki",
+        27,
+        "2019-05-03T21:57:15.950Z",
+        7,
+        None,
+        true,
+        Kind::Zip(bytes(77, 5_000)),
+        r#"{"type":"numbered","partitionNum":1,"partitions":3}"#,
+        "",
+    )
+}
+
 /// Writes the deep storage under `root` and returns the segments (payloads final).
 pub fn build(root: &Path) -> Vec<Seg> {
+    build_with(root, Vec::new())
+}
+
+/// Like [`build`], with `more` segments (made by this module's helpers) after the usual ones.
+pub fn build_with(root: &Path, more: Vec<Seg>) -> Vec<Seg> {
     let numbered =
         |p: u32, n: u32| format!(r#"{{"type":"numbered","partitionNum":{p},"partitions":{n}}}"#);
-    let dir_files = |seed: u64, big: usize| {
-        vec![
-            ("version.bin".to_string(), vec![0, 0, 0, 9]),
-            (
-                "meta.smoosh".to_string(),
-                format!("v1,2147483647,1\n__time,0,0,{big}\n").into_bytes(),
-            ),
-            ("00000.smoosh".to_string(), bytes(seed, big)),
-        ]
-    };
     let mut segs = vec![
         // Zip-style (Druid < 26, or druid.storage.zip=true).
         seg(
@@ -241,6 +293,7 @@ pub fn build(root: &Path) -> Vec<Seg> {
             "",
         ),
     ];
+    segs.extend(more);
     let owner_id = segs[5].id.clone();
     segs[6].kind = Kind::Shares(owner_id.clone());
     segs[6].upgraded_from = Some(owner_id);
@@ -531,4 +584,72 @@ pub fn unzip(data: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
 
 pub fn storage_root(ws_root: &Path) -> PathBuf {
     ws_root.join("druid/var/druid/segments")
+}
+
+/// A Druid site: a workspace holding the deep storage and Druid's configuration, the segments,
+/// and the metadata store URL (a fresh MariaDB or PostgreSQL database with druid_segments).
+pub struct Site {
+    pub ws: super::Workspace,
+    pub segs: Vec<Seg>,
+    pub url: String,
+    pub conf: PathBuf,
+}
+
+pub fn site(url: String, druid28: bool) -> Site {
+    site_with(url, druid28, Vec::new())
+}
+
+/// A site with `more` segments besides the usual ones (see [`build_with`]).
+pub fn site_with(url: String, druid28: bool, more: Vec<Seg>) -> Site {
+    let ws = super::Workspace::new();
+    let root = storage_root(ws.path());
+    let mut segs = build_with(&root, more);
+    if druid28 {
+        segs[0].used_status_last_updated = Some("2024-02-02T10:00:00.000Z".into());
+    }
+    let postgres = url.starts_with("postgres");
+    let ddl = if postgres {
+        postgres_ddl(druid28)
+    } else {
+        mysql_ddl(druid28)
+    };
+    let sql = ddl + &insert_sql(&segs, postgres, druid28);
+    if postgres {
+        super::db::psql_exec(&url, &sql);
+    } else {
+        super::db::mysql_exec(&url, &sql);
+    }
+    // Druid's layout: conf/druid/cluster/_common/common.runtime.properties, storage var/druid/segments.
+    let conf = ws.write(
+        "druid/conf/druid/cluster/_common/common.runtime.properties",
+        &runtime_properties(&url, Path::new("var/druid/segments")),
+    );
+    Site {
+        ws,
+        segs,
+        url,
+        conf,
+    }
+}
+
+/// `ferry run druid-deep-storage --yes -p druid_conf=... EXTRA` against the site (and S3).
+pub fn run(site: &Site, extra: &[&str], s3: Option<&super::s3::S3Server>) -> super::Output {
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "druid-deep-storage".into(),
+        "--yes".into(),
+        "-p".into(),
+        format!("druid_conf={}", site.conf.display()),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut f = site
+        .ws
+        .ferry()
+        .args(args)
+        .env("DRUID_METADATA_PASSWORD", &password(&site.url));
+    f.cmd.env_remove("AWS_CA_BUNDLE");
+    if let Some(s3) = s3 {
+        s3.apply_env(&mut f.cmd);
+    }
+    f.run()
 }

@@ -49,10 +49,17 @@ local p = ferry.params{
    doc = "leave segments whose local files are missing on local storage (reported) instead of failing"},
   {name = "concurrency", type = "integer", default = 8, doc = "segments copied at once"},
   {name = "zip_level", type = "integer", default = 1,
-   doc = "deflate level for index/ directories zipped into index.zip (0 = stored, 1 fastest .. 9 smallest; Druid reads all)"},
+   doc = "deflate level for index/ directories zipped into index.zip (1 fastest .. 9 smallest; 0/stored is refused: Druid's ZipInputStream cannot read streamed STORED entries)"},
   {name = "poll_interval", type = "duration", default = "10s", doc = "how often to ask the Coordinator for loadstatus"},
   {name = "load_timeout", type = "duration", default = "1h", doc = "how long to wait for every data source to load"},
 }
+
+-- Streamed zips carry data descriptors; java.util.zip.ZipInputStream (Druid's S3/GCS pullers,
+-- CompressionUtils.unzip(InputStream, File)) refuses them after STORED data, so level 0 is out.
+if p.zip_level < 1 or p.zip_level > 9 then
+  ferry.fail("usage", ("zip_level=%d: use 1 (fastest, the default) to 9 (smallest). Level 0 (stored) would write " ..
+    "entries that Druid's S3 and GCS pullers (java.util.zip.ZipInputStream) refuse"):format(p.zip_level))
+end
 
 local target = druid.target(p.target)
 local conf = p.druid_conf and druid.read_conf(p.druid_conf) or nil

@@ -96,3 +96,144 @@ fn two_files_for_one_target_key_are_refused_before_any_copy() {
     }
     db::drop_mysql_db(&site.url);
 }
+
+/// CRC-32 (IEEE), as java.util.zip.CRC32 computes it.
+fn crc32(data: &[u8]) -> u32 {
+    let mut h = flate2::Crc::new();
+    h.update(data);
+    h.sum()
+}
+
+/// Reads zip files with tests/java/ZipCheck.java (java.util.zip.ZipInputStream, entry by entry,
+/// as Druid's CompressionUtils.unzip(InputStream, File)): Ok(lines "name size crc" per file) or
+/// Err(the Java exception). None when no JVM is installed (the test is then skipped).
+fn java_read(files: &[std::path::PathBuf]) -> Option<Result<Vec<String>, String>> {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/ZipCheck.java");
+    let out = match std::process::Command::new("java")
+        .arg(&src)
+        .args(files)
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("no java ({e})");
+            return None;
+        }
+    };
+    if !out.status.success() {
+        return Some(Err(String::from_utf8_lossy(&out.stderr).into_owned()));
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    Some(Ok(text.lines().map(str::to_string).collect()))
+}
+
+fn java_or_skip(test: &str) -> bool {
+    let ok = std::process::Command::new("java")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        println!(
+            "SKIPPED: {test}: no java on PATH (tests/setup/jdk.sh installs default-jdk-headless)"
+        );
+    }
+    ok
+}
+
+/// What ferry streamed at level 0 before: STORED entries with data descriptors. The JVM refuses
+/// it, which is why level 0 is refused now (and shows the Java check can fail).
+#[test]
+fn java_refuses_streamed_stored_entries() {
+    if !java_or_skip("java_refuses_streamed_stored_entries") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stored.zip");
+    let mut zw = zip::ZipWriter::new_stream(std::fs::File::create(&path).unwrap());
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zw.start_file("00000.smoosh", opts).unwrap();
+    std::io::Write::write_all(&mut zw, &fx::bytes(9, 1000)).unwrap();
+    zw.finish().unwrap();
+    let err = java_read(&[path]).unwrap().unwrap_err();
+    assert!(
+        err.contains("only DEFLATED entries can have EXT descriptor"),
+        "{err}"
+    );
+}
+
+/// Every index.zip ferry writes (the default level, 1 and 9) reads with ZipInputStream entry by
+/// entry, each file's size and CRC as in the index/ directory; zip_level=0 is refused up front.
+#[test]
+fn every_zip_ferry_writes_reads_with_java_zip_input_stream() {
+    if db::mysql_url_or_skip().is_none()
+        || !java_or_skip("every_zip_ferry_writes_reads_with_java_zip_input_stream")
+    {
+        return;
+    }
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    for level in [None, Some(1), Some(9)] {
+        let site = site_with(db::fresh_mysql_db("druid_java"), false, Vec::new());
+        let base = format!(
+            "level-{}",
+            level.map(|l| l.to_string()).unwrap_or("default".into())
+        );
+        let target = format!("target=s3://{BUCKET}/{base}");
+        let lp = level.map(|l| format!("zip_level={l}"));
+        let mut args = vec!["-p", target.as_str()];
+        if let Some(lp) = &lp {
+            args.extend(["-p", lp.as_str()]);
+        }
+        run(&site, &args, Some(&s3)).code(0);
+        let tmp = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        let mut want = Vec::new();
+        for s in site.segs.iter() {
+            let Kind::Dir(content) = &s.kind else {
+                continue;
+            };
+            let key = format!("{base}/{}/index.zip", fx::expected_dir(&site.segs, s));
+            let f = tmp.path().join(format!("{}.zip", files.len()));
+            std::fs::write(&f, s3.read_file(BUCKET, &key).expect(&key)).unwrap();
+            let mut sorted = content.clone();
+            sorted.sort();
+            for (name, data) in sorted {
+                want.push(format!(
+                    "{}\t{name}\t{}\t{:08x}",
+                    f.display(),
+                    data.len(),
+                    crc32(&data)
+                ));
+            }
+            files.push(f);
+        }
+        assert_eq!(files.len(), 4);
+        let got = java_read(&files)
+            .unwrap()
+            .unwrap_or_else(|e| panic!("level {level:?}: {e}"));
+        assert_eq!(got, want, "level {level:?}");
+        db::drop_mysql_db(&site.url);
+    }
+    // Level 0 would stream STORED entries with data descriptors: refused before anything runs.
+    let site = site_with(db::fresh_mysql_db("druid_java0"), false, Vec::new());
+    let out = run(
+        &site,
+        &[
+            "-p",
+            &format!("target=s3://{BUCKET}/level-0"),
+            "-p",
+            "zip_level=0",
+        ],
+        Some(&s3),
+    );
+    out.code(2)
+        .stderr_has("zip_level=0")
+        .stderr_has("ZipInputStream");
+    assert!(
+        s3.list_files(BUCKET)
+            .iter()
+            .all(|k| !k.starts_with("level-0/"))
+    );
+    db::drop_mysql_db(&site.url);
+}

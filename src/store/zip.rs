@@ -2,6 +2,14 @@
 //! in streaming mode (data descriptors, deflate) and handed over in chunks to a multipart upload,
 //! so a segment of any size never sits in memory or in a temporary file. Druid 26+ keeps local
 //! segments as folders; its S3, GCS and Azure loaders want one `index.zip`.
+//!
+//! Every entry is DEFLATED. A streaming writer does not know an entry's size and CRC before its
+//! data, so it writes them in a data descriptor after it; Java's `ZipInputStream`, which Druid's
+//! S3 and GCS pullers read through (apache/druid processing/.../utils/CompressionUtils.java,
+//! `unzip(InputStream, File)`), accepts a data descriptor only after DEFLATED data and refuses a
+//! STORED entry with one ("only DEFLATED entries can have EXT descriptor", JDK
+//! `java/util/zip/ZipInputStream.java`, `readLOC`). So level 0 (STORED) is refused rather than
+//! written in a form Druid cannot read; level 1 costs little on segment files.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -85,6 +93,16 @@ fn files_below(dir: &Path) -> std::io::Result<Vec<(PathBuf, String, u64)>> {
 
 /// Zips the files below `dir` (paths relative to it) into `key` of `store`.
 pub async fn put_zip(store: &Store, dir: &Path, key: &str, level: i64) -> Result<ZipReport> {
+    if !(1..=9).contains(&level) {
+        return Err(FerryError::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "zip level {level} is not supported: use 1 (fastest) to 9 (smallest). Level 0 would \
+                 write STORED entries with data descriptors, which Java's ZipInputStream (Druid's \
+                 S3 and GCS segment pullers) refuses"
+            ),
+        ));
+    }
     let files = files_below(dir)
         .map_err(|e| FerryError::io(format!("reading folder {}", dir.display()), &e))?;
     if files.is_empty() {
@@ -102,15 +120,10 @@ pub async fn put_zip(store: &Store, dir: &Path, key: &str, level: i64) -> Result
             buf: Vec::with_capacity(CHUNK),
         });
         for (path, rel, size) in files {
-            let opts = if level == 0 {
-                zip::write::SimpleFileOptions::default()
-                    .compression_method(zip::CompressionMethod::Stored)
-            } else {
-                zip::write::SimpleFileOptions::default()
-                    .compression_method(zip::CompressionMethod::Deflated)
-                    .compression_level(Some(level))
-            }
-            .large_file(size >= u32::MAX as u64);
+            let opts = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated)
+                .compression_level(Some(level))
+                .large_file(size >= u32::MAX as u64);
             zw.start_file(rel.as_str(), opts)
                 .map_err(|e| format!("zipping {rel}: {e}"))?;
             let mut f = std::fs::File::open(&path)

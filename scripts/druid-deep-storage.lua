@@ -288,8 +288,16 @@ local function read_manifest()
   return m
 end
 
+-- S3 uploads carry what Druid's S3 pusher would put on them: druid.storage.sse.* encryption and
+-- the bucket-owner-full-control ACL unless druid.storage.disableAcl=true (lua/ferry/druid.lua
+-- s3_options cites the upstream classes).
+local s3_opts, s3_shown = {}, {}
+if target.kind == "s3" then s3_opts, s3_shown = druid.s3_options(conf) end
+
 local function open_target()
-  return ferry.store.open(target.url, {create = target.kind == "local"})
+  local o = {create = target.kind == "local"}
+  for k, v in pairs(s3_opts) do o[k] = v end
+  return ferry.store.open(target.url, o)
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -735,6 +743,7 @@ ferry.step("confirm-restart", "Switch the cluster to the new deep storage and re
   if target.kind == "s3" then
     lines = {"druid.storage.type=s3", "druid.storage.bucket=" .. target.bucket, "druid.storage.baseKey=" .. target.base,
              "druid.extensions.loadList: add \"druid-s3-extensions\""}
+    for _, l in ipairs(s3_shown) do lines[#lines + 1] = l end
   elseif target.kind == "google" then
     lines = {"druid.storage.type=google", "druid.google.bucket=" .. target.bucket, "druid.google.prefix=" .. target.base,
              "druid.extensions.loadList: add \"druid-google-extensions\""}

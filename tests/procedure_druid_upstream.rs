@@ -208,7 +208,7 @@ fn every_zip_ferry_writes_reads_with_java_zip_input_stream() {
             }
             files.push(f);
         }
-        assert_eq!(files.len(), 4);
+        assert_eq!(files.len(), 3);
         let got = java_read(&files)
             .unwrap()
             .unwrap_or_else(|e| panic!("level {level:?}: {e}"));
@@ -236,4 +236,185 @@ fn every_zip_ferry_writes_reads_with_java_zip_input_stream() {
             .all(|k| !k.starts_with("level-0/"))
     );
     db::drop_mysql_db(&site.url);
+}
+
+/// Runs a migration to s3s-fs with these extra lines in common.runtime.properties; returns the
+/// requests the server saw and the run's stderr.
+fn migrate_with_conf(name: &str, props: &str) -> (Vec<common::s3::SeenRequest>, String) {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let site = site_with(db::fresh_mysql_db(name), true, Vec::new());
+    let mut conf = std::fs::read_to_string(&site.conf).unwrap();
+    conf.push_str(props);
+    std::fs::write(&site.conf, conf).unwrap();
+    let out = run(
+        &site,
+        &["-p", &format!("target=s3://{BUCKET}/{BASE}")],
+        Some(&s3),
+    );
+    out.code(0).stderr_has("rewrote 7 load spec(s)");
+    db::drop_mysql_db(&site.url);
+    (s3.requests_seen(), out.stderr.clone())
+}
+
+fn is_put_object(r: &common::s3::SeenRequest) -> bool {
+    r.method == "PUT" && !r.uri.contains("partNumber=")
+}
+fn is_create_multipart(r: &common::s3::SeenRequest) -> bool {
+    r.method == "POST"
+        && (r.uri.ends_with("?uploads")
+            || r.uri.contains("?uploads&")
+            || r.uri.ends_with("?uploads="))
+}
+fn is_upload_part(r: &common::s3::SeenRequest) -> bool {
+    r.method == "PUT" && r.uri.contains("partNumber=")
+}
+
+/// Asserts `name: value` on every request `which` selects (at least one), and that the SigV4
+/// signature covers the header (S3 refuses unsigned x-amz-* headers).
+fn assert_header(
+    seen: &[common::s3::SeenRequest],
+    which: fn(&common::s3::SeenRequest) -> bool,
+    what: &str,
+    name: &str,
+    value: &str,
+) {
+    let picked: Vec<_> = seen.iter().filter(|r| which(r)).collect();
+    assert!(!picked.is_empty(), "no {what} request");
+    for r in picked {
+        assert_eq!(
+            r.header(name),
+            Some(value),
+            "{what} {} {}: {name}",
+            r.method,
+            r.uri
+        );
+        assert!(
+            r.signed_headers().iter().any(|h| h == name),
+            "{what} {}: {name} not signed ({:?})",
+            r.uri,
+            r.signed_headers()
+        );
+    }
+}
+
+/// druid.storage.sse.type=s3 (S3ServerSideEncryption: AES256) and the default ACL
+/// (S3DataSegmentPusher: grant the bucket owner full control unless druid.storage.disableAcl)
+/// on every PutObject and CreateMultipartUpload, signed.
+#[test]
+fn s3_uploads_carry_sse_s3_and_the_bucket_owner_acl() {
+    if db::mysql_url_or_skip().is_none() {
+        return;
+    }
+    let (seen, _) = migrate_with_conf("druid_sse_s3", "druid.storage.sse.type=s3\n");
+    assert!(
+        seen.iter().any(is_upload_part),
+        "the big segment is uploaded in parts"
+    );
+    for (which, what) in [
+        (is_put_object as fn(&_) -> bool, "PutObject"),
+        (is_create_multipart, "CreateMultipartUpload"),
+    ] {
+        assert_header(&seen, which, what, "x-amz-server-side-encryption", "AES256");
+        assert_header(&seen, which, what, "x-amz-acl", "bucket-owner-full-control");
+    }
+}
+
+/// kms with a key id (KmsServerSideEncryption), and druid.storage.disableAcl=true: no ACL at all.
+#[test]
+fn s3_uploads_carry_sse_kms_key_and_no_acl_when_disabled() {
+    if db::mysql_url_or_skip().is_none() {
+        return;
+    }
+    let key = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let (seen, _) = migrate_with_conf(
+        "druid_sse_kms",
+        &format!(
+            "druid.storage.sse.type=kms\ndruid.storage.sse.kms.keyId={key}\ndruid.storage.disableAcl=true\n"
+        ),
+    );
+    for (which, what) in [
+        (is_put_object as fn(&_) -> bool, "PutObject"),
+        (is_create_multipart, "CreateMultipartUpload"),
+    ] {
+        assert_header(
+            &seen,
+            which,
+            what,
+            "x-amz-server-side-encryption",
+            "aws:kms",
+        );
+        assert_header(
+            &seen,
+            which,
+            what,
+            "x-amz-server-side-encryption-aws-kms-key-id",
+            key,
+        );
+    }
+    assert!(
+        seen.iter().all(|r| r.header("x-amz-acl").is_none()),
+        "an ACL was sent with disableAcl=true"
+    );
+}
+
+/// custom = SSE-C (CustomServerSideEncryption): the key on every put, every part, and every read
+/// (HEAD and GET), as ServerSideEncryptingAmazonS3 decorates them; the key never in the output.
+#[test]
+fn s3_uploads_and_reads_carry_the_sse_c_key() {
+    if db::mysql_url_or_skip().is_none() {
+        return;
+    }
+    use base64::Engine;
+    let raw: Vec<u8> = (0..32u8)
+        .map(|i| i.wrapping_mul(7).wrapping_add(3))
+        .collect();
+    let key = base64::engine::general_purpose::STANDARD.encode(&raw);
+    let md5 = {
+        use md5::Digest;
+        base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&raw))
+    };
+    let (seen, stderr) = migrate_with_conf(
+        "druid_sse_c",
+        &format!(
+            "druid.storage.sse.type=custom\ndruid.storage.sse.custom.base64EncodedKey={key}\n"
+        ),
+    );
+    assert!(!stderr.contains(&key), "the SSE-C key was printed");
+    let reads = |r: &common::s3::SeenRequest| r.method == "HEAD" && !r.uri.ends_with('/');
+    for (which, what) in [
+        (is_put_object as fn(&_) -> bool, "PutObject"),
+        (is_create_multipart, "CreateMultipartUpload"),
+        (is_upload_part, "UploadPart"),
+        (reads, "HeadObject"),
+    ] {
+        assert_header(
+            &seen,
+            which,
+            what,
+            "x-amz-server-side-encryption-customer-algorithm",
+            "AES256",
+        );
+        assert_header(
+            &seen,
+            which,
+            what,
+            "x-amz-server-side-encryption-customer-key",
+            &key,
+        );
+        assert_header(
+            &seen,
+            which,
+            what,
+            "x-amz-server-side-encryption-customer-key-md5",
+            &md5,
+        );
+    }
+    assert_header(
+        &seen,
+        is_put_object,
+        "PutObject",
+        "x-amz-acl",
+        "bucket-owner-full-control",
+    );
 }

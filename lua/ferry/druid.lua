@@ -62,7 +62,72 @@ function M.read_conf(path)
     base = props["druid.metadata.storage.tables.base"] or "druid",
     pg_schema = props["druid.metadata.postgres.dbTableSchema"] or "public",
     zip = props["druid.storage.zip"],
+    sse_type = props["druid.storage.sse.type"],
+    sse_kms_key_id = props["druid.storage.sse.kms.keyId"],
+    sse_custom_key = props["druid.storage.sse.custom.base64EncodedKey"],
+    disable_acl = props["druid.storage.disableAcl"],
   }
+end
+
+--- The S3 store options that make ferry's uploads what Druid's S3 pusher writes, from
+--- common.runtime.properties (conf may be nil): {options, shown}.
+--- Encryption follows apache/druid extensions-core/s3-extensions/.../ServerSideEncryption.java
+--- (type names noop, s3, kms, custom), S3ServerSideEncryption (SSE-S3, AES256),
+--- KmsServerSideEncryption (aws:kms, the key id when druid.storage.sse.kms.keyId is set, else the
+--- account's default key), CustomServerSideEncryption (SSE-C with
+--- druid.storage.sse.custom.base64EncodedKey on puts, gets and heads), all applied by
+--- ServerSideEncryptingAmazonS3 to putObject, createMultipartUpload and uploadPart. The ACL
+--- follows S3DataSegmentPusher / S3Utils.grantFullControlToBucketOwner: unless
+--- druid.storage.disableAcl=true every push grants the bucket owner full control.
+function M.s3_options(conf)
+  conf = conf or {}
+  local where = conf.path or "common.runtime.properties"
+  local o, shown = {}, {}
+  local t = conf.sse_type
+  if t == nil or t == "" or t == "noop" then
+    -- no encryption headers
+  elseif t == "s3" then
+    o.server_side_encryption = "AES256"
+    shown[#shown + 1] = "druid.storage.sse.type=s3"
+  elseif t == "kms" then
+    o.server_side_encryption = "aws:kms"
+    shown[#shown + 1] = "druid.storage.sse.type=kms"
+    if conf.sse_kms_key_id and conf.sse_kms_key_id ~= "" then
+      o.sse_kms_key_id = conf.sse_kms_key_id
+      shown[#shown + 1] = "druid.storage.sse.kms.keyId=" .. conf.sse_kms_key_id
+    end
+  elseif t == "custom" then
+    local key = conf.sse_custom_key
+    if not key or key == "" then
+      ferry.fail("usage", where .. ": druid.storage.sse.type=custom needs druid.storage.sse.custom.base64EncodedKey")
+    end
+    local ok, raw = pcall(ferry.base64.decode, key)
+    if not ok or #raw ~= 32 then
+      ferry.fail("usage", where .. ": druid.storage.sse.custom.base64EncodedKey is not the base64 form of a " ..
+        "256-bit key (SSE-C needs 32 bytes)")
+    end
+    o.server_side_encryption = "sse-c"
+    o.sse_customer_key_base64 = key
+    shown[#shown + 1] = "druid.storage.sse.type=custom"
+    shown[#shown + 1] = "druid.storage.sse.custom.base64EncodedKey=<the same key>"
+  else
+    ferry.fail("usage", ("%s: druid.storage.sse.type=%s; Druid knows noop, s3, kms and custom"):format(where, t))
+  end
+  local d = conf.disable_acl
+  local disable = false
+  if d ~= nil and d ~= "" then
+    local l = d:lower()
+    if l == "true" then disable = true
+    elseif l ~= "false" then
+      ferry.fail("usage", ("%s: druid.storage.disableAcl=%s is not true or false"):format(where, d))
+    end
+  end
+  if disable then
+    shown[#shown + 1] = "druid.storage.disableAcl=true"
+  else
+    o.acl = "bucket-owner-full-control"
+  end
+  return o, shown
 end
 
 --- The distribution root a relative druid.storage.storageDirectory is resolved against: the folder

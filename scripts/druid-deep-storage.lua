@@ -51,6 +51,8 @@ local p = ferry.params{
   {name = "zip_level", type = "integer", default = 1,
    doc = "deflate level for index/ directories zipped into index.zip (1 fastest .. 9 smallest; 0/stored is refused: Druid's ZipInputStream cannot read streamed STORED entries)"},
   {name = "poll_interval", type = "duration", default = "10s", doc = "how often to ask the Coordinator for loadstatus"},
+  {name = "verify_sample", type = "integer", default = 3,
+   doc = "verify: objects read back entry by entry as Druid's puller unzips them (java.util.zip.ZipInputStream rules); 0 skips it"},
   {name = "load_timeout", type = "duration", default = "1h", doc = "how long to wait for every data source to load"},
 }
 
@@ -767,7 +769,15 @@ ferry.step("verify", "Verify every rewritten loadSpec and the Coordinator's load
     source_rows = read_db_rows()
   elseif p.import_url then
     local dbi = ferry.sql.connect(p.import_url)
-    source_rows = dbi:query("SELECT id, payload FROM " .. (dbi.backend == "mysql" and "`" .. segments_table .. "`" or segments_table))
+    source_rows = dbi:query("SELECT id, payload, used FROM " ..
+      (dbi.backend == "mysql" and "`" .. segments_table .. "`" or segments_table))
+  end
+  -- expected[dataSource][id] = key for the used rows in the target: what the Coordinator must see.
+  local expected = {}
+  local function expect(ds, id, key, used)
+    if not druid.bool(used) then return end
+    expected[ds] = expected[ds] or {}
+    expected[ds][id] = key
   end
   if source_rows then
     for _, row in ipairs(source_rows) do
@@ -776,6 +786,9 @@ ferry.step("verify", "Verify every rewritten loadSpec and the Coordinator's load
       if key and (not wanted or wanted[seg.dataSource]) then
         n_rows = n_rows + 1
         keys[key] = keys[key] or row.id
+        local used = row.used
+        if used == nil and row.cells then used = row.cells.used end
+        expect(seg.dataSource, row.id, key, used)
       end
     end
   else
@@ -783,6 +796,7 @@ ferry.step("verify", "Verify every rewritten loadSpec and the Coordinator's load
       local g = plan.groups[path]
       n_rows = n_rows + #g.rows
       keys[g.key] = g.rows[1].id
+      for _, row in ipairs(g.rows) do expect(row.seg.dataSource, row.id, g.key, row.cells.used) end
     end
   end
   local list = {}
@@ -812,29 +826,20 @@ ferry.step("verify", "Verify every rewritten loadSpec and the Coordinator's load
   ferry.log.info(("%d segment row(s) point at %d object(s) in %s; all present with the recorded size"):format(
     n_rows, #list, p.target))
   local counters = {rows = n_rows, objects = #list}
+  -- Read a sample back the way Druid's S3/GCS pullers do (streaming unzip, every size and CRC):
+  -- HEAD proves the object exists, not that Druid can open it.
+  if not ferry.dry_run() then
+    local sizes = {}
+    for k, e in pairs(manifest) do sizes[k] = e.size end
+    counters.read_back = druid.read_back(dst, list, sizes, p.verify_sample)
+    if p.verify_sample <= 0 then
+      ferry.log.warn("verify_sample=0: no object was read back; Druid may still fail to unzip them")
+    end
+  end
   if p.coordinator_url then
-    local url = p.coordinator_url:gsub("/+$", "") .. "/druid/coordinator/v1/loadstatus"
-    local last = ferry.task.poll{
-      every = p.poll_interval, timeout = p.load_timeout, describe = "every data source to load 100% (" .. url .. ")",
-      check = function()
-        local status = ferry.http.get(url, {expect_status = 200}):json()
-        local pending = {}
-        for ds, pct in pairs(status) do
-          if (not wanted or wanted[ds]) and tonumber(pct) < 100 then
-            pending[#pending + 1] = ("%s %.1f%%"):format(ds, pct)
-          end
-        end
-        table.sort(pending)
-        if #pending > 0 then
-          ferry.log.info("load status: " .. table.concat(pending, ", "))
-          return false, table.concat(pending, ", ")
-        end
-        return status
-      end,
-    }
-    local n = 0
-    for _ in pairs(last) do n = n + 1 end
-    ferry.log.info(("the Coordinator reports %d data source(s) fully loaded"):format(n))
+    local n = druid.check_coordinator{url = p.coordinator_url, target = target, expected = expected,
+      every = p.poll_interval, timeout = p.load_timeout}
+    ferry.log.info(("the Coordinator lists %d data source(s) fully loaded, every used segment with its new loadSpec"):format(n))
     counters.datasources_loaded = n
   end
   return counters

@@ -88,7 +88,13 @@ fn mariadb_druid28_to_s3_verified_rerun_noop_and_rollback() {
     let s3 = S3Server::start();
     s3.create_bucket(BUCKET);
     let site = site(db::fresh_mysql_db("druid_s3"), true);
-    let coord = fx::Coordinator::start(&["wiki", "logs", "big"], 40.0, 3);
+    let coord = fx::Coordinator::start_with(fx::CoordinatorSpec {
+        datasources: vec!["wiki".into(), "logs".into(), "big".into()],
+        start_pct: 40.0,
+        steps: 3,
+        empty_polls: 0,
+        view: Some(fx::View::Live(site.url.clone())),
+    });
     let target = format!("target=s3://{BUCKET}/{BASE}");
     let coordinator = format!("coordinator_url={}", coord.url());
     let out = run(

@@ -381,12 +381,14 @@ fn s3_uploads_and_reads_carry_the_sse_c_key() {
         ),
     );
     assert!(!stderr.contains(&key), "the SSE-C key was printed");
-    let reads = |r: &common::s3::SeenRequest| r.method == "HEAD" && !r.uri.ends_with('/');
+    let heads = |r: &common::s3::SeenRequest| r.method == "HEAD" && !r.uri.ends_with('/');
+    let gets = |r: &common::s3::SeenRequest| r.method == "GET" && r.uri.contains("/index.zip");
     for (which, what) in [
         (is_put_object as fn(&_) -> bool, "PutObject"),
         (is_create_multipart, "CreateMultipartUpload"),
         (is_upload_part, "UploadPart"),
-        (reads, "HeadObject"),
+        (heads, "HeadObject"),
+        (gets, "GetObject (verify reads a sample back)"),
     ] {
         assert_header(
             &seen,
@@ -417,4 +419,111 @@ fn s3_uploads_and_reads_carry_the_sse_c_key() {
         "x-amz-acl",
         "bucket-owner-full-control",
     );
+}
+
+fn coordinator(
+    site: &fx::Site,
+    datasources: &[&str],
+    empty_polls: u64,
+    view: fx::View,
+) -> fx::Coordinator {
+    let _ = site;
+    fx::Coordinator::start_with(fx::CoordinatorSpec {
+        datasources: datasources.iter().map(|s| s.to_string()).collect(),
+        start_pct: 100.0,
+        steps: 1,
+        empty_polls,
+        view: Some(view),
+    })
+}
+
+/// The Coordinator check passes only when loadstatus lists every rewritten data source at 100%
+/// and the metadata API (MetadataResource.getUsedSegmentsInDataSource) shows every used segment
+/// with its new loadSpec; an empty `{}` answer waits; a uploaded object that Druid's streaming
+/// unzip would refuse fails verify even when its size is right.
+#[test]
+fn coordinator_check_needs_every_datasource_the_new_load_specs_and_readable_objects() {
+    if db::mysql_url_or_skip().is_none() {
+        return;
+    }
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let site = site_with(db::fresh_mysql_db("druid_coord"), true, Vec::new());
+    let target = format!("target=s3://{BUCKET}/{BASE}");
+    let originals: Vec<String> = fx::used_payloads(&site.url);
+    let verify = |coord: &fx::Coordinator, state: &str| {
+        let c = format!("coordinator_url={}", coord.url());
+        let st = format!("st-{state}");
+        run(
+            &site,
+            &[
+                "-p",
+                &target,
+                "-p",
+                &c,
+                "-p",
+                "poll_interval=0.05",
+                "-p",
+                "load_timeout=1.5",
+                "--state",
+                &st,
+            ],
+            Some(&s3),
+        )
+    };
+    // A data source missing from loadstatus (its segments never loaded anywhere): not success.
+    let partial = coordinator(
+        &site,
+        &["wiki", "logs"],
+        0,
+        fx::View::Live(site.url.clone()),
+    );
+    verify(&partial, "a")
+        .code(1)
+        .stderr_has("rewrote 7 load spec(s)")
+        .stderr_has("big not listed");
+    // Every data source at 100%, but the Coordinator's metadata snapshot still has the old local
+    // loadSpecs (not restarted; Historicals serving their local cache): not success.
+    let stale = coordinator(
+        &site,
+        &["wiki", "logs", "big"],
+        0,
+        fx::View::Fixed(originals),
+    );
+    verify(&stale, "b")
+        .code(1)
+        .stderr_has("metadata view is stale")
+        .stderr_has("segment(s) with the old loadSpec");
+    // `{}` (before the Coordinator's first metadata poll) waits; then everything checks out.
+    let fresh = coordinator(
+        &site,
+        &["wiki", "logs", "big"],
+        3,
+        fx::View::Live(site.url.clone()),
+    );
+    verify(&fresh, "c")
+        .code(0)
+        .stderr_has("the Coordinator lists no data source yet")
+        .stderr_has("read back ")
+        .stderr_has("the Coordinator lists 3 data source(s) fully loaded");
+    assert!(fresh.polls() > 3, "polled {} times", fresh.polls());
+    let meta = fresh
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/metadata/datasources/"))
+        .count();
+    assert!(meta >= 3, "{meta} metadata requests");
+
+    // An object damaged in the bucket (same size, one byte changed): HEAD still matches, the
+    // streaming read (ZipInputStream's CRC check) does not.
+    let big = site.segs.iter().find(|s| s.ds == "big").unwrap();
+    let path = s3.object_path(BUCKET, &format!("{BASE}/{}/index.zip", big.default_dir()));
+    let mut data = std::fs::read(&path).unwrap();
+    let at = data.len() / 2;
+    data[at] ^= 0x01;
+    std::fs::write(&path, &data).unwrap();
+    let out = verify(&fresh, "d");
+    out.code(1).stderr_has("is not a zip Druid can read");
+    db::drop_mysql_db(&site.url);
 }

@@ -373,6 +373,116 @@ function M.bool(v)
   return s == "1" or s == "true" or s == "t"
 end
 
+local function sorted_keys(t)
+  local out = {}
+  for k in pairs(t) do out[#out + 1] = k end
+  table.sort(out)
+  return out
+end
+
+--- The Coordinator's answers after the restart, checked until they prove the cluster reads the
+--- new loadSpecs (or `timeout` passes). expected = {dataSource -> {segment id -> target key}} for
+--- the used rewritten rows (the Coordinator knows only used segments).
+---  1. `GET /druid/coordinator/v1/loadstatus` (CoordinatorResource.getLoadStatus ->
+---     DruidCoordinator.getDatasourceToLoadStatus, apache/druid server/.../server/http/ and
+---     server/.../coordinator/): every expected data source listed and at 100%. An empty or
+---     partial answer (a Coordinator before its first metadata poll) is not success.
+---  2. `GET /druid/coordinator/v1/metadata/datasources/{ds}/segments?full`
+---     (MetadataResource.getUsedSegmentsInDataSource; 404 when the Coordinator's snapshot has no
+---     used segment of ds): every expected segment listed with its new loadSpec. Historicals
+---     that still hold a segment in their local cache (druid.segmentCache.locations) announce it
+---     without reading deep storage, so 100% alone proves nothing about the new location.
+function M.check_coordinator(o)
+  local base = o.url:gsub("/+$", "")
+  local load_url = base .. "/druid/coordinator/v1/loadstatus"
+  local required = sorted_keys(o.expected)
+  local last_status
+  ferry.task.poll{
+    every = o.every, timeout = o.timeout,
+    describe = ("the Coordinator to load %d data source(s) from the new deep storage (%s)"):format(#required, base),
+    check = function()
+      local status = ferry.http.get(load_url, {expect_status = 200}):json()
+      if type(status) ~= "table" then
+        ferry.fail("invalid_input", load_url .. " did not answer a JSON object")
+      end
+      last_status = status
+      local pending = {}
+      for _, ds in ipairs(required) do
+        local pct = status[ds]
+        if pct == nil then
+          pending[#pending + 1] = ds .. " not listed"
+        elseif (tonumber(pct) or 0) < 100 then
+          pending[#pending + 1] = ("%s %.1f%%"):format(ds, tonumber(pct) or 0)
+        end
+      end
+      if #pending > 0 then
+        local seen = next(status) == nil and " (the Coordinator lists no data source yet)" or ""
+        ferry.log.info("load status: " .. table.concat(pending, ", ") .. seen)
+        return false, table.concat(pending, ", ") .. seen
+      end
+      local stale = {}
+      for _, ds in ipairs(required) do
+        local url = base .. "/druid/coordinator/v1/metadata/datasources/" .. urlencode(ds) .. "/segments?full"
+        local r = ferry.http.get(url, {expect_status = {200, 404}})
+        local listed = {}
+        if r.status == 200 then
+          local segs = r:json()
+          for _, seg in ipairs(type(segs) == "table" and segs or {}) do
+            local id = seg.identifier
+            if type(id) ~= "string" then id = M.segment_id(M.segment(json.encode(seg), "?")) end
+            listed[id] = type(seg.loadSpec) == "table" and seg.loadSpec or {}
+          end
+        end
+        local n_old, n_missing = 0, 0
+        for id, key in pairs(o.expected[ds]) do
+          local spec = listed[id]
+          if spec == nil then n_missing = n_missing + 1
+          elseif M.in_target(o.target, spec) ~= key then n_old = n_old + 1 end
+        end
+        if n_old > 0 then stale[#stale + 1] = ("%s: %d segment(s) with the old loadSpec"):format(ds, n_old) end
+        if n_missing > 0 then stale[#stale + 1] = ("%s: %d segment(s) not in its metadata view"):format(ds, n_missing) end
+      end
+      if #stale > 0 then
+        local what = "the Coordinator's metadata view is stale (restart the Coordinator and Overlord, or wait for " ..
+          "its next metadata poll): " .. table.concat(stale, "; ")
+        ferry.log.info(what)
+        return false, what
+      end
+      return true
+    end,
+  }
+  return #required, last_status
+end
+
+--- SegmentId.toString(): dataSource_start_end_version, plus _partitionNum when it is not 0.
+function M.segment_id(seg)
+  local id = ("%s_%s_%s_%s"):format(seg.dataSource, seg.start, seg.finish, seg.version)
+  if seg.partition ~= 0 then id = id .. "_" .. seg.partition end
+  return id
+end
+
+--- Reads back up to n objects of `keys` (sorted; sizes[key] = bytes) entry by entry as Druid's
+--- S3/GCS pullers unzip (java.util.zip.ZipInputStream, CompressionUtils.unzip(InputStream,
+--- File)): the largest, then others spread over the list. Returns how many were read.
+function M.read_back(store, keys, sizes, n)
+  if n <= 0 or #keys == 0 then return 0 end
+  local pick, seen = {}, {}
+  local largest = keys[1]
+  for _, k in ipairs(keys) do if (sizes[k] or 0) > (sizes[largest] or 0) then largest = k end end
+  pick[1], seen[largest] = largest, true
+  local step = math.max(1, #keys // n)
+  for i = 1, #keys, step do
+    if #pick >= n then break end
+    if not seen[keys[i]] then pick[#pick + 1] = keys[i]; seen[keys[i]] = true end
+  end
+  for _, k in ipairs(pick) do
+    local r = store:check_zip(k)
+    ferry.log.info(("read back %s: %d file(s), %d bytes, sizes and CRCs as ZipInputStream checks them"):format(
+      k, r.files, r.bytes))
+  end
+  return #pick
+end
+
 --- Now, as Druid writes times: 2026-09-02T19:00:00.000Z.
 function M.now()
   return os.date("!%Y-%m-%dT%H:%M:%S.000Z")

@@ -26,6 +26,8 @@ local p = ferry.params{
    doc = "migrate, or rollback: put back the payloads saved in the backup table"},
   {name = "metadata_url", type = "string",
    doc = "mysql://user:pass@host:port/db or postgres://...; default: from druid_conf's connectURI, user and password"},
+  {name = "metadata_ca", type = "path",
+   doc = "a PEM file of CA certificates for a TLS connection to the metadata store (useSSL / sslmode in connectURI)"},
   {name = "storage_dir", type = "path",
    doc = "the local deep storage directory (druid.storage.storageDirectory); default: from druid_conf"},
   {name = "local_root", type = "path",
@@ -92,12 +94,25 @@ end
 -- The metadata store (direct mode, rollback, and csv mode without export_dir).
 local metadata_url = p.metadata_url
 local metadata_problem
+local connect_opts = {ca = p.metadata_ca}
+local pg_schema = conf and conf.pg_schema or "public"
 if not metadata_url and conf then
   if conf.metadata_type == "derby" then
     metadata_problem = conf.path .. " uses Derby (druid.metadata.storage.type=derby); run export-metadata and use " ..
       "-p mode=csv -p export_dir=DIR"
   else
+    -- TLS and schema settings of the JDBC URL and druid.metadata.*.ssl.*: honoured, or refused
+    -- (as are URLs naming several servers).
+    local j = conf.connect_uri and druid.jdbc_options(conf.connect_uri,
+      conf.metadata_type == "postgresql" and conf.postgres_ssl or conf.mysql_ssl, p.metadata_ca) or {}
     metadata_url, metadata_problem = druid.sql_url(conf.connect_uri, conf.user, conf.password)
+    if metadata_url then
+      connect_opts = {tls = j.tls, ca = j.ca}
+      if j.schema then pg_schema = j.schema end
+      if j.ignored and #j.ignored > 0 then
+        ferry.log.info("connection properties without effect on ferry: " .. table.concat(j.ignored, ", "))
+      end
+    end
   end
 end
 local need_db = p.mode == "direct" or p.action == "rollback" or not p.export_dir
@@ -105,15 +120,15 @@ if need_db and not metadata_url then
   ferry.fail("usage", metadata_problem or "no metadata store: give druid_conf (common.runtime.properties) or metadata_url",
     {hint = p.mode == "direct" and "Derby users: -p mode=csv -p export_dir=<export-metadata output>" or nil})
 end
-local db = need_db and ferry.sql.connect(metadata_url) or nil
+local db = need_db and ferry.sql.connect(metadata_url, connect_opts) or nil
 
 local function q(name)
   if db and db.backend == "mysql" then return "`" .. name .. "`" end
   return '"' .. name .. '"'
 end
 local function qualified(name)
-  if db and db.backend == "postgres" and conf and conf.pg_schema ~= "public" then
-    return q(conf.pg_schema) .. "." .. q(name)
+  if db and db.backend == "postgres" and pg_schema ~= "public" then
+    return q(pg_schema) .. "." .. q(name)
   end
   return db and db.backend == "postgres" and name or q(name)
 end
@@ -616,7 +631,7 @@ local function write_import_files(all, cols)
   end
   local names = {}
   for i, c in ipairs(cols) do names[i] = '"' .. c:lower() .. '"' end
-  local pg_table = (conf and conf.pg_schema ~= "public") and (conf.pg_schema .. "." .. segments_table) or segments_table
+  local pg_table = pg_schema ~= "public" and (pg_schema .. "." .. segments_table) or segments_table
   local pg = ("-- Import the rewritten %s into PostgreSQL: psql -v ON_ERROR_STOP=1 -d DB -f this file\n" ..
     "BEGIN;\nCREATE TEMP TABLE ferry_segments_import (%s) ON COMMIT DROP;\n" ..
     "\\copy ferry_segments_import FROM %s WITH (FORMAT csv)\n" ..

@@ -66,7 +66,129 @@ function M.read_conf(path)
     sse_kms_key_id = props["druid.storage.sse.kms.keyId"],
     sse_custom_key = props["druid.storage.sse.custom.base64EncodedKey"],
     disable_acl = props["druid.storage.disableAcl"],
+    mysql_ssl = M.prefixed(props, "druid.metadata.mysql.ssl."),
+    postgres_ssl = M.prefixed(props, "druid.metadata.postgres.ssl."),
   }
+end
+
+--- The properties under a prefix, the prefix taken off (nil when there are none).
+function M.prefixed(props, prefix)
+  local out
+  for k, v in pairs(props) do
+    if k:sub(1, #prefix) == prefix then
+      out = out or {}
+      out[k:sub(#prefix + 1)] = v
+    end
+  end
+  return out
+end
+
+local function java_bool(v, where)
+  local l = tostring(v):lower()
+  if l == "true" then return true elseif l == "false" then return false end
+  ferry.fail("usage", ("%s=%s is not true or false"):format(where, tostring(v)))
+end
+
+-- JDBC properties that change nothing ferry does (timeouts, character sets, pool hints): they
+-- are named in the log, not applied.
+local HARMLESS = {
+  mysql = {characterencoding = true, useunicode = true, connecttimeout = true, sockettimeout = true,
+           servertimezone = true, autoreconnect = true, allowpublickeyretrieval = true,
+           rewritebatchedstatements = true, zerodatetimebehavior = true, connectioncollation = true},
+  postgresql = {applicationname = true, connecttimeout = true, sockettimeout = true, logintimeout = true,
+                tcpkeepalive = true, preparethreshold = true, reWriteBatchedInserts = true,
+                rewritebatchedinserts = true},
+}
+
+--- How to reach the metadata store the way Druid's connector would, from the connectURI's query
+--- and druid.metadata.{mysql,postgres}.ssl.*: {tls, ca, schema, ignored}. Raises a usage error
+--- for what ferry cannot honour (never drops a TLS or schema setting silently).
+--- MySQL: MySQLConnector + MySQLConnectorSslConfig (useSSL, verifyServerCertificate,
+--- trust/client keystores, cipher suites, TLS protocols; apache/druid extensions-core/
+--- mysql-metadata-storage), Connector/J's useSSL/requireSSL/sslMode. PostgreSQL:
+--- PostgreSQLConnector + PostgreSQLConnectorConfig (useSSL, sslMode, sslRootCert, sslCert,
+--- sslKey, sslPassword, sslFactory, ...; extensions-core/postgresql-metadata-storage), pgJDBC's
+--- ssl/sslmode/sslrootcert/currentSchema. ferry's MySQL TLS always verifies the certificate
+--- (stricter than useSSL=true with verifyServerCertificate=false); ca names a PEM file.
+function M.jdbc_options(connect_uri, conf_ssl, ca)
+  local where = "druid.metadata.storage.connector.connectURI"
+  if connect_uri:match("^jdbc:mysql:%a+://") or connect_uri:match("^jdbc:mysql%+srv") or
+     connect_uri:match("^jdbc:mariadb:%a+://") then
+    ferry.fail("usage", ("%s %s: replication, load-balanced and SRV URLs name several servers; ferry writes " ..
+      "to one: give the primary as -p metadata_url=mysql://user:password@primary:3306/db"):format(
+      where, (connect_uri:gsub("%?.*$", ""))))
+  end
+  local kind, hosts, query = connect_uri:match("^jdbc:(%w+)://([^/?]*)[^?]*%??(.*)$")
+  if not kind then return {} end
+  if hosts:find(",", 1, true) or hosts:find("(", 1, true) then
+    ferry.fail("usage", ("%s names several hosts (%s); ferry connects to one: give the primary as -p metadata_url=..."):format(
+      where, hosts))
+  end
+  local family = kind == "postgresql" and "postgresql" or "mysql"
+  local o = {ca = ca, ignored = {}}
+  local params = {}
+  for pair in query:gmatch("[^&;]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    params[#params + 1] = {k = k, v = v, where = where .. " ?" .. k}
+  end
+  for k, v in pairs(conf_ssl or {}) do
+    params[#params + 1] = {k = k, v = v, where = ("druid.metadata.%s.ssl.%s"):format(
+      family == "mysql" and "mysql" or "postgres", k), conf = true}
+  end
+  table.sort(params, function(a, b) return a.where < b.where end)
+  local function refuse(prm, why)
+    ferry.fail("usage", ("%s=%s: %s"):format(prm.where, prm.v, why),
+      {hint = "give -p metadata_url=... (and -p metadata_ca=PEM for a private CA) to connect another way"})
+  end
+  local mode -- "disable" | "prefer" | "require" | "verify"
+  local function set(m) if mode == nil or m ~= "disable" then mode = m end end
+  for _, prm in ipairs(params) do
+    local k, v = prm.k:lower(), prm.v
+    if family == "mysql" then
+      if k == "usessl" or k == "requiressl" or k == "usessl" then
+        if java_bool(v, prm.where) then set("require") elseif k == "usessl" then set("disable") end
+      elseif k == "verifyservercertificate" then
+        java_bool(v, prm.where) -- ferry verifies in any case
+      elseif k == "sslmode" then
+        local m = v:upper()
+        if m == "DISABLED" then set("disable")
+        elseif m == "REQUIRED" or m == "VERIFY_CA" or m == "VERIFY_IDENTITY" then set("require")
+        else refuse(prm, "ferry's MySQL client cannot fall back to plain text; use REQUIRED, VERIFY_CA, VERIFY_IDENTITY or DISABLED") end
+      elseif k == "servsslcert" or k == "serversslcert" then
+        o.ca = v
+      elseif HARMLESS.mysql[k] then
+        o.ignored[#o.ignored + 1] = prm.k
+      elseif k:match("keystore") or k:match("cipher") or k:match("tlsprotocols") or k:match("tlsversions") then
+        refuse(prm, "Java keystores, cipher and protocol lists are not supported by ferry (it takes a PEM CA file)")
+      else
+        refuse(prm, "ferry does not know what this connection property changes, so it will not ignore it")
+      end
+    else
+      if k == "ssl" or k == "usessl" then
+        if java_bool(v, prm.where) then set("verify") end -- pgJDBC: ssl=true means sslmode=verify-full
+      elseif k == "sslmode" then
+        local m = v:lower()
+        if m == "disable" then set("disable")
+        elseif m == "prefer" then set("prefer")
+        elseif m == "require" then set("require")
+        elseif m == "verify-ca" or m == "verify-full" then set("verify")
+        else refuse(prm, "ferry supports disable, prefer, require, verify-ca and verify-full") end
+      elseif k == "sslrootcert" then
+        o.ca = v
+      elseif k == "currentschema" then
+        o.schema = v:match("^([^,]+)")
+      elseif HARMLESS.postgresql[k] then
+        o.ignored[#o.ignored + 1] = prm.k
+      elseif k == "sslcert" or k == "sslkey" or k == "sslpassword" or k == "password" or k:match("^sslfactory") or
+             k == "sslhostnameverifier" or k == "sslpasswordcallback" then
+        refuse(prm, "client certificates, SSL factories and host name verifiers are not supported by ferry")
+      else
+        refuse(prm, "ferry does not know what this connection property changes, so it will not ignore it")
+      end
+    end
+  end
+  o.tls = mode
+  return o
 end
 
 --- The S3 store options that make ferry's uploads what Druid's S3 pusher writes, from

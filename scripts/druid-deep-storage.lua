@@ -40,6 +40,8 @@ local p = ferry.params{
    doc = "csv mode: the folder of export-metadata's CSV files (druid_segments.csv); default: read the metadata store"},
   {name = "csv_columns", type = "list",
    doc = "csv mode: the columns of druid_segments.csv when it has no header and more than 10 columns"},
+  {name = "target_columns", type = "list",
+   doc = "csv mode: the columns of the druid_segments table the import SQL is for (default: import_url's table, else the source's columns plus used_status_last_updated)"},
   {name = "out_dir", type = "path",
    doc = "where the metadata backup CSV, the rewritten CSV and the import SQL go (default: <state dir>/metadata)"},
   {name = "import_url", type = "string",
@@ -201,7 +203,7 @@ end
 
 local function make_plan(rows)
   local plan = {groups = {}, order = {}, local_rows = 0, tombstones = 0, elsewhere = 0, filtered = 0,
-                already = 0, by_type = {}}
+                already = 0, already_rows = {}, by_type = {}}
   for _, row in ipairs(rows) do
     local seg = druid.segment(row.payload, row.id)
     local spec = seg.load_spec
@@ -212,12 +214,18 @@ local function make_plan(rows)
     elseif spec.type ~= "local" then
       plan.elsewhere = plan.elsewhere + 1
       plan.by_type[tostring(spec.type)] = (plan.by_type[tostring(spec.type)] or 0) + 1
-      if druid.in_target(target, spec) then plan.already = plan.already + 1 end
+      local key = druid.in_target(target, spec)
+      if key then
+        plan.already = plan.already + 1
+        plan.already_rows[#plan.already_rows + 1] = {id = row.id, key = key, used = row.cells.used, ds = seg.dataSource}
+      end
     elseif type(spec.path) ~= "string" then
       ferry.fail("invalid_input", ("segment %s: local loadSpec without a path"):format(row.id))
     elseif target.kind == "local" and druid.in_target(target, spec) then
       plan.already = plan.already + 1
       plan.elsewhere = plan.elsewhere + 1
+      plan.already_rows[#plan.already_rows + 1] = {id = row.id, key = druid.in_target(target, spec),
+                                                   used = row.cells.used, ds = seg.dataSource}
     else
       plan.local_rows = plan.local_rows + 1
       local g = plan.groups[spec.path]
@@ -411,6 +419,31 @@ ferry.step("copy-segments", "Copy segments to " .. p.target, function(ctx)
     for _, g in ipairs(missing) do g.skipped = true end
   end
 
+  -- csv mode: rows export-metadata already rewrote (-b/-k, as the vendor document runs it) point
+  -- into the target without ferry having copied anything: their objects must be there.
+  if p.mode == "csv" and #plan.already_rows > 0 then
+    local keys, first = {}, {}
+    for _, r in ipairs(plan.already_rows) do
+      if not first[r.key] then first[r.key] = r.id; keys[#keys + 1] = r.key end
+    end
+    table.sort(keys)
+    local absent = {}
+    ferry.task.parallel(keys, {concurrency = 16}, function(k)
+      if ferry.shard.owns(k) and not dst:head(k) then
+        local full = target.base ~= "" and (target.base .. "/" .. k) or k
+        absent[#absent + 1] = ("%s (segment %s)"):format(full, first[k])
+      end
+    end)
+    table.sort(absent)
+    ferry.log.warn(("%d row(s) of the export already point into %s (export-metadata run with -b/-k): ferry did not " ..
+      "copy them and checked their %d object(s) with HEAD"):format(#plan.already_rows, p.target, #keys))
+    if #absent > 0 then
+      ferry.fail("not_found", ("%d object(s) named by already-rewritten rows are missing from %s; nothing was " ..
+        "changed:\n  %s"):format(#absent, p.target, table.concat(absent, "\n  ", 1, math.min(#absent, 20))),
+        {hint = "copy those segments to the target first, or export again without -b/-k so ferry copies them"})
+    end
+  end
+
   local progress = ferry.log.progress{title = "copy segments", total = total, unit = "bytes"}
   local copied, skipped, zipped, bytes, failures = 0, 0, 0, 0, {}
   ferry.task.parallel(todo, {concurrency = p.concurrency, fail_fast = false}, function(g)
@@ -557,15 +590,51 @@ local function sql_string(s) return "'" .. s:gsub("'", "''") .. "'" end
 
 local NULLABLE_FROM = 10 -- columns after payload may be NULL
 
+-- The columns of the table the rows are imported into: target_columns, else import_url's table,
+-- else unknown (nil). Lower-case name -> true.
+local target_cols_cache
+local function target_column_set()
+  if target_cols_cache ~= nil then return target_cols_cache or nil end
+  local list
+  if p.target_columns then
+    list = p.target_columns
+  elseif p.import_url then
+    local dst = ferry.sql.connect(p.import_url)
+    local qn = dst.backend == "mysql" and ("`" .. segments_table .. "`") or ('"' .. segments_table .. '"')
+    local _, cols = dst:query("SELECT * FROM " .. qn .. " WHERE 1 = 0")
+    list = cols
+  end
+  if not list then target_cols_cache = false; return nil end
+  local set = {}
+  for _, c in ipairs(list) do set[c:lower()] = true end
+  target_cols_cache = set
+  return set
+end
+
+--- The columns of the rewritten CSV and the import SQL: the source's, used_status_last_updated
+--- added when the source lacks it (NOT NULL on tables Druid 28+ created) unless the target table
+--- is known to predate it; a source column the target lacks is an error (data would be lost).
 local function import_columns()
   local cols = {}
   for i, c in ipairs(columns) do cols[i] = c end
   local has = {}
   for _, c in ipairs(cols) do has[c:lower()] = true end
-  if not has.used_status_last_updated then
+  local target_set = target_column_set()
+  if not has.used_status_last_updated and (not target_set or target_set.used_status_last_updated) then
     table.insert(cols, 10, "used_status_last_updated")
   end
-  return cols
+  if not target_set then return cols end
+  local out, dropped = {}, {}
+  for _, c in ipairs(cols) do
+    if target_set[c:lower()] then out[#out + 1] = c else dropped[#dropped + 1] = c end
+  end
+  for _, c in ipairs(dropped) do
+    if c:lower() ~= "used_status_last_updated" then
+      ferry.fail("conflict", ("the target %s has no column %s, which the exported rows carry"):format(
+        segments_table, c), {hint = "run Druid's metadata-init for the same Druid version first, or fix target_columns"})
+    end
+  end
+  return out
 end
 
 local function out_cells(row, new_payload)
@@ -678,6 +747,19 @@ ferry.step("rewrite-load-specs", "Rewrite the load specs", function()
   local all = {}
   for i, row in ipairs(rows) do all[i] = out_cells(row, new_payload[row.id]) end
   local cols = import_columns()
+  local has_usl = false
+  for _, c in ipairs(cols) do if c:lower() == "used_status_last_updated" then has_usl = true end end
+  if not has_usl then
+    ferry.log.info("the target " .. segments_table .. " predates used_status_last_updated (Druid < 28): the import " ..
+      "files leave it out")
+  elseif not target_column_set() then
+    local src_has = false
+    for _, c in ipairs(columns) do if c:lower() == "used_status_last_updated" then src_has = true end end
+    if not src_has then
+      ferry.log.warn("the import files carry used_status_last_updated (NOT NULL on tables Druid 28+ created); for an " ..
+        "older target table give -p target_columns=... (or import_url) so they leave it out")
+    end
+  end
   local csv_path = write_import_files(all, cols)
   ferry.log.info(("wrote %s (%d rows, %d load specs rewritten, payloads in hex) and import-mysql.sql, " ..
     "import-postgresql.sql, import-derby.sql in %s"):format(csv_path, #all, #todo, out_dir))
@@ -812,6 +894,11 @@ ferry.step("verify", "Verify every rewritten loadSpec and the Coordinator's load
       n_rows = n_rows + #g.rows
       keys[g.key] = g.rows[1].id
       for _, row in ipairs(g.rows) do expect(row.seg.dataSource, row.id, g.key, row.cells.used) end
+    end
+    for _, r in ipairs(plan.already_rows) do
+      n_rows = n_rows + 1
+      keys[r.key] = keys[r.key] or r.id
+      expect(r.ds, r.id, r.key, r.used)
     end
   end
   local list = {}

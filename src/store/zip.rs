@@ -225,7 +225,7 @@ const ZIP64_MAGIC: u64 = 0xFFFF_FFFF;
 pub fn read_like_zip_input_stream<R: std::io::Read>(
     r: R,
 ) -> std::result::Result<Vec<ZipEntryCheck>, String> {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::{BufReader, Read};
     let mut r = BufReader::with_capacity(1 << 16, r);
     let mut out = Vec::new();
     loop {
@@ -330,8 +330,8 @@ pub fn read_like_zip_input_stream<R: std::io::Read>(
                 .map_err(|e| format!("{name}: no data descriptor: {e}"))?;
             let with_sig = le32(&d) == EXTSIG;
             let rest = if with_sig { n - 4 } else { n - 8 };
-            let start = if with_sig { 4 } else { 4 };
-            r.read_exact(&mut d[start..start + rest])
+            // The first 4 bytes are the signature, or already the CRC; the rest follows them.
+            r.read_exact(&mut d[4..4 + rest])
                 .map_err(|e| format!("{name}: short data descriptor: {e}"))?;
             let b = if with_sig { &d[4..] } else { &d[..] };
             crc = le32(b);
@@ -364,7 +364,6 @@ pub fn read_like_zip_input_stream<R: std::io::Read>(
             size,
             crc: got,
         });
-        let _ = r.fill_buf();
     }
     if out.is_empty() {
         return Err("no zip entry at the start of the object".into());

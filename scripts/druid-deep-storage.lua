@@ -26,6 +26,8 @@ local p = ferry.params{
    doc = "migrate, or rollback: put back the payloads saved in the backup table"},
   {name = "metadata_url", type = "string",
    doc = "mysql://user:pass@host:port/db or postgres://...; default: from druid_conf's connectURI, user and password"},
+  {name = "metadata_ca", type = "path",
+   doc = "a PEM file of CA certificates for a TLS connection to the metadata store (useSSL / sslmode in connectURI)"},
   {name = "storage_dir", type = "path",
    doc = "the local deep storage directory (druid.storage.storageDirectory); default: from druid_conf"},
   {name = "local_root", type = "path",
@@ -38,6 +40,8 @@ local p = ferry.params{
    doc = "csv mode: the folder of export-metadata's CSV files (druid_segments.csv); default: read the metadata store"},
   {name = "csv_columns", type = "list",
    doc = "csv mode: the columns of druid_segments.csv when it has no header and more than 10 columns"},
+  {name = "target_columns", type = "list",
+   doc = "csv mode: the columns of the druid_segments table the import SQL is for (default: import_url's table, else the source's columns plus used_status_last_updated)"},
   {name = "out_dir", type = "path",
    doc = "where the metadata backup CSV, the rewritten CSV and the import SQL go (default: <state dir>/metadata)"},
   {name = "import_url", type = "string",
@@ -49,10 +53,19 @@ local p = ferry.params{
    doc = "leave segments whose local files are missing on local storage (reported) instead of failing"},
   {name = "concurrency", type = "integer", default = 8, doc = "segments copied at once"},
   {name = "zip_level", type = "integer", default = 1,
-   doc = "deflate level for index/ directories zipped into index.zip (0 = stored, 1 fastest .. 9 smallest; Druid reads all)"},
+   doc = "deflate level for index/ directories zipped into index.zip (1 fastest .. 9 smallest; 0/stored is refused: Druid's ZipInputStream cannot read streamed STORED entries)"},
   {name = "poll_interval", type = "duration", default = "10s", doc = "how often to ask the Coordinator for loadstatus"},
+  {name = "verify_sample", type = "integer", default = 3,
+   doc = "verify: objects read back entry by entry as Druid's puller unzips them (java.util.zip.ZipInputStream rules); 0 skips it"},
   {name = "load_timeout", type = "duration", default = "1h", doc = "how long to wait for every data source to load"},
 }
+
+-- Streamed zips carry data descriptors; java.util.zip.ZipInputStream (Druid's S3/GCS pullers,
+-- CompressionUtils.unzip(InputStream, File)) refuses them after STORED data, so level 0 is out.
+if p.zip_level < 1 or p.zip_level > 9 then
+  ferry.fail("usage", ("zip_level=%d: use 1 (fastest, the default) to 9 (smallest). Level 0 (stored) would write " ..
+    "entries that Druid's S3 and GCS pullers (java.util.zip.ZipInputStream) refuse"):format(p.zip_level))
+end
 
 local target = druid.target(p.target)
 local conf = p.druid_conf and druid.read_conf(p.druid_conf) or nil
@@ -83,12 +96,25 @@ end
 -- The metadata store (direct mode, rollback, and csv mode without export_dir).
 local metadata_url = p.metadata_url
 local metadata_problem
+local connect_opts = {ca = p.metadata_ca}
+local pg_schema = conf and conf.pg_schema or "public"
 if not metadata_url and conf then
   if conf.metadata_type == "derby" then
     metadata_problem = conf.path .. " uses Derby (druid.metadata.storage.type=derby); run export-metadata and use " ..
       "-p mode=csv -p export_dir=DIR"
   else
+    -- TLS and schema settings of the JDBC URL and druid.metadata.*.ssl.*: honoured, or refused
+    -- (as are URLs naming several servers).
+    local j = conf.connect_uri and druid.jdbc_options(conf.connect_uri,
+      conf.metadata_type == "postgresql" and conf.postgres_ssl or conf.mysql_ssl, p.metadata_ca) or {}
     metadata_url, metadata_problem = druid.sql_url(conf.connect_uri, conf.user, conf.password)
+    if metadata_url then
+      connect_opts = {tls = j.tls, ca = j.ca}
+      if j.schema then pg_schema = j.schema end
+      if j.ignored and #j.ignored > 0 then
+        ferry.log.info("connection properties without effect on ferry: " .. table.concat(j.ignored, ", "))
+      end
+    end
   end
 end
 local need_db = p.mode == "direct" or p.action == "rollback" or not p.export_dir
@@ -96,15 +122,15 @@ if need_db and not metadata_url then
   ferry.fail("usage", metadata_problem or "no metadata store: give druid_conf (common.runtime.properties) or metadata_url",
     {hint = p.mode == "direct" and "Derby users: -p mode=csv -p export_dir=<export-metadata output>" or nil})
 end
-local db = need_db and ferry.sql.connect(metadata_url) or nil
+local db = need_db and ferry.sql.connect(metadata_url, connect_opts) or nil
 
 local function q(name)
   if db and db.backend == "mysql" then return "`" .. name .. "`" end
   return '"' .. name .. '"'
 end
 local function qualified(name)
-  if db and db.backend == "postgres" and conf and conf.pg_schema ~= "public" then
-    return q(conf.pg_schema) .. "." .. q(name)
+  if db and db.backend == "postgres" and pg_schema ~= "public" then
+    return q(pg_schema) .. "." .. q(name)
   end
   return db and db.backend == "postgres" and name or q(name)
 end
@@ -177,7 +203,7 @@ end
 
 local function make_plan(rows)
   local plan = {groups = {}, order = {}, local_rows = 0, tombstones = 0, elsewhere = 0, filtered = 0,
-                already = 0, by_type = {}}
+                already = 0, already_rows = {}, by_type = {}}
   for _, row in ipairs(rows) do
     local seg = druid.segment(row.payload, row.id)
     local spec = seg.load_spec
@@ -188,12 +214,18 @@ local function make_plan(rows)
     elseif spec.type ~= "local" then
       plan.elsewhere = plan.elsewhere + 1
       plan.by_type[tostring(spec.type)] = (plan.by_type[tostring(spec.type)] or 0) + 1
-      if druid.in_target(target, spec) then plan.already = plan.already + 1 end
+      local key = druid.in_target(target, spec)
+      if key then
+        plan.already = plan.already + 1
+        plan.already_rows[#plan.already_rows + 1] = {id = row.id, key = key, used = row.cells.used, ds = seg.dataSource}
+      end
     elseif type(spec.path) ~= "string" then
       ferry.fail("invalid_input", ("segment %s: local loadSpec without a path"):format(row.id))
     elseif target.kind == "local" and druid.in_target(target, spec) then
       plan.already = plan.already + 1
       plan.elsewhere = plan.elsewhere + 1
+      plan.already_rows[#plan.already_rows + 1] = {id = row.id, key = druid.in_target(target, spec),
+                                                   used = row.cells.used, ds = seg.dataSource}
     else
       plan.local_rows = plan.local_rows + 1
       local g = plan.groups[spec.path]
@@ -226,6 +258,25 @@ local function make_plan(rows)
     g.spec = druid.load_spec(target, g.key, {s3_schema = p.s3_schema})
     g.is_dir = path:sub(-1) == "/" or not path:match("%.zip$")
     g.src = source_path(path)
+  end
+  -- Two source files mapped to one target key would overwrite each other and never verify: a
+  -- shard spec whose partition ferry misread, or a layout Druid did not write. Stop before any
+  -- copy (and in a dry run), naming both.
+  local by_key, clashes = {}, {}
+  for _, path in ipairs(plan.order) do
+    local g = plan.groups[path]
+    local other = by_key[g.key]
+    if other then
+      clashes[#clashes + 1] = ("%s: %s (segment %s) and %s (segment %s)"):format(
+        g.key, other.path, other.rows[1].id, path, g.rows[1].id)
+    else
+      by_key[g.key] = g
+    end
+  end
+  if #clashes > 0 then
+    ferry.fail("invalid_input", ("%d target key(s) would receive two different segment files; nothing was " ..
+      "copied:\n  %s"):format(#clashes, table.concat(clashes, "\n  ", 1, math.min(#clashes, 20))),
+      {hint = "check the shardSpec of these segments (partitionNum, or partitionId for numbered_overwrite)"})
   end
   return plan
 end
@@ -262,8 +313,16 @@ local function read_manifest()
   return m
 end
 
+-- S3 uploads carry what Druid's S3 pusher would put on them: druid.storage.sse.* encryption and
+-- the bucket-owner-full-control ACL unless druid.storage.disableAcl=true (lua/ferry/druid.lua
+-- s3_options cites the upstream classes).
+local s3_opts, s3_shown = {}, {}
+if target.kind == "s3" then s3_opts, s3_shown = druid.s3_options(conf) end
+
 local function open_target()
-  return ferry.store.open(target.url, {create = target.kind == "local"})
+  local o = {create = target.kind == "local"}
+  for k, v in pairs(s3_opts) do o[k] = v end
+  return ferry.store.open(target.url, o)
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -358,6 +417,31 @@ ferry.step("copy-segments", "Copy segments to " .. p.target, function(ctx)
     end
     ferry.log.warn(("%d segment file(s) are missing and stay on local storage:\n  %s"):format(#missing, table.concat(lines, "\n  ")))
     for _, g in ipairs(missing) do g.skipped = true end
+  end
+
+  -- csv mode: rows export-metadata already rewrote (-b/-k, as the vendor document runs it) point
+  -- into the target without ferry having copied anything: their objects must be there.
+  if p.mode == "csv" and #plan.already_rows > 0 then
+    local keys, first = {}, {}
+    for _, r in ipairs(plan.already_rows) do
+      if not first[r.key] then first[r.key] = r.id; keys[#keys + 1] = r.key end
+    end
+    table.sort(keys)
+    local absent = {}
+    ferry.task.parallel(keys, {concurrency = 16}, function(k)
+      if ferry.shard.owns(k) and not dst:head(k) then
+        local full = target.base ~= "" and (target.base .. "/" .. k) or k
+        absent[#absent + 1] = ("%s (segment %s)"):format(full, first[k])
+      end
+    end)
+    table.sort(absent)
+    ferry.log.warn(("%d row(s) of the export already point into %s (export-metadata run with -b/-k): ferry did not " ..
+      "copy them and checked their %d object(s) with HEAD"):format(#plan.already_rows, p.target, #keys))
+    if #absent > 0 then
+      ferry.fail("not_found", ("%d object(s) named by already-rewritten rows are missing from %s; nothing was " ..
+        "changed:\n  %s"):format(#absent, p.target, table.concat(absent, "\n  ", 1, math.min(#absent, 20))),
+        {hint = "copy those segments to the target first, or export again without -b/-k so ferry copies them"})
+    end
   end
 
   local progress = ferry.log.progress{title = "copy segments", total = total, unit = "bytes"}
@@ -506,15 +590,51 @@ local function sql_string(s) return "'" .. s:gsub("'", "''") .. "'" end
 
 local NULLABLE_FROM = 10 -- columns after payload may be NULL
 
+-- The columns of the table the rows are imported into: target_columns, else import_url's table,
+-- else unknown (nil). Lower-case name -> true.
+local target_cols_cache
+local function target_column_set()
+  if target_cols_cache ~= nil then return target_cols_cache or nil end
+  local list
+  if p.target_columns then
+    list = p.target_columns
+  elseif p.import_url then
+    local dst = ferry.sql.connect(p.import_url)
+    local qn = dst.backend == "mysql" and ("`" .. segments_table .. "`") or ('"' .. segments_table .. '"')
+    local _, cols = dst:query("SELECT * FROM " .. qn .. " WHERE 1 = 0")
+    list = cols
+  end
+  if not list then target_cols_cache = false; return nil end
+  local set = {}
+  for _, c in ipairs(list) do set[c:lower()] = true end
+  target_cols_cache = set
+  return set
+end
+
+--- The columns of the rewritten CSV and the import SQL: the source's, used_status_last_updated
+--- added when the source lacks it (NOT NULL on tables Druid 28+ created) unless the target table
+--- is known to predate it; a source column the target lacks is an error (data would be lost).
 local function import_columns()
   local cols = {}
   for i, c in ipairs(columns) do cols[i] = c end
   local has = {}
   for _, c in ipairs(cols) do has[c:lower()] = true end
-  if not has.used_status_last_updated then
+  local target_set = target_column_set()
+  if not has.used_status_last_updated and (not target_set or target_set.used_status_last_updated) then
     table.insert(cols, 10, "used_status_last_updated")
   end
-  return cols
+  if not target_set then return cols end
+  local out, dropped = {}, {}
+  for _, c in ipairs(cols) do
+    if target_set[c:lower()] then out[#out + 1] = c else dropped[#dropped + 1] = c end
+  end
+  for _, c in ipairs(dropped) do
+    if c:lower() ~= "used_status_last_updated" then
+      ferry.fail("conflict", ("the target %s has no column %s, which the exported rows carry"):format(
+        segments_table, c), {hint = "run Druid's metadata-init for the same Druid version first, or fix target_columns"})
+    end
+  end
+  return out
 end
 
 local function out_cells(row, new_payload)
@@ -580,7 +700,7 @@ local function write_import_files(all, cols)
   end
   local names = {}
   for i, c in ipairs(cols) do names[i] = '"' .. c:lower() .. '"' end
-  local pg_table = (conf and conf.pg_schema ~= "public") and (conf.pg_schema .. "." .. segments_table) or segments_table
+  local pg_table = pg_schema ~= "public" and (pg_schema .. "." .. segments_table) or segments_table
   local pg = ("-- Import the rewritten %s into PostgreSQL: psql -v ON_ERROR_STOP=1 -d DB -f this file\n" ..
     "BEGIN;\nCREATE TEMP TABLE ferry_segments_import (%s) ON COMMIT DROP;\n" ..
     "\\copy ferry_segments_import FROM %s WITH (FORMAT csv)\n" ..
@@ -627,6 +747,19 @@ ferry.step("rewrite-load-specs", "Rewrite the load specs", function()
   local all = {}
   for i, row in ipairs(rows) do all[i] = out_cells(row, new_payload[row.id]) end
   local cols = import_columns()
+  local has_usl = false
+  for _, c in ipairs(cols) do if c:lower() == "used_status_last_updated" then has_usl = true end end
+  if not has_usl then
+    ferry.log.info("the target " .. segments_table .. " predates used_status_last_updated (Druid < 28): the import " ..
+      "files leave it out")
+  elseif not target_column_set() then
+    local src_has = false
+    for _, c in ipairs(columns) do if c:lower() == "used_status_last_updated" then src_has = true end end
+    if not src_has then
+      ferry.log.warn("the import files carry used_status_last_updated (NOT NULL on tables Druid 28+ created); for an " ..
+        "older target table give -p target_columns=... (or import_url) so they leave it out")
+    end
+  end
   local csv_path = write_import_files(all, cols)
   ferry.log.info(("wrote %s (%d rows, %d load specs rewritten, payloads in hex) and import-mysql.sql, " ..
     "import-postgresql.sql, import-derby.sql in %s"):format(csv_path, #all, #todo, out_dir))
@@ -709,6 +842,7 @@ ferry.step("confirm-restart", "Switch the cluster to the new deep storage and re
   if target.kind == "s3" then
     lines = {"druid.storage.type=s3", "druid.storage.bucket=" .. target.bucket, "druid.storage.baseKey=" .. target.base,
              "druid.extensions.loadList: add \"druid-s3-extensions\""}
+    for _, l in ipairs(s3_shown) do lines[#lines + 1] = l end
   elseif target.kind == "google" then
     lines = {"druid.storage.type=google", "druid.google.bucket=" .. target.bucket, "druid.google.prefix=" .. target.base,
              "druid.extensions.loadList: add \"druid-google-extensions\""}
@@ -732,7 +866,15 @@ ferry.step("verify", "Verify every rewritten loadSpec and the Coordinator's load
     source_rows = read_db_rows()
   elseif p.import_url then
     local dbi = ferry.sql.connect(p.import_url)
-    source_rows = dbi:query("SELECT id, payload FROM " .. (dbi.backend == "mysql" and "`" .. segments_table .. "`" or segments_table))
+    source_rows = dbi:query("SELECT id, payload, used FROM " ..
+      (dbi.backend == "mysql" and "`" .. segments_table .. "`" or segments_table))
+  end
+  -- expected[dataSource][id] = key for the used rows in the target: what the Coordinator must see.
+  local expected = {}
+  local function expect(ds, id, key, used)
+    if not druid.bool(used) then return end
+    expected[ds] = expected[ds] or {}
+    expected[ds][id] = key
   end
   if source_rows then
     for _, row in ipairs(source_rows) do
@@ -741,6 +883,9 @@ ferry.step("verify", "Verify every rewritten loadSpec and the Coordinator's load
       if key and (not wanted or wanted[seg.dataSource]) then
         n_rows = n_rows + 1
         keys[key] = keys[key] or row.id
+        local used = row.used
+        if used == nil and row.cells then used = row.cells.used end
+        expect(seg.dataSource, row.id, key, used)
       end
     end
   else
@@ -748,6 +893,12 @@ ferry.step("verify", "Verify every rewritten loadSpec and the Coordinator's load
       local g = plan.groups[path]
       n_rows = n_rows + #g.rows
       keys[g.key] = g.rows[1].id
+      for _, row in ipairs(g.rows) do expect(row.seg.dataSource, row.id, g.key, row.cells.used) end
+    end
+    for _, r in ipairs(plan.already_rows) do
+      n_rows = n_rows + 1
+      keys[r.key] = keys[r.key] or r.id
+      expect(r.ds, r.id, r.key, r.used)
     end
   end
   local list = {}
@@ -777,29 +928,20 @@ ferry.step("verify", "Verify every rewritten loadSpec and the Coordinator's load
   ferry.log.info(("%d segment row(s) point at %d object(s) in %s; all present with the recorded size"):format(
     n_rows, #list, p.target))
   local counters = {rows = n_rows, objects = #list}
+  -- Read a sample back the way Druid's S3/GCS pullers do (streaming unzip, every size and CRC):
+  -- HEAD proves the object exists, not that Druid can open it.
+  if not ferry.dry_run() then
+    local sizes = {}
+    for k, e in pairs(manifest) do sizes[k] = e.size end
+    counters.read_back = druid.read_back(dst, list, sizes, p.verify_sample)
+    if p.verify_sample <= 0 then
+      ferry.log.warn("verify_sample=0: no object was read back; Druid may still fail to unzip them")
+    end
+  end
   if p.coordinator_url then
-    local url = p.coordinator_url:gsub("/+$", "") .. "/druid/coordinator/v1/loadstatus"
-    local last = ferry.task.poll{
-      every = p.poll_interval, timeout = p.load_timeout, describe = "every data source to load 100% (" .. url .. ")",
-      check = function()
-        local status = ferry.http.get(url, {expect_status = 200}):json()
-        local pending = {}
-        for ds, pct in pairs(status) do
-          if (not wanted or wanted[ds]) and tonumber(pct) < 100 then
-            pending[#pending + 1] = ("%s %.1f%%"):format(ds, pct)
-          end
-        end
-        table.sort(pending)
-        if #pending > 0 then
-          ferry.log.info("load status: " .. table.concat(pending, ", "))
-          return false, table.concat(pending, ", ")
-        end
-        return status
-      end,
-    }
-    local n = 0
-    for _ in pairs(last) do n = n + 1 end
-    ferry.log.info(("the Coordinator reports %d data source(s) fully loaded"):format(n))
+    local n = druid.check_coordinator{url = p.coordinator_url, target = target, expected = expected,
+      every = p.poll_interval, timeout = p.load_timeout}
+    ferry.log.info(("the Coordinator lists %d data source(s) fully loaded, every used segment with its new loadSpec"):format(n))
     counters.datasources_loaded = n
   end
   return counters

@@ -7,75 +7,14 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
+use common::Workspace;
 use common::db;
-use common::druid::{self as fx, Kind, Seg};
+use common::druid::{self as fx, Kind, Seg, run, site};
 use common::s3::S3Server;
-use common::{Output, Workspace};
 
 const BUCKET: &str = "druid-deep";
 const BASE: &str = "segments/prod";
-
-struct Site {
-    ws: Workspace,
-    segs: Vec<Seg>,
-    url: String,
-    conf: std::path::PathBuf,
-}
-
-fn site(url: String, druid28: bool) -> Site {
-    let ws = Workspace::new();
-    let root = fx::storage_root(ws.path());
-    let mut segs = fx::build(&root);
-    if druid28 {
-        segs[0].used_status_last_updated = Some("2024-02-02T10:00:00.000Z".into());
-    }
-    let postgres = url.starts_with("postgres");
-    let ddl = if postgres {
-        fx::postgres_ddl(druid28)
-    } else {
-        fx::mysql_ddl(druid28)
-    };
-    let sql = ddl + &fx::insert_sql(&segs, postgres, druid28);
-    if postgres {
-        db::psql_exec(&url, &sql);
-    } else {
-        db::mysql_exec(&url, &sql);
-    }
-    // Druid's layout: conf/druid/cluster/_common/common.runtime.properties, storage var/druid/segments.
-    let conf = ws.write(
-        "druid/conf/druid/cluster/_common/common.runtime.properties",
-        &fx::runtime_properties(&url, Path::new("var/druid/segments")),
-    );
-    Site {
-        ws,
-        segs,
-        url,
-        conf,
-    }
-}
-
-fn run(site: &Site, extra: &[&str], s3: Option<&S3Server>) -> Output {
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        "druid-deep-storage".into(),
-        "--yes".into(),
-        "-p".into(),
-        format!("druid_conf={}", site.conf.display()),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let mut f = site
-        .ws
-        .ferry()
-        .args(args)
-        .env("DRUID_METADATA_PASSWORD", &fx::password(&site.url));
-    f.cmd.env_remove("AWS_CA_BUNDLE");
-    if let Some(s3) = s3 {
-        s3.apply_env(&mut f.cmd);
-    }
-    f.run()
-}
 
 fn s3_spec(dir: &str) -> String {
     format!(
@@ -149,7 +88,13 @@ fn mariadb_druid28_to_s3_verified_rerun_noop_and_rollback() {
     let s3 = S3Server::start();
     s3.create_bucket(BUCKET);
     let site = site(db::fresh_mysql_db("druid_s3"), true);
-    let coord = fx::Coordinator::start(&["wiki", "logs", "big"], 40.0, 3);
+    let coord = fx::Coordinator::start_with(fx::CoordinatorSpec {
+        datasources: vec!["wiki".into(), "logs".into(), "big".into()],
+        start_pct: 40.0,
+        steps: 3,
+        empty_polls: 0,
+        view: Some(fx::View::Live(site.url.clone())),
+    });
     let target = format!("target=s3://{BUCKET}/{BASE}");
     let coordinator = format!("coordinator_url={}", coord.url());
     let out = run(
@@ -408,196 +353,6 @@ fn failed_rewrite_rolls_back_every_row() {
     out.code(0).stderr_has("rewrote 7 load spec(s)");
     assert_eq!(fx::payloads(&site.url), expected(&site.segs, s3_spec));
     db::drop_mysql_db(&site.url);
-}
-
-/// export-metadata's CSV of the rows: classic (9 columns, payload quoted) or master (canonical
-/// columns, RFC 4180 quoting, NULL as an empty unquoted field).
-fn export_csv(segs: &[Seg], master: bool) -> String {
-    let quote = |v: &str| {
-        if v.is_empty() {
-            "\"\"".to_string()
-        } else if v.contains([',', '"', '\n', '\r']) || v.starts_with(' ') || v.ends_with(' ') {
-            format!("\"{}\"", v.replace('"', "\"\""))
-        } else {
-            v.to_string()
-        }
-    };
-    let mut out = String::new();
-    for s in segs {
-        let mut f = vec![
-            s.id.clone(),
-            s.ds.clone(),
-            s.created.clone(),
-            s.start.clone(),
-            s.end.clone(),
-            (s.partitioned as u8).to_string(),
-            s.version.clone(),
-            (s.used as u8).to_string(),
-            format!("\"{}\"", s.payload.replace('"', "\"\"")),
-        ];
-        if master {
-            f = f
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| if i == 8 { v } else { quote(&v) })
-                .collect();
-            f.push(quote(
-                s.used_status_last_updated
-                    .as_deref()
-                    .unwrap_or("2024-01-25T16:06:44.196Z"),
-            ));
-            f.push(s.upgraded_from.as_deref().map(quote).unwrap_or_default());
-        }
-        out.push_str(&f.join(","));
-        out.push('\n');
-    }
-    out
-}
-
-#[test]
-fn csv_mode_imports_into_mariadb_and_postgres_like_direct_mode() {
-    if db::mysql_url_or_skip().is_none() || db::postgres_url_or_skip().is_none() {
-        return;
-    }
-    let s3 = S3Server::start();
-    s3.create_bucket(BUCKET);
-    let target = format!("target=s3://{BUCKET}/{BASE}");
-    // Direct mode on MariaDB gives the reference rows.
-    let direct = site(db::fresh_mysql_db("druid_ref"), true);
-    run(&direct, &["-p", &target], Some(&s3)).code(0);
-    let want_payloads = fx::payloads(&direct.url);
-    let want_cols = fx::other_columns(&direct.url, true);
-
-    // A Derby site: no reachable metadata store, only export-metadata's CSV (master form).
-    let ws = &direct.ws;
-    std::fs::create_dir_all(ws.join("export")).unwrap();
-    std::fs::write(
-        ws.join("export/druid_segments.csv"),
-        export_csv(&direct.segs, true),
-    )
-    .unwrap();
-    let derby_conf = ws.write(
-        "derby/common.runtime.properties",
-        &format!(
-            "druid.metadata.storage.type=derby\ndruid.metadata.storage.connector.connectURI=jdbc:derby://localhost:1527/var/druid/metadata.db;create=true\n\
-             druid.storage.type=local\ndruid.storage.storageDirectory={}\n",
-            fx::storage_root(ws.path()).display()
-        ),
-    );
-    let conf = format!("druid_conf={}", derby_conf.display());
-    let csv_run = |state: &str, extra: &[&str]| {
-        let mut args = vec![
-            "run",
-            "druid-deep-storage",
-            "--yes",
-            "--state",
-            state,
-            "-p",
-            &conf,
-            "-p",
-            &target,
-            "-p",
-            "mode=csv",
-            "-p",
-            "export_dir=export",
-            "-p",
-            "csv_columns=id,dataSource,created_date,start,end,partitioned,version,used,payload,used_status_last_updated,upgraded_from_segment_id",
-        ];
-        args.extend_from_slice(extra);
-        let mut f = ws.ferry().args(args);
-        f.cmd.env_remove("AWS_CA_BUNDLE");
-        s3.apply_env(&mut f.cmd);
-        f.run()
-    };
-    // Without import_url ferry prints the commands; the objects are already there (same target).
-    let out = csv_run("csv1", &[]);
-    out.code(0)
-        .stderr_has("import-mysql.sql")
-        .stderr_has("import-postgresql.sql")
-        .stderr_has("3 already there");
-    let out_dir = ws.join("csv1/metadata");
-    let mysql_sql = std::fs::read_to_string(out_dir.join("import-mysql.sql")).unwrap();
-    assert!(mysql_sql.contains("ESCAPED BY ''"), "{mysql_sql}");
-
-    // The generated SQL imports into MariaDB with the mysql client ...
-    let maria = db::fresh_mysql_db("druid_csv");
-    db::mysql_exec(&maria, &fx::mysql_ddl(true));
-    db::try_mysql_exec_with(&maria, &mysql_sql, &["--local-infile=1"]).unwrap();
-    assert_eq!(fx::payloads(&maria), want_payloads);
-    assert_eq!(fx::other_columns(&maria, true), want_cols);
-
-    // ... and into PostgreSQL with psql.
-    let pg = db::fresh_postgres_db("druid_csv");
-    db::psql_exec(&pg, &fx::postgres_ddl(true));
-    db::psql_exec(
-        &pg,
-        &std::fs::read_to_string(out_dir.join("import-postgresql.sql")).unwrap(),
-    );
-    assert_eq!(fx::payloads(&pg), want_payloads);
-    assert_eq!(fx::other_columns(&pg, true), want_cols);
-
-    // import_url: ferry imports itself (into PostgreSQL), and a second run finds the rows there.
-    let pg2 = db::fresh_postgres_db("druid_csv2");
-    db::psql_exec(&pg2, &fx::postgres_ddl(true));
-    let import = format!("import_url={pg2}");
-    csv_run("csv2", &["-p", &import])
-        .code(0)
-        .stderr_has("imported 9 segment row(s)");
-    assert_eq!(fx::payloads(&pg2), want_payloads);
-    assert_eq!(fx::other_columns(&pg2, true), want_cols);
-    csv_run("csv3", &["-p", &import])
-        .code(0)
-        .stderr_has("imported 0 segment row(s)")
-        .stderr_has("9 were already there");
-
-    // A classic 9-column export into a Druid 28+ table: used_status_last_updated is filled with
-    // the migration time (the column is NOT NULL), never left empty.
-    std::fs::write(
-        ws.join("export/druid_segments.csv"),
-        export_csv(&direct.segs, false),
-    )
-    .unwrap();
-    let pg3 = db::fresh_postgres_db("druid_csv3");
-    db::psql_exec(&pg3, &fx::postgres_ddl(true));
-    let mut f = ws.ferry().args([
-        "run",
-        "druid-deep-storage",
-        "--yes",
-        "--state",
-        "csv4",
-        "-p",
-        &conf,
-        "-p",
-        &target,
-        "-p",
-        "mode=csv",
-        "-p",
-        "export_dir=export",
-    ]);
-    f.cmd.env_remove("AWS_CA_BUNDLE");
-    s3.apply_env(&mut f.cmd);
-    f.run().code(0);
-    db::psql_exec(
-        &pg3,
-        &std::fs::read_to_string(ws.join("csv4/metadata/import-postgresql.sql")).unwrap(),
-    );
-    assert_eq!(fx::payloads(&pg3), want_payloads);
-    let filled = db::tsv_rows(&db::psql_exec(
-        &pg3,
-        "SELECT DISTINCT used_status_last_updated FROM druid_segments;",
-    ));
-    assert_eq!(filled.len(), 1);
-    assert!(
-        filled[0][0].starts_with("2026-") || filled[0][0].starts_with("20"),
-        "{filled:?}"
-    );
-    assert!(filled[0][0].ends_with(".000Z"), "{filled:?}");
-
-    db::drop_mysql_db(&maria);
-    for u in [&pg, &pg2, &pg3] {
-        db::drop_postgres_db(u);
-    }
-    db::drop_mysql_db(&direct.url);
 }
 
 #[test]

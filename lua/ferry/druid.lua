@@ -62,7 +62,194 @@ function M.read_conf(path)
     base = props["druid.metadata.storage.tables.base"] or "druid",
     pg_schema = props["druid.metadata.postgres.dbTableSchema"] or "public",
     zip = props["druid.storage.zip"],
+    sse_type = props["druid.storage.sse.type"],
+    sse_kms_key_id = props["druid.storage.sse.kms.keyId"],
+    sse_custom_key = props["druid.storage.sse.custom.base64EncodedKey"],
+    disable_acl = props["druid.storage.disableAcl"],
+    mysql_ssl = M.prefixed(props, "druid.metadata.mysql.ssl."),
+    postgres_ssl = M.prefixed(props, "druid.metadata.postgres.ssl."),
   }
+end
+
+--- The properties under a prefix, the prefix taken off (nil when there are none).
+function M.prefixed(props, prefix)
+  local out
+  for k, v in pairs(props) do
+    if k:sub(1, #prefix) == prefix then
+      out = out or {}
+      out[k:sub(#prefix + 1)] = v
+    end
+  end
+  return out
+end
+
+local function java_bool(v, where)
+  local l = tostring(v):lower()
+  if l == "true" then return true elseif l == "false" then return false end
+  ferry.fail("usage", ("%s=%s is not true or false"):format(where, tostring(v)))
+end
+
+-- JDBC properties that change nothing ferry does (timeouts, character sets, pool hints): they
+-- are named in the log, not applied.
+local HARMLESS = {
+  mysql = {characterencoding = true, useunicode = true, connecttimeout = true, sockettimeout = true,
+           servertimezone = true, autoreconnect = true, allowpublickeyretrieval = true,
+           rewritebatchedstatements = true, zerodatetimebehavior = true, connectioncollation = true},
+  postgresql = {applicationname = true, connecttimeout = true, sockettimeout = true, logintimeout = true,
+                tcpkeepalive = true, preparethreshold = true, reWriteBatchedInserts = true,
+                rewritebatchedinserts = true},
+}
+
+--- How to reach the metadata store the way Druid's connector would, from the connectURI's query
+--- and druid.metadata.{mysql,postgres}.ssl.*: {tls, ca, schema, ignored}. Raises a usage error
+--- for what ferry cannot honour (never drops a TLS or schema setting silently).
+--- MySQL: MySQLConnector + MySQLConnectorSslConfig (useSSL, verifyServerCertificate,
+--- trust/client keystores, cipher suites, TLS protocols; apache/druid extensions-core/
+--- mysql-metadata-storage), Connector/J's useSSL/requireSSL/sslMode. PostgreSQL:
+--- PostgreSQLConnector + PostgreSQLConnectorConfig (useSSL, sslMode, sslRootCert, sslCert,
+--- sslKey, sslPassword, sslFactory, ...; extensions-core/postgresql-metadata-storage), pgJDBC's
+--- ssl/sslmode/sslrootcert/currentSchema. ferry's MySQL TLS always verifies the certificate
+--- (stricter than useSSL=true with verifyServerCertificate=false); ca names a PEM file.
+function M.jdbc_options(connect_uri, conf_ssl, ca)
+  local where = "druid.metadata.storage.connector.connectURI"
+  if connect_uri:match("^jdbc:mysql:%a+://") or connect_uri:match("^jdbc:mysql%+srv") or
+     connect_uri:match("^jdbc:mariadb:%a+://") then
+    ferry.fail("usage", ("%s %s: replication, load-balanced and SRV URLs name several servers; ferry writes " ..
+      "to one: give the primary as -p metadata_url=mysql://user:password@primary:3306/db"):format(
+      where, (connect_uri:gsub("%?.*$", ""))))
+  end
+  local kind, hosts, query = connect_uri:match("^jdbc:(%w+)://([^/?]*)[^?]*%??(.*)$")
+  if not kind then return {} end
+  if hosts:find(",", 1, true) or hosts:find("(", 1, true) then
+    ferry.fail("usage", ("%s names several hosts (%s); ferry connects to one: give the primary as -p metadata_url=..."):format(
+      where, hosts))
+  end
+  local family = kind == "postgresql" and "postgresql" or "mysql"
+  local o = {ca = ca, ignored = {}}
+  local params = {}
+  for pair in query:gmatch("[^&;]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    params[#params + 1] = {k = k, v = v, where = where .. " ?" .. k}
+  end
+  for k, v in pairs(conf_ssl or {}) do
+    params[#params + 1] = {k = k, v = v, where = ("druid.metadata.%s.ssl.%s"):format(
+      family == "mysql" and "mysql" or "postgres", k), conf = true}
+  end
+  table.sort(params, function(a, b) return a.where < b.where end)
+  local function refuse(prm, why)
+    ferry.fail("usage", ("%s=%s: %s"):format(prm.where, prm.v, why),
+      {hint = "give -p metadata_url=... (and -p metadata_ca=PEM for a private CA) to connect another way"})
+  end
+  local mode -- "disable" | "prefer" | "require" | "verify"
+  local function set(m) if mode == nil or m ~= "disable" then mode = m end end
+  for _, prm in ipairs(params) do
+    local k, v = prm.k:lower(), prm.v
+    if family == "mysql" then
+      if k == "usessl" or k == "requiressl" or k == "usessl" then
+        if java_bool(v, prm.where) then set("require") elseif k == "usessl" then set("disable") end
+      elseif k == "verifyservercertificate" then
+        java_bool(v, prm.where) -- ferry verifies in any case
+      elseif k == "sslmode" then
+        local m = v:upper()
+        if m == "DISABLED" then set("disable")
+        elseif m == "REQUIRED" or m == "VERIFY_CA" or m == "VERIFY_IDENTITY" then set("require")
+        else refuse(prm, "ferry's MySQL client cannot fall back to plain text; use REQUIRED, VERIFY_CA, VERIFY_IDENTITY or DISABLED") end
+      elseif k == "servsslcert" or k == "serversslcert" then
+        o.ca = v
+      elseif HARMLESS.mysql[k] then
+        o.ignored[#o.ignored + 1] = prm.k
+      elseif k:match("keystore") or k:match("cipher") or k:match("tlsprotocols") or k:match("tlsversions") then
+        refuse(prm, "Java keystores, cipher and protocol lists are not supported by ferry (it takes a PEM CA file)")
+      else
+        refuse(prm, "ferry does not know what this connection property changes, so it will not ignore it")
+      end
+    else
+      if k == "ssl" or k == "usessl" then
+        if java_bool(v, prm.where) then set("verify") end -- pgJDBC: ssl=true means sslmode=verify-full
+      elseif k == "sslmode" then
+        local m = v:lower()
+        if m == "disable" then set("disable")
+        elseif m == "prefer" then set("prefer")
+        elseif m == "require" then set("require")
+        elseif m == "verify-ca" or m == "verify-full" then set("verify")
+        else refuse(prm, "ferry supports disable, prefer, require, verify-ca and verify-full") end
+      elseif k == "sslrootcert" then
+        o.ca = v
+      elseif k == "currentschema" then
+        o.schema = v:match("^([^,]+)")
+      elseif HARMLESS.postgresql[k] then
+        o.ignored[#o.ignored + 1] = prm.k
+      elseif k == "sslcert" or k == "sslkey" or k == "sslpassword" or k == "password" or k:match("^sslfactory") or
+             k == "sslhostnameverifier" or k == "sslpasswordcallback" then
+        refuse(prm, "client certificates, SSL factories and host name verifiers are not supported by ferry")
+      else
+        refuse(prm, "ferry does not know what this connection property changes, so it will not ignore it")
+      end
+    end
+  end
+  o.tls = mode
+  return o
+end
+
+--- The S3 store options that make ferry's uploads what Druid's S3 pusher writes, from
+--- common.runtime.properties (conf may be nil): {options, shown}.
+--- Encryption follows apache/druid extensions-core/s3-extensions/.../ServerSideEncryption.java
+--- (type names noop, s3, kms, custom), S3ServerSideEncryption (SSE-S3, AES256),
+--- KmsServerSideEncryption (aws:kms, the key id when druid.storage.sse.kms.keyId is set, else the
+--- account's default key), CustomServerSideEncryption (SSE-C with
+--- druid.storage.sse.custom.base64EncodedKey on puts, gets and heads), all applied by
+--- ServerSideEncryptingAmazonS3 to putObject, createMultipartUpload and uploadPart. The ACL
+--- follows S3DataSegmentPusher / S3Utils.grantFullControlToBucketOwner: unless
+--- druid.storage.disableAcl=true every push grants the bucket owner full control.
+function M.s3_options(conf)
+  conf = conf or {}
+  local where = conf.path or "common.runtime.properties"
+  local o, shown = {}, {}
+  local t = conf.sse_type
+  if t == nil or t == "" or t == "noop" then
+    -- no encryption headers
+  elseif t == "s3" then
+    o.server_side_encryption = "AES256"
+    shown[#shown + 1] = "druid.storage.sse.type=s3"
+  elseif t == "kms" then
+    o.server_side_encryption = "aws:kms"
+    shown[#shown + 1] = "druid.storage.sse.type=kms"
+    if conf.sse_kms_key_id and conf.sse_kms_key_id ~= "" then
+      o.sse_kms_key_id = conf.sse_kms_key_id
+      shown[#shown + 1] = "druid.storage.sse.kms.keyId=" .. conf.sse_kms_key_id
+    end
+  elseif t == "custom" then
+    local key = conf.sse_custom_key
+    if not key or key == "" then
+      ferry.fail("usage", where .. ": druid.storage.sse.type=custom needs druid.storage.sse.custom.base64EncodedKey")
+    end
+    local ok, raw = pcall(ferry.base64.decode, key)
+    if not ok or #raw ~= 32 then
+      ferry.fail("usage", where .. ": druid.storage.sse.custom.base64EncodedKey is not the base64 form of a " ..
+        "256-bit key (SSE-C needs 32 bytes)")
+    end
+    o.server_side_encryption = "sse-c"
+    o.sse_customer_key_base64 = key
+    shown[#shown + 1] = "druid.storage.sse.type=custom"
+    shown[#shown + 1] = "druid.storage.sse.custom.base64EncodedKey=<the same key>"
+  else
+    ferry.fail("usage", ("%s: druid.storage.sse.type=%s; Druid knows noop, s3, kms and custom"):format(where, t))
+  end
+  local d = conf.disable_acl
+  local disable = false
+  if d ~= nil and d ~= "" then
+    local l = d:lower()
+    if l == "true" then disable = true
+    elseif l ~= "false" then
+      ferry.fail("usage", ("%s: druid.storage.disableAcl=%s is not true or false"):format(where, d))
+    end
+  end
+  if disable then
+    shown[#shown + 1] = "druid.storage.disableAcl=true"
+  else
+    o.acl = "bucket-owner-full-control"
+  end
+  return o, shown
 end
 
 --- The distribution root a relative druid.storage.storageDirectory is resolved against: the folder
@@ -112,6 +299,32 @@ function M.unique_id(path)
   return nil
 end
 
+--- ShardSpec.getPartitionNum() as Jackson reads it, the number every pusher puts in the path
+--- (DataSegmentPusher.getDefaultStorageDir, apache/druid processing/.../segment/loading/
+--- DataSegmentPusher.java). Most shard specs serialise it as "partitionNum" (NumberedShardSpec,
+--- LinearShardSpec, HashBasedNumberedShardSpec, DimensionRangeShardSpec, TombstoneShardSpec);
+--- NumberedOverwriteShardSpec serialises it as "partitionId" (@JsonProperty("partitionId") on
+--- getPartitionNum(), values from PartitionIds.NON_ROOT_GEN_START_PARTITION_ID = 32768);
+--- NoneShardSpec has none and answers 0.
+function M.partition_num(shard, id)
+  if shard == nil or shard == json.null then return 0 end
+  if type(shard) ~= "table" then
+    ferry.fail("invalid_input", ("segment %s: shardSpec is not an object"):format(id))
+  end
+  local field = shard.type == "numbered_overwrite" and "partitionId" or "partitionNum"
+  local n = shard[field]
+  if n == nil or n == json.null then
+    if shard.type == nil or shard.type == "none" then return 0 end
+    ferry.fail("invalid_input", ("segment %s: shardSpec of type %q has no %s, so the path Druid's pusher " ..
+      "wrote cannot be known"):format(id, tostring(shard.type), field))
+  end
+  local i = math.tointeger(n)
+  if not i or i < 0 then
+    ferry.fail("invalid_input", ("segment %s: shardSpec %s is %s, not a partition number"):format(id, field, tostring(n)))
+  end
+  return i
+end
+
 --- The fields of a payload that decide its storage path: {dataSource, start, finish, version,
 --- partition, load_spec}. Raises invalid_input naming the segment when the payload is not Druid's.
 function M.segment(payload, id)
@@ -122,12 +335,10 @@ function M.segment(payload, id)
   end
   local interval = seg.interval
   local start, finish = tostring(interval or ""):match("^([^/]+)/([^/]+)$")
-  local shard = type(seg.shardSpec) == "table" and seg.shardSpec or {}
-  local partition = shard.partitionNum
-  if partition == nil or partition == json.null then partition = 0 end
+  local partition = M.partition_num(seg.shardSpec, id)
   return {
     dataSource = seg.dataSource, start = start, finish = finish, version = seg.version,
-    partition = math.tointeger(partition) or partition,
+    partition = partition,
     load_spec = type(seg.loadSpec) == "table" and seg.loadSpec or {},
   }
 end
@@ -282,6 +493,116 @@ function M.bool(v)
   if v == false or v == 0 then return false end
   local s = tostring(v):lower()
   return s == "1" or s == "true" or s == "t"
+end
+
+local function sorted_keys(t)
+  local out = {}
+  for k in pairs(t) do out[#out + 1] = k end
+  table.sort(out)
+  return out
+end
+
+--- The Coordinator's answers after the restart, checked until they prove the cluster reads the
+--- new loadSpecs (or `timeout` passes). expected = {dataSource -> {segment id -> target key}} for
+--- the used rewritten rows (the Coordinator knows only used segments).
+---  1. `GET /druid/coordinator/v1/loadstatus` (CoordinatorResource.getLoadStatus ->
+---     DruidCoordinator.getDatasourceToLoadStatus, apache/druid server/.../server/http/ and
+---     server/.../coordinator/): every expected data source listed and at 100%. An empty or
+---     partial answer (a Coordinator before its first metadata poll) is not success.
+---  2. `GET /druid/coordinator/v1/metadata/datasources/{ds}/segments?full`
+---     (MetadataResource.getUsedSegmentsInDataSource; 404 when the Coordinator's snapshot has no
+---     used segment of ds): every expected segment listed with its new loadSpec. Historicals
+---     that still hold a segment in their local cache (druid.segmentCache.locations) announce it
+---     without reading deep storage, so 100% alone proves nothing about the new location.
+function M.check_coordinator(o)
+  local base = o.url:gsub("/+$", "")
+  local load_url = base .. "/druid/coordinator/v1/loadstatus"
+  local required = sorted_keys(o.expected)
+  local last_status
+  ferry.task.poll{
+    every = o.every, timeout = o.timeout,
+    describe = ("the Coordinator to load %d data source(s) from the new deep storage (%s)"):format(#required, base),
+    check = function()
+      local status = ferry.http.get(load_url, {expect_status = 200}):json()
+      if type(status) ~= "table" then
+        ferry.fail("invalid_input", load_url .. " did not answer a JSON object")
+      end
+      last_status = status
+      local pending = {}
+      for _, ds in ipairs(required) do
+        local pct = status[ds]
+        if pct == nil then
+          pending[#pending + 1] = ds .. " not listed"
+        elseif (tonumber(pct) or 0) < 100 then
+          pending[#pending + 1] = ("%s %.1f%%"):format(ds, tonumber(pct) or 0)
+        end
+      end
+      if #pending > 0 then
+        local seen = next(status) == nil and " (the Coordinator lists no data source yet)" or ""
+        ferry.log.info("load status: " .. table.concat(pending, ", ") .. seen)
+        return false, table.concat(pending, ", ") .. seen
+      end
+      local stale = {}
+      for _, ds in ipairs(required) do
+        local url = base .. "/druid/coordinator/v1/metadata/datasources/" .. urlencode(ds) .. "/segments?full"
+        local r = ferry.http.get(url, {expect_status = {200, 404}})
+        local listed = {}
+        if r.status == 200 then
+          local segs = r:json()
+          for _, seg in ipairs(type(segs) == "table" and segs or {}) do
+            local id = seg.identifier
+            if type(id) ~= "string" then id = M.segment_id(M.segment(json.encode(seg), "?")) end
+            listed[id] = type(seg.loadSpec) == "table" and seg.loadSpec or {}
+          end
+        end
+        local n_old, n_missing = 0, 0
+        for id, key in pairs(o.expected[ds]) do
+          local spec = listed[id]
+          if spec == nil then n_missing = n_missing + 1
+          elseif M.in_target(o.target, spec) ~= key then n_old = n_old + 1 end
+        end
+        if n_old > 0 then stale[#stale + 1] = ("%s: %d segment(s) with the old loadSpec"):format(ds, n_old) end
+        if n_missing > 0 then stale[#stale + 1] = ("%s: %d segment(s) not in its metadata view"):format(ds, n_missing) end
+      end
+      if #stale > 0 then
+        local what = "the Coordinator's metadata view is stale (restart the Coordinator and Overlord, or wait for " ..
+          "its next metadata poll): " .. table.concat(stale, "; ")
+        ferry.log.info(what)
+        return false, what
+      end
+      return true
+    end,
+  }
+  return #required, last_status
+end
+
+--- SegmentId.toString(): dataSource_start_end_version, plus _partitionNum when it is not 0.
+function M.segment_id(seg)
+  local id = ("%s_%s_%s_%s"):format(seg.dataSource, seg.start, seg.finish, seg.version)
+  if seg.partition ~= 0 then id = id .. "_" .. seg.partition end
+  return id
+end
+
+--- Reads back up to n objects of `keys` (sorted; sizes[key] = bytes) entry by entry as Druid's
+--- S3/GCS pullers unzip (java.util.zip.ZipInputStream, CompressionUtils.unzip(InputStream,
+--- File)): the largest, then others spread over the list. Returns how many were read.
+function M.read_back(store, keys, sizes, n)
+  if n <= 0 or #keys == 0 then return 0 end
+  local pick, seen = {}, {}
+  local largest = keys[1]
+  for _, k in ipairs(keys) do if (sizes[k] or 0) > (sizes[largest] or 0) then largest = k end end
+  pick[1], seen[largest] = largest, true
+  local step = math.max(1, #keys // n)
+  for i = 1, #keys, step do
+    if #pick >= n then break end
+    if not seen[keys[i]] then pick[#pick + 1] = keys[i]; seen[keys[i]] = true end
+  end
+  for _, k in ipairs(pick) do
+    local r = store:check_zip(k)
+    ferry.log.info(("read back %s: %d file(s), %d bytes, sizes and CRCs as ZipInputStream checks them"):format(
+      k, r.files, r.bytes))
+  end
+  return #pick
 end
 
 --- Now, as Druid writes times: 2026-09-02T19:00:00.000Z.

@@ -43,8 +43,10 @@ pub static MODULE: ModuleDef = ModuleDef {
                   last_modified}, head(key) (nil when absent), get(key), put(key, bytes), \
                   delete(key), exists(key), get_file(key, path), put_file(path, key), \
                   copy_object(from, to) (server-side), put_zip(local_dir, key [, {level = 6}]) -> \
-                  {bytes, files} (the folder's files zipped with deflate at `level`, 0 = stored, \
-                  streamed into one object: never held whole in memory or on disk), url.",
+                  {bytes, files} (the folder's files zipped with deflate at `level` 1..9, \
+                  streamed into one object: never held whole in memory or on disk), \
+                  check_zip(key) -> {files, bytes, entries} (reads the object entry by entry as \
+                  java.util.zip.ZipInputStream does, checking sizes and CRCs), url.",
             example: Some(
                 "local s = ferry.store.open(\"memory://doc-example\")\ns:put(\"a/b.txt\", \"hello\")\nassert(s:get(\"a/b.txt\") == \"hello\")\nassert(s:head(\"a/b.txt\").size == 5 and s:head(\"nope\") == nil)\nlocal n = 0\nfor e in s:list(\"a\") do n = n + 1 end\nassert(n == 1)\nlocal d = os.tmpname()\nferry.fs.remove(d)\nferry.fs.mkdir(d)\nferry.fs.write(d .. \"/00000.smoosh\", \"segment\")\nlocal z = s:put_zip(d, \"seg/index.zip\", {level = 1})\nassert(z.files == 1 and s:head(\"seg/index.zip\").size == z.bytes)\nferry.fs.remove(d, {recursive = true})",
             ),
@@ -204,6 +206,26 @@ impl UserData for LuaStore {
                     .lua_err()
             },
         );
+        // check_zip(key) -> {files, bytes, entries = {{name, size, crc}}}: reads the object
+        // entry by entry as java.util.zip.ZipInputStream does (src/store/zip.rs).
+        m.add_async_method("check_zip", |lua, s, key: String| async move {
+            let entries = super::zip::check_zip(&s.0, &key).await.lua_err()?;
+            let t = lua.create_table()?;
+            let list = lua.create_table()?;
+            let mut bytes = 0u64;
+            for (i, e) in entries.iter().enumerate() {
+                let et = lua.create_table()?;
+                et.set("name", e.name.as_str())?;
+                et.set("size", e.size)?;
+                et.set("crc", e.crc)?;
+                list.set(i + 1, et)?;
+                bytes += e.size;
+            }
+            t.set("files", entries.len())?;
+            t.set("bytes", bytes)?;
+            t.set("entries", list)?;
+            Ok(t)
+        });
         m.add_async_method(
             "put_zip",
             |lua, s, (dir, key, opts): (String, String, Option<Table>)| async move {

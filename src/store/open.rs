@@ -42,6 +42,8 @@ const SECRET_KEYS: &[&str] = &[
     "bearer_token",
     "client_secret",
     "sse_c_key",
+    "sse_customer_key_base64",
+    "aws_sse_customer_key_base64",
 ];
 
 fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
@@ -231,14 +233,15 @@ fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
     let mut b = AmazonS3Builder::from_env()
         .with_bucket_name(&bucket)
         .with_retry(retry_config())
-        .with_client_options(s3_client_options(opts));
+        .with_client_options(s3_client_options(opts, display)?);
     let known = "endpoint, region, access_key_id, secret_access_key, session_token, allow_http, \
-                 virtual_hosted_style, skip_signature, sse_c_key, layout";
+                 virtual_hosted_style, skip_signature, sse_c_key, server_side_encryption, \
+                 sse_kms_key_id, sse_customer_key_base64, acl, layout";
     let mut endpoint_set =
         std::env::var("AWS_ENDPOINT_URL").is_ok() || std::env::var("AWS_ENDPOINT").is_ok();
     for (k, v) in &opts.values {
         b = match k.as_str() {
-            "layout" => b,
+            "layout" | "acl" => b,
             "sse_c_key" => {
                 use base64::Engine;
                 b.with_ssec_encryption(
@@ -283,16 +286,43 @@ fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
     })
 }
 
+/// S3 canned ACLs (the `x-amz-acl` values of PutObject and CreateMultipartUpload).
+const S3_CANNED_ACLS: &[&str] = &[
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+];
+
 /// [`client_options`] plus loopback resolution of `*.localhost` endpoints (see
-/// [`super::vhost::LocalhostResolver`]).
-fn s3_client_options(opts: &OpenOptions) -> ClientOptions {
-    let c = client_options(opts);
-    match opts.values.get("endpoint") {
-        Some(ep) if super::vhost::is_localhost_endpoint(ep) => {
-            c.with_dns_resolver(super::vhost::localhost_resolver())
-        }
-        _ => c,
+/// [`super::vhost::LocalhostResolver`]) and, with the `acl` option, the canned ACL as a default header. object_store
+/// has no ACL setting, but it puts the client's default headers on each S3 request builder
+/// before signing (object_store aws/client.rs `S3Client::request`), so `x-amz-acl` is signed
+/// (S3 refuses unsigned x-amz-* headers) and reaches PutObject and CreateMultipartUpload, the two
+/// requests that read it; S3 ignores it on the others.
+fn s3_client_options(opts: &OpenOptions, display: &str) -> Result<ClientOptions> {
+    let mut c = client_options(opts);
+    if let Some(ep) = opts.values.get("endpoint")
+        && super::vhost::is_localhost_endpoint(ep)
+    {
+        c = c.with_dns_resolver(super::vhost::localhost_resolver());
     }
+    let Some(acl) = opts.values.get("acl") else {
+        return Ok(c);
+    };
+    if !S3_CANNED_ACLS.contains(&acl.as_str()) {
+        return Err(bad(display, format!("acl '{acl}' is not an S3 canned ACL"))
+            .hint(format!("canned ACLs: {}", S3_CANNED_ACLS.join(", "))));
+    }
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "x-amz-acl",
+        reqwest::header::HeaderValue::from_str(acl).map_err(|e| bad(display, e))?,
+    );
+    Ok(c.with_default_headers(headers))
 }
 
 /// With `virtual_hosted_style` and a bucketless `endpoint`, addresses `<bucket>.<host>` (or

@@ -117,20 +117,85 @@ fn seg(
     }
 }
 
+/// The files of an `index/` directory of a v9 segment (`big` bytes of smoosh data).
+pub fn dir_files(seed: u64, big: usize) -> Vec<(String, Vec<u8>)> {
+    vec![
+        ("version.bin".to_string(), vec![0, 0, 0, 9]),
+        (
+            "meta.smoosh".to_string(),
+            format!("v1,2147483647,1\n__time,0,0,{big}\n").into_bytes(),
+        ),
+        ("00000.smoosh".to_string(), bytes(seed, big)),
+    ]
+}
+
+/// A zip-style segment's `index.zip` as Druid's CompressionUtils.zip writes it with
+/// java.util.zip.ZipOutputStream: flat, DEFLATED entries with data descriptors.
+pub fn segment_zip(seed: u64, big: usize) -> Vec<u8> {
+    let mut zw = zip::ZipWriter::new_stream(Vec::new());
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, data) in dir_files(seed, big) {
+        zw.start_file(name, opts).expect("zip entry");
+        std::io::Write::write_all(&mut zw, &data).expect("zip data");
+    }
+    zw.finish().expect("zip").into_inner()
+}
+
+/// Two segments of one time chunk overwritten with segment locking: NumberedOverwriteShardSpec
+/// serialises its partition as `partitionId` (32768 and up, PartitionIds.
+/// NON_ROOT_GEN_START_PARTITION_ID), and the pusher's path uses getPartitionNum() = partitionId
+/// (apache/druid processing/.../timeline/partition/NumberedOverwriteShardSpec.java).
+pub fn overwrite_segs() -> Vec<Seg> {
+    let shard = |id: u32| {
+        format!(
+            r#"{{"type":"numbered_overwrite","partitionId":{id},"startRootPartitionId":0,"endRootPartitionId":1,"minorVersion":1,"atomicUpdateGroupSize":2}}"#
+        )
+    };
+    [32768u32, 32769]
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| {
+            seg(
+                "wiki",
+                27,
+                "2019-05-03T21:57:15.950Z",
+                id,
+                None,
+                true,
+                Kind::Dir(dir_files(40 + i as u64, 20_000)),
+                &shard(id),
+                "",
+            )
+        })
+        .collect()
+}
+
+/// A segment stored under partition folder 7 whose shardSpec says partitionNum 1: Druid's pusher
+/// path for it is the one of the usual wiki partition 1, so two files map to one target key.
+pub fn misnumbered_seg() -> Seg {
+    seg(
+        "wiki",
+        27,
+        "2019-05-03T21:57:15.950Z",
+        7,
+        None,
+        true,
+        Kind::Zip(segment_zip(77, 5_000)),
+        r#"{"type":"numbered","partitionNum":1,"partitions":3}"#,
+        "",
+    )
+}
+
 /// Writes the deep storage under `root` and returns the segments (payloads final).
 pub fn build(root: &Path) -> Vec<Seg> {
+    build_with(root, Vec::new())
+}
+
+/// Like [`build`], with `more` segments (made by this module's helpers) after the usual ones.
+pub fn build_with(root: &Path, more: Vec<Seg>) -> Vec<Seg> {
     let numbered =
         |p: u32, n: u32| format!(r#"{{"type":"numbered","partitionNum":{p},"partitions":{n}}}"#);
-    let dir_files = |seed: u64, big: usize| {
-        vec![
-            ("version.bin".to_string(), vec![0, 0, 0, 9]),
-            (
-                "meta.smoosh".to_string(),
-                format!("v1,2147483647,1\n__time,0,0,{big}\n").into_bytes(),
-            ),
-            ("00000.smoosh".to_string(), bytes(seed, big)),
-        ]
-    };
     let mut segs = vec![
         // Zip-style (Druid < 26, or druid.storage.zip=true).
         seg(
@@ -140,7 +205,7 @@ pub fn build(root: &Path) -> Vec<Seg> {
             0,
             None,
             true,
-            Kind::Zip(bytes(1, 40_000)),
+            Kind::Zip(segment_zip(1, 40_000)),
             &numbered(0, 3),
             "",
         ),
@@ -164,7 +229,7 @@ pub fn build(root: &Path) -> Vec<Seg> {
             2,
             Some("4d4c8a7e-2f0b-4b1e-9a55-0d1c2e3f4a5b"),
             true,
-            Kind::Zip(bytes(3, 10_000)),
+            Kind::Zip(segment_zip(3, 10_000)),
             &numbered(2, 3),
             "",
         ),
@@ -224,7 +289,7 @@ pub fn build(root: &Path) -> Vec<Seg> {
             0,
             None,
             false,
-            Kind::Zip(bytes(5, 7_000)),
+            Kind::Zip(segment_zip(5, 7_000)),
             &numbered(0, 1),
             "",
         ),
@@ -241,6 +306,7 @@ pub fn build(root: &Path) -> Vec<Seg> {
             "",
         ),
     ];
+    segs.extend(more);
     let owner_id = segs[5].id.clone();
     segs[6].kind = Kind::Shares(owner_id.clone());
     segs[6].upgraded_from = Some(owner_id);
@@ -470,39 +536,148 @@ pub fn password(url: &str) -> String {
         .to_string()
 }
 
-/// Coordinator double: `GET /druid/coordinator/v1/loadstatus` answers data source -> percent
-/// loaded, climbing from `start_pct` to 100 over `steps` requests (as Historicals load the
-/// segments after the restart); `/status/health` answers `true`; anything else 404 as Jetty does.
+/// What the Coordinator double believes the segments are: its metadata snapshot
+/// (SqlSegmentsMetadataManager polls druid_segments every druid.manager.segments.pollDuration and
+/// serves its snapshot until the next poll; a Coordinator that was not restarted keeps serving
+/// the old loadSpecs for a while).
+#[derive(Clone)]
+pub enum View {
+    /// A fixed snapshot: these payloads (used segments only).
+    Fixed(Vec<String>),
+    /// A Coordinator that polls this metadata store at every request (after a restart).
+    Live(String),
+}
+
+impl View {
+    fn used_payloads(&self) -> Vec<String> {
+        match self {
+            View::Fixed(p) => p.clone(),
+            View::Live(url) => used_payloads(url),
+        }
+    }
+}
+
+/// The payloads of the used rows (the Coordinator's view only holds used segments).
+pub fn used_payloads(url: &str) -> Vec<String> {
+    let out = if url.starts_with("postgres") {
+        super::db::psql_exec(
+            url,
+            "SELECT encode(payload, 'hex') FROM druid_segments WHERE used ORDER BY id;",
+        )
+    } else {
+        super::db::mysql_exec(
+            url,
+            "SELECT HEX(payload) FROM druid_segments WHERE used = 1 ORDER BY id;",
+        )
+    };
+    super::db::tsv_rows(&out)
+        .into_iter()
+        .map(|r| {
+            let b: Vec<u8> = (0..r[0].len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&r[0][i..i + 2], 16).unwrap())
+                .collect();
+            String::from_utf8(b).unwrap()
+        })
+        .collect()
+}
+
+/// How the Coordinator double behaves.
+#[derive(Clone)]
+pub struct CoordinatorSpec {
+    /// The data sources `loadstatus` lists (in order); the first climbs from `start_pct`.
+    pub datasources: Vec<String>,
+    pub start_pct: f64,
+    /// Polls until the first data source reaches 100%.
+    pub steps: u64,
+    /// The first polls answer `{}` (a Coordinator before its first metadata poll).
+    pub empty_polls: u64,
+    /// The metadata API's view (None: every metadata request answers 404).
+    pub view: Option<View>,
+}
+
+/// Coordinator double, built from apache/druid server/src/main/java/org/apache/druid/server/http/:
+/// - `GET /druid/coordinator/v1/loadstatus` (CoordinatorResource.getLoadStatus ->
+///   DruidCoordinator.getDatasourceToLoadStatus): 200, a JSON map data source -> percent of its
+///   used segments loaded (a double); only data sources with used segments in the snapshot, so
+///   `{}` before the first metadata poll.
+/// - `GET /druid/coordinator/v1/metadata/datasources/{ds}/segments[?full]`
+///   (MetadataResource.getUsedSegmentsInDataSource): 404 with an empty body when the snapshot has
+///   no used segment of `ds`, else 200 and the DataSegment objects (`full`) or their ids.
+/// - `/status/health` answers `true` (StatusResource); anything else 404 with Jetty's HTML page.
 pub struct Coordinator {
     pub server: HttpServer,
 }
 
 impl Coordinator {
     pub fn start(datasources: &[&str], start_pct: f64, steps: u64) -> Coordinator {
-        let ds: Vec<String> = datasources.iter().map(|s| s.to_string()).collect();
+        Self::start_with(CoordinatorSpec {
+            datasources: datasources.iter().map(|s| s.to_string()).collect(),
+            start_pct,
+            steps,
+            empty_polls: 0,
+            view: None,
+        })
+    }
+
+    pub fn start_with(spec: CoordinatorSpec) -> Coordinator {
         let server = HttpServer::start(move |seen, n| {
-            let path = seen.path.split('?').next().unwrap_or("");
-            match path {
-                "/druid/coordinator/v1/loadstatus" => {
-                    let pct = if n >= steps {
-                        100.0
-                    } else {
-                        start_pct + (100.0 - start_pct) * (n as f64 - 1.0) / steps as f64
-                    };
-                    let body: Vec<String> = ds
-                        .iter()
-                        .enumerate()
-                        .map(|(i, d)| format!("\"{d}\":{:.1}", if i == 0 { pct } else { 100.0 }))
-                        .collect();
-                    Reply::json(200, &format!("{{{}}}", body.join(",")))
-                }
-                "/status/health" => Reply::json(200, "true"),
-                _ => Reply::new(
+            let (path, query) = seen.path.split_once('?').unwrap_or((&seen.path, ""));
+            let not_found = || {
+                Reply::new(
                     404,
                     "<html><body><h2>HTTP ERROR 404 Not Found</h2></body></html>",
                 )
-                .header("content-type", "text/html;charset=iso-8859-1"),
+                .header("content-type", "text/html;charset=iso-8859-1")
+            };
+            if path == "/druid/coordinator/v1/loadstatus" {
+                if n <= spec.empty_polls {
+                    return Reply::json(200, "{}");
+                }
+                let n = n - spec.empty_polls;
+                let pct = if n >= spec.steps {
+                    100.0
+                } else {
+                    spec.start_pct + (100.0 - spec.start_pct) * (n as f64 - 1.0) / spec.steps as f64
+                };
+                let body: Vec<String> = spec
+                    .datasources
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| format!("\"{d}\":{:.1}", if i == 0 { pct } else { 100.0 }))
+                    .collect();
+                return Reply::json(200, &format!("{{{}}}", body.join(",")));
             }
+            if path == "/status/health" {
+                return Reply::json(200, "true");
+            }
+            let meta = path
+                .strip_prefix("/druid/coordinator/v1/metadata/datasources/")
+                .and_then(|r| r.strip_suffix("/segments"));
+            if let Some(ds) = meta {
+                let Some(view) = &spec.view else {
+                    return Reply::new(404, "");
+                };
+                let segs: Vec<serde_json::Value> = view
+                    .used_payloads()
+                    .iter()
+                    .filter_map(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+                    .filter(|v| v["dataSource"] == ds)
+                    .collect();
+                if segs.is_empty() {
+                    return Reply::new(404, ""); // Response.status(NOT_FOUND).build(): no entity
+                }
+                let full = query
+                    .split('&')
+                    .any(|kv| kv == "full" || kv.starts_with("full="));
+                let body = if full {
+                    serde_json::Value::Array(segs)
+                } else {
+                    serde_json::Value::Array(segs.iter().map(|v| v["identifier"].clone()).collect())
+                };
+                return Reply::json(200, &body.to_string());
+            }
+            not_found()
         });
         Coordinator { server }
     }
@@ -531,4 +706,72 @@ pub fn unzip(data: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
 
 pub fn storage_root(ws_root: &Path) -> PathBuf {
     ws_root.join("druid/var/druid/segments")
+}
+
+/// A Druid site: a workspace holding the deep storage and Druid's configuration, the segments,
+/// and the metadata store URL (a fresh MariaDB or PostgreSQL database with druid_segments).
+pub struct Site {
+    pub ws: super::Workspace,
+    pub segs: Vec<Seg>,
+    pub url: String,
+    pub conf: PathBuf,
+}
+
+pub fn site(url: String, druid28: bool) -> Site {
+    site_with(url, druid28, Vec::new())
+}
+
+/// A site with `more` segments besides the usual ones (see [`build_with`]).
+pub fn site_with(url: String, druid28: bool, more: Vec<Seg>) -> Site {
+    let ws = super::Workspace::new();
+    let root = storage_root(ws.path());
+    let mut segs = build_with(&root, more);
+    if druid28 {
+        segs[0].used_status_last_updated = Some("2024-02-02T10:00:00.000Z".into());
+    }
+    let postgres = url.starts_with("postgres");
+    let ddl = if postgres {
+        postgres_ddl(druid28)
+    } else {
+        mysql_ddl(druid28)
+    };
+    let sql = ddl + &insert_sql(&segs, postgres, druid28);
+    if postgres {
+        super::db::psql_exec(&url, &sql);
+    } else {
+        super::db::mysql_exec(&url, &sql);
+    }
+    // Druid's layout: conf/druid/cluster/_common/common.runtime.properties, storage var/druid/segments.
+    let conf = ws.write(
+        "druid/conf/druid/cluster/_common/common.runtime.properties",
+        &runtime_properties(&url, Path::new("var/druid/segments")),
+    );
+    Site {
+        ws,
+        segs,
+        url,
+        conf,
+    }
+}
+
+/// `ferry run druid-deep-storage --yes -p druid_conf=... EXTRA` against the site (and S3).
+pub fn run(site: &Site, extra: &[&str], s3: Option<&super::s3::S3Server>) -> super::Output {
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "druid-deep-storage".into(),
+        "--yes".into(),
+        "-p".into(),
+        format!("druid_conf={}", site.conf.display()),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut f = site
+        .ws
+        .ferry()
+        .args(args)
+        .env("DRUID_METADATA_PASSWORD", &password(&site.url));
+    f.cmd.env_remove("AWS_CA_BUNDLE");
+    if let Some(s3) = s3 {
+        s3.apply_env(&mut f.cmd);
+    }
+    f.run()
 }

@@ -107,6 +107,7 @@ pub struct S3Server {
     log: Arc<Mutex<Vec<String>>>,
     bucket_region: Arc<Mutex<Option<String>>>,
     signed: Arc<Mutex<Vec<SignedRequest>>>,
+    seen: Arc<Mutex<Vec<SeenRequest>>>,
     background: Option<Background>,
     _dir: tempfile::TempDir,
 }
@@ -288,6 +289,7 @@ impl S3Server {
         let log = Arc::new(Mutex::new(Vec::new()));
         let bucket_region = Arc::new(Mutex::new(None));
         let signed = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
         let state = Arc::new(State {
             bucket_region: bucket_region.clone(),
             signed: signed.clone(),
@@ -297,6 +299,7 @@ impl S3Server {
             requests: requests.clone(),
             delay_ms: delay_ms.clone(),
             log: log.clone(),
+            seen: seen.clone(),
         });
         let background = Background::spawn("s3-server", listener, move |listener| {
             accept_loop(listener, state)
@@ -315,6 +318,7 @@ impl S3Server {
             log,
             bucket_region,
             signed,
+            seen,
             background: Some(background),
             _dir: dir,
         }
@@ -473,6 +477,11 @@ impl S3Server {
     pub fn request_log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }
+
+    /// Every request served so far with its headers, in order.
+    pub fn requests_seen(&self) -> Vec<SeenRequest> {
+        self.seen.lock().unwrap().clone()
+    }
 }
 
 impl Drop for S3Server {
@@ -528,8 +537,44 @@ impl S3Host for LocalhostHost {
     }
 }
 
+/// One request as the server received it.
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    pub status: u16,
+    /// Every header, names in lower case, in the order received.
+    pub headers: Vec<(String, String)>,
+}
+
+impl SeenRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The header names the SigV4 signature covers (`SignedHeaders=` of `Authorization`).
+    pub fn signed_headers(&self) -> Vec<String> {
+        self.header("authorization")
+            .and_then(|a| a.split("SignedHeaders=").nth(1))
+            .map(|v| {
+                v.split(',')
+                    .next()
+                    .unwrap_or("")
+                    .split(';')
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 struct State {
     signed: Arc<Mutex<Vec<SignedRequest>>>,
+    seen: Arc<Mutex<Vec<SeenRequest>>>,
     service: S3Service,
     session_token: Option<String>,
     sts: Sts,
@@ -573,6 +618,17 @@ async fn handle(
             .unwrap()
             .push(SignedRequest { host, region });
     }
+    let (method, uri) = (req.method().to_string(), req.uri().to_string());
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
     let resp = serve(&state, req).await;
     if let Ok(r) = &resp {
         state
@@ -580,6 +636,12 @@ async fn handle(
             .lock()
             .unwrap()
             .push(format!("{what} {}", r.status().as_u16()));
+        state.seen.lock().unwrap().push(SeenRequest {
+            method,
+            uri,
+            status: r.status().as_u16(),
+            headers,
+        });
     }
     resp
 }

@@ -1,0 +1,198 @@
+//! druid-deep-storage reaching the metadata store the way Druid's connector would: the query of
+//! druid.metadata.storage.connector.connectURI and druid.metadata.{mysql,postgres}.ssl.* are
+//! honoured (TLS, currentSchema) or refused with a clear error, never dropped; URLs naming
+//! several servers are refused. Real MariaDB and PostgreSQL (neither serves TLS here, so a
+//! TLS-requiring setting must make the connection fail rather than fall back to plain text).
+
+mod common;
+
+use common::db;
+use common::druid::{self as fx, run, site_with};
+
+/// Rewrites the site's connectURI line (`f` gets the current URI) and adds `extra` lines.
+fn set_conf(site: &fx::Site, f: impl Fn(&str) -> String, extra: &str) {
+    let conf = std::fs::read_to_string(&site.conf).unwrap();
+    let key = "druid.metadata.storage.connector.connectURI=";
+    let mut out = String::new();
+    for line in conf.lines() {
+        if let Some(uri) = line.strip_prefix(key) {
+            out.push_str(&format!("{key}{}\n", f(uri)));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str(extra);
+    std::fs::write(&site.conf, out).unwrap();
+}
+
+fn originals(site: &fx::Site) -> std::collections::BTreeMap<String, String> {
+    site.segs
+        .iter()
+        .map(|s| (s.id.clone(), s.payload.clone()))
+        .collect()
+}
+
+#[test]
+fn mysql_connect_uri_settings_are_honoured_or_refused() {
+    if db::mysql_url_or_skip().is_none() {
+        return;
+    }
+    let site = site_with(db::fresh_mysql_db("druid_jdbc"), true, Vec::new());
+    let target = "target=file:///tmp/ferry-druid-jdbc-never-written";
+    let refused: &[(&str, &str, &[&str])] = &[
+        (
+            "?sslMode=PREFERRED",
+            "",
+            &["?sslMode=PREFERRED", "cannot fall back to plain text"],
+        ),
+        (
+            "?useSSL=true&trustCertificateKeyStoreUrl=file:/etc/ks.jks",
+            "",
+            &["trustCertificateKeyStoreUrl", "Java keystores"],
+        ),
+        (
+            "?cachePrepStmts=true",
+            "",
+            &["?cachePrepStmts=true", "will not ignore it"],
+        ),
+        (
+            "",
+            "druid.metadata.mysql.ssl.enabledTLSProtocols=[\"TLSv1.2\"]\n",
+            &[
+                "druid.metadata.mysql.ssl.enabledTLSProtocols",
+                "protocol lists",
+            ],
+        ),
+    ];
+    for (query, extra, want) in refused {
+        set_conf(
+            &site,
+            |u| format!("{}{query}", u.split('?').next().unwrap()),
+            extra,
+        );
+        let out = run(&site, &["-p", target, "--dry-run", "--state", "r"], None);
+        out.code(2);
+        for w in *want {
+            out.stderr_has(w);
+        }
+        // Reset the extra lines for the next case.
+        let conf = std::fs::read_to_string(&site.conf)
+            .unwrap()
+            .replace(extra, "");
+        std::fs::write(&site.conf, conf).unwrap();
+    }
+    // Several servers: a clear refusal naming them.
+    set_conf(&site, |u| u.replacen("//", "//db-a:3306,", 1), "");
+    run(&site, &["-p", target, "--dry-run", "--state", "r"], None)
+        .code(2)
+        .stderr_has("names several hosts (db-a:3306,");
+    set_conf(
+        &site,
+        |u| {
+            u.replace(",", "").replace("db-a:3306", "").replacen(
+                "jdbc:mysql:",
+                "jdbc:mysql:replication:",
+                1,
+            )
+        },
+        "",
+    );
+    run(&site, &["-p", target, "--dry-run", "--state", "r"], None)
+        .code(2)
+        .stderr_has("replication, load-balanced and SRV URLs name several servers");
+    // TLS asked for (in the URL, or by druid.metadata.mysql.ssl.useSSL): no plain-text fallback.
+    for (query, extra) in [
+        ("?useSSL=true", ""),
+        ("", "druid.metadata.mysql.ssl.useSSL=true\n"),
+    ] {
+        set_conf(
+            &site,
+            |u| {
+                format!(
+                    "{}{query}",
+                    u.replacen("jdbc:mysql:replication:", "jdbc:mysql:", 1)
+                        .split('?')
+                        .next()
+                        .unwrap()
+                )
+            },
+            extra,
+        );
+        let out = run(&site, &["-p", target, "--dry-run", "--state", "r"], None);
+        assert_ne!(out.code, 0, "connected without TLS:\n{}", out.stderr);
+        assert!(
+            out.stderr.to_lowercase().contains("tls") || out.stderr.to_lowercase().contains("ssl"),
+            "{}",
+            out.stderr
+        );
+        let conf = std::fs::read_to_string(&site.conf)
+            .unwrap()
+            .replace(extra, "");
+        std::fs::write(&site.conf, conf).unwrap();
+    }
+    assert_eq!(fx::payloads(&site.url), originals(&site));
+    // useSSL=false is honoured (plain text, as asked); a character set property is named, not applied.
+    set_conf(
+        &site,
+        |u| {
+            format!(
+                "{}?useSSL=false&characterEncoding=UTF-8",
+                u.split('?').next().unwrap()
+            )
+        },
+        "",
+    );
+    let dir = site.ws.join("new-deep");
+    run(
+        &site,
+        &["-p", &format!("target=file://{}", dir.display())],
+        None,
+    )
+    .code(0)
+    .stderr_has("connection properties without effect on ferry: characterEncoding")
+    .stderr_has("rewrote 7 load spec(s)");
+    db::drop_mysql_db(&site.url);
+}
+
+/// pgJDBC's currentSchema decides where Druid's unqualified table names resolve: ferry reads and
+/// rewrites druid_segments in that schema. sslmode=require with a server without TLS fails.
+#[test]
+fn postgres_current_schema_is_honoured_and_sslmode_require_is_not_dropped() {
+    if db::postgres_url_or_skip().is_none() {
+        return;
+    }
+    let site = site_with(db::fresh_postgres_db("druid_jdbc"), false, Vec::new());
+    db::psql_exec(
+        &site.url,
+        "CREATE SCHEMA druidmeta; ALTER TABLE druid_segments SET SCHEMA druidmeta;",
+    );
+    let in_schema = format!("{}?options=-csearch_path%3Ddruidmeta", site.url);
+    set_conf(&site, |u| format!("{u}?sslmode=require"), "");
+    let dir = site.ws.join("new-deep");
+    let target = format!("target=file://{}", dir.display());
+    let out = run(&site, &["-p", &target], None);
+    assert_ne!(out.code, 0, "connected without TLS:\n{}", out.stderr);
+    assert_eq!(fx::payloads(&in_schema), originals(&site));
+
+    set_conf(
+        &site,
+        |u| {
+            format!(
+                "{}?currentSchema=druidmeta&ApplicationName=druid",
+                u.split('?').next().unwrap()
+            )
+        },
+        "",
+    );
+    run(&site, &["-p", &target], None)
+        .code(0)
+        .stderr_has("rewrote 7 load spec(s)");
+    let got = fx::payloads(&in_schema);
+    let rewritten = got
+        .values()
+        .filter(|p| p.contains(&format!("\"path\":\"{}/", dir.display())))
+        .count();
+    assert_eq!(rewritten, 7, "{got:?}");
+    db::drop_postgres_db(&site.url);
+}

@@ -141,9 +141,10 @@ fn account_of_endpoint(ep: &str) -> Option<String> {
 
 /// A SAS query (with or without the leading `?`) as its pairs, each value decoded. Its
 /// signature is registered as a secret (encoded and decoded). Refused when it has no `sig`, and
-/// when its expiry (`se`) has passed: Azure would answer 403 AuthenticationFailed to every
-/// request (Azurite: `AccountSASAuthenticator.ts`/`BlobSASAuthenticator.ts`, "Signed expiry time
-/// ... must be after signed start time"), so ferry says so before the first request.
+/// when its expiry (`se`) has passed: the service would answer every request with a bare 403
+/// (Azurite: `403 AuthorizationFailure` from `validateTime` in
+/// dist/src/blob/authentication/BlobSASAuthenticator.js and AccountSASAuthenticator.js, which
+/// does not say why), so ferry says so before the first request.
 fn parse_sas(display: &str, text: &str) -> Result<Vec<(String, String)>> {
     let text = text.trim().trim_start_matches('?');
     add_secret(text);
@@ -201,17 +202,29 @@ fn is_credential_key(k: &AzureConfigKey) -> bool {
     )
 }
 
-/// ferry's client options plus `ca_file` (a PEM bundle of extra trusted roots for the endpoint).
+/// ferry's client options plus extra trusted roots for the endpoint: the `ca_file` option, else
+/// `REQUESTS_CA_BUNDLE` (the variable the Azure CLI reads for a private CA: it is Python's
+/// `requests` setting). A PEM bundle; the system's roots stay trusted too.
 fn azure_client_options(display: &str, opts: &OpenOptions) -> Result<ClientOptions> {
     let mut c = client_options(opts);
-    if let Some(path) = opts.values.get("ca_file") {
-        let pem = std::fs::read(path).map_err(|e| {
-            FerryError::io(format!("store {display}: reading ca_file {path}"), &e)
-        })?;
+    let ca = match opts.values.get("ca_file") {
+        Some(p) => Some(("ca_file", p.clone())),
+        None => std::env::var("REQUESTS_CA_BUNDLE")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .map(|p| ("REQUESTS_CA_BUNDLE", p)),
+    };
+    if let Some((source, path)) = &ca {
+        let path = path.as_str();
+        let pem = std::fs::read(path)
+            .map_err(|e| FerryError::io(format!("store {display}: reading {source} {path}"), &e))?;
         let certs = object_store::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| bad(display, format!("ca_file {path} is not a PEM bundle: {e}")))?;
+            .map_err(|e| bad(display, format!("{source} {path} is not a PEM bundle: {e}")))?;
         if certs.is_empty() {
-            return Err(bad(display, format!("ca_file {path} holds no certificate")));
+            return Err(bad(
+                display,
+                format!("{source} {path} holds no certificate"),
+            ));
         }
         for cert in certs {
             c = c.with_root_certificate(cert);
@@ -229,7 +242,10 @@ pub(super) fn open(
 ) -> Result<Store> {
     let (container, prefix) = container_prefix.unwrap_or_else(|| bucket_and_prefix(u));
     if container.is_empty() {
-        return Err(bad(display, "the URL names no container: az://container/prefix"));
+        return Err(bad(
+            display,
+            "the URL names no container: az://container/prefix",
+        ));
     }
     // Explicit credential options (aliases as object_store spells them).
     let mut explicit: Vec<(String, Cred)> = Vec::new();
@@ -254,7 +270,10 @@ pub(super) fn open(
         let names: Vec<&str> = explicit.iter().map(|(k, _)| k.as_str()).collect();
         return Err(bad(
             display,
-            format!("more than one credential given ({}); keep one", names.join(", ")),
+            format!(
+                "more than one credential given ({}); keep one",
+                names.join(", ")
+            ),
         ));
     }
     let conn_text = opts
@@ -291,7 +310,13 @@ pub(super) fn open(
         if cred.is_some() && is_credential_key(&key) {
             continue;
         }
-        if matches!(key, AzureConfigKey::AccessKey | AzureConfigKey::SasKey | AzureConfigKey::Token | AzureConfigKey::ClientSecret) {
+        if matches!(
+            key,
+            AzureConfigKey::AccessKey
+                | AzureConfigKey::SasKey
+                | AzureConfigKey::Token
+                | AzureConfigKey::ClientSecret
+        ) {
             add_secret(&v);
         }
         b = b.with_config(key, v);
@@ -444,7 +469,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cs.account.as_deref(), Some("acct"));
-        assert_eq!(cs.endpoint.as_deref(), Some("https://acct.blob.core.windows.net"));
+        assert_eq!(
+            cs.endpoint.as_deref(),
+            Some("https://acct.blob.core.windows.net")
+        );
         assert_eq!(cs.cred, Some(Cred::AccessKey("a2V5PT0=".into())));
         let cs = parse_connection_string(
             "x",
@@ -452,7 +480,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cs.account.as_deref(), Some("devstoreaccount1"));
-        assert_eq!(cs.endpoint.as_deref(), Some("http://127.0.0.1:10000/devstoreaccount1"));
+        assert_eq!(
+            cs.endpoint.as_deref(),
+            Some("http://127.0.0.1:10000/devstoreaccount1")
+        );
         assert_eq!(
             cs.cred,
             Some(Cred::Sas(vec![
@@ -471,7 +502,11 @@ mod tests {
         assert!(parse_sas("x", "sv=2020-12-06&sp=r").is_err());
         let e = parse_sas("x", "sv=2020-12-06&se=2001-01-01T00%3A00%3A00Z&sig=abc").unwrap_err();
         assert_eq!(e.kind, ErrorKind::Auth);
-        assert!(e.message.contains("expired at 2001-01-01T00:00:00Z"), "{}", e.message);
+        assert!(
+            e.message.contains("expired at 2001-01-01T00:00:00Z"),
+            "{}",
+            e.message
+        );
         assert!(parse_sas("x", "?se=2999-01-01&sig=abc").is_ok());
     }
 }

@@ -58,7 +58,13 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
         }
         cur = err.source();
     }
-    let joined = parts.join(": ");
+    let mut joined = parts.join(": ");
+    if joined.contains("invalid peer certificate") || joined.contains("certificate verify failed") {
+        joined.push_str(
+            " (the endpoint's TLS certificate is not trusted: give its CA with ca_file or \
+             REQUESTS_CA_BUNDLE)",
+        );
+    }
     let Some(xml_at) = joined.find("<?xml") else {
         return joined.replace('\n', " ");
     };
@@ -257,7 +263,10 @@ mod tests {
                 source: e,
             })
             .to_string();
-        assert!(out.contains("account acct, container box: Error performing list request"), "{out}");
+        assert!(
+            out.contains("account acct, container box: Error performing list request"),
+            "{out}"
+        );
         assert!(out.contains("403 Forbidden AuthenticationFailed: Server failed to authenticate the request. (Signed expiry"), "{out}");
         assert!(!out.contains('\n') && !out.contains("<?xml"), "{out}");
     }

@@ -10,12 +10,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+
+mod azure;
+mod azure_errors;
 
 use super::{Backend, Store};
 use crate::runtime::error::{ErrorKind, FerryError, Result};
@@ -508,83 +510,13 @@ fn open_azure(
     opts: &OpenOptions,
     container_prefix: Option<(String, String)>,
 ) -> Result<Store> {
-    let (container, prefix) = container_prefix.unwrap_or_else(|| bucket_and_prefix(u));
-    let mut b = MicrosoftAzureBuilder::from_env()
-        .with_container_name(&container)
-        .with_retry(retry_config())
-        .with_client_options(client_options(opts));
-    let known = "account, access_key, sas, endpoint, allow_http, use_emulator, bearer_token";
-    for (k, v) in &opts.values {
-        b = match k.as_str() {
-            "layout" => b,
-            "account" => b.with_account(v),
-            "access_key" => b.with_access_key(v),
-            "endpoint" => b.with_endpoint(v.clone()),
-            "allow_http" => b.with_allow_http(opt_bool(opts, k)),
-            "use_emulator" => b.with_use_emulator(opt_bool(opts, k)),
-            "bearer_token" => b.with_bearer_token_authorization(v),
-            "sas" | "sas_token" => {
-                let pairs: Vec<(String, String)> =
-                    url::form_urlencoded::parse(v.trim_start_matches('?').as_bytes())
-                        .map(|(a, b)| (a.into_owned(), b.into_owned()))
-                        .collect();
-                b.with_sas_authorization(pairs)
-            }
-            other => match other.parse::<AzureConfigKey>() {
-                Ok(key) => b.with_config(key, v),
-                Err(_) => return Err(unknown_option(display, other, known)),
-            },
-        };
-    }
-    let az = b.build().map_err(|e| bad(display, e))?;
-    Ok(Store {
-        inner: with_prefix(Arc::new(az), &prefix),
-        display: display.to_string(),
-        backend: Backend::Azure,
-    })
+    azure::open(u, display, opts, container_prefix)
 }
 
 /// `https://ACCOUNT.blob.core.windows.net/container/prefix?SAS`, or path-style
 /// `http://host:port/ACCOUNT/container/prefix?SAS` (Azurite and other emulators).
 fn open_azure_url(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
-    let host = u.host_str().unwrap_or("").to_string();
-    let mut segments: Vec<String> = u
-        .path_segments()
-        .map(|s| s.filter(|x| !x.is_empty()).map(str::to_string).collect())
-        .unwrap_or_default();
-    let mut o = opts.clone();
-    let account = if let Some(acc) = host.strip_suffix(".blob.core.windows.net") {
-        acc.to_string()
-    } else {
-        if segments.is_empty() {
-            return Err(bad(
-                display,
-                "expected http(s)://host/ACCOUNT/container/prefix?SAS",
-            ));
-        }
-        let acc = segments.remove(0);
-        let mut endpoint = format!("{}://{}", u.scheme(), host);
-        if let Some(port) = u.port() {
-            endpoint.push_str(&format!(":{port}"));
-        }
-        endpoint.push_str(&format!("/{acc}"));
-        o.values.entry("endpoint".into()).or_insert(endpoint);
-        if u.scheme() == "http" {
-            o.values.entry("allow_http".into()).or_insert("true".into());
-        }
-        acc
-    };
-    if segments.is_empty() {
-        return Err(bad(display, "the URL names no container"));
-    }
-    let container = segments.remove(0);
-    let prefix = segments.join("/");
-    o.values.entry("account".into()).or_insert(account);
-    if let Some(q) = u.query() {
-        add_secret(q);
-        o.values.insert("sas".into(), q.to_string());
-    }
-    open_azure(u, display, &o, Some((container, prefix)))
+    azure::open_url(u, display, opts)
 }
 
 /// One cheap request that fails when the bucket is missing or the credentials are rejected.

@@ -55,6 +55,7 @@ pub const UNSET_ENV: &[&str] = &[
     "AZURE_USE_AZURE_CLI",
     "AZURE_CONTAINER_NAME",
     "AZURITE_BLOB_STORAGE_URL",
+    "REQUESTS_CA_BUNDLE",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "ALL_PROXY",
@@ -297,6 +298,73 @@ impl Azurite {
             pct(&expiry),
             pct(&sig)
         )
+    }
+
+    /// An account SAS like [`Azurite::account_sas`] whose expiry (`se`) is `expiry` (any
+    /// `chrono` time, past or future), signed with the account key.
+    pub fn account_sas_expiring(
+        &self,
+        permissions: &str,
+        expiry: chrono::DateTime<chrono::Utc>,
+    ) -> String {
+        let expiry = expiry.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let (sv, ss, srt) = ("2020-12-06", "b", "sco");
+        let to_sign = format!(
+            "{}\n{permissions}\n{ss}\n{srt}\n\n{expiry}\n\n\n{sv}\n\n",
+            self.account
+        );
+        let sig = base64_encode(&hmac_sha256(&base64_decode(&self.key), to_sign.as_bytes()));
+        format!(
+            "sv={sv}&ss={ss}&srt={srt}&sp={permissions}&se={}&sig={}",
+            pct(&expiry),
+            pct(&sig)
+        )
+    }
+
+    /// A service SAS for one container (`sr=c`), valid until `expiry`, with the given
+    /// permissions (`"racwdl"`, `"rl"`...). String-to-sign of version 2020-12-06 as Azurite
+    /// checks it (`generateBlobSASSignature20201206` in
+    /// dist/src/blob/authentication/IBlobSASSignatureValues.js): sp, st, se,
+    /// `/blob/ACCOUNT/CONTAINER`, si, sip, spr, sv, sr, snapshot, ses, rscc, rscd, rsce, rscl,
+    /// rsct, one per line.
+    pub fn container_sas(
+        &self,
+        container: &str,
+        permissions: &str,
+        expiry: chrono::DateTime<chrono::Utc>,
+    ) -> String {
+        let expiry = expiry.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let sv = "2020-12-06";
+        let to_sign = format!(
+            "{permissions}\n\n{expiry}\n/blob/{}/{container}\n\n\n\n{sv}\nc\n\n\n\n\n\n\n",
+            self.account
+        );
+        let sig = base64_encode(&hmac_sha256(&base64_decode(&self.key), to_sign.as_bytes()));
+        format!(
+            "sv={sv}&sr=c&sp={permissions}&se={}&sig={}",
+            pct(&expiry),
+            pct(&sig)
+        )
+    }
+
+    /// An unsigned GET of `/{account}/{path}?{query}` (e.g. a SAS request), as Azurite answers.
+    pub fn get_with_query(&self, path: &str, query: &str) -> std::io::Result<RawResponse> {
+        let target = format!("/{}/{}?{query}", self.account, path.trim_start_matches('/'));
+        let head = format!(
+            "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nx-ms-version: {API_VERSION}\r\n\r\n",
+            self.host_port
+        );
+        let addr = self
+            .host_port
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| std::io::Error::other("no address"))?;
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.write_all(head.as_bytes())?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)?;
+        RawResponse::parse(&raw)
     }
 
     /// `container_url(container)` + `?` + `account_sas(permissions)`.
@@ -559,4 +627,127 @@ fn pct(s: &str) -> String {
         }
     }
     out
+}
+
+/// The second Azurite of `tests/setup/azurite.sh`: HTTPS with a test CA and `--oauth basic`,
+/// the only mode in which Azurite takes bearer tokens.
+#[derive(Debug, Clone)]
+pub struct OauthAzurite {
+    /// `https://127.0.0.1:10010/devstoreaccount1`.
+    pub endpoint: String,
+    /// PEM of the CA that signed the instance's certificate.
+    pub ca_file: String,
+    /// PEM of a CA that signed nothing the instance uses.
+    pub other_ca_file: String,
+}
+
+/// The HTTPS/OAuth Azurite from `FERRY_TEST_AZURITE_OAUTH` and `FERRY_TEST_AZURITE_CA`, or
+/// `None` with `SKIPPED: <test>: <why>` printed. Panics when the variables are set but the
+/// instance does not answer, and when they are unset under `CI=true` (the setup script makes it
+/// on a fresh machine).
+pub fn azurite_oauth(test: &str) -> Option<OauthAzurite> {
+    let endpoint = std::env::var("FERRY_TEST_AZURITE_OAUTH")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let ca = std::env::var("FERRY_TEST_AZURITE_CA")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let (Some(endpoint), Some(ca_file)) = (endpoint, ca) else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{test}: FERRY_TEST_AZURITE_OAUTH/FERRY_TEST_AZURITE_CA unset under CI=true");
+        }
+        eprintln!(
+            "SKIPPED: {test}: FERRY_TEST_AZURITE_OAUTH and FERRY_TEST_AZURITE_CA are unset \
+             (run `bash tests/setup/azurite.sh`, which starts Azurite with HTTPS and --oauth basic)"
+        );
+        return None;
+    };
+    let other_ca_file = std::path::Path::new(&ca_file)
+        .with_file_name("other-ca.pem")
+        .to_string_lossy()
+        .into_owned();
+    let az = OauthAzurite {
+        endpoint: endpoint.trim_end_matches('/').to_string(),
+        ca_file,
+        other_ca_file,
+    };
+    let token = az.token(3600, "https://storage.azure.com");
+    let out = az
+        .curl(&token, "GET", "?comp=list")
+        .unwrap_or_else(|e| panic!("{test}: curl: {e}"));
+    assert!(
+        out.starts_with("200"),
+        "{test}: the OAuth Azurite at {} does not answer a bearer list: {out}",
+        az.endpoint
+    );
+    Some(az)
+}
+
+fn b64url(data: &[u8]) -> String {
+    base64_encode(data)
+        .trim_end_matches('=')
+        .replace('+', "-")
+        .replace('/', "_")
+}
+
+impl OauthAzurite {
+    /// A JWT that Azurite's basic OAuth check accepts (dist/src/blob/authentication/
+    /// BlobTokenAuthenticator.js, `authenticateBasic`): `nbf`, `iat` and `exp` present and `now`
+    /// between `nbf` and `exp`, `iss` starting with `https://sts.windows.net/`, `aud` one of
+    /// `VALID_BLOB_AUDIENCES` (dist/src/blob/utils/constants.js). The signature is not checked
+    /// in basic mode, so it is a placeholder. `valid_for` may be negative (an expired token).
+    pub fn token(&self, valid_for: i64, audience: &str) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let header = b64url(br#"{"alg":"RS256","typ":"JWT"}"#);
+        let claims = format!(
+            r#"{{"aud":"{audience}","iss":"https://sts.windows.net/ab1f708d-50f6-404c-a006-d71b2ac7a606/","iat":{},"nbf":{},"exp":{},"oid":"ferry-test"}}"#,
+            now - 7200,
+            now - 7200,
+            now + valid_for
+        );
+        format!(
+            "{header}.{}.{}",
+            b64url(claims.as_bytes()),
+            b64url(b"not-checked")
+        )
+    }
+
+    /// `curl` with the bearer token against `endpoint` + `path_query`; returns
+    /// `"<status> <body>"`.
+    pub fn curl(&self, token: &str, method: &str, path_query: &str) -> std::io::Result<String> {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "10",
+                "--cacert",
+                &self.ca_file,
+                "-X",
+                method,
+            ])
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .args(["-H", "x-ms-version: 2021-08-06", "-H", "Content-Length: 0"])
+            .args(["-w", "\n%{http_code}"])
+            .arg(format!(
+                "{}/{}",
+                self.endpoint,
+                path_query.trim_start_matches('/')
+            ))
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+        Ok(format!("{status} {body}"))
+    }
+
+    /// Creates a container `PREFIX-<random>` with a bearer token and returns its name.
+    pub fn unique_container(&self, prefix: &str) -> String {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("{prefix}-{}", &id[..12]);
+        let token = self.token(3600, "https://storage.azure.com");
+        let out = self
+            .curl(&token, "PUT", &format!("{name}?restype=container"))
+            .unwrap_or_else(|e| panic!("create container {name}: {e}"));
+        assert!(out.starts_with("201"), "create container {name}: {out}");
+        name
+    }
 }

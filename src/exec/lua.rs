@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use mlua::{Lua, Table, Value};
+use mlua::{Function, Lua, MultiValue, Table, Value};
 use serde_json::json;
 
+use super::stream::Line;
 use super::{ExecSpec, display, tail};
 use crate::runtime::context::ctx;
 use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult};
@@ -81,6 +82,7 @@ fn spec_from(lua: &Lua, t: &Table) -> mlua::Result<(ExecSpec, bool, bool)> {
 
 async fn run(lua: Lua, t: Table) -> mlua::Result<Table> {
     let (spec, check, read_only) = spec_from(&lua, &t)?;
+    let on_line = t.get::<Option<Function>>("on_line")?;
     let c = ctx(&lua);
     let shown = display(&spec.argv);
     let out = lua.create_table()?;
@@ -92,7 +94,12 @@ async fn run(lua: Lua, t: Table) -> mlua::Result<Table> {
         return Ok(out);
     }
     tracing::debug!(target: EV, "running `{shown}`");
-    let r = super::run(&spec, &c.cancel).await.lua_err()?;
+    let r = match on_line {
+        None => super::run(&spec, &c.cancel).await.lua_err()?,
+        Some(f) => super::stream::run(&spec, &c.cancel, |l| call_on_line(&lua, &f, l))
+            .await
+            .lua_err()?,
+    };
     output::event(
         "exec",
         json!({"command": shown, "code": r.code, "duration_ms": r.duration.as_millis() as u64}),
@@ -124,6 +131,18 @@ async fn run(lua: Lua, t: Table) -> mlua::Result<Table> {
     out.set("stdout", lua.create_string(&r.stdout)?)?;
     out.set("stderr", lua.create_string(&r.stderr)?)?;
     Ok(out)
+}
+
+/// Calls `on_line(stream, line, more)`; its error (with the script line) ends the command.
+async fn call_on_line(lua: &Lua, f: &Function, l: Line) -> crate::runtime::error::Result<()> {
+    let lua_err = |e: mlua::Error| FerryError::from_lua_error(&e);
+    let mut args = MultiValue::new();
+    args.push_back(Value::String(lua.create_string(l.stream.name()).map_err(lua_err)?));
+    args.push_back(Value::String(lua.create_string(&l.bytes).map_err(lua_err)?));
+    args.push_back(Value::Boolean(l.more));
+    crate::runtime::call_protected(lua, f.clone(), args).await?;
+    drop(l); // its share of the in-flight budget
+    Ok(())
 }
 
 fn build(lua: &Lua) -> mlua::Result<Table> {

@@ -232,7 +232,7 @@ local function follow(log, finished, progress)
 end
 
 -- The first line the copy's sh prints: its pid, for a resumed run to follow it.
-local PID_TAG = "ferry-copy-data-pid "
+local PID_TAG = "ferry_copy_data_pid " -- no pattern magic characters: it is used in patterns
 
 -- Runs copy_data once, reading the shell's output as it comes (ferry.exec.run's on_line) to
 -- relay progress and judge the result. The shell's output also goes to `log` through

@@ -110,9 +110,8 @@ print("pieces " .. table.concat(pieces, " ") .. " tail " .. #r.stdout)
 "#,
         &[],
     );
-    out.code(0).stdout_has(
-        "pieces 1048576+ 1048576+ 1048576+ 1048576+ 1048576+ 3 3 tail 65536",
-    );
+    out.code(0)
+        .stdout_has("pieces 1048576+ 1048576+ 1048576+ 1048576+ 1048576+ 3 3 tail 65536");
 }
 
 #[test]
@@ -163,7 +162,10 @@ print("ok " .. tostring(ok) .. " kind " .. e.kind .. " msg " .. e.message)
         if !on_line.is_empty() {
             std::thread::sleep(Duration::from_millis(300));
             let pid = pid_after(&out, "bg ");
-            assert!(!alive(pid), "the background child {pid} survived the timeout");
+            assert!(
+                !alive(pid),
+                "the background child {pid} survived the timeout"
+            );
         }
     }
 }
@@ -183,7 +185,10 @@ print("ok " .. tostring(ok) .. " kind " .. e.kind)
     out.code(0).stdout_has("ok false kind timeout");
     std::thread::sleep(Duration::from_millis(300));
     let pid: u32 = ws.read("bg.pid").trim().parse().expect("bg.pid");
-    assert!(!alive(pid), "the background child {pid} survived the timeout");
+    assert!(
+        !alive(pid),
+        "the background child {pid} survived the timeout"
+    );
 }
 
 #[test]

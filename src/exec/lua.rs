@@ -162,7 +162,9 @@ async fn run(lua: Lua, t: Table) -> mlua::Result<Table> {
 async fn call_on_line(lua: &Lua, f: &Function, l: Line) -> crate::runtime::error::Result<()> {
     let lua_err = |e: mlua::Error| FerryError::from_lua_error(&e);
     let mut args = MultiValue::new();
-    args.push_back(Value::String(lua.create_string(l.stream.name()).map_err(lua_err)?));
+    args.push_back(Value::String(
+        lua.create_string(l.stream.name()).map_err(lua_err)?,
+    ));
     args.push_back(Value::String(lua.create_string(&l.bytes).map_err(lua_err)?));
     args.push_back(Value::Boolean(l.more));
     crate::runtime::call_protected(lua, f.clone(), args).await?;

@@ -221,7 +221,12 @@ where
     for p in pumps {
         match p.await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(FerryError::io(format!("reading the output of `{shown}`"), &e)),
+            Ok(Err(e)) => {
+                return Err(FerryError::io(
+                    format!("reading the output of `{shown}`"),
+                    &e,
+                ));
+            }
             Err(e) => {
                 return Err(FerryError::new(
                     crate::runtime::error::ErrorKind::Internal,
@@ -267,7 +272,10 @@ mod tests {
             argv: vec![
                 "sh".into(),
                 "-c".into(),
-                format!("head -c {} /dev/zero | tr '\\0' x; printf 'a\\r\\nb'", LINE_CAP + 10),
+                format!(
+                    "head -c {} /dev/zero | tr '\\0' x; printf 'a\\r\\nb'",
+                    LINE_CAP + 10
+                ),
             ],
             ..Default::default()
         };

@@ -268,3 +268,20 @@ ferry.exec.run{"sh", "-c", "sleep 60 & echo $! > bg.pid; echo $$ > sh.pid; echo 
         assert!(!alive(pid), "{f}: {pid} survived Ctrl-C");
     }
 }
+
+#[test]
+fn stdin_env_and_cwd_apply_when_streaming() {
+    let ws = Workspace::new();
+    std::fs::create_dir(ws.join("sub")).unwrap();
+    let out = run_script(
+        &ws,
+        r#"
+local got = {}
+ferry.exec.run{"sh", "-c", "cat; echo \"$FOO\"; pwd", stdin = "in1\nin2\n", env = {FOO = "bar"}, cwd = "sub",
+  read_only = true, on_line = function(_, l) got[#got + 1] = l:gsub(".*/", "") end}
+print("got " .. table.concat(got, ","))
+"#,
+        &[],
+    );
+    out.code(0).stdout_has("got in1,in2,bar,sub");
+}

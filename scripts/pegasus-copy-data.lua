@@ -194,10 +194,24 @@ local function alive(pid)
   return ferry.exec.run{"sh", "-c", script, check = false, read_only = true}.code == 0
 end
 
--- Follows one copy_data run writing to `log` until `finished()` says it ended, relaying its
--- progress lines; returns the parsed output.
+-- Shows the newest progress line (a line a second while copy_data runs [§2.5]).
+local function relayer(progress)
+  local shown = -1
+  return function(last)
+    if last and last.rows ~= shown then
+      shown = last.rows
+      progress:set(last.rows)
+      progress:message(("%d/%d splits, %d rows/s"):format(last.done_splits, last.splits, last.last))
+    end
+  end
+end
+
+-- Follows the copy_data run of a killed ferry, whose shell still writes to `log`, until
+-- `finished()` says it ended, relaying its progress lines; returns the parsed output. Its output
+-- is not ferry's to read (the pipe went with the killed ferry), so only the file tells.
 local function follow(log, finished, progress)
-  local shown, seen = -1, -1
+  local seen = -1
+  local relay = relayer(progress)
   while true do
     local done = finished()
     if done then
@@ -211,15 +225,39 @@ local function follow(log, finished, progress)
       seen = st.size
       local tail = st.size <= 65536 and ferry.fs.read(log) or
         ferry.exec.run{"tail", "-c", "4096", log, read_only = true, check = false}.stdout
-      local last = pegasus.parse_copy(tail).last
-      if last and last.rows ~= shown then
-        shown = last.rows
-        progress:set(last.rows)
-        progress:message(("%d/%d splits, %d rows/s"):format(last.done_splits, last.splits, last.last))
-      end
+      relay(pegasus.parse_copy(tail).last)
     end
     ferry.task.sleep(0.5)
   end
+end
+
+-- The first line the copy's sh prints: its pid, for a resumed run to follow it.
+local PID_TAG = "ferry_copy_data_pid " -- no pattern magic characters: it is used in patterns
+
+-- Runs copy_data once, reading the shell's output as it comes (ferry.exec.run's on_line) to
+-- relay progress and judge the result. The shell's output also goes to `log` through
+-- `tee -p -a` (GNU coreutils; -p: a write error on the pipe to ferry does not stop tee, so the
+-- file keeps growing): a ferry that is killed leaves the shell copying into the file, and the
+-- resumed run follows that with `follow`. The sh's pid (`running`) is checkpointed from its
+-- first line.
+local function copy_once(ctx, log, command, progress)
+  ferry.fs.write(log, "")
+  local result, feed = pegasus.copy_reader()
+  local relay = relayer(progress)
+  local line = ("echo %s$$; %s 2>&1 | tee -p -a %s"):format(PID_TAG, p.shell, pegasus.sh_quote(log))
+  local r = ferry.exec.run{"sh", "-c", line, stdin = "use " .. pegasus.arg(source) .. "\n" .. command .. "\n",
+    cwd = cwd, check = false, timeout = p.copy_timeout,
+    on_line = function(_, l)
+      local pid = l:match("^" .. PID_TAG .. "(%d+)$")
+      if pid then
+        ctx:checkpoint("running", {pid = tonumber(pid), log = log})
+        return
+      end
+      feed(l)
+      relay(result.last)
+    end}
+  -- r.stdout is the last 64 KiB of the output: enough for the tail shown on failure.
+  return result, (r.stdout:gsub("^" .. PID_TAG .. "%d+\n", ""))
 end
 
 ferry.step("copy-data", "Run copy_data in the shell and monitor it (progress every second)", function(ctx)
@@ -232,7 +270,7 @@ ferry.step("copy-data", "Run copy_data in the shell and monitor it (progress eve
   if no_overwrite == nil then no_overwrite = p.no_overwrite end
   local progress = ferry.log.progress{title = "copy_data " .. source .. " -> " .. p.target_cluster .. "." .. target_table}
 
-  -- A run that was killed leaves its shell running (its output goes to a file): follow it to its end.
+  -- A run that was killed leaves its shell running (its output also goes to a file): follow it to its end.
   local previous = ctx:checkpoint("running")
   local result, text
   local offered = 0 -- re-runs offered by this invocation
@@ -258,24 +296,9 @@ ferry.step("copy-data", "Run copy_data in the shell and monitor it (progress eve
         ferry.log.info("an earlier copy_data run did not finish; copying again (plain set overwrites, so this is safe)")
       end
       local log = ("%s/copy_data.%d.log"):format(ferry.state.dir(), attempt)
-      local pidfile = log .. ".pid"
-      ferry.fs.write(log, "")
       local command = copy_command(no_overwrite)
       ferry.log.info(("use %s; %s"):format(source, command))
-      -- The shell's output goes to a file that is read every half second: that is how the
-      -- progress is relayed while it runs, and how a resumed run finds the result.
-      local line = ("echo $$ > %s; exec %s >> %s 2>&1"):format(pegasus.sh_quote(pidfile), p.shell, pegasus.sh_quote(log))
-      local task = ferry.task.spawn(function()
-        return ferry.exec.run{"sh", "-c", line, stdin = "use " .. pegasus.arg(source) .. "\n" .. command .. "\n",
-                              cwd = cwd, check = false, timeout = p.copy_timeout}
-      end)
-      local finished = false
-      local watcher = ferry.task.spawn(function() task:join(); finished = true end)
-      while not ferry.fs.exists(pidfile) and not finished do ferry.task.sleep(0.05) end
-      local pid = ferry.fs.exists(pidfile) and tonumber(ferry.fs.read(pidfile):match("%d+"))
-      if pid then ctx:checkpoint("running", {pid = pid, log = log}) end
-      result, text = follow(log, function() return finished end, progress)
-      watcher:join()
+      result, text = copy_once(ctx, log, command, progress)
     end
     previous = nil
     progress:finish()

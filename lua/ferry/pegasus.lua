@@ -278,12 +278,13 @@ function M.parse_copy_progress(line)
           last = tonumber(last), error = line:find("error occurred") ~= nil}
 end
 
---- The whole copy_data output [§2.5, §2.6] -> {done (true: "Copy done"), rows, errors, last
---- (progress), splits (count of split lines), partition_count}.
-function M.parse_copy(text)
-  text = M.strip_ansi(text)
+--- A copy_data output reader fed one line at a time (ferry.exec.run's on_line): returns (r, feed).
+--- r is {done (true: "Copy done"), rows, errors (the first 50), last (progress), split_rows,
+--- partition_count} [§2.5, §2.6], filled as lines come.
+function M.copy_reader()
   local r = {errors = {}, split_rows = {}}
-  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+  local function feed(line)
+    line = M.strip_ansi(line)
     local p = M.parse_copy_progress(line)
     if p then r.last = p end
     local pc = line:match("open source app scanner succeed, partition_count = (%d+)")
@@ -294,11 +295,18 @@ function M.parse_copy(text)
     if n then r.done, r.rows = true, tonumber(n) end
     n = line:match("^Copy terminated, total (%d+) rows")
     if n then r.done, r.rows = false, tonumber(n) end
-    if line:find("^ERROR:") or line:find("^USAGE:") or line:find("unrecognized option")
-      or line:find("invalid option") or line:find("Invalid argument") then
+    if (line:find("^ERROR:") or line:find("^USAGE:") or line:find("unrecognized option")
+      or line:find("invalid option") or line:find("Invalid argument")) and #r.errors < 50 then
       r.errors[#r.errors + 1] = line
     end
   end
+  return r, feed
+end
+
+--- The whole copy_data output -> the reader's r (see copy_reader).
+function M.parse_copy(text)
+  local r, feed = M.copy_reader()
+  for line in (M.strip_ansi(text) .. "\n"):gmatch("([^\n]*)\n") do feed(line) end
   return r
 end
 

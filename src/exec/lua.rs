@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use mlua::{Lua, Table, Value};
+use mlua::{Function, Lua, MultiValue, Table, Value};
 use serde_json::json;
 
+use super::stream::Line;
 use super::{ExecSpec, display, tail};
 use crate::runtime::context::ctx;
 use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult};
@@ -16,13 +17,25 @@ pub static MODULE: ModuleDef = ModuleDef {
     summary: "Run external commands (argv, no shell) with timeout, stdin, env and cwd.",
     functions: &[FnDoc {
         name: "run",
-        signature: "ferry.exec.run{argv..., timeout, stdin, env, cwd, check = true, read_only = false} -> {code, stdout, stderr}",
+        signature: "ferry.exec.run{argv..., timeout, stdin, env, cwd, check = true, read_only = false, on_line} -> {code, stdout, stderr}",
         doc: "Runs a command and returns its exit code and output. A non-zero exit raises an \
-              exec error showing the end of stderr unless check = false. Under --dry-run only \
+              exec error showing the end of stderr unless check = false. The command runs in \
+              its own process group: on timeout, Ctrl-C, or an error in on_line the whole \
+              group (the command and its children) is killed. Under --dry-run only \
               commands marked read_only = true run; the others are reported and return \
-              {code = 0, stdout = \"\", stderr = \"\", dry_run = true}.",
+              {code = 0, stdout = \"\", stderr = \"\", dry_run = true} (on_line is not called). \
+              on_line = function(stream, line, more) streams the output: it is called for each \
+              line of stdout and stderr (stream is \"stdout\" or \"stderr\", line without its \
+              \\n or \\r\\n) while the command runs, lines of one stream in order. A line longer \
+              than 1 MiB comes in 1 MiB pieces, each but the last with more = true. The \
+              command keeps running while on_line runs: up to 4 MiB of lines are read ahead, \
+              then the command blocks on its full pipe, so a slow on_line slows the command \
+              instead of growing memory. An error raised in on_line kills the command and is \
+              raised with the command named. The timeout covers the command and on_line \
+              together. With on_line, stdout and stderr in the result hold only the last \
+              64 KiB of each stream.",
         example: Some(
-            "local r = ferry.exec.run{\"sh\", \"-c\", \"echo hi\", read_only = true}\nassert(r.code == 0 and r.stdout == \"hi\\n\")\nlocal bad = ferry.exec.run{\"sh\", \"-c\", \"exit 4\", check = false, read_only = true}\nassert(bad.code == 4)",
+            "local r = ferry.exec.run{\"sh\", \"-c\", \"echo hi\", read_only = true}\nassert(r.code == 0 and r.stdout == \"hi\\n\")\nlocal bad = ferry.exec.run{\"sh\", \"-c\", \"exit 4\", check = false, read_only = true}\nassert(bad.code == 4)\nlocal seen = {}\nferry.exec.run{\"sh\", \"-c\", \"echo 1; echo oops >&2; sleep 0.1; echo 2\", read_only = true,\n  on_line = function(stream, line) seen[#seen + 1] = stream .. \":\" .. line end}\ntable.sort(seen)\nassert(table.concat(seen, \" \") == \"stderr:oops stdout:1 stdout:2\")",
         ),
     }],
     build,
@@ -81,6 +94,20 @@ fn spec_from(lua: &Lua, t: &Table) -> mlua::Result<(ExecSpec, bool, bool)> {
 
 async fn run(lua: Lua, t: Table) -> mlua::Result<Table> {
     let (spec, check, read_only) = spec_from(&lua, &t)?;
+    let on_line = match t.get::<Value>("on_line")? {
+        Value::Nil => None,
+        Value::Function(f) => Some(f),
+        other => {
+            return Err(FerryError::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "ferry.exec.run: on_line must be a function(stream, line, more), got {}",
+                    other.type_name()
+                ),
+            )
+            .into());
+        }
+    };
     let c = ctx(&lua);
     let shown = display(&spec.argv);
     let out = lua.create_table()?;
@@ -92,7 +119,12 @@ async fn run(lua: Lua, t: Table) -> mlua::Result<Table> {
         return Ok(out);
     }
     tracing::debug!(target: EV, "running `{shown}`");
-    let r = super::run(&spec, &c.cancel).await.lua_err()?;
+    let r = match on_line {
+        None => super::run(&spec, &c.cancel).await.lua_err()?,
+        Some(f) => super::stream::run(&spec, &c.cancel, |l| call_on_line(&lua, &f, l))
+            .await
+            .lua_err()?,
+    };
     output::event(
         "exec",
         json!({"command": shown, "code": r.code, "duration_ms": r.duration.as_millis() as u64}),
@@ -124,6 +156,20 @@ async fn run(lua: Lua, t: Table) -> mlua::Result<Table> {
     out.set("stdout", lua.create_string(&r.stdout)?)?;
     out.set("stderr", lua.create_string(&r.stderr)?)?;
     Ok(out)
+}
+
+/// Calls `on_line(stream, line, more)`; its error (with the script line) ends the command.
+async fn call_on_line(lua: &Lua, f: &Function, l: Line) -> crate::runtime::error::Result<()> {
+    let lua_err = |e: mlua::Error| FerryError::from_lua_error(&e);
+    let mut args = MultiValue::new();
+    args.push_back(Value::String(
+        lua.create_string(l.stream.name()).map_err(lua_err)?,
+    ));
+    args.push_back(Value::String(lua.create_string(&l.bytes).map_err(lua_err)?));
+    args.push_back(Value::Boolean(l.more));
+    crate::runtime::call_protected(lua, f.clone(), args).await?;
+    drop(l); // its share of the in-flight budget
+    Ok(())
 }
 
 fn build(lua: &Lua) -> mlua::Result<Table> {

@@ -1,6 +1,7 @@
 //! Running external commands: argv (no shell), timeout, stdin, env, cwd; cancellable.
 
 pub mod lua;
+pub mod stream;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -37,7 +38,32 @@ pub fn display(argv: &[String]) -> String {
         .join(" ")
 }
 
-pub async fn run(spec: &ExecSpec, cancel: &CancellationToken) -> Result<ExecOutput> {
+/// Kills a command's whole process group when dropped while armed: a timeout, a cancel, an
+/// error in the consumer, or the future being dropped (Ctrl-C) takes the command's children
+/// with it. The command leads its own group (`process_group(0)` in [`spawn`]).
+pub(crate) struct GroupKill(Option<i32>);
+
+impl GroupKill {
+    pub(crate) fn disarm(g: &mut GroupKill) {
+        g.0 = None;
+    }
+}
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.take()
+            && pgid > 0
+        {
+            // SAFETY: kill(2) with a negative pid signals the group; no memory is involved.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Starts the command in its own process group with piped stdout and stderr, feeding `stdin`.
+pub(crate) fn spawn(spec: &ExecSpec) -> Result<(tokio::process::Child, GroupKill)> {
     let (prog, args) = spec
         .argv
         .split_first()
@@ -53,13 +79,14 @@ pub async fn run(spec: &ExecSpec, cancel: &CancellationToken) -> Result<ExecOutp
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    #[cfg(unix)]
+    cmd.process_group(0);
     for (k, v) in &spec.env {
         cmd.env(k, v);
     }
     if let Some(dir) = &spec.cwd {
         cmd.current_dir(dir);
     }
-    let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
         let mut fe = FerryError::io(format!("cannot start `{shown}`"), &e);
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -67,6 +94,7 @@ pub async fn run(spec: &ExecSpec, cancel: &CancellationToken) -> Result<ExecOutp
         }
         fe.with("command", &shown)
     })?;
+    let guard = GroupKill(child.id().map(|p| p as i32));
     if let Some(input) = spec.stdin.clone()
         && let Some(mut pipe) = child.stdin.take()
     {
@@ -75,20 +103,40 @@ pub async fn run(spec: &ExecSpec, cancel: &CancellationToken) -> Result<ExecOutp
             let _ = pipe.shutdown().await;
         });
     }
+    Ok((child, guard))
+}
+
+pub(crate) fn timed_out(shown: &str, timeout: Duration) -> FerryError {
+    FerryError::new(
+        ErrorKind::Timeout,
+        format!(
+            "`{shown}` did not finish within {:.1}s and was killed",
+            timeout.as_secs_f64()
+        ),
+    )
+    .with("command", shown)
+}
+
+pub(crate) fn interrupted(shown: &str) -> FerryError {
+    FerryError::new(
+        ErrorKind::Cancelled,
+        format!("interrupted while running `{shown}`"),
+    )
+}
+
+/// Runs the command to its end and returns all of its output.
+pub async fn run(spec: &ExecSpec, cancel: &CancellationToken) -> Result<ExecOutput> {
+    let shown = display(&spec.argv);
+    let started = Instant::now();
+    let (child, mut guard) = spawn(spec)?;
     let wait = child.wait_with_output();
     let timeout = spec.timeout.unwrap_or(Duration::MAX);
     let out = tokio::select! {
         r = wait => r.map_err(|e| FerryError::io(format!("running `{shown}`"), &e))?,
-        _ = tokio::time::sleep(timeout) => {
-            return Err(FerryError::new(
-                ErrorKind::Timeout,
-                format!("`{shown}` did not finish within {:.1}s and was killed", timeout.as_secs_f64()),
-            ).with("command", &shown));
-        }
-        _ = cancel.cancelled() => {
-            return Err(FerryError::new(ErrorKind::Cancelled, format!("interrupted while running `{shown}`")));
-        }
+        _ = tokio::time::sleep(timeout) => return Err(timed_out(&shown, timeout)),
+        _ = cancel.cancelled() => return Err(interrupted(&shown)),
     };
+    GroupKill::disarm(&mut guard);
     Ok(ExecOutput {
         code: out.status.code().unwrap_or(-1),
         stdout: out.stdout,

@@ -1,5 +1,5 @@
 //! Commands about ferry itself, generated from the clap definition so they never drift from it:
-//! `ferry completions bash|zsh|fish|elvish|powershell` (clap_complete) and `ferry man`
+//! `ferry completions bash|zsh|fish|elvish|powershell` (clap_complete) and `ferry man [SUBCOMMAND]`
 //! (clap_mangen, roff on stdout).
 
 use std::io::Write;
@@ -16,8 +16,19 @@ pub fn completions(shell: clap_complete::Shell) -> Result<()> {
         .map_err(|e| FerryError::io("writing the completion script", &e))
 }
 
-pub fn man() -> Result<()> {
-    let cmd = super::Cli::command();
+/// The page of `ferry`, or of one subcommand (`ferry man run`: the ferry-run(1) the main page
+/// lists under SUBCOMMANDS).
+pub fn man(subcommand: Option<&str>) -> Result<()> {
+    let mut cmd = super::Cli::command();
+    if let Some(name) = subcommand {
+        cmd.build();
+        let Some(sub) = cmd.find_subcommand(name) else {
+            return Err(FerryError::usage(format!("no subcommand named '{name}'"))
+                .hint("see `ferry --help` for the subcommands"));
+        };
+        // After build(), clap names it ferry-run (display) and `ferry run` (usage).
+        cmd = sub.clone().version(super::VERSION);
+    }
     let mut out = std::io::stdout().lock();
     clap_mangen::Man::new(cmd)
         .render(&mut out)

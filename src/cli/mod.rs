@@ -107,7 +107,10 @@ enum Command {
     },
     /// The man page (roff) on stdout: `ferry man > ferry.1; man ./ferry.1`.
     #[command(alias = "manpage")]
-    Man,
+    Man {
+        /// A subcommand's page instead (ferry-run(1) is `ferry man run`).
+        subcommand: Option<String>,
+    },
     /// A self-contained end-to-end run of a bundled procedure on generated local data.
     Demo {
         /// Where to generate the demo data (default: a new temporary folder).
@@ -228,7 +231,7 @@ pub fn main() -> ExitCode {
             json,
         } => status::status(&state, shards, json),
         Command::Completions { shell } => meta::completions(shell),
-        Command::Man => meta::man(),
+        Command::Man { subcommand } => meta::man(subcommand.as_deref()),
         Command::Check { file } => return check::check(&file),
         Command::Demo { dir, generate_only } => return demo::demo(dir.as_deref(), generate_only),
     };

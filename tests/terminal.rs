@@ -32,8 +32,14 @@ impl Tmux {
         )
         .unwrap();
         let socket = format!("ferry-{test}-{}", std::process::id());
+        // Through sh, which prints how ferry ended: tmux's own "Pane is dead" sometimes comes late
+        // (ferry already a zombie) on a busy machine.
         let mut cmd = vec![
-            "env".to_string(),
+            "sh".to_string(),
+            "-c".into(),
+            "\"$@\"; echo \"[ferry exited $?]\"".into(),
+            "sh".into(),
+            "env".into(),
             "-u".into(),
             "RUST_LOG".into(),
             "-u".into(),
@@ -214,7 +220,7 @@ fn colour_screen(test: &str, env: &[(&str, &str)]) -> Option<String> {
     )
     .unwrap();
     let t = Tmux::start(test, &["run", "colours.lua", "--yes"], env, dir.path())?;
-    t.wait("the run to end", |s| s.contains("Pane is dead"));
+    t.wait("the run to end", |s| s.contains("[ferry exited 0]"));
     Some(t.screen(true))
 }
 
@@ -224,7 +230,7 @@ fn sgr_count(screen: &str) -> usize {
     // tmux's own "Pane is dead" line is drawn in its own attributes: leave it out.
     screen
         .lines()
-        .filter(|l| !l.contains("Pane is dead"))
+        .filter(|l| !l.contains("Pane is dead") && !l.contains("[ferry exited"))
         .map(|l| {
             re.find_iter(l)
                 .filter(|m| m.as_str() != "\x1b[0m" && m.as_str() != "\x1b[m")

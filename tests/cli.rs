@@ -324,3 +324,294 @@ fn demo_runs_a_real_seafile_migration_end_to_end() {
     }
     assert!(n > 300, "{n} objects compared");
 }
+
+#[test]
+fn help_of_a_subcommand_and_a_procedure_file_named_like_one() {
+    // `ferry help run` is `ferry run --help`, not "no procedure named run".
+    let out = Ferry::new().args(["help", "run"]).run();
+    out.code(0)
+        .stdout_has("--dry-run")
+        .stdout_has("--log-json")
+        .stdout_has("ferry run");
+    assert!(
+        !out.stderr.contains("no bundled procedure"),
+        "{}",
+        out.stderr
+    );
+    Ferry::new()
+        .args(["help", "status"])
+        .run()
+        .code(0)
+        .stdout_has("--state")
+        .stdout_has("--json");
+    Ferry::new()
+        .args(["help", "list"])
+        .run()
+        .code(0)
+        .stdout_has("--json");
+    // A script called run.lua is still described through its path.
+    let ws = Workspace::new();
+    ws.write(
+        "run.lua",
+        "--- Runs things.\nlocal p = ferry.params{{name = \"target\", type = \"string\", required = true, doc = \"where\"}}\n\
+         ferry.step(\"go\", \"Go there\", function() end)\n",
+    );
+    ws.ferry()
+        .args(["help", "./run.lua"])
+        .run()
+        .code(0)
+        .stdout_has("Parameters:")
+        .stdout_has("target")
+        .stdout_has("Go there");
+}
+
+#[test]
+fn list_and_status_as_json() {
+    let out = Ferry::new().args(["list", "--json"]).run();
+    out.code(0);
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).expect("list --json is JSON");
+    let items = list.as_array().expect("an array");
+    let tree = items
+        .iter()
+        .find(|i| i["name"] == "tree-copy")
+        .expect("tree-copy listed");
+    assert!(!tree["summary"].as_str().unwrap().is_empty(), "{tree}");
+    assert!(tree["description"].is_string(), "{tree}");
+    assert_eq!(
+        items.len(),
+        Ferry::new().args(["list"]).run().stdout.lines().count()
+    );
+
+    // A finished run and a failed one, read back by status --json.
+    let ws = Workspace::new();
+    ws.write(
+        "two.lua",
+        "ferry.step(\"a\", \"A\", function() return {items = 3} end)\n\
+         ferry.step(\"b\", \"B\", function() if os.getenv(\"FAIL_B\") then error(\"boom\") end end)\n",
+    );
+    ws.ferry()
+        .args(["run", "two.lua", "--yes", "--state", "st"])
+        .env("FAIL_B", "1")
+        .run()
+        .code(1);
+    let out = ws.ferry().args(["status", "--state", "st", "--json"]).run();
+    out.code(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("status --json is JSON");
+    assert_eq!(v["state"], "st");
+    let j = &v["journals"][0];
+    assert_eq!(j["kind"], "run", "{v}");
+    assert_eq!(j["status"], "unfinished", "{v}");
+    assert_eq!(j["unfinished_step"], "b", "{v}");
+    assert_eq!(j["steps"][0]["step"], "a");
+    assert_eq!(j["steps"][0]["status"], "ok");
+    assert_eq!(j["steps"][1]["status"], "failed", "{v}");
+    ws.ferry()
+        .args(["run", "two.lua", "--yes", "--state", "st"])
+        .run()
+        .code(0);
+    let out = ws.ferry().args(["status", "--state", "st", "--json"]).run();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["journals"][0]["status"], "finished", "{v}");
+    assert_eq!(v["journals"][0]["unfinished_step"], serde_json::Value::Null);
+    assert_eq!(v["shard_sets"], serde_json::json!([]));
+}
+
+#[test]
+fn log_json_dash_is_stdout() {
+    let ws = Workspace::new();
+    ws.write(
+        "hello.lua",
+        "ferry.step(\"s\", \"S\", function() ferry.log.info(\"hello\", {n = 1}) end)\n",
+    );
+    let out = ws
+        .ferry()
+        .args(["run", "hello.lua", "--yes", "--log-json", "-"])
+        .run();
+    out.code(0);
+    assert!(!ws.join("-").exists(), "a file named '-' was written");
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    let names: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(names.first(), Some(&"run_started"), "{names:?}");
+    assert_eq!(names.last(), Some(&"run_finished"), "{names:?}");
+    assert!(
+        events.iter().any(|e| e["event"] == "log"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("hello"))),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn rust_log_sets_the_stderr_filter() {
+    let ws = Workspace::new();
+    ws.write(
+        "dbg.lua",
+        "ferry.step(\"s\", \"S\", function() ferry.log.debug(\"a debug line\"); ferry.log.info(\"an info line\") end)\n",
+    );
+    ws.ferry()
+        .args(["run", "dbg.lua", "--yes", "--fresh"])
+        .run()
+        .code(0)
+        .stderr_lacks("a debug line");
+    ws.ferry()
+        .args(["run", "dbg.lua", "--yes", "--fresh"])
+        .env("RUST_LOG", "debug")
+        .run()
+        .code(0)
+        .stderr_has("a debug line")
+        .stderr_has("DEBUG");
+    // Narrower than the default: warnings only, for ferry's own lines too.
+    ws.ferry()
+        .args(["run", "dbg.lua", "--yes", "--fresh"])
+        .env("RUST_LOG", "warn")
+        .run()
+        .code(0)
+        .stderr_lacks("an info line");
+    ws.ferry()
+        .args(["run", "dbg.lua", "--yes", "--fresh"])
+        .env("RUST_LOG", "ferry=[")
+        .run()
+        .code(0)
+        .stderr_has("RUST_LOG")
+        .stderr_has("not a valid filter")
+        .stderr_has("an info line");
+}
+
+#[test]
+fn completions_man_page_and_version() {
+    let out = Ferry::new().args(["completions", "bash"]).run();
+    out.code(0);
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("ferry.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let bash = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {} && complete -p ferry", script.display()))
+        .output()
+        .expect("bash runs");
+    let said = String::from_utf8_lossy(&bash.stdout);
+    assert!(
+        bash.status.success() && said.contains("ferry"),
+        "{said} {}",
+        String::from_utf8_lossy(&bash.stderr)
+    );
+    for shell in ["zsh", "fish"] {
+        Ferry::new()
+            .args(["completions", shell])
+            .run()
+            .code(0)
+            .stdout_has("status");
+    }
+    let man = Ferry::new().args(["man"]).run();
+    man.code(0);
+    // After clap_mangen's apostrophe preamble (.ie/.el), the title line.
+    let first = man
+        .stdout
+        .lines()
+        .find(|l| !l.starts_with(".ie") && !l.starts_with(".el"))
+        .unwrap_or("");
+    assert!(first.starts_with(".TH ferry 1"), "{}", man.stdout);
+    let sub = Ferry::new().args(["man", "run"]).run();
+    sub.code(0)
+        .stdout_has(".TH ferry-run 1")
+        .stdout_has("dry\\-run");
+    // man itself reads the page, when it is installed.
+    if std::process::Command::new("man")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let page = dir.path().join("ferry.1");
+        std::fs::write(&page, &man.stdout).unwrap();
+        let shown = std::process::Command::new("man")
+            .arg("-l")
+            .arg(&page)
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "100")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(
+            text.contains("NAME") && text.contains("SUBCOMMANDS"),
+            "{text}"
+        );
+    } else {
+        println!("SKIPPED: completions_man_page_and_version: man not installed, roff not rendered");
+    }
+    assert!(man.stdout.contains("completions"));
+
+    let out = Ferry::new().args(["--version"]).run();
+    out.code(0).stdout_has(env!("CARGO_PKG_VERSION"));
+    let in_git = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    match in_git {
+        Some(o) => {
+            let head = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            assert!(head.chars().all(|c| c.is_ascii_hexdigit()), "{head}");
+            // The binary may be a commit or two behind HEAD only if built before it; tests
+            // build first, so it is HEAD.
+            out.stdout_has(&format!("(commit {head})"));
+        }
+        None => {
+            println!("SKIPPED: completions_man_page_and_version: commit check, not a git checkout");
+            out.stdout_has("(commit unknown)");
+        }
+    }
+}
+
+#[test]
+fn misspelled_option_keys_are_refused_with_the_script_line() {
+    let ws = Workspace::new();
+    ws.write(
+        "typo.lua",
+        "ferry.step(\"s\", \"S\", function()\n  ferry.exec.run{\"true\", timout = 5}\nend)\n",
+    );
+    ws.ferry()
+        .args(["run", "typo.lua", "--yes"])
+        .run()
+        .stderr_has("ferry.exec.run: unknown option 'timout' (did you mean 'timeout'?)")
+        .stderr_has("typo.lua:2");
+    ws.write(
+        "poll.lua",
+        "ferry.step(\"s\", \"S\", function()\n\n  ferry.task.poll{evry = 1, check = function() return true end}\nend)\n",
+    );
+    ws.ferry()
+        .args(["run", "poll.lua", "--yes"])
+        .run()
+        .stderr_has("ferry.task.poll: unknown option 'evry' (did you mean 'every'?)")
+        .stderr_has("poll.lua:3");
+    ws.write(
+        "par.lua",
+        "ferry.task.parallel({1}, {concurency = 2}, function() end)\n",
+    );
+    ws.ferry()
+        .args(["run", "par.lua", "--yes"])
+        .run()
+        .stderr_has("unknown option 'concurency' (did you mean 'concurrency'?)")
+        .stderr_has("par.lua:1");
+    // Far from every known key: no guess, the list of options instead.
+    ws.write("far.lua", "ferry.exec.run{\"true\", colour = \"red\"}\n");
+    ws.ferry()
+        .args(["run", "far.lua", "--yes"])
+        .run()
+        .stderr_has("unknown option 'colour'")
+        .stderr_lacks("did you mean")
+        .stderr_has("timeout, stdin, env, cwd, check, read_only");
+    // Correct keys still run.
+    ws.write(
+        "ok.lua",
+        "local r = ferry.exec.run{\"sh\", \"-c\", \"echo hi\", timeout = 5, read_only = true}\nassert(r.stdout == \"hi\\n\")\n\
+         assert(ferry.task.poll{every = 0.01, timeout = 5, check = function() return 7 end} == 7)\n",
+    );
+    ws.ferry().args(["run", "ok.lua", "--yes"]).run().code(0);
+}

@@ -245,3 +245,17 @@ fn parameters_and_a_loaded_script_as_for_run() {
     t.expect("42");
     assert!(t.finish().success());
 }
+
+#[test]
+fn bracketed_paste_and_the_line_after_it_arrive_in_one_write() {
+    let home = tempfile::tempdir().unwrap();
+    let mut t = Pty::spawn(&["repl"], home.path());
+    t.expect("ferry> ");
+    // What a terminal sends for a pasted block followed by Enter and a typed line, in one write:
+    // the paste between ESC[200~ and ESC[201~ (newlines as CR, as terminals send them).
+    t.send("\x1b[200~for i = 1, 3 do\r  print(i * 7)\rend\x1b[201~\rprint('next' .. 'line')\r");
+    t.expect("7\r\n14\r\n21\r\n");
+    t.expect("nextline\r\n");
+    t.expect("ferry> ");
+    assert!(t.finish().success());
+}

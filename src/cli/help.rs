@@ -41,11 +41,19 @@ pub(super) fn describe(script: &ScriptInfo) -> Rc<RunContext> {
 }
 
 pub fn help(name: Option<&str>) -> Result<()> {
+    use clap::CommandFactory;
     let Some(name) = name else {
-        use clap::CommandFactory;
         let _ = super::Cli::command().print_long_help();
         return Ok(());
     };
+    // `ferry help run`: a subcommand's options, as `ferry run --help`. A procedure file named like
+    // a subcommand is still reached by its path (`./run.lua`, `dir/run`).
+    let mut cli = super::Cli::command();
+    if let Some(sub) = cli.find_subcommand_mut(name) {
+        let mut sub = sub.clone().bin_name(format!("ferry {}", sub.get_name()));
+        let _ = sub.print_long_help();
+        return Ok(());
+    }
     let script = scripts::resolve(name)?;
     let (summary, description) = scripts::description(&script.source);
     let ctx = describe(&script);

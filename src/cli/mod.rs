@@ -7,6 +7,7 @@ mod eject;
 mod help;
 mod kube;
 mod list;
+mod meta;
 mod repl;
 pub mod run;
 mod show;
@@ -21,10 +22,18 @@ use clap::{Args, Parser, Subcommand};
 use crate::runtime::error::FerryError;
 use crate::runtime::output::say;
 
+/// `--version`: the package version and the git commit it was built from (build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("FERRY_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "ferry",
-    version,
+    version = VERSION,
     about = "Data migrations between storage systems, as editable Lua runbooks",
     disable_help_subcommand = true
 )]
@@ -38,10 +47,15 @@ enum Command {
     /// Run a bundled procedure by name, or any Lua file.
     Run(RunArgs),
     /// One line per bundled procedure: name, then a summary.
-    List,
-    /// A procedure's purpose, parameters and steps.
+    List {
+        /// A JSON array of {name, summary, description} instead (docs/cli.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// A procedure's purpose, parameters and steps, or a subcommand's options (`help run`).
     Help {
-        /// Bundled procedure name or path to a Lua file.
+        /// Bundled procedure name, path to a Lua file (`./run.lua` for a file named like a
+        /// subcommand), or a subcommand.
         name_or_file: Option<String>,
     },
     /// Print a bundled procedure's source.
@@ -82,6 +96,20 @@ enum Command {
         /// List shards 0..N-1 even when some have not started.
         #[arg(long, value_name = "N")]
         shards: Option<u32>,
+        /// One JSON object instead of text (docs/cli.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// A shell completion script on stdout: `source <(ferry completions bash)`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The man page (roff) on stdout: `ferry man > ferry.1; man ./ferry.1`.
+    #[command(alias = "manpage")]
+    Man {
+        /// A subcommand's page instead (ferry-run(1) is `ferry man run`).
+        subcommand: Option<String>,
     },
     /// A self-contained end-to-end run of a bundled procedure on generated local data.
     Demo {
@@ -185,7 +213,7 @@ pub fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Run(args) => return run::run(args),
-        Command::List => list::list(),
+        Command::List { json } => list::list(json),
         Command::Help { name_or_file } => help::help(name_or_file.as_deref()),
         Command::Show { name } => show::show(&name),
         Command::Eject {
@@ -197,7 +225,13 @@ pub fn main() -> ExitCode {
         Command::Repl(args) => repl::repl(args),
         Command::Doc { target, write } => doc::doc(target.as_deref(), write.as_deref()),
         Command::Kube(args) => kube::kube(args),
-        Command::Status { state, shards } => status::status(&state, shards),
+        Command::Status {
+            state,
+            shards,
+            json,
+        } => status::status(&state, shards, json),
+        Command::Completions { shell } => meta::completions(shell),
+        Command::Man { subcommand } => meta::man(subcommand.as_deref()),
         Command::Check { file } => return check::check(&file),
         Command::Demo { dir, generate_only } => return demo::demo(dir.as_deref(), generate_only),
     };

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::runtime::error::{ErrorKind, FerryError, Result};
 use crate::runtime::journal::JOURNAL_FILE;
@@ -11,13 +11,17 @@ use crate::runtime::shard::{
     self, FINALIZE_DIR, JournalView, event_label, parse_shard_dir, step_states,
 };
 
-pub fn status(state: &str, shards: Option<u32>) -> Result<()> {
+pub fn status(state: &str, shards: Option<u32>, as_json: bool) -> Result<()> {
     let journals = if crate::runtime::remote_state::is_remote(state) {
         crate::runtime::remote_state::read_journals(state)?
     } else {
         read_local(&crate::runtime::remote_state::local_folder(state))?
     };
-    println!("{}", render(state, &journals, shards));
+    if as_json {
+        println!("{}", to_json(state, &journals, shards));
+    } else {
+        println!("{}", render(state, &journals, shards));
+    }
     Ok(())
 }
 
@@ -49,22 +53,30 @@ fn read_local(root: &Path) -> Result<Vec<JournalView>> {
     Ok(out)
 }
 
+/// Where a journal stands: `finished`, `unfinished` (with the first step not ok and its event),
+/// `stopped` (the run ended before its steps were done) or `running` (or killed between steps).
+fn standing(entries: &[Value]) -> (&'static str, Option<(String, String)>) {
+    let states = step_states(entries);
+    let last_run = entries.iter().rev().find(|e| e["event"] == "run_finished");
+    if let Some((s, ev, _)) = states.iter().find(|(_, ev, _)| ev != "step_finished") {
+        ("unfinished", Some((s.clone(), ev.clone())))
+    } else if last_run.is_some_and(|r| r["status"] == "ok") {
+        ("finished", None)
+    } else if last_run.is_some() {
+        ("stopped", None)
+    } else {
+        ("running", None)
+    }
+}
+
 /// One line about a journal: finished, failed, unfinished, and the steps below it.
 fn describe(entries: &[Value]) -> (String, Vec<String>) {
     let states = step_states(entries);
-    let last_run = entries.iter().rev().find(|e| e["event"] == "run_finished");
-    let bad: Vec<&(String, String, Value)> = states
-        .iter()
-        .filter(|(_, ev, _)| ev != "step_finished")
-        .collect();
-    let head = if let Some((s, ev, _)) = bad.first() {
-        format!("unfinished: step {s} {}", event_label(ev))
-    } else if last_run.is_some_and(|r| r["status"] == "ok") {
-        format!("finished ({} step(s) ok)", states.len())
-    } else if last_run.is_some() {
-        "stopped before its steps were done".to_string()
-    } else {
-        "running, or killed between steps".to_string()
+    let head = match standing(entries) {
+        ("unfinished", Some((s, ev))) => format!("unfinished: step {s} {}", event_label(&ev)),
+        ("finished", _) => format!("finished ({} step(s) ok)", states.len()),
+        ("stopped", _) => "stopped before its steps were done".to_string(),
+        _ => "running, or killed between steps".to_string(),
     };
     let w = states.iter().map(|(s, _, _)| s.len()).max().unwrap_or(4);
     let lines = states
@@ -91,6 +103,69 @@ fn describe(entries: &[Value]) -> (String, Vec<String>) {
         })
         .collect();
     (head, lines)
+}
+
+/// `ferry status --json`: the same facts as [`render`] as one object (fields in docs/cli.md).
+pub fn to_json(state: &str, journals: &[JournalView], shards: Option<u32>) -> Value {
+    let journal = |j: &JournalView| {
+        let (status, first_bad) = standing(&j.entries);
+        let (kind, shard) = match parse_shard_dir(&j.name) {
+            Some((i, n)) => ("shard", json!({"index": i, "count": n})),
+            None if j.name == FINALIZE_DIR => ("finalize", Value::Null),
+            None => ("run", Value::Null),
+        };
+        let steps: Vec<Value> = step_states(&j.entries)
+            .into_iter()
+            .map(|(step, ev, counters)| {
+                json!({"step": step, "status": step_status(&ev), "event": ev,
+                       "counters": counters})
+            })
+            .collect();
+        json!({"name": j.name, "kind": kind, "shard": shard, "status": status,
+               "unfinished_step": first_bad.map(|(s, _)| s), "steps": steps})
+    };
+    let mut counts: Vec<u32> = match shards {
+        Some(n) => vec![n],
+        None => journals
+            .iter()
+            .filter_map(|j| parse_shard_dir(&j.name).map(|(_, n)| n))
+            .collect(),
+    };
+    counts.sort();
+    counts.dedup();
+    let shard_sets: Vec<Value> = counts
+        .into_iter()
+        .map(|n| {
+            let (mut finished, mut not_started) = (0, Vec::new());
+            for i in 0..n {
+                match journals
+                    .iter()
+                    .find(|j| j.name == shard::shard_dir_name(i, n))
+                {
+                    None => not_started.push(i),
+                    Some(j) if standing(&j.entries).0 == "finished" => finished += 1,
+                    Some(_) => {}
+                }
+            }
+            json!({"count": n, "finished": finished, "not_started": not_started})
+        })
+        .collect();
+    json!({
+        "state": state,
+        "journals": journals.iter().map(journal).collect::<Vec<_>>(),
+        "shard_sets": shard_sets,
+    })
+}
+
+/// A step's status word for JSON: ok, started (never finished), failed, interrupted.
+fn step_status(event: &str) -> &str {
+    match event {
+        "step_finished" => "ok",
+        "step_started" => "started",
+        "step_failed" => "failed",
+        "step_interrupted" => "interrupted",
+        other => other,
+    }
 }
 
 pub fn render(state: &str, journals: &[JournalView], shards: Option<u32>) -> String {

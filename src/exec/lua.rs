@@ -42,6 +42,7 @@ pub static MODULE: ModuleDef = ModuleDef {
 };
 
 fn spec_from(lua: &Lua, t: &Table) -> mlua::Result<(ExecSpec, bool, bool)> {
+    crate::runtime::options::check_documented(t, &MODULE, "run")?;
     let argv: Vec<String> = t
         .sequence_values::<Value>()
         .map(|v| v.and_then(|v| v.to_string()))

@@ -5,6 +5,7 @@ pub mod context;
 pub mod error;
 pub mod journal;
 pub mod lua_error;
+pub mod options;
 pub mod output;
 pub mod params;
 pub mod progress;

@@ -1,5 +1,6 @@
-//! Output: human lines on stderr through `tracing`, and `--log-json FILE` with one versioned JSON
-//! event per line. Every byte written goes through secret redaction.
+//! Output: human lines on stderr through `tracing` (coloured on a terminal unless `NO_COLOR`;
+//! filtered by -v/-q, or by `RUST_LOG` when set), and `--log-json FILE` (`-` for stdout) with one
+//! versioned JSON event per line. Every byte written goes through secret redaction.
 //!
 //! Targets: events with target [`EV`] are human renderings of runbook events that are written to
 //! the JSON file separately (structured, by [`event`]); every other tracing event is copied to the
@@ -12,7 +13,7 @@ use std::sync::{Mutex, OnceLock};
 
 use serde_json::{Map, Value, json};
 use tracing::field::{Field, Visit};
-use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -28,7 +29,7 @@ pub const EV: &str = "ferry::ev";
 pub const EVENT_SCHEMA: u32 = 1;
 
 struct JsonSink {
-    out: LineWriter<File>,
+    out: LineWriter<Box<dyn Write + Send>>,
     run_id: String,
     seq: u64,
 }
@@ -39,11 +40,45 @@ static JSON: OnceLock<Mutex<JsonSink>> = OnceLock::new();
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Verbosity(pub i8);
 
+/// Colour on stderr: a terminal, and no `NO_COLOR` with a value (https://no-color.org: "when
+/// present and not an empty string, prevents the addition of ANSI color").
+pub fn colour() -> bool {
+    crate::runtime::progress::stderr_is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// `--log-json -` is stdout (the events are then the only thing ferry writes there, besides what
+/// a script prints); any other value is a file.
+fn json_writer(path: &Path) -> io::Result<Box<dyn Write + Send>> {
+    if path.as_os_str() == "-" {
+        Ok(Box::new(io::stdout()))
+    } else {
+        Ok(Box::new(File::create(path)?))
+    }
+}
+
+/// The stderr filter from `RUST_LOG` (tracing-subscriber's EnvFilter syntax, e.g. `debug` or
+/// `ferry=trace,object_store=debug`) when it is set; it then replaces -v/-q for stderr.
+fn env_filter() -> Option<EnvFilter> {
+    let spec = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|s| !s.trim().is_empty())?;
+    match EnvFilter::try_new(&spec) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            say(&format!(
+                "warning: RUST_LOG={spec:?} is not a valid filter ({e}); using -v/-q instead"
+            ));
+            None
+        }
+    }
+}
+
 pub fn init(verbosity: Verbosity, log_json: Option<&Path>, run_id: &str) -> io::Result<()> {
     if let Some(path) = log_json {
-        let file = File::create(path)?;
+        let out = json_writer(path)?;
         let _ = JSON.set(Mutex::new(JsonSink {
-            out: LineWriter::new(file),
+            out: LineWriter::new(out),
             run_id: run_id.to_string(),
             seq: 0,
         }));
@@ -57,12 +92,18 @@ pub fn init(verbosity: Verbosity, log_json: Option<&Path>, run_id: &str) -> io::
     let ours = Targets::new()
         .with_target("ferry", level)
         .with_default(LevelFilter::WARN.min(level));
+    // RUST_LOG, when set, replaces the -v/-q filter (a `None` filter lets everything through).
+    let (by_env, by_flags) = match env_filter() {
+        Some(f) => (Some(f), None),
+        None => (None, Some(ours)),
+    };
     let human = tracing_subscriber::fmt::layer()
         .with_writer(StderrWriter)
-        .with_ansi(crate::runtime::progress::stderr_is_terminal())
+        .with_ansi(colour())
         .with_target(false)
         .with_timer(ShortTime)
-        .with_filter(ours);
+        .with_filter(by_flags)
+        .with_filter(by_env);
     let json_level = if verbosity.0 >= 1 {
         LevelFilter::DEBUG
     } else {

@@ -181,6 +181,9 @@ async fn parallel(
     lua: Lua,
     (items, opts, f): (Table, Option<Table>, Function),
 ) -> mlua::Result<Table> {
+    if let Some(o) = &opts {
+        crate::runtime::options::check_documented(o, &MODULE, "parallel")?;
+    }
     let (concurrency, fail_fast) = match &opts {
         Some(o) => (
             o.get::<Option<i64>>("concurrency")?.unwrap_or(8),
@@ -246,6 +249,7 @@ async fn parallel(
 }
 
 async fn poll(lua: Lua, opts: Table) -> mlua::Result<MultiValue> {
+    crate::runtime::options::check_documented(&opts, &MODULE, "poll")?;
     let check: Function = opts.get("check").map_err(|_| {
         FerryError::new(
             ErrorKind::InvalidInput,

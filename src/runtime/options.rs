@@ -1,0 +1,192 @@
+//! Option tables of the Lua API: unknown keys are refused with the function's name, the key, the
+//! nearest known key ("did you mean") and the list of known keys, so `exec.run{"true", timout = 5}`
+//! fails at the call instead of running without the timeout.
+//!
+//! The known keys come from the function's documented signature (`ferry.task.poll{check, every =
+//! 5, ...}` in its [`FnDoc`]), so the reference and the check cannot drift apart: a key added to a
+//! binding must be added to its signature, where `ferry doc` and the LuaLS stubs show it.
+
+use mlua::{Table, Value};
+
+use super::error::{ErrorKind, FerryError};
+use super::registry::{FnDoc, ModuleDef};
+
+/// The option keys of a table-call signature: `f{argv..., timeout, check = true} -> x` gives
+/// `["timeout", "check"]` (positional `name...` pieces are left out).
+pub fn keys_of(signature: &str) -> Vec<&str> {
+    let Some(open) = signature.find('{') else {
+        return Vec::new();
+    };
+    let mut depth = 0i32;
+    let mut end = signature.len();
+    for (i, c) in signature[open..].char_indices() {
+        match c {
+            '{' | '(' | '[' => depth += 1,
+            '}' | ')' | ']' => {
+                depth -= 1;
+                if depth == 0 {
+                    end = open + i;
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let inner = &signature[open + 1..end];
+    let (mut depth, mut start, mut keys) = (0i32, 0usize, Vec::new());
+    let mut pieces = Vec::new();
+    for (i, c) in inner.char_indices() {
+        match c {
+            '{' | '(' | '[' => depth += 1,
+            '}' | ')' | ']' => depth -= 1,
+            ',' if depth == 0 => {
+                pieces.push(&inner[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    pieces.push(&inner[start..]);
+    for piece in pieces {
+        let piece = piece.trim();
+        let name_len = piece
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(piece.len());
+        let name = &piece[..name_len];
+        if name.is_empty() || piece[name_len..].trim_start().starts_with("...") {
+            continue;
+        }
+        keys.push(name);
+    }
+    keys
+}
+
+/// Levenshtein distance (ASCII keys; other characters count as one each).
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(row[j]).min(row[j + 1])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The known key nearest to `key`, when it is near enough to be a misspelling.
+pub fn nearest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    let lower = key.to_ascii_lowercase();
+    known
+        .iter()
+        .map(|k| (distance(&lower, k), *k))
+        .filter(|(d, k)| *d <= (k.len() / 3).clamp(1, 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Refuses any string key of `t` that is not in `known` (integer keys are the positional part and
+/// are left to the caller). `fn_name` is how the error names the function (`ferry.exec.run`).
+pub fn check_keys(t: &Table, known: &[&str], fn_name: &str) -> mlua::Result<()> {
+    for pair in t.pairs::<Value, Value>() {
+        let (k, _) = pair?;
+        let key = match &k {
+            Value::Integer(_) => continue,
+            Value::String(s) => s.to_string_lossy(),
+            other => format!("[{}]", other.type_name()),
+        };
+        if known.contains(&key.as_str()) {
+            continue;
+        }
+        let mut message = format!("{fn_name}: unknown option '{key}'");
+        if let Some(near) = nearest(&key, known) {
+            message.push_str(&format!(" (did you mean '{near}'?)"));
+        }
+        return Err(FerryError::new(ErrorKind::InvalidInput, message)
+            .hint(format!("options of {fn_name}: {}", known.join(", ")))
+            .into());
+    }
+    Ok(())
+}
+
+/// [`check_keys`] with the keys of `module`'s function `name` as documented in its signature.
+pub fn check_documented(t: &Table, module: &ModuleDef, name: &str) -> mlua::Result<()> {
+    let doc: Option<&FnDoc> = module.functions.iter().find(|f| f.name == name);
+    let Some(doc) = doc else {
+        return Err(FerryError::new(
+            ErrorKind::Internal,
+            format!("ferry.{}.{name} is not documented", module.name),
+        )
+        .into());
+    };
+    check_keys(
+        t,
+        &keys_of(doc.signature),
+        &format!("ferry.{}.{name}", module.name),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_from_signatures() {
+        assert_eq!(
+            keys_of(
+                "ferry.exec.run{argv..., timeout, stdin, env, cwd, check = true, read_only = false} -> {code, stdout, stderr}"
+            ),
+            vec!["timeout", "stdin", "env", "cwd", "check", "read_only"]
+        );
+        assert_eq!(
+            keys_of(
+                "ferry.task.poll{check, every = 5, timeout = 600, backoff = 1, max_every, describe, transient}"
+            ),
+            vec![
+                "check",
+                "every",
+                "timeout",
+                "backoff",
+                "max_every",
+                "describe",
+                "transient"
+            ]
+        );
+        assert_eq!(
+            keys_of("f{title, unit = \"items\"|\"bytes\", opts = {a, b}}"),
+            vec!["title", "unit", "opts"]
+        );
+        assert!(keys_of("ferry.fs.read(path)").is_empty());
+    }
+
+    #[test]
+    fn near_misses() {
+        let known = ["timeout", "stdin", "env", "cwd", "check", "read_only"];
+        assert_eq!(nearest("timout", &known), Some("timeout"));
+        assert_eq!(nearest("readonly", &known), Some("read_only"));
+        assert_eq!(nearest("Timeout", &known), Some("timeout"));
+        assert_eq!(nearest("colour", &known), None);
+        assert_eq!(nearest("evry", &["every", "timeout"]), Some("every"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_and_positional_ones_kept() {
+        let lua = mlua::Lua::new();
+        let t: Table = lua.load(r#"{"true", "x", timout = 5}"#).eval().unwrap();
+        let e = check_keys(&t, &["timeout", "cwd"], "ferry.exec.run").unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("ferry.exec.run: unknown option 'timout' (did you mean 'timeout'?)"),
+            "{text}"
+        );
+        let ok: Table = lua.load(r#"{"true", timeout = 5}"#).eval().unwrap();
+        check_keys(&ok, &["timeout"], "f").unwrap();
+    }
+}

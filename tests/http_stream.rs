@@ -113,7 +113,9 @@ fn serve(c: TcpStream, seen: &Arc<Mutex<Vec<Seen>>>) -> std::io::Result<()> {
         let slow = s.path == "/slow";
         let keep = s.path == "/collect" || s.path == "/fe_reads";
         // The body: chunked or Content-Length.
-        if s.header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        if s.header("transfer-encoding")
+            .is_some_and(|v| v.contains("chunked"))
+        {
             loop {
                 let mut size = String::new();
                 if r.read_line(&mut size)? == 0 {
@@ -294,7 +296,11 @@ print("redirect ok")
     out.code(0).stdout_has("redirect ok");
     let fe = srv.requests("/fe");
     assert_eq!(fe.len(), 1);
-    assert_eq!(fe[0].header("content-length"), Some("0"), "the probe has no body");
+    assert_eq!(
+        fe[0].header("content-length"),
+        Some("0"),
+        "the probe has no body"
+    );
     assert_eq!(fe[0].header("label"), Some("l1"));
     let be = srv.requests("/slow");
     assert_eq!(be.len(), 1);
@@ -382,7 +388,10 @@ print("rows ok")
     out.code(0).stdout_has("rows ok");
     common::db::drop_mysql_db(&url);
     let got = srv.requests("/collect");
-    assert_eq!(got[0].body, b"1\x01a\x012024-01-02 03:04:05\n2\x01\\N\x01\\N\n");
+    assert_eq!(
+        got[0].body,
+        b"1\x01a\x012024-01-02 03:04:05\n2\x01\\N\x01\\N\n"
+    );
     let v: serde_json::Value = serde_json::from_slice(&got[1].body).unwrap();
     assert_eq!(
         v,

@@ -51,14 +51,17 @@ fn a_stream_load_aborted_mid_body_changes_no_partition() {
         "chunked bodies, no Content-Length: {loads:?}"
     );
     fn has_loads_dir(p: &std::path::Path) -> bool {
-        std::fs::read_dir(p).map_or(false, |d| {
+        std::fs::read_dir(p).is_ok_and(|d| {
             d.flatten().any(|e| {
                 let p = e.path();
                 p.is_dir() && (e.file_name() == "loads" || has_loads_dir(&p))
             })
         })
     }
-    assert!(!has_loads_dir(s.ws.path()), "no load files in the state dir");
+    assert!(
+        !has_loads_dir(s.ws.path()),
+        "no load files in the state dir"
+    );
 
     // The BE drops the connection halfway through the body, every attempt: the job fails with
     // the reason, and the target partition keeps its old rows.
@@ -67,7 +70,9 @@ fn a_stream_load_aborted_mid_body_changes_no_partition() {
     s.dst
         .fault_loads("shop", &[LoadFault::DropMidBody, LoadFault::DropMidBody]);
     let out = s.run(&["-p", "load_retries=2"]);
-    out.code(1).stderr_has("p202401").stderr_has("Stream Load of");
+    out.code(1)
+        .stderr_has("p202401")
+        .stderr_has("Stream Load of");
     assert_eq!(
         s.dst.rows("shop", "orders"),
         before,
@@ -81,8 +86,7 @@ fn a_stream_load_aborted_mid_body_changes_no_partition() {
     // The answer of a committed load is lost: the retry re-runs the SELECT under the same label,
     // is told Label Already Exists, and loads nothing twice.
     grow_january(&s, 6000);
-    s.dst
-        .fault_loads("shop", &[LoadFault::CommitThenDrop]);
+    s.dst.fault_loads("shop", &[LoadFault::CommitThenDrop]);
     s.run(&[]).code(0);
     s.assert_same("shop", "orders");
     assert_eq!(s.loads_of("p202401", "Label Already Exists").len(), 1);

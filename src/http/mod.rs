@@ -300,8 +300,7 @@ pub async fn send(req: &Request, cancel: &CancellationToken) -> Result<Response>
             add_secret(&v);
         }
     }
-    let may_retry =
-        (idempotent(&req.method) || req.retry_non_idempotent) && req.body.replayable();
+    let may_retry = (idempotent(&req.method) || req.retry_non_idempotent) && req.body.replayable();
     let wanted_retry = |result: &Result<Response>| match result {
         Ok(r) => matches!(r.status, 429 | 500 | 502 | 503 | 504),
         Err(e) => e.retryable,

@@ -201,8 +201,9 @@ pub fn encode_row(
                 };
                 m.insert(columns.get(i).cloned().unwrap_or_default(), j);
             }
-            serde_json::to_writer(&mut *out, &serde_json::Value::Object(m))
-                .map_err(|e| FerryError::new(ErrorKind::Internal, format!("encoding a row: {e}")))?;
+            serde_json::to_writer(&mut *out, &serde_json::Value::Object(m)).map_err(|e| {
+                FerryError::new(ErrorKind::Internal, format!("encoding a row: {e}"))
+            })?;
             if *format == RowFormat::JsonLines {
                 out.push(b'\n');
             }
@@ -232,7 +233,10 @@ async fn produce_rows_inner(
     tx: &mpsc::Sender<std::io::Result<Bytes>>,
     outcome: &RowsOutcome,
 ) -> Result<()> {
-    let mut rx = spec.db.stream(spec.sql.clone(), spec.params.clone()).await?;
+    let mut rx = spec
+        .db
+        .stream(spec.sql.clone(), spec.params.clone())
+        .await?;
     let columns: Vec<String> = match rx.recv().await {
         Some(Ok(names)) => names
             .iter()
@@ -314,7 +318,10 @@ mod tests {
                 true,
             )
             .unwrap_err();
-            assert!(e.message.contains("csv_unsafe") && e.message.contains("'name'"), "{e:?}");
+            assert!(
+                e.message.contains("csv_unsafe") && e.message.contains("'name'"),
+                "{e:?}"
+            );
         }
     }
 
@@ -331,6 +338,9 @@ mod tests {
         );
         let mut out = Vec::new();
         encode_row(&mut out, &cols, &r, &RowFormat::JsonLines, &[], true).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "{\"a\":1,\"s\":\"x\\\"y\"}\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"a\":1,\"s\":\"x\\\"y\"}\n"
+        );
     }
 }

@@ -210,7 +210,9 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
             rows: 0,
             bytes: read as u64,
         });
-        return Err(std::io::Error::other("connection closed by the double mid-body"));
+        return Err(std::io::Error::other(
+            "connection closed by the double mid-body",
+        ));
     }
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
@@ -428,10 +430,10 @@ async fn load_rows(
 /// RowDelimiter convertSeparator: "\\x01" style hex, up to 50 bytes), otherwise the text itself;
 /// the escapes `\t` and `\n` are the characters.
 fn separator(v: &str) -> Vec<u8> {
-    if let Some(hex) = v.strip_prefix("\\x").or_else(|| v.strip_prefix("\\X")) {
-        if let Ok(b) = hex::decode(hex) {
-            return b;
-        }
+    if let Some(hex) = v.strip_prefix("\\x").or_else(|| v.strip_prefix("\\X"))
+        && let Ok(b) = hex::decode(hex)
+    {
+        return b;
     }
     match v {
         "\\t" => b"\t".to_vec(),

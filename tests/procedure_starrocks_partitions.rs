@@ -1,5 +1,5 @@
 //! starrocks-sync against StarRocks cluster doubles (tests/starrocks/) for what partitions are on
-//! a real cluster: the BE's JSON body limit, automatic (expression) and list partitioning,
+//! a real cluster: streamed loads aborted mid-body, automatic (expression) and list partitioning,
 //! shared-data compactions, several physical partitions under one name.
 
 mod common;
@@ -14,7 +14,11 @@ use site::site;
 
 /// 40 more rows in p202401 (about 130 bytes each as JSON), so the partition is several KB.
 fn grow_january(s: &site::Site, from: u32) {
-    let rows: Vec<String> = (from..from + 40)
+    grow_january_by(s, from, 40)
+}
+
+fn grow_january_by(s: &site::Site, from: u32, count: u32) {
+    let rows: Vec<String> = (from..from + count)
         .map(|i| {
             format!(
                 "({i}, '2024-01-{:02}', 'buyer-{i}', {i}.25, 'note {i}', '2024-01-05 10:00:00')",
@@ -29,59 +33,63 @@ fn grow_january(s: &site::Site, from: u32) {
 }
 
 #[test]
-fn json_bodies_over_the_be_limit_are_loaded_in_bounded_batches() {
+fn a_stream_load_aborted_mid_body_changes_no_partition() {
     let Some(s) = site("") else { return };
-    grow_january(&s, 100);
-    // The BE's streaming_load_max_batch_size_mb, small for the test (default 100 MB).
+    grow_january_by(&s, 2000, 1000);
+    // A JSON limit the old file batches had to respect: a chunked body has no Content-Length.
     s.dst.meta().json_max_batch_bytes = 2048;
-    // Batch 2 commits but its answer is lost: the retry under the same label is told
-    // "Label Already Exists" and must not load it twice.
-    s.dst
-        .fault_loads("shop", &[LoadFault::Pass, LoadFault::CommitThenDrop]);
-    let out = s.run(&["-p", "load_batch_size=2KiB"]);
-    out.code(0);
+    s.run(&[]).code(0);
     s.assert_same("shop", "orders");
     let loads = s.dst.loads();
     let jan: Vec<_> = loads
         .iter()
         .filter(|l| l.label.contains("_p202401_v") && l.status == "Success")
         .collect();
-    assert!(jan.len() >= 3, "p202401 went in several batches: {jan:?}");
+    assert_eq!(jan.len(), 1, "one streamed load per partition: {jan:?}");
     assert!(
-        loads.iter().all(|l| l.bytes <= 2048),
-        "no body above the BE's limit: {loads:?}"
+        loads.iter().all(|l| l.bytes == 0),
+        "chunked bodies, no Content-Length: {loads:?}"
     );
-    let mut labels: Vec<_> = jan.iter().map(|l| l.label.clone()).collect();
-    labels.sort();
-    labels.dedup();
-    assert_eq!(labels.len(), jan.len(), "one label per batch");
-    assert_eq!(
-        s.loads_of("p202401", "Label Already Exists").len(),
-        1,
-        "the batch whose answer was lost was retried under its label"
+    fn has_loads_dir(p: &std::path::Path) -> bool {
+        std::fs::read_dir(p).is_ok_and(|d| {
+            d.flatten().any(|e| {
+                let p = e.path();
+                p.is_dir() && (e.file_name() == "loads" || has_loads_dir(&p))
+            })
+        })
+    }
+    assert!(
+        !has_loads_dir(s.ws.path()),
+        "no load files in the state dir"
     );
 
-    // A batch the BE keeps refusing fails the job; the target partition keeps its old rows.
+    // The BE drops the connection halfway through the body, every attempt: the job fails with
+    // the reason, and the target partition keeps its old rows.
     let before = s.dst.rows("shop", "orders");
-    grow_january(&s, 200);
+    grow_january_by(&s, 4000, 1000);
     s.dst
-        .fault_loads("shop", &[LoadFault::Pass, LoadFault::Fail, LoadFault::Fail]);
-    let out = s.run(&["-p", "load_batch_size=2KiB", "-p", "load_retries=2"]);
-    out.code(1).stderr_has("p202401");
+        .fault_loads("shop", &[LoadFault::DropMidBody, LoadFault::DropMidBody]);
+    let out = s.run(&["-p", "load_retries=2"]);
+    out.code(1)
+        .stderr_has("p202401")
+        .stderr_has("Stream Load of");
     assert_eq!(
         s.dst.rows("shop", "orders"),
         before,
         "no half-loaded partition"
     );
-    // The next run loads it whole.
-    s.run(&["-p", "load_batch_size=2KiB"]).code(0);
+    assert_eq!(s.loads_of("p202401", "Cancelled").len(), 2);
+    // The next run loads it whole (the cancelled label is free again).
+    s.run(&[]).code(0);
     s.assert_same("shop", "orders");
 
-    // Without batches small enough, the BE's own answer is reported.
-    grow_january(&s, 300);
-    let out = s.run(&["-p", "load_batch_size=100MiB", "-p", "load_retries=1"]);
-    out.code(1)
-        .stderr_has("The size of this batch exceed the max size [2048]");
+    // The answer of a committed load is lost: the retry re-runs the SELECT under the same label,
+    // is told Label Already Exists, and loads nothing twice.
+    grow_january(&s, 6000);
+    s.dst.fault_loads("shop", &[LoadFault::CommitThenDrop]);
+    s.run(&[]).code(0);
+    s.assert_same("shop", "orders");
+    assert_eq!(s.loads_of("p202401", "Label Already Exists").len(), 1);
     s.stop();
 }
 

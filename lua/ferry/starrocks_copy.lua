@@ -1,13 +1,13 @@
 -- starrocks-sync: copying one partition [reference §3.1; docs/procedures/starrocks-sync.md "How
 -- ferry copies data"]. Installed into ferry.starrocks (M) by require("ferry.starrocks_copy")(M).
 --
--- A BE refuses a JSON Stream Load whose Content-Length is above streaming_load_max_batch_size_mb
--- (default 100 MB) unless `ignore_json_size: true` is sent ("The size of this batch exceed the max
--- size [..] of json type data", StarRocks be/src/http/action/stream_load.cpp
--- StreamLoadAction::_on_header; be/src/common/config.h), because JSON cannot be parsed as a stream
--- and the whole body is held in BE memory. So a partition goes in batches of at most
--- load_batch_size bytes, each its own Stream Load (its own label) into the staging table; only
--- when every batch is in does INSERT OVERWRITE swap the partition.
+-- A partition's rows are streamed from SELECT ... PARTITION straight into one chunked Stream Load
+-- into a staging table (no file in the state dir; ferry.http's query body, bounded memory); only
+-- when the staged row count equals the rows sent does INSERT OVERWRITE swap the partition. A
+-- chunked body has no Content-Length, so the BE's JSON size limit (streaming_load_max_batch_size_mb,
+-- checked on Content-Length in be/src/http/action/stream_load.cpp StreamLoadAction::_on_header)
+-- does not split loads any more; CSV is preferred, JSON is the fallback for values CSV without
+-- quoting cannot carry.
 
 return function(M)
   function M.drop_stage(dst, dbname, stage)
@@ -19,92 +19,55 @@ return function(M)
   end
 
   --- A copier: ctx = {src, dst, http_url, user, password, load_retries, load_timeout, batch_rows,
-  --- batch_bytes, counters = fn() -> the round's counters}. copier.copy(job) copies job = {db, t,
+  --- batch_bytes (unused since loads stream), counters = fn() -> the round's counters}.
+  --- copier.copy(job) copies job = {db, t,
   --- part, version, id, partitioned, create, name} or raises; a retry of the same job reuses its
   --- stage, its batch files and their labels.
   function M.copier(ctx)
     local Q, QQ = M.quote, M.qualified
     local src, dst = ctx.src, ctx.dst
-    local cap = math.max(math.floor(ctx.batch_bytes or 100 * 1024 * 1024), 64)
     local C = {}
 
-    --- Streams the partition's rows into JSON array files of at most `cap` bytes each; returns
-    --- {{path, rows, label}...}, the row count and the bytes.
-    function C.write_batches(job, dir)
-      local where = job.partitioned and (" PARTITION (%s)"):format(Q(job.part)) or ""
-      local datetime = M.datetime_columns(src, job.db, job.t)
-      local files, total, bytes = {}, 0, 0
-      local cur -- {path, rows, size}
-      local function open_file()
-        local i = #files + 1
-        local label = M.label(job.db, job.t, job.part, job.version, job.token .. "_b" .. i)
-        cur = {path = dir .. "/" .. label .. ".json", rows = 0, size = 2, label = label}
-        files[i] = cur
-        ferry.fs.write(cur.path, "[")
-      end
-      local function close_file()
-        if cur then ferry.fs.write(cur.path, "]", {append = true}); bytes = bytes + cur.size end
-        cur = nil
-      end
-      -- Appends encoded text holding n rows (comma-joined) to the current file.
-      local function put(text, n)
-        if cur and cur.rows > 0 and cur.size + 1 + #text > cap then close_file() end
-        if not cur then open_file() end
-        if cur.rows > 0 then text = "," .. text end
-        if cur.size + #text > cap then
-          error(("%s: a row of %d bytes as JSON is larger than load_batch_size (%d bytes): raise " ..
-            "load_batch_size, and the target BEs' streaming_load_max_batch_size_mb with it"):format(
-            job.name, #text, cap), 0)
-        end
-        ferry.fs.write(cur.path, text, {append = true})
-        cur.size, cur.rows = cur.size + #text, cur.rows + n
-      end
-      local buf = {}
-      local function flush()
-        if #buf == 0 then return end
-        -- One encode per group of rows (much cheaper than one per row); the brackets come off.
-        local chunk = ferry.json.encode(buf):sub(2, -2)
-        local room = cur and (cap - cur.size - (cur.rows > 0 and 1 or 0)) or (cap - 2)
-        if #chunk <= room then
-          put(chunk, #buf)
-        else
-          -- The group crosses a file boundary: place its rows one by one.
-          for _, row in ipairs(buf) do put(ferry.json.encode({row}):sub(2, -2), 1) end
-        end
-        buf = {}
-      end
-      for row in src:rows("SELECT * FROM " .. QQ(job.db, job.t) .. where) do
-        for col in pairs(datetime) do
-          local v = row[col]
-          if type(v) == "string" then row[col] = v:gsub("T", " ", 1) end
-        end
-        total = total + 1
-        buf[#buf + 1] = row
-        if #buf >= ctx.batch_rows then flush() end
-      end
-      flush()
-      close_file()
-      local out = {}
-      for i, f in ipairs(files) do out[i] = {path = f.path, rows = f.rows, label = f.label} end
-      return out, total, bytes
-    end
-
-    --- One Stream Load of one batch file into db.stage under its label, retried under that label.
-    function C.stream_load(job, batch)
+    --- One streamed Stream Load of the partition's rows into db.stage: SELECT ... PARTITION goes
+    --- straight into a chunked PUT (no file), CSV with \x01 between columns and \x02 after rows
+    --- (STREAM_LOAD.md column_separator/row_delimiter, hex form; NULL as \N), or a JSON array
+    --- (format json + strip_outer_array) for a partition whose values CSV cannot carry. A chunked
+    --- body has no Content-Length, so the BE's JSON size check (StreamLoadAction::_on_header)
+    --- does not apply. The label is fixed per partition and format: a retry re-runs the SELECT
+    --- under the same label, and a load that committed unseen answers Label Already Exists.
+    --- Returns the answer and the rows sent (nil when the label had already loaded).
+    function C.stream_load(job)
       local url = ("%s/api/%s/%s/_stream_load"):format(ctx.http_url, M.urlencode(job.db), M.urlencode(job.stage))
+      local where = job.partitioned and (" PARTITION (%s)"):format(Q(job.part)) or ""
+      local dcols = {}
+      for c in pairs(M.datetime_columns(src, job.db, job.t)) do dcols[#dcols + 1] = c end
       local counters = ctx.counters()
-      local last
-      for attempt = 1, math.max(ctx.load_retries, 1) do
+      local format, last = "csv", nil
+      local attempt = 0
+      while attempt < math.max(ctx.load_retries, 1) do
+        attempt = attempt + 1
         if attempt > 1 then ferry.task.sleep(math.min(2 ^ (attempt - 2), 30)) end
+        local label = M.label(job.db, job.t, job.part, job.version, job.token .. (format == "csv" and "_c" or "_j"))
+        local headers = {label = label, timeout = tostring(math.floor(ctx.load_timeout))}
+        local body = {db = src, sql = "SELECT * FROM " .. QQ(job.db, job.t) .. where, datetime_columns = dcols}
+        if format == "csv" then
+          headers.format, headers.column_separator, headers.row_delimiter = "csv", "\\x01", "\\x02"
+          body.format, body.column_separator, body.row_delimiter = "csv", "\1", "\2"
+        else
+          headers.format, headers.strip_outer_array = "json", "true"
+          body.format = "json_array"
+        end
         counters.sent = counters.sent + 1
-        local ok, r = pcall(ferry.http.request, {method = "PUT", url = url, file = batch.path,
-          basic = {user = ctx.user, password = ctx.password},
-          forward_auth = true, expect_continue = true, timeout = ctx.load_timeout + 60, retries = 3,
-          headers = {label = batch.label, format = "json", strip_outer_array = "true",
-                     timeout = tostring(math.floor(ctx.load_timeout))}})
+        local ok, r = pcall(ferry.http.request, {method = "PUT", url = url, body = body,
+          basic = {user = ctx.user, password = ctx.password}, resolve_redirect = true,
+          forward_auth = true, expect_continue = true, timeout = ctx.load_timeout + 60, headers = headers})
         counters.sent = counters.sent - 1
-        if not ok then
-          last = type(r) == "table" and r.message or tostring(r)
+        local msg = not ok and (type(r) == "table" and r.message or tostring(r)) or nil
+        if msg and msg:find("csv_unsafe", 1, true) and format == "csv" then
+          ferry.log.info(("%s: a value CSV cannot carry; loading as JSON instead (%s)"):format(job.name, msg))
+          format, attempt = "json", attempt - 1
+        elseif msg then
+          last = msg
         elseif r.status ~= 200 then
           last = ("HTTP %d: %s"):format(r.status, tostring(r.body):sub(1, 300))
           if r.status == 401 or r.status == 403 then break end
@@ -113,20 +76,23 @@ return function(M)
           local outcome = M.load_outcome(answer)
           if outcome == "loaded" then
             if answer.Status ~= "Success" then
-              ferry.log.info(("%s: Stream Load label %s: %s"):format(job.name, batch.label, answer.Status))
+              ferry.log.info(("%s: Stream Load label %s: %s"):format(job.name, label, answer.Status))
             end
-            return answer
+            local rows = answer.Status ~= "Label Already Exists" and r.sent and r.sent.rows or nil
+            return answer, rows, (r.sent and r.sent.bytes or 0), label
           elseif outcome == "running" then
-            last = ("label %s is still loading (%s)"):format(batch.label, tostring(answer.ExistingJobStatus))
+            last = ("label %s is still loading (%s)"):format(label, tostring(answer.ExistingJobStatus))
           else
             last = ("%s: %s%s"):format(tostring(answer.Status), tostring(answer.Message),
               answer.ErrorURL and (" (errors: " .. answer.ErrorURL .. ")") or "")
           end
         end
-        ferry.log.warn(("%s: Stream Load attempt %d/%d failed: %s (label %s)"):format(job.name, attempt,
-          ctx.load_retries, last, batch.label))
+        if last then
+          ferry.log.warn(("%s: Stream Load attempt %d/%d failed: %s (label %s)"):format(job.name, attempt,
+            ctx.load_retries, last, label))
+        end
       end
-      error(("Stream Load of %s (label %s) failed: %s"):format(job.name, batch.label, last), 0)
+      error(("Stream Load of %s failed: %s"):format(job.name, tostring(last)), 0)
     end
 
     --- Stage table, Stream Load of every batch, row check, then INSERT OVERWRITE of the one
@@ -145,30 +111,15 @@ return function(M)
       end
       job.stage, job.token = rec.stage, rec.token or rec.stage:sub(#M.STAGE_PREFIX + 1)
       dst:exec(("CREATE TABLE IF NOT EXISTS %s LIKE %s"):format(QQ(job.db, job.stage), QQ(job.db, job.t)))
-      local dir = ferry.state.dir() .. "/loads"
-      ferry.fs.mkdir(dir)
       local t0 = os.time()
-      -- The batch files of an earlier attempt are reused as they are: the labels that went in
-      -- stand for exactly those rows.
-      local reuse = rec.files and #rec.files > 0
-      for _, f in ipairs(rec.files or {}) do
-        if not ferry.fs.exists(f.path) then reuse = false end
+      local answer, n, bytes = C.stream_load(job)
+      local all_success = answer.Status == "Success"
+      if not n then
+        -- The label had loaded in an earlier attempt whose answer was lost: the rows it holds are
+        -- the source partition's (same version), counted there.
+        n = M.count_rows(src, job.db, job.t, job.partitioned and job.part or nil)
       end
-      local files, n, bytes
-      if reuse then
-        files, n, bytes = rec.files, rec.rows, rec.bytes or 0
-      else
-        files, n, bytes = C.write_batches(job, dir)
-        rec.files, rec.rows, rec.bytes = files, n, bytes
-        ferry.state.set(key, rec)
-      end
-      local t1 = os.time()
-      local all_success = true
-      for _, batch in ipairs(files) do
-        local answer = C.stream_load(job, batch)
-        if answer.Status ~= "Success" then all_success = false end
-      end
-      local t2 = os.time()
+      local t1, t2 = t0, os.time()
       local staged = M.count_rows(dst, job.db, job.stage, nil)
       if staged ~= n and not all_success then
         -- Publish Timeout, or an earlier attempt's load: committed, maybe not visible yet.
@@ -196,8 +147,7 @@ return function(M)
         local target = job.partitioned and (" PARTITION (%s)"):format(Q(job.part)) or ""
         dst:exec(("INSERT OVERWRITE %s%s SELECT * FROM %s"):format(QQ(job.db, job.t), target, QQ(job.db, job.stage)))
       end
-      ferry.log.debug(("%s: read %ds, %d Stream Load(s) %ds, overwrite %ds"):format(job.name, t1 - t0, #files,
-        t2 - t1, os.time() - t2))
+      ferry.log.debug(("%s: streamed Stream Load %ds, overwrite %ds"):format(job.name, t2 - t1, os.time() - t2))
       -- Recorded before the stage goes: a kill in between leaves a stage the next round sweeps.
       local s = M.synced(job.db, job.t)
       s[job.part] = job.record or {version = job.version, id = job.id}
@@ -207,8 +157,7 @@ return function(M)
       remove_files(rec)
       counters.rows = counters.rows + n
       counters.bytes = counters.bytes + bytes
-      ferry.log.info(("%s: copied %d rows in %d batch(es) (source version %d)"):format(job.name, n, #files,
-        job.version))
+      ferry.log.info(("%s: copied %d rows, streamed (source version %d)"):format(job.name, n, job.version))
     end
 
     return C

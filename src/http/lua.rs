@@ -6,6 +6,7 @@ use bytes::Bytes;
 use mlua::{Lua, LuaSerdeExt, Table, Value};
 use reqwest::Method;
 
+use super::stream::{CHUNK_BYTES, RowFormat, RowsOutcome, RowsSpec, StreamSource};
 use super::{Auth, Body, Request, Response, body_start, status_kind};
 use crate::runtime::context::ctx;
 use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult};
@@ -19,7 +20,7 @@ pub static MODULE: ModuleDef = ModuleDef {
     functions: &[
         FnDoc {
             name: "request",
-            signature: "ferry.http.request{method, url, query, headers, json | body | form | file | object = {store, key}, bearer | basic = {user, password}, timeout = 60, retries = 3, retry_non_idempotent, forward_auth, expect_continue, expect_status, throttle} -> response",
+            signature: "ferry.http.request{method, url, query, headers, json | body | form | file | object = {store, key}, bearer | basic = {user, password}, timeout = 60, retries = 3, retry_non_idempotent, forward_auth, expect_continue, resolve_redirect, expect_status, throttle} -> response",
             doc: "Sends a request and returns {status, headers, body, url, attempts} with methods \
                   r:json() (an invalid_input error showing the start of the body when it is not \
                   JSON), r:ok() (2xx) and r:raise() (an error for a non-2xx status). Connection \
@@ -32,8 +33,25 @@ pub static MODULE: ModuleDef = ModuleDef {
                   without waiting for the 100). throttle limits upload bytes/s. Header names in \
                   r.headers are lower case. Bearer tokens, passwords and credential-like query \
                   values never appear in logs. Under --dry-run only GET and HEAD are sent; other \
-                  methods are reported and return {status = 0, dry_run = true}.",
-            example: None,
+                  methods are reported and return {status = 0, dry_run = true} (a streamed \
+                  body is not read). \
+                  body is a string, {store = s, key = k} (an object, re-read on retries), an \
+                  iterator function returning strings then nil, or a query's rows {db = d, sql, \
+                  params, format = \"csv\" | \"json_lines\" | \"json_array\", column_separator = \
+                  \"\\t\", row_delimiter = \"\\n\", datetime_columns = {names}} (CSV: NULL as \\N, no \
+                  quoting, a value holding a separator is a csv_unsafe error; datetime_columns get \
+                  a space instead of the ISO T). Iterator and query bodies are streamed chunked \
+                  through a channel of a few 64 KiB chunks, so a slow server stalls the producer \
+                  instead of growing memory; they are never retried (the error says 'request body \
+                  is a stream and cannot be replayed; not retried'), a failing producer aborts \
+                  the request mid-body, and r.sent = {bytes, rows} tells what went. A stream can \
+                  follow a redirect only before any of it was sent: resolve_redirect = true first \
+                  sends the request with an empty body and, on 307/308, sends the body to the \
+                  Location (one hop; any other answer is returned with r.body_sent = false) - the \
+                  way to reach a StarRocks BE through the FE's Stream Load redirect.",
+            example: Some(
+                "local n = 0\nlocal function lines() n = n + 1; if n <= 3 then return \"line \" .. n .. \"\\n\" end end\n-- nothing listens on port 9: a stream is not retried, and the error says why\nlocal ok, err = pcall(ferry.http.request, {method = \"PUT\", url = \"http://127.0.0.1:9/upload\", body = lines, retries = 2})\nassert(not ok and err.message:find(\"cannot be replayed\", 1, true))\nassert(n == 4) -- the iterator ran to its end",
+            ),
         },
         FnDoc {
             name: "get",
@@ -83,7 +101,80 @@ const KNOWN: &[&str] = &[
     "expect_status",
     "throttle",
     "max_redirects",
+    "resolve_redirect",
 ];
+
+/// A body read while the request goes: produced only once the request is really sent.
+enum Deferred {
+    None,
+    Lua(mlua::Function),
+    Rows(RowsSpec),
+}
+
+const ROWS_KNOWN: &[&str] = &[
+    "db",
+    "sql",
+    "params",
+    "format",
+    "column_separator",
+    "row_delimiter",
+    "datetime_columns",
+];
+
+fn rows_spec(b: &Table) -> mlua::Result<RowsSpec> {
+    for pair in b.pairs::<Value, Value>() {
+        let (k, _) = pair?;
+        if let Value::String(s) = &k {
+            let k = s.to_str()?.to_string();
+            if !ROWS_KNOWN.contains(&k.as_str()) {
+                return Err(bad(format!(
+                    "unknown body option '{k}' (a query body takes: {})",
+                    ROWS_KNOWN.join(", ")
+                )));
+            }
+        }
+    }
+    let db: mlua::AnyUserData = b.get("db")?;
+    let db = db.borrow::<crate::sql::lua::LuaDb>()?.db.clone();
+    let sql: String = b
+        .get::<Option<String>>("sql")?
+        .ok_or_else(|| bad("a query body needs sql"))?;
+    let params = crate::sql::lua::params_from(b.get::<Option<Table>>("params")?)?;
+    let sep = |k: &str, default: &str| -> mlua::Result<Vec<u8>> {
+        let v = b
+            .get::<Option<mlua::LuaString>>(k)?
+            .map(|s| s.as_bytes().to_vec())
+            .unwrap_or_else(|| default.as_bytes().to_vec());
+        if v.is_empty() {
+            return Err(bad(format!("{k} must not be empty")));
+        }
+        Ok(v)
+    };
+    let format = match b.get::<Option<String>>("format")?.as_deref() {
+        None | Some("csv") => RowFormat::Csv {
+            column_separator: sep("column_separator", "\t")?,
+            row_delimiter: sep("row_delimiter", "\n")?,
+        },
+        Some("json_lines") => RowFormat::JsonLines,
+        Some("json_array") => RowFormat::JsonArray,
+        Some(other) => {
+            return Err(bad(format!(
+                "body format '{other}' is not one of csv, json_lines, json_array"
+            )));
+        }
+    };
+    let datetime_columns = match b.get::<Option<Table>>("datetime_columns")? {
+        Some(t) => t.sequence_values::<String>().collect::<mlua::Result<_>>()?,
+        None => Vec::new(),
+    };
+    Ok(RowsSpec {
+        db,
+        sql,
+        params,
+        format,
+        datetime_columns,
+    })
+}
 
 fn bad(msg: impl Into<String>) -> mlua::Error {
     FerryError::new(
@@ -93,7 +184,8 @@ fn bad(msg: impl Into<String>) -> mlua::Error {
     .into()
 }
 
-fn build_request(lua: &Lua, t: &Table) -> mlua::Result<(Request, Vec<u16>)> {
+fn build_request(lua: &Lua, t: &Table) -> mlua::Result<(Request, Vec<u16>, Deferred)> {
+    let mut deferred = Deferred::None;
     for pair in t.pairs::<Value, Value>() {
         let (k, _) = pair?;
         if let Value::String(s) = &k {
@@ -157,8 +249,22 @@ fn build_request(lua: &Lua, t: &Table) -> mlua::Result<(Request, Vec<u16>)> {
                 .push(("Content-Type".into(), "application/json".into()));
         }
     }
-    if let Some(b) = t.get::<Option<mlua::LuaString>>("body")? {
-        req.body = Body::Bytes(Bytes::copy_from_slice(&b.as_bytes()));
+    match t.get::<Value>("body")? {
+        Value::Nil => {}
+        Value::String(b) => req.body = Body::Bytes(Bytes::copy_from_slice(&b.as_bytes())),
+        Value::Function(f) => deferred = Deferred::Lua(f),
+        Value::Table(b) if b.contains_key("store")? => {
+            let store: mlua::AnyUserData = b.get("store")?;
+            let key: String = b.get("key")?;
+            req.body = Body::Object(store.borrow::<LuaStore>()?.0.clone(), key);
+        }
+        Value::Table(b) if b.contains_key("db")? => deferred = Deferred::Rows(rows_spec(&b)?),
+        other => {
+            return Err(bad(format!(
+                "body must be a string, an iterator function, {{store = s, key = k}} or {{db = d, sql = ...}}, not a {}",
+                other.type_name()
+            )));
+        }
     }
     if let Some(f) = t.get::<Option<Table>>("form")? {
         let mut ser = url::form_urlencoded::Serializer::new(String::new());
@@ -209,6 +315,7 @@ fn build_request(lua: &Lua, t: &Table) -> mlua::Result<(Request, Vec<u16>)> {
         .get::<Option<bool>>("retry_non_idempotent")?
         .unwrap_or(false);
     req.forward_auth = t.get::<Option<bool>>("forward_auth")?.unwrap_or(false);
+    req.resolve_redirect = t.get::<Option<bool>>("resolve_redirect")?.unwrap_or(false);
     if t.get::<Option<bool>>("expect_continue")?.unwrap_or(false) {
         req.headers.push(("Expect".into(), "100-continue".into()));
     }
@@ -224,7 +331,7 @@ fn build_request(lua: &Lua, t: &Table) -> mlua::Result<(Request, Vec<u16>)> {
             )));
         }
     };
-    Ok((req, expect))
+    Ok((req, expect, deferred))
 }
 
 fn status_error(method: &str, url: &str, status: u16, body: &[u8]) -> FerryError {
@@ -248,6 +355,7 @@ fn response_table(lua: &Lua, method: &str, r: &Response) -> mlua::Result<Table> 
     t.set("url", r.url.as_str())?;
     t.set("method", method)?;
     t.set("attempts", r.attempts)?;
+    t.set("body_sent", r.body_sent)?;
     let h = lua.create_table()?;
     for (k, v) in &r.headers {
         h.set(k.as_str(), v.as_str())?;
@@ -315,8 +423,114 @@ fn response_methods(lua: &Lua) -> mlua::Result<Table> {
     Ok(mt)
 }
 
+/// Sends `req` with a body produced while it goes; returns the response and the rows sent (for
+/// a query body).
+async fn send_streamed(
+    req: &mut Request,
+    deferred: Deferred,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> mlua::Result<(super::Result<Response>, Option<u64>)> {
+    let (tx, src) = StreamSource::new();
+    req.body = Body::Stream(src.clone());
+    let sending = req.clone();
+    let cancel = cancel.clone();
+    let mut handle = tokio::spawn(async move { super::send(&sending, &cancel).await });
+    let joined = |r: std::result::Result<super::Result<Response>, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| {
+            Err(FerryError::new(
+                ErrorKind::Internal,
+                format!("the HTTP request task failed: {e}"),
+            ))
+        })
+    };
+    match deferred {
+        Deferred::None => unreachable!("send_streamed without a producer"),
+        Deferred::Rows(spec) => {
+            let sql = spec.sql.clone();
+            let outcome = std::sync::Arc::new(RowsOutcome::default());
+            tokio::spawn(super::stream::produce_rows(spec, tx, outcome.clone()));
+            let r = joined(handle.await);
+            src.close().await;
+            let failed = outcome.error.lock().expect("outcome").take();
+            if let Some(e) = failed {
+                let n = outcome.rows.load(std::sync::atomic::Ordering::SeqCst);
+                return Err(FerryError::new(
+                    e.kind,
+                    format!(
+                        "ferry.http: the request body's query failed after {n} rows; the request was \
+                         aborted mid-body (the server saw an incomplete body): {} (query: {sql})",
+                        e.message
+                    ),
+                )
+                .into());
+            }
+            let done = outcome.done.load(std::sync::atomic::Ordering::SeqCst);
+            let rows = outcome.rows.load(std::sync::atomic::Ordering::SeqCst);
+            Ok((r, done.then_some(rows)))
+        }
+        Deferred::Lua(f) => {
+            let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_BYTES * 2);
+            let mut result = None;
+            let mut source_err: Option<mlua::Error> = None;
+            let mut ended = false;
+            while result.is_none() && source_err.is_none() {
+                match f.call_async::<Value>(()).await {
+                    Ok(Value::Nil) => ended = true,
+                    Ok(Value::String(s)) => buf.extend_from_slice(&s.as_bytes()),
+                    Ok(other) => {
+                        source_err = Some(bad(format!(
+                            "the body iterator returned a {}; it must return strings, then nil",
+                            other.type_name()
+                        )))
+                    }
+                    Err(e) => source_err = Some(e),
+                }
+                let item = match &source_err {
+                    Some(e) => Some(Err(std::io::Error::other(format!(
+                        "the body iterator failed: {e}"
+                    )))),
+                    None if buf.len() >= CHUNK_BYTES || (ended && !buf.is_empty()) => {
+                        Some(Ok(Bytes::from(std::mem::replace(
+                            &mut buf,
+                            Vec::with_capacity(CHUNK_BYTES * 2),
+                        ))))
+                    }
+                    None => None,
+                };
+                if let Some(item) = item {
+                    tokio::select! {
+                        r = tx.send(item) => if r.is_err() { break },
+                        r = &mut handle => result = Some(joined(r)),
+                    }
+                }
+                if ended {
+                    break;
+                }
+            }
+            drop(tx);
+            let r = match result {
+                Some(r) => r,
+                None => joined(handle.await),
+            };
+            src.close().await;
+            if let Some(e) = source_err {
+                return Err(FerryError::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "ferry.http: the request body's iterator failed after {} bytes were sent; \
+                         the request was aborted mid-body: {e}",
+                        src.sent()
+                    ),
+                )
+                .into());
+            }
+            Ok((r, None))
+        }
+    }
+}
+
 async fn request(lua: Lua, t: Table) -> mlua::Result<Table> {
-    let (req, expect) = build_request(&lua, &t)?;
+    let (mut req, expect, deferred) = build_request(&lua, &t)?;
     let c = ctx(&lua);
     let method = req.method.to_string();
     let shown = super::display_url(&req.url);
@@ -329,12 +543,22 @@ async fn request(lua: Lua, t: Table) -> mlua::Result<Table> {
             body: Bytes::new(),
             url: req.url.to_string(),
             attempts: 0,
+            body_sent: false,
         };
         let out = response_table(&lua, &method, &r)?;
         out.set("dry_run", true)?;
         return Ok(out);
     }
-    let r = super::send(&req, &c.cancel).await.lua_err()?;
+    let (r, rows) = if matches!(deferred, Deferred::None) {
+        (super::send(&req, &c.cancel).await, None)
+    } else {
+        send_streamed(&mut req, deferred, &c.cancel).await?
+    };
+    let sent = match &req.body {
+        Body::Stream(s) => Some(s.sent()),
+        _ => None,
+    };
+    let r = r.lua_err()?;
     if !expect.is_empty() && !expect.contains(&r.status) {
         return Err(status_error(&method, &shown, r.status, &r.body)
             .with(
@@ -347,7 +571,16 @@ async fn request(lua: Lua, t: Table) -> mlua::Result<Table> {
             )
             .into());
     }
-    response_table(&lua, &method, &r)
+    let out = response_table(&lua, &method, &r)?;
+    if let Some(bytes) = sent {
+        let s = lua.create_table()?;
+        s.set("bytes", bytes)?;
+        if let Some(n) = rows {
+            s.set("rows", n)?;
+        }
+        out.set("sent", s)?;
+    }
+    Ok(out)
 }
 
 fn shorthand(lua: &Lua, method: &'static str) -> mlua::Result<mlua::Function> {

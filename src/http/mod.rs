@@ -5,6 +5,7 @@
 //! log lines with credentials masked.
 
 pub mod lua;
+pub mod stream;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -46,6 +47,15 @@ pub enum Body {
     Bytes(Bytes),
     File(PathBuf),
     Object(Store, String),
+    /// Read once from a producer (see [`stream`]): chunked, never retried.
+    Stream(Arc<stream::StreamSource>),
+}
+
+impl Body {
+    /// Whether a second attempt can send the same bytes again.
+    pub fn replayable(&self) -> bool {
+        !matches!(self, Body::Stream(_))
+    }
 }
 
 #[derive(Clone)]
@@ -69,6 +79,10 @@ pub struct Request {
     pub forward_auth: bool,
     pub max_redirects: u32,
     pub throttle: Option<Arc<Limiter>>,
+    /// Send the request once with an empty body first and, when that answers 307/308, the real
+    /// body to the Location (one hop). For servers that redirect before reading any body
+    /// (StarRocks FE Stream Load); a stream body cannot follow a redirect once sent.
+    pub resolve_redirect: bool,
 }
 
 impl Request {
@@ -85,6 +99,7 @@ impl Request {
             forward_auth: false,
             max_redirects: 10,
             throttle: None,
+            resolve_redirect: false,
         }
     }
 }
@@ -98,6 +113,8 @@ pub struct Response {
     /// The URL that answered (after redirects).
     pub url: String,
     pub attempts: u32,
+    /// False when resolve_redirect's empty request got a final answer (the body was not sent).
+    pub body_sent: bool,
 }
 
 impl Response {
@@ -232,6 +249,7 @@ async fn body_for_attempt(
             let s = r.into_stream().map_err(std::io::Error::other).boxed();
             (Some(throttled(s)), len)
         }
+        Body::Stream(src) => (Some(throttled(src.body_stream())), None),
     })
 }
 
@@ -282,7 +300,11 @@ pub async fn send(req: &Request, cancel: &CancellationToken) -> Result<Response>
             add_secret(&v);
         }
     }
-    let may_retry = idempotent(&req.method) || req.retry_non_idempotent;
+    let may_retry = (idempotent(&req.method) || req.retry_non_idempotent) && req.body.replayable();
+    let wanted_retry = |result: &Result<Response>| match result {
+        Ok(r) => matches!(r.status, 429 | 500 | 502 | 503 | 504),
+        Err(e) => e.retryable,
+    };
     let mut attempt = 0u32;
     loop {
         let started = Instant::now();
@@ -333,7 +355,16 @@ pub async fn send(req: &Request, cancel: &CancellationToken) -> Result<Response>
                 r.attempts = attempt + 1;
                 return Ok(r);
             }
-            (Err(_), None) => return result.map_err(|e| e.with("attempts", attempt + 1)),
+            (Err(_), None) => {
+                let streamed = !req.body.replayable() && wanted_retry(&result) && req.retries > 0;
+                return result.map_err(|mut e| {
+                    if streamed {
+                        e.message = format!("{}; {}", e.message, stream::NOT_REPLAYABLE);
+                        e.retryable = false;
+                    }
+                    e.with("attempts", attempt + 1)
+                });
+            }
         }
     }
 }
@@ -348,6 +379,7 @@ async fn send_once(req: &Request) -> Result<Response> {
         req.url.host_str().map(str::to_string),
         req.url.port_or_known_default(),
     );
+    let mut probing = req.resolve_redirect;
     for _ in 0..=req.max_redirects {
         let shown = display_url(&url);
         let mut rb = client()
@@ -368,7 +400,24 @@ async fn send_once(req: &Request) -> Result<Response> {
                 None => rb,
             };
         }
-        if body_allowed {
+        if probing {
+            rb = rb
+                .body(reqwest::Body::from(Bytes::new()))
+                .header(reqwest::header::CONTENT_LENGTH, 0);
+        } else if body_allowed {
+            if let Body::Stream(src) = &req.body
+                && src.consumed()
+            {
+                return Err(FerryError::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "{method} {shown}: redirected after {} bytes of the body were sent; {} \
+                         (resolve_redirect sends an empty request first to learn the address)",
+                        src.sent(),
+                        stream::NOT_REPLAYABLE
+                    ),
+                ));
+            }
             let (body, len) = body_for_attempt(&req.body, &req.throttle).await?;
             if let Some(b) = body {
                 rb = rb.body(b);
@@ -402,6 +451,8 @@ async fn send_once(req: &Request) -> Result<Response> {
                 body_allowed = false;
             }
             url = next;
+            // One hop resolved: the body goes to the new address.
+            probing = false;
             continue;
         }
         let mut headers: Vec<(String, String)> = Vec::new();
@@ -416,6 +467,7 @@ async fn send_once(req: &Request) -> Result<Response> {
                 None => headers.push((k, v)),
             }
         }
+        let body_sent = !probing;
         let final_url = url.to_string();
         let body = resp
             .bytes()
@@ -427,6 +479,7 @@ async fn send_once(req: &Request) -> Result<Response> {
             body,
             url: final_url,
             attempts: 1,
+            body_sent,
         });
     }
     Err(FerryError::new(

@@ -111,7 +111,7 @@ pub fn value_from_lua(v: &Value) -> mlua::Result<SqlValue> {
     })
 }
 
-fn params_from(t: Option<Table>) -> mlua::Result<Vec<SqlValue>> {
+pub fn params_from(t: Option<Table>) -> mlua::Result<Vec<SqlValue>> {
     let Some(t) = t else { return Ok(Vec::new()) };
     // Honour holes (nil) up to the highest index so positions stay right.
     let mut max = 0;

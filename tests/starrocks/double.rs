@@ -81,6 +81,9 @@ pub enum LoadFault {
     CommitThenDrop,
     /// The load commits, then the answer waits this long (a client killed meanwhile never sees it).
     CommitThenHang(std::time::Duration),
+    /// The BE reads the first 32 KiB of the body, then closes the connection: the load is
+    /// cancelled before commit (nothing loaded, the label stays free).
+    DropMidBody,
 }
 
 #[derive(Debug, Clone)]

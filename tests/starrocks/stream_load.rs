@@ -128,6 +128,8 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
         .unwrap_or_else(|| format!("auto_{}", uuid::Uuid::new_v4().simple()));
     let format = header(&req, "format").unwrap_or("csv").to_ascii_lowercase();
     let strip = header(&req, "strip_outer_array").is_some_and(|v| v == "true");
+    let col_sep = separator(header(&req, "column_separator").unwrap_or("\\t"));
+    let row_delim = separator(header(&req, "row_delimiter").unwrap_or("\\n"));
     // be/src/http/action/stream_load.cpp StreamLoadAction::_on_header, before the transaction
     // begins (TxnId 0, the label stays free) and before the body is read: Content-Length above
     // streaming_load_max_mb fails any load; a JSON body above streaming_load_max_batch_size_mb
@@ -175,6 +177,41 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
                 "BeginTxnTimeMs": 0, "StreamLoadPlanTimeMs": 0, "ReadDataTimeMs": 0,
                 "WriteDataTimeMs": 0, "CommitAndPublishTimeMs": 0
             }),
+        ));
+    }
+    let drop_mid_body = {
+        let mut m = shared.meta.lock().expect("meta");
+        let f = m.faults.get_mut(&db);
+        match f {
+            Some(f) if f.first() == Some(&LoadFault::DropMidBody) => {
+                f.remove(0);
+                true
+            }
+            _ => false,
+        }
+    };
+    if drop_mid_body {
+        // Reads part of the body, then the connection goes: the BE cancels the load (its
+        // transaction is aborted, StreamLoadAction::on_chunk_data / free_handler_ctx), so
+        // nothing is committed and the label can be used again.
+        let mut body = req.into_body();
+        let mut read = 0usize;
+        while read < 32 * 1024 {
+            match body.frame().await {
+                Some(Ok(f)) => read += f.data_ref().map(|d| d.len()).unwrap_or(0),
+                _ => break,
+            }
+        }
+        shared.meta.lock().expect("meta").loads.push(LoadRecord {
+            db: db.clone(),
+            table: table.clone(),
+            label: label.clone(),
+            status: "Cancelled".into(),
+            rows: 0,
+            bytes: read as u64,
+        });
+        return Err(std::io::Error::other(
+            "connection closed by the double mid-body",
         ));
     }
     let body = match req.into_body().collect().await {
@@ -250,13 +287,30 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
     if fault == Some(LoadFault::Fail) {
         return fail("[E1008]Reached timeout=600000ms @127.0.0.1 (injected by the double)".into());
     }
-    if format != "json" || !strip {
+    if format == "json" && !strip {
         return fail("the StarRocks double takes format=json with strip_outer_array=true".into());
+    }
+    if format != "json" && format != "csv" {
+        return fail(format!("unknown data format: {format}"));
     }
     if !shared.meta.lock().expect("meta").tables.contains_key(&key) {
         return fail(format!("unknown table, tableName={table}"));
     }
-    let rows: Vec<serde_json::Map<String, serde_json::Value>> =
+    let csv = if format == "csv" {
+        let names = match table_columns(shared, &key).await {
+            Ok(n) => n,
+            Err(m) => return fail(m),
+        };
+        Some(match csv_rows(&body, &col_sep, &row_delim, &names) {
+            Ok(r) => r,
+            Err(m) => return fail(m),
+        })
+    } else {
+        None
+    };
+    let rows: Vec<serde_json::Map<String, serde_json::Value>> = if let Some(r) = csv {
+        r
+    } else {
         match serde_json::from_slice::<serde_json::Value>(&body) {
             Ok(serde_json::Value::Array(items)) => {
                 let mut out = Vec::new();
@@ -270,7 +324,8 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
             }
             Ok(_) => return fail("the body is not a JSON array".into()),
             Err(e) => return fail(format!("JSON parse error: {e}")),
-        };
+        }
+    };
     let mut conn = match shared.pool.get_conn().await {
         Ok(c) => c,
         Err(e) => return fail(format!("backend: {e}")),
@@ -369,4 +424,88 @@ async fn load_rows(
             .map_err(|e| shared.unmap(&e.to_string()))?;
     }
     tx.commit().await.map_err(|e| shared.unmap(&e.to_string()))
+}
+
+/// A separator header: `\x` followed by hex digits is those bytes (FE ColumnSeparator /
+/// RowDelimiter convertSeparator: "\\x01" style hex, up to 50 bytes), otherwise the text itself;
+/// the escapes `\t` and `\n` are the characters.
+fn separator(v: &str) -> Vec<u8> {
+    if let Some(hex) = v.strip_prefix("\\x").or_else(|| v.strip_prefix("\\X"))
+        && let Ok(b) = hex::decode(hex)
+    {
+        return b;
+    }
+    match v {
+        "\\t" => b"\t".to_vec(),
+        "\\n" => b"\n".to_vec(),
+        _ => v.as_bytes().to_vec(),
+    }
+}
+
+/// The table's columns in schema order: a CSV field maps to them by position when no `columns`
+/// header is given (STREAM_LOAD.md, "columns").
+async fn table_columns(shared: &Shared, key: &(String, String)) -> Result<Vec<String>, String> {
+    let mut conn = shared.pool.get_conn().await.map_err(|e| e.to_string())?;
+    conn.exec(
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+        (shared.mdb(&key.0), key.1.clone()),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// CSV as StarRocks reads it without `enclose`/`escape` (be/src/formats/csv/csv_reader.cpp
+/// CSVReader::next_record / split_record): records end at row_delimiter (an empty last record
+/// is none), fields split at column_separator, `\N` is NULL (formats/csv/nullable_converter.cpp),
+/// a record with another field count is an error row (filtered: with max_filter_ratio 0 the load
+/// fails).
+fn csv_rows(
+    body: &[u8],
+    sep: &[u8],
+    delim: &[u8],
+    names: &[String],
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, String> {
+    fn split<'a>(b: &'a [u8], by: &[u8]) -> Vec<&'a [u8]> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut i = 0;
+        while i + by.len() <= b.len() {
+            if &b[i..i + by.len()] == by {
+                out.push(&b[start..i]);
+                i += by.len();
+                start = i;
+            } else {
+                i += 1;
+            }
+        }
+        out.push(&b[start..]);
+        out
+    }
+    let mut records = split(body, delim);
+    if records.last().is_some_and(|r| r.is_empty()) {
+        records.pop();
+    }
+    let mut rows = Vec::with_capacity(records.len());
+    for (n, rec) in records.iter().enumerate() {
+        let fields = split(rec, sep);
+        if fields.len() != names.len() {
+            return Err(format!(
+                "too many filtered rows: record {} has {} columns, the table {}",
+                n + 1,
+                fields.len(),
+                names.len()
+            ));
+        }
+        let mut m = serde_json::Map::new();
+        for (name, f) in names.iter().zip(fields) {
+            let v = if f == b"\\N" {
+                serde_json::Value::Null
+            } else {
+                serde_json::Value::String(String::from_utf8_lossy(f).into_owned())
+            };
+            m.insert(name.clone(), v);
+        }
+        rows.push(m);
+    }
+    Ok(rows)
 }

@@ -873,8 +873,10 @@ impl TestTls {
             "DNS:*.localhost".to_string(),
             "IP:127.0.0.1".to_string(),
         ];
-        // webpki matches a wildcard only with at least two labels after it, so `*.localhost`
-        // alone would not cover `bucket.localhost`: name each bucket host as well.
+        // rustls-webpki accepts a wildcard only with at least two labels after it
+        // (src/subject_name/dns_name.rs, `is_valid_dns_id`: "Like NSS, require at least two
+        // labels to follow the wildcard label"), so `*.localhost` alone does not cover
+        // `bucket.localhost` for ferry's client: each bucket host is named as well.
         san.extend(buckets.iter().map(|b| format!("DNS:{b}.localhost")));
         std::fs::write(
             d.join("ext.cnf"),

@@ -29,7 +29,7 @@ pub static MODULE: ModuleDef = ModuleDef {
             doc: "Opens file:///abs/path, memory://name, s3://bucket/prefix, gs://bucket/prefix, \
                   az://container/prefix or an Azure blob URL with a SAS query. opts: endpoint, \
                   region, access_key_id, secret_access_key, session_token, allow_http, \
-                  virtual_hosted_style (S3); account, access_key, sas, endpoint, use_emulator \
+                  virtual_hosted_style, ca_file (PEM CA roots, else AWS_CA_BUNDLE) (S3); account, access_key, sas, endpoint, use_emulator \
                   (Azure); service_account, service_account_key, application_credentials, \
                   bearer_token, endpoint, anonymous, list_page_size (GCS; STORAGE_EMULATOR_HOST \
                   points gs:// at an emulator, see docs/stores.md); file_mode = \"0600\" (octal \

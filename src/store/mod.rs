@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod layout;
 pub mod lua;
 pub mod open;
+pub mod tls;
 pub mod vhost;
 pub mod zip;
 

@@ -159,7 +159,7 @@ pub async fn open(url_text: &str, opts: &OpenOptions) -> Result<Store> {
         }
     };
     if !opts.no_probe && store.backend != Backend::Memory {
-        probe(&store).await?;
+        probe(&store, opts).await?;
     }
     Ok(store)
 }
@@ -237,13 +237,13 @@ fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
         .with_retry(retry_config())
         .with_client_options(s3_client_options(opts, display)?);
     let known = "endpoint, region, access_key_id, secret_access_key, session_token, allow_http, \
-                 virtual_hosted_style, skip_signature, sse_c_key, server_side_encryption, \
+                 ca_file, virtual_hosted_style, skip_signature, sse_c_key, server_side_encryption, \
                  sse_kms_key_id, sse_customer_key_base64, acl, layout";
     let mut endpoint_set =
         std::env::var("AWS_ENDPOINT_URL").is_ok() || std::env::var("AWS_ENDPOINT").is_ok();
     for (k, v) in &opts.values {
         b = match k.as_str() {
-            "layout" | "acl" => b,
+            "layout" | "acl" | "ca_file" => b,
             "sse_c_key" => {
                 use base64::Engine;
                 b.with_ssec_encryption(
@@ -311,6 +311,14 @@ fn s3_client_options(opts: &OpenOptions, display: &str) -> Result<ClientOptions>
         && super::vhost::is_localhost_endpoint(ep)
     {
         c = c.with_dns_resolver(super::vhost::localhost_resolver());
+    }
+    // Extra roots: the `ca_file` option, else AWS_CA_BUNDLE (as the AWS CLI reads it).
+    let ca = super::tls::ca_source(
+        opts.values.get("ca_file").map(String::as_str),
+        &["AWS_CA_BUNDLE"],
+    );
+    if let Some(src) = ca {
+        c = super::tls::add_roots(c, &src, display)?;
     }
     let Some(acl) = opts.values.get("acl") else {
         return Ok(c);
@@ -520,13 +528,25 @@ fn open_azure_url(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Sto
 }
 
 /// One cheap request that fails when the bucket is missing or the credentials are rejected.
-async fn probe(store: &Store) -> Result<()> {
+async fn probe(store: &Store, opts: &OpenOptions) -> Result<()> {
     let fut = store.inner.list_with_delimiter(None);
     match tokio::time::timeout(Duration::from_secs(60), fut).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => {
+            let refused = super::tls::certificate_error(&e);
             let mut fe = store.error("opening", "", e);
             fe.message = fe.message.replacen("opening ", "cannot open store ", 1);
+            if let Some(why) = refused {
+                // Name the endpoint as configured (the failed URL may be `<bucket>.<host>`).
+                let endpoint = opts.values.get("endpoint").cloned().or_else(|| {
+                    (store.backend == Backend::S3)
+                        .then(|| {
+                            std::env::var("AWS_ENDPOINT_URL").or(std::env::var("AWS_ENDPOINT"))
+                        })
+                        .and_then(Result::ok)
+                });
+                return Err(super::tls::refused(fe, &why, endpoint.as_deref()));
+            }
             let hint = match fe.kind {
                 ErrorKind::Auth => {
                     "check the credentials (options or AWS_*/AZURE_*/GOOGLE_* environment variables)"

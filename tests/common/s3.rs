@@ -90,7 +90,8 @@ pub const UNSET_ENV: &[&str] = &[
 pub const REGION: &str = "us-east-1";
 
 pub struct S3Server {
-    /// `http://127.0.0.1:PORT` (no trailing slash).
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT` for [`S3Server::start_tls`] (no
+    /// trailing slash).
     pub endpoint: String,
     pub addr: SocketAddr,
     pub access_key: String,
@@ -109,6 +110,8 @@ pub struct S3Server {
     signed: Arc<Mutex<Vec<SignedRequest>>>,
     seen: Arc<Mutex<Vec<SeenRequest>>>,
     background: Option<Background>,
+    tls: Option<TestTls>,
+    handshake_failures: Arc<AtomicU64>,
     _dir: tempfile::TempDir,
 }
 
@@ -245,17 +248,44 @@ impl S3Auth for ServerAuth {
 impl S3Server {
     /// Starts a server with freshly generated keys and an empty temp root.
     pub fn start() -> S3Server {
-        Self::start_inner(None)
+        Self::start_inner(None, None)
+    }
+
+    /// Starts a server that speaks HTTPS only (rustls, HTTP/1.1), with a certificate for
+    /// `localhost`, `*.localhost`, `<bucket>.localhost` for each of `buckets` and `127.0.0.1`,
+    /// issued by a CA made for this server ([`S3Server::ca_pem`]). A second, unrelated CA
+    /// ([`S3Server::other_ca_pem`]) is made as well, for wrong-CA tests. [`S3Server::endpoint`]
+    /// is `https://localhost:PORT`. Needs the `openssl` command.
+    pub fn start_tls(buckets: &[&str]) -> S3Server {
+        let dir = tempfile::tempdir().expect("tls temp dir");
+        let tls = TestTls::make(dir, buckets);
+        Self::start_inner(None, Some(tls))
+    }
+
+    /// The PEM file of the CA that issued this server's certificate (None: plain HTTP).
+    pub fn ca_pem(&self) -> Option<PathBuf> {
+        self.tls.as_ref().map(|t| t.dir.path().join("ca.pem"))
+    }
+
+    /// The PEM file of a CA that did not issue this server's certificate (None: plain HTTP).
+    pub fn other_ca_pem(&self) -> Option<PathBuf> {
+        self.tls.as_ref().map(|t| t.dir.path().join("other-ca.pem"))
+    }
+
+    /// How many connections failed their TLS handshake (a client that refused the certificate,
+    /// or spoke plain HTTP to this HTTPS port).
+    pub fn tls_handshake_failures(&self) -> u64 {
+        self.handshake_failures.load(Ordering::SeqCst)
     }
 
     /// Starts a server that, besides a valid SigV4 signature, requires the session token `token`
     /// in `x-amz-security-token` (as temporary AWS credentials do); requests without it or with
     /// another value get 403 `InvalidToken`. [`S3Server::env`] then also sets `AWS_SESSION_TOKEN`.
     pub fn with_session_token(token: &str) -> S3Server {
-        Self::start_inner(Some(token.to_string()))
+        Self::start_inner(Some(token.to_string()), None)
     }
 
-    fn start_inner(session_token: Option<String>) -> S3Server {
+    fn start_inner(session_token: Option<String>, tls: Option<TestTls>) -> S3Server {
         let dir = tempfile::tempdir().expect("s3 temp dir");
         let root = dir.path().to_path_buf();
         let simple = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
@@ -301,12 +331,28 @@ impl S3Server {
             log: log.clone(),
             seen: seen.clone(),
         });
-        let background = Background::spawn("s3-server", listener, move |listener| {
-            accept_loop(listener, state)
-        });
+        let handshake_failures = Arc::new(AtomicU64::new(0));
+        let background = match &tls {
+            None => Background::spawn("s3-server", listener, move |listener| {
+                accept_loop(listener, state)
+            }),
+            Some(t) => {
+                let acceptor = t.acceptor();
+                let failures = handshake_failures.clone();
+                Background::spawn("s3-tls-server", listener, move |listener| {
+                    accept_loop_tls(listener, state, acceptor, failures)
+                })
+            }
+        };
+        let endpoint = match &tls {
+            None => format!("http://{addr}"),
+            Some(_) => format!("https://localhost:{}", addr.port()),
+        };
 
         S3Server {
-            endpoint: format!("http://{addr}"),
+            endpoint,
+            tls,
+            handshake_failures,
             addr,
             access_key,
             secret_key,
@@ -810,4 +856,140 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The certificates of an HTTPS [`S3Server`], made with the `openssl` command in a temp dir:
+/// `ca.pem` (the issuing CA), `other-ca.pem` (an unrelated CA), `cert.pem` + `key.pem` (the
+/// server's, P-256, SANs `localhost`, `*.localhost`, `<bucket>.localhost`, `127.0.0.1`).
+struct TestTls {
+    dir: tempfile::TempDir,
+}
+
+impl TestTls {
+    fn make(dir: tempfile::TempDir, buckets: &[&str]) -> TestTls {
+        let d = dir.path();
+        let mut san = vec![
+            "DNS:localhost".to_string(),
+            "DNS:*.localhost".to_string(),
+            "IP:127.0.0.1".to_string(),
+        ];
+        // rustls-webpki accepts a wildcard only with at least two labels after it
+        // (src/subject_name/dns_name.rs, `is_valid_dns_id`: "Like NSS, require at least two
+        // labels to follow the wildcard label"), so `*.localhost` alone does not cover
+        // `bucket.localhost` for ferry's client: each bucket host is named as well.
+        san.extend(buckets.iter().map(|b| format!("DNS:{b}.localhost")));
+        std::fs::write(
+            d.join("ext.cnf"),
+            format!(
+                "subjectAltName={}\nbasicConstraints=critical,CA:FALSE\n\
+                 keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+                san.join(",")
+            ),
+        )
+        .expect("write ext.cnf");
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("run openssl (apt-get install openssl)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        for (name, cn) in [("ca", "ferry S3 test CA"), ("other-ca", "ferry other CA")] {
+            let (key, pem, subj) = (
+                format!("{name}-key.pem"),
+                format!("{name}.pem"),
+                format!("/CN={cn}"),
+            );
+            let mut a = vec!["req", "-x509"];
+            a.extend(ec);
+            a.extend(["-days", "2", "-subj", &subj, "-keyout", &key, "-out", &pem]);
+            run(&a);
+        }
+        let mut a = vec!["req"];
+        a.extend(ec);
+        a.extend([
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "server.csr",
+        ]);
+        run(&a);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "cert.pem",
+        ]);
+        TestTls { dir }
+    }
+
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let d = self.dir.path();
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(d.join("cert.pem"))
+            .expect("read cert.pem")
+            .collect::<Result<_, _>>()
+            .expect("parse cert.pem");
+        let key = PrivateKeyDer::from_pem_file(d.join("key.pem")).expect("parse key.pem");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server certificate");
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        tokio_rustls::TlsAcceptor::from(Arc::new(cfg))
+    }
+}
+
+async fn accept_loop_tls(
+    listener: tokio::net::TcpListener,
+    state: Arc<State>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    failures: Arc<AtomicU64>,
+) {
+    loop {
+        let Ok((socket, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let (state, acceptor, failures) = (state.clone(), acceptor.clone(), failures.clone());
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(socket).await else {
+                failures.fetch_add(1, Ordering::SeqCst);
+                return;
+            };
+            let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
 }

@@ -1,0 +1,255 @@
+//! S3 over HTTPS, through the real binary: the store conformance suite
+//! (tests/lua/store_conformance.lua) against the in-process s3s-fs server speaking TLS with a
+//! certificate from a per-test CA, path-style and virtual-hosted (`<bucket>.localhost`), the CA
+//! given by `AWS_CA_BUNDLE` (as the AWS CLI reads it) or by the `ca_file` store option (which
+//! wins). A wrong CA, no CA, or a missing CA file fails at open with a clear error, quickly, and
+//! never falls back to plain HTTP.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::s3::S3Server;
+use common::{Output, Workspace};
+
+const BUCKET: &str = "conformance";
+
+/// The conformance script with `ferry.store.open(p.url)` given `opts` (a Lua table literal), so
+/// the same cases run with store options; `None` runs it unchanged.
+fn conformance_script(ws: &Workspace, opts: Option<&str>) -> std::path::PathBuf {
+    let src =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua/store_conformance.lua");
+    let text = std::fs::read_to_string(&src).expect("read store_conformance.lua");
+    let Some(opts) = opts else {
+        return src;
+    };
+    let open = "ferry.store.open(p.url)";
+    assert_eq!(
+        text.matches(open).count(),
+        1,
+        "the conformance script opens its store once"
+    );
+    ws.write(
+        "conformance_opts.lua",
+        &text.replacen(open, &format!("ferry.store.open(p.url, {opts})"), 1),
+    )
+}
+
+fn run_conformance(
+    ws: &Workspace,
+    s3: &S3Server,
+    opts: Option<&str>,
+    env: &[(&str, String)],
+) -> Output {
+    let script = conformance_script(ws, opts);
+    std::fs::create_dir_all(ws.join("scratch")).unwrap();
+    let mut f = ws.ferry().args([
+        "run",
+        script.to_str().unwrap(),
+        "-q",
+        "-p",
+        &format!("url=s3://{BUCKET}/base/prefix"),
+        "-p",
+        &format!("scratch={}", ws.join("scratch").display()),
+    ]);
+    s3.apply_env(&mut f.cmd);
+    for (k, v) in env {
+        f = f.env(k, v);
+    }
+    f.run()
+}
+
+fn lua_str(p: &std::path::Path) -> String {
+    format!("{:?}", p.display().to_string())
+}
+
+/// Every request the server answered came over TLS (this port speaks nothing else) and the
+/// suite really ran against it.
+fn assert_served(s3: &S3Server) {
+    assert!(
+        s3.requests() > 2500,
+        "the suite made only {} requests",
+        s3.requests()
+    );
+    assert!(
+        !s3.list_files(BUCKET).is_empty() || s3.requests_seen().iter().any(|r| r.method == "PUT"),
+        "nothing was written"
+    );
+}
+
+#[test]
+fn conformance_https_path_style_with_aws_ca_bundle() {
+    let s3 = S3Server::start_tls(&[BUCKET]);
+    s3.create_bucket(BUCKET);
+    let ws = Workspace::new();
+    let ca = s3.ca_pem().unwrap().display().to_string();
+    run_conformance(&ws, &s3, None, &[("AWS_CA_BUNDLE", ca)])
+        .code(0)
+        .stdout_has("conformance ok");
+    assert_served(&s3);
+    let hosts: Vec<String> = s3.signed_requests().into_iter().map(|r| r.host).collect();
+    let want = format!("localhost:{}", s3.addr.port());
+    assert!(
+        hosts.iter().all(|h| *h == want),
+        "path-style hosts: {:?}",
+        &hosts[..3]
+    );
+}
+
+#[test]
+fn conformance_https_virtual_hosted_with_ca_file_winning_over_aws_ca_bundle() {
+    let s3 = S3Server::start_tls(&[BUCKET]);
+    s3.create_bucket(BUCKET);
+    let ws = Workspace::new();
+    let opts = format!(
+        "{{endpoint = {:?}, virtual_hosted_style = true, ca_file = {}}}",
+        s3.endpoint,
+        lua_str(&s3.ca_pem().unwrap())
+    );
+    // AWS_CA_BUNDLE names the wrong CA: the suite passes only if ca_file wins.
+    let wrong = s3.other_ca_pem().unwrap().display().to_string();
+    run_conformance(&ws, &s3, Some(&opts), &[("AWS_CA_BUNDLE", wrong)])
+        .code(0)
+        .stdout_has("conformance ok");
+    assert_served(&s3);
+    let hosts: Vec<String> = s3.signed_requests().into_iter().map(|r| r.host).collect();
+    let want = format!("{BUCKET}.localhost:{}", s3.addr.port());
+    assert!(
+        hosts.iter().all(|h| *h == want),
+        "virtual-hosted hosts: {:?}",
+        &hosts[..3]
+    );
+    // Virtual-hosted: the bucket is in the host, not in the path.
+    assert!(
+        s3.requests_seen()
+            .iter()
+            .all(|r| !r.uri.starts_with(&format!("/{BUCKET}"))),
+        "a request named the bucket in its path"
+    );
+}
+
+/// Opens the store once with `opts` (a Lua table literal) and prints the error.
+fn open_fails(s3: &S3Server, opts: &str, env: &[(&str, String)]) -> (Output, Duration) {
+    let ws = Workspace::new();
+    ws.write(
+        "open.lua",
+        &format!(
+            r#"
+local ok, err = pcall(ferry.store.open, "s3://{BUCKET}/p", {opts})
+assert(not ok, "the store opened")
+print("KIND " .. err.kind)
+print("MESSAGE " .. err.message)
+print("HINT " .. tostring(err.hint))
+"#
+        ),
+    );
+    let mut f = ws.ferry().args(["run", "./open.lua", "-q"]);
+    s3.apply_env(&mut f.cmd);
+    for (k, v) in env {
+        f = f.env(k, v);
+    }
+    let t = Instant::now();
+    let out = f.run();
+    (out, t.elapsed())
+}
+
+/// A refused certificate: the error names the endpoint and says it is the certificate, comes
+/// within seconds (not retried for a minute), and no request was served (nothing went out in
+/// plain HTTP, which this port would not answer anyway, and nothing was sent past the failed
+/// handshake).
+fn assert_certificate_refused(s3: &S3Server, out: &Output, took: Duration) {
+    out.code(0);
+    let msg = out.stdout.clone();
+    assert!(
+        msg.contains(&s3.endpoint),
+        "the endpoint is not named: {msg}"
+    );
+    assert!(
+        msg.to_lowercase().contains("certificate"),
+        "no certificate word: {msg}"
+    );
+    assert!(
+        msg.contains("KIND unavailable") || msg.contains("KIND auth"),
+        "{msg}"
+    );
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert_eq!(s3.requests(), 0, "a request got through");
+    assert!(
+        s3.tls_handshake_failures() >= 1,
+        "the server saw no handshake"
+    );
+}
+
+#[test]
+fn a_wrong_ca_fails_naming_the_endpoint_by_aws_ca_bundle_and_by_ca_file() {
+    let s3 = S3Server::start_tls(&[BUCKET]);
+    s3.create_bucket(BUCKET);
+    let wrong = s3.other_ca_pem().unwrap();
+    let (out, took) = open_fails(&s3, "{}", &[("AWS_CA_BUNDLE", wrong.display().to_string())]);
+    assert_certificate_refused(&s3, &out, took);
+
+    let opts = format!(
+        "{{endpoint = {:?}, virtual_hosted_style = true, ca_file = {}}}",
+        s3.endpoint,
+        lua_str(&wrong)
+    );
+    // The right CA in AWS_CA_BUNDLE does not help: ca_file replaces it.
+    let right = s3.ca_pem().unwrap().display().to_string();
+    let (out, took) = open_fails(&s3, &opts, &[("AWS_CA_BUNDLE", right)]);
+    assert_certificate_refused(&s3, &out, took);
+}
+
+#[test]
+fn no_ca_fails_naming_the_endpoint_and_never_downgrades_to_http() {
+    let s3 = S3Server::start_tls(&[BUCKET]);
+    s3.create_bucket(BUCKET);
+    // apply_env removes AWS_CA_BUNDLE and sets AWS_ALLOW_HTTP=true: still HTTPS, still refused.
+    let (out, took) = open_fails(&s3, "{allow_http = true}", &[]);
+    assert_certificate_refused(&s3, &out, took);
+}
+
+#[test]
+fn a_missing_or_empty_ca_file_fails_naming_the_file() {
+    let s3 = S3Server::start_tls(&[BUCKET]);
+    s3.create_bucket(BUCKET);
+    let ws = Workspace::new();
+    let missing = ws.join("no-such-ca.pem");
+    let (out, _) = open_fails(&s3, &format!("{{ca_file = {}}}", lua_str(&missing)), &[]);
+    out.code(0);
+    assert!(out.stdout.contains("KIND not_found"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&missing.display().to_string()),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("option ca_file"), "{}", out.stdout);
+
+    let (out, _) = open_fails(
+        &s3,
+        "{}",
+        &[("AWS_CA_BUNDLE", missing.display().to_string())],
+    );
+    out.code(0);
+    assert!(
+        out.stdout.contains(&missing.display().to_string()),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("AWS_CA_BUNDLE"), "{}", out.stdout);
+
+    let empty = ws.write("empty.pem", "no certificate here\n");
+    let (out, _) = open_fails(&s3, &format!("{{ca_file = {}}}", lua_str(&empty)), &[]);
+    out.code(0);
+    assert!(
+        out.stdout.contains("holds no PEM certificate"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&empty.display().to_string()),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(s3.requests(), 0);
+    assert_eq!(s3.tls_handshake_failures(), 0, "a connection was tried");
+}

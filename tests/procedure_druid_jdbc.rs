@@ -156,7 +156,7 @@ fn mysql_connect_uri_settings_are_honoured_or_refused() {
 }
 
 /// pgJDBC's currentSchema decides where Druid's unqualified table names resolve: ferry reads and
-/// rewrites druid_segments in that schema. sslmode=require with a server without TLS fails.
+/// rewrites druid_segments in that schema. TLS settings in the URL are never dropped.
 #[test]
 fn postgres_current_schema_is_honoured_and_sslmode_require_is_not_dropped() {
     if db::postgres_url_or_skip().is_none() {
@@ -168,11 +168,36 @@ fn postgres_current_schema_is_honoured_and_sslmode_require_is_not_dropped() {
         "CREATE SCHEMA druidmeta; ALTER TABLE druid_segments SET SCHEMA druidmeta;",
     );
     let in_schema = format!("{}?options=-csearch_path%3Ddruidmeta", site.url);
-    set_conf(&site, |u| format!("{u}?sslmode=require"), "");
     let dir = site.ws.join("new-deep");
     let target = format!("target=file://{}", dir.display());
-    let out = run(&site, &["-p", &target], None);
-    assert_ne!(out.code, 0, "connected without TLS:\n{}", out.stderr);
+    match std::env::var("FERRY_TEST_POSTGRES_OTHER_CA") {
+        // The server speaks TLS (tests/setup/postgres.sh): sslmode and sslrootcert must reach
+        // the connection, so a CA that did not sign the server's certificate is refused.
+        Ok(other_ca) if !other_ca.is_empty() => {
+            set_conf(
+                &site,
+                |u| format!("{u}?sslmode=verify-full&sslrootcert={other_ca}"),
+                "",
+            );
+            let out = run(&site, &["-p", &target], None);
+            assert_ne!(
+                out.code, 0,
+                "connected despite the wrong CA:\n{}",
+                out.stderr
+            );
+            assert!(
+                out.stderr.to_lowercase().contains("certificate"),
+                "{}",
+                out.stderr
+            );
+        }
+        // A server without TLS: sslmode=require must fail rather than fall back to plain text.
+        _ => {
+            set_conf(&site, |u| format!("{u}?sslmode=require"), "");
+            let out = run(&site, &["-p", &target], None);
+            assert_ne!(out.code, 0, "connected without TLS:\n{}", out.stderr);
+        }
+    }
     assert_eq!(fx::payloads(&in_schema), originals(&site));
 
     set_conf(

@@ -29,8 +29,10 @@ pub static MODULE: ModuleDef = ModuleDef {
             doc: "Opens file:///abs/path, memory://name, s3://bucket/prefix, gs://bucket/prefix, \
                   az://container/prefix or an Azure blob URL with a SAS query. opts: endpoint, \
                   region, access_key_id, secret_access_key, session_token, allow_http, \
-                  virtual_hosted_style, ca_file (PEM CA roots, else AWS_CA_BUNDLE) (S3); account, access_key, sas, endpoint, use_emulator \
-                  (Azure); service_account, service_account_key, application_credentials, \
+                  virtual_hosted_style, ca_file (PEM CA roots, else AWS_CA_BUNDLE) (S3); \
+                  account, access_key, sas, bearer_token, connection_string, ca_file, endpoint, \
+                  use_emulator (Azure, see docs/stores-azure.md); service_account, \
+                  service_account_key, application_credentials, \
                   bearer_token, endpoint, anonymous, list_page_size (GCS; STORAGE_EMULATOR_HOST \
                   points gs:// at an emulator, see docs/stores.md); file_mode = \"0600\" (octal \
                   mode of new files) and fsync = true (flush file and folder before a write \

@@ -119,7 +119,15 @@ fn mysql_connect_uri_settings_are_honoured_or_refused() {
             },
             extra,
         );
-        let out = run(&site, &["-p", target, "--dry-run", "--state", "r"], None);
+        // Against a server with TLS (tests/setup/mariadb.sh), a CA that did not sign its
+        // certificate must be refused: proof that the TLS setting reached the connection.
+        let other_ca = std::env::var("FERRY_TEST_MYSQL_OTHER_CA").unwrap_or_default();
+        let ca = format!("metadata_ca={other_ca}");
+        let mut args = vec!["-p", target, "--dry-run", "--state", "r"];
+        if !other_ca.is_empty() {
+            args.extend(["-p", ca.as_str()]);
+        }
+        let out = run(&site, &args, None);
         assert_ne!(out.code, 0, "connected without TLS:\n{}", out.stderr);
         assert!(
             out.stderr.to_lowercase().contains("tls") || out.stderr.to_lowercase().contains("ssl"),

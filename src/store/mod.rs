@@ -182,7 +182,9 @@ pub fn map_error(store: &str, op: &str, key: &str, e: object_store::Error) -> Fe
         E::NotSupported { .. } | E::NotImplemented { .. } => (ErrorKind::InvalidInput, false),
         _ => {
             let text = e.to_string();
-            let auth = text.contains("403")
+            // The status as object_store prints it ("status code: 403 Forbidden"), never a
+            // bare "403": durations ("in 403.4ms") and keys contain digits too.
+            let auth = text.contains("403 Forbidden")
                 || text.contains("AccessDenied")
                 || text.contains("SignatureDoesNotMatch")
                 || text.contains("InvalidAccessKeyId")

@@ -17,7 +17,13 @@ use serde_json::json;
 fn copy_data_copies_with_short_flags_relays_progress_and_counts_both_tables() {
     let site = Site::new("2.5.0", 450, 8, true);
     let batches = ["scan_batch_size=50", "max_batch_count=100"];
-    let out = site.copy_data(&batches).tick("0.3").yes().run();
+    // 50 rows a tick: about nine shell progress lines, so the relay is seen on a busy machine too.
+    let out = site
+        .copy_data(&batches)
+        .tick("0.3")
+        .env("PEGASUS_DOUBLE_COPY_RATE", "50")
+        .yes()
+        .run();
     out.code(0)
         .stderr_has("TableA has 8 partitions, TableB has 4")
         .stderr_has("/8 splits")

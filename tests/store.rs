@@ -6,18 +6,7 @@ mod common;
 use common::Workspace;
 
 fn conformance(ws: &Workspace, url: &str, env: &[(String, String)]) {
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua/store_conformance.lua");
-    std::fs::create_dir_all(ws.join("scratch")).unwrap();
-    let mut f = ws.ferry().args([
-        "run",
-        script.to_str().unwrap(),
-        "-q",
-        "-p",
-        &format!("url={url}"),
-        "-p",
-        &format!("scratch={}", ws.join("scratch").display()),
-    ]);
+    let mut f = ws.conformance_run(&common::conformance_script(), url);
     // The machine's AWS_CA_BUNDLE, profiles and proxies must not reach a plain-HTTP test server.
     for k in common::s3::UNSET_ENV.iter().chain(common::gcs::UNSET_ENV) {
         f.cmd.env_remove(k);

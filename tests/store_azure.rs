@@ -24,18 +24,7 @@ fn run(ws: &Workspace, script: &str, body: &str, env: &[(&str, &str)]) -> common
 
 /// tests/lua/store_conformance.lua on `url`, credentials from `env` only.
 fn conformance(ws: &Workspace, url: &str, env: &[(String, String)]) {
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua/store_conformance.lua");
-    std::fs::create_dir_all(ws.join("scratch")).unwrap();
-    let mut f = ws.ferry().args([
-        "run",
-        script.to_str().unwrap(),
-        "-q",
-        "-p",
-        &format!("url={url}"),
-        "-p",
-        &format!("scratch={}", ws.join("scratch").display()),
-    ]);
+    let mut f = ws.conformance_run(&common::conformance_script(), url);
     for k in UNSET_ENV {
         f.cmd.env_remove(k);
     }

@@ -17,8 +17,7 @@ const BUCKET: &str = "conformance";
 /// The conformance script with `ferry.store.open(p.url)` given `opts` (a Lua table literal), so
 /// the same cases run with store options; `None` runs it unchanged.
 fn conformance_script(ws: &Workspace, opts: Option<&str>) -> std::path::PathBuf {
-    let src =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua/store_conformance.lua");
+    let src = common::conformance_script();
     let text = std::fs::read_to_string(&src).expect("read store_conformance.lua");
     let Some(opts) = opts else {
         return src;
@@ -42,16 +41,7 @@ fn run_conformance(
     env: &[(&str, String)],
 ) -> Output {
     let script = conformance_script(ws, opts);
-    std::fs::create_dir_all(ws.join("scratch")).unwrap();
-    let mut f = ws.ferry().args([
-        "run",
-        script.to_str().unwrap(),
-        "-q",
-        "-p",
-        &format!("url=s3://{BUCKET}/base/prefix"),
-        "-p",
-        &format!("scratch={}", ws.join("scratch").display()),
-    ]);
+    let mut f = ws.conformance_run(&script, &format!("s3://{BUCKET}/base/prefix"));
     s3.apply_env(&mut f.cmd);
     for (k, v) in env {
         f = f.env(k, v);

@@ -124,16 +124,7 @@ pub fn to_json(state: &str, journals: &[JournalView], shards: Option<u32>) -> Va
         json!({"name": j.name, "kind": kind, "shard": shard, "status": status,
                "unfinished_step": first_bad.map(|(s, _)| s), "steps": steps})
     };
-    let mut counts: Vec<u32> = match shards {
-        Some(n) => vec![n],
-        None => journals
-            .iter()
-            .filter_map(|j| parse_shard_dir(&j.name).map(|(_, n)| n))
-            .collect(),
-    };
-    counts.sort();
-    counts.dedup();
-    let shard_sets: Vec<Value> = counts
+    let shard_sets: Vec<Value> = shard_counts(journals, shards)
         .into_iter()
         .map(|n| {
             let (mut finished, mut not_started) = (0, Vec::new());
@@ -155,6 +146,21 @@ pub fn to_json(state: &str, journals: &[JournalView], shards: Option<u32>) -> Va
         "journals": journals.iter().map(journal).collect::<Vec<_>>(),
         "shard_sets": shard_sets,
     })
+}
+
+/// The shard counts to report: `--shards N`, else every count that has shard dirs (a migration
+/// re-split into another N keeps the older dirs).
+fn shard_counts(journals: &[JournalView], shards: Option<u32>) -> Vec<u32> {
+    let mut counts: Vec<u32> = match shards {
+        Some(n) => vec![n],
+        None => journals
+            .iter()
+            .filter_map(|j| parse_shard_dir(&j.name).map(|(_, n)| n))
+            .collect(),
+    };
+    counts.sort();
+    counts.dedup();
+    counts
 }
 
 /// A step's status word for JSON: ok, started (never finished), failed, interrupted.
@@ -182,17 +188,7 @@ pub fn render(state: &str, journals: &[JournalView], shards: Option<u32>) -> Str
             out.push_str(&format!("{l}\n"));
         }
     }
-    // Shard counts present (a migration re-split into another N keeps the older dirs).
-    let mut counts: Vec<u32> = match shards {
-        Some(n) => vec![n],
-        None => journals
-            .iter()
-            .filter_map(|j| parse_shard_dir(&j.name).map(|(_, n)| n))
-            .collect(),
-    };
-    counts.sort();
-    counts.dedup();
-    for n in counts {
+    for n in shard_counts(journals, shards) {
         out.push_str(&format!("{state}: {n} shard(s)\n"));
         let mut done = 0;
         for i in 0..n {

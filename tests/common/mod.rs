@@ -44,6 +44,26 @@ impl Workspace {
         f.cmd.current_dir(self.path());
         f
     }
+
+    /// `ferry run SCRIPT -q -p url=URL -p scratch=...`: the store conformance suite
+    /// (`tests/lua/store_conformance.lua`, or a copy of it) on `url`, with a scratch folder here.
+    pub fn conformance_run(&self, script: &Path, url: &str) -> Ferry {
+        std::fs::create_dir_all(self.join("scratch")).unwrap();
+        self.ferry().args([
+            "run",
+            script.to_str().unwrap(),
+            "-q",
+            "-p",
+            &format!("url={url}"),
+            "-p",
+            &format!("scratch={}", self.join("scratch").display()),
+        ])
+    }
+}
+
+/// The store conformance suite's script.
+pub fn conformance_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua/store_conformance.lua")
 }
 
 pub struct Ferry {

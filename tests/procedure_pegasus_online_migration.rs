@@ -128,12 +128,14 @@ fn online_migration_on_2_5_counts_a_burst_of_failures_the_servers_reporter_alrea
         .online_migration("TableA", &["verify_window=2.5", "counter_interval=1"])
         .env("PEGASUS_DOUBLE_SNAPSHOT_INTERVAL", "1");
     let run = std::thread::spawn(move || run.run());
-    wait_until(60, "verify did not start", || {
-        site.calls_with("perf-counters-by-substr").len() >= 2
-            || site
-                .http_log()
-                .iter()
-                .any(|l| l.contains("recent.read.fail.count"))
+    // The burst must come after verify's first snapshot of every ClusterA node (which is left
+    // out of the sum): wait for the double to have taken them, not merely for the shell calls to
+    // be logged (the double logs a call before it answers it; a burst written in between went
+    // into that first snapshot on a busy CI machine).
+    wait_until(60, "verify did not take its first snapshots", || {
+        site.state()["clusters"]["ClusterA"]["snapshots"]
+            .as_object()
+            .is_some_and(|s| s.len() >= 2)
     });
     site.ws.write("state/burst.json", r#"{"ClusterA": 40}"#);
     run.join()

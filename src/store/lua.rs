@@ -259,7 +259,9 @@ impl UserData for LuaStore {
     }
 }
 
-/// Streams an object into a local file through a temporary name and a rename.
+/// Streams an object into a local file through a temporary file and a rename. The temporary file
+/// is unique in the destination folder (`.NAME.XXXXXX.ferry-part`: downloads of `x.zip` and
+/// `x.json` side by side never share it) and is removed when the download fails.
 pub async fn download(store: &Store, key: &str, path: &std::path::Path) -> Result<u64> {
     let p = store.path(key)?;
     let r = store
@@ -267,15 +269,25 @@ pub async fn download(store: &Store, key: &str, path: &std::path::Path) -> Resul
         .get(&p)
         .await
         .map_err(|e| store.error("reading", key, e))?;
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| FerryError::io(format!("creating {}", dir.display()), &e))?;
-    }
-    let tmp = path.with_extension("ferry-part");
-    let mut f = tokio::fs::File::create(&tmp)
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    tokio::fs::create_dir_all(&dir)
         .await
-        .map_err(|e| FerryError::io(format!("writing {}", tmp.display()), &e))?;
+        .map_err(|e| FerryError::io(format!("creating {}", dir.display()), &e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (file, tmp) = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".ferry-part")
+        .tempfile_in(&dir)
+        .map_err(|e| FerryError::io(format!("writing a temporary file in {}", dir.display()), &e))?
+        .into_parts();
+    let shown = tmp.display().to_string();
+    let mut f = tokio::fs::File::from_std(file);
     let mut n = 0u64;
     let mut stream = r.into_stream();
     while let Some(chunk) = stream.next().await {
@@ -283,14 +295,15 @@ pub async fn download(store: &Store, key: &str, path: &std::path::Path) -> Resul
         n += chunk.len() as u64;
         f.write_all(&chunk)
             .await
-            .map_err(|e| FerryError::io(format!("writing {}", tmp.display()), &e))?;
+            .map_err(|e| FerryError::io(format!("writing {shown}"), &e))?;
     }
     f.sync_all()
         .await
-        .map_err(|e| FerryError::io(format!("writing {}", tmp.display()), &e))?;
-    tokio::fs::rename(&tmp, path)
-        .await
-        .map_err(|e| FerryError::io(format!("renaming into {}", path.display()), &e))?;
+        .map_err(|e| FerryError::io(format!("writing {shown}"), &e))?;
+    drop(f);
+    // A rename in one folder: metadata only, fine on the async thread.
+    tmp.persist(path)
+        .map_err(|e| FerryError::io(format!("renaming into {}", path.display()), &e.error))?;
     Ok(n)
 }
 

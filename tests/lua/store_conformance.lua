@@ -73,6 +73,23 @@ check("large multipart object", function()
   assert(ferry.fs.sha256(p.scratch .. "/large.back") == ferry.fs.sha256(src), "multipart content differs")
 end)
 
+check("downloads side by side and a failed one leaves nothing", function()
+  -- x.zip and x.json into one folder at once: each has its own temporary file.
+  local zip, json = ("z"):rep(3 * 1024 * 1024), ("{}"):rep(1024 * 1024)
+  s:put("dl/x.zip", zip)
+  s:put("dl/x.json", json)
+  local dir = p.scratch .. "/dl"
+  local sizes = ferry.task.parallel({"x.zip", "x.json"}, {concurrency = 2}, function(name)
+    return s:get_file("dl/" .. name, dir .. "/" .. name)
+  end)
+  assert(sizes[1] == #zip and sizes[2] == #json, ferry.json.encode(sizes))
+  assert(ferry.fs.read(dir .. "/x.zip") == zip and ferry.fs.read(dir .. "/x.json") == json, "downloads mixed up")
+  local ok, err = pcall(s.get_file, s, "dl/absent", dir .. "/absent")
+  assert(not ok and err.kind == "not_found", tostring(err))
+  local left = table.concat(ferry.fs.list(dir), ",")
+  assert(left == "x.json,x.zip", "left in the folder: " .. left)
+end)
+
 check("copy across stores with map, compare modes and list cache", function()
   local here = ferry.store.open("file://" .. p.scratch .. "/local", {create = true})
   for i = 1, 50 do here:put(("repo/%02x/%038d"):format(i, i), ("object %d"):format(i)) end

@@ -140,6 +140,16 @@ pub fn run(args: RunArgs) -> ExitCode {
             &e,
         ));
     }
+    if let Some(r) = &ctx.sharding.borrow().remote {
+        for note in r
+            .notes
+            .lock()
+            .map(|mut n| std::mem::take(&mut *n))
+            .unwrap_or_default()
+        {
+            tracing::warn!("{note}");
+        }
+    }
     let code = run_context(ctx);
     ExitCode::from(code)
 }
@@ -183,6 +193,7 @@ pub fn run_context(ctx: Rc<RunContext>) -> u8 {
         Err(e) if code == 0 => (e.kind.exit_code(), Some(e)),
         _ => (code, error),
     };
+    ctx.sharding.borrow().release();
     let status = if code != 0 && status == "ok" {
         "failed"
     } else {

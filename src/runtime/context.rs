@@ -322,7 +322,7 @@ impl RunContext {
                        "script_checksum": self.script.checksum}),
             )
         })?;
-        self.sync_state_or_warn(true);
+        self.sync_state_or_warn(true)?;
         self.steps.borrow_mut().push(record);
         Ok(None)
     }
@@ -416,8 +416,7 @@ impl RunContext {
                        "script_checksum": self.script.checksum}),
             )
         })?;
-        self.sync_state_or_warn(true);
-        Ok(())
+        self.sync_state_or_warn(true)
     }
 
     pub fn step_failed(&self, id: &str, err: &FerryError) {
@@ -445,7 +444,8 @@ impl RunContext {
                        "script_checksum": self.script.checksum}),
             )
         });
-        self.sync_state_or_warn(true);
+        // The step has failed already; a lost lease shows at the end of the run.
+        let _ = self.sync_state_or_warn(true);
     }
 
     /// Saves the state folder to the object store of `--state s3://...` (nothing for local state
@@ -457,11 +457,17 @@ impl RunContext {
         self.sharding.borrow().push(force)
     }
 
-    /// As `sync_state`; a failure is reported and the run goes on (the end of the run saves
-    /// again, and fails when that does).
-    fn sync_state_or_warn(&self, force: bool) {
-        if let Err(e) = self.sync_state(force) {
-            tracing::warn!(target: EV, "{}", e.one_line());
+    /// As `sync_state`; a failure to save is reported and the run goes on (the end of the run
+    /// saves again, and fails when that does), but a lease on the state that another run has
+    /// taken over stops the run (kind `conflict`): two runs must not both write one state.
+    fn sync_state_or_warn(&self, force: bool) -> Result<()> {
+        match self.sync_state(force) {
+            Err(e) if e.kind == ErrorKind::Conflict => Err(e),
+            Err(e) => {
+                tracing::warn!(target: EV, "{}", e.one_line());
+                Ok(())
+            }
+            Ok(()) => Ok(()),
         }
     }
 
@@ -531,14 +537,12 @@ impl RunContext {
                 json!({"step": step, "name": name, "value": value, "params_hash": hash}),
             )
         })?;
-        self.sync_state_or_warn(false);
-        Ok(())
+        self.sync_state_or_warn(false)
     }
 
     pub fn journal_event(&self, event: &str, fields: Value) -> Result<()> {
         self.with_journal(|j| j.append(event, fields))?;
-        self.sync_state_or_warn(true);
-        Ok(())
+        self.sync_state_or_warn(true)
     }
 
     /// Appends to the journal only when this run has opened it (a run that failed before its

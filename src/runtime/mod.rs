@@ -4,6 +4,7 @@
 pub mod context;
 pub mod error;
 pub mod journal;
+pub mod lease;
 pub mod lua_error;
 pub mod options;
 pub mod output;

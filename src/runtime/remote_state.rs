@@ -8,8 +8,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use futures::TryStreamExt;
 
 use super::error::{ErrorKind, FerryError, Result};
 use super::journal::JOURNAL_FILE;
+use super::lease::{self, Lease};
 use super::state::write_atomic;
 use crate::store::{OpenOptions, Store};
 
@@ -44,6 +45,12 @@ pub struct RemoteState {
     /// What was pushed last: file -> (size, mtime).
     pushed: Mutex<HashMap<PathBuf, (u64, SystemTime)>>,
     last_push: Mutex<Instant>,
+    /// This run's lease on its state folder, renewed by the sync thread.
+    lease: Arc<Mutex<Option<Lease>>>,
+    /// Set by the sync thread when another run took the lease over.
+    lost: Arc<Mutex<Option<FerryError>>>,
+    /// Warnings from before logging starts (a lease taken over), for the run to log.
+    pub notes: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for RemoteState {
@@ -59,6 +66,9 @@ impl RemoteState {
         let (tx, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
         let url_owned = url.to_string();
+        let lease: Arc<Mutex<Option<Lease>>> = Arc::default();
+        let lost: Arc<Mutex<Option<FerryError>>> = Arc::default();
+        let (lease_t, lost_t) = (lease.clone(), lost.clone());
         std::thread::Builder::new()
             .name("ferry-state-sync".into())
             .spawn(move || {
@@ -84,8 +94,27 @@ impl RemoteState {
                         }
                     };
                 let _ = ready_tx.send(Ok(()));
-                while let Ok(job) = rx.recv() {
-                    job(&rt, &store);
+                let mut renewed = Instant::now();
+                loop {
+                    let every = lease_t
+                        .lock()
+                        .ok()
+                        .and_then(|l| l.as_ref().map(Lease::renew_every))
+                        .unwrap_or(Duration::from_secs(3600));
+                    // Woken at least 4 times a second, so a lease taken after the thread
+                    // went to sleep is renewed in time too.
+                    let wait = every
+                        .saturating_sub(renewed.elapsed())
+                        .min(Duration::from_millis(250));
+                    match rx.recv_timeout(wait) {
+                        Ok(job) => job(&rt, &store),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                    if renewed.elapsed() >= every {
+                        renewed = Instant::now();
+                        renew_lease(&rt, &store, &lease_t, &lost_t);
+                    }
                 }
             })
             .map_err(|e| FerryError::io("starting the state sync thread", &e))?;
@@ -110,7 +139,33 @@ impl RemoteState {
             jobs: Mutex::new(tx),
             pushed: Mutex::new(HashMap::new()),
             last_push: Mutex::new(Instant::now()),
+            lease,
+            lost,
+            notes: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Takes the lease of `folder` (see `lease.rs`) before this run reads its state, or refuses
+    /// because another run holds it. Kept (renewed) until `release`.
+    pub fn take_lease(&self, folder: &str) -> Result<()> {
+        let folder = folder.to_string();
+        let shown = self.url.clone();
+        let (l, note) =
+            self.call(move |rt, store| rt.block_on(Lease::acquire(store, &folder, &shown)))?;
+        self.notes.lock().expect("notes").extend(note);
+        *self.lease.lock().expect("lease") = Some(l);
+        Ok(())
+    }
+
+    /// Gives the lease up (the end of the run).
+    pub fn release(&self) {
+        let Some(l) = self.lease.lock().expect("lease").take() else {
+            return;
+        };
+        let _ = self.call(move |rt, store| {
+            rt.block_on(l.release(store));
+            Ok(())
+        });
     }
 
     /// Runs `f` on the sync thread and waits for its result.
@@ -145,6 +200,7 @@ impl RemoteState {
                 };
                 // The root's own files: not those of the shards and the finalize run below it.
                 entries.retain(|e| !sub.is_empty() || !is_shard_folder(first_segment(&e.key)));
+                entries.retain(|e| !lease::is_lease_key(&e.key));
                 let mut out = Vec::new();
                 for e in entries {
                     let bytes = store.get(&e.key).await?;
@@ -168,6 +224,9 @@ impl RemoteState {
     /// Uploads the files of `sub/` changed since the last push. `force` is false for checkpoints,
     /// which push at most every few seconds.
     pub fn push(&self, sub: &str, force: bool) -> Result<()> {
+        if let Some(e) = self.lost.lock().expect("lease").clone() {
+            return Err(e);
+        }
         {
             let mut last = self.last_push.lock().expect("push clock");
             if !force && last.elapsed() < CHECKPOINT_PUSH_EVERY {
@@ -237,7 +296,35 @@ impl RemoteState {
 
 impl Drop for RemoteState {
     fn drop(&mut self) {
+        self.release();
         let _ = std::fs::remove_dir_all(&self.local_root);
+    }
+}
+
+/// Renews the lease on the sync thread; a lease taken over is recorded for the next push.
+fn renew_lease(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    lease: &Mutex<Option<Lease>>,
+    lost: &Mutex<Option<FerryError>>,
+) {
+    let Ok(mut slot) = lease.lock() else {
+        return;
+    };
+    let Some(l) = slot.as_mut() else {
+        return;
+    };
+    match rt.block_on(l.renew(store)) {
+        Ok(()) => {}
+        Err(e) if e.kind == ErrorKind::Conflict => {
+            tracing::error!("{}", e.message);
+            *slot = None;
+            if let Ok(mut lost) = lost.lock() {
+                *lost = Some(e);
+            }
+        }
+        // Unreachable for a moment: the next renewal tries again (the lease lasts 4 periods).
+        Err(e) => tracing::warn!("renewing the run lease: {}", e.one_line()),
     }
 }
 

@@ -96,13 +96,22 @@ impl Sharding {
         let Some(r) = &self.remote else {
             return Ok(());
         };
-        r.pull(self.own_folder().as_deref().unwrap_or(""))?;
+        let own = self.own_folder().unwrap_or_default();
+        r.take_lease(&own)?;
+        r.pull(&own)?;
         if let (Some(Phase::Finalize), Some(n)) = (self.phase, self.count) {
             for i in 0..n {
                 r.pull(&shard_dir_name(i, n))?;
             }
         }
         Ok(())
+    }
+
+    /// Gives up this run's lease on a state on an object store (the end of the run).
+    pub fn release(&self) {
+        if let Some(r) = &self.remote {
+            r.release();
+        }
     }
 
     /// Saves this run's state folder to the object store (no-op for local state).

@@ -13,8 +13,9 @@
 //! - list: `GET /storage/v1/b/B/o?prefix&delimiter&maxResults=1000&pageToken&startOffset`
 //!   (<https://cloud.google.com/storage/docs/json_api/v1/objects/list>),
 //! - metadata: `GET /storage/v1/b/B/o/KEY`, media: `...?alt=media&generation=G` with `Range`,
-//! - small objects: `POST /upload/storage/v1/b/B/o?uploadType=media&name=KEY`, with
-//!   `ifGenerationMatch` for create-only and update-if-unchanged writes,
+//! - small objects: `POST /upload/storage/v1/b/B/o?uploadType=media&name=KEY`; create-only and
+//!   update-if-unchanged writes as `uploadType=multipart` with `ifGenerationMatch` (the
+//!   emulator's media handler ignores preconditions),
 //! - large objects: a resumable session (`uploadType=resumable`, chunks of 256 KiB multiples with
 //!   `Content-Range: bytes a-b/*`, the last one with the total;
 //!   <https://cloud.google.com/storage/docs/performing-resumable-uploads>), see [`super::gcs_upload`],
@@ -323,6 +324,23 @@ impl GcsJson {
     }
 }
 
+/// A `multipart/related` upload body: the object resource (its name) and the bytes.
+fn multipart_related(name: &str, data: &[u8]) -> (String, Bytes) {
+    let boundary = format!("ferry-{}", uuid::Uuid::new_v4().simple());
+    let meta = serde_json::json!({ "name": name }).to_string();
+    let mut b = Vec::with_capacity(data.len() + meta.len() + 200);
+    b.extend_from_slice(
+        format!("--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{meta}\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n")
+            .as_bytes(),
+    );
+    b.extend_from_slice(data);
+    b.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (
+        format!("multipart/related; boundary={boundary}"),
+        Bytes::from(b),
+    )
+}
+
 #[async_trait]
 impl ObjectStore for GcsJson {
     async fn put_opts(
@@ -338,20 +356,31 @@ impl ObjectStore for GcsJson {
                 source: Box::new(e),
             }
         })?;
-        url.query_pairs_mut()
-            .append_pair("uploadType", "media")
-            .append_pair("name", location.as_ref());
-        if let Some(g) = &gen_match {
-            url.query_pairs_mut().append_pair("ifGenerationMatch", g);
-        }
+        let data: Bytes = payload.into();
+        // Conditional writes go as a multipart upload (metadata + media in one request): real
+        // GCS honours `ifGenerationMatch` on both, fake-gcs-server only on multipart (its media
+        // handler ignores preconditions), and the run lease depends on it.
+        let (content_type, body) = match &gen_match {
+            None => {
+                url.query_pairs_mut()
+                    .append_pair("uploadType", "media")
+                    .append_pair("name", location.as_ref());
+                ("application/octet-stream".to_string(), data)
+            }
+            Some(g) => {
+                url.query_pairs_mut()
+                    .append_pair("uploadType", "multipart")
+                    .append_pair("ifGenerationMatch", g);
+                multipart_related(location.as_ref(), &data)
+            }
+        };
         let url = url.to_string();
-        let body: Bytes = payload.into();
         let i = &self.inner;
         let v = i
             .send_json(gen_match.is_none(), || {
                 i.http
                     .post(&url)
-                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .header(reqwest::header::CONTENT_TYPE, content_type.clone())
                     .header(reqwest::header::CONTENT_LENGTH, body.len())
                     .body(body.clone())
             })

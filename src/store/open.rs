@@ -235,7 +235,10 @@ fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
     let mut b = AmazonS3Builder::from_env()
         .with_bucket_name(&bucket)
         .with_retry(retry_config())
-        .with_client_options(s3_client_options(opts, display)?);
+        .with_client_options(s3_client_options(opts, display)?)
+        // Conditional PUTs (If-None-Match / If-Match, on AWS since 2024) for the run lease of a
+        // state on S3; plain PUTs are unchanged. `aws_conditional_put` below overrides it.
+        .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
     let known = "endpoint, region, access_key_id, secret_access_key, session_token, allow_http, \
                  ca_file, virtual_hosted_style, skip_signature, sse_c_key, server_side_encryption, \
                  sse_kms_key_id, sse_customer_key_base64, acl, layout";

@@ -38,7 +38,11 @@ fn google_spec(bucket: &str, prefix: &str, dir: &str) -> String {
         format!("{prefix}/{dir}/index.zip")
     };
     let q = |v: &str| serde_json::to_string(v).unwrap();
-    format!(r#"{{"type":"google","bucket":{},"path":{}}}"#, q(bucket), q(&path))
+    format!(
+        r#"{{"type":"google","bucket":{},"path":{}}}"#,
+        q(bucket),
+        q(&path)
+    )
 }
 
 /// Every row's expected payload: local rows get the google loadSpec, every other byte kept
@@ -107,7 +111,10 @@ fn check_bucket(g: &Gcs, bucket: &str, prefix: &str, segs: &[Seg]) -> BTreeMap<S
             .get(bucket, &name)
             .unwrap_or_else(|| panic!("{name} missing"));
         if let Kind::Zip(orig) = &s.kind {
-            assert!(data == *orig, "{name}: not the local index.zip byte for byte");
+            assert!(
+                data == *orig,
+                "{name}: not the local index.zip byte for byte"
+            );
         }
         let got = fx::unzip(&data);
         assert_eq!(
@@ -197,7 +204,14 @@ fn mariadb_druid28_to_gcs_layout_load_specs_java_reader_rerun_and_dry_run() {
     let out = run_gcs(
         &site,
         &g,
-        &["-p", &target, "-p", &coordinator, "-p", "poll_interval=0.05"],
+        &[
+            "-p",
+            &target,
+            "-p",
+            &coordinator,
+            "-p",
+            "poll_interval=0.05",
+        ],
     );
     out.code(0)
         .stderr_has("copied 6 segment file(s) (3 zipped from index/ directories")
@@ -229,7 +243,12 @@ fn mariadb_druid28_to_gcs_layout_load_specs_java_reader_rerun_and_dry_run() {
         );
         // The realtime segment keeps its UUID level (useUniquePath).
         if let Some(u) = &s.uuid {
-            assert!(spec["path"].as_str().unwrap().ends_with(&format!("/2/{u}/index.zip")));
+            assert!(
+                spec["path"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("/2/{u}/index.zip"))
+            );
         }
     }
     let generations = check_bucket(&g, &bucket, PREFIX, &site.segs);
@@ -302,7 +321,11 @@ fn missing_bucket_and_unreachable_endpoint_change_nothing() {
         "druid-gcs-missing-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
-    let out = run_gcs(&site, &g, &["-p", &format!("target=gs://{missing}/{PREFIX}")]);
+    let out = run_gcs(
+        &site,
+        &g,
+        &["-p", &format!("target=gs://{missing}/{PREFIX}")],
+    );
     out.code(1)
         .stderr_has("step 'confirm-shutdown' failed: [not_found]")
         .stderr_has(&format!("bucket '{missing}' does not exist"))
@@ -326,7 +349,12 @@ fn missing_bucket_and_unreachable_endpoint_change_nothing() {
     let bucket = g.unique_bucket("druid-gcs-err");
     let mut f = fx::ferry_cmd(
         &site,
-        &["-p", &format!("target=gs://{bucket}/{PREFIX}"), "--state", "st2"],
+        &[
+            "-p",
+            &format!("target=gs://{bucket}/{PREFIX}"),
+            "--state",
+            "st2",
+        ],
     );
     g.apply_env(&mut f.cmd);
     f.cmd.env("STORAGE_EMULATOR_HOST", &endpoint);

@@ -812,7 +812,9 @@ pub fn java_or_skip(what: &str) -> bool {
             !super::db::on_ci(),
             "CI=true and no java on PATH for {what}: run tests/setup/jdk.sh"
         );
-        println!("SKIPPED: {what}: no java on PATH (tests/setup/jdk.sh installs default-jdk-headless)");
+        println!(
+            "SKIPPED: {what}: no java on PATH (tests/setup/jdk.sh installs default-jdk-headless)"
+        );
     }
     ok
 }

@@ -330,7 +330,7 @@ local function open_target()
   local err = store
   if type(err) ~= "userdata" or not err.kind then error(err, 0) end
   ferry.fail(err.kind, ("%s; nothing was copied and the metadata was not changed"):format(err.message),
-    {target = p.target, hint = druid.target_hint(target, err.kind)})
+    {target = p.target, hint = druid.target_hint(target, err)})
 end
 
 ---------------------------------------------------------------------------------------------------

@@ -369,5 +369,29 @@ fn missing_bucket_and_unreachable_endpoint_change_nothing() {
     assert_eq!(fx::payloads(&site.url), originals(&site.segs));
     assert_eq!(backup_tables(&site.url), Vec::<String>::new());
     assert_eq!(g.list(&bucket, ""), Vec::<String>::new());
+
+    // Credentials (GOOGLE_APPLICATION_CREDENTIALS, what Druid's client reads too) aimed at a
+    // plain-HTTP endpoint are refused before any request or change. (With STORAGE_EMULATOR_HOST
+    // ferry sends none, as Google's client libraries do; fake-gcs-server checks no token, so
+    // refused credentials cannot be shown here.)
+    let mut f = fx::ferry_cmd(
+        &site,
+        &["-p", &format!("target=gs://{bucket}/{PREFIX}"), "--state", "st3"],
+    );
+    g.apply_env(&mut f.cmd);
+    f.cmd
+        .env_remove("STORAGE_EMULATOR_HOST")
+        .env("GOOGLE_BASE_URL", &g.endpoint)
+        .env("GOOGLE_APPLICATION_CREDENTIALS", site.ws.join("no-such-key.json"));
+    let out = f.run();
+    out.code(1)
+        .stderr_has("step 'confirm-shutdown' failed: [invalid_input]")
+        .stderr_has("will not send GCS credentials over plain HTTP")
+        .stderr_has("STORAGE_EMULATOR_HOST=host:port for an emulator")
+        .stderr_has("nothing was copied and the metadata was not changed")
+        .stderr_lacks("confirmed by --yes");
+    assert_eq!(fx::payloads(&site.url), originals(&site.segs));
+    assert_eq!(backup_tables(&site.url), Vec::<String>::new());
+    assert_eq!(g.list(&bucket, ""), Vec::<String>::new());
     db::drop_mysql_db(&site.url);
 }

@@ -402,8 +402,19 @@ function M.target(url)
     "or file:///dir"):format(url))
 end
 
---- What to check when the target cannot be opened (err_kind: the store error's kind).
-function M.target_hint(target, err_kind)
+--- What to check when the target cannot be opened: a hint for a missing bucket, refused
+--- credentials or an unreachable endpoint, else the store error's own hint (err: kind, hint).
+function M.target_hint(target, err)
+  local err_kind = err.kind
+  -- The store's own hint names Lua options (anonymous, allow_http) a procedure user cannot set.
+  if target.kind == "google" and tostring(err.message):find("over plain HTTP", 1, true) then
+    return "use an https:// GOOGLE_BASE_URL, or STORAGE_EMULATOR_HOST=host:port for an emulator (ferry then " ..
+      "sends no credentials, as Google's client libraries do)"
+  end
+  if err_kind ~= "not_found" and err_kind ~= "auth" and err_kind ~= "unavailable" and err_kind ~= "timeout" and
+     err.hint then
+    return err.hint
+  end
   local b = target.bucket
   if target.kind == "google" then
     if err_kind == "not_found" then

@@ -376,13 +376,21 @@ fn missing_bucket_and_unreachable_endpoint_change_nothing() {
     // refused credentials cannot be shown here.)
     let mut f = fx::ferry_cmd(
         &site,
-        &["-p", &format!("target=gs://{bucket}/{PREFIX}"), "--state", "st3"],
+        &[
+            "-p",
+            &format!("target=gs://{bucket}/{PREFIX}"),
+            "--state",
+            "st3",
+        ],
     );
     g.apply_env(&mut f.cmd);
     f.cmd
         .env_remove("STORAGE_EMULATOR_HOST")
         .env("GOOGLE_BASE_URL", &g.endpoint)
-        .env("GOOGLE_APPLICATION_CREDENTIALS", site.ws.join("no-such-key.json"));
+        .env(
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            site.ws.join("no-such-key.json"),
+        );
     let out = f.run();
     out.code(1)
         .stderr_has("step 'confirm-shutdown' failed: [invalid_input]")
@@ -393,5 +401,52 @@ fn missing_bucket_and_unreachable_endpoint_change_nothing() {
     assert_eq!(fx::payloads(&site.url), originals(&site.segs));
     assert_eq!(backup_tables(&site.url), Vec::<String>::new());
     assert_eq!(g.list(&bucket, ""), Vec::<String>::new());
+    db::drop_mysql_db(&site.url);
+}
+
+/// The emulator refuses the upload of one segment (every request naming `big/` answers 500,
+/// retries included): the copy step fails naming it, the metadata and backup tables are untouched,
+/// and the re-run copies only that segment and completes.
+#[test]
+fn refused_gcs_upload_leaves_metadata_untouched_and_rerun_copies_the_rest() {
+    let Some(g) = gcs() else { return };
+    if db::mysql_url_or_skip().is_none() {
+        return;
+    }
+    let site = site(db::fresh_mysql_db("druid_gcs_fail"), true);
+    let bucket = g.unique_bucket("druid-gcs-fail");
+    let target = format!("target=gs://{bucket}/{PREFIX}");
+    // Object names travel percent-encoded in the upload's query (`name=druid%2Fsegments%2Fbig...`).
+    let proxy = common::fault_proxy::FaultProxy::start(
+        &g.endpoint,
+        common::fault_proxy::Faults::new()
+            .fail_every(1)
+            .fail_status(500)
+            .path_contains("%2Fbig%2F"),
+    );
+    let mut f = fx::ferry_cmd(&site, &["-p", &target]);
+    g.apply_env(&mut f.cmd);
+    f.cmd.env("STORAGE_EMULATOR_HOST", &proxy.endpoint);
+    let out = f.run();
+    out.code(1)
+        .stderr_has("1 of 6 segment file(s) failed to copy; the metadata was not changed")
+        .stderr_has(&format!("{PREFIX}/big/"))
+        .stderr_has("run the same command again");
+    assert!(proxy.failed() > 0, "the proxy refused nothing");
+    assert_eq!(fx::payloads(&site.url), originals(&site.segs));
+    assert_eq!(backup_tables(&site.url), Vec::<String>::new());
+    let listed = g.list(&bucket, "");
+    assert_eq!(listed.len(), 5, "{listed:?}");
+    assert!(listed.iter().all(|k| !k.contains("/big/")), "{listed:?}");
+
+    let out = run_gcs(&site, &g, &["-p", &target]);
+    out.code(0)
+        .stderr_has("copied 1 segment file(s)")
+        .stderr_has("5 already there");
+    assert_eq!(
+        fx::payloads(&site.url),
+        expected(&site.segs, &bucket, PREFIX)
+    );
+    check_bucket(&g, &bucket, PREFIX, &site.segs);
     db::drop_mysql_db(&site.url);
 }

@@ -319,10 +319,18 @@ end
 local s3_opts, s3_shown = {}, {}
 if target.kind == "s3" then s3_opts, s3_shown = druid.s3_options(conf) end
 
+-- Opening a store lists the bucket or container (or makes the directory), so a missing bucket,
+-- refused credentials or an endpoint nothing answers on show up here: the error names the
+-- target and says what to check (druid.target_hint), and that nothing was copied or changed.
 local function open_target()
   local o = {create = target.kind == "local"}
   for k, v in pairs(s3_opts) do o[k] = v end
-  return ferry.store.open(target.url, o)
+  local ok, store = pcall(ferry.store.open, target.url, o)
+  if ok then return store end
+  local err = store
+  if type(err) ~= "userdata" or not err.kind then error(err, 0) end
+  ferry.fail(err.kind, ("%s; nothing was copied and the metadata was not changed"):format(err.message),
+    {target = p.target, hint = druid.target_hint(target, err)})
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -373,6 +381,9 @@ ferry.log.info(("%d segment(s): %d local in %d file(s) to move, %d tombstone(s),
   plan.filtered > 0 and (", " .. plan.filtered .. " in other data sources") or ""))
 
 ferry.step("confirm-shutdown", "Shut down every Druid service but the Coordinator", function()
+  -- The target is checked before the operator stops the cluster: a typo in the bucket or
+  -- missing credentials should not cost a shutdown.
+  open_target()
   ferry.confirm("Shut down the Overlord, MiddleManagers/Indexers, Historicals, Brokers and Routers so segment " ..
     "metadata stops changing (the Coordinator may keep running; it hosts Derby). Are they stopped?")
 end, {sharded = true}) -- answered for each shard before it copies (--yes in pods)
@@ -844,8 +855,14 @@ ferry.step("confirm-restart", "Switch the cluster to the new deep storage and re
              "druid.extensions.loadList: add \"druid-s3-extensions\""}
     for _, l in ipairs(s3_shown) do lines[#lines + 1] = l end
   elseif target.kind == "google" then
+    -- GoogleAccountConfig (bound under druid.google): bucket, and prefix, which
+    -- GoogleDataSegmentPusher.buildPath leaves out when empty (an empty value here is the same).
+    -- GoogleStorageDruidModule builds its client with StorageOptions.getDefaultInstance(), i.e.
+    -- Application Default Credentials: there is no druid.google.* credential property.
     lines = {"druid.storage.type=google", "druid.google.bucket=" .. target.bucket, "druid.google.prefix=" .. target.base,
-             "druid.extensions.loadList: add \"druid-google-extensions\""}
+             "druid.extensions.loadList: add \"druid-google-extensions\"",
+             "(credentials: Application Default Credentials on every service, e.g. " ..
+             "GOOGLE_APPLICATION_CREDENTIALS=<service-account key file>, or the GCE/GKE metadata server)"}
   elseif target.kind == "azure" then
     lines = {"druid.storage.type=azure", "druid.azure.container=" .. target.bucket, "druid.azure.prefix=" .. target.base,
              "druid.extensions.loadList: add \"druid-azure-extensions\""}

@@ -402,6 +402,43 @@ function M.target(url)
     "or file:///dir"):format(url))
 end
 
+--- What to check when the target cannot be opened: a hint for a missing bucket, refused
+--- credentials or an unreachable endpoint, else the store error's own hint (err: kind, hint).
+function M.target_hint(target, err)
+  local err_kind = err.kind
+  -- The store's own hint names Lua options (anonymous, allow_http) a procedure user cannot set.
+  if target.kind == "google" and tostring(err.message):find("over plain HTTP", 1, true) then
+    return "use an https:// GOOGLE_BASE_URL, or STORAGE_EMULATOR_HOST=host:port for an emulator (ferry then " ..
+      "sends no credentials, as Google's client libraries do)"
+  end
+  if err_kind ~= "not_found" and err_kind ~= "auth" and err_kind ~= "unavailable" and err_kind ~= "timeout" and
+     err.hint then
+    return err.hint
+  end
+  local b = target.bucket
+  if target.kind == "google" then
+    if err_kind == "not_found" then
+      return ("create the bucket first (gcloud storage buckets create gs://%s) or fix its name in target; " ..
+        "ferry does not create buckets"):format(b)
+    elseif err_kind == "auth" then
+      return ("ferry reads Google credentials as Druid does (Application Default Credentials): " ..
+        "GOOGLE_APPLICATION_CREDENTIALS=<key file>, GOOGLE_SERVICE_ACCOUNT / GOOGLE_SERVICE_ACCOUNT_KEY, or the " ..
+        "metadata server; the account needs storage.objects.create, get and list on %s"):format(b)
+    end
+    return "check the network and the endpoint (GOOGLE_BASE_URL; STORAGE_EMULATOR_HOST points at an emulator), " ..
+      "then run the same command again"
+  elseif target.kind == "s3" then
+    if err_kind == "not_found" then return ("create the bucket %s first or fix its name in target"):format(b) end
+    if err_kind == "auth" then return "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the profile) and AWS_REGION" end
+    return "check the network and the endpoint (AWS_ENDPOINT_URL), then run the same command again"
+  elseif target.kind == "azure" then
+    if err_kind == "not_found" then return ("create the container %s first or fix its name in target"):format(b) end
+    if err_kind == "auth" then return "check AZURE_STORAGE_ACCOUNT_NAME / AZURE_STORAGE_ACCOUNT_KEY or the SAS token" end
+    return "check the network and the account's endpoint, then run the same command again"
+  end
+  return "check that " .. tostring(target.base) .. " can be created and written by this user"
+end
+
 --- Key of the segment's index.zip in the target store (relative to the target's base).
 function M.target_key(target, seg, uuid)
   local dir = target.kind == "azure" and M.azure_dir(seg, uuid) or M.default_dir(seg, uuid)

@@ -775,3 +775,65 @@ pub fn run(site: &Site, extra: &[&str], s3: Option<&super::s3::S3Server>) -> sup
     }
     f.run()
 }
+
+/// `ferry run druid-deep-storage --yes -p druid_conf=... EXTRA` against the site, not yet run:
+/// the caller points it at a store (e.g. `Gcs::apply_env(&mut f.cmd)`) and runs it.
+pub fn ferry_cmd(site: &Site, extra: &[&str]) -> super::Ferry {
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "druid-deep-storage".into(),
+        "--yes".into(),
+        "-p".into(),
+        format!("druid_conf={}", site.conf.display()),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    site.ws
+        .ferry()
+        .args(args)
+        .env("DRUID_METADATA_PASSWORD", &password(&site.url))
+}
+
+/// CRC-32 (IEEE), as java.util.zip.CRC32 computes it.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut h = flate2::Crc::new();
+    h.update(data);
+    h.sum()
+}
+
+/// Whether a JVM is on PATH; prints `SKIPPED: <what>` when not (tests/setup/jdk.sh installs
+/// default-jdk-headless), and under CI=true fails instead, since it can be installed there.
+pub fn java_or_skip(what: &str) -> bool {
+    let ok = std::process::Command::new("java")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            !super::db::on_ci(),
+            "CI=true and no java on PATH for {what}: run tests/setup/jdk.sh"
+        );
+        println!(
+            "SKIPPED: {what}: no java on PATH (tests/setup/jdk.sh installs default-jdk-headless)"
+        );
+    }
+    ok
+}
+
+/// Reads zip files with tests/java/ZipCheck.java (java.util.zip.ZipInputStream entry by entry,
+/// as Druid's CompressionUtils.unzip(InputStream, File) does for the S3 and GCS pullers): Ok(one
+/// line `FILE\tNAME\tSIZE\tCRC32` per entry) or Err(the Java exception).
+pub fn java_zip_read(files: &[PathBuf]) -> Result<Vec<String>, String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/ZipCheck.java");
+    let out = std::process::Command::new("java")
+        .arg(&src)
+        .args(files)
+        .output()
+        .expect("java runs");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect())
+}

@@ -514,7 +514,16 @@ ferry.step("upload", "Upload every snapshot file of every node", function()
       -- ones, where a new store would leave that upload to fail with ExpiredToken.
       current.store:set_credentials(u.opts)
     else
-      current.store = ferry.store.open(u.url, u.opts)
+      local ok, store = pcall(ferry.store.open, u.url, u.opts)
+      if not ok then
+        local why = tostring(store)
+        ferry.fail(why:match("%[([%w_]+)%]") or "auth",
+          ("the %s upload credentials the DevOps API gave for migration %s do not open %s: %s"):format(
+            u.cloud, id, u.shown, why:match("^[^\n]*")),
+          {hint = "the credentials come from the migration status, not from this machine: run the same command " ..
+            "again (new ones are fetched); if it goes on, check the migration status (-p action=status)"})
+      end
+      current.store = store
     end
     current.url = u.url
     current.keyid = keyid

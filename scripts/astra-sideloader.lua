@@ -40,6 +40,9 @@ local p = ferry.params{
   {name = "concurrency", type = "integer", default = 8, doc = "files uploaded at once"},
   {name = "renew_before", type = "duration", default = "10m",
    doc = "fetch new upload credentials when the current ones expire within this (AWS: 1 hour lifetime)"},
+  {name = "gcs_endpoint", type = "url",
+   doc = "GCS JSON API endpoint of the migration bucket (GCP; default https://storage.googleapis.com, " ..
+     "or a Private Service Connect endpoint; an http:// one is used as given)"},
   {name = "aws_region", type = "string", doc = "region of the migration bucket (AWS; default: the bucket says it, HeadBucket x-amz-bucket-region; then AWS_REGION)"},
   {name = "allow_views", type = "boolean", default = false,
    doc = "leave materialized views' tables out instead of stopping (Astra has no materialized views)"},
@@ -504,8 +507,25 @@ ferry.step("upload", "Upload every snapshot file of every node", function()
     current.fetched = os.time()
     local keyid = astra.credential_id(s)
     if current.store and keyid == current.keyid then return end -- the same credentials: keep them
-    local u = astra.upload_store(s, {aws_region = region_of(s)})
-    current.store = ferry.store.open(u.url, u.opts)
+    local u = astra.upload_store(s, {aws_region = region_of(s), gcs_endpoint = p.gcs_endpoint})
+    if current.store and u.cloud == "aws" and current.url == u.url then
+      -- AWS session credentials are replaced in the open store: the parts still to send of a
+      -- multipart upload under way (and its CompleteMultipartUpload) are signed with the new
+      -- ones, where a new store would leave that upload to fail with ExpiredToken.
+      current.store:set_credentials(u.opts)
+    else
+      local ok, store = pcall(ferry.store.open, u.url, u.opts)
+      if not ok then
+        local why = tostring(store)
+        ferry.fail(why:match("%[([%w_]+)%]") or "auth",
+          ("the %s upload credentials the DevOps API gave for migration %s do not open %s: %s"):format(
+            u.cloud, id, u.shown, why:match("^[^\n]*")),
+          {hint = "the credentials come from the migration status, not from this machine: run the same command " ..
+            "again (new ones are fetched); if it goes on, check the migration status (-p action=status)"})
+      end
+      current.store = store
+    end
+    current.url = u.url
     current.keyid = keyid
     current.expires = astra.epoch(s.uploadCredentials.credentialExpiration) or (os.time() + 3600)
     current.dir = u.shown
@@ -548,6 +568,16 @@ ferry.step("upload", "Upload every snapshot file of every node", function()
     #files, total, skipped, #todo, todo_bytes, current.dir))
   local progress = ferry.log.progress{title = "upload", total = todo_bytes, unit = "bytes"}
   local failures = {}
+  -- Renew in the background too: a long upload (one big multipart Data.db) may be all that runs
+  -- when the credentials near their expiry, and no new file start would renew them.
+  local renewer = ferry.task.spawn(function()
+    while true do
+      local wait = (current.expires or os.time()) - p.renew_before - os.time()
+      ferry.task.sleep(math.max(0.2, math.min(wait, math.max(p.poll_interval, 1))))
+      local ok, err = pcall(renew)
+      if not ok then ferry.log.debug("background credential renewal: " .. tostring(err)) end
+    end
+  end)
   ferry.task.parallel(todo, {concurrency = p.concurrency, fail_fast = false}, function(f)
     local ok, err = pcall(function()
       local store, gen = renew()
@@ -562,6 +592,7 @@ ferry.step("upload", "Upload every snapshot file of every node", function()
     progress:inc(f.size)
     if not ok then failures[#failures + 1] = f.key .. ": " .. tostring(err) end
   end)
+  renewer:cancel()
   progress:finish()
   if #failures > 0 then
     table.sort(failures)

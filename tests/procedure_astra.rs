@@ -19,11 +19,75 @@ fn aws_full_migration_with_expiring_credentials_and_a_multipart_data_file() {
     let site = site(20 << 20);
     let (s3, api) = aws(|c| c.cred_lifetime = Duration::from_secs(3));
     s3.set_delay(Duration::from_millis(60)); // a slow link: the upload outlasts the credentials
-    let out = run(
+    // The multipart upload is held once S3 accepted its CreateMultipartUpload until the API has
+    // issued new credentials (it does so only once the first ones expired): its parts and
+    // CompleteMultipartUpload must go out with the renewed credentials, set in place.
+    s3.hold("?uploads");
+    let mut f = command(
         &site,
         &api,
         Some(&s3),
         &["-p", "concurrency=2", "-p", "renew_before=1s"],
+    );
+    f.cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = f.cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !(s3.held() >= 1 && s3.sts.issued().len() >= 2) {
+        assert!(Instant::now() < deadline, "no held upload or no renewal");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ended before the renewal"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    s3.release();
+    let done = child.wait_with_output().unwrap();
+    let out = common::Output {
+        code: done.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&done.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&done.stderr).into_owned(),
+    };
+    // One CreateMultipartUpload per big file (none restarted), completed with other keys than
+    // it was started with: renewed in the open store (a new store would start the upload again).
+    let seen = s3.requests_seen();
+    let signed_with = |q: &common::s3::SeenRequest| {
+        q.headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .and_then(|(_, v)| v.split("Credential=").nth(1))
+            .and_then(|v| v.split('/').next())
+            .map(str::to_string)
+    };
+    let creates: Vec<_> = seen
+        .iter()
+        .filter(|q| q.method == "POST" && q.uri.contains("?uploads"))
+        .collect();
+    assert!(!creates.is_empty(), "no multipart upload");
+    let mut renewed_in_place = 0;
+    for c in &creates {
+        let path = c.uri.split('?').next().unwrap();
+        let again = creates.iter().filter(|o| o.uri.starts_with(path)).count();
+        assert_eq!(
+            again, 1,
+            "the multipart upload of {path} was started {again} times"
+        );
+        let complete = seen
+            .iter()
+            .find(|q| {
+                q.method == "POST"
+                    && q.uri.starts_with(&format!("{path}?uploadId="))
+                    && q.status == 200
+            })
+            .unwrap_or_else(|| panic!("{path} never completed"));
+        if signed_with(complete) != signed_with(c) {
+            renewed_in_place += 1;
+        }
+    }
+    assert!(
+        renewed_in_place >= 1,
+        "no multipart upload went on with renewed keys (the held one was started with the first)"
     );
     out.code(0)
         .stderr_has("left out (secondary index): dse0: smart_home/")

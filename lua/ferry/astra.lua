@@ -479,8 +479,24 @@ function M.upload_store(status, opts)
       access_key_id = keys.accessKeyID, secret_access_key = keys.secretAccessKey,
       session_token = keys.sessionToken, region = opts.aws_region}}
   elseif creds.name == "TYPE_GOOGLE_CREDENTIALS_FILE" or dir:find("^gs://") then
-    local key = keys.file and ferry.base64.decode(keys.file) or nil
-    return {cloud = "gcp", url = base, shown = dir, opts = {service_account_key = key}}
+    if type(keys.file) ~= "string" or keys.file == "" then
+      ferry.fail("invalid_input", "GCP upload credentials without a key file (uploadCredentials.keys.file)")
+    end
+    -- keys.file: a base64-encoded service-account key JSON (the docs: `jq -r
+    -- '.uploadCredentials.keys.file' | base64 -d > creds.json`), given whole to the GCS store.
+    local ok, key = pcall(ferry.base64.decode, keys.file)
+    local parsed = ok and select(2, pcall(ferry.json.decode, key))
+    if type(parsed) ~= "table" or not parsed.private_key or not parsed.client_email then
+      ferry.fail("invalid_input", "GCP upload credentials (uploadCredentials.keys.file) are not a base64 " ..
+        "service-account key JSON with private_key and client_email")
+    end
+    local o = {service_account_key = key}
+    if opts.gcs_endpoint then
+      o.endpoint = opts.gcs_endpoint
+      -- an explicit http:// endpoint (a local gateway or emulator) is the user's choice
+      if opts.gcs_endpoint:find("^http://") then o.allow_http = true end
+    end
+    return {cloud = "gcp", url = base, shown = dir, opts = o}
   elseif creds.name == "URL signature" or dir:find("^https?://") then
     local sas = keys.urlSignature or (keys.url and keys.url:match("%?(.*)$"))
     if not sas or sas == "" then ferry.fail("invalid_input", "Azure credentials without a SAS (urlSignature)") end

@@ -48,7 +48,12 @@ pub static MODULE: ModuleDef = ModuleDef {
                   {bytes, files} (the folder's files zipped with deflate at `level` 1..9, \
                   streamed into one object: never held whole in memory or on disk), \
                   check_zip(key) -> {files, bytes, entries} (reads the object entry by entry as \
-                  java.util.zip.ZipInputStream does, checking sizes and CRCs), url.",
+                  java.util.zip.ZipInputStream does, checking sizes and CRCs), url, and for S3 \
+                  stores opened with access_key_id and secret_access_key \
+                  set_credentials{access_key_id, secret_access_key [, session_token]}: every \
+                  later request is signed with these, including the remaining parts of \
+                  multipart uploads under way (renewing short-lived session credentials without \
+                  reopening the store or restarting uploads).",
             example: Some(
                 "local s = ferry.store.open(\"memory://doc-example\")\ns:put(\"a/b.txt\", \"hello\")\nassert(s:get(\"a/b.txt\") == \"hello\")\nassert(s:head(\"a/b.txt\").size == 5 and s:head(\"nope\") == nil)\nlocal n = 0\nfor e in s:list(\"a\") do n = n + 1 end\nassert(n == 1)\nlocal d = os.tmpname()\nferry.fs.remove(d)\nferry.fs.mkdir(d)\nferry.fs.write(d .. \"/00000.smoosh\", \"segment\")\nlocal z = s:put_zip(d, \"seg/index.zip\", {level = 1})\nassert(z.files == 1 and s:head(\"seg/index.zip\").size == z.bytes)\nferry.fs.remove(d, {recursive = true})",
             ),
@@ -77,8 +82,13 @@ pub static MODULE: ModuleDef = ModuleDef {
     build,
 };
 
+/// A store handle; the second field is set for S3 stores opened with keys (see
+/// [`super::open::open_updatable`]): `set_credentials` replaces them.
 #[derive(Clone)]
-pub struct LuaStore(pub Store);
+pub struct LuaStore(
+    pub Store,
+    pub Option<std::sync::Arc<super::open::s3_credentials::UpdatableAwsCredentials>>,
+);
 
 fn entry_table(lua: &Lua, e: &Entry) -> mlua::Result<Table> {
     let t = lua.create_table()?;
@@ -99,6 +109,33 @@ impl UserData for LuaStore {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         m.add_meta_method(mlua::MetaMethod::ToString, |_, s, ()| {
             Ok(format!("store {}", s.0.display))
+        });
+        m.add_method("set_credentials", |_, s, t: Table| {
+            let Some(creds) = &s.1 else {
+                return Err(FerryError::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "store {}: set_credentials needs an S3 store opened with \
+                         access_key_id and secret_access_key",
+                        s.0.display
+                    ),
+                )
+                .into());
+            };
+            let field = |k: &str| -> mlua::Result<Option<String>> { t.get::<Option<String>>(k) };
+            let (Some(id), Some(secret)) = (field("access_key_id")?, field("secret_access_key")?)
+            else {
+                return Err(FerryError::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "store {}: set_credentials needs access_key_id and secret_access_key",
+                        s.0.display
+                    ),
+                )
+                .into());
+            };
+            creds.set(&id, &secret, field("session_token")?.as_deref());
+            Ok(())
         });
         m.add_async_method(
             "list",
@@ -736,9 +773,10 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
         lua.create_async_function(|lua, (url, opts): (String, Option<Table>)| async move {
             let o = open_options(opts)?;
             if let Some(store) = dry_run_folder(&lua, &url, &o).await? {
-                return Ok(LuaStore(store));
+                return Ok(LuaStore(store, None));
             }
-            Ok(LuaStore(super::open(&url, &o).await.lua_err()?))
+            let (store, creds) = super::open::open_updatable(&url, &o).await.lua_err()?;
+            Ok(LuaStore(store, creds))
         })?,
     )?;
     m.set("copy", lua.create_async_function(copy)?)?;

@@ -18,6 +18,9 @@ use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
 mod azure;
 mod azure_errors;
+pub mod s3_credentials;
+
+use s3_credentials::UpdatableAwsCredentials;
 
 use super::{Backend, Store};
 use crate::runtime::error::{ErrorKind, FerryError, Result};
@@ -103,6 +106,17 @@ fn with_prefix(store: Arc<dyn ObjectStore>, prefix: &str) -> Arc<dyn ObjectStore
 
 /// Opens a store. The returned handle's keys are relative to the URL's prefix.
 pub async fn open(url_text: &str, opts: &OpenOptions) -> Result<Store> {
+    Ok(open_updatable(url_text, opts).await?.0)
+}
+
+/// [`open`], plus the credentials of an S3 store opened with `access_key_id` and
+/// `secret_access_key`: replacing them ([`UpdatableAwsCredentials::set`]) changes what every
+/// later request of the store is signed with, uploads under way included.
+pub async fn open_updatable(
+    url_text: &str,
+    opts: &OpenOptions,
+) -> Result<(Store, Option<Arc<UpdatableAwsCredentials>>)> {
+    let mut s3_credentials = None;
     for k in SECRET_KEYS {
         if let Some(v) = opts.values.get(*k) {
             add_secret(v);
@@ -137,7 +151,11 @@ pub async fn open(url_text: &str, opts: &OpenOptions) -> Result<Store> {
                 backend: Backend::Memory,
             }
         }
-        "s3" | "s3a" => open_s3(&u, &display, opts)?,
+        "s3" | "s3a" => {
+            let (store, creds) = open_s3(&u, &display, opts)?;
+            s3_credentials = creds;
+            store
+        }
         "gs" => open_gcs(&u, &display, opts)?,
         "az" | "azure" | "abfs" => open_azure(&u, &display, opts, None)?,
         "http" | "https" if looks_like_azure(&u) => open_azure_url(&u, &display, opts)?,
@@ -161,7 +179,7 @@ pub async fn open(url_text: &str, opts: &OpenOptions) -> Result<Store> {
     if !opts.no_probe && store.backend != Backend::Memory {
         probe(&store, opts).await?;
     }
-    Ok(store)
+    Ok((store, s3_credentials))
 }
 
 fn looks_like_azure(u: &url::Url) -> bool {
@@ -224,7 +242,11 @@ fn unknown_option(display: &str, key: &str, known: &str) -> FerryError {
     bad(display, format!("unknown option '{key}'")).hint(format!("options: {known}"))
 }
 
-fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
+fn open_s3(
+    u: &url::Url,
+    display: &str,
+    opts: &OpenOptions,
+) -> Result<(Store, Option<Arc<UpdatableAwsCredentials>>)> {
     let (bucket, prefix) = bucket_and_prefix(u);
     if bucket.len() < 3 {
         return Err(bad(
@@ -283,12 +305,31 @@ fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
         b = b.with_region("us-east-1");
     }
     b = virtual_hosted(b, opts, &bucket)?;
+    // Keys given as options go through a provider ferry owns, so that they can be replaced
+    // while the store is in use (short-lived session credentials); without them object_store's
+    // own chain (environment, profile, IMDS) applies as before.
+    let creds = match (
+        opts.values.get("access_key_id"),
+        opts.values.get("secret_access_key"),
+    ) {
+        (Some(id), Some(secret)) if !opt_bool(opts, "skip_signature") => {
+            let c = UpdatableAwsCredentials::new(
+                id,
+                secret,
+                opts.values.get("session_token").map(String::as_str),
+            );
+            b = b.with_credentials(c.clone());
+            Some(c)
+        }
+        _ => None,
+    };
     let s3 = b.build().map_err(|e| bad(display, e))?;
-    Ok(Store {
+    let store = Store {
         inner: with_prefix(Arc::new(s3), &prefix),
         display: display.to_string(),
         backend: Backend::S3,
-    })
+    };
+    Ok((store, creds))
 }
 
 /// S3 canned ACLs (the `x-amz-acl` values of PutObject and CreateMultipartUpload).

@@ -31,8 +31,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::azurite::Azurite;
+#[path = "gcs_auth.rs"]
+pub mod gcs_auth;
 use super::http_server::{HttpServer, Reply, Seen};
 use super::s3::Sts;
+use gcs_auth::{GcsAuth, SaKey};
 
 #[derive(Clone, Debug)]
 pub enum Outcome {
@@ -50,6 +53,11 @@ pub enum Upload {
     Aws(Sts),
     /// `<azurite>/mig-upload-<id>/sstables/` with an account SAS.
     Azure(Azurite),
+    /// `gs://ds-mig-<db>/<id>/sstables/` in the GCS emulator, behind a [`GcsAuth`] that issues the
+    /// service-account keys (`TYPE_GOOGLE_CREDENTIALS_FILE`, `keys.file` = the key JSON in base64,
+    /// DOCS/migrate "Get Google Cloud credentials from MigrationStatus") and refuses them once
+    /// expired; new ones only once the old ones expire, as for AWS.
+    Gcp(GcsAuth),
 }
 
 #[derive(Clone)]
@@ -88,6 +96,7 @@ struct Migration {
     launched: Option<Instant>,
     outcome: Outcome,
     aws: Option<super::s3::TempCred>,
+    gcp: Option<SaKey>,
     cleanup_time: String,
     cleaned: Option<Instant>,
     aborted: bool,
@@ -242,6 +251,7 @@ fn handle(st: &mut Inner, seen: &Seen) -> Reply {
                 launched: None,
                 outcome: Outcome::Done,
                 aws: None,
+                gcp: None,
                 cleanup_time: iso(SystemTime::now() + Duration::from_secs(7 * 86400)),
                 cleaned: None,
                 aborted: false,
@@ -285,8 +295,10 @@ fn handle(st: &mut Inner, seen: &Seen) -> Reply {
                     }
                     m.launched = Some(now);
                     m.outcome = cfg.outcome.clone();
-                    if let Upload::Aws(sts) = &cfg.upload {
-                        sts.revoke_all();
+                    match &cfg.upload {
+                        Upload::Aws(sts) => sts.revoke_all(),
+                        Upload::Gcp(auth) => auth.revoke_all(),
+                        Upload::Azure(_) => {}
                     }
                     st.launches += 1;
                     let m = st.migrations.iter_mut().find(|m| m.id == *id).unwrap();
@@ -417,6 +429,24 @@ fn status(m: &mut Migration, cfg: &Config, now: Instant) -> serde_json::Value {
                         "credentialExpiration": iso(c.expires),
                         "hint": format!("\nexport AWS_ACCESS_KEY_ID={}\nexport AWS_SECRET_ACCESS_KEY={}\nexport AWS_SESSION_TOKEN={}\n",
                                         c.access_key, c.secret_key, c.session_token),
+                    }),
+                )
+            }
+            Upload::Gcp(auth) => {
+                let fresh = m.gcp.as_ref().is_none_or(|k| {
+                    auth.expires(&k.private_key_id)
+                        .is_none_or(|e| SystemTime::now() >= e)
+                });
+                if fresh && m.launched.is_none() {
+                    m.gcp = Some(auth.issue(cfg.cred_lifetime));
+                }
+                let k = m.gcp.clone().unwrap_or_else(|| auth.issue(Duration::ZERO));
+                (
+                    format!("gs://ds-mig-{}/{}/sstables/", cfg.db_id, m.id),
+                    serde_json::json!({
+                        "name": "TYPE_GOOGLE_CREDENTIALS_FILE",
+                        "keys": {"file": k.file()},
+                        "credentialExpiration": iso(k.expires),
                     }),
                 )
             }

@@ -105,6 +105,7 @@ pub struct S3Server {
     pub sts: Sts,
     requests: Arc<AtomicU64>,
     delay_ms: Arc<AtomicU64>,
+    hold: Arc<Hold>,
     log: Arc<Mutex<Vec<String>>>,
     bucket_region: Arc<Mutex<Option<String>>>,
     signed: Arc<Mutex<Vec<SignedRequest>>>,
@@ -174,6 +175,16 @@ impl Sts {
         let now = SystemTime::now();
         for c in self.inner.lock().unwrap().issued.iter_mut() {
             c.expires = now;
+        }
+    }
+
+    /// Makes the credentials with this access key expire now (the others stay valid).
+    pub fn expire(&self, access_key: &str) {
+        let now = SystemTime::now();
+        for c in self.inner.lock().unwrap().issued.iter_mut() {
+            if c.access_key == access_key {
+                c.expires = now;
+            }
         }
     }
 
@@ -316,11 +327,13 @@ impl S3Server {
 
         let requests = Arc::new(AtomicU64::new(0));
         let delay_ms = Arc::new(AtomicU64::new(0));
+        let hold = Arc::new(Hold::default());
         let log = Arc::new(Mutex::new(Vec::new()));
         let bucket_region = Arc::new(Mutex::new(None));
         let signed = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let state = Arc::new(State {
+            root: root.clone(),
             bucket_region: bucket_region.clone(),
             signed: signed.clone(),
             service,
@@ -328,6 +341,7 @@ impl S3Server {
             sts: sts.clone(),
             requests: requests.clone(),
             delay_ms: delay_ms.clone(),
+            hold: hold.clone(),
             log: log.clone(),
             seen: seen.clone(),
         });
@@ -361,6 +375,7 @@ impl S3Server {
             sts,
             requests,
             delay_ms,
+            hold,
             log,
             bucket_region,
             signed,
@@ -504,6 +519,23 @@ impl S3Server {
             .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
+    /// Makes later requests whose `METHOD /path?query` contains `pattern` wait after their
+    /// credentials are checked (and accepted) until [`S3Server::release`]: a request that is under
+    /// way, at a point the test chooses. [`S3Server::held`] says how many wait.
+    pub fn hold(&self, pattern: &str) {
+        *self.hold.pattern.lock().unwrap() = Some(pattern.to_string());
+    }
+
+    /// Lets held requests (and later ones) go on.
+    pub fn release(&self) {
+        *self.hold.pattern.lock().unwrap() = None;
+    }
+
+    /// How many requests wait in a [`S3Server::hold`] now.
+    pub fn held(&self) -> u64 {
+        self.hold.waiting.load(Ordering::SeqCst)
+    }
+
     /// Opt-in: the buckets live in `region`, as on AWS. A request signed for another region (the
     /// credential scope `AK/date/REGION/s3/aws4_request`) is refused with 400
     /// `AuthorizationHeaderMalformed` ("the region 'X' is wrong; expecting 'Y'", `<Region>Y`),
@@ -618,7 +650,18 @@ impl SeenRequest {
     }
 }
 
+/// Requests whose `METHOD /path?query` contains `pattern` wait, once their credentials are
+/// accepted, until released (see [`S3Server::hold`]).
+#[derive(Default)]
+struct Hold {
+    pattern: Mutex<Option<String>>,
+    waiting: AtomicU64,
+}
+
 struct State {
+    /// The s3s-fs root (for its multipart upload records, see [`same_principal`]).
+    root: PathBuf,
+    hold: Arc<Hold>,
     signed: Arc<Mutex<Vec<SignedRequest>>>,
     seen: Arc<Mutex<Vec<SeenRequest>>>,
     service: S3Service,
@@ -720,10 +763,11 @@ async fn serve(
     {
         return Ok(refusal);
     }
-    if let Some(ak) = signing_key(&req)
-        && let Some((status, code, msg)) = state.sts.check(&ak, given.as_deref())
-    {
-        return Ok(error_response(status, code, msg));
+    if let Some(ak) = signing_key(&req) {
+        if let Some((status, code, msg)) = state.sts.check(&ak, given.as_deref()) {
+            return Ok(error_response(status, code, msg));
+        }
+        same_principal(state, &req, &ak);
     }
     if let Some(expected) = &state.session_token
         && given.as_deref() != Some(expected.as_str())
@@ -737,6 +781,21 @@ async fn serve(
         };
         return Ok(error_response(StatusCode::FORBIDDEN, code, msg));
     }
+    let what = format!("{} {}", req.method(), req.uri());
+    let held = |h: &Hold| {
+        h.pattern
+            .lock()
+            .unwrap()
+            .as_deref()
+            .is_some_and(|p| what.contains(p))
+    };
+    if held(&state.hold) {
+        state.hold.waiting.fetch_add(1, Ordering::SeqCst);
+        while held(&state.hold) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        state.hold.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
     let head_bucket = req.method() == hyper::Method::HEAD
         && req.uri().path().trim_matches('/').split('/').count() == 1;
     let mut resp = state.service.call(req.map(s3s::Body::from)).await?;
@@ -747,6 +806,35 @@ async fn serve(
         resp.headers_mut().insert("x-amz-bucket-region", v);
     }
     Ok(resp)
+}
+
+/// Every set of [`Sts`] credentials stands for one principal (the sessions of one role, as AWS
+/// hands out), and AWS authorizes the parts and completion of a multipart upload by that
+/// principal's permissions, not by the session that started it. s3s-fs instead records the
+/// initiating access key (`<root>/.upload-<id>.json`, s3s-fs `fs.rs` `create_upload_id` /
+/// `verify_upload_id`) and refuses other keys with AccessDenied; so when a request carries other
+/// credentials of the same Sts than the upload's initiator, the record takes the new key.
+fn same_principal(state: &State, req: &Request<Incoming>, ak: &str) {
+    let Some(id) = req.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("uploadId="))
+            .map(str::to_string)
+    }) else {
+        return;
+    };
+    if state.sts.expires(ak).is_none() || uuid::Uuid::parse_str(&id).is_err() {
+        return;
+    }
+    let record = state.root.join(format!(".upload-{id}.json"));
+    let Ok(bytes) = std::fs::read(&record) else {
+        return;
+    };
+    if let Ok(Some(owner)) = serde_json::from_slice::<Option<String>>(&bytes)
+        && owner != ak
+        && state.sts.expires(&owner).is_some()
+    {
+        std::fs::write(&record, serde_json::to_vec(ak).unwrap()).unwrap();
+    }
 }
 
 /// The access key a request is signed with (`Authorization: AWS4-HMAC-SHA256 Credential=AK/...`

@@ -67,9 +67,20 @@ local az = astra.upload_store({status = "ReceivingFiles",
   uploadBucketDir = "https://acct.blob.core.windows.net/mig-upload-456/sstables/",
   uploadCredentials = {name = "URL signature", keys = {url = "https://x/?si=tok&sig=abc", urlSignature = "si=tok&sig=abc"}}})
 assert(az.cloud == "azure" and az.url == "https://acct.blob.core.windows.net/mig-upload-456/sstables?si=tok&sig=abc")
-local gcp = astra.upload_store({status = "ReceivingFiles", uploadBucketDir = "gs://ds-mig-x/y/sstables/",
-  uploadCredentials = {name = "TYPE_GOOGLE_CREDENTIALS_FILE", keys = {file = ferry.base64.encode('{"type":"service_account"}')}}})
-assert(gcp.cloud == "gcp" and gcp.opts.service_account_key == '{"type":"service_account"}')
+local sa = '{"type":"service_account","private_key":"PEM","client_email":"m@p.iam.gserviceaccount.com"}'
+local function gcp_status(file)
+  return {status = "ReceivingFiles", uploadBucketDir = "gs://ds-mig-x/y/sstables/",
+    uploadCredentials = {name = "TYPE_GOOGLE_CREDENTIALS_FILE", keys = {file = file}}}
+end
+local gcp = astra.upload_store(gcp_status(ferry.base64.encode(sa)))
+assert(gcp.cloud == "gcp" and gcp.opts.service_account_key == sa and gcp.opts.endpoint == nil)
+local via = astra.upload_store(gcp_status(ferry.base64.encode(sa)), {gcs_endpoint = "http://127.0.0.1:1"})
+assert(via.opts.endpoint == "http://127.0.0.1:1" and via.opts.allow_http == true)
+-- not base64, or base64 of something that is not a service-account key: a clear refusal
+for _, bad in ipairs({"%%%not base64", ferry.base64.encode('{"type":"service_account"}'), ""}) do
+  local ok, err = pcall(astra.upload_store, gcp_status(bad))
+  assert(not ok and tostring(err):find("keys.file"), tostring(err))
+end
 assert(not pcall(astra.upload_store, {status = "Initializing", uploadBucketDir = "", uploadCredentials = {keys = ferry.json.null}}))
 
 print("astra ok")

@@ -7,7 +7,8 @@
 -- include/exclude lists and the ddl_job_allow_drop_* settings), then copies every partition whose
 -- source VisibleVersion moved since ferry last copied it: SELECT ... PARTITION (p) from the source
 -- into a Stream Load on the target (a staging table, then INSERT OVERWRITE of that one partition,
--- so a failure never leaves it half-loaded; labels make a retry idempotent), tables in parallel.
+-- so a failure never leaves it half-loaded; labels make a retry idempotent), replication_job_batch_size
+-- partitions in flight at once, of one table or several.
 -- It repeats every replication_job_interval_seconds until stopped, or once with
 -- one_time_run_mode=true, printing the tool's "Sync job progress" and "Sync table progress"
 -- counters every report_interval_seconds. Then it compares row counts, and with -p cutover=true
@@ -36,9 +37,10 @@ for _, d in ipairs({
   {name = "load_retries", type = "integer", default = 3,
    doc = "Stream Load attempts per partition (same label) before the job counts as failed"},
   {name = "load_timeout", type = "duration", default = "10m", doc = "Stream Load timeout header per partition"},
-  {name = "batch_rows", type = "integer", default = 5000, doc = "rows buffered before they are appended to the load file"},
+  {name = "batch_rows", type = "integer", default = 5000,
+   doc = "unused since loads stream (accepted so command lines that give it still run)"},
   {name = "load_batch_size", type = "size", default = "100MiB",
-   doc = "largest JSON body of one Stream Load: at most the target BEs' streaming_load_max_batch_size_mb (default 100 MB); a partition goes in as many batches as it needs"},
+   doc = "unused since loads stream: a chunked body has no Content-Length for the BE's streaming_load_max_batch_size_mb check (accepted so command lines that give it still run)"},
   {name = "recopy", type = "list",
    doc = "db or db.table entries whose partitions are all copied again in this run (e.g. after verify found a difference)"},
 }) do decls[#decls + 1] = d end
@@ -561,8 +563,8 @@ local function sync_round(round, force_ddl, last_round)
           else
             if part.bytes and part.bytes > big_partition then
               ferry.log.warn(("%s.%s/%s holds %.1f GB: ferry copies a partition as one Stream Load (suited to " ..
-                "10 GB or less) from one JSON file in %s, which needs that much local disk"):format(obj.db, obj.name,
-                part.name, part.bytes / 1024 ^ 3, ferry.state.dir()))
+                "10 GB or less), streamed from one SELECT; a failure near the end loads it all again"):format(
+                obj.db, obj.name, part.name, part.bytes / 1024 ^ 3))
             end
             jobs[#jobs + 1] = {db = obj.db, t = obj.name, part = part.name, version = part.version, id = part.id,
               partitioned = obj.partitioned, name = ("%s.%s/%s"):format(obj.db, obj.name, part.name),
@@ -584,27 +586,36 @@ local function sync_round(round, force_ddl, last_round)
   end
   table_stats.total = #tables
   if not ferry.dry_run() then sweep_stages(dbs) end
-  -- Data: one table at a time per worker (like the tool's one job per table), partitions in order.
+  -- Data: every lagging partition is a job of its own, replication_job_batch_size in flight at
+  -- once across all tables (partitions of one table too: each has its own staging table, label
+  -- and INSERT OVERWRITE, so one failing leaves the others loaded and itself as it was). Taken
+  -- round-robin over the tables, so a table with many partitions does not hold up the rest.
+  local queue = {}
+  for i = 1, math.huge do
+    local any = false
+    for _, tj in ipairs(by_table) do
+      if tj.jobs[i] then queue[#queue + 1] = tj.jobs[i]; any = true end
+    end
+    if not any then break end
+  end
   local failures = {}
-  ferry.task.parallel(by_table, {concurrency = math.max(cfg.replication_job_batch_size, 1), fail_fast = false}, function(tj)
-    for _, job in ipairs(tj.jobs) do
-      counters.jobPending = counters.jobPending - 1
-      if ferry.dry_run() then
-        ferry.log.info(("would copy %s (source version %d)"):format(job.name, job.version))
-        counters.finished = counters.finished + 1
-      else
-        counters.running = counters.running + 1
-        local ok, err = pcall(copy_partition, job)
-        counters.running = counters.running - 1
-        if ok then
-          counters.finished = counters.finished + 1
-        else
-          counters.failed = counters.failed + 1
-          local msg = type(err) == "table" and (err.message or tostring(err)) or tostring(err)
-          failures[#failures + 1] = job.name .. ": " .. msg
-          ferry.log.error(("%s failed: %s"):format(job.name, msg))
-        end
-      end
+  ferry.task.parallel(queue, {concurrency = math.max(cfg.replication_job_batch_size, 1), fail_fast = false}, function(job)
+    counters.jobPending = counters.jobPending - 1
+    if ferry.dry_run() then
+      ferry.log.info(("would copy %s (source version %d)"):format(job.name, job.version))
+      counters.finished = counters.finished + 1
+      return
+    end
+    counters.running = counters.running + 1
+    local ok, err = pcall(copy_partition, job)
+    counters.running = counters.running - 1
+    if ok then
+      counters.finished = counters.finished + 1
+    else
+      counters.failed = counters.failed + 1
+      local msg = type(err) == "table" and (err.message or tostring(err)) or tostring(err)
+      failures[#failures + 1] = job.name .. ": " .. msg
+      ferry.log.error(("%s failed: %s"):format(job.name, msg))
     end
   end)
   -- Tables: finished once every partition was copied at least once; expired while one still lags.

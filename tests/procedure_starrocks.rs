@@ -243,16 +243,33 @@ fn a_dry_run_reads_both_clusters_and_changes_nothing() {
 #[test]
 #[ignore = "figures, not a check: bench/starrocks/run.sh runs it"]
 fn figures_full_and_incremental_sync_of_300k_rows() {
+    // FERRY_BENCH_ROWS rows (default 300,000) over FERRY_BENCH_DAYS days from 2024-01-01
+    // (default 90: three partitions of about a third each; 31: all in p202401).
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (rows, days) = (
+        env("FERRY_BENCH_ROWS", 300_000),
+        env("FERRY_BENCH_DAYS", 90),
+    );
     let Some(s) = site("") else { return };
     let t = Instant::now();
-    s.src.sql(
-        "INSERT INTO `shop`.`orders` SELECT seq + 100, DATE_ADD('2024-01-01', INTERVAL seq % 90 DAY),
+    s.src.sql(&format!(
+        "INSERT INTO `shop`.`orders` SELECT seq + 100, DATE_ADD('2024-01-01', INTERVAL seq % {days} DAY),
            CONCAT('customer ', seq % 1000), (seq % 10000) / 100, REPEAT('x', seq % 50),
-           DATE_ADD('2024-01-01 00:00:00', INTERVAL seq SECOND) FROM `shop`.`seq_1_to_300000`;",
-    );
+           DATE_ADD('2024-01-01 00:00:00', INTERVAL seq SECOND) FROM `shop`.`seq_1_to_{rows}`;",
+    ));
     eprintln!("source load: {:?}", t.elapsed());
+    let time_file = s.ws.join("time-v.txt");
     let t = Instant::now();
-    let out = s.run(&["-v"]);
+    let out = if std::path::Path::new("/usr/bin/time").exists() {
+        s.run_timed(&["-v"], &time_file)
+    } else {
+        s.run(&["-v"])
+    };
     out.code(0);
     let full = t.elapsed();
     for l in out
@@ -262,17 +279,25 @@ fn figures_full_and_incremental_sync_of_300k_rows() {
     {
         eprintln!("{l}");
     }
+    let rss = s.ws.read("time-v.txt");
+    let rss = rss
+        .lines()
+        .find(|l| l.contains("Maximum resident set size"))
+        .unwrap_or("Maximum resident set size: not measured (no /usr/bin/time)");
     s.assert_same("shop", "orders");
+    let n = s.dst.count("shop", "orders");
+    eprintln!(
+        "full sync of {n} rows: {full:?} ({:.0} rows/s); ferry {}",
+        n as f64 / full.as_secs_f64(),
+        rss.trim()
+    );
     s.src
-        .sql("INSERT INTO `shop`.`orders` VALUES (9, '2024-03-05', 'Zed', 1.00, NULL, NULL);");
+        .sql("INSERT INTO `shop`.`orders` VALUES (9, '2024-01-05', 'Zed', 1.00, NULL, NULL);");
     let t = Instant::now();
     s.run(&[]).code(0);
     let incr = t.elapsed();
     s.assert_same("shop", "orders");
-    eprintln!(
-        "full sync of {} rows: {full:?}; incremental (one partition, ~100k rows): {incr:?}",
-        s.dst.count("shop", "orders")
-    );
+    eprintln!("incremental (one partition, p202401): {incr:?}");
     s.stop();
 }
 

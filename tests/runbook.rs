@@ -421,7 +421,7 @@ end)
     }
     let mut last_seq = 0;
     for e in &ev {
-        assert_eq!(e["v"], 1);
+        assert_eq!(e["v"], 2);
         assert!(e["run_id"].is_string());
         let seq = e["seq"].as_u64().unwrap();
         assert!(seq > last_seq);

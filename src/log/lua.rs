@@ -15,7 +15,8 @@ pub static MODULE: ModuleDef = ModuleDef {
             name: "info",
             signature: "ferry.log.info(...)",
             doc: "Logs its arguments joined by spaces; a table argument is shown as key=value pairs \
-                  (and kept as fields in --log-json). Also warn, error, debug.",
+                  and kept as `fields` in --log-json with their Lua types (numbers as numbers, \
+                  booleans as booleans, a nested table as JSON). Also warn, error, debug.",
             example: Some("ferry.log.info(\"copied\", 3, \"objects\", {bytes = 12})"),
         },
         FnDoc {
@@ -50,7 +51,36 @@ pub static MODULE: ModuleDef = ModuleDef {
     build,
 };
 
-fn render(args: &MultiValue) -> (String, serde_json::Map<String, serde_json::Value>) {
+/// A field value for --log-json: Lua's type kept (integers and floats as numbers, booleans,
+/// strings; a table as JSON, nested); a float JSON cannot hold (inf, nan) and a function or
+/// userdata as its text.
+fn field_json(lua: &Lua, v: &Value) -> serde_json::Value {
+    match v {
+        Value::Nil => serde_json::Value::Null,
+        Value::Boolean(b) => json!(b),
+        Value::Integer(i) => json!(i),
+        Value::Number(n) if n.is_finite() => json!(n),
+        Value::String(s) => json!(s.to_string_lossy()),
+        Value::Table(_) => crate::runtime::runbook::to_json(lua, v),
+        other => json!(
+            other
+                .to_string()
+                .unwrap_or_else(|_| other.type_name().into())
+        ),
+    }
+}
+
+/// A field value in the human line: its text, a table as compact JSON.
+fn field_text(lua: &Lua, v: &Value) -> String {
+    match v {
+        Value::Table(_) => field_json(lua, v).to_string(),
+        other => other
+            .to_string()
+            .unwrap_or_else(|_| other.type_name().into()),
+    }
+}
+
+fn render(lua: &Lua, args: &MultiValue) -> (String, serde_json::Map<String, serde_json::Value>) {
     let mut parts = Vec::new();
     let mut fields = serde_json::Map::new();
     for v in args.iter() {
@@ -59,9 +89,8 @@ fn render(args: &MultiValue) -> (String, serde_json::Map<String, serde_json::Val
                 let mut kv = Vec::new();
                 for (k, val) in t.pairs::<Value, Value>().flatten() {
                     let k = k.to_string().unwrap_or_default();
-                    let s = val.to_string().unwrap_or_default();
-                    fields.insert(k.clone(), json!(s));
-                    kv.push(format!("{k}={s}"));
+                    kv.push(format!("{k}={}", field_text(lua, &val)));
+                    fields.insert(k, field_json(lua, &val));
                 }
                 kv.sort();
                 parts.push(kv.join(" "));
@@ -78,7 +107,7 @@ fn render(args: &MultiValue) -> (String, serde_json::Map<String, serde_json::Val
 
 fn logger(lua: &Lua, level: &'static str) -> mlua::Result<mlua::Function> {
     lua.create_function(move |lua, args: MultiValue| {
-        let (msg, fields) = render(&args);
+        let (msg, fields) = render(lua, &args);
         let loc = crate::runtime::lua_error::script_location(lua).unwrap_or_default();
         match level {
             "debug" => tracing::debug!(target: EV, "{msg}"),

@@ -25,8 +25,9 @@ use super::redact::redact;
 /// Target of human lines whose structured form is written by [`event`].
 pub const EV: &str = "ferry::ev";
 
-/// Version of the JSON event schema; consumers must ignore unknown fields.
-pub const EVENT_SCHEMA: u32 = 1;
+/// Version of the JSON event schema (docs/cli.md, "--log-json events"); consumers must ignore
+/// unknown fields. 2: `ferry.log` fields keep their Lua types (1 gave every field as a string).
+pub const EVENT_SCHEMA: u32 = 2;
 
 struct JsonSink {
     out: LineWriter<Box<dyn Write + Send>>,

@@ -139,6 +139,15 @@ pub struct Meta {
     /// loads write to) has `current_ids` or the default id.
     pub sealed: HashMap<(String, String, String), Vec<Sealed>>,
     pub current_ids: HashMap<(String, String, String), i64>,
+    /// Labels of the Stream Loads the BE port is handling now (from its headers to its answer).
+    pub loads_in_flight: Vec<String>,
+    /// The most loads that were in flight at one moment, as their labels.
+    pub peak_in_flight: Vec<String>,
+    /// Loads the BE port has started since `StarRocks::hold_loads_until`.
+    pub loads_entered: usize,
+    /// Each load waits, before it commits, until this many loads have started (see
+    /// `StarRocks::hold_loads_until`).
+    pub hold_until_entered: Option<usize>,
 }
 
 pub struct Shared {
@@ -421,6 +430,30 @@ impl StarRocks {
 
     pub fn loads(&self) -> Vec<LoadRecord> {
         self.meta().loads.clone()
+    }
+
+    /// From now on every Stream Load waits, after reading its body and before it commits, until
+    /// `n` loads have started (or two minutes passed): loads that can be in flight together then
+    /// are, so `peak_in_flight` shows them side by side without relying on timing. A client that
+    /// loads one after another just waits out the two minutes each time.
+    pub fn hold_loads_until(&self, n: usize) {
+        let mut m = self.meta();
+        m.hold_until_entered = Some(n);
+        m.loads_entered = 0;
+        m.peak_in_flight.clear();
+    }
+
+    /// Forgets the peak of loads in flight (and stops holding loads).
+    pub fn reset_in_flight(&self) {
+        let mut m = self.meta();
+        m.hold_until_entered = None;
+        m.loads_entered = 0;
+        m.peak_in_flight.clear();
+    }
+
+    /// The labels of the most Stream Loads that were in flight at one moment.
+    pub fn peak_in_flight(&self) -> Vec<String> {
+        self.meta().peak_in_flight.clone()
     }
 
     pub fn stop(self) {

@@ -161,9 +161,33 @@ pub fn site(extra_conf: &str) -> Option<Site> {
 
 impl Site {
     pub fn run(&self, extra: &[&str]) -> Output {
+        self.run_with(self.ws.ferry(), extra)
+    }
+
+    /// `run` under `/usr/bin/time -v -o time_file` (figures: ferry's own peak RSS).
+    pub fn run_timed(&self, extra: &[&str], time_file: &std::path::Path) -> Output {
+        let mut f = self.ws.ferry();
+        f.cmd = std::process::Command::new("/usr/bin/time");
+        f.cmd
+            .arg("-v")
+            .arg("-o")
+            .arg(time_file)
+            .arg(env!("CARGO_BIN_EXE_ferry"))
+            .env_remove("RUST_LOG")
+            .env("FERRY_NO_BARS", "1")
+            .stdin(std::process::Stdio::null())
+            .current_dir(self.ws.path());
+        self.run_with(f, extra)
+    }
+
+    fn run_with(&self, ferry: crate::common::Ferry, extra: &[&str]) -> Output {
+        // FERRY_BENCH_SCRIPT: a starrocks-sync.lua on disk (with ferry/*.lua beside it, which
+        // `require` finds before the bundled modules), to compare Lua versions on one binary.
+        let script =
+            std::env::var("FERRY_BENCH_SCRIPT").unwrap_or_else(|_| "starrocks-sync".into());
         let mut args: Vec<String> = vec![
             "run".into(),
-            "starrocks-sync".into(),
+            script,
             "--yes".into(),
             "--log-json".into(),
             "log.jsonl".into(),
@@ -171,7 +195,7 @@ impl Site {
             format!("conf_dir={}", self.ws.join("conf").display()),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let out = self.ws.ferry().args(args).run();
+        let out = ferry.args(args).run();
         for secret in [SRC_PW, DST_PW] {
             assert!(
                 !out.stdout.contains(secret) && !out.stderr.contains(secret),
@@ -209,12 +233,12 @@ impl Site {
     }
 }
 
-/// A --log-json field as text (fields are logged as strings).
+/// A counter of a progress event in --log-json, as text; it must be a JSON number (fields keep
+/// their Lua types, docs/cli.md "--log-json events").
 pub fn field(event: &serde_json::Value, name: &str) -> String {
-    match &event["fields"][name] {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+    let v = &event["fields"][name];
+    assert!(v.is_number(), "{name} is not a JSON number in {event}");
+    v.to_string()
 }
 
 pub fn progress_events(ws: &Workspace) -> Vec<serde_json::Value> {

@@ -179,6 +179,7 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
             }),
         ));
     }
+    let _in_flight = InFlight::enter(shared, &label);
     let drop_mid_body = {
         let mut m = shared.meta.lock().expect("meta");
         let f = m.faults.get_mut(&db);
@@ -218,6 +219,7 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
         Ok(b) => b.to_bytes(),
         Err(e) => return Err(std::io::Error::other(e.to_string())),
     };
+    hold(shared).await;
     let started = std::time::Instant::now();
     let key = (db.clone(), table.clone());
     let (txn, existing, fault) = {
@@ -372,6 +374,53 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
             "ReadDataTimeMs": 0, "WriteDataTimeMs": ms, "CommitAndPublishTimeMs": 1
         }),
     ))
+}
+
+/// A load on the BE port, in `Meta::loads_in_flight` until it answers or its connection goes.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    label: String,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared, label: &str) -> InFlight<'a> {
+        let mut m = shared.meta.lock().expect("meta");
+        m.loads_in_flight.push(label.to_string());
+        m.loads_entered += 1;
+        if m.loads_in_flight.len() > m.peak_in_flight.len() {
+            m.peak_in_flight = m.loads_in_flight.clone();
+        }
+        InFlight {
+            shared,
+            label: label.to_string(),
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.shared.meta.lock()
+            && let Some(i) = m.loads_in_flight.iter().position(|l| *l == self.label)
+        {
+            m.loads_in_flight.remove(i);
+        }
+    }
+}
+
+/// Waits while `StarRocks::hold_loads_until` asks for more loads to have started (at most two
+/// minutes: a client loading one at a time must still finish).
+async fn hold(shared: &Shared) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let wait = {
+            let m = shared.meta.lock().expect("meta");
+            m.hold_until_entered.is_some_and(|n| m.loads_entered < n)
+        };
+        if !wait || std::time::Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 fn to_value(v: &serde_json::Value) -> mysql_async::Value {

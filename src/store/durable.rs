@@ -25,9 +25,9 @@ use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
-    UploadPart,
+    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
+    ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
+    Result, UploadPart,
 };
 
 #[derive(Debug)]
@@ -75,42 +75,39 @@ pub fn read_stream(r: GetResult, chunk: usize) -> BoxStream<'static, Result<Byte
     match r.payload {
         GetResultPayload::File(file, path) => {
             let chunk = chunk.max(1) as u64;
-            futures::stream::try_unfold(
-                (Some((file, path)), start),
-                move |(fp, at)| async move {
-                    let Some((mut file, path)) = fp else {
-                        return Ok(None);
-                    };
-                    if at >= end {
-                        return Ok(None);
+            futures::stream::try_unfold((Some((file, path)), start), move |(fp, at)| async move {
+                let Some((mut file, path)) = fp else {
+                    return Ok(None);
+                };
+                if at >= end {
+                    return Ok(None);
+                }
+                let want = (end - at).min(chunk);
+                let (buf, file, path) = tokio::task::spawn_blocking(move || {
+                    let mut buf = Vec::with_capacity(want as usize);
+                    file.seek(SeekFrom::Start(at))
+                        .and_then(|_| (&mut file).take(want).read_to_end(&mut buf))
+                        .map_err(|e| io_err("reading", &path, e))?;
+                    if buf.is_empty() {
+                        return Err(io_err(
+                            "reading",
+                            &path,
+                            std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                format!("file ends at {at}, before byte {end} of its listing"),
+                            ),
+                        ));
                     }
-                    let want = (end - at).min(chunk);
-                    let (buf, file, path) = tokio::task::spawn_blocking(move || {
-                        let mut buf = Vec::with_capacity(want as usize);
-                        file.seek(SeekFrom::Start(at))
-                            .and_then(|_| (&mut file).take(want).read_to_end(&mut buf))
-                            .map_err(|e| io_err("reading", &path, e))?;
-                        if buf.is_empty() {
-                            return Err(io_err(
-                                "reading",
-                                &path,
-                                std::io::Error::new(
-                                    std::io::ErrorKind::UnexpectedEof,
-                                    format!("file ends at {at}, before byte {end} of its listing"),
-                                ),
-                            ));
-                        }
-                        Ok((buf, file, path))
-                    })
-                    .await
-                    .map_err(|e| object_store::Error::Generic {
-                        store: "LocalFileSystem",
-                        source: Box::new(e),
-                    })??;
-                    let next = at + buf.len() as u64;
-                    Ok(Some((Bytes::from(buf), (Some((file, path)), next))))
-                },
-            )
+                    Ok((buf, file, path))
+                })
+                .await
+                .map_err(|e| object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: Box::new(e),
+                })??;
+                let next = at + buf.len() as u64;
+                Ok(Some((Bytes::from(buf), (Some((file, path)), next))))
+            })
             .boxed()
         }
         GetResultPayload::Stream(s) => s,

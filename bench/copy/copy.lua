@@ -11,10 +11,20 @@
 --   skip everything (compare = size): one without map, one with. The difference is what map
 --   adds (the Lua calls and the new key strings); listing and comparing are the same in both.
 --   Prints one JSON line with the timings.
+--
+-- mode = "list": one listing of `dst` the way ferry.store.copy lists a destination (a delimiter
+--   listing of the first level, then every folder listed recursively, 16 at a time), counting
+--   keys and bytes. The reference for "a re-run costs at most 2 listings".
+--
+-- mode = "ceiling": the server's ceiling for small PUTs. `objects` PUTs of `size` bytes that are
+--   already in memory (one Lua string, the same for every key), `concurrency` at once, keys laid
+--   out as the generated data (d000/obj-000000 ...). No source listing, no file reads, no
+--   destination listing, no HEAD: one signed PUT per object, which is the least any S3 client
+--   must send. Prints one JSON line.
 
 local p = ferry.params{
-  {name = "mode", type = "string", default = "copy", choices = {"copy", "mapbench"},
-   doc = "copy: one timed copy; mapbench: cost of a map callback"},
+  {name = "mode", type = "string", default = "copy", choices = {"copy", "mapbench", "list", "ceiling"},
+   doc = "copy: one timed copy; mapbench: cost of a map callback; list: one destination listing; ceiling: PUTs from memory"},
   {name = "src", type = "string", default = "", doc = "source store URL or absolute path"},
   {name = "dst", type = "string", default = "", doc = "destination store URL or absolute path"},
   {name = "endpoint", type = "string", default = "", doc = "S3 endpoint (http://127.0.0.1:PORT)"},
@@ -28,6 +38,9 @@ local p = ferry.params{
    doc = "extra ferry.store.copy options as a JSON object, e.g. {\"part_size\":\"32MiB\"}"},
   {name = "keys", type = "integer", default = 1000000, doc = "mapbench: number of keys"},
   {name = "rounds", type = "integer", default = 3, doc = "mapbench: timed pairs of copies"},
+  {name = "objects", type = "integer", default = 10000, doc = "ceiling: number of PUTs"},
+  {name = "size", type = "integer", default = 4096, doc = "ceiling: bytes per object"},
+  {name = "per_dir", type = "integer", default = 1000, doc = "ceiling: keys per folder"},
 }
 
 local function url_of(s)
@@ -80,6 +93,39 @@ if p.mode == "copy" then
     destination_objects = r.destination_objects,
     first_error = r.errors[1] and (r.errors[1].key .. ": " .. r.errors[1].message) or nil,
   }))
+  return
+end
+
+if p.mode == "list" then
+  assert(p.dst ~= "", "copy.lua: dst is required")
+  local dst = open(p.dst)
+  local t0 = now()
+  local n, bytes, folders = 0, 0, {}
+  for e in dst:list(nil, {delimiter = true}) do
+    if e.prefix then folders[#folders + 1] = e.key else n, bytes = n + 1, bytes + e.size end
+  end
+  local counts = ferry.task.parallel(folders, {concurrency = 16}, function(f)
+    local c, b = 0, 0
+    for e in dst:list(f) do c, b = c + 1, b + e.size end
+    return {c, b}
+  end)
+  for _, c in ipairs(counts) do n, bytes = n + c[1], bytes + c[2] end
+  print(ferry.json.encode({listed = n, bytes = bytes, folders = #folders, wall = now() - t0}))
+  return
+end
+
+if p.mode == "ceiling" then
+  assert(p.dst ~= "", "copy.lua: dst is required")
+  local dst = open(p.dst)
+  local data = ("0123456789abcdef"):rep(p.size // 16 + 1):sub(1, p.size)
+  local keys = {}
+  for i = 0, p.objects - 1 do
+    keys[#keys + 1] = ("d%03d/obj-%06d"):format(i // p.per_dir, i % p.per_dir)
+  end
+  local t0 = now()
+  ferry.task.parallel(keys, {concurrency = p.concurrency}, function(k) dst:put(k, data) end)
+  local wall = now() - t0
+  print(ferry.json.encode({copied = #keys, skipped = 0, failed = 0, bytes = #keys * p.size, wall = wall}))
   return
 end
 

@@ -26,6 +26,7 @@ use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::durable::{LOCAL_READ_CHUNK, read_stream};
 use super::inventory::{CacheWriter, Inventory, list_destination, read_cache};
 use super::{Store, etag_md5};
 use crate::runtime::error::{ErrorKind, FerryError, Result};
@@ -538,7 +539,7 @@ async fn read_all(
         .map_err(|e| s.src.error("reading", key, e))?;
     let mut buf = BytesMut::with_capacity(size_hint as usize);
     let mut md5 = hash.then(Md5::new);
-    let mut stream = r.into_stream();
+    let mut stream = read_stream(r, LOCAL_READ_CHUNK);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| s.src.error("reading", key, e))?;
         if let Some(t) = &s.opts.throttle {
@@ -561,7 +562,7 @@ async fn md5_of(store: &Store, key: &str) -> Result<String> {
         .await
         .map_err(|e| store.error("reading", key, e))?;
     let mut h = Md5::new();
-    let mut stream = r.into_stream();
+    let mut stream = read_stream(r, LOCAL_READ_CHUNK);
     while let Some(chunk) = stream.next().await {
         h.update(&chunk.map_err(|e| store.error("reading", key, e))?);
     }
@@ -660,7 +661,7 @@ async fn transfer(s: &Shared, item: &Item, plan: Plan) -> Result<Outcome> {
         .map_err(|e| s.dst.error("starting upload of", &item.dst, e))?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, s.opts.part_size);
     let mut md5 = (want_md5 && src_md5.is_none()).then(Md5::new);
-    let mut stream = r.into_stream();
+    let mut stream = read_stream(r, LOCAL_READ_CHUNK);
     let mut n = 0u64;
     let result: Result<()> = async {
         while let Some(chunk) = stream.next().await {

@@ -74,6 +74,14 @@ pub struct GcsError {
     pub message: String,
 }
 
+impl GcsError {
+    /// Worth another try: no answer at all (reset, timeout), 429 or 5xx.
+    pub fn transient(&self) -> bool {
+        self.status
+            .is_none_or(|s| s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS)
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub http: reqwest::Client,
@@ -82,6 +90,8 @@ pub(crate) struct Inner {
     pub bucket: String,
     pub auth: Auth,
     pub page_size: u32,
+    /// The whole-request limit (named in timeout errors).
+    pub timeout: Duration,
 }
 
 /// A GCS bucket as an [`ObjectStore`].
@@ -135,6 +145,7 @@ impl GcsJson {
                 bucket: bucket.to_string(),
                 auth,
                 page_size: page_size.clamp(1, MAX_PAGE),
+                timeout,
             }),
         })
     }
@@ -181,10 +192,16 @@ impl Inner {
                     rb = rb.bearer_auth(&cred.bearer);
                 }
             }
-            let (req_text, res) = match rb.build() {
+            let (req_text, host, res) = match rb.build() {
                 Ok(req) => {
                     let text = format!("{} {}", req.method(), req.url());
-                    (text, self.http.execute(req).await)
+                    // Named on its own: a session URI in `text` is a secret and gets masked.
+                    let host = match (req.url().host_str(), req.url().port()) {
+                        (Some(h), Some(p)) => format!("{h}:{p}"),
+                        (Some(h), None) => h.to_string(),
+                        _ => String::new(),
+                    };
+                    (text, host, self.http.execute(req).await)
                 }
                 Err(e) => {
                     return Err(GcsError {
@@ -213,9 +230,22 @@ impl Inner {
                 }
                 Err(e) => {
                     if !retry {
+                        let message = if e.is_timeout() {
+                            format!(
+                                "{req_text}: timed out: no answer from {host} within {:?} \
+                                 ({} attempts)",
+                                self.timeout,
+                                attempt + 1
+                            )
+                        } else {
+                            format!(
+                                "{req_text}: {} (host {host})",
+                                error_chain(&e.without_url())
+                            )
+                        };
                         return Err(GcsError {
                             status: None,
-                            message: format!("{req_text}: {}", error_chain(&e.without_url())),
+                            message,
                         });
                     }
                 }
@@ -240,6 +270,109 @@ impl Inner {
             status: None,
             message: format!("GCS answered with something that is not JSON ({e})"),
         })
+    }
+
+    /// One media request for `range` of the object at `url` (its generation pinned in the URL).
+    async fn media(
+        &self,
+        url: &str,
+        range: &std::ops::Range<u64>,
+        size: u64,
+        path: &str,
+    ) -> Result<reqwest::Response> {
+        let want_range = range.start > 0 || range.end < size;
+        let header = format!("bytes={}-{}", range.start, range.end - 1);
+        let r = self
+            .send(true, || {
+                let rb = self.http.get(url);
+                if want_range {
+                    rb.header(reqwest::header::RANGE, &header)
+                } else {
+                    rb
+                }
+            })
+            .await
+            .map_err(|e| to_os(path, e))?;
+        if want_range && r.status() != StatusCode::PARTIAL_CONTENT {
+            return Err(object_store::Error::Generic {
+                store: STORE,
+                source: format!(
+                    "asked for {header} of {path}, got HTTP {} instead of 206",
+                    r.status()
+                )
+                .into(),
+            });
+        }
+        Ok(r)
+    }
+
+    /// The bytes of `range`, resumed from where a broken download stopped (a new request for the
+    /// rest, same generation, so the pieces belong to one version) up to 3 times per read.
+    async fn media_stream(
+        self: &Arc<Self>,
+        url: String,
+        range: std::ops::Range<u64>,
+        size: u64,
+        path: String,
+    ) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let first = self.media(&url, &range, size, &path).await?;
+        let inner = self.clone();
+        struct St {
+            body: Option<BoxStream<'static, reqwest::Result<Bytes>>>,
+            next: u64,
+            resumes: u32,
+        }
+        let st = St {
+            body: Some(first.bytes_stream().boxed()),
+            next: range.start,
+            resumes: 0,
+        };
+        let end = range.end;
+        Ok(stream::try_unfold(st, move |mut st| {
+            let (inner, url, path) = (inner.clone(), url.clone(), path.clone());
+            async move {
+                loop {
+                    if st.next >= end {
+                        return Ok(None);
+                    }
+                    let body = match st.body.as_mut() {
+                        Some(b) => b,
+                        None => {
+                            let r = inner.media(&url, &(st.next..end), size, &path).await?;
+                            st.body.insert(r.bytes_stream().boxed())
+                        }
+                    };
+                    match body.next().await {
+                        Some(Ok(chunk)) => {
+                            st.next += chunk.len() as u64;
+                            return Ok(Some((chunk, st)));
+                        }
+                        Some(Err(e)) if st.resumes < 3 => {
+                            tracing::debug!(path = %path, at = st.next, error = %error_chain(&e), "GCS download broke; resuming");
+                            st.resumes += 1;
+                            st.body = None;
+                        }
+                        Some(Err(e)) => {
+                            return Err(object_store::Error::Generic {
+                                store: STORE,
+                                source: format!("reading {path}: {}", error_chain(&e)).into(),
+                            });
+                        }
+                        None => {
+                            return Err(object_store::Error::Generic {
+                                store: STORE,
+                                source: format!(
+                                    "reading {path}: the answer ended at byte {} of {end}",
+                                    st.next
+                                )
+                                .into(),
+                            });
+                        }
+                    }
+                }
+            }
+        })
+        .boxed())
     }
 
     async fn metadata(&self, key: &str) -> std::result::Result<ObjectMeta, GcsError> {
@@ -444,37 +577,9 @@ impl ObjectStore for GcsJson {
         if !generation.is_empty() {
             url.push_str(&format!("&generation={}", encode(&generation)));
         }
-        let want_range = range.start > 0 || range.end < meta.size;
-        let header = format!("bytes={}-{}", range.start, range.end - 1);
-        let r = i
-            .send(true, || {
-                let rb = i.http.get(&url);
-                if want_range {
-                    rb.header(reqwest::header::RANGE, &header)
-                } else {
-                    rb
-                }
-            })
-            .await
-            .map_err(|e| to_os(location.as_ref(), e))?;
-        if want_range && r.status() != StatusCode::PARTIAL_CONTENT {
-            return Err(object_store::Error::Generic {
-                store: STORE,
-                source: format!(
-                    "asked for {header} of {location}, got HTTP {} instead of 206",
-                    r.status()
-                )
-                .into(),
-            });
-        }
-        let path = location.to_string();
-        let body = r
-            .bytes_stream()
-            .map_err(move |e| object_store::Error::Generic {
-                store: STORE,
-                source: format!("reading {path}: {}", error_chain(&e)).into(),
-            })
-            .boxed();
+        let body = i
+            .media_stream(url, range.clone(), meta.size, location.to_string())
+            .await?;
         Ok(GetResult {
             payload: GetResultPayload::Stream(body),
             meta,

@@ -20,6 +20,7 @@ use object_store::{MultipartUpload, PutPayload, PutResult, Result, UploadPart};
 use reqwest::StatusCode;
 
 use super::gcs::{GcsError, Inner};
+use super::gcs_wire::error_text;
 use super::gcs_wire::{put_result, to_os};
 
 /// Chunk granularity of resumable uploads.
@@ -96,43 +97,21 @@ impl Resumable {
         })
     }
 
-    /// One chunk request, after the previous one succeeded. Not retried: a resent chunk after an
-    /// unknown outcome could be stored twice.
-    fn chunk(&mut self, data: Bytes, total: Option<u64>) -> Chain {
+    /// One chunk request, after the previous one succeeded (chunks must arrive in order).
+    fn chunk(&mut self, data: Bytes) -> Chain {
         let inner = self.inner.clone();
         let session = self.session.clone();
         let prev = self.last.take();
         let start = self.sent;
         self.sent += data.len() as u64;
-        let range = match (data.is_empty(), total) {
-            (true, Some(t)) => format!("bytes */{t}"),
-            (_, Some(t)) => format!("bytes {start}-{}/{t}", self.sent - 1),
-            (_, None) => format!("bytes {start}-{}/*", self.sent - 1),
-        };
         let fut = async move {
             if let Some(p) = prev {
                 p.await?;
             }
-            let r = inner
-                .send(false, || {
-                    inner
-                        .http
-                        .put(&session)
-                        .header(reqwest::header::CONTENT_RANGE, &range)
-                        .header(reqwest::header::CONTENT_LENGTH, data.len())
-                        .body(data.clone())
-                })
+            put_range(&inner, &session, start, data, None)
                 .await
-                .map_err(|e| Arc::new(e.message))?;
-            let want_final = total.is_some();
-            let is_final = r.status() != StatusCode::PERMANENT_REDIRECT;
-            if want_final != is_final {
-                return Err(Arc::new(format!(
-                    "resumable upload chunk {range}: unexpected HTTP {}",
-                    r.status()
-                )));
-            }
-            Ok(())
+                .map(|_| ())
+                .map_err(|e| Arc::new(e.message))
         }
         .boxed()
         .shared();
@@ -159,7 +138,7 @@ impl MultipartUpload for Resumable {
             return futures::future::ready(Ok(())).boxed();
         }
         let data = self.carry.split_to(aligned).freeze();
-        let fut = self.chunk(data, None);
+        let fut = self.chunk(data);
         let path = self.path.clone();
         async move {
             fut.await.map_err(|m| object_store::Error::Generic {
@@ -177,24 +156,10 @@ impl MultipartUpload for Resumable {
         if let Some(prev) = self.last.take() {
             prev.await.map_err(|m| self.failed(&m))?;
         }
-        let start = self.sent;
-        let range = if rest.is_empty() {
-            format!("bytes */{total}")
-        } else {
-            format!("bytes {start}-{}/{total}", total - 1)
-        };
-        let inner = self.inner.clone();
-        let v = inner
-            .send_json(false, || {
-                inner
-                    .http
-                    .put(&self.session)
-                    .header(reqwest::header::CONTENT_RANGE, &range)
-                    .header(reqwest::header::CONTENT_LENGTH, rest.len())
-                    .body(rest.clone())
-            })
+        let v = put_range(&self.inner, &self.session, self.sent, rest, Some(total))
             .await
-            .map_err(|e| to_os(&self.path, e))?;
+            .map_err(|e| to_os(&self.path, e))?
+            .unwrap_or_default();
         self.sent = total;
         let size = v.get("size").and_then(|s| match s {
             serde_json::Value::String(s) => s.parse::<u64>().ok(),
@@ -220,4 +185,149 @@ impl MultipartUpload for Resumable {
             Err(e) => Err(to_os(&self.path, e)),
         }
     }
+}
+
+/// How many times one chunk is resumed after a transient failure before the upload fails.
+const RESUMES: u32 = 5;
+
+/// Sends `data` as the bytes from `start` of the session (`total` on the last request), resuming
+/// after a transient failure as the protocol says
+/// (<https://cloud.google.com/storage/docs/performing-resumable-uploads#status-check>): ask how
+/// much the session holds (`PUT`, `Content-Range: bytes */TOTAL` or `bytes */*`, answered `308`
+/// with `Range: bytes=0-N`, or with the object when it is complete) and send only the rest. A
+/// chunk is never resent blindly: its first attempt may have been stored before the answer was
+/// lost. Returns the object resource for the final request, `None` for a middle chunk.
+pub(crate) async fn put_range(
+    inner: &Inner,
+    session: &str,
+    start: u64,
+    data: Bytes,
+    total: Option<u64>,
+) -> std::result::Result<Option<serde_json::Value>, GcsError> {
+    let end = start + data.len() as u64;
+    let total_text = total.map(|t| t.to_string()).unwrap_or_else(|| "*".into());
+    let mut from = start;
+    let mut resumes = 0u32;
+    loop {
+        let rest = data.slice((from - start) as usize..);
+        let range = if rest.is_empty() {
+            format!("bytes */{total_text}")
+        } else {
+            format!("bytes {from}-{}/{total_text}", end - 1)
+        };
+        let err = match send_once(inner, session, &range, rest).await {
+            Ok(answer) => return finish(answer, total, &range),
+            Err(e) if e.transient() && resumes < RESUMES => e,
+            Err(e) => return Err(e),
+        };
+        // Ask until the session answers: resending without knowing what it holds could store
+        // bytes twice.
+        let status = loop {
+            resumes += 1;
+            tracing::debug!(range = %range, error = %err.message, "GCS resumable chunk failed; asking the session's status");
+            tokio::time::sleep(std::time::Duration::from_millis(200 << resumes.min(5))).await;
+            let query = format!("bytes */{total_text}");
+            match send_once(inner, session, &query, Bytes::new()).await {
+                Ok(a) => break a,
+                Err(e) if e.transient() && resumes < RESUMES => {}
+                Err(e) => {
+                    return Err(GcsError {
+                        status: e.status,
+                        message: format!("{} (after {range} failed: {})", e.message, err.message),
+                    });
+                }
+            }
+        };
+        match status {
+            Answer::Incomplete(persisted) => {
+                if persisted < start || persisted > end {
+                    return Err(GcsError {
+                        status: None,
+                        message: format!(
+                            "resumable upload: the session holds {persisted} bytes, but this \
+                             request covers bytes {start}-{end} (earlier chunks lost?)"
+                        ),
+                    });
+                }
+                if persisted == end && total.is_none() {
+                    return Ok(None);
+                }
+                from = persisted;
+            }
+            // Complete already: the lost answer was the final one.
+            done @ Answer::Done(_) => return finish(done, total, &range),
+        }
+    }
+}
+
+enum Answer {
+    /// `308`: how many bytes the session holds.
+    Incomplete(u64),
+    /// The object resource.
+    Done(serde_json::Value),
+}
+
+fn finish(
+    answer: Answer,
+    total: Option<u64>,
+    range: &str,
+) -> std::result::Result<Option<serde_json::Value>, GcsError> {
+    match (answer, total) {
+        (Answer::Incomplete(_), None) => Ok(None),
+        (Answer::Done(v), Some(_)) => Ok(Some(v)),
+        (Answer::Incomplete(n), Some(t)) => Err(GcsError {
+            status: None,
+            message: format!(
+                "resumable upload {range}: GCS holds {n} of {t} bytes and did not complete"
+            ),
+        }),
+        (Answer::Done(_), None) => Err(GcsError {
+            status: None,
+            message: format!("resumable upload {range}: GCS completed the object early"),
+        }),
+    }
+}
+
+/// One `PUT` to the session, not retried here (see [`put_range`]).
+async fn send_once(
+    inner: &Inner,
+    session: &str,
+    range: &str,
+    body: Bytes,
+) -> std::result::Result<Answer, GcsError> {
+    let r = inner
+        .send(false, || {
+            inner
+                .http
+                .put(session)
+                .header(reqwest::header::CONTENT_RANGE, range)
+                .header(reqwest::header::CONTENT_LENGTH, body.len())
+                .body(body.clone())
+        })
+        .await?;
+    if r.status() == StatusCode::PERMANENT_REDIRECT {
+        // `Range: bytes=0-N` (N inclusive); none when the session holds nothing yet.
+        let held = r
+            .headers()
+            .get(reqwest::header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("bytes=0-"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .map(|n| n + 1)
+            .unwrap_or(0);
+        return Ok(Answer::Incomplete(held));
+    }
+    let body = r.text().await.map_err(|e| GcsError {
+        status: None,
+        message: format!("reading a GCS answer: {e}"),
+    })?;
+    serde_json::from_str(&body)
+        .map(Answer::Done)
+        .map_err(|e| GcsError {
+            status: None,
+            message: format!(
+                "GCS answered {range} with something that is not JSON ({e}): {}",
+                error_text(&body)
+            ),
+        })
 }

@@ -33,7 +33,7 @@ pub static MODULE: ModuleDef = ModuleDef {
                   account, access_key, sas, bearer_token, connection_string, ca_file, endpoint, \
                   use_emulator (Azure, see docs/stores-azure.md); service_account, \
                   service_account_key, application_credentials, \
-                  bearer_token, endpoint, anonymous, list_page_size (GCS; STORAGE_EMULATOR_HOST \
+                  bearer_token, endpoint, anonymous, list_page_size, timeout, connect_timeout (GCS; STORAGE_EMULATOR_HOST \
                   points gs:// at an emulator, see docs/stores.md); file_mode = \"0600\" (octal \
                   mode of new files) and fsync = true (flush file and folder before a write \
                   returns) (file); virtual_hosted_style with a bucketless endpoint addresses \

@@ -193,6 +193,9 @@ pub fn map_error(store: &str, op: &str, key: &str, e: object_store::Error) -> Fe
                 (ErrorKind::Auth, false)
             } else if text.contains("NoSuchBucket") || text.contains("ContainerNotFound") {
                 (ErrorKind::NotFound, false)
+            } else if text.contains("timed out: no answer from") {
+                // ferry's GCS client (src/store/gcs.rs, `Inner::send`) after its retries.
+                (ErrorKind::Timeout, true)
             } else {
                 (ErrorKind::Unavailable, true)
             }

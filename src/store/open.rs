@@ -410,6 +410,7 @@ fn open_gcs(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
     let mut endpoint = None;
     let mut anonymous = None;
     let mut page_size = super::gcs::MAX_PAGE;
+    let (mut connect_timeout, mut timeout) = (Duration::from_secs(10), Duration::from_secs(300));
     let mut has_credentials = false;
     for (k, v) in &opts.values {
         b = match k.as_str() {
@@ -432,6 +433,19 @@ fn open_gcs(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
                             format!("list_page_size must be 1 to 1000, not '{v}'"),
                         )
                     })?;
+                b
+            }
+            "timeout" | "connect_timeout" => {
+                let d = crate::runtime::params::parse_duration(v)
+                    .ok()
+                    .filter(|s| *s > 0.0)
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| bad(display, format!("{k} must be a duration, not '{v}'")))?;
+                if k == "timeout" {
+                    timeout = d;
+                } else {
+                    connect_timeout = d;
+                }
                 b
             }
             "service_account" => {
@@ -457,7 +471,8 @@ fn open_gcs(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
                         display,
                         other,
                         "endpoint, anonymous, service_account, service_account_key, \
-                         application_credentials, bearer_token, list_page_size, allow_http",
+                         application_credentials, bearer_token, list_page_size, allow_http, \
+                         timeout, connect_timeout",
                     ));
                 }
             },
@@ -512,8 +527,8 @@ fn open_gcs(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
         &bucket,
         auth,
         page_size,
-        Duration::from_secs(10),
-        Duration::from_secs(300),
+        connect_timeout,
+        timeout,
     )
     .map_err(|e| bad(display, e))?;
     Ok(Store {

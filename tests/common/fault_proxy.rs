@@ -13,7 +13,10 @@
 //! - truncate: forward the upstream response but cut its body after `truncate_after` bytes, then
 //!   reset the connection (a download broken mid-stream).
 //!
-//! When several apply to the same request, reset wins over fail, and fail over truncate.
+//! - stall: never answer (the request is held until the client gives up).
+//!
+//! When several apply to the same request, stall wins over reset, reset over fail, and fail over
+//! truncate.
 //!
 //! ```ignore
 //! let s3 = S3Server::start();
@@ -62,6 +65,9 @@ pub struct Faults {
     pub path_contains: Option<String>,
     /// Stop injecting after this many faults in total (all kinds); 0 = no limit.
     pub max_faults: u64,
+    /// Hold every Sth matching request without ever answering (a stalled server); the
+    /// connection stays open until the client gives up or the proxy is dropped.
+    pub stall_every: u64,
 }
 
 impl Faults {
@@ -94,6 +100,10 @@ impl Faults {
         self.path_contains = Some(s.to_string());
         self
     }
+    pub fn stall_every(mut self, s: u64) -> Faults {
+        self.stall_every = s;
+        self
+    }
     pub fn max_faults(mut self, n: u64) -> Faults {
         self.max_faults = n;
         self
@@ -109,6 +119,8 @@ pub enum Outcome {
     Truncated,
     /// The upstream could not be reached (answered 502).
     UpstreamError,
+    /// Held without an answer ([`Faults::stall_every`]).
+    Stalled,
 }
 
 #[derive(Debug, Clone)]
@@ -269,6 +281,7 @@ enum Action {
     Fail(StatusCode),
     Reset,
     Truncate(u64),
+    Stall,
 }
 
 impl Shared {
@@ -284,7 +297,9 @@ impl Shared {
         }
         let n = self.matched.fetch_add(1, Ordering::SeqCst) + 1;
         let hit = |every: u64| every > 0 && n.is_multiple_of(every);
-        let action = if hit(f.reset_every) {
+        let action = if hit(f.stall_every) {
+            Action::Stall
+        } else if hit(f.reset_every) {
             Action::Reset
         } else if hit(f.fail_every) {
             let status = if f.fail_status == 0 {
@@ -313,7 +328,7 @@ impl Shared {
             Outcome::Failed => Some(&self.failed),
             Outcome::Reset => Some(&self.reset),
             Outcome::Truncated => Some(&self.truncated),
-            Outcome::UpstreamError => None,
+            Outcome::UpstreamError | Outcome::Stalled => None,
         };
         if let Some(c) = counter {
             c.fetch_add(1, Ordering::SeqCst);
@@ -407,6 +422,10 @@ async fn handle(conn: Arc<Conn>, req: Request<Incoming>) -> Result<Response<Prox
             let _ = req.into_body().collect().await;
             shared.record(&method, &path, Outcome::Failed, Some(status.as_u16()));
             return Ok(fault_response(status));
+        }
+        Action::Stall => {
+            shared.record(&method, &path, Outcome::Stalled, None);
+            std::future::pending::<()>().await;
         }
         Action::Forward | Action::Truncate(_) => {}
     }

@@ -196,3 +196,79 @@ fn a_full_destination_fails_clearly_and_a_rerun_completes_exactly() {
         .collect();
     assert!(staging.is_empty(), "staging files left behind: {staging:?}");
 }
+
+/// Fills `dir` with a filler file, then frees `free` bytes of it.
+fn fill_leaving(dir: &Path, free: u64) {
+    use std::io::Write;
+    let p = dir.join("filler");
+    let mut f = std::fs::File::create(&p).unwrap();
+    let block = vec![0u8; 4096];
+    while f.write_all(&block).is_ok() {}
+    let len = f.metadata().unwrap().len();
+    f.set_len(len.saturating_sub(free)).unwrap();
+}
+
+/// Every line of `path` is whole: it parses with `ok`, and the file ends with a newline.
+fn assert_whole_lines(path: &Path, ok: impl Fn(&str) -> bool) -> usize {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "{} ends in a torn line",
+        path.display()
+    );
+    for l in text.lines() {
+        assert!(ok(l), "torn line kept in {}: {l:?}", path.display());
+    }
+    text.lines().count()
+}
+
+#[test]
+fn a_full_state_dir_keeps_journal_and_list_cache_whole_and_resumes_exactly() {
+    let ws = Workspace::new();
+    let src = ws.join("src");
+    for i in 0..800 {
+        ws.write(
+            &format!("src/k{:02}/object-with-a-long-name-{i:06}", i % 9),
+            &format!("v{i}"),
+        );
+    }
+    let Some(fs) = Tmpfs::mount(&ws.join("mnt"), "1m") else {
+        return;
+    };
+    let state = fs.dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    fill_leaving(&fs.dir, 12 * 1024);
+    let cache = state.join("dst.cache");
+    let dst = ws.join("dst");
+
+    let out = copy(&ws, &src, &dst, &state, Some(&cache));
+    out.code(1)
+        .stderr_has("No space left on device")
+        .stderr_has(&state.display().to_string());
+    let journal = state.join("journal.jsonl");
+    assert_whole_lines(&journal, |l| {
+        serde_json::from_str::<serde_json::Value>(l).is_ok()
+    });
+    let cached = assert_whole_lines(&cache, |l| {
+        l.rsplit_once('\t').is_some_and(|(k, s)| {
+            s.parse::<u64>().is_ok()
+                && std::fs::read(src.join(k)).is_ok_and(|d| d.len().to_string() == s)
+        })
+    });
+    assert!(cached < 800, "the state dir filled midway: {cached} cached");
+
+    std::fs::remove_file(fs.dir.join("filler")).unwrap();
+    fs.resize("8m");
+    let out = copy(&ws, &src, &dst, &state, Some(&cache));
+    out.code(0);
+    assert_eq!(
+        files(&dst),
+        files(&src),
+        "every file identical after the resume"
+    );
+    let all = assert_whole_lines(&cache, |l| l.contains('\t'));
+    assert_eq!(all, 800, "every key once in the list cache");
+    assert_whole_lines(&journal, |l| {
+        serde_json::from_str::<serde_json::Value>(l).is_ok()
+    });
+}

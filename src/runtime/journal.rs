@@ -121,9 +121,17 @@ impl Journal {
         let Some(file) = self.file.as_mut() else {
             return Ok(());
         };
+        // On a full disk part of the line may land: cut the file back so the next entry does
+        // not start glued to a torn one (and get lost with it).
+        let before = file.metadata().map(|m| m.len());
         file.write_all(format!("{line}\n").as_bytes())
             .and_then(|_| file.sync_data())
-            .map_err(|e| FerryError::io(format!("writing {}", self.path.display()), &e))?;
+            .map_err(|e| {
+                if let Ok(len) = before {
+                    let _ = file.set_len(len);
+                }
+                FerryError::io(format!("writing {}", self.path.display()), &e)
+            })?;
         self.entries.push(serde_json::from_str(&line).unwrap_or(v));
         Ok(())
     }

@@ -213,8 +213,15 @@ impl CacheWriter {
         })?;
         // One write(2) per line on an O_APPEND file: lines never interleave, and the data is in
         // the kernel (it survives kill -9 of ferry) as soon as this returns.
-        f.write_all(line.as_bytes())
-            .map_err(|e| FerryError::io(format!("appending to {}", self.path.display()), &e))
+        // A full disk can take part of the line (a write(2) crossing a block boundary): cut
+        // the file back so no torn line names a key that was never copied.
+        let before = f.metadata().map(|m| m.len());
+        f.write_all(line.as_bytes()).map_err(|e| {
+            if let Ok(len) = before {
+                let _ = f.set_len(len);
+            }
+            FerryError::io(format!("appending to {}", self.path.display()), &e)
+        })
     }
 }
 

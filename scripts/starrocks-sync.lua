@@ -79,13 +79,17 @@ local function connect(side)
   local host, port = sr.map_address(hosts, side:upper(), cfg[side .. "_fe_host"], cfg[side .. "_fe_query_port"])
   local url = ("mysql://%s:%s@%s:%d/"):format(sr.urlencode(cfg[side .. "_cluster_user"]),
     sr.urlencode(cfg[side .. "_cluster_password"]), host, port)
+  local tls = {}
+  if cfg[side .. "_cluster_ssl_mode"] ~= "" then tls[#tls + 1] = "ssl-mode=" .. sr.urlencode(cfg[side .. "_cluster_ssl_mode"]) end
+  if cfg[side .. "_cluster_ssl_ca"] ~= "" then tls[#tls + 1] = "ssl-ca=" .. sr.urlencode(cfg[side .. "_cluster_ssl_ca"]) end
+  if #tls > 0 then url = url .. "?" .. table.concat(tls, "&") end
   local ok, db = pcall(ferry.sql.connect, url, {pool_size = math.max(cfg.replication_job_batch_size, cfg.meta_job_threads) + 2})
   if not ok then
     local kind = type(db) == "table" and db.kind == "auth" and "auth" or "unavailable"
     ferry.fail(kind, ("cannot log in to the %s cluster's FE query port %s:%d as %s: %s"):format(side, host, port,
       cfg[side .. "_cluster_user"], type(db) == "table" and db.message or tostring(db)),
-      {hint = ("check %s_fe_host, %s_fe_query_port and the user/password in %s (and hosts.properties)"):format(
-        side, side, conf_path)})
+      {hint = ("check %s_fe_host, %s_fe_query_port, the user/password and %s_cluster_ssl_mode/_ssl_ca in %s " ..
+        "(and hosts.properties)"):format(side, side, side, conf_path)})
   end
   return db, host, port
 end

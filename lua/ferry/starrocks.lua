@@ -21,6 +21,13 @@ M.KEYS = {
   {"target_cluster_user", "string", "root", "yes"},
   {"target_cluster_password", "string", "", "yes", secret = true},
   {"target_cluster_password_secret_key", "string", "", "yes", secret = true},
+  -- ferry's own (the official tool has none; its JDBC URL takes no SSL settings): TLS to the FE
+  -- query port, as ferry.sql.connect's ssl-mode (disable, prefer, require, verify-ca,
+  -- verify-full) and ssl-ca (a PEM CA file). Empty: plain, as the MySQL client default.
+  {"source_cluster_ssl_mode", "string", "", "yes"},
+  {"source_cluster_ssl_ca", "string", "", "yes"},
+  {"target_cluster_ssl_mode", "string", "", "yes"},
+  {"target_cluster_ssl_ca", "string", "", "yes"},
   {"jdbc_connect_timeout_ms", "integer", 30000, "no"},
   {"jdbc_socket_timeout_ms", "integer", 60000, "no"},
   {"include_data_list", "list", {}, "yes"},

@@ -949,11 +949,24 @@ fn percent_decode(s: &str) -> String {
 /// The certificates of an HTTPS [`S3Server`], made with the `openssl` command in a temp dir:
 /// `ca.pem` (the issuing CA), `other-ca.pem` (an unrelated CA), `cert.pem` + `key.pem` (the
 /// server's, P-256, SANs `localhost`, `*.localhost`, `<bucket>.localhost`, `127.0.0.1`).
-struct TestTls {
+pub struct TestTls {
     dir: tempfile::TempDir,
 }
 
 impl TestTls {
+    /// A CA, an unrelated CA and a server certificate for `localhost`/`127.0.0.1`, for other
+    /// TLS servers of the tests (the StarRocks double's FE query port).
+    #[allow(dead_code)]
+    pub fn for_localhost() -> TestTls {
+        TestTls::make(tempfile::tempdir().expect("tls temp dir"), &[])
+    }
+
+    /// A file of this set: `ca.pem`, `other-ca.pem`, `cert.pem`, `key.pem`.
+    #[allow(dead_code)]
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
     fn make(dir: tempfile::TempDir, buckets: &[&str]) -> TestTls {
         let d = dir.path();
         let mut san = vec![

@@ -163,6 +163,11 @@ pub struct Shared {
     pub query_port: u16,
     pub http_port: u16,
     pub be_http_port: u16,
+    /// TLS on the FE query port (`enable_tls`): offered in the handshake (CLIENT_SSL), as an FE
+    /// set up for SSL does; clients that do not ask for it still connect in plain text.
+    pub tls: Mutex<Option<Arc<rustls_022::ServerConfig>>>,
+    /// Connections that asked for TLS (an SSLRequest; the handshake may still fail).
+    pub tls_sessions: AtomicU32,
 }
 
 pub struct StarRocks {
@@ -179,6 +184,29 @@ fn listener() -> std::net::TcpListener {
 }
 
 impl StarRocks {
+    /// Serves TLS on the FE query port from now on, with `cert.pem`/`key.pem` of `tls`.
+    pub fn enable_tls(&self, tls: &crate::common::s3::TestTls) {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(tls.file("cert.pem"))
+                .expect("read cert.pem")
+                .collect::<Result<_, _>>()
+                .expect("parse cert.pem");
+        let key = PrivateKeyDer::from_pem_file(tls.file("key.pem")).expect("parse key.pem");
+        // opensrv-mysql's TLS is built on tokio-rustls 0.25 (rustls 0.22).
+        let cfg = rustls_022::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("FE certificate");
+        *self.shared.tls.lock().unwrap() = Some(Arc::new(cfg));
+    }
+
+    /// Connections to the FE query port that asked for TLS.
+    pub fn tls_sessions(&self) -> u32 {
+        self.shared.tls_sessions.load(Ordering::SeqCst)
+    }
+
     /// Starts a cluster double over the `FERRY_TEST_MYSQL_URL` server.
     pub fn start(name: &str, user: &str, password: &str) -> StarRocks {
         let server = db::mysql_url().expect("FERRY_TEST_MYSQL_URL");
@@ -251,6 +279,8 @@ impl StarRocks {
             query_port: port(&q),
             http_port: port(&h),
             be_http_port: port(&b),
+            tls: Mutex::new(None),
+            tls_sessions: AtomicU32::new(0),
         });
         let s1 = shared.clone();
         let front = Background::spawn(&format!("sr-{name}-fe"), q, move |l| {

@@ -33,13 +33,35 @@ pub async fn serve_mysql(listener: tokio::net::TcpListener, shared: Arc<Shared>)
             let Ok(backend) = shared.pool.get_conn().await else {
                 return;
             };
-            let (r, w) = stream.into_split();
-            let shim = Front {
+            let (r, mut w) = stream.into_split();
+            let tls = shared.tls.lock().unwrap().clone();
+            let counter = shared.clone();
+            let mut shim = Front {
                 shared,
                 conn: backend,
                 id,
             };
-            let _ = AsyncMysqlIntermediary::run_on(shim, r, w).await;
+            let Some(cfg) = tls else {
+                let _ = AsyncMysqlIntermediary::run_on(shim, r, w).await;
+                return;
+            };
+            // The handshake offers CLIENT_SSL; a client that answers with an SSL request
+            // switches to TLS before it logs in (MySQL protocol, Protocol::SSLRequest).
+            let Ok((is_ssl, params)) =
+                AsyncMysqlIntermediary::init_before_ssl(&mut shim, r, &mut w, &Some(cfg.clone()))
+                    .await
+            else {
+                return;
+            };
+            let opts = opensrv_mysql::IntermediaryOptions::default();
+            if is_ssl {
+                counter
+                    .tls_sessions
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = opensrv_mysql::secure_run_with_options(shim, w, opts, cfg, params).await;
+            } else {
+                let _ = opensrv_mysql::plain_run_with_options(shim, w, opts, params).await;
+            }
         });
     }
 }

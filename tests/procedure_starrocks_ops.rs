@@ -229,7 +229,7 @@ fn encrypted_passwords_with_a_secret_key_are_decrypted() {
     denied
         .code(1)
         .stderr_has("cannot log in to the source cluster's FE query port 127.0.0.1:")
-        .stderr_has("check source_fe_host, source_fe_query_port and the user/password");
+        .stderr_has("check source_fe_host, source_fe_query_port, the user/password");
     assert!(!denied.stderr.contains("not-it"), "{}", denied.stderr);
     let wrong = s.run(&["-p", "target_cluster_password_secret_key=other"]);
     wrong.code(2).stderr_has(

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use common::Workspace;
 use common::db;
-use common::druid::{self as fx, Kind, Seg, run, site};
+use common::druid::{self as fx, Kind, Seg, expected, originals, run, site};
 use common::s3::S3Server;
 
 const BUCKET: &str = "druid-deep";
@@ -20,28 +20,6 @@ fn s3_spec(dir: &str) -> String {
     format!(
         r#"{{"type":"s3_zip","bucket":"{BUCKET}","key":"{BASE}/{dir}/index.zip","S3Schema":"s3n"}}"#
     )
-}
-
-/// Every row's expected payload after the migration: local rows get `new_spec(dir)`, others
-/// stay byte for byte.
-fn expected(segs: &[Seg], new_spec: impl Fn(&str) -> String) -> BTreeMap<String, String> {
-    segs.iter()
-        .map(|s| {
-            let p = if s.is_local() {
-                s.payload
-                    .replace(&s.spec, &new_spec(&fx::expected_dir(segs, s)))
-            } else {
-                s.payload.clone()
-            };
-            (s.id.clone(), p)
-        })
-        .collect()
-}
-
-fn originals(segs: &[Seg]) -> BTreeMap<String, String> {
-    segs.iter()
-        .map(|s| (s.id.clone(), s.payload.clone()))
-        .collect()
 }
 
 /// Checks the object of every local segment: zip-style byte-identical, directories zipped flat.

@@ -25,7 +25,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::db;
-use common::druid::{self as fx, Kind, Seg, site};
+use common::druid::{self as fx, Kind, Seg, originals, site};
 use common::gcs::{Gcs, gcs};
 
 const PREFIX: &str = "druid/segments";
@@ -49,25 +49,7 @@ fn google_spec(bucket: &str, prefix: &str, dir: &str) -> String {
 /// (the pusher's `withSize(indexSize)` is CompressionUtils.zip's count of *uncompressed* bytes,
 /// what the local pusher recorded, so `size` does not change).
 fn expected(segs: &[Seg], bucket: &str, prefix: &str) -> BTreeMap<String, String> {
-    segs.iter()
-        .map(|s| {
-            let p = if s.is_local() {
-                s.payload.replace(
-                    &s.spec,
-                    &google_spec(bucket, prefix, &fx::expected_dir(segs, s)),
-                )
-            } else {
-                s.payload.clone()
-            };
-            (s.id.clone(), p)
-        })
-        .collect()
-}
-
-fn originals(segs: &[Seg]) -> BTreeMap<String, String> {
-    segs.iter()
-        .map(|s| (s.id.clone(), s.payload.clone()))
-        .collect()
+    fx::expected(segs, |dir| google_spec(bucket, prefix, dir))
 }
 
 /// The object names Druid's pusher would have written for the local segments (one per file).

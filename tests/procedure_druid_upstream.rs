@@ -97,54 +97,11 @@ fn two_files_for_one_target_key_are_refused_before_any_copy() {
     db::drop_mysql_db(&site.url);
 }
 
-/// CRC-32 (IEEE), as java.util.zip.CRC32 computes it.
-fn crc32(data: &[u8]) -> u32 {
-    let mut h = flate2::Crc::new();
-    h.update(data);
-    h.sum()
-}
-
-/// Reads zip files with tests/java/ZipCheck.java (java.util.zip.ZipInputStream, entry by entry,
-/// as Druid's CompressionUtils.unzip(InputStream, File)): Ok(lines "name size crc" per file) or
-/// Err(the Java exception). None when no JVM is installed (the test is then skipped).
-fn java_read(files: &[std::path::PathBuf]) -> Option<Result<Vec<String>, String>> {
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/ZipCheck.java");
-    let out = match std::process::Command::new("java")
-        .arg(&src)
-        .args(files)
-        .output()
-    {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("no java ({e})");
-            return None;
-        }
-    };
-    if !out.status.success() {
-        return Some(Err(String::from_utf8_lossy(&out.stderr).into_owned()));
-    }
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    Some(Ok(text.lines().map(str::to_string).collect()))
-}
-
-fn java_or_skip(test: &str) -> bool {
-    let ok = std::process::Command::new("java")
-        .arg("-version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        println!(
-            "SKIPPED: {test}: no java on PATH (tests/setup/jdk.sh installs default-jdk-headless)"
-        );
-    }
-    ok
-}
-
 /// What ferry streamed at level 0 before: STORED entries with data descriptors. The JVM refuses
 /// it, which is why level 0 is refused now (and shows the Java check can fail).
 #[test]
 fn java_refuses_streamed_stored_entries() {
-    if !java_or_skip("java_refuses_streamed_stored_entries") {
+    if !fx::java_or_skip("java_refuses_streamed_stored_entries") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -155,7 +112,7 @@ fn java_refuses_streamed_stored_entries() {
     zw.start_file("00000.smoosh", opts).unwrap();
     std::io::Write::write_all(&mut zw, &fx::bytes(9, 1000)).unwrap();
     zw.finish().unwrap();
-    let err = java_read(&[path]).unwrap().unwrap_err();
+    let err = fx::java_zip_read(&[path]).unwrap_err();
     assert!(
         err.contains("only DEFLATED entries can have EXT descriptor"),
         "{err}"
@@ -167,7 +124,7 @@ fn java_refuses_streamed_stored_entries() {
 #[test]
 fn every_zip_ferry_writes_reads_with_java_zip_input_stream() {
     if db::mysql_url_or_skip().is_none()
-        || !java_or_skip("every_zip_ferry_writes_reads_with_java_zip_input_stream")
+        || !fx::java_or_skip("every_zip_ferry_writes_reads_with_java_zip_input_stream")
     {
         return;
     }
@@ -203,15 +160,13 @@ fn every_zip_ferry_writes_reads_with_java_zip_input_stream() {
                     "{}\t{name}\t{}\t{:08x}",
                     f.display(),
                     data.len(),
-                    crc32(&data)
+                    fx::crc32(&data)
                 ));
             }
             files.push(f);
         }
         assert_eq!(files.len(), 3);
-        let got = java_read(&files)
-            .unwrap()
-            .unwrap_or_else(|e| panic!("level {level:?}: {e}"));
+        let got = fx::java_zip_read(&files).unwrap_or_else(|e| panic!("level {level:?}: {e}"));
         assert_eq!(got, want, "level {level:?}");
         db::drop_mysql_db(&site.url);
     }

@@ -208,19 +208,6 @@ fn conformance_gcs() {
     assert_eq!(listed.len(), 2499, "objects left under many/ (one deleted)");
 }
 
-/// Deterministic bytes that are not a repeating pattern of any short period.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 #[test]
 fn gcs_copy_moves_a_large_object_and_more_than_a_page_of_keys_both_ways() {
     let Some(gcs) = common::gcs::gcs() else {
@@ -230,7 +217,7 @@ fn gcs_copy_moves_a_large_object_and_more_than_a_page_of_keys_both_ways() {
     let ws = Workspace::new();
     // 20 MiB + a bit: above the 16 MiB multipart threshold, and with a part size that is not a
     // multiple of 256 KiB, so chunks are cut and carried over between parts.
-    let large = noise((20 << 20) + 12345, 7);
+    let large = common::noise((20 << 20) + 12345, 7);
     std::fs::create_dir_all(ws.join("src/big")).unwrap();
     std::fs::write(ws.join("src/big/large.bin"), &large).unwrap();
     for i in 0..1100 {

@@ -41,19 +41,6 @@ async fn open_via(proxy: &FaultProxy, bucket: &str, extra: &[(&str, &str)]) -> S
         .unwrap_or_else(|e| panic!("open gs://{bucket}: {}", e.message))
 }
 
-/// Deterministic bytes that are not a repeating pattern of any short period.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcs_uploads_lists_and_reads_are_retried_through_5xx_429_resets_and_cut_downloads() {
     let Some(gcs) = common::gcs::gcs() else {
@@ -107,7 +94,7 @@ async fn gcs_uploads_lists_and_reads_are_retried_through_5xx_429_resets_and_cut_
     }
 
     // A download cut in the middle (twice) resumes from where it stopped, same generation.
-    let big = noise(3 << 20, 11);
+    let big = common::noise(3 << 20, 11);
     gcs.put(&bucket, "base/big.bin", &big);
     proxy.set_faults(
         Faults::new()
@@ -157,7 +144,7 @@ async fn gcs_resumable_upload_start_is_retried_and_the_object_is_whole() {
             .reset_every(2)
             .max_faults(2),
     );
-    let data = noise((2 << 20) + 4321, 5);
+    let data = common::noise((2 << 20) + 4321, 5);
     let up = store
         .inner
         .put_multipart(&store.path("large.bin").unwrap())
@@ -256,7 +243,7 @@ async fn gcs_resumable_session_resumes_after_resets_and_lost_answers_by_asking_i
     *front.lock().unwrap() = proxy.endpoint.clone();
     let store = open_via(&proxy, "double-bucket", &[]).await;
 
-    let data = noise(5 * CHUNK as usize + 1000, 9);
+    let data = common::noise(5 * CHUNK as usize + 1000, 9);
     let up = store
         .inner
         .put_multipart(&store.path("up.bin").unwrap())

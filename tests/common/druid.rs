@@ -756,24 +756,38 @@ pub fn site_with(url: String, druid28: bool, more: Vec<Seg>) -> Site {
 
 /// `ferry run druid-deep-storage --yes -p druid_conf=... EXTRA` against the site (and S3).
 pub fn run(site: &Site, extra: &[&str], s3: Option<&super::s3::S3Server>) -> super::Output {
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        "druid-deep-storage".into(),
-        "--yes".into(),
-        "-p".into(),
-        format!("druid_conf={}", site.conf.display()),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let mut f = site
-        .ws
-        .ferry()
-        .args(args)
-        .env("DRUID_METADATA_PASSWORD", &password(&site.url));
+    let mut f = ferry_cmd(site, extra);
     f.cmd.env_remove("AWS_CA_BUNDLE");
     if let Some(s3) = s3 {
         s3.apply_env(&mut f.cmd);
     }
     f.run()
+}
+
+/// Every row's expected payload after the migration: local rows get `new_spec(dir)`, others
+/// stay byte for byte.
+pub fn expected(
+    segs: &[Seg],
+    new_spec: impl Fn(&str) -> String,
+) -> std::collections::BTreeMap<String, String> {
+    segs.iter()
+        .map(|s| {
+            let p = if s.is_local() {
+                s.payload
+                    .replace(&s.spec, &new_spec(&expected_dir(segs, s)))
+            } else {
+                s.payload.clone()
+            };
+            (s.id.clone(), p)
+        })
+        .collect()
+}
+
+/// Every row's payload as the site was built.
+pub fn originals(segs: &[Seg]) -> std::collections::BTreeMap<String, String> {
+    segs.iter()
+        .map(|s| (s.id.clone(), s.payload.clone()))
+        .collect()
 }
 
 /// `ferry run druid-deep-storage --yes -p druid_conf=... EXTRA` against the site, not yet run:

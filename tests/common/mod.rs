@@ -188,3 +188,16 @@ pub mod gcs;
 pub mod http_server;
 pub mod s3;
 pub mod tcp_cut;
+
+/// Deterministic bytes that are not a repeating pattern of any short period.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

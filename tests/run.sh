@@ -25,8 +25,14 @@ if [ "$setup" = 1 ]; then
   for script in tests/setup/*.sh; do
     [ -e "$script" ] || continue
     log "setup: $script"
-    # Each setup script prints the environment the tests need (export KEY=VALUE lines).
-    eval "$(bash "$script")"
+    # Each setup script prints the environment the tests need (export KEY=VALUE lines). A setup
+    # that fails stops the run here: `eval "$(...)"` alone would swallow its exit status and the
+    # tests would then skip or fail far from the cause.
+    if ! env_lines="$(bash "$script")"; then
+      log "setup failed: $script (its messages are above); nothing was tested"
+      exit 1
+    fi
+    eval "$env_lines"
   done
 fi
 

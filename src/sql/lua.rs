@@ -19,7 +19,7 @@ pub static MODULE: ModuleDef = ModuleDef {
     functions: &[
         FnDoc {
             name: "connect",
-            signature: "ferry.sql.connect(url [, {pool_size, tls = \"disable\"|\"prefer\"|\"require\"|\"verify-ca\"|\"verify-full\", ca}]) -> db",
+            signature: "ferry.sql.connect(url [, {pool_size, tls = \"disable\"|\"prefer\"|\"require\"|\"verify-ca\"|\"verify-full\", ca, connect_timeout = 15, query_timeout}]) -> db",
             doc: "Connects to mysql://user:password@host:port/db or postgres://user:password@host:port/db \
                   and checks the connection at once. TLS modes, named as libpq and the MySQL client \
                   name them: disable (no TLS); prefer (TLS when the server offers it, else plain; \
@@ -35,7 +35,14 @@ pub static MODULE: ModuleDef = ModuleDef {
                   account that needs TLS fail with the server named and a hint. tls = true means \
                   require, false disable. The connection is checked at once (a wrong password, unknown host or unknown \
                   database fails here with the server's code and message; the password never \
-                  appears). Methods: db:query(sql [, params [, {array = true}]]) -> rows, columns; \
+                  appears). connect_timeout (seconds or a duration such as \"30s\"; default 15) bounds \
+                  opening each connection: TCP, TLS and login, so an unreachable or stalled server \
+                  fails with an error of kind timeout naming the server instead of hanging. \
+                  query_timeout (no limit by default) bounds each statement (for db:rows, how long \
+                  the server may stay silent before the next row): the statement is cancelled on \
+                  the server (MySQL KILL QUERY, PostgreSQL's cancel request), its connection is \
+                  closed (an open transaction rolls back) and the error, of kind timeout, is not \
+                  retried. Methods: db:query(sql [, params [, {array = true}]]) -> rows, columns; \
                   db:rows(sql [, params]) streaming iterator of rows; db:exec(sql [, params]) -> \
                   affected rows, last insert id; db:transaction(fn(tx)) commits when fn returns and \
                   rolls back when it raises; db.url; db.backend. Placeholders are `?` for both \
@@ -351,6 +358,39 @@ impl UserData for LuaDb {
     }
 }
 
+/// A timeout option: seconds (a number) or a duration string ("30s", "2m"); 0 or less is refused.
+fn duration(t: &Table, key: &str) -> mlua::Result<Option<std::time::Duration>> {
+    let secs = match t.get::<Value>(key)? {
+        Value::Nil => return Ok(None),
+        Value::Integer(i) => i as f64,
+        Value::Number(n) => n,
+        Value::String(s) => crate::runtime::params::parse_duration(&s.to_str()?).map_err(|m| {
+            FerryError::new(
+                ErrorKind::InvalidInput,
+                format!("ferry.sql.connect: {key}: {m}"),
+            )
+        })?,
+        other => {
+            return Err(FerryError::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "ferry.sql.connect: {key} must be seconds or a duration string, not a {}",
+                    other.type_name()
+                ),
+            )
+            .into());
+        }
+    };
+    if !(secs > 0.0 && secs.is_finite()) {
+        return Err(FerryError::new(
+            ErrorKind::InvalidInput,
+            format!("ferry.sql.connect: {key} must be more than 0 seconds, got {secs}"),
+        )
+        .into());
+    }
+    Ok(Some(std::time::Duration::from_secs_f64(secs)))
+}
+
 fn build(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
     m.set("null", lua.null())?;
@@ -359,7 +399,10 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
         lua.create_async_function(|_, (url, opts): (String, Option<Table>)| async move {
             let mut o = ConnectOptions::default();
             if let Some(t) = opts {
+                crate::runtime::options::check_documented(&t, &MODULE, "connect")?;
                 o.pool_size = t.get("pool_size")?;
+                o.connect_timeout = duration(&t, "connect_timeout")?;
+                o.query_timeout = duration(&t, "query_timeout")?;
                 o.tls = match t.get::<Value>("tls")? {
                     Value::Nil => None,
                     Value::Boolean(true) => Some("require".to_string()),

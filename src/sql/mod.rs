@@ -32,18 +32,42 @@ pub struct Db {
     /// The URL without the password, for messages.
     pub display: String,
     pub backend: Backend,
+    limits: Limits,
 }
 
 #[derive(Clone)]
 enum Pool {
     My(mysql_async::Pool),
-    Pg(deadpool_postgres::Pool),
+    Pg(
+        deadpool_postgres::Pool,
+        tokio_postgres_rustls::MakeRustlsConnect,
+    ),
 }
 
-/// One connection, for transactions, streaming and copy workers.
-pub enum Conn {
+/// How long a connection may take to open, and a statement to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub connect: Duration,
+    pub query: Option<Duration>,
+}
+
+/// The connect timeout when none is given (the PostgreSQL pool had it before it was an option).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// One connection, for transactions, streaming and copy workers. A statement that outlives the
+/// query timeout is cancelled on the server and the connection is closed, never reused: its
+/// protocol state is unknown (see [`Conn::timed_out`]).
+pub struct Conn {
+    link: Link,
+    pool: Pool,
+    limits: Limits,
+}
+
+enum Link {
     My(mysql_async::Conn),
     Pg(Box<deadpool_postgres::Object>),
+    /// Closed after a timeout.
+    Closed,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -60,6 +84,12 @@ pub struct ConnectOptions {
     pub tls: Option<String>,
     /// A PEM file of CA certificates (`system`: the system's roots).
     pub ca: Option<String>,
+    /// How long opening a connection (TCP, TLS, login) may take; [`DEFAULT_CONNECT_TIMEOUT`]
+    /// when not set.
+    pub connect_timeout: Option<Duration>,
+    /// How long one statement may run (for a streamed query: how long the server may stay
+    /// silent before the next row); no limit when not set.
+    pub query_timeout: Option<Duration>,
 }
 
 fn without_password(url: &str) -> String {
@@ -159,7 +189,7 @@ fn pool_error(display: &str, e: deadpool_postgres::PoolError) -> FerryError {
 }
 
 impl Db {
-    /// Connects (and checks the connection with one round trip).
+    /// Connects (and checks the connection with one round trip), within the connect timeout.
     pub async fn connect(url: &str, opts: &ConnectOptions) -> Result<Db> {
         let display = without_password(url);
         if let Ok(u) = url::Url::parse(url)
@@ -170,6 +200,18 @@ impl Db {
                 add_secret(&decoded);
             }
         }
+        let limits = Limits {
+            connect: opts.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            query: opts.query_timeout,
+        };
+        match tokio::time::timeout(limits.connect, Self::open(url, opts, &display, limits)).await {
+            Ok(r) => r,
+            Err(_) => Err(connect_timed_out(&display, limits.connect)),
+        }
+    }
+
+    async fn open(url: &str, opts: &ConnectOptions, display: &str, limits: Limits) -> Result<Db> {
+        let display = display.to_string();
         let scheme = url.split("://").next().unwrap_or("");
         let backend = match scheme {
             "mysql" | "mariadb" | "starrocks" => Backend::Mysql,
@@ -189,7 +231,7 @@ impl Db {
             .ok()
             .and_then(|u| u.host_str().map(str::to_string))
             .unwrap_or_default();
-        let db = match backend {
+        let inner = match backend {
             Backend::Mysql => {
                 let pool = my_pool(url, scheme, &display, opts, tls.as_ref(), &host).await?;
                 // Fail now, with the server's words, rather than at the first query.
@@ -208,14 +250,10 @@ impl Db {
                     .await
                     .map_err(|e| mysql_error(&display, e))?;
                 drop(c);
-                Db {
-                    inner: Pool::My(pool),
-                    display,
-                    backend,
-                }
+                Pool::My(pool)
             }
             Backend::Postgres => {
-                let pool = pg_pool(url, &display, opts, tls.as_ref())?;
+                let (pool, connector) = pg_pool(url, &display, opts, tls.as_ref(), limits)?;
                 let c = match pool.get().await {
                     Ok(c) => c,
                     Err(deadpool_postgres::PoolError::Backend(e)) => {
@@ -228,33 +266,50 @@ impl Db {
                     }
                     Err(other) => return Err(cannot_connect(pool_error(&display, other), None)),
                 };
-                let mut conn = Conn::Pg(Box::new(c));
+                let pool = Pool::Pg(pool, connector);
+                let mut conn = Conn {
+                    link: Link::Pg(Box::new(c)),
+                    pool: pool.clone(),
+                    limits,
+                };
                 conn.query(&display, "SELECT 1", &[]).await?;
                 drop(conn);
-                Db {
-                    inner: Pool::Pg(pool),
-                    display,
-                    backend,
-                }
+                pool
             }
         };
-        Ok(db)
+        Ok(Db {
+            inner,
+            display,
+            backend,
+            limits,
+        })
     }
 
-    /// A connection from the pool.
+    /// A connection from the pool (a new one within the connect timeout).
     pub async fn conn(&self) -> Result<Conn> {
-        match &self.inner {
-            Pool::My(p) => p
-                .get_conn()
-                .await
-                .map(Conn::My)
-                .map_err(|e| mysql_error(&self.display, e)),
-            Pool::Pg(p) => p
-                .get()
-                .await
-                .map(|c| Conn::Pg(Box::new(c)))
-                .map_err(|e| pool_error(&self.display, e)),
-        }
+        let get = async {
+            match &self.inner {
+                Pool::My(p) => p
+                    .get_conn()
+                    .await
+                    .map(Link::My)
+                    .map_err(|e| mysql_error(&self.display, e)),
+                Pool::Pg(p, _) => p
+                    .get()
+                    .await
+                    .map(|c| Link::Pg(Box::new(c)))
+                    .map_err(|e| pool_error(&self.display, e)),
+            }
+        };
+        let link = match tokio::time::timeout(self.limits.connect, get).await {
+            Ok(r) => r?,
+            Err(_) => return Err(connect_timed_out(&self.display, self.limits.connect)),
+        };
+        Ok(Conn {
+            link,
+            pool: self.inner.clone(),
+            limits: self.limits,
+        })
     }
 
     /// Runs a query on a pooled connection. A read-only statement that fails because its
@@ -298,6 +353,25 @@ impl Db {
         });
         Ok(rx)
     }
+}
+
+fn connect_timed_out(display: &str, limit: Duration) -> FerryError {
+    FerryError::new(
+        ErrorKind::Timeout,
+        format!(
+            "cannot connect: {display}: no answer within {} (connect_timeout)",
+            seconds(limit)
+        ),
+    )
+    .retryable(true)
+    .hint(
+        "check that the server is up and that nothing between here and it drops the \
+           connection; raise connect_timeout if it is only slow",
+    )
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
 }
 
 /// "cannot connect: ..." with a hint on what to change, when there is one.
@@ -451,26 +525,31 @@ fn pg_pool(
     display: &str,
     opts: &ConnectOptions,
     tls: Option<&tls::Tls>,
-) -> Result<deadpool_postgres::Pool> {
+    limits: Limits,
+) -> Result<(
+    deadpool_postgres::Pool,
+    tokio_postgres_rustls::MakeRustlsConnect,
+)> {
     let mut cfg: tokio_postgres::Config = url.parse().map_err(|e| {
         FerryError::new(ErrorKind::InvalidInput, format!("{display}: {e}"))
             .hint("postgres URLs look like postgres://user:password@host:5432/database")
     })?;
     let (ssl_mode, connector) = tls::pg(tls).map_err(|e| tls::prefix(display, e))?;
     cfg.ssl_mode(ssl_mode);
-    cfg.connect_timeout(Duration::from_secs(15));
+    cfg.connect_timeout(limits.connect);
     let mgr = deadpool_postgres::Manager::from_config(
         cfg,
-        connector,
+        connector.clone(),
         deadpool_postgres::ManagerConfig {
             recycling_method: deadpool_postgres::RecyclingMethod::Fast,
         },
     );
-    deadpool_postgres::Pool::builder(mgr)
+    let pool = deadpool_postgres::Pool::builder(mgr)
         .max_size(opts.pool_size.unwrap_or(16).max(1))
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
-        .map_err(|e| FerryError::new(ErrorKind::Internal, format!("{display}: {e}")))
+        .map_err(|e| FerryError::new(ErrorKind::Internal, format!("{display}: {e}")))?;
+    Ok((pool, connector))
 }
 
 fn urlencoding_decode(s: &str) -> std::result::Result<String, ()> {
@@ -519,10 +598,22 @@ async fn my_affected<P: mysql_async::prelude::Protocol>(
     Ok((affected, last))
 }
 
+/// `fut`, or an error of kind timeout (no message: [`Conn::timed_out`] writes it) when `limit`
+/// passes first.
+async fn within<F: std::future::Future>(limit: Option<Duration>, fut: F) -> Result<F::Output> {
+    match limit {
+        None => Ok(fut.await),
+        Some(d) => tokio::time::timeout(d, fut)
+            .await
+            .map_err(|_| FerryError::new(ErrorKind::Timeout, "timed out")),
+    }
+}
+
 async fn my_send<P: mysql_async::prelude::Protocol>(
     mut result: mysql_async::QueryResult<'_, 'static, P>,
     display: &str,
     tx: &mpsc::Sender<Result<Vec<SqlValue>>>,
+    limit: Option<Duration>,
 ) -> Result<()> {
     let cols: Arc<[mysql_async::Column]> =
         result.columns().unwrap_or_else(|| Arc::from(Vec::new()));
@@ -533,7 +624,10 @@ async fn my_send<P: mysql_async::prelude::Protocol>(
     if tx.send(Ok(names)).await.is_err() {
         return Ok(());
     }
-    while let Some(row) = result.next().await.map_err(|e| mysql_error(display, e))? {
+    while let Some(row) = within(limit, result.next())
+        .await?
+        .map_err(|e| mysql_error(display, e))?
+    {
         let values = row
             .unwrap()
             .into_iter()
@@ -596,9 +690,121 @@ impl Conn {
         sql: &str,
         params: &[SqlValue],
     ) -> Result<ResultSet> {
+        let Some(limit) = self.limits.query else {
+            return self.link.query(display, sql, params).await;
+        };
+        match tokio::time::timeout(limit, self.link.query(display, sql, params)).await {
+            Ok(r) => r,
+            Err(_) => Err(self.timed_out(display, limit).await),
+        }
+    }
+
+    /// Runs a statement; returns (affected rows, last insert id).
+    pub async fn exec(
+        &mut self,
+        display: &str,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<(u64, Option<u64>)> {
+        let Some(limit) = self.limits.query else {
+            return self.link.exec(display, sql, params).await;
+        };
+        match tokio::time::timeout(limit, self.link.exec(display, sql, params)).await {
+            Ok(r) => r,
+            Err(_) => Err(self.timed_out(display, limit).await),
+        }
+    }
+
+    async fn stream_into(
+        mut self,
+        display: &str,
+        sql: &str,
+        params: &[SqlValue],
+        tx: &mpsc::Sender<Result<Vec<SqlValue>>>,
+    ) -> Result<()> {
+        let limit = self.limits.query;
+        let r = self.link.stream_into(display, sql, params, tx, limit).await;
+        match r {
+            Err(e) if e.kind == ErrorKind::Timeout => {
+                let limit = limit.unwrap_or_default();
+                Err(self.timed_out(display, limit).await)
+            }
+            other => other,
+        }
+    }
+
+    /// After a statement outlived `limit`: cancels it on the server (MySQL `KILL QUERY` from a
+    /// new connection, PostgreSQL's cancel request), each within the connect timeout, and
+    /// closes this connection, whose protocol state is unknown (a pooled reuse could read the
+    /// cancelled statement's answer as its own). An open transaction on it is rolled back by
+    /// the server when the connection closes.
+    async fn timed_out(&mut self, display: &str, limit: Duration) -> FerryError {
+        let connect = self.limits.connect;
+        let cancelled = match std::mem::replace(&mut self.link, Link::Closed) {
+            Link::My(c) => {
+                let id = c.id();
+                // disconnect() marks the connection closed before it writes COM_QUIT, so if the
+                // server does not answer, dropping it discards it instead of pooling it.
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(connect, c.disconnect()).await;
+                });
+                match &self.pool {
+                    Pool::My(p) => {
+                        let kill = async {
+                            let mut k = p.get_conn().await?;
+                            k.query_drop(format!("KILL QUERY {id}")).await
+                        };
+                        matches!(tokio::time::timeout(connect, kill).await, Ok(Ok(())))
+                    }
+                    Pool::Pg(..) => false,
+                }
+            }
+            Link::Pg(c) => {
+                let token = c.cancel_token();
+                drop(deadpool_postgres::Object::take(*c));
+                match &self.pool {
+                    Pool::Pg(_, connector) => matches!(
+                        tokio::time::timeout(connect, token.cancel_query(connector.clone())).await,
+                        Ok(Ok(()))
+                    ),
+                    Pool::My(_) => false,
+                }
+            }
+            Link::Closed => false,
+        };
+        let server = if cancelled {
+            "the statement was cancelled on the server and the connection closed"
+        } else {
+            "the connection was closed; the server could not be reached to cancel the statement"
+        };
+        FerryError::new(
+            ErrorKind::Timeout,
+            format!(
+                "{display}: the statement did not finish within {} (query_timeout); {server}",
+                seconds(limit)
+            ),
+        )
+        .retryable(false)
+        .hint(
+            "raise query_timeout if the statement is only slow; an open transaction on this \
+               connection was rolled back",
+        )
+    }
+}
+
+impl Link {
+    fn closed(display: &str) -> FerryError {
+        FerryError::new(
+            ErrorKind::Unavailable,
+            format!("{display}: this connection was closed after a query timeout"),
+        )
+    }
+
+    async fn query(&mut self, display: &str, sql: &str, params: &[SqlValue]) -> Result<ResultSet> {
         match self {
-            Conn::My(c) => my_run!(c, sql, params, display, |r| my_collect(r, display)),
-            Conn::Pg(c) => {
+            Link::Closed => Err(Link::closed(display)),
+            Link::My(c) => my_run!(c, sql, params, display, |r| my_collect(r, display)),
+            Link::Pg(c) => {
                 let sql = statement::to_dollar_params(sql);
                 let stmt = c.prepare(&sql).await.map_err(|e| pg_error(display, e))?;
                 let ps = pg_params(params);
@@ -626,16 +832,16 @@ impl Conn {
         }
     }
 
-    /// Runs a statement; returns (affected rows, last insert id).
-    pub async fn exec(
+    async fn exec(
         &mut self,
         display: &str,
         sql: &str,
         params: &[SqlValue],
     ) -> Result<(u64, Option<u64>)> {
         match self {
-            Conn::My(c) => my_run!(c, sql, params, display, |r| my_affected(r, display)),
-            Conn::Pg(c) => {
+            Link::Closed => Err(Link::closed(display)),
+            Link::My(c) => my_run!(c, sql, params, display, |r| my_affected(r, display)),
+            Link::Pg(c) => {
                 if params.is_empty() {
                     // Utility statements and scripts of several statements cannot be prepared.
                     match c.execute(sql, &[]).await {
@@ -664,18 +870,37 @@ impl Conn {
         }
     }
 
+    /// Streams rows into `tx`; with `limit`, the server may stay silent at most that long
+    /// before the first and between rows (an error of kind timeout otherwise).
     async fn stream_into(
-        mut self,
+        &mut self,
         display: &str,
         sql: &str,
         params: &[SqlValue],
         tx: &mpsc::Sender<Result<Vec<SqlValue>>>,
+        limit: Option<Duration>,
     ) -> Result<()> {
-        match &mut self {
-            Conn::My(c) => my_run!(c, sql, params, display, |r| my_send(r, display, tx)),
-            Conn::Pg(c) => {
+        match self {
+            Link::Closed => Err(Link::closed(display)),
+            Link::My(c) => {
+                // The text protocol without parameters (see my_run!), the binary one with them.
+                if params.is_empty() {
+                    let r = within(limit, c.query_iter(sql))
+                        .await?
+                        .map_err(|e| mysql_error(display, e))?;
+                    my_send(r, display, tx, limit).await
+                } else {
+                    let r = within(limit, c.exec_iter(sql, my_params(params)))
+                        .await?
+                        .map_err(|e| mysql_error(display, e))?;
+                    my_send(r, display, tx, limit).await
+                }
+            }
+            Link::Pg(c) => {
                 let sql = statement::to_dollar_params(sql);
-                let stmt = c.prepare(&sql).await.map_err(|e| pg_error(display, e))?;
+                let stmt = within(limit, c.prepare(&sql))
+                    .await?
+                    .map_err(|e| pg_error(display, e))?;
                 let names = stmt
                     .columns()
                     .iter()
@@ -685,12 +910,11 @@ impl Conn {
                     return Ok(());
                 }
                 let ps = pg_params(params);
-                let stream = c
-                    .query_raw(&stmt, ps.iter())
-                    .await
+                let stream = within(limit, c.query_raw(&stmt, ps.iter()))
+                    .await?
                     .map_err(|e| pg_error(display, e))?;
                 futures::pin_mut!(stream);
-                while let Some(row) = stream.next().await {
+                while let Some(row) = within(limit, stream.next()).await? {
                     let row = row.map_err(|e| pg_error(display, e))?;
                     let out = pg_row(display, &row)?;
                     if tx.send(Ok(out)).await.is_err() {

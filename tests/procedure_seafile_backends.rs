@@ -11,7 +11,10 @@ mod seafile_support;
 
 use common::Workspace;
 use common::s3::S3Server;
-use seafile_support::{TYPES, conf_tree, fs_objects, fs_sections, generate, hostport, migrate};
+use seafile_support::{
+    CaptureProxy, TYPES, conf_tree, fs_objects, fs_sections, generate, hostport, migrate,
+    migrate_env,
+};
 
 fn port(s3: &S3Server) -> u16 {
     s3.addr.port()
@@ -99,6 +102,48 @@ fn virtual_hosted_s3_both_ways_signed_with_seafobjs_region() {
         later.iter().all(|r| r.region == "eu-central-1"),
         "{later:?}"
     );
+}
+
+#[test]
+fn virtual_hosted_prepends_the_bucket_even_when_the_host_starts_with_it() {
+    // botocore always puts the bucket in front of the endpoint's authority
+    // (botocore/utils.py switch_to_virtual_host_style: `host = bucket_name + '.' +
+    // global_endpoint`; the S3 endpoint rules: `{url#scheme}://{Bucket}.{url#authority}{url#path}`),
+    // so bucket `seafile-blocks` on host `seafile-blocks.localhost:PORT` is requested from
+    // `seafile-blocks.seafile-blocks.localhost:PORT`. (The s3s server takes the first label as the
+    // bucket either way: the hosts are what tells the two apart.)
+    let s3 = S3Server::start();
+    let ws = Workspace::new();
+    let tree = generate(&ws, "site");
+    let original = fs_objects(&tree.seafile_data);
+    let mut dest = String::new();
+    for (dtype, section) in TYPES {
+        s3.create_bucket(&format!("seafile-{dtype}"));
+        dest.push_str(&format!(
+            "[{section}]\nname = s3\nbucket = seafile-{dtype}\nkey_id = {}\nkey = {}\n\
+             host = seafile-{dtype}.localhost:{}\nuse_v4_signature = true\n\n",
+            s3.access_key,
+            s3.secret_key,
+            port(&s3)
+        ));
+    }
+    std::fs::write(tree.dest_conf_dir.join("seafile.conf"), &dest).unwrap();
+    migrate(&ws, &tree, &["-p", "verify=hash"], None)
+        .code(0)
+        .stderr_has("content differs 0");
+    assert_buckets_hold(&s3, "seafile", &original);
+    let signed = s3.signed_requests();
+    assert!(signed.len() > original.len(), "{}", signed.len());
+    let want: Vec<String> = TYPES
+        .iter()
+        .map(|(t, _)| format!("seafile-{t}.seafile-{t}.localhost:{}", port(&s3)))
+        .collect();
+    for r in &signed {
+        assert!(
+            want.contains(&r.host),
+            "not as botocore addresses it: {r:?}"
+        );
+    }
 }
 
 #[test]
@@ -195,4 +240,143 @@ fn a_source_listing_that_cannot_be_seafiles_storage_is_an_error() {
     // The configuration was not switched to the destination.
     let conf = std::fs::read_to_string(t.conf_dir.join("seafile.conf")).unwrap();
     assert_eq!(conf, src);
+}
+
+/// OSS sections for buckets `<prefix>-<type>` with the given lines (`endpoint`/`region`).
+fn oss_sections(prefix: &str, lines: &str) -> String {
+    TYPES
+        .iter()
+        .map(|(dtype, section)| {
+            format!(
+                "[{section}]\nname = oss\nbucket = {prefix}-{dtype}\nkey_id = LTAIexample\n\
+                 key = secret\n{lines}\n"
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn oss_with_only_a_region_is_addressed_at_seafobjs_internal_endpoint() {
+    // seafobj objwrapper/alioss.py OSSConf: no endpoint -> host = 'oss-cn-%s-internal.aliyuncs.com'
+    // % region, and oss2.Bucket(auth, host, bucket) addresses <bucket>.<host>. Aliyun is not
+    // reachable here: a capturing proxy shows where ferry sends the first request and what it
+    // signs, then refuses it.
+    let proxy = CaptureProxy::start();
+    let ws = Workspace::new();
+    let tree = generate(&ws, "site");
+    std::fs::write(
+        tree.dest_conf_dir.join("seafile.conf"),
+        oss_sections("oss", "region = hangzhou"),
+    )
+    .unwrap();
+    migrate_env(&ws, &tree, &[], None, &[("HTTP_PROXY", &proxy.url)])
+        .code(1)
+        .stderr_has("oss (oss-cn-hangzhou-internal.aliyuncs.com/oss-commits)")
+        .stderr_lacks("initial-migration");
+    let heads = proxy.heads();
+    assert!(!heads.is_empty(), "no request reached the proxy");
+    for head in &heads {
+        let line = head.lines().next().unwrap();
+        assert!(
+            line.starts_with("GET http://oss-commits.oss-cn-hangzhou-internal.aliyuncs.com/"),
+            "{line}"
+        );
+        let lower = head.to_ascii_lowercase();
+        assert!(
+            lower.contains("\r\nhost: oss-commits.oss-cn-hangzhou-internal.aliyuncs.com\r\n"),
+            "{head}"
+        );
+        // OSS's S3 API scope: the region id of the endpoint.
+        assert!(
+            head.contains("/cn-hangzhou/s3/aws4_request"),
+            "not signed for cn-hangzhou: {head}"
+        );
+    }
+    // An empty endpoint is no endpoint (get_oss_conf reads '' and OSSConf tests `not host`).
+    let ws2 = Workspace::new();
+    let tree2 = generate(&ws2, "site");
+    std::fs::write(
+        tree2.dest_conf_dir.join("seafile.conf"),
+        oss_sections("oss", "endpoint =\nregion = beijing"),
+    )
+    .unwrap();
+    let before = proxy.heads().len();
+    migrate_env(&ws2, &tree2, &[], None, &[("HTTP_PROXY", &proxy.url)])
+        .code(1)
+        .stderr_has("oss-cn-beijing-internal.aliyuncs.com/oss-commits");
+    let later = &proxy.heads()[before..];
+    assert!(!later.is_empty());
+    assert!(
+        later.iter().all(|h| h
+            .starts_with("GET http://oss-commits.oss-cn-beijing-internal.aliyuncs.com/")
+            && h.contains("/cn-beijing/s3/aws4_request")),
+        "{later:?}"
+    );
+}
+
+#[test]
+fn oss_identical_storage_is_the_bucket_name_alone() {
+    // seafobj/backends/alioss.py get_container_name() is the bucket name only, so migrate.py
+    // (`get_name()` and `get_container_name()` equal) refuses the same bucket names on another
+    // OSS endpoint or region, unlike S3, where the host is part of the name. Refused before any
+    // request; another bucket name on the same endpoint is a move and gets as far as the server.
+    let proxy = CaptureProxy::start();
+    let ws = Workspace::new();
+    let src = oss_sections("seafile", "endpoint = oss-cn-beijing.aliyuncs.com");
+    let t = conf_tree(
+        &ws,
+        "same",
+        &src,
+        &oss_sections("seafile", "region = hangzhou"),
+    );
+    migrate_env(&ws, &t, &[], None, &[("HTTP_PROXY", &proxy.url)])
+        .code(1)
+        .stderr_has("same storage");
+    assert!(proxy.heads().is_empty(), "{:?}", proxy.heads());
+    let t = conf_tree(
+        &ws,
+        "other",
+        &src,
+        &oss_sections("seafile2", "endpoint = oss-cn-beijing.aliyuncs.com"),
+    );
+    migrate_env(&ws, &t, &[], None, &[("HTTP_PROXY", &proxy.url)])
+        .code(1)
+        .stderr_lacks("same storage");
+    assert!(!proxy.heads().is_empty());
+}
+
+#[test]
+fn host_sections_sign_with_aws_default_region_as_boto3_does() {
+    // seafobj passes no region_name to boto3.client when host is set (objwrapper/s3.py
+    // SeafS3Client.do_connect); botocore then takes the `region` config variable
+    // (session.py _resolve_region_name), whose environment variable is AWS_DEFAULT_REGION
+    // (configprovider.py: 'region': ('region', 'AWS_DEFAULT_REGION', ...)).
+    let s3 = S3Server::start();
+    let ws = Workspace::new();
+    let tree = generate(&ws, "site");
+    let dest = seafile_support::s3_sections(
+        &s3,
+        "rg",
+        &format!(
+            "host = {}\npath_style_request = true\nuse_v4_signature = true\naws_region = eu-west-3\n",
+            hostport(&s3)
+        ),
+    );
+    std::fs::write(tree.dest_conf_dir.join("seafile.conf"), &dest).unwrap();
+    migrate_env(
+        &ws,
+        &tree,
+        &["-p", "phase=initial"],
+        None,
+        &[("AWS_DEFAULT_REGION", "ap-southeast-2")],
+    )
+    .code(0)
+    .stderr_has("with region ap-southeast-2");
+    let signed = s3.signed_requests();
+    assert!(!signed.is_empty());
+    assert!(
+        signed.iter().all(|r| r.region == "ap-southeast-2"),
+        "{:?}",
+        signed.iter().map(|r| &r.region).collect::<Vec<_>>()
+    );
 }

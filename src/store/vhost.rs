@@ -6,7 +6,12 @@
 //! root, where a listing answers with the bucket list and parses as an empty object listing.
 //! S3 SDKs (boto3, which Seafile's seafobj uses: `objwrapper/s3.py` `SeafS3Client.do_connect`,
 //! `addressing_style = 'virtual'`) put the bucket in front of the host instead:
-//! `scheme://<bucket>.<host>[:port]`. An endpoint whose host is an IP address stays path-style,
+//! `scheme://<bucket>.<host>[:port]`, always: botocore prepends the bucket to the endpoint's
+//! authority whatever the host already starts with (`botocore/utils.py`
+//! `switch_to_virtual_host_style`: `host = bucket_name + '.' + global_endpoint`; the S3 endpoint
+//! rules: `{url#scheme}://{Bucket}.{url#authority}{url#path}`), so bucket `seafile` on host
+//! `seafile.example.com` is addressed as `seafile.seafile.example.com`, and a seafile.conf that
+//! works with Seafile names the bucketless host. An endpoint whose host is an IP address stays path-style,
 //! as the S3 endpoint rules shared by botocore and the other AWS SDKs do (a custom endpoint whose
 //! parsed `url` has `isIp` gets `{scheme}://{authority}{normalizedPath}{bucket}`), since
 //! `<bucket>.10.0.0.5` is no host name.
@@ -28,7 +33,7 @@ pub enum Addressing {
 }
 
 /// The bucket endpoint for virtual-hosted requests to `bucket` on the bucketless `endpoint`
-/// (unchanged when the host already starts with `<bucket>.`).
+/// (the bucket is prepended even when the host already starts with `<bucket>.`, as botocore does).
 pub fn bucket_endpoint(endpoint: &str, bucket: &str) -> Result<Addressing> {
     let bad = |msg: String| {
         FerryError::new(
@@ -43,11 +48,6 @@ pub fn bucket_endpoint(endpoint: &str, bucket: &str) -> Result<Addressing> {
         None => return Err(bad("no host".into())),
     }
     let host = u.host_str().unwrap_or("").to_string();
-    if host.starts_with(&format!("{bucket}.")) {
-        return Ok(Addressing::Virtual(
-            endpoint.trim_end_matches('/').to_string(),
-        ));
-    }
     if bucket.contains(['/', ':', '@']) || bucket.is_empty() {
         return Err(bad(format!(
             "bucket '{bucket}' cannot be part of a host name"
@@ -115,9 +115,10 @@ mod tests {
             bucket_endpoint("https://oss-cn-hangzhou.aliyuncs.com/", "b1").unwrap(),
             Addressing::Virtual("https://b1.oss-cn-hangzhou.aliyuncs.com".into())
         );
+        // botocore prepends the bucket whatever the host starts with.
         assert_eq!(
             bucket_endpoint("https://b1.s3.example.com", "b1").unwrap(),
-            Addressing::Virtual("https://b1.s3.example.com".into())
+            Addressing::Virtual("https://b1.b1.s3.example.com".into())
         );
         assert_eq!(
             bucket_endpoint("http://192.168.1.123:8080", "b1").unwrap(),

@@ -106,6 +106,18 @@ pub fn hostport(s3: &S3Server) -> String {
 /// server's AWS_* environment; otherwise only the machine's AWS settings are removed (keys then
 /// come from seafile.conf alone, as seafobj takes them).
 pub fn migrate(ws: &Workspace, tree: &Tree, extra: &[&str], s3: Option<&S3Server>) -> Output {
+    migrate_env(ws, tree, extra, s3, &[])
+}
+
+/// [`migrate`] with `env` set in the child after the machine's AWS and proxy settings are
+/// removed (e.g. `AWS_DEFAULT_REGION`, or `HTTP_PROXY` to capture requests).
+pub fn migrate_env(
+    ws: &Workspace,
+    tree: &Tree,
+    extra: &[&str],
+    s3: Option<&S3Server>,
+    env: &[(&str, &str)],
+) -> Output {
     let mut args = vec![
         "run".to_string(),
         "seafile-migrate".into(),
@@ -130,8 +142,14 @@ pub fn migrate(ws: &Workspace, tree: &Tree, extra: &[&str], s3: Option<&S3Server
     ] {
         f.cmd.env_remove(k);
     }
+    for k in ["NO_PROXY", "no_proxy"] {
+        f.cmd.env_remove(k);
+    }
     if let Some(s3) = s3 {
         s3.apply_env(&mut f.cmd);
+    }
+    for (k, v) in env {
+        f.cmd.env(k, v);
     }
     f.run()
 }
@@ -156,4 +174,56 @@ pub fn fs_sections(dir: &Path) -> String {
         .iter()
         .map(|(_, s)| format!("[{s}]\nname = fs\ndir = {}\n", dir.display()))
         .collect()
+}
+
+/// A plain-HTTP forward proxy that records the head of every request it receives (request line
+/// and headers, as sent by the client) and answers each with S3's 403 AccessDenied. Pointing a
+/// child's `HTTP_PROXY` at it shows the absolute URL (so the endpoint host) and the signature
+/// scope ferry would send to a server this machine cannot reach (Alibaba OSS, say).
+pub struct CaptureProxy {
+    pub url: String,
+    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl CaptureProxy {
+    pub fn start() -> CaptureProxy {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    seen.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&head).into_owned());
+                    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>\
+                                <Message>captured by the test proxy</Message></Error>";
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 403 Forbidden\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\
+                         connection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                });
+            }
+        });
+        CaptureProxy { url, heads }
+    }
+
+    /// The request heads received so far.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
 }

@@ -143,7 +143,8 @@ fn listsnapshots_layouts(layouts: &[&str]) {
                 let number = words.next().unwrap_or("");
                 let unit = words.next().unwrap_or("");
                 assert!(
-                    number.parse::<f64>().is_ok() && ["bytes", "KiB", "MiB", "KB", "MB"].contains(&unit),
+                    number.parse::<f64>().is_ok()
+                        && ["bytes", "KiB", "MiB", "KB", "MB"].contains(&unit),
                     "{version}: size {size:?}"
                 );
             }

@@ -3,7 +3,8 @@
 -- The vendor procedure "Online (Hot) Migration" as a runbook, cut over the way upstream's own
 -- table-migrator does it (apache/incubator-pegasus admin-cli/executor/toolkits/tablemigrator/
 -- migrator.go MigrateTable, switcher.go SwitchMetaAddrs): confirm every client goes through
--- MetaProxy, set up duplication from the source table to the target (with its checkpoint), wait
+-- MetaProxy, check that the source table's replicas all have data_version 1 (migrator.go step 1,
+-- GET /replica/data_version on every replica server), set up duplication from the source table to the target (with its checkpoint), wait
 -- until it has nearly caught up, block WRITES on the source (timeout*write, migrator.go step 4),
 -- wait until the duplication has drained -- every partition's confirmed decree equal to its last
 -- committed decree, read from query_dup -d's partition_states (2.6) or the replica servers'
@@ -122,8 +123,37 @@ ferry.step("metaproxy-clients", "Route all clients through MetaProxy (no direct 
     "(C++ and Python clients cannot use MetaProxy.)"):format(p.source_table, p.source_cluster))
 end)
 
+-- Duplication ships only data_version 1 tables (the key schema of Pegasus 1.11 on): table-migrator
+-- refuses any other before it adds the duplication (migrator.go MigrateTable step 1,
+-- QueryReplicaDataVersion, `version.DataVersion != "1"`); ferry.pegasus_dup.data_versions.
+local DUP_DATA_VERSION = "1"
+local function check_data_version(src)
+  local dv = dup.data_versions(pegasus.nodes(source_meta), src.app_id)
+  if dv.replicas == 0 then
+    ferry.fail("unavailable", ("no replica server of %s holds a replica of %s (app id %d): /replica/data_version answered " ..
+      "\"app_id=%d not found\" everywhere"):format(p.source_cluster, p.source_table, src.app_id, src.app_id))
+  end
+  if dv.count == 1 and dv.versions[DUP_DATA_VERSION] then
+    ferry.log.info(("%s has data_version %s on all %d replicas"):format(p.source_table, DUP_DATA_VERSION, dv.replicas))
+    return
+  end
+  local parts = {}
+  for v, where in pairs(dv.versions) do
+    table.sort(where)
+    parts[#parts + 1] = ("data_version %s on %d replica(s) (%s%s)"):format(v, #where, table.concat(where, ", ", 1, math.min(3, #where)),
+      #where > 3 and ", ..." or "")
+  end
+  table.sort(parts)
+  ferry.fail("conflict", ("%s.%s cannot be migrated by duplication: duplication supports data_version %s only " ..
+    "(as admin-cli's table-migrator checks), and its replicas have %s"):format(p.source_cluster, p.source_table,
+    DUP_DATA_VERSION, table.concat(parts, "; ")),
+    {hint = ("copy it offline with pegasus-copy-data instead (the target table it writes through the client has data_version %s), " ..
+      "with writes stopped or dual-written meanwhile"):format(DUP_DATA_VERSION)})
+end
+
 ferry.step("start-duplication", "Start hot backup: duplication from the source table to the target", function()
   local src = app_or_fail(source_meta, p.source_cluster, p.source_table)
+  if not ferry.dry_run() then check_data_version(src) end
   local existing_id = find_dup((query_dup()))
   if existing_id then
     ferry.log.info(("%s already duplicates to %s (dupid %s)"):format(p.source_table, p.target_cluster, existing_id))
@@ -164,13 +194,34 @@ local function progress(dupid, src)
   if e.status ~= "DS_LOG" then return {status = e.status} end
   src_nodes = src_nodes or pegasus.nodes(source_meta)
   local d = dup.drain(e, src_nodes, src, dupid)
+  -- 2.4/2.5: a replica server learns of a duplication (and forgets a removed one) by its
+  -- duplication_sync with the meta every 10 s, so right after add_dup the nodes may not hold it
+  -- yet; once they have reported it, every node answering without it means it was removed.
+  local key = "dup_on_replicas." .. tostring(dupid)
+  if d.partitions and d.partitions > 0 and not ferry.state.get(key) then ferry.state.set(key, true) end
+  if d.absent and ferry.state.get(key) then
+    return {gone = true, status = e.status, why = ("the replica servers of %s no longer hold it (%s) although query_dup -d " ..
+      "still lists it as %s"):format(p.source_cluster, d.says, e.status)}
+  end
   return {status = e.status, lag = d.lag, drained = d.drained, partitions = d.partitions,
           how = e.partition_states and "query_dup -d partition_states" or "/replica/duplication"}
 end
 
-local function gone(dupid)
-  ferry.fail("not_found", ("duplication %s of %s is gone (removed?)"):format(dupid, p.source_table),
-    {hint = "run again with --from-step start-duplication"})
+local unblock_hint = ("to give the source its writes back: on %s, `use %s` then `del_app_envs replica.deny_client_request`"):format(
+  p.source_cluster, p.source_table)
+
+-- s: progress()'s {gone = true, why}; writes_blocked: the source refuses writes already.
+local function gone(dupid, s, writes_blocked)
+  local what = ("duplication %s of %s is gone: %s"):format(dupid, p.source_table,
+    s.why or "query_dup -d no longer lists it (removed?)")
+  if not writes_blocked then
+    ferry.fail("not_found", what, {hint = ("see who removed it (the source meta server's log); then run again with " ..
+      "--from-step start-duplication (with the checkpoint the target table %s must be dropped first)"):format(target_table)})
+  end
+  ferry.fail("not_found", ("%s; the target may lack the mutations it had not confirmed, and %s.%s still refuses writes"):format(
+    what, p.source_cluster, p.source_table),
+    {hint = ("do not switch MetaProxy. See who removed it (the source meta server's log). To start over: drop %s on %s, %s, " ..
+      "and run again with --from-step start-duplication"):format(target_table, p.target_cluster, unblock_hint:gsub("^to give", "give"))})
 end
 
 ferry.step("wait-duplication", "Wait until the duplication has nearly caught up", function()
@@ -188,7 +239,7 @@ ferry.step("wait-duplication", "Wait until the duplication has nearly caught up"
       if s.lag <= p.max_lag and s.partitions >= src.partition_count then return s end
       return false, ("%d mutations behind"):format(s.lag)
     end}
-  if last.gone then gone(dupid) end
+  if last.gone then gone(dupid, last, false) end
   -- The source's QPS now is what the target must reach after the switch.
   local qps = pegasus.table_qps(src_nodes or pegasus.nodes(source_meta), version, src, p.verify_window, p.request_ops)
   ferry.state.set("baseline_qps", qps)
@@ -213,9 +264,6 @@ local function set_deny(value)
   end
   return true
 end
-
-local unblock_hint = ("to give the source its writes back: on %s, `use %s` then `del_app_envs replica.deny_client_request`"):format(
-  p.source_cluster, p.source_table)
 
 ferry.step("block-writes", "Block writes on the source so the duplication can drain", function()
   -- migrator.go MigrateTable step 4: UpdateAppEnvs(table, {"replica.deny_client_request": "timeout*write"}).
@@ -247,7 +295,7 @@ ferry.step("wait-drained", "Wait until every partition's confirmed decree reache
     ferry.fail("timeout", ("duplication %s did not drain within %d s; %s.%s still refuses writes"):format(dupid, p.drain_timeout,
       p.source_cluster, p.source_table), {hint = "run the same command again to keep waiting, or " .. unblock_hint})
   end
-  if last.gone then gone(dupid) end
+  if last.gone then gone(dupid, last, true) end
   ferry.log.info(("duplication %s drained: every partition's confirmed decree is its last committed decree"):format(dupid))
   return {drained = true, partitions = last.partitions}
 end)

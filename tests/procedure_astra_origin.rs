@@ -94,9 +94,25 @@ fn dse_tde_tables_are_refused_by_their_options() {
 /// stops at the schema confirmation; the second finds it.
 #[test]
 fn listsnapshots_of_3_11_4_0_4_1_and_dse_with_a_long_snapshot_name() {
+    listsnapshots_layouts(&["3.11", "dse5.1", "4.0", "4.1", "dse6.8"]);
+}
+
+/// The example on DataStax's DSE 5.1 `nodetool listsnapshots` page (and its Cassandra 2.1 to 3.0
+/// pages): title-case header, a blank line, and a snapshot's further tables on continuation rows
+/// with the snapshot name left blank (tests/doubles/nodetool LAYOUTS["dse-docs"]). Every table of
+/// the snapshot is found on every node, the continuation rows included.
+#[test]
+fn listsnapshots_of_the_datastax_docs_layout_with_continuation_rows() {
+    listsnapshots_layouts(&["dse-docs"]);
+}
+
+/// Every node's snapshot of every table is found in the listsnapshots `layouts` (nodetool
+/// double's FERRY_NODETOOL_VERSION), with a 21-character snapshot name, and found again as
+/// existing on a second run.
+fn listsnapshots_layouts(layouts: &[&str]) {
     let snap = "sideloader-2025-01-15"; // 21 characters
     assert_eq!(snap.len(), 21);
-    for version in ["3.11", "dse5.1", "4.0", "4.1", "dse6.8"] {
+    for &version in layouts {
         let site = site(0);
         let (s3, api) = aws(|_| {});
         let name = format!("snapshot={snap}");
@@ -119,14 +135,16 @@ fn listsnapshots_of_3_11_4_0_4_1_and_dse_with_a_long_snapshot_name() {
                 let at = out.stderr.find(&line).unwrap_or_else(|| {
                     panic!("{version}: no {line:?} in\n{}", out.stderr);
                 });
-                // the size as stringifyFileSize prints it: a number and a unit
+                // the size as stringifyFileSize prints it: a number and a unit (KB, MB in the
+                // docs' older output)
                 let rest = &out.stderr[at + line.len()..];
                 let size = rest.split(" on disk").next().unwrap_or("");
                 let mut words = size.split(' ');
                 let number = words.next().unwrap_or("");
                 let unit = words.next().unwrap_or("");
                 assert!(
-                    number.parse::<f64>().is_ok() && ["bytes", "KiB", "MiB"].contains(&unit),
+                    number.parse::<f64>().is_ok()
+                        && ["bytes", "KiB", "MiB", "KB", "MB"].contains(&unit),
                     "{version}: size {size:?}"
                 );
             }

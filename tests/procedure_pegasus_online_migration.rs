@@ -187,3 +187,62 @@ fn killed_online_migration_resumes_without_adding_the_duplication_again() {
         .stderr_has("step start-duplication: already done, skipping");
     assert_eq!(site.duplications_added().len(), 1);
 }
+
+#[test]
+fn online_migration_refuses_a_table_whose_replicas_are_not_data_version_1() {
+    // admin-cli table-migrator (migrator.go MigrateTable step 1) asks every replica server's
+    // /replica/data_version and migrates only data_version "1"; the double answers per replica.
+    for version in ["2.5.0", "2.6.0-SNAPSHOT"] {
+        let site = Site::new(version, 10, 4, true);
+        site.edit_app("ClusterA", "TableA", |a| a["data_version"] = json!(0));
+        site.online_migration("TableA", &[])
+            .run()
+            .code(1)
+            .stderr_has("ClusterA.TableA cannot be migrated by duplication")
+            .stderr_has("duplication supports data_version 1 only")
+            .stderr_has("its replicas have data_version 0 on 8 replica(s)")
+            .stderr_has("pegasus-copy-data");
+        assert!(site.duplications_added().is_empty());
+        assert!(
+            site.http_log()
+                .iter()
+                .any(|l| l.contains("/replica/data_version?app_id=2"))
+        );
+    }
+    // data_version 1 (what the double answers by default) passes, and says so.
+    let site = Site::new("2.5.0", 10, 4, true);
+    site.online_migration("TableA", &["verify_window=0.2"])
+        .run()
+        .code(0)
+        .stderr_has("TableA has data_version 1 on all 8 replicas");
+}
+
+#[test]
+fn online_migration_on_2_5_reports_a_duplication_the_replica_servers_dropped_as_gone() {
+    // Once writes are blocked, the replica servers drop the duplication while query_dup -d still
+    // lists it: every node with primaries of TableA answers /replica/duplication with 404 "no
+    // duplication assigned for app [appid=2]" (replica_http_service.cpp
+    // query_duplication_handler). That is a removed duplication, not a slow drain.
+    let site = Site::new("2.5.0", 40, 4, true);
+    site.with_traffic("TableA", 100);
+    site.fault("replicas_drop_dups", json!(true));
+    let started = std::time::Instant::now();
+    site.online_migration("TableA", &["drain_timeout=20"])
+        .run()
+        .code(1)
+        .stderr_lacks("did not drain within")
+        .stderr_has("is gone: the replica servers of ClusterA no longer hold it")
+        .stderr_has("no duplication assigned for app [appid=2]")
+        .stderr_has("still lists it as DS_LOG")
+        .stderr_has("ClusterA.TableA still refuses writes")
+        .stderr_has("do not switch MetaProxy")
+        .stderr_has("del_app_envs replica.deny_client_request")
+        .stderr_has("--from-step start-duplication");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "reported only after {:?}",
+        started.elapsed()
+    );
+    // MetaProxy was not switched.
+    assert!(!site.ws.join("state/zk/TableA").exists());
+}

@@ -63,8 +63,12 @@ end
 --- time and Expiration time (empty when the snapshot has no TTL), and Ephemeral with -e. So rows
 --- are read by words, not offsets: names have no spaces, a size is a number and a unit, times
 --- have no spaces. `known` = {snapshots = set, keyspaces = set, tables = set} (optional) takes
---- apart 3.x values that ran together. Continuation rows of old DSE output (blank snapshot name)
---- take the previous row's.
+--- apart 3.x values that ran together. Continuation rows (blank snapshot name) take the
+--- previous row's: the output DataStax documents for DSE 5.1 (docs.datastax.com/en/dse/5.1/
+--- managing/tools/nodetool/list-snapshots.html, and its Cassandra 2.1-3.0 pages) has a title-case
+--- header ("Snapshot Name  Keyspace   Column Family  True Size   Size on Disk"), a blank line and
+--- such rows, although no apache/cassandra ListSnapshots prints them (tests/doubles/nodetool
+--- LAYOUTS cites each layout).
 function M.parse_listsnapshots(text, known)
   known = known or {}
   local rows, header, has = {}, false, {}

@@ -49,30 +49,77 @@ end
 
 --- The replica servers' view of one duplication (2.4 and later):
 --- GET /replica/duplication?appid=N on each node (src/replica/replica_http_service.cpp
---- query_duplication_handler) answers, for the table's primaries on that node,
---- {"<dupid>": {"<appid>.<pidx>": {"not_confirmed_mutations_num": last_committed_decree -
---- confirmed_decree, ...}}} (duplication_sync_timer.cpp get_dup_states), or 404 when the node
---- holds no primary of the table. -> {lag (max over partitions), partitions (primaries seen),
---- drained (every partition seen and at 0)}.
+--- query_duplication_handler; v2.4.0 src/rdsn/src/replica/replica_http_service.cpp:27-70)
+--- answers, for the table's primaries on that node, {"<dupid>": {"<appid>.<pidx>":
+--- {"not_confirmed_mutations_num": last_committed_decree - confirmed_decree, ...}}}
+--- (duplication_sync_timer.cpp get_dup_states); 404 "no primary for app [appid=N]" when the node
+--- holds no primary of the table, 404 "no duplication assigned for app [appid=N]" when its
+--- primaries hold no duplication at all, 404 "duplication is not enabled ..." when the server
+--- runs without [replication] duplication_enabled. -> {lag (max over partitions), partitions
+--- (primaries seen), drained (every partition seen and at 0), absent (no node holds the
+--- duplication, and some node with primaries of the table answered without it), says (that
+--- node's answer)}.
 function M.replica_drain(nodes, app_id, dupid, partition_count)
-  local seen, lag = {}, 0
+  local seen, lag, without, says = {}, 0, 0, nil
   for _, addr in ipairs(nodes) do
     local r = ferry.http.get("http://" .. addr .. "/replica/duplication", {query = {appid = tostring(app_id)}, timeout = 10, retries = 2})
+    local body = tostring(r.body or "")
     if r.status == 200 then
       local ok, v = pcall(function() return r:json() end)
       local mine = ok and type(v) == "table" and v[tostring(dupid)] or nil
+      if mine == nil then
+        without, says = without + 1, says or ("%s answers duplications %s only"):format(addr, body)
+      end
       for gpid, s in pairs(mine or {}) do
         seen[gpid] = true
         local n = tonumber(s.not_confirmed_mutations_num) or 0
         if n > lag then lag = n end
       end
+    elseif r.status == 404 and body:find("no duplication assigned", 1, true) then
+      without, says = without + 1, says or ("%s answers %q"):format(addr, body)
+    elseif r.status == 404 and body:find("duplication is not enabled", 1, true) then
+      ferry.fail("unavailable", ("%s/replica/duplication: %s"):format(addr, body),
+        {hint = "set [replication] duplication_enabled = true on every replica server of the source and restart them"})
     elseif r.status ~= 404 then
-      ferry.fail("unavailable", ("%s/replica/duplication?appid=%s answered %d: %s"):format(addr, app_id, r.status, r.body))
+      ferry.fail("unavailable", ("%s/replica/duplication?appid=%s answered %d: %s"):format(addr, app_id, r.status, body))
     end
   end
   local n = 0
   for _ in pairs(seen) do n = n + 1 end
-  return {lag = lag, partitions = n, drained = lag == 0 and n >= partition_count}
+  return {lag = lag, partitions = n, drained = lag == 0 and n >= partition_count,
+          absent = n == 0 and without > 0, says = says}
+end
+
+--- The table's data version on the replica servers, as admin-cli's table-migrator checks it
+--- before it adds the duplication (admin-cli/executor/toolkits/tablemigrator/migrator.go
+--- MigrateTable step 1, v2.5.0 :39-47: `version.DataVersion != "1"` -> "not support migrate table
+--- with data_version = %s by duplication"; executor/table_version.go QueryReplicaDataVersion,
+--- v2.5.0 :47-84: GET /replica/data_version?app_id=N on every replica server, all replicas must
+--- agree). A node answers {"<pidx>": {"data_version": "<n>"}} for the replicas it holds, or 404
+--- "app_id=N not found" when it holds none (src/replica/replica_http_service.cpp
+--- query_app_data_version_handler, v2.5.0 :84-119); upstream's admin-cli fails on that 404
+--- (util/http_client.go CallHTTPGet: any status but 200 is an error), ferry skips the node.
+--- -> {versions = {"<n>" -> {"<addr>/<pidx>", ...}}, count = distinct versions, replicas}.
+function M.data_versions(nodes, app_id)
+  local versions, count, replicas = {}, 0, 0
+  for _, addr in ipairs(nodes) do
+    local r = ferry.http.get("http://" .. addr .. "/replica/data_version", {query = {app_id = tostring(app_id)}, timeout = 10, retries = 2})
+    if r.status == 200 then
+      local ok, v = pcall(function() return r:json() end)
+      if not ok or type(v) ~= "table" then
+        ferry.fail("unavailable", ("%s/replica/data_version?app_id=%s answered no JSON: %s"):format(addr, app_id, tostring(r.body)))
+      end
+      for pidx, e in pairs(v) do
+        local dv = type(e) == "table" and tostring(e.data_version) or "?"
+        if not versions[dv] then versions[dv], count = {}, count + 1 end
+        table.insert(versions[dv], addr .. "/" .. tostring(pidx))
+        replicas = replicas + 1
+      end
+    elseif r.status ~= 404 then
+      ferry.fail("unavailable", ("%s/replica/data_version?app_id=%s answered %d: %s"):format(addr, app_id, r.status, tostring(r.body)))
+    end
+  end
+  return {versions = versions, count = count, replicas = replicas}
 end
 
 --- The drain state of a duplication: 2.6 entries carry partition_states; older ones are read

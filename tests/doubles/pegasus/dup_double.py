@@ -32,6 +32,9 @@ def advance(st, cname, app_name):
     """One step of every duplication of the table."""
     app = st["clusters"][cname]["apps"][app_name]
     flowing = clients_write(st, cname, app_name, app)
+    if not writes_open(app) and st.get("faults", {}).get("replicas_drop_dups"):
+        for d in app.get("dups", {}).values():
+            d["on_replicas"] = False
     for d in app.get("dups", {}).values():
         d["polls"] += 1
         pc = app["partition_count"]
@@ -96,12 +99,29 @@ def query_response(app, version):
     return json.dumps(out, separators=(",", ":"), sort_keys=True)
 
 
+def on_replicas(d):
+    """The duplications the replica servers hold. A replica learns of a duplication, and forgets
+    it, only through duplication_sync with the meta server every DUPLICATION_SYNC_PERIOD_SECOND
+    (10 s; replica/duplication/duplication_sync_timer.cpp), and drops a duplicator whose entry the
+    meta no longer covers (replica_duplicator_manager.cpp sync_duplication, "state is inconsistent
+    with meta-server": _duplications.erase). "on_replicas": false in a dup's state is such a
+    duplication: removed on the replica servers while the shell's query_dup still lists it (the
+    meta erases it from app->duplications only once its ZooKeeper node is deleted,
+    meta_duplication_service.cpp do_modify_duplication). The "replicas_drop_dups" fault drops every
+    duplication of the table that way as soon as its writes are blocked."""
+    return d.get("on_replicas", True)
+
+
 def replica_states(st, cname, node, app_id, version):
     """GET /replica/duplication?appid=N on one replica server (replica/replica_http_service.cpp
-    query_duplication_handler; duplication_sync_timer.cpp get_dup_states): the primaries of the
-    table on this node, json[dupid][gpid] = {duplicating, not_confirmed_mutations_num =
-    last_committed - confirmed, not_duplicated_mutations_num, fail_mode} (+ remote_app_name on
-    2.6). 404 "no primary for app [appid=N]" / "no duplication assigned for app [appid=N]"."""
+    query_duplication_handler, v2.4.0 src/rdsn/src/replica/replica_http_service.cpp:27-70, v2.5.0
+    src/replica/replica_http_service.cpp:39-82; duplication_sync_timer.cpp get_dup_states): the
+    primaries of the table on this node, json[dupid][gpid] = {duplicating,
+    not_confirmed_mutations_num = last_committed - confirmed, not_duplicated_mutations_num,
+    fail_mode} (+ remote_app_name on 2.6). 404 "no primary for app [appid=N]" when the node holds
+    no primary of the table (get_dup_states leaves app_found false, v2.4.0 :48-51), and 404 "no
+    duplication assigned for app [appid=N]" when its primaries hold no duplicator at all (states
+    empty, v2.4.0 :53-56): a duplication the replica servers no longer hold (see on_replicas)."""
     c = st["clusters"][cname]
     nodes = c["replicas"]
     app = next((a for a in c["apps"].values() if a["app_id"] == app_id), None)
@@ -109,10 +129,11 @@ def replica_states(st, cname, node, app_id, version):
     primaries = [] if app is None else [p for p in range(app["partition_count"]) if p % len(nodes) == idx]
     if not primaries:
         return 404, "no primary for app [appid=%d]" % app_id
-    if not app.get("dups"):
+    held = {k: d for k, d in app.get("dups", {}).items() if on_replicas(d)}
+    if not held:
         return 404, "no duplication assigned for app [appid=%d]" % app_id
     out = {}
-    for dupid, d in app["dups"].items():
+    for dupid, d in held.items():
         committed = d.get("committed") or [1000 + p for p in range(app["partition_count"])]
         confirmed = d.get("confirmed") or [x - 500 for x in committed]
         for p in primaries:
@@ -122,4 +143,23 @@ def replica_states(st, cname, node, app_id, version):
             if version >= (2, 6):
                 s["remote_app_name"] = d["remote_app"]
             out.setdefault(str(dupid), {})["%d.%d" % (app_id, p)] = s
+    return 200, json.dumps(out, separators=(",", ":"), sort_keys=True)
+
+
+def data_versions(st, cname, app_id):
+    """GET /replica/data_version?app_id=N on one replica server (replica/replica_http_service.cpp
+    query_app_data_version_handler, v2.4.0 src/rdsn/src/replica/replica_http_service.cpp:72-107,
+    v2.5.0 src/replica/replica_http_service.cpp:84-119; replica_stub.cpp query_app_data_version):
+    every replica of the table on the node (the double's nodes hold every partition: 3 replicas
+    on at most 3 nodes), json[pidx] = {"data_version": "<n>"} (std::to_string: a string),
+    nlohmann's compact dump with sorted keys; 404 "app_id=N not found" when the node holds no
+    replica of it. The version is the table's "data_version" in the state (default 1,
+    PEGASUS_DATA_VERSION_MAX, which pegasus_server_impl.cpp writes on a new replica; tables from
+    before 1.11 keep 0)."""
+    c = st["clusters"][cname]
+    app = next((a for a in c["apps"].values() if a["app_id"] == app_id), None)
+    if app is None:
+        return 404, "app_id=%d not found" % app_id
+    v = str(app.get("data_version", 1))
+    out = {str(p): {"data_version": v} for p in range(app["partition_count"])}
     return 200, json.dumps(out, separators=(",", ":"), sort_keys=True)

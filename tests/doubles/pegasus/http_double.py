@@ -133,6 +133,14 @@ def http_main(argv):
                 if not appid.isdigit():
                     return 400, "invalid appid=%s" % appid
                 return dup_double.replica_states(st, cname, me, int(appid), v)
+            if path == "/replica/data_version" and v >= (2, 4):
+                # replica/replica_http_service.cpp query_app_data_version_handler (see dup_double).
+                appid = q.get("app_id", [""])[0]
+                if not appid:
+                    return 400, "app_id should not be empty"
+                if not appid.isdigit():
+                    return 400, "invalid app_id=%s" % appid
+                return dup_double.data_versions(st, cname, int(appid))
             if path == "/config" and v >= (2, 4):
                 # http/config_http_service.cpp get_config: the flag as a table_printer JSON whose
                 # values are strings (utils/flags.cpp to_json); an unknown one gives the error text

@@ -5,10 +5,15 @@
 //! the target holds whole batches only, in key order within a range. The plan and the last key of
 //! every range are checkpointed in the step journal; a resumed copy starts each range after
 //! max(checkpoint, largest key already in the target), so nothing is inserted twice or skipped.
+//!
+//! Without a Lua `transform` the range workers are tasks on the multi-threaded runtime: the
+//! protocol work (row decoding, parameter encoding) spreads over every core instead of running
+//! where the Lua state lives. With a transform they stay on the Lua thread, which calls it.
 
-use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mlua::{Function, Lua, Table, Value};
@@ -159,7 +164,7 @@ fn key_from_json(j: &Json) -> Option<Vec<SqlValue>> {
     )
 }
 
-/// The shared state of a running copy.
+/// The shared state of a running copy (shared by the workers, on any thread).
 struct Run {
     src: Db,
     dst: Db,
@@ -170,13 +175,84 @@ struct Run {
     key_idx: Vec<usize>,
     ranges: Vec<Range>,
     /// Last copied key per range, and whether the range is done.
-    last: RefCell<Vec<Option<Vec<SqlValue>>>>,
-    done: RefCell<Vec<bool>>,
-    rows: RefCell<u64>,
-    batches: RefCell<u64>,
-    retries: RefCell<u64>,
-    transform: Option<Function>,
+    last: Mutex<Vec<Option<Vec<SqlValue>>>>,
+    done: Mutex<Vec<bool>>,
+    rows: AtomicU64,
+    batches: AtomicU64,
+    retries: AtomicU64,
+}
+
+/// What happens to a page of rows between the SELECT and the INSERT.
+trait RowMap {
+    fn map(&self, run: &Run, rows: Vec<Vec<SqlValue>>) -> Result<Vec<Vec<SqlValue>>>;
+}
+
+/// The insert columns picked out of each row; runs on any thread.
+struct Project;
+
+impl RowMap for Project {
+    fn map(&self, run: &Run, rows: Vec<Vec<SqlValue>>) -> Result<Vec<Vec<SqlValue>>> {
+        let idx: Vec<usize> = run
+            .insert_cols
+            .iter()
+            .map(|c| run.select_cols.iter().position(|s| s == c).unwrap_or(0))
+            .collect();
+        if idx.len() == run.select_cols.len() && idx.iter().enumerate().all(|(i, j)| i == *j) {
+            return Ok(rows);
+        }
+        Ok(rows
+            .into_iter()
+            .map(|r| idx.iter().map(|j| r[*j].clone()).collect())
+            .collect())
+    }
+}
+
+/// The script's `transform(row)`, called on the Lua thread (slower path).
+struct Transform {
+    f: Function,
     lua: Lua,
+}
+
+impl RowMap for Rc<Transform> {
+    fn map(&self, run: &Run, rows: Vec<Vec<SqlValue>>) -> Result<Vec<Vec<SqlValue>>> {
+        let f = &self.f;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let t = row_to_lua(&self.lua, &run.select_cols, &r, false)
+                .map_err(|e| FerryError::from_lua_error(&e))?;
+            let v: Value = f.call(t).map_err(|e| FerryError::from_lua_error(&e))?;
+            match v {
+                Value::Nil | Value::Boolean(false) => continue,
+                Value::Table(t) => {
+                    let mut row = Vec::with_capacity(run.insert_cols.len());
+                    for c in &run.insert_cols {
+                        row.push(
+                            value_from_lua(
+                                &t.get::<Value>(c.as_str())
+                                    .map_err(|e| FerryError::from_lua_error(&e))?,
+                            )
+                            .map_err(|e| FerryError::from_lua_error(&e))?,
+                        );
+                    }
+                    out.push(row);
+                }
+                other => {
+                    return Err(FerryError::new(
+                        ErrorKind::InvalidInput,
+                        format!(
+                            "transform returned a {}, expected a row table or nil",
+                            other.type_name()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Run {
@@ -308,59 +384,15 @@ impl Run {
         Ok(db.query(&sql, &params).await?.rows.into_iter().next())
     }
 
-    /// Applies the Lua transform to a batch (slower path).
-    fn transform_rows(&self, rows: Vec<Vec<SqlValue>>) -> Result<Vec<Vec<SqlValue>>> {
-        let Some(f) = &self.transform else {
-            return Ok(rows);
-        };
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let t = row_to_lua(&self.lua, &self.select_cols, &r, false)
-                .map_err(|e| FerryError::from_lua_error(&e))?;
-            let v: Value = f.call(t).map_err(|e| FerryError::from_lua_error(&e))?;
-            match v {
-                Value::Nil | Value::Boolean(false) => continue,
-                Value::Table(t) => {
-                    let mut row = Vec::with_capacity(self.insert_cols.len());
-                    for c in &self.insert_cols {
-                        row.push(
-                            value_from_lua(
-                                &t.get::<Value>(c.as_str())
-                                    .map_err(|e| FerryError::from_lua_error(&e))?,
-                            )
-                            .map_err(|e| FerryError::from_lua_error(&e))?,
-                        );
-                    }
-                    out.push(row);
-                }
-                other => {
-                    return Err(FerryError::new(
-                        ErrorKind::InvalidInput,
-                        format!(
-                            "transform returned a {}, expected a row table or nil",
-                            other.type_name()
-                        ),
-                    ));
-                }
-            }
-        }
-        Ok(out)
-    }
-
     /// Copies one range to its end, retrying batches after connection failures.
-    async fn copy_range(self: &Rc<Self>, i: usize, resume: bool) -> Result<()> {
+    async fn copy_range<M: RowMap>(&self, i: usize, resume: bool, map: &M) -> Result<()> {
         let hi = self.ranges[i].hi;
-        let mut after = self.last.borrow()[i]
+        let mut after = lock(&self.last)[i]
             .clone()
             .or_else(|| self.ranges[i].lo.clone());
         if resume && let Some(m) = self.target_max(&after, hi).await? {
             after = Some(m);
         }
-        let insert_idx: Vec<usize> = self
-            .insert_cols
-            .iter()
-            .map(|c| self.select_cols.iter().position(|s| s == c).unwrap_or(0))
-            .collect();
         let mut failures = 0;
         // One source and one target connection for the whole range: a connection returned to
         // the pool is reset, which would drop its prepared statements and make every batch
@@ -384,14 +416,7 @@ impl Run {
                     .iter()
                     .map(|k| rs.rows[n - 1][*k].clone())
                     .collect();
-                let rows = if self.transform.is_some() {
-                    self.transform_rows(rs.rows)?
-                } else {
-                    rs.rows
-                        .into_iter()
-                        .map(|r| insert_idx.iter().map(|j| r[*j].clone()).collect())
-                        .collect()
-                };
+                let rows = map.map(self, rs.rows)?;
                 if let Some(t) = &self.opts.throttle {
                     t.acquire(n as u64).await;
                 }
@@ -402,9 +427,9 @@ impl Run {
                         .exec(&self.dst.display, &self.insert_sql(nrows), &params)
                         .await?;
                 }
-                *self.rows.borrow_mut() += n as u64;
-                *self.batches.borrow_mut() += 1;
-                self.last.borrow_mut()[i] = Some(last_key.clone());
+                self.rows.fetch_add(n as u64, Ordering::Relaxed);
+                self.batches.fetch_add(1, Ordering::Relaxed);
+                lock(&self.last)[i] = Some(last_key.clone());
                 after = Some(last_key);
                 Ok(n == self.opts.batch)
             }
@@ -414,7 +439,7 @@ impl Run {
                 Ok(false) => break,
                 Err(e) if e.retryable && failures < 5 => {
                     failures += 1;
-                    *self.retries.borrow_mut() += 1;
+                    self.retries.fetch_add(1, Ordering::Relaxed);
                     // The connections may be dead: take fresh ones for the next attempt.
                     conns = None;
                     tracing::warn!(target: EV, "{}: range {} batch failed, retrying ({}/5): {}", self.opts.title, i + 1, failures, e.one_line());
@@ -424,7 +449,7 @@ impl Run {
                     match self.target_max(&after, hi).await {
                         Ok(Some(m)) => {
                             after = Some(m);
-                            self.last.borrow_mut()[i] = after.clone();
+                            lock(&self.last)[i] = after.clone();
                         }
                         Ok(None) => {}
                         Err(e2) => {
@@ -440,8 +465,29 @@ impl Run {
                 }
             }
         }
-        self.done.borrow_mut()[i] = true;
+        lock(&self.done)[i] = true;
         Ok(())
+    }
+}
+
+/// One worker: takes ranges from the queue until it is empty or a range failed.
+async fn work<M: RowMap>(
+    run: Arc<Run>,
+    queue: Arc<Mutex<VecDeque<usize>>>,
+    failed: Arc<Mutex<Option<FerryError>>>,
+    resume: bool,
+    map: M,
+) {
+    loop {
+        if lock(&failed).is_some() {
+            break;
+        }
+        let next = lock(&queue).pop_front();
+        let Some(i) = next else { break };
+        if let Err(e) = run.copy_range(i, resume, &map).await {
+            lock(&failed).get_or_insert(e);
+            break;
+        }
     }
 }
 
@@ -826,7 +872,7 @@ pub async fn copy_table(
         }
     };
     let n_ranges = ranges.len();
-    let run = Rc::new(Run {
+    let run = Arc::new(Run {
         src: src.clone(),
         dst: dst.clone(),
         select_cols,
@@ -834,17 +880,15 @@ pub async fn copy_table(
         key: key.clone(),
         key_idx,
         ranges,
-        last: RefCell::new(if last.len() == n_ranges {
+        last: Mutex::new(if last.len() == n_ranges {
             last
         } else {
             vec![None; n_ranges]
         }),
-        done: RefCell::new(vec![false; n_ranges]),
-        rows: RefCell::new(0),
-        batches: RefCell::new(0),
-        retries: RefCell::new(0),
-        transform,
-        lua: lua.clone(),
+        done: Mutex::new(vec![false; n_ranges]),
+        rows: AtomicU64::new(0),
+        batches: AtomicU64::new(0),
+        retries: AtomicU64::new(0),
         opts: o,
     });
     let save_plan = |run: &Run| -> Result<()> {
@@ -854,9 +898,7 @@ pub async fn copy_table(
                 .iter()
                 .map(|r| json!({"lo": r.lo.as_ref().map(|k| key_json(k)), "hi": r.hi}))
                 .collect();
-            let last: Vec<Json> = run
-                .last
-                .borrow()
+            let last: Vec<Json> = lock(&run.last)
                 .iter()
                 .map(|l| l.as_ref().map(|k| key_json(k)).unwrap_or(Json::Null))
                 .collect();
@@ -879,29 +921,57 @@ pub async fn copy_table(
         run.opts.workers, run.opts.batch, if resume { ", resuming" } else { "" });
 
     // Workers take ranges from a shared queue; a ticker reports and checkpoints every second.
-    let queue = Rc::new(RefCell::new(
-        (0..n_ranges).collect::<std::collections::VecDeque<usize>>(),
-    ));
-    let failed: Rc<RefCell<Option<FerryError>>> = Rc::new(RefCell::new(None));
-    let workers = (0..run.opts.workers.min(n_ranges).max(1)).map(|_| {
-        let run = run.clone();
-        let queue = queue.clone();
-        let failed = failed.clone();
-        async move {
-            loop {
-                if failed.borrow().is_some() {
-                    break;
-                }
-                let next = queue.borrow_mut().pop_front();
-                let Some(i) = next else { break };
-                if let Err(e) = run.copy_range(i, resume).await {
-                    failed.borrow_mut().get_or_insert(e);
-                    break;
-                }
+    let queue = Arc::new(Mutex::new((0..n_ranges).collect::<VecDeque<usize>>()));
+    let failed: Arc<Mutex<Option<FerryError>>> = Arc::new(Mutex::new(None));
+    let n_workers = run.opts.workers.min(n_ranges).max(1);
+    let has_transform = transform.is_some();
+    let all: futures::future::LocalBoxFuture<'_, ()> = match transform {
+        None => {
+            // On the multi-threaded runtime; dropping the set (an interrupt, a failed
+            // checkpoint) aborts the workers.
+            let mut set = tokio::task::JoinSet::new();
+            for _ in 0..n_workers {
+                set.spawn(work(
+                    run.clone(),
+                    queue.clone(),
+                    failed.clone(),
+                    resume,
+                    Project,
+                ));
             }
+            let failed = failed.clone();
+            Box::pin(async move {
+                while let Some(joined) = set.join_next().await {
+                    if let Err(e) = joined {
+                        lock(&failed).get_or_insert(FerryError::new(
+                            ErrorKind::Internal,
+                            format!("a copy_table worker ended abnormally: {e}"),
+                        ));
+                    }
+                }
+            })
         }
-    });
-    let all = futures::future::join_all(workers);
+        Some(f) => {
+            let t = Rc::new(Transform {
+                f,
+                lua: lua.clone(),
+            });
+            let workers: Vec<_> = (0..n_workers)
+                .map(|_| {
+                    work(
+                        run.clone(),
+                        queue.clone(),
+                        failed.clone(),
+                        resume,
+                        t.clone(),
+                    )
+                })
+                .collect();
+            Box::pin(async move {
+                futures::future::join_all(workers).await;
+            })
+        }
+    };
     tokio::pin!(all);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
@@ -910,8 +980,8 @@ pub async fn copy_table(
         tokio::select! {
             _ = &mut all => break,
             _ = tick.tick() => {
-                let rows = *run.rows.borrow();
-                let done = run.done.borrow().iter().filter(|d| **d).count();
+                let rows = run.rows.load(Ordering::Relaxed);
+                let done = lock(&run.done).iter().filter(|d| **d).count();
                 let secs = started.elapsed().as_secs();
                 tracing::info!(target: EV, "{}: processed for {secs} seconds, ({done}/{n_ranges}) ranges, total {rows} rows, last second {} rows",
                     run.opts.title, rows - last_rows);
@@ -927,14 +997,14 @@ pub async fn copy_table(
         }
     }
     save_plan(&run)?;
-    if let Some(e) = failed.borrow_mut().take() {
+    if let Some(e) = lock(&failed).take() {
         return Err(e);
     }
-    let rows = *run.rows.borrow();
+    let rows = run.rows.load(Ordering::Relaxed);
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(target: EV, "{}: copy done, total {rows} rows in {secs:.1}s ({:.0} rows/s)", run.opts.title, rows as f64 / secs.max(0.001));
-    let mut report = json!({"rows": rows, "batches": *run.batches.borrow(), "seconds": secs, "ranges": n_ranges,
-                            "resumed": resume, "retries": *run.retries.borrow()});
+    let mut report = json!({"rows": rows, "batches": run.batches.load(Ordering::Relaxed), "seconds": secs, "ranges": n_ranges,
+                            "resumed": resume, "retries": run.retries.load(Ordering::Relaxed)});
     // A shard verifies its own slice of the key range (the other shards may still be copying).
     let (src_where, dst_where) = match run.opts.shard {
         None => (run.opts.where_.clone(), None),
@@ -972,7 +1042,7 @@ pub async fn copy_table(
             let d = count(&dst, &run.opts.dst_table, dst_where.as_deref()).await?;
             report["source_rows"] = json!(s);
             report["target_rows"] = json!(d);
-            if s != d && run.transform.is_none() {
+            if s != d && !has_transform {
                 return Err(FerryError::new(
                     ErrorKind::Conflict,
                     format!(

@@ -128,8 +128,14 @@ pub struct Meta {
     /// the largest JSON body a Stream Load takes without `ignore_json_size: true`. Tests set it
     /// small to keep their data small.
     pub json_max_batch_bytes: u64,
-    /// BE `streaming_load_max_mb` in bytes (config.h, default 102400 MB): any body.
+    /// BE `streaming_load_max_mb` in bytes (config.h, default 102400 MB): any body, by its
+    /// Content-Length or, chunked, by the bytes read (`evhttp_connection_set_max_body_size`).
     pub stream_load_max_bytes: u64,
+    /// The memory a load may use to buffer a JSON body whole (its instance MemTracker: the
+    /// load's `load_mem_limit`/`exec_mem_limit`, 2 GB by default). A chunked JSON body is not
+    /// held to `json_max_batch_bytes` (no Content-Length) but is buffered whole under this
+    /// tracker (StreamLoadAction::on_chunk_data); tests set it small.
+    pub load_mem_limit_bytes: u64,
     /// Shared-data mode: SHOW PARTITIONS has the lake columns (CompactVersion, NextVersion...).
     pub shared_data: bool,
     /// (db, table, partition) → the version the last compaction published (CompactionMgr
@@ -273,6 +279,7 @@ impl StarRocks {
                 max_disk_used_pct: 12.5,
                 json_max_batch_bytes: 100 * 1024 * 1024,
                 stream_load_max_bytes: 102_400 * 1024 * 1024,
+                load_mem_limit_bytes: 2 * 1024 * 1024 * 1024,
                 ..Meta::default()
             }),
             pool,

@@ -202,7 +202,9 @@ fn compactions_on_a_shared_data_source_are_not_copied_again() {
     s.src.meta().shared_data = true;
     s.run(&[]).code(0);
     let before = s.dst.loads().len();
-    // Compaction publishes a version of its own; the rows stay.
+    // Compaction publishes a version of its own; the rows stay. Two of them between two looks
+    // (VisibleVersion +2) are still no data change: DATA_VERSION did not move.
+    s.src.compact("shop", "orders", "p202401");
     s.src.compact("shop", "orders", "p202401");
     s.src.compact("shop", "customers", "customers");
     let out = s.run(&[]);
@@ -219,9 +221,26 @@ fn compactions_on_a_shared_data_source_are_not_copied_again() {
     s.run(&[]).code(0);
     s.assert_same("shop", "orders");
     assert_eq!(s.dst.loads().len(), before + 1, "p202401 copied once");
-    // The cutover's last look settles although the source compacts meanwhile.
+    // Two loads and two compactions: copied.
+    s.src
+        .sql("INSERT INTO `shop`.`orders` VALUES (10, '2024-01-10', 'Di', 2.00, NULL, NULL);");
+    s.src.compact("shop", "orders", "p202401");
+    s.src
+        .sql("INSERT INTO `shop`.`orders` VALUES (11, '2024-01-11', 'Ed', 3.00, NULL, NULL);");
+    s.src.compact("shop", "orders", "p202401");
+    s.run(&[]).code(0);
+    s.assert_same("shop", "orders");
+    assert_eq!(s.dst.loads().len(), before + 2, "p202401 copied again");
+    // The cutover run on a source that compacts between any two looks (twice each time): its
+    // rounds copy nothing and its last look (the "source moved" check) finds no lag.
     s.src.compact("shop", "orders", "p202402");
+    s.src.compact_on_show("shop", "orders", 2);
     s.run(&["-p", "cutover=true"]).code(0);
+    assert_eq!(
+        s.dst.loads().len(),
+        before + 2,
+        "nothing copied during the cutover"
+    );
     s.stop();
 }
 

@@ -40,7 +40,7 @@ for _, d in ipairs({
   {name = "batch_rows", type = "integer", default = 5000,
    doc = "unused since loads stream (accepted so command lines that give it still run)"},
   {name = "load_batch_size", type = "size", default = "100MiB",
-   doc = "unused since loads stream: a chunked body has no Content-Length for the BE's streaming_load_max_batch_size_mb check (accepted so command lines that give it still run)"},
+   doc = "the most bytes of one Stream Load when a partition goes as JSON (values CSV cannot carry): keep it at or under the target BE's streaming_load_max_batch_size_mb (default 100 MB); CSV loads stream and are not cut"},
   {name = "recopy", type = "list",
    doc = "db or db.table entries whose partitions are all copied again in this run (e.g. after verify found a difference)"},
 }) do decls[#decls + 1] = d end

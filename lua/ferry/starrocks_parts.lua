@@ -7,10 +7,12 @@
 --   ... PARTITION (name) reads them all) and keeps, per name, the version of every physical id.
 -- * Shared-data clusters publish a new VisibleVersion for every compaction (docs
 --   administration/management/compaction.md) and show it as CompactVersion
---   (PartitionsProcDir.getLakePartitionInfo; CompactionMgr.handleCompactionFinished sets it to the
---   compaction's version, handleLoadingFinished leaves it). A physical partition that moved by
---   exactly one version, to its CompactVersion, with the same RowCount, was only compacted.
---   Anything else (a load and a compaction between two looks) is copied: never a missed load.
+--   (PartitionsProcDir.getLakePartitionInfo, from CompactionMgr statistics per physical
+--   partition). SHOW PARTITIONS has no data version, but information_schema.partitions_meta has
+--   DATA_VERSION: LakeTableTxnLogApplier.applyVisibleLog moves it with every publish except a
+--   LAKE_COMPACTION one, so equal DATA_VERSIONs mean only compactions happened, however many.
+--   Without that column (older clusters) the narrow rule stays: moved by exactly one version, to
+--   its CompactVersion, with the same RowCount. Anything else is copied: never a missed load.
 
 return function(M)
   local function int(v) return math.tointeger(tonumber(v)) end
@@ -21,6 +23,17 @@ return function(M)
   function M.partitions_of(db, dbname, t)
     local rows = db:query("SHOW PARTITIONS FROM " .. M.qualified(dbname, t))
     local out, by = {}, {}
+    local data = {}
+    if rows[1] and rows[1].CompactVersion ~= nil then
+      -- Shared-data: the data version of every physical partition, when the cluster has it.
+      local ok, meta = pcall(db.query, db, ("SELECT PARTITION_ID, DATA_VERSION FROM information_schema.partitions_meta " ..
+        "WHERE DB_NAME = '%s' AND TABLE_NAME = '%s'"):format(dbname:gsub("'", "''"), (t:gsub("'", "''"))))
+      if ok then
+        for _, r in ipairs(meta) do
+          if r.DATA_VERSION ~= nil then data[tostring(r.PARTITION_ID)] = int(r.DATA_VERSION) end
+        end
+      end
+    end
     for _, r in ipairs(rows) do
       local name = r.PartitionName
       local e = by[name]
@@ -32,6 +45,7 @@ return function(M)
       end
       local p = {id = tostring(r.PartitionId), version = int(r.VisibleVersion) or 0,
                  compact = int(r.CompactVersion), rows = int(r.RowCount) or 0}
+      p.data = data[p.id]
       e.phys[#e.phys + 1] = p
       e.version = math.max(e.version, p.version)
       e.rows = e.rows + p.rows
@@ -51,7 +65,7 @@ return function(M)
   --- version and rows.
   function M.partition_record(part)
     local phys = {}
-    for _, p in ipairs(part.phys) do phys[p.id] = {version = p.version, rows = p.rows} end
+    for _, p in ipairs(part.phys) do phys[p.id] = {version = p.version, rows = p.rows, data = p.data} end
     return {version = part.version, id = part.id, phys = phys}
   end
 
@@ -69,7 +83,11 @@ return function(M)
       local l = last.phys[p.id]
       if not l then return true end
       seen = seen + 1
-      if l.version ~= p.version then
+      if l.data and p.data then
+        -- DATA_VERSION moves with loads, not compactions.
+        if l.data ~= p.data then return true end
+        if l.version ~= p.version then compacted = true end
+      elseif l.version ~= p.version then
         if p.compact and p.compact == p.version and p.version == l.version + 1 and p.rows == l.rows then
           compacted = true
         else

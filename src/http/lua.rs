@@ -54,6 +54,17 @@ pub static MODULE: ModuleDef = ModuleDef {
             ),
         },
         FnDoc {
+            name: "row_batches",
+            signature: "ferry.http.row_batches{db = d, sql, params, format = \"csv\" | \"json_lines\" | \"json_array\", column_separator, row_delimiter, datetime_columns, max_bytes} -> iterator",
+            doc: "A query's rows cut into bodies of at most max_bytes each (a row larger than \
+                  max_bytes goes alone): each call returns the next body as a string and its row \
+                  count, then nil. Rows are encoded as for a query body of ferry.http.request (a \
+                  json_array body is a whole JSON array). One query is read as the bodies are \
+                  taken, so memory holds one body; a string body has a Content-Length and can be \
+                  retried, unlike a streamed one.",
+            example: None,
+        },
+        FnDoc {
             name: "get",
             signature: "ferry.http.get(url [, opts]) -> response",
             doc: "ferry.http.request with method GET; opts as for request.",
@@ -121,12 +132,12 @@ const ROWS_KNOWN: &[&str] = &[
     "datetime_columns",
 ];
 
-fn rows_spec(b: &Table) -> mlua::Result<RowsSpec> {
+fn rows_spec(b: &Table, extra: &[&str]) -> mlua::Result<RowsSpec> {
     for pair in b.pairs::<Value, Value>() {
         let (k, _) = pair?;
         if let Value::String(s) = &k {
             let k = s.to_str()?.to_string();
-            if !ROWS_KNOWN.contains(&k.as_str()) {
+            if !ROWS_KNOWN.contains(&k.as_str()) && !extra.contains(&k.as_str()) {
                 return Err(bad(format!(
                     "unknown body option '{k}' (a query body takes: {})",
                     ROWS_KNOWN.join(", ")
@@ -258,7 +269,7 @@ fn build_request(lua: &Lua, t: &Table) -> mlua::Result<(Request, Vec<u16>, Defer
             let key: String = b.get("key")?;
             req.body = Body::Object(store.borrow::<LuaStore>()?.0.clone(), key);
         }
-        Value::Table(b) if b.contains_key("db")? => deferred = Deferred::Rows(rows_spec(&b)?),
+        Value::Table(b) if b.contains_key("db")? => deferred = Deferred::Rows(rows_spec(&b, &[])?),
         other => {
             return Err(bad(format!(
                 "body must be a string, an iterator function, {{store = s, key = k}} or {{db = d, sql = ...}}, not a {}",
@@ -605,5 +616,132 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
     m.set("post", shorthand(lua, "POST")?)?;
     m.set("put", shorthand(lua, "PUT")?)?;
     m.set("delete", shorthand(lua, "DELETE")?)?;
+    m.set("row_batches", lua.create_async_function(row_batches)?)?;
     Ok(m)
+}
+
+/// What `row_batches` iterates over: the query's rows and the encoded row that did not fit
+/// into the last batch.
+struct Batches {
+    rx: tokio::sync::mpsc::Receiver<
+        crate::runtime::error::Result<Vec<crate::sql::value::SqlValue>>,
+    >,
+    columns: Vec<String>,
+    datetime: Vec<bool>,
+    format: RowFormat,
+    max_bytes: usize,
+    held: Option<Vec<u8>>,
+    done: bool,
+}
+
+impl Batches {
+    /// The next body (rows encoded, a JSON array closed) and its row count; None at the end.
+    async fn next(&mut self) -> crate::runtime::error::Result<Option<(Vec<u8>, u64)>> {
+        use super::stream::encode_row;
+        if self.done && self.held.is_none() {
+            return Ok(None);
+        }
+        let array = self.format == RowFormat::JsonArray;
+        let mut out: Vec<u8> = Vec::new();
+        if array {
+            out.push(b'[');
+        }
+        let mut n = 0u64;
+        loop {
+            let row = match self.held.take() {
+                Some(r) => r,
+                None => {
+                    if self.done {
+                        break;
+                    }
+                    match self.rx.recv().await {
+                        Some(r) => {
+                            let r = r?;
+                            let mut one = Vec::new();
+                            encode_row(
+                                &mut one,
+                                &self.columns,
+                                &r,
+                                &self.format,
+                                &self.datetime,
+                                true,
+                            )?;
+                            one
+                        }
+                        None => {
+                            self.done = true;
+                            break;
+                        }
+                    }
+                }
+            };
+            // A row that would take the body past max_bytes starts the next one (a single row
+            // larger than max_bytes goes alone).
+            let extra = row.len() + usize::from(array && n > 0) + usize::from(array);
+            if n > 0 && out.len() + extra > self.max_bytes {
+                self.held = Some(row);
+                break;
+            }
+            if array && n > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&row);
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        if array {
+            out.push(b']');
+        }
+        Ok(Some((out, n)))
+    }
+}
+
+/// ferry.http.row_batches{db, sql, params, format, column_separator, row_delimiter,
+/// datetime_columns, max_bytes}: an iterator over bodies of at most max_bytes each.
+async fn row_batches(lua: Lua, t: Table) -> mlua::Result<mlua::Function> {
+    let max_bytes: usize = t
+        .get::<Option<usize>>("max_bytes")?
+        .filter(|m| *m > 0)
+        .ok_or_else(|| bad("row_batches needs max_bytes (a positive number of bytes)"))?;
+    let spec = rows_spec(&t, &["max_bytes"])?;
+    let mut rx = spec
+        .db
+        .stream(spec.sql.clone(), spec.params.clone())
+        .await
+        .lua_err()?;
+    let columns: Vec<String> = match rx.recv().await {
+        Some(Ok(names)) => names
+            .iter()
+            .map(|n| String::from_utf8_lossy(&n.canonical()).into_owned())
+            .collect(),
+        Some(Err(e)) => return Err(e.into()),
+        None => Vec::new(),
+    };
+    let datetime = columns
+        .iter()
+        .map(|c| spec.datetime_columns.iter().any(|d| d == c))
+        .collect();
+    let state = std::rc::Rc::new(tokio::sync::Mutex::new(Batches {
+        rx,
+        columns,
+        datetime,
+        format: spec.format,
+        max_bytes,
+        held: None,
+        done: false,
+    }));
+    lua.create_async_function(move |lua, ()| {
+        let state = state.clone();
+        async move {
+            match state.lock().await.next().await.lua_err()? {
+                Some((body, n)) => Ok((
+                    Value::String(lua.create_string(&body)?),
+                    Value::Integer(n as i64),
+                )),
+                None => Ok((Value::Nil, Value::Nil)),
+            }
+        }
+    })
 }

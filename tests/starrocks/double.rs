@@ -128,13 +128,29 @@ pub struct Meta {
     /// the largest JSON body a Stream Load takes without `ignore_json_size: true`. Tests set it
     /// small to keep their data small.
     pub json_max_batch_bytes: u64,
-    /// BE `streaming_load_max_mb` in bytes (config.h, default 102400 MB): any body.
+    /// BE `streaming_load_max_mb` in bytes (config.h, default 102400 MB): any body, by its
+    /// Content-Length or, chunked, by the bytes read (`evhttp_connection_set_max_body_size`).
     pub stream_load_max_bytes: u64,
+    /// The memory a load may use to buffer a JSON body whole (its instance MemTracker: the
+    /// load's `load_mem_limit`/`exec_mem_limit`, 2 GB by default). A chunked JSON body is not
+    /// held to `json_max_batch_bytes` (no Content-Length) but is buffered whole under this
+    /// tracker (StreamLoadAction::on_chunk_data); tests set it small.
+    pub load_mem_limit_bytes: u64,
     /// Shared-data mode: SHOW PARTITIONS has the lake columns (CompactVersion, NextVersion...).
     pub shared_data: bool,
-    /// (db, table, partition) → the version the last compaction published (CompactionMgr
-    /// `handleCompactionFinished`); shown as CompactVersion, 0 before any compaction.
-    pub compact_versions: HashMap<(String, String, String), i64>,
+    /// Physical partition id → the version its last compaction published; shown as
+    /// CompactVersion, 0 before any compaction. Keyed by physical id as upstream keys it
+    /// (CompactionMgr statistics by `PartitionIdentifier(dbId, tableId, physicalPartitionId)`,
+    /// read by PartitionsProcDir.getLakePartitionInfo).
+    pub compact_versions: HashMap<i64, i64>,
+    /// Physical partition id → compactions it went through: its DATA_VERSION
+    /// (information_schema.partitions_meta) is VisibleVersion minus these, since a compaction
+    /// publishes a visible version but no data version (LakeTableTxnLogApplier.applyVisibleLog:
+    /// `setDataVersion` only when the source type is not LAKE_COMPACTION).
+    pub compactions: HashMap<i64, i64>,
+    /// Tables whose every SHOW PARTITIONS is preceded by this many compactions of each of their
+    /// partitions (a busy shared-data source that compacts between any two looks).
+    pub compact_on_show: HashMap<(String, String), u32>,
     /// (db, table, partition) → earlier physical partitions of that name; the current one (which
     /// loads write to) has `current_ids` or the default id.
     pub sealed: HashMap<(String, String, String), Vec<Sealed>>,
@@ -273,6 +289,7 @@ impl StarRocks {
                 max_disk_used_pct: 12.5,
                 json_max_batch_bytes: 100 * 1024 * 1024,
                 stream_load_max_bytes: 102_400 * 1024 * 1024,
+                load_mem_limit_bytes: 2 * 1024 * 1024 * 1024,
                 ..Meta::default()
             }),
             pool,
@@ -402,12 +419,14 @@ impl StarRocks {
     /// generates a new version of data"), the FE records it as the CompactVersion
     /// (`CompactionMgr.handleCompactionFinished`), and the rows stay as they were.
     pub fn compact(&self, sr_db: &str, table: &str, partition: &str) {
-        let mut m = self.meta();
-        let k = (sr_db.to_string(), table.to_string(), partition.to_string());
-        let v = m.versions.entry(k.clone()).or_insert(1);
-        *v += 1;
-        let v = *v;
-        m.compact_versions.insert(k, v);
+        compact_current(&mut self.meta(), sr_db, table, partition);
+    }
+
+    /// Every SHOW PARTITIONS of the table from now on first compacts each partition `n` times.
+    pub fn compact_on_show(&self, sr_db: &str, table: &str, n: u32) {
+        self.meta()
+            .compact_on_show
+            .insert((sr_db.to_string(), table.to_string()), n);
     }
 
     /// Seals the current physical partition of `partition` and starts a new one under the same
@@ -719,4 +738,22 @@ pub async fn bump_changed(
         }
     }
     Ok(())
+}
+
+/// One compaction of the physical partition loads write to (the current one of that name): a new
+/// visible version, published as the CompactVersion of that physical id, no new data version.
+pub fn compact_current(m: &mut Meta, sr_db: &str, table: &str, partition: &str) {
+    let k = (sr_db.to_string(), table.to_string(), partition.to_string());
+    let id = match m.current_ids.get(&k) {
+        Some(id) => *id,
+        None => match m.tables.get(&(sr_db.to_string(), table.to_string())) {
+            Some(t) => t.id * 100 + show::partition_index(t, partition),
+            None => return,
+        },
+    };
+    let v = m.versions.entry(k).or_insert(1);
+    *v += 1;
+    let v = *v;
+    m.compact_versions.insert(id, v);
+    *m.compactions.entry(id).or_insert(0) += 1;
 }

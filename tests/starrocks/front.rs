@@ -233,6 +233,13 @@ pub async fn handle(
         }
     }
 
+    if let Some(c) = re(
+        r"(?is)^SELECT\s+.*\s+FROM\s+information_schema\.partitions_meta\s+WHERE\s+DB_NAME\s*=\s*'([^']*)'\s+AND\s+TABLE_NAME\s*=\s*'([^']*)'\s*$",
+    )
+    .captures(sql)
+    {
+        return show::partitions_meta(shared, conn, &(c[1].to_string(), c[2].to_string())).await;
+    }
     if let Some(c) = re(r"(?is)^SHOW\s+PARTITIONS\s+FROM\s+(\S+)").captures(sql) {
         return show::show_partitions(shared, conn, &qualified(&c[1])?).await;
     }

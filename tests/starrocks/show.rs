@@ -37,6 +37,23 @@ pub async fn show_partitions(
         .get(key)
         .cloned()
         .ok_or_else(|| (1146, format!("Unknown table '{}.{}'", key.0, key.1)))?;
+    let busy = shared
+        .meta
+        .lock()
+        .expect("meta")
+        .compact_on_show
+        .get(key)
+        .copied()
+        .unwrap_or(0);
+    if busy > 0 {
+        let names = super::partition_names(shared, key);
+        let mut m = shared.meta.lock().expect("meta");
+        for name in names {
+            for _ in 0..busy {
+                super::compact_current(&mut m, &key.0, &key.1, &name);
+            }
+        }
+    }
     let fps = fingerprints(shared, conn, key).await?;
     let parsed = ddl::parse(&t.ddl).map_err(fail)?;
     let dist = if re(r"(?is)DISTRIBUTED\s+BY\s+RANDOM").is_match(&t.ddl) {
@@ -105,7 +122,7 @@ pub async fn show_partitions(
                 .clone()
                 .unwrap_or_else(|| format!("{:.3}KB", count as f64 * 0.05));
             if m.shared_data {
-                let compact = m.compact_versions.get(&k).copied().unwrap_or(0);
+                let compact = m.compact_versions.get(&id).copied().unwrap_or(0);
                 rows.push(vec![
                     Some(id.to_string()),
                     Some(name.clone()),
@@ -436,5 +453,53 @@ pub async fn show_data(
     Ok(Answer::Rows(
         cols(&["TableName", "Size", "ReplicaCount"]),
         rows,
+    ))
+}
+
+/// `information_schema.partitions_meta` (fe SchemaTable PARTITIONS_META, filled from
+/// PhysicalPartition): one row per physical partition, the columns ferry reads. DATA_VERSION moves
+/// with loads only (LakeTableTxnLogApplier.applyVisibleLog), VISIBLE_VERSION with compactions too.
+pub async fn partitions_meta(
+    shared: &Shared,
+    conn: &mut mysql_async::Conn,
+    key: &Key,
+) -> Result<Answer, Fail> {
+    let Answer::Rows(_, rows) = show_partitions(shared, conn, key).await? else {
+        return Ok(Answer::Rows(cols(&[]), Vec::new()));
+    };
+    let m = shared.meta.lock().expect("meta");
+    let lake = m.shared_data;
+    let out = rows
+        .into_iter()
+        .map(|r| {
+            let id: i64 = r[0].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let visible: i64 = r[if lake { 3 } else { 2 }]
+                .as_deref()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            let compact = if lake { r[2].clone() } else { Some("0".into()) };
+            let data = visible - m.compactions.get(&id).copied().unwrap_or(0);
+            vec![
+                Some(key.0.clone()),
+                Some(key.1.clone()),
+                r[1].clone(),
+                Some(id.to_string()),
+                compact,
+                Some(visible.to_string()),
+                Some(data.to_string()),
+            ]
+        })
+        .collect();
+    Ok(Answer::Rows(
+        cols(&[
+            "DB_NAME",
+            "TABLE_NAME",
+            "PARTITION_NAME",
+            "PARTITION_ID",
+            "COMPACT_VERSION",
+            "VISIBLE_VERSION",
+            "DATA_VERSION",
+        ]),
+        out,
     ))
 }

@@ -130,19 +130,23 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
     let strip = header(&req, "strip_outer_array").is_some_and(|v| v == "true");
     let col_sep = separator(header(&req, "column_separator").unwrap_or("\\t"));
     let row_delim = separator(header(&req, "row_delimiter").unwrap_or("\\n"));
-    // be/src/http/action/stream_load.cpp StreamLoadAction::_on_header, before the transaction
-    // begins (TxnId 0, the label stays free) and before the body is read: Content-Length above
+    // be/src/http/action/stream_load.cpp StreamLoadAction::_on_header (StarRocks main, read at
+    // 0072603), before the transaction begins and before the body is read: Content-Length above
     // streaming_load_max_mb fails any load; a JSON body above streaming_load_max_batch_size_mb
     // fails unless `ignore_json_size: true` (boost::iequals). A chunked body (no Content-Length)
-    // has body_bytes 0 there and passes both checks.
-    let body_bytes: u64 = header(&req, "content-length")
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
+    // has body_bytes 0 there and passes both checks; what bounds it is below, where it is read.
+    let content_length: Option<u64> =
+        header(&req, "content-length").and_then(|v| v.trim().parse().ok());
+    let body_bytes: u64 = content_length.unwrap_or(0);
     let ignore_json_size =
         header(&req, "ignore_json_size").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let (max_body, max_json) = {
+    let (max_body, max_json, mem_limit) = {
         let m = shared.meta.lock().expect("meta");
-        (m.stream_load_max_bytes, m.json_max_batch_bytes)
+        (
+            m.stream_load_max_bytes,
+            m.json_max_batch_bytes,
+            m.load_mem_limit_bytes,
+        )
     };
     let refused = if body_bytes > max_body {
         Some(format!(
@@ -167,11 +171,13 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
             bytes: body_bytes,
         });
         // StreamLoadContext::to_json: status other than OK/PUBLISH_TIMEOUT/LABEL_ALREADY_EXISTS
-        // is "Fail", Message the status text.
+        // is "Fail", Message the status text. No transaction has begun: TxnId is ctx->txn_id's
+        // initial -1 (runtime/stream_load/stream_load_context.h `int64_t txn_id = -1`), the
+        // same value ctx->brief() printed into the message ("txn_id: -1").
         return Ok(json(
             200,
             serde_json::json!({
-                "TxnId": 0, "Label": label, "Status": "Fail", "Message": msg,
+                "TxnId": -1, "Label": label, "Status": "Fail", "Message": msg,
                 "NumberTotalRows": 0, "NumberLoadedRows": 0, "NumberFilteredRows": 0,
                 "NumberUnselectedRows": 0, "LoadBytes": 0, "LoadTimeMs": 0,
                 "BeginTxnTimeMs": 0, "StreamLoadPlanTimeMs": 0, "ReadDataTimeMs": 0,
@@ -215,10 +221,46 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
             "connection closed by the double mid-body",
         ));
     }
-    let body = match req.into_body().collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return Err(std::io::Error::other(e.to_string())),
-    };
+    // StreamLoadAction::on_chunk_data. A chunked body is capped by streaming_load_max_mb through
+    // evhttp_connection_set_max_body_size (_on_header's else branch): libevent's
+    // evhttp_handle_chunked_read answers DATA_TOO_LONG once the bytes read pass it and the
+    // connection is failed (evhttp_connection_fail_), so the client loses the connection and
+    // nothing is committed. A JSON body is not streamed to the scanner: on_chunk_data keeps it
+    // whole in ctx->buffer (processInBatchMode), growing it under the load's instance
+    // MemTracker (ByteBuffer::allocate_with_tracker), so a chunked JSON body that passed
+    // _on_header's size check fails when the buffer outgrows the load's memory limit
+    // (ASSIGN_OR_SET_STATUS_AND_RETURN_IF_ERROR sets ctx->status; later chunks are dropped and
+    // handle() answers Fail with the begun txn's id).
+    let is_json = format == "json";
+    let mut buf: Vec<u8> = Vec::new();
+    let mut read: u64 = 0;
+    let mut over_memory = false;
+    let mut incoming = req.into_body();
+    while let Some(frame) = incoming.frame().await {
+        let frame = frame.map_err(|e| std::io::Error::other(e.to_string()))?;
+        let Some(d) = frame.data_ref() else { continue };
+        read += d.len() as u64;
+        if content_length.is_none() && read > max_body {
+            shared.meta.lock().expect("meta").loads.push(LoadRecord {
+                db: db.clone(),
+                table: table.clone(),
+                label: label.clone(),
+                status: "Cancelled".into(),
+                rows: 0,
+                bytes: read,
+            });
+            return Err(std::io::Error::other(
+                "chunked body over streaming_load_max_mb: connection failed (evhttp DATA_TOO_LONG)",
+            ));
+        }
+        if is_json && read > mem_limit {
+            over_memory = true;
+        }
+        if !over_memory {
+            buf.extend_from_slice(d);
+        }
+    }
+    let body = Bytes::from(buf);
     hold(shared).await;
     let started = std::time::Instant::now();
     let key = (db.clone(), table.clone());
@@ -285,6 +327,12 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
         || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
     {
         return fail(format!("Incorrect label format: {label}"));
+    }
+    if over_memory {
+        return fail(format!(
+            "Memory limit exceeded: a JSON body is buffered whole and {read} bytes pass the load's \
+             memory limit {mem_limit} (StreamLoadAction::on_chunk_data; the double's wording)"
+        ));
     }
     if fault == Some(LoadFault::Fail) {
         return fail("[E1008]Reached timeout=600000ms @127.0.0.1 (injected by the double)".into());

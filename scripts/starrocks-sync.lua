@@ -75,7 +75,12 @@ end
 
 local Q, QQ = sr.quote, sr.qualified
 
-local function connect(side)
+-- jdbc_connect_timeout_ms bounds every connection's opening; jdbc_socket_timeout_ms bounds the
+-- metadata and control statements, as the official tool's JDBC socket timeout does. The data
+-- statements (the partition SELECT streamed into a Stream Load, INSERT ... SELECT from the
+-- staging table) go through a second pool with no statement limit: they run as long as the data
+-- takes, which the official tool leaves to the cluster's own replication jobs.
+local function connect(side, data)
   local host, port = sr.map_address(hosts, side:upper(), cfg[side .. "_fe_host"], cfg[side .. "_fe_query_port"])
   local url = ("mysql://%s:%s@%s:%d/"):format(sr.urlencode(cfg[side .. "_cluster_user"]),
     sr.urlencode(cfg[side .. "_cluster_password"]), host, port)
@@ -83,7 +88,12 @@ local function connect(side)
   if cfg[side .. "_cluster_ssl_mode"] ~= "" then tls[#tls + 1] = "ssl-mode=" .. sr.urlencode(cfg[side .. "_cluster_ssl_mode"]) end
   if cfg[side .. "_cluster_ssl_ca"] ~= "" then tls[#tls + 1] = "ssl-ca=" .. sr.urlencode(cfg[side .. "_cluster_ssl_ca"]) end
   if #tls > 0 then url = url .. "?" .. table.concat(tls, "&") end
-  local ok, db = pcall(ferry.sql.connect, url, {pool_size = math.max(cfg.replication_job_batch_size, cfg.meta_job_threads) + 2})
+  -- 0 (or less) means no limit, as for JDBC's connectTimeout and socketTimeout.
+  local function secs(ms) return ms > 0 and ms / 1000 or nil end
+  local opts = {pool_size = math.max(cfg.replication_job_batch_size, cfg.meta_job_threads) + 2,
+    connect_timeout = secs(cfg.jdbc_connect_timeout_ms)}
+  if not data then opts.query_timeout = secs(cfg.jdbc_socket_timeout_ms) end
+  local ok, db = pcall(ferry.sql.connect, url, opts)
   if not ok then
     local kind = type(db) == "table" and db.kind == "auth" and "auth" or "unavailable"
     ferry.fail(kind, ("cannot log in to the %s cluster's FE query port %s:%d as %s: %s"):format(side, host, port,
@@ -96,6 +106,7 @@ end
 
 local src, s_host, s_port = connect("source")
 local dst, t_host, t_port = connect("target")
+local src_data, dst_data = connect("source", true), connect("target", true)
 
 -- The sync state (versions copied) belongs to one pair of clusters: refuse another pair's.
 local pair = {source = ("%s:%d"):format(s_host, s_port), target = ("%s:%d"):format(t_host, t_port)}
@@ -459,7 +470,7 @@ end, {always = true})
 local copier -- set once the target's Stream Load address is known (preparation)
 
 local function copy_partition(job)
-  copier = copier or sr.copier{src = src, dst = dst, http_url = target_http, user = cfg.target_cluster_user,
+  copier = copier or sr.copier{src = src_data, dst = dst_data, http_url = target_http, user = cfg.target_cluster_user,
     password = cfg.target_cluster_password, load_retries = p.load_retries, load_timeout = p.load_timeout,
     batch_rows = p.batch_rows, batch_bytes = p.load_batch_size, counters = function() return counters end}
   copier.copy(job)

@@ -318,3 +318,33 @@ fn the_loop_follows_new_loads_until_interrupted() {
     assert_eq!(s.loads_of("p202403", "Success").len(), 1);
     s.stop();
 }
+
+#[test]
+fn jdbc_connect_timeout_ms_bounds_the_login_to_a_silent_fe() {
+    let Some(s) = site("") else { return };
+    // A "FE" that accepts the TCP connection and never sends the MySQL handshake.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        for c in silent.incoming().flatten() {
+            kept.push(c);
+            if kept.len() > 16 {
+                break;
+            }
+        }
+    });
+    let out = s.run(&[
+        "-p",
+        &format!("source_fe_query_port={port}"),
+        "-p",
+        "jdbc_connect_timeout_ms=1500",
+    ]);
+    out.code(1)
+        .stderr_has(&format!(
+            "cannot log in to the source cluster's FE query port 127.0.0.1:{port}"
+        ))
+        .stderr_has("no answer within 1.5 s (connect_timeout)");
+    drop(held);
+    s.stop();
+}

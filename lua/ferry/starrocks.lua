@@ -28,8 +28,8 @@ M.KEYS = {
   {"source_cluster_ssl_ca", "string", "", "yes"},
   {"target_cluster_ssl_mode", "string", "", "yes"},
   {"target_cluster_ssl_ca", "string", "", "yes"},
-  {"jdbc_connect_timeout_ms", "integer", 30000, "no"},
-  {"jdbc_socket_timeout_ms", "integer", 60000, "no"},
+  {"jdbc_connect_timeout_ms", "integer", 30000, "yes"},
+  {"jdbc_socket_timeout_ms", "integer", 60000, "yes"},
   {"include_data_list", "list", {}, "yes"},
   {"exclude_data_list", "list", {}, "yes"},
   {"target_cluster_storage_volume", "string", "", "yes"},
@@ -64,8 +64,6 @@ M.KEYS = {
 
 M.WHY_NOT = {
   source_cluster_token = "ferry copies through SQL and Stream Load; the token is for BE-to-BE snapshot downloads",
-  jdbc_connect_timeout_ms = "ferry's SQL client uses its own connect timeout",
-  jdbc_socket_timeout_ms = "ferry's SQL client has no socket timeout setting",
   ddl_job_allow_drop_inconsistent_bitmap_index = "bitmap index changes are schema changes " ..
     "(ddl_job_allow_drop_schema_change_table)",
   ddl_job_allow_drop_bitmap_index_target_only = "bitmap index changes are schema changes " ..

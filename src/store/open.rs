@@ -378,7 +378,7 @@ fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<S3Opened> 
         display: display.to_string(),
         backend: Backend::S3,
     };
-    let acl = acl_from_bucket.then(|| (acl_state, bucket_endpoint));
+    let acl = acl_from_bucket.then_some((acl_state, bucket_endpoint));
     Ok((store, creds, acl))
 }
 

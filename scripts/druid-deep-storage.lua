@@ -313,8 +313,9 @@ local function read_manifest()
   return m
 end
 
--- S3 uploads carry what Druid's S3 pusher would put on them: druid.storage.sse.* encryption and
--- the bucket-owner-full-control ACL unless druid.storage.disableAcl=true (lua/ferry/druid.lua
+-- S3 uploads carry what Druid's S3 pusher would put on them: druid.storage.sse.* encryption and,
+-- unless druid.storage.disableAcl=true, the bucket's ACL plus FULL_CONTROL for the bucket owner
+-- (read once with GetBucketAcl when the target opens, before anything is copied; lua/ferry/druid.lua
 -- s3_options cites the upstream classes).
 local s3_opts, s3_shown = {}, {}
 if target.kind == "s3" then s3_opts, s3_shown = druid.s3_options(conf) end

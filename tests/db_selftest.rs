@@ -206,3 +206,43 @@ fn postgres_user_can_create_databases() {
     );
     assert_eq!(out.trim(), "t");
 }
+
+/// Run only by `or_skip_fails_under_ci_and_skips_otherwise`, in a child with the URLs unset.
+#[test]
+#[ignore = "a probe run by or_skip_fails_under_ci_and_skips_otherwise"]
+fn or_skip_probe() {
+    assert!(db::mysql_url_or_skip().is_none());
+    assert!(db::postgres_url_or_skip().is_none());
+}
+
+/// `mysql_url_or_skip`/`postgres_url_or_skip` skip when the server URL is unset, but under CI=true
+/// (where tests/run.sh sets the servers up) a missing URL fails the test instead of passing it.
+#[test]
+fn or_skip_fails_under_ci_and_skips_otherwise() {
+    let probe = |ci: Option<&str>| {
+        let mut c = std::process::Command::new(std::env::current_exe().unwrap());
+        c.args(["--exact", "or_skip_probe", "--ignored", "--nocapture"])
+            .env_remove(db::MYSQL_URL_VAR)
+            .env_remove(db::POSTGRES_URL_VAR)
+            .env_remove("CI");
+        if let Some(v) = ci {
+            c.env("CI", v);
+        }
+        c.output().unwrap()
+    };
+    let out = probe(Some("true"));
+    let err =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "passed under CI=true:\n{err}");
+    assert!(
+        err.contains("CI=true and FERRY_TEST_MYSQL_URL is not set"),
+        "{err}"
+    );
+    for ci in [None, Some("false")] {
+        let out = probe(ci);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "CI={ci:?}:\n{err}");
+        assert!(err.contains("SKIPPED: "), "{err}");
+        assert!(err.contains("FERRY_TEST_POSTGRES_URL is not set"), "{err}");
+    }
+}

@@ -121,7 +121,11 @@ fn mysql_connect_uri_settings_are_honoured_or_refused() {
         );
         // Against a server with TLS (tests/setup/mariadb.sh), a CA that did not sign its
         // certificate must be refused: proof that the TLS setting reached the connection.
-        let other_ca = std::env::var("FERRY_TEST_MYSQL_OTHER_CA").unwrap_or_default();
+        // Without that setup (mysql_tls_or_skip: a failure under CI=true) only the weaker check
+        // below runs.
+        let other_ca = db::mysql_tls_or_skip()
+            .map(|t| t.other_ca)
+            .unwrap_or_default();
         let ca = format!("metadata_ca={other_ca}");
         let mut args = vec!["-p", target, "--dry-run", "--state", "r"];
         if !other_ca.is_empty() {
@@ -178,10 +182,12 @@ fn postgres_current_schema_is_honoured_and_sslmode_require_is_not_dropped() {
     let in_schema = format!("{}?options=-csearch_path%3Ddruidmeta", site.url);
     let dir = site.ws.join("new-deep");
     let target = format!("target=file://{}", dir.display());
-    match std::env::var("FERRY_TEST_POSTGRES_OTHER_CA") {
+    // Without the TLS setup (postgres_tls_or_skip: a failure under CI=true) only the weaker
+    // check runs.
+    match db::postgres_tls_or_skip().map(|t| t.other_ca) {
         // The server speaks TLS (tests/setup/postgres.sh): sslmode and sslrootcert must reach
         // the connection, so a CA that did not sign the server's certificate is refused.
-        Ok(other_ca) if !other_ca.is_empty() => {
+        Some(other_ca) => {
             set_conf(
                 &site,
                 |u| format!("{u}?sslmode=verify-full&sslrootcert={other_ca}"),
@@ -227,5 +233,148 @@ fn postgres_current_schema_is_honoured_and_sslmode_require_is_not_dropped() {
         .filter(|p| p.contains(&format!("\"path\":\"{}/", dir.display())))
         .count();
     assert_eq!(rewritten, 7, "{got:?}");
+    db::drop_postgres_db(&site.url);
+}
+
+/// Rewrites the site's connection for the TLS-only user of tests/setup (ferry_tls, which the
+/// server lets in over TLS only): connectURI host `localhost` (the name on the server's
+/// certificate), that user, and `extra` properties.
+fn tls_user_conf(site: &fx::Site, tls_url: &str, extra: &str) {
+    let u = url::Url::parse(tls_url).unwrap();
+    let conf = std::fs::read_to_string(&site.conf)
+        .unwrap()
+        .replace("//127.0.0.1:", "//localhost:")
+        .replace(
+            "druid.metadata.storage.connector.user=ferry\n",
+            &format!("druid.metadata.storage.connector.user={}\n", u.username()),
+        );
+    let mut out: String = conf
+        .lines()
+        .filter(|l| {
+            !l.starts_with("druid.metadata.mysql.ssl.")
+                && !l.starts_with("druid.metadata.postgres.ssl.")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    out.push_str(extra);
+    std::fs::write(&site.conf, out).unwrap();
+}
+
+fn run_as(site: &fx::Site, tls_url: &str, args: &[&str]) -> common::Output {
+    let pw = url::Url::parse(tls_url)
+        .unwrap()
+        .password()
+        .unwrap()
+        .to_string();
+    fx::ferry_cmd(site, args)
+        .env("DRUID_METADATA_PASSWORD", &pw)
+        .run()
+}
+
+/// MySQLConnectorSslConfig's druid.metadata.mysql.ssl.useSSL=true with the CA that signed the
+/// server's certificate (Druid takes it from a trust keystore, ferry as -p metadata_ca=PEM):
+/// the TLS-only user connects and the migration runs; a CA that did not sign it is refused.
+#[test]
+fn mysql_ssl_use_ssl_with_the_right_ca_connects_over_tls() {
+    let Some(tls) = db::mysql_tls_or_skip() else {
+        return;
+    };
+    let site = site_with(db::fresh_mysql_db("druid_tls"), true, Vec::new());
+    let user = url::Url::parse(&tls.tls_url)
+        .unwrap()
+        .username()
+        .to_string();
+    let dbname = db::url_database(&site.url).unwrap();
+    db::mysql_exec(
+        &site.url,
+        &format!(
+            "GRANT ALL ON `{dbname}`.* TO '{user}'@'%'; GRANT ALL ON `{dbname}`.* TO '{user}'@'localhost';"
+        ),
+    );
+    let dir = site.ws.join("new-deep");
+    let target = format!("target=file://{}", dir.display());
+    tls_user_conf(
+        &site,
+        &tls.tls_url,
+        "druid.metadata.mysql.ssl.useSSL=true\n",
+    );
+    let wrong = format!("metadata_ca={}", tls.other_ca);
+    let out = run_as(&site, &tls.tls_url, &["-p", &target, "-p", &wrong]);
+    assert_ne!(out.code, 0, "connected with the wrong CA:\n{}", out.stderr);
+    assert_eq!(fx::payloads(&site.url), originals(&site));
+    // Without any TLS setting ferry connects in plain text, and the server refuses the TLS-only
+    // user: what succeeds below is TLS.
+    tls_user_conf(&site, &tls.tls_url, "");
+    let right = format!("metadata_ca={}", tls.ca);
+    let out = run_as(&site, &tls.tls_url, &["-p", &target]);
+    assert_ne!(
+        out.code, 0,
+        "the TLS-only user got in without TLS:\n{}",
+        out.stderr
+    );
+    tls_user_conf(
+        &site,
+        &tls.tls_url,
+        "druid.metadata.mysql.ssl.useSSL=true\n",
+    );
+    run_as(&site, &tls.tls_url, &["-p", &target, "-p", &right])
+        .code(0)
+        .stderr_has("rewrote 7 load spec(s)");
+    db::drop_mysql_db(&site.url);
+}
+
+/// PostgreSQLConnectorConfig's druid.metadata.postgres.ssl.{useSSL,sslMode,sslRootCert} reach the
+/// connection: a root certificate that did not sign the server's is refused, the right one lets
+/// the TLS-only user in. A multi-host URL (pgJDBC fails over between hosts) is refused.
+#[test]
+fn postgres_ssl_properties_are_honoured_and_multi_host_urls_refused() {
+    let Some(tls) = db::postgres_tls_or_skip() else {
+        return;
+    };
+    let site = site_with(db::fresh_postgres_db("druid_tls"), true, Vec::new());
+    let user = url::Url::parse(&tls.tls_url)
+        .unwrap()
+        .username()
+        .to_string();
+    db::psql_exec(
+        &site.url,
+        &format!(
+            "GRANT ALL ON SCHEMA public TO {user}; GRANT ALL ON ALL TABLES IN SCHEMA public TO {user};"
+        ),
+    );
+    let dir = site.ws.join("new-deep");
+    let target = format!("target=file://{}", dir.display());
+    let props = |ca: &str| {
+        format!(
+            "druid.metadata.postgres.ssl.useSSL=true\ndruid.metadata.postgres.ssl.sslMode=verify-full\n\
+             druid.metadata.postgres.ssl.sslRootCert={ca}\n"
+        )
+    };
+    tls_user_conf(&site, &tls.tls_url, &props(&tls.other_ca));
+    let out = run_as(&site, &tls.tls_url, &["-p", &target]);
+    assert_ne!(out.code, 0, "connected with the wrong CA:\n{}", out.stderr);
+    assert!(
+        out.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(fx::payloads(&site.url), originals(&site));
+    tls_user_conf(&site, &tls.tls_url, &props(&tls.ca));
+    run_as(&site, &tls.tls_url, &["-p", &target])
+        .code(0)
+        .stderr_has("rewrote 7 load spec(s)");
+
+    set_conf(
+        &site,
+        |_| "jdbc:postgresql://h1:5432,h2:5432/druid".to_string(),
+        "",
+    );
+    run_as(
+        &site,
+        &tls.tls_url,
+        &["-p", &target, "--dry-run", "--state", "m"],
+    )
+    .code(2)
+    .stderr_has("names several hosts (h1:5432,h2:5432)");
     db::drop_postgres_db(&site.url);
 }

@@ -196,8 +196,18 @@ fn every_zip_ferry_writes_reads_with_java_zip_input_stream() {
 /// Runs a migration to s3s-fs with these extra lines in common.runtime.properties; returns the
 /// requests the server saw and the run's stderr.
 fn migrate_with_conf(name: &str, props: &str) -> (Vec<common::s3::SeenRequest>, String) {
+    migrate_with(name, props, |_| {})
+}
+
+/// [`migrate_with_conf`], with `setup` applied to the S3 server first.
+fn migrate_with(
+    name: &str,
+    props: &str,
+    setup: impl FnOnce(&S3Server),
+) -> (Vec<common::s3::SeenRequest>, String) {
     let s3 = S3Server::start();
     s3.create_bucket(BUCKET);
+    setup(&s3);
     let site = site_with(db::fresh_mysql_db(name), true, Vec::new());
     let mut conf = std::fs::read_to_string(&site.conf).unwrap();
     conf.push_str(props);
@@ -253,26 +263,140 @@ fn assert_header(
     }
 }
 
-/// druid.storage.sse.type=s3 (S3ServerSideEncryption: AES256) and the default ACL
-/// (S3DataSegmentPusher: grant the bucket owner full control unless druid.storage.disableAcl)
-/// on every PutObject and CreateMultipartUpload, signed.
+fn is_get_bucket_acl(r: &common::s3::SeenRequest) -> bool {
+    r.method == "GET" && (r.uri.ends_with("?acl") || r.uri.contains("?acl&"))
+}
+
+const GRANT_HEADERS: &[&str] = &[
+    "x-amz-grant-full-control",
+    "x-amz-grant-read",
+    "x-amz-grant-write",
+    "x-amz-grant-read-acp",
+    "x-amz-grant-write-acp",
+];
+
+/// druid.storage.sse.type=s3 (S3ServerSideEncryption: AES256) and the ACL as Druid's pusher sends
+/// it: S3Utils.uploadFileIfPossible puts `grantFullControlToBucketOwner(bucket)` on the
+/// PutObjectRequest: GetBucketAcl, plus a FULL_CONTROL grant for the owner's canonical id
+/// (AccessControlList.grantAllPermissions appends to the grant list, duplicates kept); the AWS
+/// SDK v1 (AmazonS3Client.addAclHeaders) sends one x-amz-grant-<permission> header per
+/// permission in Permission.values() order, grantees `id="..."`, `uri="..."`,
+/// `emailAddress="..."` joined by ", ". On PutObject and CreateMultipartUpload only, signed; the
+/// bucket's ACL read once, before the first upload.
 #[test]
-fn s3_uploads_carry_sse_s3_and_the_bucket_owner_acl() {
+fn s3_uploads_carry_sse_s3_and_the_bucket_acl_plus_owner_full_control() {
     if db::mysql_url_or_skip().is_none() {
         return;
     }
-    let (seen, _) = migrate_with_conf("druid_sse_s3", "druid.storage.sse.type=s3\n");
+    let other = "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be";
+    let log = "http://acs.amazonaws.com/groups/s3/LogDelivery";
+    let (seen, _) = migrate_with("druid_sse_s3", "druid.storage.sse.type=s3\n", |s3| {
+        s3.add_bucket_grants(&[
+            ("id", other, "FULL_CONTROL"),
+            ("uri", log, "WRITE"),
+            ("emailAddress", "ops@example.com", "READ"),
+            ("uri", log, "READ_ACP"),
+        ])
+    });
     assert!(
         seen.iter().any(is_upload_part),
         "the big segment is uploaded in parts"
     );
+    let owner = common::s3::BUCKET_OWNER_ID;
+    let acl_reads: Vec<_> = seen.iter().filter(|r| is_get_bucket_acl(r)).collect();
+    // Read when the target store opens (the check before the shutdown, the copy, verify), not
+    // per object as Druid does per push.
+    assert!(
+        (1..=3).contains(&acl_reads.len()),
+        "GetBucketAcl requests: {acl_reads:?}"
+    );
+    assert!(acl_reads.iter().all(|r| r.status == 200));
+    let uploads = seen
+        .iter()
+        .filter(|r| is_put_object(r) || is_create_multipart(r))
+        .count();
+    assert!(uploads >= 6, "{uploads} uploads");
+    let first_acl = seen.iter().position(is_get_bucket_acl).unwrap();
+    let first_upload = seen
+        .iter()
+        .position(|r| is_put_object(r) || is_create_multipart(r))
+        .unwrap();
+    assert!(first_acl < first_upload, "GetBucketAcl after an upload");
+    let full = format!(r#"id="{owner}", id="{other}", id="{owner}""#);
+    let logq = format!(r#"uri="{log}""#);
     for (which, what) in [
         (is_put_object as fn(&_) -> bool, "PutObject"),
         (is_create_multipart, "CreateMultipartUpload"),
     ] {
         assert_header(&seen, which, what, "x-amz-server-side-encryption", "AES256");
-        assert_header(&seen, which, what, "x-amz-acl", "bucket-owner-full-control");
+        assert_header(&seen, which, what, "x-amz-grant-full-control", &full);
+        assert_header(&seen, which, what, "x-amz-grant-write", &logq);
+        assert_header(&seen, which, what, "x-amz-grant-read-acp", &logq);
+        assert_header(
+            &seen,
+            which,
+            what,
+            "x-amz-grant-read",
+            r#"emailAddress="ops@example.com""#,
+        );
+        for r in seen.iter().filter(|r| which(r)) {
+            assert_eq!(r.header("x-amz-grant-write-acp"), None, "{}", r.uri);
+        }
     }
+    // Nothing else carries an ACL: GET, HEAD, LIST, UploadPart, CompleteMultipartUpload.
+    let others: Vec<_> = seen
+        .iter()
+        .filter(|r| !is_put_object(r) && !is_create_multipart(r))
+        .collect();
+    assert!(
+        others
+            .iter()
+            .any(|r| r.method == "GET" && r.uri.contains("index.zip"))
+    );
+    assert!(others.iter().any(|r| r.method == "HEAD"));
+    assert!(others.iter().any(|r| r.uri.contains("list-type=2")));
+    for r in others {
+        for h in GRANT_HEADERS.iter().chain(&["x-amz-acl"]) {
+            assert_eq!(r.header(h), None, "{} {} carries {h}", r.method, r.uri);
+        }
+    }
+    assert!(seen.iter().all(|r| r.header("x-amz-acl").is_none()));
+}
+
+/// Credentials without s3:GetBucketAcl: Druid's pusher would fail at its first push
+/// (grantFullControlToBucketOwner), so ferry fails before copying anything and says what to do.
+#[test]
+fn a_refused_get_bucket_acl_stops_the_run_before_any_copy() {
+    if db::mysql_url_or_skip().is_none() {
+        return;
+    }
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    s3.refuse_get_bucket_acl();
+    let site = site_with(db::fresh_mysql_db("druid_acl_denied"), true, Vec::new());
+    let out = run(
+        &site,
+        &["-p", &format!("target=s3://{BUCKET}/{BASE}")],
+        Some(&s3),
+    );
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    out.stderr_has("GetBucketAcl")
+        .stderr_has("403 AccessDenied")
+        .stderr_has("s3:GetBucketAcl")
+        .stderr_has("druid.storage.disableAcl=true")
+        .stderr_has("nothing was copied");
+    let seen = s3.requests_seen();
+    assert!(seen.iter().any(is_get_bucket_acl));
+    assert!(
+        seen.iter().all(|r| r.method != "PUT" && r.method != "POST"),
+        "{:?}",
+        seen.iter()
+            .map(|r| format!("{} {}", r.method, r.uri))
+            .collect::<Vec<_>>()
+    );
+    assert!(s3.list_files(BUCKET).is_empty());
+    assert_eq!(fx::payloads(&site.url), fx::originals(&site.segs));
+    db::drop_mysql_db(&site.url);
 }
 
 /// kms with a key id (KmsServerSideEncryption), and druid.storage.disableAcl=true: no ACL at all.
@@ -308,8 +432,15 @@ fn s3_uploads_carry_sse_kms_key_and_no_acl_when_disabled() {
         );
     }
     assert!(
-        seen.iter().all(|r| r.header("x-amz-acl").is_none()),
+        seen.iter().all(|r| GRANT_HEADERS
+            .iter()
+            .chain(&["x-amz-acl"])
+            .all(|h| r.header(h).is_none())),
         "an ACL was sent with disableAcl=true"
+    );
+    assert!(
+        !seen.iter().any(is_get_bucket_acl),
+        "GetBucketAcl with disableAcl=true"
     );
 }
 
@@ -367,12 +498,13 @@ fn s3_uploads_and_reads_carry_the_sse_c_key() {
             &md5,
         );
     }
+    let owner = common::s3::BUCKET_OWNER_ID;
     assert_header(
         &seen,
         is_put_object,
         "PutObject",
-        "x-amz-acl",
-        "bucket-owner-full-control",
+        "x-amz-grant-full-control",
+        &format!(r#"id="{owner}", id="{owner}""#),
     );
 }
 
@@ -470,15 +602,55 @@ fn coordinator_check_needs_every_datasource_the_new_load_specs_and_readable_obje
         .count();
     assert!(meta >= 3, "{meta} metadata requests");
 
+    // Every object ferry accepted reads with the JVM's ZipInputStream, as Druid's S3 puller
+    // (CompressionUtils.unzip(InputStream, File)) reads it.
+    let java = fx::java_or_skip(
+        "coordinator_check_needs_every_datasource_the_new_load_specs_and_readable_objects (Java part)",
+    );
+    let objects: Vec<String> = s3
+        .list_files(BUCKET)
+        .into_iter()
+        .filter(|k| k.starts_with(&format!("{BASE}/")) && k.ends_with("/index.zip"))
+        .collect();
+    // 7 local rows, one of which shares another's files.
+    assert_eq!(objects.len(), 6, "{objects:?}");
+    if java {
+        let files: Vec<_> = objects.iter().map(|k| s3.object_path(BUCKET, k)).collect();
+        let lines = fx::java_zip_read(&files).unwrap_or_else(|e| panic!("Java refuses: {e}"));
+        assert_eq!(lines.len(), 6 * 3, "{lines:?}");
+    }
+
     // An object damaged in the bucket (same size, one byte changed): HEAD still matches, the
     // streaming read (ZipInputStream's CRC check) does not.
     let big = site.segs.iter().find(|s| s.ds == "big").unwrap();
-    let path = s3.object_path(BUCKET, &format!("{BASE}/{}/index.zip", big.default_dir()));
+    let damaged = format!("{BASE}/{}/index.zip", big.default_dir());
+    let path = s3.object_path(BUCKET, &damaged);
     let mut data = std::fs::read(&path).unwrap();
     let at = data.len() / 2;
     data[at] ^= 0x01;
     std::fs::write(&path, &data).unwrap();
     let out = verify(&fresh, "d");
-    out.code(1).stderr_has("is not a zip Druid can read");
+    out.code(1)
+        .stderr_has("is not a zip Druid can read")
+        .stderr_has(&damaged);
+    assert_eq!(
+        out.stderr.matches("is not a zip Druid can read").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    // The JVM agrees object by object: it refuses exactly the object ferry refused (with a
+    // java.util.zip.ZipException: a bad CRC or a broken deflate stream) and reads the others.
+    if java {
+        for key in &objects {
+            let got = fx::java_zip_read(&[s3.object_path(BUCKET, key)]);
+            if key == &damaged {
+                let err = got.expect_err("Java read the damaged object");
+                assert!(err.contains("java.util.zip.ZipException"), "{err}");
+            } else {
+                got.unwrap_or_else(|e| panic!("Java refuses {key}, which ferry accepted: {e}"));
+            }
+        }
+    }
     db::drop_mysql_db(&site.url);
 }

@@ -199,8 +199,11 @@ end
 --- account's default key), CustomServerSideEncryption (SSE-C with
 --- druid.storage.sse.custom.base64EncodedKey on puts, gets and heads), all applied by
 --- ServerSideEncryptingAmazonS3 to putObject, createMultipartUpload and uploadPart. The ACL
---- follows S3DataSegmentPusher / S3Utils.grantFullControlToBucketOwner: unless
---- druid.storage.disableAcl=true every push grants the bucket owner full control.
+--- follows S3DataSegmentPusher / S3Utils.uploadFileIfPossible and grantFullControlToBucketOwner:
+--- unless druid.storage.disableAcl=true, Druid reads the bucket's ACL (GetBucketAcl), adds a
+--- FULL_CONTROL grant for the bucket owner and puts that ACL on the upload (the AWS SDK v1 sends
+--- it as x-amz-grant-* headers); the store option acl_from_bucket does the same, on PutObject
+--- and CreateMultipartUpload only (src/store/open/s3_acl.rs).
 function M.s3_options(conf)
   conf = conf or {}
   local where = conf.path or "common.runtime.properties"
@@ -247,7 +250,7 @@ function M.s3_options(conf)
   if disable then
     shown[#shown + 1] = "druid.storage.disableAcl=true"
   else
-    o.acl = "bucket-owner-full-control"
+    o.acl_from_bucket = true
   end
   return o, shown
 end
@@ -416,6 +419,11 @@ function M.target_hint(target, err)
     return err.hint
   end
   local b = target.bucket
+  if target.kind == "s3" and tostring(err.message):find("GetBucketAcl", 1, true) then
+    return ("Druid's S3 pusher reads the bucket's ACL (GetBucketAcl) to grant the bucket owner full control of " ..
+      "each segment and fails the same way without it: allow s3:GetBucketAcl on %s to these credentials, or set " ..
+      "druid.storage.disableAcl=true in common.runtime.properties (then neither Druid nor ferry sends an ACL)"):format(b)
+  end
   if target.kind == "google" then
     if err_kind == "not_found" then
       return ("create the bucket first (gcloud storage buckets create gs://%s) or fix its name in target; " ..

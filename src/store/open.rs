@@ -18,6 +18,7 @@ use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
 mod azure;
 mod azure_errors;
+pub mod s3_acl;
 pub mod s3_credentials;
 
 use s3_credentials::UpdatableAwsCredentials;
@@ -152,8 +153,12 @@ pub async fn open_updatable(
             }
         }
         "s3" | "s3a" => {
-            let (store, creds) = open_s3(&u, &display, opts)?;
+            let (store, creds, acl) = open_s3(&u, &display, opts)?;
             s3_credentials = creds;
+            // acl_from_bucket: the bucket's ACL is read once, before anything is written.
+            if let Some((state, bucket_endpoint)) = acl {
+                s3_acl::fetch_bucket_grants(&state, &bucket_endpoint, &display).await?;
+            }
             store
         }
         "gs" => open_gcs(&u, &display, opts)?,
@@ -242,11 +247,15 @@ fn unknown_option(display: &str, key: &str, known: &str) -> FerryError {
     bad(display, format!("unknown option '{key}'")).hint(format!("options: {known}"))
 }
 
-fn open_s3(
-    u: &url::Url,
-    display: &str,
-    opts: &OpenOptions,
-) -> Result<(Store, Option<Arc<UpdatableAwsCredentials>>)> {
+/// What [`open_s3`] returns: the store, its updatable credentials, and with `acl_from_bucket`
+/// the ACL state to fill with GetBucketAcl at the bucket endpoint.
+type S3Opened = (
+    Store,
+    Option<Arc<UpdatableAwsCredentials>>,
+    Option<(Arc<s3_acl::AclState>, String)>,
+);
+
+fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<S3Opened> {
     let (bucket, prefix) = bucket_and_prefix(u);
     if bucket.len() < 3 {
         return Err(bad(
@@ -254,21 +263,40 @@ fn open_s3(
             "an S3 URL needs a bucket name of 3 or more characters: s3://bucket/prefix",
         ));
     }
+    let acl_state = Arc::new(s3_acl::AclState::default());
+    let acl_from_bucket = opt_bool(opts, "acl_from_bucket");
+    if let Some(acl) = opts.values.get("acl") {
+        if acl_from_bucket {
+            return Err(bad(
+                display,
+                "acl and acl_from_bucket both say what the ACL of uploads is: give one",
+            ));
+        }
+        if !S3_CANNED_ACLS.contains(&acl.as_str()) {
+            return Err(bad(display, format!("acl '{acl}' is not an S3 canned ACL"))
+                .hint(format!("canned ACLs: {}", S3_CANNED_ACLS.join(", "))));
+        }
+        acl_state.headers.write().unwrap().insert(
+            "x-amz-acl",
+            reqwest::header::HeaderValue::from_str(acl).map_err(|e| bad(display, e))?,
+        );
+    }
     let mut b = AmazonS3Builder::from_env()
         .with_bucket_name(&bucket)
         .with_retry(retry_config())
         .with_client_options(s3_client_options(opts, display)?)
+        .with_http_connector(s3_acl::AclConnector(acl_state.clone()))
         // Conditional PUTs (If-None-Match / If-Match, on AWS since 2024) for the run lease of a
         // state on S3; plain PUTs are unchanged. `aws_conditional_put` below overrides it.
         .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
     let known = "endpoint, region, access_key_id, secret_access_key, session_token, allow_http, \
                  ca_file, virtual_hosted_style, skip_signature, sse_c_key, server_side_encryption, \
-                 sse_kms_key_id, sse_customer_key_base64, acl, layout";
+                 sse_kms_key_id, sse_customer_key_base64, acl, acl_from_bucket, layout";
     let mut endpoint_set =
         std::env::var("AWS_ENDPOINT_URL").is_ok() || std::env::var("AWS_ENDPOINT").is_ok();
     for (k, v) in &opts.values {
         b = match k.as_str() {
-            "layout" | "acl" | "ca_file" => b,
+            "layout" | "acl" | "acl_from_bucket" | "ca_file" => b,
             "sse_c_key" => {
                 use base64::Engine;
                 b.with_ssec_encryption(
@@ -323,13 +351,35 @@ fn open_s3(
         }
         _ => None,
     };
+    // Where GetBucketAcl goes: object_store's bucket endpoint (AmazonS3Builder::build).
+    let region = b
+        .get_config_value(&AmazonS3ConfigKey::Region)
+        .unwrap_or_else(|| "us-east-1".into());
+    let virtual_style = b
+        .get_config_value(&AmazonS3ConfigKey::VirtualHostedStyleRequest)
+        .is_some_and(|v| v == "true");
+    let bucket_endpoint = match (
+        b.get_config_value(&AmazonS3ConfigKey::Endpoint),
+        virtual_style,
+    ) {
+        (Some(e), true) => e,
+        (Some(e), false) => format!("{}/{bucket}", e.trim_end_matches('/')),
+        (None, true) => format!("https://{bucket}.s3.{region}.amazonaws.com"),
+        (None, false) => format!("https://s3.{region}.amazonaws.com/{bucket}"),
+    };
     let s3 = b.build().map_err(|e| bad(display, e))?;
+    let signing = (!opt_bool(opts, "skip_signature")).then(|| s3_acl::Signing {
+        credentials: s3.credentials().clone(),
+        region,
+    });
+    let _ = acl_state.signing.set(signing);
     let store = Store {
         inner: with_prefix(Arc::new(s3), &prefix),
         display: display.to_string(),
         backend: Backend::S3,
     };
-    Ok((store, creds))
+    let acl = acl_from_bucket.then_some((acl_state, bucket_endpoint));
+    Ok((store, creds, acl))
 }
 
 /// S3 canned ACLs (the `x-amz-acl` values of PutObject and CreateMultipartUpload).
@@ -344,11 +394,9 @@ const S3_CANNED_ACLS: &[&str] = &[
 ];
 
 /// [`client_options`] plus loopback resolution of `*.localhost` endpoints (see
-/// [`super::vhost::LocalhostResolver`]) and, with the `acl` option, the canned ACL as a default header. object_store
-/// has no ACL setting, but it puts the client's default headers on each S3 request builder
-/// before signing (object_store aws/client.rs `S3Client::request`), so `x-amz-acl` is signed
-/// (S3 refuses unsigned x-amz-* headers) and reaches PutObject and CreateMultipartUpload, the two
-/// requests that read it; S3 ignores it on the others.
+/// [`super::vhost::LocalhostResolver`]) and the extra CA roots. The ACL of uploads is not a
+/// default header (those go on every request): [`s3_acl::AclConnector`] adds it to the
+/// object-creating requests only.
 fn s3_client_options(opts: &OpenOptions, display: &str) -> Result<ClientOptions> {
     let mut c = client_options(opts);
     if let Some(ep) = opts.values.get("endpoint")
@@ -364,19 +412,7 @@ fn s3_client_options(opts: &OpenOptions, display: &str) -> Result<ClientOptions>
     if let Some(src) = ca {
         c = super::tls::add_roots(c, &src, display)?;
     }
-    let Some(acl) = opts.values.get("acl") else {
-        return Ok(c);
-    };
-    if !S3_CANNED_ACLS.contains(&acl.as_str()) {
-        return Err(bad(display, format!("acl '{acl}' is not an S3 canned ACL"))
-            .hint(format!("canned ACLs: {}", S3_CANNED_ACLS.join(", "))));
-    }
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        "x-amz-acl",
-        reqwest::header::HeaderValue::from_str(acl).map_err(|e| bad(display, e))?,
-    );
-    Ok(c.with_default_headers(headers))
+    Ok(c)
 }
 
 /// With `virtual_hosted_style` and a bucketless `endpoint`, addresses `<bucket>.<host>` (or

@@ -6,7 +6,8 @@
 //! - `FERRY_TEST_MYSQL_URL`, e.g. `mysql://ferry:ferry@127.0.0.1:13306/` (no database), and
 //! - `FERRY_TEST_POSTGRES_URL`, e.g. `postgres://ferry:ferry@127.0.0.1:15432/postgres`.
 //!
-//! When a variable is unset the test should skip (and say so) rather than fail:
+//! When a variable is unset the test should skip (and say so) rather than fail, except under CI=true
+//! where `mysql_url_or_skip`/`postgres_url_or_skip` fail it (a CI run must not pass by skipping):
 //!
 //! ```ignore
 //! let Some(_) = db::mysql_url() else { return db::skip("FERRY_TEST_MYSQL_URL is not set") };
@@ -66,23 +67,34 @@ pub fn skip(reason: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED: {name}{reason}");
 }
 
-/// Like [`mysql_url`], but prints the standard skip line when the variable is unset:
+/// Skips the calling test with `reason` ([`skip`]), except under CI=true ([`on_ci`]), where the
+/// servers are set up by tests/run.sh and a missing one is a broken setup: then it panics.
+pub fn skip_or_fail_on_ci(reason: &str) {
+    if on_ci() {
+        panic!("CI=true and {reason}");
+    }
+    skip(reason);
+}
+
+/// Like [`mysql_url`], but prints the standard skip line when the variable is unset (and fails
+/// the test under CI=true, see [`skip_or_fail_on_ci`]):
 /// `let Some(server) = db::mysql_url_or_skip() else { return };`
 pub fn mysql_url_or_skip() -> Option<String> {
     let url = mysql_url();
     if url.is_none() {
-        skip(&format!(
+        skip_or_fail_on_ci(&format!(
             "{MYSQL_URL_VAR} is not set (tests/run.sh sets it; or eval \"$(bash tests/setup/mariadb.sh)\")"
         ));
     }
     url
 }
 
-/// Like [`postgres_url`], but prints the standard skip line when the variable is unset.
+/// Like [`postgres_url`], but prints the standard skip line when the variable is unset (and
+/// fails the test under CI=true).
 pub fn postgres_url_or_skip() -> Option<String> {
     let url = postgres_url();
     if url.is_none() {
-        skip(&format!(
+        skip_or_fail_on_ci(&format!(
             "{POSTGRES_URL_VAR} is not set (tests/run.sh sets it; or eval \"$(bash tests/setup/postgres.sh)\")"
         ));
     }

@@ -110,6 +110,7 @@ pub struct S3Server {
     bucket_region: Arc<Mutex<Option<String>>>,
     signed: Arc<Mutex<Vec<SignedRequest>>>,
     seen: Arc<Mutex<Vec<SeenRequest>>>,
+    bucket_acl: Arc<Mutex<BucketAcl>>,
     background: Option<Background>,
     tls: Option<TestTls>,
     handshake_failures: Arc<AtomicU64>,
@@ -332,7 +333,9 @@ impl S3Server {
         let bucket_region = Arc::new(Mutex::new(None));
         let signed = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let bucket_acl = Arc::new(Mutex::new(BucketAcl::default()));
         let state = Arc::new(State {
+            bucket_acl: bucket_acl.clone(),
             root: root.clone(),
             bucket_region: bucket_region.clone(),
             signed: signed.clone(),
@@ -380,6 +383,7 @@ impl S3Server {
             bucket_region,
             signed,
             seen,
+            bucket_acl,
             background: Some(background),
             _dir: dir,
         }
@@ -560,6 +564,76 @@ impl S3Server {
     pub fn requests_seen(&self) -> Vec<SeenRequest> {
         self.seen.lock().unwrap().clone()
     }
+
+    /// Adds grants to what GetBucketAcl answers (see [`BucketAcl`]), after the owner's
+    /// FULL_CONTROL: `(kind, value, permission)` with kind `id` (CanonicalUser), `uri` (Group)
+    /// or `emailAddress` (AmazonCustomerByEmail).
+    pub fn add_bucket_grants(&self, grants: &[(&str, &str, &str)]) {
+        let mut acl = self.bucket_acl.lock().unwrap();
+        for (k, v, p) in grants {
+            acl.grants
+                .push((k.to_string(), v.to_string(), p.to_string()));
+        }
+    }
+
+    /// Makes GetBucketAcl answer 403 AccessDenied (credentials without s3:GetBucketAcl).
+    pub fn refuse_get_bucket_acl(&self) {
+        self.bucket_acl.lock().unwrap().refuse = true;
+    }
+}
+
+/// BUCKET_OWNER_ID: the canonical user id of the buckets' owner in the GetBucketAcl double (the
+/// example id of the S3 API reference).
+pub const BUCKET_OWNER_ID: &str =
+    "75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a";
+
+/// TEST DOUBLE BEHAVIOUR: s3s-fs 0.14.1 does not implement GetBucketAcl (s3s answers 501
+/// NotImplemented), so this server answers a correctly signed `GET /<bucket>?acl` itself, the way
+/// AWS does (S3 API reference, GetBucketAcl:
+/// https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketAcl.html): 200 and an
+/// `AccessControlPolicy` document with the bucket's `Owner` and its `AccessControlList`, whose
+/// grants start with the owner's FULL_CONTROL (the ACL every new bucket has), then
+/// [`S3Server::add_bucket_grants`]'s; or 403 AccessDenied after [`S3Server::refuse_get_bucket_acl`].
+#[derive(Default)]
+struct BucketAcl {
+    grants: Vec<(String, String, String)>,
+    refuse: bool,
+}
+
+impl BucketAcl {
+    fn policy_xml(&self) -> String {
+        let xsi = r#"xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance""#;
+        let mut grants = format!(
+            "<Grant><Grantee {xsi} xsi:type=\"CanonicalUser\"><ID>{BUCKET_OWNER_ID}</ID><DisplayName>ferry-test</DisplayName></Grantee><Permission>FULL_CONTROL</Permission></Grant>"
+        );
+        for (kind, value, perm) in &self.grants {
+            let grantee = match kind.as_str() {
+                "id" => {
+                    format!("<Grantee {xsi} xsi:type=\"CanonicalUser\"><ID>{value}</ID></Grantee>")
+                }
+                "uri" => format!("<Grantee {xsi} xsi:type=\"Group\"><URI>{value}</URI></Grantee>"),
+                "emailAddress" => format!(
+                    "<Grantee {xsi} xsi:type=\"AmazonCustomerByEmail\"><EmailAddress>{value}</EmailAddress></Grantee>"
+                ),
+                other => panic!("unknown grantee kind {other}"),
+            };
+            grants.push_str(&format!(
+                "<Grant>{grantee}<Permission>{perm}</Permission></Grant>"
+            ));
+        }
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<AccessControlPolicy xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Owner><ID>{BUCKET_OWNER_ID}</ID><DisplayName>ferry-test</DisplayName></Owner><AccessControlList>{grants}</AccessControlList></AccessControlPolicy>"
+        )
+    }
+}
+
+/// `GET /<bucket>?acl` (path-style) or `GET /?acl` on a bucket host.
+fn is_get_bucket_acl(method: &hyper::Method, uri: &hyper::Uri) -> bool {
+    method == hyper::Method::GET
+        && uri.path().trim_matches('/').split('/').count() <= 1
+        && uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|kv| kv == "acl" || kv == "acl="))
 }
 
 impl Drop for S3Server {
@@ -659,6 +733,7 @@ struct Hold {
 }
 
 struct State {
+    bucket_acl: Arc<Mutex<BucketAcl>>,
     /// The s3s-fs root (for its multipart upload records, see [`same_principal`]).
     root: PathBuf,
     hold: Arc<Hold>,
@@ -798,7 +873,24 @@ async fn serve(
     }
     let head_bucket = req.method() == hyper::Method::HEAD
         && req.uri().path().trim_matches('/').split('/').count() == 1;
+    let bucket_acl = is_get_bucket_acl(req.method(), req.uri());
     let mut resp = state.service.call(req.map(s3s::Body::from)).await?;
+    // s3s checked the signature and answered 501 (s3s-fs has no GetBucketAcl): see BucketAcl.
+    if bucket_acl && resp.status() == StatusCode::NOT_IMPLEMENTED {
+        let acl = state.bucket_acl.lock().unwrap();
+        if acl.refuse {
+            return Ok(error_response(
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                "Access Denied",
+            ));
+        }
+        return Ok(Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/xml")
+            .body(s3s::Body::from(acl.policy_xml()))
+            .expect("acl response"));
+    }
     if head_bucket
         && let Some(region) = state.bucket_region.lock().unwrap().as_deref()
         && let Ok(v) = region.parse()

@@ -186,7 +186,9 @@ pub mod druid;
 pub mod fault_proxy;
 pub mod gcs;
 pub mod http_server;
+pub mod kill;
 pub mod s3;
+pub mod secrets;
 pub mod tcp_cut;
 
 /// Deterministic bytes that are not a repeating pattern of any short period.

@@ -462,3 +462,34 @@ async fn azurite_put_get_list() {
         .unwrap();
     assert_eq!(r.status, 404, "container deleted");
 }
+
+/// The secrets check finds a secret in a state file, percent-encoded in a log line and
+/// base64-encoded in stderr, and passes when none is there.
+#[test]
+fn the_secrets_check_finds_secrets_in_every_form() {
+    use common::secrets::assert_absent;
+    let ws = common::Workspace::new();
+    ws.write("state/journal.jsonl", "{\"step\":\"x\"}\n");
+    let clean = assert_absent(
+        &["p@ss w0rd!"],
+        &[("stderr", "nothing here")],
+        &[&ws.join("state")],
+    );
+    assert_eq!(clean, 1);
+    let leaks: Vec<(&str, String, &str)> = vec![
+        ("file", "{\"url\":\"p@ss w0rd!\"}".into(), ""),
+        ("file", "GET /?pw=p%40ss+w0rd%21".into(), ""),
+        ("text", String::new(), "Basic cEBzcyB3MHJkIQ=="),
+    ];
+    for (kind, file, text) in leaks {
+        ws.write("state/cache.txt", &file);
+        let r = std::panic::catch_unwind(|| {
+            assert_absent(&["p@ss w0rd!"], &[("stderr", text)], &[&ws.join("state")])
+        });
+        assert!(
+            r.is_err(),
+            "a secret in a {kind} was not found: {file}{text}"
+        );
+        std::fs::remove_file(ws.join("state/cache.txt")).unwrap();
+    }
+}

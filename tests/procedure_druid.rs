@@ -13,6 +13,9 @@ use common::db;
 use common::druid::{self as fx, Kind, Seg, expected, originals, run, site};
 use common::s3::S3Server;
 
+/// The metadata store password of the main MariaDB test (searched for in every output).
+const META_PW: &str = "Dru1d-Meta-Pw";
+
 const BUCKET: &str = "druid-deep";
 const BASE: &str = "segments/prod";
 
@@ -65,7 +68,22 @@ fn mariadb_druid28_to_s3_verified_rerun_noop_and_rollback() {
     }
     let s3 = S3Server::start();
     s3.create_bucket(BUCKET);
-    let site = site(db::fresh_mysql_db("druid_s3"), true);
+    // The metadata store is reached as a user with a password distinct enough to search for.
+    let admin = db::fresh_mysql_db("druid_s3");
+    let dbname = db::url_database(&admin).unwrap();
+    db::mysql_exec(
+        &admin,
+        &format!(
+            "CREATE OR REPLACE USER 'druid_meta'@'%' IDENTIFIED BY '{META_PW}'; \
+             CREATE OR REPLACE USER 'druid_meta'@'localhost' IDENTIFIED BY '{META_PW}'; \
+             GRANT ALL ON `{dbname}`.* TO 'druid_meta'@'%'; \
+             GRANT ALL ON `{dbname}`.* TO 'druid_meta'@'localhost';"
+        ),
+    );
+    let mut meta = url::Url::parse(&admin).unwrap();
+    meta.set_username("druid_meta").unwrap();
+    meta.set_password(Some(META_PW)).unwrap();
+    let site = site(meta.to_string(), true);
     let coord = fx::Coordinator::start_with(fx::CoordinatorSpec {
         datasources: vec!["wiki".into(), "logs".into(), "big".into()],
         start_pct: 40.0,
@@ -96,6 +114,13 @@ fn mariadb_druid28_to_s3_verified_rerun_noop_and_rollback() {
         .stderr_has("load status: wiki 40.0%")
         .stderr_has("7 segment row(s) point at 6 object(s)")
         .stderr_lacks(&fx::password(&site.url));
+    common::secrets::assert_run_keeps_secrets(
+        &[META_PW, &s3.secret_key],
+        &out,
+        site.ws.path(),
+        &site.ws.join("events.jsonl"),
+        None,
+    );
 
     // Every payload: local rows rewritten exactly as Druid's S3 pusher writes, all else kept.
     let got = fx::payloads(&site.url);

@@ -59,10 +59,24 @@ fn virtual_hosted_s3_both_ways_signed_with_seafobjs_region() {
         ));
     }
     std::fs::write(tree.dest_conf_dir.join("seafile.conf"), &dest).unwrap();
-    migrate(&ws, &tree, &["-p", "verify=hash"], None)
-        .code(0)
+    let out = migrate(
+        &ws,
+        &tree,
+        &["-p", "verify=hash", "--log-json", "events.jsonl"],
+        None,
+    );
+    out.code(0)
         .stderr_has("content differs 0")
         .stderr_has("ignores aws_region = eu-central-1");
+    // The keys from seafile.conf appear in no output channel (the new seafile.conf holds them,
+    // as it must).
+    common::secrets::assert_run_keeps_secrets(
+        &[&s3.secret_key],
+        &out,
+        ws.path(),
+        &ws.join("events.jsonl"),
+        None,
+    );
     assert_buckets_hold(&s3, "vh", &original);
     let signed = s3.signed_requests();
     assert!(signed.len() > original.len(), "{}", signed.len());

@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn full_sync_prepares_the_target_copies_every_table_and_verifies() {
-    let Some(s) = site("jdbc_socket_timeout_ms=120000\nsome_future_key=1\n") else {
+    let Some(s) = site(
+        "jdbc_socket_timeout_ms=120000\nddl_job_allow_drop_bitmap_index_target_only=false\n\
+         some_future_key=1\n",
+    ) else {
         return;
     };
     let out = s.run(&[]);
@@ -28,9 +31,10 @@ fn full_sync_prepares_the_target_copies_every_table_and_verifies() {
     );
     out.stderr_has("recorded target FE enable_legacy_compatibility_for_replication=false")
         .stderr_has("enable_legacy_compatibility_for_replication = true` to fe.conf");
-    // Unsupported and unknown keys are named.
-    out.stderr_has("jdbc_socket_timeout_ms=120000 is not supported by ferry")
-        .stderr_has("unknown key some_future_key");
+    // Unsupported and unknown keys are named; the JDBC timeouts are honoured, not warned about.
+    out.stderr_has("ddl_job_allow_drop_bitmap_index_target_only=false is not supported by ferry")
+        .stderr_has("unknown key some_future_key")
+        .stderr_lacks("jdbc_socket_timeout_ms");
     // DDL from SHOW CREATE TABLE, data equal, excluded objects absent.
     assert!(
         s.dst

@@ -59,9 +59,53 @@ pub fn assert_absent(secrets: &[&str], texts: &[(&str, &str)], paths: &[&Path]) 
     }
     let mut files = 0;
     for p in paths {
-        assert!(p.exists(), "{} was meant to be checked but does not exist", p.display());
+        assert!(
+            p.exists(),
+            "{} was meant to be checked but does not exist",
+            p.display()
+        );
         scan_path(p, secrets, &mut found, &mut files);
     }
     assert!(found.is_empty(), "secrets leaked:\n{}", found.join("\n"));
     files
+}
+
+/// The whole check for a procedure run in `ws` (default state dir `ws/.ferry/state`): `out`'s
+/// stdout and stderr, the `--log-json` file `events` (which must exist), every state file, and
+/// `ferry status` (text and `--json`) of every procedure's state dir there.
+pub fn assert_run_keeps_secrets(
+    secrets: &[&str],
+    out: &super::Output,
+    ws: &Path,
+    events: &Path,
+    state_root: Option<&Path>,
+) {
+    let default_root = ws.join(".ferry/state");
+    let root = state_root.unwrap_or(&default_root);
+    let mut texts = vec![
+        ("stdout", out.stdout.clone()),
+        ("stderr", out.stderr.clone()),
+    ];
+    let mut states = 0;
+    for e in std::fs::read_dir(root).expect("state root").flatten() {
+        let dir = e.path();
+        if !dir.is_dir() {
+            continue;
+        }
+        states += 1;
+        for json in [false, true] {
+            let mut f = super::Ferry::new();
+            f.cmd.current_dir(ws).arg("status").arg("--state").arg(&dir);
+            if json {
+                f.cmd.arg("--json");
+            }
+            let o = f.run();
+            assert_eq!(o.code, 0, "ferry status {}: {}", dir.display(), o.stderr);
+            texts.push(("ferry status", o.stdout + &o.stderr));
+        }
+    }
+    assert!(states > 0, "no state dir under {}", root.display());
+    let refs: Vec<(&str, &str)> = texts.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let files = assert_absent(secrets, &refs, &[root, events]);
+    assert!(files >= 2, "only {files} state/log file(s) were read");
 }

@@ -201,6 +201,7 @@ pub fn demo(dir: Option<&Path>, generate_only: bool) -> ExitCode {
         from_step: None,
         fresh: false,
         log_json: None,
+        metrics: None,
         shard: None,
         scale: Default::default(),
         verbose: 0,

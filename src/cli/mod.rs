@@ -150,6 +150,9 @@ pub struct RunArgs {
     /// Write one JSON event per line to FILE.
     #[arg(long, value_name = "FILE")]
     pub log_json: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while the run lasts (e.g. 0.0.0.0:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
     /// Take shard I of N of every shardable copy (0-based).
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,

@@ -126,6 +126,21 @@ pub fn run(args: RunArgs) -> ExitCode {
     } else {
         Verbosity(args.verbose as i8)
     };
+    let mut metrics_at = None;
+    if let Some(addr) = &args.metrics {
+        match crate::runtime::metrics::bind(addr) {
+            Ok(bound) => metrics_at = Some(bound),
+            Err(e) => {
+                return super::fail(
+                    &FerryError::new(
+                        ErrorKind::Usage,
+                        format!("--metrics {addr}: cannot listen there: {e}"),
+                    )
+                    .hint("give host:port, e.g. 127.0.0.1:9464 or 0.0.0.0:9464 (port 0 picks a free one)"),
+                );
+            }
+        }
+    }
     let ctx = Rc::new(RunContext::new(opts, script));
     *ctx.sharding.borrow_mut() = sharding;
     if let Err(e) = output::init(verbosity, args.log_json.as_deref(), &ctx.run_id) {
@@ -139,6 +154,9 @@ pub fn run(args: RunArgs) -> ExitCode {
             ),
             &e,
         ));
+    }
+    if let Some(bound) = metrics_at {
+        tracing::info!(target: output::EV, "metrics at http://{bound}/metrics");
     }
     if let Some(r) = &ctx.sharding.borrow().remote {
         for note in r
@@ -163,6 +181,7 @@ pub fn run_context(ctx: Rc<RunContext>) -> u8 {
                "state_dir": ctx.opts.state_dir}),
     );
     let rt = super::tokio_runtime();
+    crate::runtime::metrics::start(&rt);
     let local = tokio::task::LocalSet::new();
     let error = local.block_on(&rt, async {
         let lua = match runtime::new_lua(ctx.clone()) {

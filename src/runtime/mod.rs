@@ -6,6 +6,7 @@ pub mod error;
 pub mod journal;
 pub mod lease;
 pub mod lua_error;
+pub mod metrics;
 pub mod options;
 pub mod output;
 pub mod params;

@@ -125,6 +125,7 @@ pub fn init(verbosity: Verbosity, log_json: Option<&Path>, run_id: &str) -> io::
 
 /// Writes one structured event to the `--log-json` file, if any.
 pub fn event(name: &str, fields: Value) {
+    super::metrics::observe(name, &fields);
     let Some(sink) = JSON.get() else { return };
     let Ok(mut sink) = sink.lock() else { return };
     sink.seq += 1;
@@ -149,6 +150,12 @@ pub fn event(name: &str, fields: Value) {
 
 pub fn json_enabled() -> bool {
     JSON.get().is_some()
+}
+
+/// Whether anything reads events: `--log-json` or `--metrics` (periodic events such as
+/// `progress` are only made then).
+pub fn events_wanted() -> bool {
+    json_enabled() || super::metrics::enabled()
 }
 
 struct ShortTime;

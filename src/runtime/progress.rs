@@ -128,7 +128,7 @@ impl Progress {
                 if let Some(d) = p.detail_text() {
                     p.set_message(&d);
                 }
-                if crate::runtime::output::json_enabled() {
+                if crate::runtime::output::events_wanted() {
                     crate::runtime::output::event("progress", p.snapshot_json());
                 }
                 since_line += tick;
@@ -244,7 +244,7 @@ impl Progress {
             multi().remove(b);
             ACTIVE_BARS.fetch_sub(1, Ordering::Relaxed);
         }
-        if crate::runtime::output::json_enabled() {
+        if crate::runtime::output::events_wanted() {
             let mut v = self.snapshot_json();
             v["finished"] = json!(true);
             crate::runtime::output::event("progress", v);

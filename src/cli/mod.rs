@@ -12,6 +12,7 @@ mod repl;
 pub mod run;
 mod show;
 mod status;
+mod status_html;
 mod types;
 
 use std::path::PathBuf;
@@ -99,6 +100,12 @@ enum Command {
         /// One JSON object instead of text (docs/cli.md).
         #[arg(long)]
         json: bool,
+        /// Also write the journals and events as one HTML page with a throughput plot per step.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// The run's --log-json file(s), for the page's plots.
+        #[arg(long, value_name = "FILE")]
+        events: Vec<PathBuf>,
     },
     /// A shell completion script on stdout: `source <(ferry completions bash)`.
     Completions {
@@ -232,7 +239,9 @@ pub fn main() -> ExitCode {
             state,
             shards,
             json,
-        } => status::status(&state, shards, json),
+            html,
+            events,
+        } => status::status(&state, shards, json, html.as_deref(), &events),
         Command::Completions { shell } => meta::completions(shell),
         Command::Man { subcommand } => meta::man(subcommand.as_deref()),
         Command::Check { file } => return check::check(&file),

@@ -11,12 +11,23 @@ use crate::runtime::shard::{
     self, FINALIZE_DIR, JournalView, event_label, parse_shard_dir, step_states,
 };
 
-pub fn status(state: &str, shards: Option<u32>, as_json: bool) -> Result<()> {
+pub fn status(
+    state: &str,
+    shards: Option<u32>,
+    as_json: bool,
+    html: Option<&Path>,
+    events: &[std::path::PathBuf],
+) -> Result<()> {
     let journals = if crate::runtime::remote_state::is_remote(state) {
         crate::runtime::remote_state::read_journals(state)?
     } else {
         read_local(&crate::runtime::remote_state::local_folder(state))?
     };
+    if let Some(path) = html {
+        let events = super::status_html::read_events(events)?;
+        let page = super::status_html::page(state, &journals, &events);
+        super::status_html::write(path, &crate::runtime::redact::redact(&page))?;
+    }
     if as_json {
         println!("{}", to_json(state, &journals, shards));
     } else {

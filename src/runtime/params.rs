@@ -472,7 +472,7 @@ pub fn resolve(decls: &[ParamDecl], raw: &RawParams) -> Result<Resolved> {
                         && let Some(pw) = u.password()
                     {
                         super::redact::add_secret(pw);
-                        if let Ok(decoded) = urlencoding_decode(pw) {
+                        if let Ok(decoded) = percent_decode(pw) {
                             super::redact::add_secret(&decoded);
                         }
                     }
@@ -532,25 +532,12 @@ pub fn params_hash(decls: &[ParamDecl], values: &BTreeMap<String, ParamValue>) -
     hex::encode(&h.finalize()[..12])
 }
 
-/// Percent-decodes a URL component (for masking the password as the user typed it).
-fn urlencoding_decode(s: &str) -> Result<String, std::string::FromUtf8Error> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(h) = std::str::from_utf8(&bytes[i + 1..i + 3])
-            && let Ok(b) = u8::from_str_radix(h, 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out)
+/// Percent-decodes a URL component, as the drivers read a URL's user info (a `+` stays a `+`):
+/// for masking a password in every form the user may have typed it.
+pub fn percent_decode(s: &str) -> Result<String, std::str::Utf8Error> {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
 }
 
 #[cfg(test)]

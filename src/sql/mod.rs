@@ -196,7 +196,7 @@ impl Db {
             && let Some(p) = u.password()
         {
             add_secret(p);
-            if let Ok(decoded) = urlencoding_decode(p) {
+            if let Ok(decoded) = crate::runtime::params::percent_decode(p) {
                 add_secret(&decoded);
             }
         }
@@ -550,13 +550,6 @@ fn pg_pool(
         .build()
         .map_err(|e| FerryError::new(ErrorKind::Internal, format!("{display}: {e}")))?;
     Ok((pool, connector))
-}
-
-fn urlencoding_decode(s: &str) -> std::result::Result<String, ()> {
-    Ok(url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default())
 }
 
 async fn my_collect<P: mysql_async::prelude::Protocol>(

@@ -183,102 +183,17 @@ end
 ---------------------------------------------------------------------------------------------------
 -- *_cluster_password_secret_key: the password is TO_BASE64(AES_ENCRYPT(pwd, key)) [manual, Step 2]
 -- AES_ENCRYPT in StarRocks (as in MySQL and MariaDB) is AES-128-ECB with PKCS7 padding and the
--- key folded into 16 bytes by XOR. Only decryption is needed.
+-- key folded into 16 bytes by XOR: ferry.cipher.aes_decrypt.
 ---------------------------------------------------------------------------------------------------
-
-local SBOX, INV_SBOX = {}, {}
-do
-  local function xtime(a)
-    a = a << 1
-    if a & 0x100 ~= 0 then a = a ~ 0x11b end
-    return a
-  end
-  local function rotl8(x, n) return ((x << n) | (x >> (8 - n))) & 0xff end
-  local p, q = 1, 1
-  repeat
-    p = p ~ xtime(p) -- p * 3
-    q = q ~ (q << 1); q = q ~ (q << 2); q = q ~ (q << 4); q = q & 0xff -- q / 3
-    if q & 0x80 ~= 0 then q = q ~ 0x09 end
-    local x = q ~ rotl8(q, 1) ~ rotl8(q, 2) ~ rotl8(q, 3) ~ rotl8(q, 4)
-    SBOX[p] = (x ~ 0x63) & 0xff
-  until p == 1
-  SBOX[0] = 0x63
-  for i = 0, 255 do INV_SBOX[SBOX[i]] = i end
-end
-
-local function gmul(a, b)
-  local r = 0
-  while b > 0 do
-    if b & 1 == 1 then r = r ~ a end
-    a = a << 1
-    if a & 0x100 ~= 0 then a = a ~ 0x11b end
-    b = b >> 1
-  end
-  return r
-end
-
-local function expand_key(key) -- 16 bytes (0-based) -> 176 round-key bytes
-  local w = {}
-  for i = 0, 15 do w[i] = key[i] end
-  local rcon = 1
-  for i = 16, 175, 4 do
-    local t = {w[i - 4], w[i - 3], w[i - 2], w[i - 1]}
-    if i % 16 == 0 then
-      t = {SBOX[t[2]] ~ rcon, SBOX[t[3]], SBOX[t[4]], SBOX[t[1]]}
-      rcon = gmul(rcon, 2)
-    end
-    for j = 0, 3 do w[i + j] = w[i - 16 + j] ~ t[j + 1] end
-  end
-  return w
-end
-
-local function decrypt_block(w, block) -- block: 16 bytes (0-based), state index row + 4 * column
-  local s = {}
-  for i = 0, 15 do s[i] = block[i] ~ w[160 + i] end
-  for round = 9, 0, -1 do
-    local t = {}
-    for r = 0, 3 do
-      for c = 0, 3 do t[r + 4 * ((c + r) % 4)] = INV_SBOX[s[r + 4 * c]] end -- InvShiftRows, InvSubBytes
-    end
-    for i = 0, 15 do t[i] = t[i] ~ w[16 * round + i] end
-    if round > 0 then -- InvMixColumns
-      for c = 0, 3 do
-        local a0, a1, a2, a3 = t[4 * c], t[4 * c + 1], t[4 * c + 2], t[4 * c + 3]
-        t[4 * c] = gmul(a0, 14) ~ gmul(a1, 11) ~ gmul(a2, 13) ~ gmul(a3, 9)
-        t[4 * c + 1] = gmul(a0, 9) ~ gmul(a1, 14) ~ gmul(a2, 11) ~ gmul(a3, 13)
-        t[4 * c + 2] = gmul(a0, 13) ~ gmul(a1, 9) ~ gmul(a2, 14) ~ gmul(a3, 11)
-        t[4 * c + 3] = gmul(a0, 11) ~ gmul(a1, 13) ~ gmul(a2, 9) ~ gmul(a3, 14)
-      end
-    end
-    s = t
-  end
-  return s
-end
 
 --- The plain password from sync.properties' encrypted form and its secret key; nil and a reason
 --- when it does not decrypt.
 function M.decrypt_password(encrypted, secret_key)
   local ok, data = pcall(ferry.base64.decode, encrypted)
   if not ok or #data == 0 or #data % 16 ~= 0 then return nil, "not the Base64 of AES_ENCRYPT output" end
-  local key = {}
-  for i = 0, 15 do key[i] = 0 end
-  for i = 1, #secret_key do key[(i - 1) % 16] = key[(i - 1) % 16] ~ secret_key:byte(i) end
-  local w = expand_key(key)
-  local out = {}
-  for off = 1, #data, 16 do
-    local block = {}
-    for i = 0, 15 do block[i] = data:byte(off + i) end
-    local plain = decrypt_block(w, block)
-    for i = 0, 15 do out[#out + 1] = plain[i] end
-  end
-  local pad = out[#out]
-  if pad < 1 or pad > 16 then return nil, "wrong secret key (bad padding)" end
-  for i = #out - pad + 1, #out do
-    if out[i] ~= pad then return nil, "wrong secret key (bad padding)" end
-  end
-  local chars = {}
-  for i = 1, #out - pad do chars[i] = string.char(out[i]) end
-  return table.concat(chars)
+  local plain = ferry.cipher.aes_decrypt(data, secret_key)
+  if not plain then return nil, "wrong secret key (bad padding)" end
+  return plain
 end
 
 ---------------------------------------------------------------------------------------------------

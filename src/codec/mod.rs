@@ -1,6 +1,7 @@
 //! Config and data formats scripts read and write: JSON, CSV, INI (Seafile), Java properties
 //! (Druid, StarRocks). Each file holds the pure-Rust codec, its Lua binding and its tests.
 
+pub mod cipher;
 pub mod csv;
 pub mod digest;
 pub mod ini;

@@ -37,6 +37,7 @@ static MODULES: &[&ModuleDef] = &[
     &crate::codec::csv::MODULE,
     &crate::codec::ini::MODULE,
     &crate::codec::properties::MODULE,
+    &crate::codec::cipher::CIPHER,
     &crate::codec::digest::DIGEST,
     &crate::codec::digest::ZLIB,
     &crate::codec::digest::HEX,

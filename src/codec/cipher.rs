@@ -38,7 +38,7 @@ fn fold_key(key: &[u8]) -> [u8; 16] {
 
 /// SQL's `AES_DECRYPT(data, key)` (aes-128-ecb): the plaintext, or why there is none.
 pub fn aes_decrypt(data: &[u8], key: &[u8]) -> Result<Vec<u8>, &'static str> {
-    if data.is_empty() || data.len() % 16 != 0 {
+    if data.is_empty() || !data.len().is_multiple_of(16) {
         return Err("not AES_ENCRYPT output (its length is not a multiple of 16 bytes)");
     }
     let mut buf = data.to_vec();

@@ -49,7 +49,7 @@ function M.read_conf(path)
       if ferry.fs.exists(path .. "/" .. rel) then path = path .. "/" .. rel; break end
     end
   end
-  local props = ferry.properties.decode(ferry.fs.read(path))
+  local props = ferry.properties.decode(ferry.fs.read(path), {path = path})
   local where = path .. ": druid.metadata.storage.connector.password"
   return {
     path = path,

@@ -67,10 +67,12 @@ pub fn decode_opts(text: &str, strict: bool) -> Result<Vec<Section>, String> {
         // Python opens seafile.conf as plain UTF-8, so the mark stays and the first header does
         // not parse (MissingSectionHeaderError): say what the invisible character is.
         Some(_) if strict => {
-            return Err("line 1: the file starts with a UTF-8 byte order mark, which \
+            return Err(
+                "line 1: the file starts with a UTF-8 byte order mark, which \
                         configparser does not skip (MissingSectionHeaderError); save it as UTF-8 \
                         without BOM"
-                .to_string());
+                    .to_string(),
+            );
         }
         Some(rest) => rest,
         None => text.as_str(),
@@ -96,7 +98,9 @@ pub fn decode_opts(text: &str, strict: bool) -> Result<Vec<Section>, String> {
                 .to_string();
             if name.is_empty() {
                 // configparser's SECTCRE needs a name: `[]` is no header to it.
-                return Err(format!("line {line_no}: section header without a name: {trimmed}"));
+                return Err(format!(
+                    "line {line_no}: section header without a name: {trimmed}"
+                ));
             }
             current = Some(match sections.iter().position(|s| s.name == name) {
                 Some(_) if strict => {
@@ -303,7 +307,10 @@ mod tests {
     #[test]
     fn regression_empty_section_name_is_refused() {
         let err = decode("[a]\nx = 1\n[]\ny = 2\n").unwrap_err();
-        assert!(err.contains("line 3") && err.contains("without a name"), "{err}");
+        assert!(
+            err.contains("line 3") && err.contains("without a name"),
+            "{err}"
+        );
         assert!(decode("[ ]\n").unwrap_err().contains("line 1"));
     }
 
@@ -315,21 +322,34 @@ mod tests {
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].name, "fileserver");
         let s = decode("[a]\rx = 1\ry = 2\r").unwrap();
-        assert_eq!(s[0].entries, vec![("x".into(), "1".into()), ("y".into(), "2".into())]);
-        assert!(decode_opts("[a]\rx=1\r[a]\r", true).unwrap_err().contains("line 3"));
+        assert_eq!(
+            s[0].entries,
+            vec![("x".into(), "1".into()), ("y".into(), "2".into())]
+        );
+        assert!(
+            decode_opts("[a]\rx=1\r[a]\r", true)
+                .unwrap_err()
+                .contains("line 3")
+        );
     }
 
     #[test]
     fn byte_order_mark_is_skipped_but_refused_in_strict_mode() {
         assert_eq!(decode("\u{feff}[a]\nx=1\n").unwrap()[0].name, "a");
         let err = decode_opts("\u{feff}[a]\nx=1\n", true).unwrap_err();
-        assert!(err.contains("line 1") && err.contains("byte order mark"), "{err}");
+        assert!(
+            err.contains("line 1") && err.contains("byte order mark"),
+            "{err}"
+        );
     }
 
     #[test]
     fn strict_refuses_options_before_any_section_naming_the_line() {
         let err = decode_opts("# c\nport = 1\n[a]\n", true).unwrap_err();
-        assert!(err.contains("line 2") && err.contains("MissingSectionHeaderError"), "{err}");
+        assert!(
+            err.contains("line 2") && err.contains("MissingSectionHeaderError"),
+            "{err}"
+        );
         assert_eq!(decode("port = 1\n").unwrap()[0].name, "");
     }
 
@@ -359,10 +379,29 @@ mod fuzz {
         "storage",
     ];
     const KEYS: &[&str] = &[
-        "name", "bucket", "key_id", "key", "host", "port", "use_https", "region",
-        "path_style_request", "memcached_options", "Name", "BUCKET",
+        "name",
+        "bucket",
+        "key_id",
+        "key",
+        "host",
+        "port",
+        "use_https",
+        "region",
+        "path_style_request",
+        "memcached_options",
+        "Name",
+        "BUCKET",
     ];
-    const TOKENS: &[&str] = &["[x]", "[DEFAULT]", "[]", "[ ]", "key", "key = v", "  ", "\n[a"];
+    const TOKENS: &[&str] = &[
+        "[x]",
+        "[DEFAULT]",
+        "[]",
+        "[ ]",
+        "key",
+        "key = v",
+        "  ",
+        "\n[a",
+    ];
 
     fn name(pool: &'static [&'static str], other: &'static str) -> BoxedStrategy<String> {
         prop_oneof![

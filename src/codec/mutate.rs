@@ -12,10 +12,52 @@ use proptest::sample::Index;
 /// Fragments every format gets inserted somewhere: separators, quotes, escapes, comment and
 /// section characters, line ends, non-ASCII, control characters.
 pub const COMMON_TOKENS: &[&str] = &[
-    "\"", "'", "=", ":", " = ", "\\", "\\\n", "\n", "\r\n", "\r", " ", "\t", "[", "]", "#", ";",
-    "!", "%", ",", "\u{feff}", "\u{a0}", "é", "日本語", "😀", "\u{0}", "\u{1}", "\u{7f}",
-    "\u{2028}", "\n  continued", "\n\tmore", "\\u00e9", "\\uD83D\\uDE00", "\\uZZ", "%(name)s",
-    "&", "?", "@", "/", "//", "..", "${x}", "0x1F", "-1", "1e400", "NaN", "inf",
+    "\"",
+    "'",
+    "=",
+    ":",
+    " = ",
+    "\\",
+    "\\\n",
+    "\n",
+    "\r\n",
+    "\r",
+    " ",
+    "\t",
+    "[",
+    "]",
+    "#",
+    ";",
+    "!",
+    "%",
+    ",",
+    "\u{feff}",
+    "\u{a0}",
+    "é",
+    "日本語",
+    "😀",
+    "\u{0}",
+    "\u{1}",
+    "\u{7f}",
+    "\u{2028}",
+    "\n  continued",
+    "\n\tmore",
+    "\\u00e9",
+    "\\uD83D\\uDE00",
+    "\\uZZ",
+    "%(name)s",
+    "&",
+    "?",
+    "@",
+    "/",
+    "//",
+    "..",
+    "${x}",
+    "0x1F",
+    "-1",
+    "1e400",
+    "NaN",
+    "inf",
 ];
 
 #[derive(Debug, Clone)]
@@ -136,7 +178,11 @@ pub fn value_text() -> impl Strategy<Value = String> {
 
 /// How many lines `s` has, counting `\n`, `\r\n` and `\r` ends (at least 1).
 pub fn line_count(s: &str) -> usize {
-    s.replace("\r\n", "\n").replace('\r', "\n").lines().count().max(1)
+    s.replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .lines()
+        .count()
+        .max(1)
 }
 
 /// The line number an error message names (`line 12`, `line_number = 12`, `:12:`), if any.

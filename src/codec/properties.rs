@@ -338,9 +338,15 @@ mod tests {
     fn surrogate_pairs_and_malformed_escapes() {
         assert_eq!(decode("k=\\uD83D\\uDE00\n").unwrap()["k"], "😀");
         let err = decode("a=1\nk=\\uD83D\n").unwrap_err();
-        assert!(err.starts_with("line 2:") && err.contains("surrogate"), "{err}");
+        assert!(
+            err.starts_with("line 2:") && err.contains("surrogate"),
+            "{err}"
+        );
         let err = decode("a=1\n\nb=\\\n  c\\u12\n").unwrap_err();
-        assert!(err.starts_with("line 3:") && err.contains("\\uxxxx"), "{err}");
+        assert!(
+            err.starts_with("line 3:") && err.contains("\\uxxxx"),
+            "{err}"
+        );
     }
 
     /// Java's LineReader: continuation lines drop their leading blanks, an empty line ends a
@@ -378,7 +384,9 @@ mod fuzz {
         "target_cluster_password",
         "include_data_list",
     ];
-    const TOKENS: &[&str] = &["\\u", "\\u12", "\\uD83D", "\\\\", "\\ ", "\\\n\n", "key=", "\\t"];
+    const TOKENS: &[&str] = &[
+        "\\u", "\\u12", "\\uD83D", "\\\\", "\\ ", "\\\n\n", "key=", "\\t",
+    ];
 
     fn props_text() -> impl Strategy<Value = String> {
         prop::collection::vec(

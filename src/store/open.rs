@@ -217,10 +217,12 @@ pub async fn open_updatable(
 /// (the query): nothing registered them as secrets yet.
 fn unparsed_display(url_text: &str) -> String {
     let base = url_text.split(['?', '#']).next().unwrap_or("");
-    let start = base.find("//").map_or(0, |i| i + 2);
     let mut shown = match base.rfind('@') {
-        Some(at) if at >= start => format!("{}***@{}", &base[..start], &base[at + 1..]),
-        _ => base.to_string(),
+        Some(at) => {
+            let start = base[..at].find("//").map_or(0, |i| i + 2);
+            format!("{}***@{}", &base[..start], &base[at + 1..])
+        }
+        None => base.to_string(),
     };
     if base.len() < url_text.len() {
         shown.push_str("?...");

@@ -165,6 +165,7 @@ fn regression_unparsable_url_refusal_hides_password_and_query() {
         "emory://user:Pw0rdSecret@host/x",
         "//user:Pw0rdSecret@0aa/",
         "user:Pw0rdSecret@host",
+        "s/user:Pw0rdSecret@0aa//",
     ] {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()

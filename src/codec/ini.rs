@@ -79,7 +79,7 @@ pub fn decode_opts(text: &str, strict: bool) -> Result<Vec<Section>, String> {
     };
     for (n, raw) in text.lines().enumerate() {
         let line_no = n + 1;
-        let trimmed = raw.trim();
+        let trimmed = trim(raw);
         if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
             continue;
         }
@@ -93,8 +93,8 @@ pub fn decode_opts(text: &str, strict: bool) -> Result<Vec<Section>, String> {
         if let Some(rest) = trimmed.strip_prefix('[') {
             let name = rest
                 .strip_suffix(']')
-                .ok_or_else(|| format!("line {line_no}: section header without ']': {trimmed}"))?
-                .trim()
+                .ok_or_else(|| format!("line {line_no}: section header without ']': {trimmed}"))
+                .map(trim)?
                 .to_string();
             if name.is_empty() {
                 // configparser's SECTCRE needs a name: `[]` is no header to it.
@@ -123,8 +123,8 @@ pub fn decode_opts(text: &str, strict: bool) -> Result<Vec<Section>, String> {
         let sep = trimmed
             .find(['=', ':'])
             .ok_or_else(|| format!("line {line_no}: expected 'key = value', got: {trimmed}"))?;
-        let key = trimmed[..sep].trim().to_string();
-        let value = trimmed[sep + 1..].trim().to_string();
+        let key = trim(&trimmed[..sep]).to_string();
+        let value = trim(&trimmed[sep + 1..]).to_string();
         if key.is_empty() {
             return Err(format!("line {line_no}: empty key"));
         }
@@ -171,6 +171,12 @@ pub fn decode_opts(text: &str, strict: bool) -> Result<Vec<Section>, String> {
         last_key = Some((si, ki));
     }
     Ok(sections)
+}
+
+/// Whitespace, and U+FEFF (a byte order mark, or the zero-width no-break space it once was):
+/// invisible, and a BOM at the start of what encode writes would be taken for the file's.
+fn trim(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
 }
 
 pub fn encode(sections: &[Section]) -> String {
@@ -330,6 +336,24 @@ mod tests {
             decode_opts("[a]\rx=1\r[a]\r", true)
                 .unwrap_err()
                 .contains("line 3")
+        );
+    }
+
+    /// Found by fuzz_ini_rejections_name_a_line_and_accepted_text_round_trips (20 000 cases):
+    /// after two BOMs the second stayed in the first key, which encode then wrote at the start
+    /// of the file, where it reads as the file's BOM.
+    #[test]
+    fn regression_second_byte_order_mark_is_not_part_of_a_key() {
+        let s = decode("\u{feff}\u{feff}x = 1\n\u{feff}y = 2\n").unwrap();
+        assert_eq!(
+            s[0].entries,
+            vec![("x".into(), "1".into()), ("y".into(), "2".into())]
+        );
+        assert_eq!(decode(&encode(&s)).unwrap(), s);
+        assert!(
+            decode("\u{feff}\u{feff}[_key = \n")
+                .unwrap_err()
+                .contains("line 1")
         );
     }
 

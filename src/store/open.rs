@@ -134,8 +134,17 @@ pub async fn open_updatable(
         .enumerate()
         .find(|(_, c)| invisible(*c))
     {
+        // Likely two pasted lines: not shown beyond its scheme, either could hold a secret.
+        let scheme = url_text
+            .trim()
+            .split_once("://")
+            .filter(|(s, _)| {
+                s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            })
+            .map_or(String::new(), |(s, _)| format!("{s}://"));
         return Err(bad(
-            &unparsed_display(url_text.trim()).escape_debug().to_string(),
+            &format!("{scheme}..."),
             format!(
                 "the URL holds an invisible character ({c:?}) at character {}",
                 i + 1
@@ -213,18 +222,28 @@ pub async fn open_updatable(
     Ok((store, s3_credentials))
 }
 
-/// A URL that does not parse, shown without what may be a password (`user:pw@`) or a SAS
-/// (the query): nothing registered them as secrets yet.
+/// A URL that does not parse, shown without what may be a password (`user:pw@`, the password
+/// possibly holding an unencoded `?`, `#` or `/`) or a SAS (the query): nothing registered them
+/// as secrets yet. The query goes, and what follows the scheme's `//` up to the last `@` (all of
+/// it when an `@` follows the `?`).
 fn unparsed_display(url_text: &str) -> String {
-    let base = url_text.split(['?', '#']).next().unwrap_or("");
-    let mut shown = match base.rfind('@') {
-        Some(at) => {
-            let start = base[..at].find("//").map_or(0, |i| i + 2);
-            format!("{}***@{}", &base[..start], &base[at + 1..])
-        }
-        None => base.to_string(),
+    let q = url_text.find(['?', '#']).unwrap_or(url_text.len());
+    let (base, tail) = url_text.split_at(q);
+    let mask_from = |upto: usize| {
+        base[..upto]
+            .find("//")
+            .map(|i| i + 2)
+            .filter(|&st| !base[..st].contains('@'))
+            .unwrap_or(0)
     };
-    if base.len() < url_text.len() {
+    let mut shown = if tail.contains('@') {
+        format!("{}***", &base[..mask_from(base.len())])
+    } else if let Some(at) = base.rfind('@') {
+        format!("{}***@{}", &base[..mask_from(at)], &base[at + 1..])
+    } else {
+        base.to_string()
+    };
+    if !tail.is_empty() {
         shown.push_str("?...");
     }
     shown

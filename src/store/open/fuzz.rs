@@ -81,7 +81,8 @@ fn secrets(url: &str) -> Vec<String> {
                     .filter(|(k, _)| k == "sig")
                     .map(|(_, v)| v.into_owned()),
             );
-            out.retain(|s| !s.is_empty());
+            // A shorter piece of the generator's secrets ("er") turns up in ordinary words.
+            out.retain(|s| s.len() >= 5);
             out
         }
         _ => {
@@ -89,9 +90,10 @@ fn secrets(url: &str) -> Vec<String> {
             if url.contains(&format!("{PASSWORD}@")) {
                 out.push(PASSWORD.to_string());
             }
+            // Masked when it is in the query; the same text before the `?` is a path.
             if url
                 .find(['?', '#'])
-                .is_some_and(|q| url[q..].contains(SIGNATURE))
+                .is_some_and(|q| url[q..].contains(SIGNATURE) && !url[..q].contains(SIGNATURE))
             {
                 out.push(SIGNATURE.to_string());
             }
@@ -166,6 +168,8 @@ fn regression_unparsable_url_refusal_hides_password_and_query() {
         "//user:Pw0rdSecret@0aa/",
         "user:Pw0rdSecret@host",
         "s/user:Pw0rdSecret@0aa//",
+        "s3://user:Pw0rdSecret?@bucket/x",
+        "s3://user:Pw0rd/Secret?x@bucket:99999/x",
     ] {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -199,7 +203,13 @@ fn regression_control_characters_in_a_url_are_refused() {
         .err()
         .unwrap();
     assert_eq!(e.kind, ErrorKind::InvalidInput);
-    assert!(e.message.contains("store memory://fuzz/pre\\nfix: the URL holds an invisible character ('\\n') at character 18"), "{}", e.message);
+    assert!(
+        e.message.contains(
+            "store memory://...: the URL holds an invisible character ('\\n') at character 18"
+        ),
+        "{}",
+        e.message
+    );
     // Surrounding blanks (a trailing newline from a file) stay harmless.
     assert!(rt.block_on(open("memory://fuzz/prefix\n", &opts)).is_ok());
     // So is an invisible byte order mark, which made "relative URL without a base".

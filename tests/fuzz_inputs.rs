@@ -157,8 +157,29 @@ fn check_refusal(e: &FerryError, places: &[&str]) -> Result<(), TestCaseError> {
 // --- Druid: connectURI and common.runtime.properties ---
 
 const JDBC_TOKENS: &[&str] = &[
-    "?", "&", ";", "=", "jdbc:", "mysql:", "loadbalance:", "//", ",", "(", ")", "useSSL=",
-    "sslMode=", "ssl=", "sslmode=", "true", "FALSE", "%", "%20", "+srv", "[::1]", ":3306", "/",
+    "?",
+    "&",
+    ";",
+    "=",
+    "jdbc:",
+    "mysql:",
+    "loadbalance:",
+    "//",
+    ",",
+    "(",
+    ")",
+    "useSSL=",
+    "sslMode=",
+    "ssl=",
+    "sslmode=",
+    "true",
+    "FALSE",
+    "%",
+    "%20",
+    "+srv",
+    "[::1]",
+    ":3306",
+    "/",
 ];
 
 fn jdbc_uri() -> impl Strategy<Value = String> {
@@ -178,7 +199,17 @@ fn jdbc_uri() -> impl Strategy<Value = String> {
                 ][..],
             ),
             prop::sample::select(
-                &["true", "false", "REQUIRED", "VERIFY_CA", "DISABLED", "PREFERRED", "/ca.pem", "UTF-8", ""][..],
+                &[
+                    "true",
+                    "false",
+                    "REQUIRED",
+                    "VERIFY_CA",
+                    "DISABLED",
+                    "PREFERRED",
+                    "/ca.pem",
+                    "UTF-8",
+                    "",
+                ][..],
             ),
         ),
         0..4,
@@ -186,21 +217,35 @@ fn jdbc_uri() -> impl Strategy<Value = String> {
     let pg_params = prop::collection::vec(
         (
             prop::sample::select(
-                &["ssl", "sslmode", "sslrootcert", "currentSchema", "ApplicationName", "sslcert"][..],
+                &[
+                    "ssl",
+                    "sslmode",
+                    "sslrootcert",
+                    "currentSchema",
+                    "ApplicationName",
+                    "sslcert",
+                ][..],
             ),
             prop::sample::select(
-                &["true", "false", "require", "verify-full", "allow", "/ca.pem", "druid,public", ""][..],
+                &[
+                    "true",
+                    "false",
+                    "require",
+                    "verify-full",
+                    "allow",
+                    "/ca.pem",
+                    "druid,public",
+                    "",
+                ][..],
             ),
         ),
         0..4,
     );
     prop_oneof![
-        ("[a-z0-9.-]{1,12}", 1u16..65535, "[a-z_]{0,8}", mysql_params).prop_map(
-            |(h, p, db, q)| {
-                let q: Vec<String> = q.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                format!("jdbc:mysql://{h}:{p}/{db}?{}", q.join("&"))
-            }
-        ),
+        ("[a-z0-9.-]{1,12}", 1u16..65535, "[a-z_]{0,8}", mysql_params).prop_map(|(h, p, db, q)| {
+            let q: Vec<String> = q.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("jdbc:mysql://{h}:{p}/{db}?{}", q.join("&"))
+        }),
         ("[a-z0-9.-]{1,12}", 1u16..65535, "[a-z_]{0,8}", pg_params).prop_map(|(h, p, db, q)| {
             let q: Vec<String> = q.iter().map(|(k, v)| format!("{k}={v}")).collect();
             format!("jdbc:postgresql://{h}:{p}/{db}?{}", q.join("&"))
@@ -271,16 +316,36 @@ fn seafile_conf() -> impl Strategy<Value = String> {
             (
                 prop::sample::select(
                     &[
-                        "bucket", "key_id", "key", "host", "aws_region", "use_https",
-                        "path_style_request", "use_v4_signature", "dir", "endpoint", "region",
-                        "sse_c_key", "Bucket",
+                        "bucket",
+                        "key_id",
+                        "key",
+                        "host",
+                        "aws_region",
+                        "use_https",
+                        "path_style_request",
+                        "use_v4_signature",
+                        "dir",
+                        "endpoint",
+                        "region",
+                        "sse_c_key",
+                        "Bucket",
                     ][..],
                 ),
                 prop_oneof![
                     value_text(),
                     prop::sample::select(
-                        &["true", "no", "maybe", "s3.example.com:9000", "h:p", ":9000",
-                          "oss-cn-hangzhou.aliyuncs.com", "%(bucket)s", "100%", "%%"][..]
+                        &[
+                            "true",
+                            "no",
+                            "maybe",
+                            "s3.example.com:9000",
+                            "h:p",
+                            ":9000",
+                            "oss-cn-hangzhou.aliyuncs.com",
+                            "%(bucket)s",
+                            "100%",
+                            "%%"
+                        ][..]
                     )
                     .prop_map(str::to_string),
                 ],
@@ -337,7 +402,17 @@ fn sync_properties() -> impl Strategy<Value = String> {
             prop_oneof![
                 value_text(),
                 prop::sample::select(
-                    &["9030", "0x10", "1e3", "-1", "true", "TRUE", "yes", "db1.t1,db2", "99999999999999999999"][..]
+                    &[
+                        "9030",
+                        "0x10",
+                        "1e3",
+                        "-1",
+                        "true",
+                        "TRUE",
+                        "yes",
+                        "db1.t1,db2",
+                        "99999999999999999999"
+                    ][..]
                 )
                 .prop_map(str::to_string),
             ],
@@ -418,7 +493,6 @@ proptest! {
     }
 }
 
-
 /// Found by fuzz_druid_common_runtime_properties: a JSON password provider whose fields are not
 /// strings stopped with a Lua error inside druid.lua ("bad argument #1 to 'getenv'", "attempt
 /// to call a nil value (method 'gsub')") instead of naming the setting.
@@ -449,6 +523,7 @@ fn regression_druid_password_provider_fields_must_be_strings() {
             "regression/common.runtime.properties",
             "druid.metadata.storage.connector.password={\"type\":\"default\",\"password\":null}\n",
         );
-        h.call("druid_conf", path).expect("a null password is no password");
+        h.call("druid_conf", path)
+            .expect("a null password is no password");
     });
 }

@@ -19,8 +19,20 @@ function M.password(value, where)
     if not ok or type(p) ~= "table" then
       ferry.fail("invalid_input", where .. " is neither a password nor a JSON password provider")
     end
+    -- Druid's providers (DefaultPasswordProvider, EnvironmentVariablePasswordProvider) are
+    -- Jackson beans: a non-string field fails there too, so say which one.
+    for _, field in ipairs({"type", "variable", "password"}) do
+      if p[field] == json.null then p[field] = nil end
+      if p[field] ~= nil and type(p[field]) ~= "string" then
+        ferry.fail("invalid_input", ("%s: the JSON password provider's \"%s\" is a %s, not a string")
+          :format(where, field, type(p[field]) == "table" and "JSON object or array" or type(p[field])))
+      end
+    end
     if p.type == "environment" then
-      local v = os.getenv(p.variable or "")
+      if not p.variable then
+        ferry.fail("invalid_input", where .. ": the environment password provider names no \"variable\"")
+      end
+      local v = os.getenv(p.variable)
       if not v then
         ferry.fail("invalid_input", ("%s reads the password from the environment variable %s, which is not set")
           :format(where, tostring(p.variable)), {hint = "export " .. tostring(p.variable) .. " before running ferry"})
@@ -49,7 +61,7 @@ function M.read_conf(path)
       if ferry.fs.exists(path .. "/" .. rel) then path = path .. "/" .. rel; break end
     end
   end
-  local props = ferry.properties.decode(ferry.fs.read(path))
+  local props = ferry.properties.decode(ferry.fs.read(path), {path = path})
   local where = path .. ": druid.metadata.storage.connector.password"
   return {
     path = path,

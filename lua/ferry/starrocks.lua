@@ -119,7 +119,7 @@ function M.read_conf(conf_dir, given)
     ferry.fail("not_found", "no sync.properties in " .. conf_dir,
       {hint = "point conf_dir at the starrocks-cluster-sync/conf folder (the one holding sync.properties)"})
   end
-  local file = ferry.properties.decode(ferry.fs.read(path))
+  local file, lines = ferry.properties.decode(ferry.fs.read(path), {path = path})
   local cfg, warnings, known = {}, {}, {}
   for _, k in ipairs(M.KEYS) do
     local name, ty, default, support = k[1], k[2], k[3], k[4]
@@ -127,7 +127,7 @@ function M.read_conf(conf_dir, given)
     local v = default
     local raw = file[name]
     if raw ~= nil and trim(raw) ~= "" then
-      v = convert(name, ty, trim(raw), path)
+      v = convert(name, ty, trim(raw), ("%s:%d"):format(path, lines[name]))
     elseif raw ~= nil and ty == "string" then
       v = ""
     end
@@ -144,8 +144,8 @@ function M.read_conf(conf_dir, given)
   end
   table.sort(unknown)
   for _, name in ipairs(unknown) do
-    warnings[#warnings + 1] = ("%s: unknown key %s (not a starrocks-cluster-sync setting ferry knows; ignored)")
-      :format(path, name)
+    warnings[#warnings + 1] = ("%s:%d: unknown key %s (not a starrocks-cluster-sync setting ferry knows; ignored)")
+      :format(path, lines[name], name)
   end
   return cfg, path, warnings
 end

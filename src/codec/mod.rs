@@ -6,6 +6,8 @@ pub mod csv;
 pub mod digest;
 pub mod ini;
 pub mod json;
+#[cfg(test)]
+pub(crate) mod mutate;
 pub mod properties;
 
 use crate::runtime::error::{ErrorKind, FerryError};

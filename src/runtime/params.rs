@@ -286,7 +286,9 @@ pub fn parse_value(decl: &ParamDecl, raw: &RawValue) -> std::result::Result<Para
             let t = text()?;
             ParamValue::Num(
                 t.parse::<f64>()
-                    .map_err(|_| format!("'{t}' is not a number"))?,
+                    .ok()
+                    .filter(|n| n.is_finite())
+                    .ok_or_else(|| format!("'{t}' is not a number"))?,
             )
         }
         ParamType::Boolean => {
@@ -339,8 +341,22 @@ fn expand_home(p: &str) -> String {
     p.to_string()
 }
 
-/// "90s", "2h", "1h30m", "500ms", "1.5d", or a plain number of seconds → seconds.
+/// "90s", "2h", "1h30m", "500ms", "1.5d", or a plain number of seconds → seconds. The result
+/// always fits a `std::time::Duration` (callers convert it with `Duration::from_secs_f64`, which
+/// panics on infinity or on more than 2^64 seconds).
 pub fn parse_duration(s: &str) -> std::result::Result<f64, String> {
+    let secs = parse_duration_unchecked(s)?;
+    if std::time::Duration::try_from_secs_f64(secs).is_err() {
+        return Err(format!(
+            "'{}' is too long a duration (at most {} seconds)",
+            s.trim(),
+            u64::MAX
+        ));
+    }
+    Ok(secs)
+}
+
+fn parse_duration_unchecked(s: &str) -> std::result::Result<f64, String> {
     let s = s.trim();
     let err = || format!("'{s}' is not a duration (examples: 90s, 2h, 1h30m, 500ms)");
     if s.is_empty() {
@@ -574,6 +590,40 @@ mod tests {
         assert_eq!(format_size(1536), "1.5 KiB");
     }
 
+    /// Found by fuzz_duration_accepted_fits_a_duration_refused_quotes_the_text and
+    /// fuzz_typed_parameter_values: "1e400", "inf" and a huge count of seconds were accepted,
+    /// and `Duration::from_secs_f64` panics on them (ferry.exec's timeout, a GCS store's
+    /// timeout option, FERRY_PROGRESS_INTERVAL).
+    #[test]
+    fn regression_durations_beyond_a_duration_are_refused() {
+        for text in [
+            "1e400",
+            "inf",
+            "infinity",
+            "999999999999999999990s\n999999999999999999990s",
+        ] {
+            let err = parse_duration(text).unwrap_err();
+            assert!(err.contains(text.trim()), "{err}");
+        }
+        assert!(parse_duration("NaN").is_err());
+        assert_eq!(parse_duration("584542046090y").ok(), None);
+        assert!(parse_duration("18446744073709551615").is_err());
+        assert_eq!(parse_duration("100000d").unwrap(), 8_640_000_000.0);
+    }
+
+    #[test]
+    fn numbers_are_finite() {
+        let d = decl("n", ParamType::Number);
+        for text in ["NaN", "inf", "-infinity", "1e400"] {
+            let err = parse_value(&d, &RawValue::Text(text.into())).unwrap_err();
+            assert!(err.contains("is not a number"), "{err}");
+        }
+        assert_eq!(
+            parse_value(&d, &RawValue::Text("1e300".into())).unwrap(),
+            ParamValue::Num(1e300)
+        );
+    }
+
     #[test]
     fn typed_values() {
         let d = decl("n", ParamType::Integer);
@@ -620,5 +670,129 @@ mod tests {
         let mut v2 = BTreeMap::new();
         v2.insert("token".to_string(), ParamValue::Str("two".into()));
         assert_eq!(params_hash(&decls, &v1), params_hash(&decls, &v2));
+    }
+}
+
+/// Fuzzing (issue 22): durations, sizes and typed parameters as people type them. Nothing
+/// panics, an accepted duration fits a `std::time::Duration` (callers convert without checking),
+/// an accepted number is finite, and a refusal quotes the value.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::codec::mutate::{config, near_miss};
+    use proptest::prelude::*;
+
+    const TOKENS: &[&str] = &[
+        "e",
+        "E",
+        ".",
+        "-",
+        "+",
+        "inf",
+        "NaN",
+        "1e400",
+        "µs",
+        "h",
+        "m",
+        "ms",
+        "d",
+        " ",
+        "_",
+        "99999999999999999999",
+        "0.",
+        ".5",
+        "KiB",
+        "GB",
+        "ti",
+        "b",
+    ];
+
+    fn duration_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (
+                0u32..100,
+                prop::sample::select(&["ms", "s", "m", "h", "d", "min", "hours", ""][..])
+            )
+                .prop_map(|(n, u)| format!("{n}{u}")),
+            (0u32..48, 0u32..60, 0u32..60).prop_map(|(h, m, s)| format!("{h}h{m}m{s}s")),
+            "[0-9]{1,3}\\.[0-9]{1,3}[smhd]?",
+        ]
+    }
+
+    fn size_text() -> impl Strategy<Value = String> {
+        (
+            "[0-9]{1,6}(\\.[0-9]{1,2})?",
+            prop::sample::select(&["", "b", "k", "KB", "MiB", "gi", "GB", "TiB", " MiB"][..]),
+        )
+            .prop_map(|(n, u)| format!("{n}{u}"))
+    }
+
+    fn param_type() -> impl Strategy<Value = ParamType> {
+        prop::sample::select(vec![
+            ParamType::String,
+            ParamType::Integer,
+            ParamType::Number,
+            ParamType::Boolean,
+            ParamType::Path,
+            ParamType::Url,
+            ParamType::List,
+            ParamType::Duration,
+            ParamType::Size,
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(config(2000))]
+
+        #[test]
+        fn fuzz_duration_accepted_fits_a_duration_refused_quotes_the_text(
+            text in near_miss(duration_text(), TOKENS),
+        ) {
+            match parse_duration(&text) {
+                Ok(secs) => prop_assert!(
+                    std::time::Duration::try_from_secs_f64(secs).is_ok(),
+                    "{:?} gave {} seconds", text, secs
+                ),
+                Err(e) => prop_assert!(e.contains(text.trim()), "{}", e),
+            }
+        }
+
+        #[test]
+        fn fuzz_duration_of_hours_minutes_seconds(h in 0u64..10_000, m in 0u64..60, s in 0u64..60) {
+            let secs = parse_duration(&format!("{h}h{m}m{s}s"));
+            prop_assert_eq!(secs, Ok((h * 3600 + m * 60 + s) as f64));
+        }
+
+        #[test]
+        fn fuzz_size_never_panics_and_refusal_quotes_the_text(text in near_miss(size_text(), TOKENS)) {
+            if let Err(e) = parse_size(&text) {
+                prop_assert!(e.contains(text.trim()), "{}", e);
+            }
+        }
+
+        #[test]
+        fn fuzz_typed_parameter_values(
+            ty in param_type(),
+            text in near_miss(
+                prop_oneof![duration_text(), size_text(), "[a-z]{0,8}", "-?[0-9_]{1,20}"],
+                TOKENS,
+            ),
+        ) {
+            let d = ParamDecl {
+                name: "p".into(),
+                ty: ty.clone(),
+                default: None,
+                required: false,
+                doc: "doc".into(),
+                secret: false,
+                choices: None,
+                env: None,
+            };
+            match parse_value(&d, &RawValue::Text(text.clone())) {
+                Ok(ParamValue::Num(n)) => prop_assert!(n.is_finite(), "{:?} as {:?}: {}", text, ty, n),
+                Ok(_) => {}
+                Err(e) => prop_assert!(!e.is_empty()),
+            }
+        }
     }
 }

@@ -3,6 +3,8 @@
 //! values map through [`value::SqlValue`].
 
 pub mod copy_table;
+#[cfg(test)]
+mod fuzz;
 pub mod lua;
 pub mod statement;
 pub mod tls;
@@ -167,7 +169,11 @@ pub fn pg_error(display: &str, e: tokio_postgres::Error) -> FerryError {
     let closed = e.is_closed()
         || e.to_string().contains("connection")
         || e.to_string().contains("error connecting");
-    let kind = if closed {
+    // tokio-postgres's Kind::Config ("invalid configuration: both host and hostaddr are
+    // missing" for `postgres://`) is the URL's fault, not ferry's.
+    let kind = if e.to_string().starts_with("invalid configuration") {
+        ErrorKind::InvalidInput
+    } else if closed {
         ErrorKind::Unavailable
     } else {
         ErrorKind::Internal

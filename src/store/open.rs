@@ -18,6 +18,8 @@ use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
 mod azure;
 mod azure_errors;
+#[cfg(test)]
+mod fuzz;
 pub mod s3_acl;
 pub mod s3_credentials;
 
@@ -123,8 +125,36 @@ pub async fn open_updatable(
             add_secret(v);
         }
     }
+    // The WHATWG parser drops tabs and line breaks inside a URL without a word, so
+    // `s3://bucket/pre<newline>fix` would name another prefix than the one shown; a byte order
+    // mark or zero-width space (pasted from a document) gives a baffling parse error.
+    let invisible = |c: char| c.is_control() || matches!(c, '\u{feff}' | '\u{200b}'..='\u{200f}');
+    if let Some((i, c)) = url_text
+        .trim()
+        .chars()
+        .enumerate()
+        .find(|(_, c)| invisible(*c))
+    {
+        // Likely two pasted lines: not shown beyond its scheme, either could hold a secret.
+        let scheme = url_text
+            .trim()
+            .split_once("://")
+            .filter(|(s, _)| {
+                s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            })
+            .map_or(String::new(), |(s, _)| format!("{s}://"));
+        return Err(bad(
+            &format!("{scheme}..."),
+            format!(
+                "the URL holds an invisible character ({c:?}) at character {}",
+                i + 1
+            ),
+        )
+        .hint("a URL is one line of visible text: check for a pasted line break, tab or BOM"));
+    }
     let u = url::Url::parse(url_text).map_err(|e| {
-        bad(url_text, format!("not a URL ({e})")).hint(
+        bad(&unparsed_display(url_text), format!("not a URL ({e})")).hint(
             "store URLs look like file:///abs/path, s3://bucket/prefix, gs://bucket/prefix, \
              az://container/prefix or memory://name",
         )
@@ -133,7 +163,13 @@ pub async fn open_updatable(
     let mut shown = u.clone();
     shown.set_query(None);
     let _ = shown.set_password(None);
-    let display = shown.to_string();
+    // Without an authority (`s3:user:pw@bucket`, an unknown `f:ile://...`) the password is in
+    // the path, where the parser does not see it: mask it as for an unparsable URL.
+    let display = if u.cannot_be_a_base() {
+        unparsed_display(url_text)
+    } else {
+        shown.to_string()
+    };
     let store = match u.scheme() {
         "file" => open_file(&u, &display, opts)?,
         "memory" => {
@@ -165,7 +201,11 @@ pub async fn open_updatable(
         "az" | "azure" | "abfs" => open_azure(&u, &display, opts, None)?,
         "http" | "https" if looks_like_azure(&u) => open_azure_url(&u, &display, opts)?,
         other => {
-            return Err(bad(url_text, format!("unknown scheme '{other}'")).hint(
+            return Err(bad(
+                &unparsed_display(url_text),
+                format!("unknown scheme '{other}'"),
+            )
+            .hint(
                 "supported: file://, memory://, s3://, gs://, az://, and Azure blob https URLs",
             ));
         }
@@ -177,7 +217,7 @@ pub async fn open_updatable(
             ..store
         },
         Some(other) => {
-            return Err(bad(url_text, format!("unknown layout '{other}'"))
+            return Err(bad(&display, format!("unknown layout '{other}'"))
                 .hint("layouts: flat, seafile-fs"));
         }
     };
@@ -185,6 +225,33 @@ pub async fn open_updatable(
         probe(&store, opts).await?;
     }
     Ok((store, s3_credentials))
+}
+
+/// A URL that does not parse, shown without what may be a password (`user:pw@`, the password
+/// possibly holding an unencoded `?`, `#` or `/`) or a SAS (the query): nothing registered them
+/// as secrets yet. The query goes, and what follows the scheme's `//` up to the last `@` (all of
+/// it when an `@` follows the `?`).
+fn unparsed_display(url_text: &str) -> String {
+    let q = url_text.find(['?', '#']).unwrap_or(url_text.len());
+    let (base, tail) = url_text.split_at(q);
+    let mask_from = |upto: usize| {
+        base[..upto]
+            .find("//")
+            .map(|i| i + 2)
+            .filter(|&st| !base[..st].contains('@'))
+            .unwrap_or(0)
+    };
+    let mut shown = if tail.contains('@') {
+        format!("{}***", &base[..mask_from(base.len())])
+    } else if let Some(at) = base.rfind('@') {
+        format!("{}***@{}", &base[..mask_from(at)], &base[at + 1..])
+    } else {
+        base.to_string()
+    };
+    if !tail.is_empty() {
+        shown.push_str("?...");
+    }
+    shown
 }
 
 fn looks_like_azure(u: &url::Url) -> bool {

@@ -118,3 +118,29 @@ fn astra_nodetool_schema_and_credentials() {
 fn pegasus_outputs_versions_and_config() {
     run_spec("pegasus_spec.lua", "pegasus ok");
 }
+
+/// Seconds out of a Duration's range (math.huge, 1e300, NaN, negative) never panic: they mean
+/// "no practical limit" or zero.
+#[test]
+fn huge_and_odd_seconds_do_not_panic() {
+    let ws = common::Workspace::new();
+    ws.write(
+        "t.lua",
+        r#"
+assert(ferry.exec.run{"true", timeout = math.huge}.code == 0)
+assert(ferry.exec.run{"true", timeout = 1e300}.code == 0)
+ferry.task.sleep(-1)
+ferry.task.sleep(0/0)
+local n = 0
+assert(ferry.task.poll{every = 0.01, timeout = math.huge, check = function() n = n + 1; return n >= 2 end})
+local ok, err = pcall(ferry.sql.connect, "mysql://x@127.0.0.1:1/x", {query_timeout = math.huge, connect_timeout = 1})
+assert(not ok and err.kind ~= "lua", tostring(err))
+print("odd seconds ok")
+"#,
+    );
+    ws.ferry()
+        .args(["run", "./t.lua", "-q"])
+        .run()
+        .code(0)
+        .stdout_has("odd seconds ok");
+}

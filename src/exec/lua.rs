@@ -50,8 +50,8 @@ fn spec_from(lua: &Lua, t: &Table) -> mlua::Result<(ExecSpec, bool, bool)> {
     let timeout = match t.get::<Value>("timeout")? {
         Value::Nil => None,
         Value::Integer(i) => Some(Duration::from_secs(i.max(0) as u64)),
-        Value::Number(n) => Some(Duration::from_secs_f64(n.max(0.0))),
-        Value::String(s) => Some(Duration::from_secs_f64(
+        Value::Number(n) => Some(crate::runtime::params::secs_to_duration(n)),
+        Value::String(s) => Some(crate::runtime::params::secs_to_duration(
             crate::runtime::params::parse_duration(&s.to_str()?)
                 .map_err(|m| FerryError::new(ErrorKind::InvalidInput, m))?,
         )),

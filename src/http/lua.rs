@@ -1,7 +1,5 @@
 //! Lua binding of `ferry.http`.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use mlua::{Lua, LuaSerdeExt, Table, Value};
 use reqwest::Method;
@@ -314,7 +312,7 @@ fn build_request(lua: &Lua, t: &Table) -> mlua::Result<(Request, Vec<u16>, Defer
         req.auth = Some(Auth::Basic(user, pass));
     }
     if let Some(s) = t.get::<Option<f64>>("timeout")? {
-        req.timeout = Duration::from_secs_f64(s.max(0.001));
+        req.timeout = crate::runtime::params::secs_to_duration(s.max(0.001));
     }
     if let Some(n) = t.get::<Option<u32>>("retries")? {
         req.retries = n;

@@ -394,6 +394,16 @@ fn parse_duration_unchecked(s: &str) -> std::result::Result<f64, String> {
     Ok(total)
 }
 
+/// Seconds from a script as a `Duration` that never panics: NaN and negative give zero, and
+/// anything over a century (`math.huge` included) a century, which no timeout outlives.
+pub fn secs_to_duration(secs: f64) -> std::time::Duration {
+    const CENTURY: f64 = 100.0 * 365.25 * 86_400.0;
+    if secs.is_nan() || secs <= 0.0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::from_secs_f64(secs.min(CENTURY))
+}
+
 /// "64MiB", "1.5GB", "100k", "4096" → bytes. Decimal (kB, MB) and binary (KiB, MiB) units.
 pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     let s = s.trim();

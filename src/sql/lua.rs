@@ -388,7 +388,7 @@ fn duration(t: &Table, key: &str) -> mlua::Result<Option<std::time::Duration>> {
         )
         .into());
     }
-    Ok(Some(std::time::Duration::from_secs_f64(secs)))
+    Ok(Some(crate::runtime::params::secs_to_duration(secs)))
 }
 
 fn build(lua: &Lua) -> mlua::Result<Table> {

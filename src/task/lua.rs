@@ -163,7 +163,7 @@ impl UserData for TaskHandle {
 async fn sleep(lua: Lua, secs: Value) -> mlua::Result<()> {
     let s = seconds(&secs, "ferry.task.sleep")?.unwrap_or(0.0);
     let cancel = ctx(&lua).cancel.clone();
-    super::sleep(Duration::from_secs_f64(s.max(0.0)), &cancel)
+    super::sleep(crate::runtime::params::secs_to_duration(s), &cancel)
         .await
         .lua_err()
 }
@@ -313,7 +313,7 @@ async fn poll(lua: Lua, opts: Table) -> mlua::Result<MultiValue> {
             tracing::info!(target: EV, "still waiting for {describe} ({elapsed:.0}s of {timeout:.0}s; last observed: {last_seen})");
         }
         let delay = super::poll_delay(every, backoff, max_every, attempt)
-            .min(Duration::from_secs_f64((timeout - elapsed).max(0.0)));
+            .min(crate::runtime::params::secs_to_duration(timeout - elapsed));
         attempt += 1;
         super::sleep(delay, &cancel).await.lua_err()?;
     }

@@ -20,7 +20,7 @@ pub async fn sleep(d: Duration, cancel: &CancellationToken) -> Result<()> {
 /// The delay before poll attempt `attempt` (0-based): `every × backoff^attempt`, capped.
 pub fn poll_delay(every: f64, backoff: f64, max: f64, attempt: u32) -> Duration {
     let d = every * backoff.max(1.0).powi(attempt.min(64) as i32);
-    Duration::from_secs_f64(d.min(max).max(0.0))
+    crate::runtime::params::secs_to_duration(d.min(max))
 }
 
 #[cfg(test)]

@@ -437,7 +437,10 @@ impl Run {
             match step {
                 Ok(true) => failures = 0,
                 Ok(false) => break,
-                Err(e) if e.retryable && failures < 5 => {
+                // A statement past query_timeout is not retryable for a caller who cannot
+                // tell whether it committed; here the target is asked where the range stands
+                // before the next batch, so it is retried like a dropped connection.
+                Err(e) if (e.retryable || e.kind == ErrorKind::Timeout) && failures < 5 => {
                     failures += 1;
                     self.retries.fetch_add(1, Ordering::Relaxed);
                     // The connections may be dead: take fresh ones for the next attempt.

@@ -190,6 +190,7 @@ pub mod kill;
 pub mod s3;
 pub mod secrets;
 pub mod tcp_cut;
+pub mod tcp_faults;
 
 /// Deterministic bytes that are not a repeating pattern of any short period.
 pub fn noise(len: usize, seed: u64) -> Vec<u8> {

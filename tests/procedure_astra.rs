@@ -602,3 +602,37 @@ fn credentials_cut_short_mid_upload_are_renewed_after_the_refusal() {
     );
     check_upload(&site, &s3_objects(&s3, &api, &api.migration_ids()[0]));
 }
+
+/// The DevOps API behind a flaky network: every 3rd GET answered 503 and every 4th reset
+/// without an answer. The reads (migration status polls, credentials) are retried; the
+/// initialize and launch POSTs reach the API once each; the upload is complete.
+#[test]
+fn a_flaky_network_to_the_devops_api_is_retried_for_reads_and_never_doubles_a_post() {
+    use common::fault_proxy::{FaultProxy, Faults};
+    let site = site(0);
+    let (s3, api) = aws(|_| {});
+    let proxy = FaultProxy::start(
+        &api.url(),
+        Faults::new()
+            .fail_every(3)
+            .reset_every(4)
+            .only_methods(&["GET"]),
+    );
+    let out = run(
+        &site,
+        &api,
+        Some(&s3),
+        &["-p", &format!("api_url={}", proxy.endpoint)],
+    );
+    out.code(0).stderr_has("MigrationDone");
+    assert!(
+        proxy.failed() >= 1 && proxy.reset() >= 1,
+        "no fault was injected: {} failed, {} reset",
+        proxy.failed(),
+        proxy.reset()
+    );
+    assert_eq!(api.initializes(), 1, "initialize sent more than once");
+    assert_eq!(api.launches(), 1, "launch sent more than once");
+    let ids = api.migration_ids();
+    check_upload(&site, &s3_objects(&s3, &api, &ids[0]));
+}

@@ -3,8 +3,8 @@
 //! by itself; the caller then checks the end state exactly. Seeded, so a failure replays:
 //! `FERRY_KILL_SEED=<seed printed in the failure> cargo test --test NAME`.
 //!
-//! `FERRY_KILL_POINTS` sets how many kills a loop makes (the test's own count otherwise; the
-//! `--long` mode of tests/reliability.sh sets hundreds).
+//! `FERRY_KILL_POINTS` sets how many kills a loop makes (the test's own count otherwise; the long
+//! mode sets hundreds: `FERRY_KILL_POINTS=300 cargo test --test kill_anywhere`).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

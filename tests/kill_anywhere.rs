@@ -59,7 +59,9 @@ fn check_journal(state: &Path, steps: &[&str], r: &Report) {
             .unwrap_or_else(|e| panic!("journal line {} is not JSON ({e}): {line}\n{r}", i + 1));
         entries.push(v);
     }
-    let last = entries.last().unwrap_or_else(|| panic!("empty journal\n{r}"));
+    let last = entries
+        .last()
+        .unwrap_or_else(|| panic!("empty journal\n{r}"));
     assert!(
         last["event"] == "run_finished" && last["status"] == "ok",
         "journal ends with {last}\n{r}"
@@ -198,7 +200,11 @@ fn store_copy(seed: u64, points: usize) {
         .iter()
         .filter(|f| f.starts_with(".upload-"))
         .count();
-    print_figures("store_copy", &r, &format!("open_multipart_uploads {open_uploads}"));
+    print_figures(
+        "store_copy",
+        &r,
+        &format!("open_multipart_uploads {open_uploads}"),
+    );
 }
 
 #[test]
@@ -423,6 +429,13 @@ fn seafile_seed_2203_killed_writes_leave_no_temp_files() {
     seafile(2203, 5, None);
 }
 
+/// Found with this seed at 100 kills (the 42nd): a run killed while it wrote seafile.conf left
+/// `.seafile.conf.tmp-PID` in the conf dir.
+#[test]
+fn seafile_seed_2203_long_killed_conf_write_leaves_no_temp_file() {
+    seafile(2203, 45, Some("300"));
+}
+
 // ------------------------------------------------------------------------------------------
 // 4. druid-deep-storage, direct mode: local deep storage -> S3, metadata in MariaDB
 // ------------------------------------------------------------------------------------------
@@ -466,10 +479,13 @@ fn many_shared_rows(owner: &str) -> Vec<Seg> {
 }
 
 fn backup_tables(url: &str) -> Vec<String> {
-    db::tsv_rows(&db::mysql_exec(url, "SHOW TABLES LIKE 'druid_segments_backup_%';"))
-        .into_iter()
-        .map(|r| r[0].clone())
-        .collect()
+    db::tsv_rows(&db::mysql_exec(
+        url,
+        "SHOW TABLES LIKE 'druid_segments_backup_%';",
+    ))
+    .into_iter()
+    .map(|r| r[0].clone())
+    .collect()
 }
 
 /// Whether the run whose --log-json file is `path` was in the rewrite step when it was killed.
@@ -575,7 +591,12 @@ fn druid(seed: u64, points: usize) {
         assert_eq!(n, originals.len(), "backup rows\n{r}");
         check_journal(
             &state,
-            &["copy-segments", "export-metadata", "rewrite-load-specs", "verify"],
+            &[
+                "copy-segments",
+                "export-metadata",
+                "rewrite-load-specs",
+                "verify",
+            ],
             r,
         );
     };

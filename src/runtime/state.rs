@@ -70,8 +70,9 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     std::fs::create_dir_all(dir)
         .map_err(|e| FerryError::io(format!("creating {}", dir.display()), &e))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let (mut f, tmp) = temp_file(dir, name)
-        .map_err(|e| FerryError::io(format!("writing a temporary file in {}", dir.display()), &e))?;
+    let (mut f, tmp) = temp_file(dir, name).map_err(|e| {
+        FerryError::io(format!("writing a temporary file in {}", dir.display()), &e)
+    })?;
     f.write_all(bytes)
         .and_then(|_| f.sync_all())
         .map_err(|e| FerryError::io(format!("writing {}", tmp.display()), &e))?;
@@ -194,12 +195,18 @@ mod tests {
         std::fs::write(d.path().join(".conf.tmp"), "half a fi").unwrap();
         write_atomic(&d.path().join("conf"), b"new").unwrap();
         assert_eq!(names(d.path()), ["conf"]);
-        assert_eq!(std::fs::read_to_string(d.path().join("conf")).unwrap(), "new");
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("conf")).unwrap(),
+            "new"
+        );
         // A live writer holds the shared name: the write goes through a name of its own.
         let live = std::fs::File::create(d.path().join(".conf.tmp")).unwrap();
         live.lock().unwrap();
         write_atomic(&d.path().join("conf"), b"newer").unwrap();
         assert_eq!(names(d.path()), [".conf.tmp", "conf"]);
-        assert_eq!(std::fs::read_to_string(d.path().join("conf")).unwrap(), "newer");
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("conf")).unwrap(),
+            "newer"
+        );
     }
 }

@@ -445,6 +445,9 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["obj", "obj#2"]);
-        assert_eq!(std::fs::read_to_string(folder.join("obj")).unwrap(), "whole");
+        assert_eq!(
+            std::fs::read_to_string(folder.join("obj")).unwrap(),
+            "whole"
+        );
     }
 }

@@ -254,7 +254,9 @@ pub fn kill_cycles(
                 let _ = run.child.kill(); // SIGKILL
                 let _ = stderr_of(run);
                 report.kills += 1;
-                report.delays_ms.push(delay.map_or(0, |d| d.as_millis() as u64));
+                report
+                    .delays_ms
+                    .push(delay.map_or(0, |d| d.as_millis() as u64));
                 report.killed_runs.push(index);
                 break;
             }

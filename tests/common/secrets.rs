@@ -59,7 +59,11 @@ pub fn assert_absent(secrets: &[&str], texts: &[(&str, &str)], paths: &[&Path]) 
     }
     let mut files = 0;
     for p in paths {
-        assert!(p.exists(), "{} was meant to be checked but does not exist", p.display());
+        assert!(
+            p.exists(),
+            "{} was meant to be checked but does not exist",
+            p.display()
+        );
         scan_path(p, secrets, &mut found, &mut files);
     }
     assert!(found.is_empty(), "secrets leaked:\n{}", found.join("\n"));

@@ -642,3 +642,88 @@ fn druid(seed: u64, points: usize) {
 fn druid_direct_to_s3_killed_anywhere_rewrites_metadata_once() {
     druid(kill::seed(2204), kill::points(25));
 }
+
+// ------------------------------------------------------------------------------------------
+// The windows too narrow for random kills, set up by hand
+// ------------------------------------------------------------------------------------------
+
+/// A run stopped after replace-conf wrote the new seafile.conf, before the step was journaled:
+/// the resume neither saves the new file as a second "original" nor writes it again.
+#[test]
+fn seafile_stopped_after_conf_replaced_keeps_one_backup_of_the_original() {
+    let ws = Workspace::new();
+    let tree = seafile_support::generate(&ws, "site");
+    let conf_path = tree.conf_dir.join("seafile.conf");
+    let original = std::fs::read_to_string(&conf_path).unwrap();
+    let state = ws.join("st");
+    let st = state.display().to_string();
+    seafile_support::migrate(&ws, &tree, &["--state", &st], None).code(0);
+    let replaced = std::fs::read_to_string(&conf_path).unwrap();
+    // Forget that replace-conf finished (and that the run did), as a kill right after the write.
+    let journal = state.join("journal.jsonl");
+    let kept: Vec<String> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            !(e["step"] == "replace-conf" && e["event"] == "step_finished")
+                && e["event"] != "run_finished"
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&journal, kept.concat()).unwrap();
+    seafile_support::migrate(&ws, &tree, &["--state", &st], None)
+        .code(0)
+        .stderr_has("an earlier run replaced it");
+    assert_eq!(std::fs::read_to_string(&conf_path).unwrap(), replaced);
+    let others: Vec<String> = files_under(&tree.conf_dir)
+        .into_iter()
+        .filter(|f| f != "seafile.conf")
+        .collect();
+    assert_eq!(others.len(), 1, "{others:?}");
+    assert_eq!(
+        std::fs::read_to_string(tree.conf_dir.join(&others[0])).unwrap(),
+        original
+    );
+}
+
+/// A run stopped in export-metadata after CREATE TABLE (the backup table empty): the resume
+/// fills that table instead of making a second one.
+#[test]
+fn druid_stopped_after_backup_table_created_fills_that_table() {
+    if db::mysql_url_or_skip().is_none() {
+        return;
+    }
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let site = fx::site_sized(db::fresh_mysql_db("druid_stamp"), true, Vec::new(), 1 << 20);
+    let state = site.ws.join("st");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(
+        state.join("state.json"),
+        r#"{"backup_stamp_pending": "20240101000000"}"#,
+    )
+    .unwrap();
+    db::mysql_exec(
+        &site.url,
+        "CREATE TABLE druid_segments_backup_20240101000000 LIKE druid_segments;",
+    );
+    let target = format!("target=s3://{BUCKET}/{BASE}");
+    fx::run(
+        &site,
+        &["-p", &target, "--state", &state.display().to_string()],
+        Some(&s3),
+    )
+    .code(0);
+    assert_eq!(
+        backup_tables(&site.url),
+        ["druid_segments_backup_20240101000000"]
+    );
+    let n = db::mysql_exec(
+        &site.url,
+        "SELECT COUNT(*) FROM druid_segments_backup_20240101000000",
+    );
+    assert_eq!(n.trim(), site.segs.len().to_string());
+    assert_eq!(fx::payloads(&site.url), fx::expected(&site.segs, s3_spec));
+    db::drop_mysql_db(&site.url);
+}

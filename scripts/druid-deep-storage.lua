@@ -566,7 +566,14 @@ ferry.step("export-metadata", "Export the segments table (backup table and expor
     ferry.log.info("no local segments to rewrite; no backup needed")
     return {backup_rows = 0}
   end
-  local stamp = os.date("!%Y%m%d%H%M%S")
+  -- The stamp is kept in the state while this step runs: a run stopped inside it is resumed
+  -- into the same CSV folder and backup table, not a second one (or a CREATE TABLE that fails
+  -- because the first was made in the same second). Cleared once the next step starts.
+  local stamp = ferry.state.get("backup_stamp_pending")
+  if not stamp then
+    stamp = os.date("!%Y%m%d%H%M%S")
+    ferry.state.set("backup_stamp_pending", stamp)
+  end
   local dir = out_dir .. "/backup-" .. stamp
   ferry.fs.mkdir(dir)
   write_export_csv(dir .. "/" .. segments_table .. ".csv", rows, columns)
@@ -575,12 +582,24 @@ ferry.step("export-metadata", "Export the segments table (backup table and expor
   local counters = {backup_rows = #rows, backup_csv = dir .. "/" .. segments_table .. ".csv"}
   if db and p.mode == "direct" then
     local backup = segments_table .. "_backup_" .. stamp
-    if db.backend == "mysql" then
-      db:exec(("CREATE TABLE %s LIKE %s"):format(qualified(backup), qualified(segments_table)))
+    -- A stopped run of this step may have made the table: empty (stopped before the INSERT,
+    -- which is one statement) it is filled now; full it is kept.
+    local exists, made = pcall(db.query, db, ("SELECT COUNT(*) AS n FROM %s"):format(qualified(backup)))
+    made = exists and made[1] or nil
+    local n
+    if made and tonumber(made.n) == #rows then
+      n = #rows
+      ferry.log.info(("the backup table %s was made by an earlier run of this step; kept"):format(backup))
     else
-      db:exec(("CREATE TABLE %s (LIKE %s INCLUDING ALL)"):format(qualified(backup), qualified(segments_table)))
+      if not made then
+        if db.backend == "mysql" then
+          db:exec(("CREATE TABLE %s LIKE %s"):format(qualified(backup), qualified(segments_table)))
+        else
+          db:exec(("CREATE TABLE %s (LIKE %s INCLUDING ALL)"):format(qualified(backup), qualified(segments_table)))
+        end
+      end
+      n = db:exec(("INSERT INTO %s SELECT * FROM %s"):format(qualified(backup), qualified(segments_table)))
     end
-    local n = db:exec(("INSERT INTO %s SELECT * FROM %s"):format(qualified(backup), qualified(segments_table)))
     if not ferry.dry_run() and n ~= #rows then
       ferry.fail("conflict", ("the backup table %s got %d rows but %s has %d: is a Druid service still writing?")
         :format(backup, n, segments_table, #rows))
@@ -732,6 +751,7 @@ local function write_import_files(all, cols)
 end
 
 ferry.step("rewrite-load-specs", "Rewrite the load specs", function()
+  ferry.state.set("backup_stamp_pending", nil) -- export-metadata is done (see there)
   local todo = rewritten_rows()
   if p.mode == "direct" then
     if #todo == 0 then

@@ -238,9 +238,22 @@ if p.phase ~= "initial" then
         "(objstore_factory.py SeafileConfig.init_backend_conf), so mixed backends confuse those tools"):format(
           table.concat(p.types, ","), table.concat(p.types, "], ["), table.concat(names, "/")))
     end
-    local backup = orig_path .. ".ferry-backup-" .. os.date("!%Y%m%dT%H%M%SZ")
+    local text = ferry.ini.encode(merged)
+    -- The backup's name is kept in the state before anything is written: a run stopped after
+    -- the new seafile.conf landed but before this step was recorded parses that new file as
+    -- "current" the next time, and must neither save it as the original nor write it again.
+    local backup = ferry.state.get("conf_backup")
+    if backup and ferry.fs.exists(backup) and ferry.fs.read(orig_path) == text then
+      ferry.log.info(("seafile.conf already uses the new backend (an earlier run replaced it); the original is saved " ..
+        "as %s"):format(backup))
+      return {backup = backup, replaced = true}
+    end
+    if not backup then
+      backup = orig_path .. ".ferry-backup-" .. os.date("!%Y%m%dT%H%M%SZ")
+      ferry.state.set("conf_backup", backup)
+    end
     ferry.fs.copy(orig_path, backup)
-    ferry.fs.write(orig_path, ferry.ini.encode(merged))
+    ferry.fs.write(orig_path, text)
     ferry.log.info(("seafile.conf now uses the new backend for %s; the original is saved as %s. " ..
       "Start Seafile again: ./seafile.sh start; ./seahub.sh start"):format(table.concat(p.types, ", "), backup))
     return {backup = backup, replaced = true}

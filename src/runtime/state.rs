@@ -69,22 +69,62 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(dir)
         .map_err(|e| FerryError::io(format!("creating {}", dir.display()), &e))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    let mut f = std::fs::File::create(&tmp)
-        .map_err(|e| FerryError::io(format!("writing {}", tmp.display()), &e))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let (mut f, tmp) = temp_file(dir, name).map_err(|e| {
+        FerryError::io(format!("writing a temporary file in {}", dir.display()), &e)
+    })?;
     f.write_all(bytes)
         .and_then(|_| f.sync_all())
         .map_err(|e| FerryError::io(format!("writing {}", tmp.display()), &e))?;
+    // Renamed while still locked, so no other writer takes it over half-way.
     std::fs::rename(&tmp, path).map_err(|e| {
         FerryError::io(
             format!("renaming {} to {}", tmp.display(), path.display()),
             &e,
         )
-    })
+    })?;
+    drop(f);
+    Ok(())
+}
+
+/// The temporary file to write `name` through: `.NAME.tmp`, locked (flock) while in use. A run
+/// killed mid-write leaves it unlocked, and the next write of `name` takes it over, so it never
+/// stays (a name with the pid, as before, left one file per kill). When a live writer holds
+/// it, a name of this process's own is used.
+fn temp_file(
+    dir: &std::path::Path,
+    name: &str,
+) -> std::io::Result<(std::fs::File, std::path::PathBuf)> {
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let shared = dir.join(format!(".{name}.tmp"));
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&shared)?;
+    if f.try_lock().is_ok() {
+        // Still the file at that name, not one another writer renamed into place meanwhile.
+        let same = match (f.metadata(), std::fs::metadata(&shared)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        };
+        if same {
+            f.set_len(0)?;
+            return Ok((f, shared));
+        }
+    }
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let own = dir.join(format!(
+        ".{name}.tmp-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&own)?;
+    Ok((f, own))
 }
 
 fn build(lua: &Lua) -> mlua::Result<Table> {
@@ -133,4 +173,40 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|lua, ()| Ok(ctx(lua).opts.state_dir.to_string_lossy().into_owned()))?,
     )?;
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_killed_writers_temp_file_is_taken_over_a_live_ones_left_alone() {
+        let d = tempfile::tempdir().unwrap();
+        // Left by a run killed mid-write: unlocked, half written.
+        std::fs::write(d.path().join(".conf.tmp"), "half a fi").unwrap();
+        write_atomic(&d.path().join("conf"), b"new").unwrap();
+        assert_eq!(names(d.path()), ["conf"]);
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("conf")).unwrap(),
+            "new"
+        );
+        // A live writer holds the shared name: the write goes through a name of its own.
+        let live = std::fs::File::create(d.path().join(".conf.tmp")).unwrap();
+        live.lock().unwrap();
+        write_atomic(&d.path().join("conf"), b"newer").unwrap();
+        assert_eq!(names(d.path()), [".conf.tmp", "conf"]);
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("conf")).unwrap(),
+            "newer"
+        );
+    }
 }

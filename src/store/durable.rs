@@ -10,6 +10,12 @@
 //! (`seafobj/backends/filesystem.py` `write_obj`: `NamedTemporaryFile`, then `os.rename`).
 //! Temp files are named `<file>#<digits>`, which object_store's local listing skips
 //! (`is_valid_file_path`) and Seafile's name filter rejects (not 40 hex digits).
+//!
+//! A temp file is locked (`flock`) from its creation until it is renamed into place. A run
+//! killed mid-write leaves its temp file behind, unlocked (the kernel drops the lock with the
+//! process); the next write of the same key (the resume copies it again, since it never
+//! landed) finds it, takes the lock and removes it, so kills leave no files beside the objects.
+//! A temp file still locked belongs to a live writer and is left alone.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -17,7 +23,6 @@ use std::ops::Range;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -39,9 +44,16 @@ pub struct ModeLocal {
 
 impl std::fmt::Display for ModeLocal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.mode == DEFAULT_MODE {
+            return write!(f, "{}", self.inner);
+        }
         write!(f, "ModeLocal({:o}, {})", self.mode, self.inner)
     }
 }
+
+/// The mode of new files when `file_mode` is not given: 0666 less the umask, as `open(2)` and
+/// object_store's own local store create them.
+pub const DEFAULT_MODE: u32 = 0o666;
 
 impl ModeLocal {
     pub fn new(inner: LocalFileSystem, mode: u32, fsync: bool) -> Self {
@@ -143,35 +155,57 @@ fn make_parents(path: &FsPath, fsync: bool) -> std::io::Result<()> {
     Ok(())
 }
 
-static STAGE: AtomicU64 = AtomicU64::new(1);
+/// The temp file `<dest>#<n>`.
+fn staging_path(dest: &FsPath, n: u64) -> PathBuf {
+    let mut p = dest.as_os_str().to_owned();
+    p.push(format!("#{n}"));
+    PathBuf::from(p)
+}
 
-/// A new temp file `<dest>#<n>` created with `mode`.
+/// Removes the temp file at `p` when no live writer holds it (its lock is free: the run that
+/// made it was killed, or failed before cleaning up). True when `p` is gone afterwards.
+fn remove_if_abandoned(p: &FsPath) -> bool {
+    match OpenOptions::new().write(true).open(p) {
+        Ok(f) => f.try_lock().is_ok() && std::fs::remove_file(p).is_ok(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
+/// A new temp file `<dest>#<n>` created with `mode` and locked until it is published or
+/// dropped; abandoned temp files of `dest` found on the way are removed.
 fn staged(dest: &FsPath, mode: u32, fsync: bool) -> std::io::Result<(File, PathBuf)> {
     make_parents(dest, fsync)?;
+    let mut n = 1;
     loop {
-        let mut p = dest.as_os_str().to_owned();
-        p.push(format!("#{}", STAGE.fetch_add(1, Ordering::Relaxed)));
-        let p = PathBuf::from(p);
+        let p = staging_path(dest, n);
         match OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(mode)
             .open(&p)
         {
-            Ok(f) => return Ok((f, p)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            // Another writer may have taken the new file for abandoned between its creation
+            // and the lock (and removed it): then take the next name.
+            Ok(f) if f.try_lock().is_ok() => return Ok((f, p)),
+            Ok(_) => n += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if !remove_if_abandoned(&p) {
+                    n += 1;
+                }
+            }
             Err(e) => return Err(e),
         }
     }
 }
 
-/// Flushes the temp file (when asked), renames it into place and flushes the folder.
+/// Flushes the temp file (when asked), renames it into place and flushes the folder. The file
+/// (and its lock) is closed only after the rename, so no other writer takes it for abandoned.
 fn publish(file: File, staged: &FsPath, dest: &FsPath, fsync: bool) -> std::io::Result<()> {
     if fsync {
         file.sync_all()?;
     }
-    drop(file);
     std::fs::rename(staged, dest)?;
+    drop(file);
     if fsync && let Some(parent) = dest.parent() {
         fsync_dir(parent)?;
     }
@@ -385,6 +419,35 @@ mod tests {
         assert_eq!(
             std::fs::read_dir(dir.path().join("r/ab")).unwrap().count(),
             2
+        );
+    }
+
+    #[tokio::test]
+    async fn a_killed_writers_temp_file_is_removed_by_the_next_write_a_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("r");
+        std::fs::create_dir_all(&folder).unwrap();
+        // `#1`: left by a killed run (no lock); `#2`: a live writer's (locked).
+        std::fs::write(folder.join("obj#1"), "torn").unwrap();
+        let live = File::create(folder.join("obj#2")).unwrap();
+        live.lock().unwrap();
+        let s = ModeLocal::new(
+            LocalFileSystem::new_with_prefix(dir.path()).unwrap(),
+            DEFAULT_MODE,
+            false,
+        );
+        s.put(&Path::from("r/obj"), PutPayload::from("whole"))
+            .await
+            .unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["obj", "obj#2"]);
+        assert_eq!(
+            std::fs::read_to_string(folder.join("obj")).unwrap(),
+            "whole"
         );
     }
 }

@@ -296,7 +296,12 @@ fn file_durability(
 ) -> Result<Arc<dyn ObjectStore>> {
     let fsync = opt_bool(opts, "fsync");
     match opts.values.get("file_mode") {
-        None => Ok(Arc::new(fs.with_fsync(fsync))),
+        // Through ModeLocal too: its temp files are locked, so a killed run's are cleaned up.
+        None => Ok(Arc::new(super::durable::ModeLocal::new(
+            fs,
+            super::durable::DEFAULT_MODE,
+            fsync,
+        ))),
         Some(m) => {
             let mode = u32::from_str_radix(m.trim_start_matches("0o"), 8)
                 .ok()

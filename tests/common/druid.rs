@@ -80,7 +80,7 @@ pub fn bytes(seed: u64, n: usize) -> Vec<u8> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn seg(
+pub fn seg(
     ds: &str,
     day: u32,
     version: &str,
@@ -194,6 +194,11 @@ pub fn build(root: &Path) -> Vec<Seg> {
 
 /// Like [`build`], with `more` segments (made by this module's helpers) after the usual ones.
 pub fn build_with(root: &Path, more: Vec<Seg>) -> Vec<Seg> {
+    build_sized(root, more, 20 << 20)
+}
+
+/// Like [`build_with`], with `big` bytes of data in the larger directory segment (20 MiB there).
+pub fn build_sized(root: &Path, more: Vec<Seg>, big: usize) -> Vec<Seg> {
     let numbered =
         |p: u32, n: u32| format!(r#"{{"type":"numbered","partitionNum":{p},"partitions":{n}}}"#);
     let mut segs = vec![
@@ -301,7 +306,7 @@ pub fn build_with(root: &Path, more: Vec<Seg>) -> Vec<Seg> {
             0,
             None,
             true,
-            Kind::Dir(dir_files(6, 20 << 20)),
+            Kind::Dir(dir_files(6, big)),
             &numbered(0, 1),
             "",
         ),
@@ -723,9 +728,14 @@ pub fn site(url: String, druid28: bool) -> Site {
 
 /// A site with `more` segments besides the usual ones (see [`build_with`]).
 pub fn site_with(url: String, druid28: bool, more: Vec<Seg>) -> Site {
+    site_sized(url, druid28, more, 20 << 20)
+}
+
+/// Like [`site_with`], with `big` bytes in the larger directory segment (see [`build_sized`]).
+pub fn site_sized(url: String, druid28: bool, more: Vec<Seg>, big: usize) -> Site {
     let ws = super::Workspace::new();
     let root = storage_root(ws.path());
-    let mut segs = build_with(&root, more);
+    let mut segs = build_sized(&root, more, big);
     if druid28 {
         segs[0].used_status_last_updated = Some("2024-02-02T10:00:00.000Z".into());
     }

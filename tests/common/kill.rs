@@ -3,8 +3,8 @@
 //! by itself; the caller then checks the end state exactly. Seeded, so a failure replays:
 //! `FERRY_KILL_SEED=<seed printed in the failure> cargo test --test NAME`.
 //!
-//! `FERRY_KILL_POINTS` sets how many kills a loop makes (the test's own count otherwise; the
-//! `--long` mode of tests/reliability.sh sets hundreds).
+//! `FERRY_KILL_POINTS` sets how many kills a loop makes (the test's own count otherwise; the long
+//! mode sets hundreds: `FERRY_KILL_POINTS=300 cargo test --test kill_anywhere`).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -58,8 +58,17 @@ pub struct Report {
     pub ended_early: usize,
     /// The delays of the kills, in milliseconds (for the failure message).
     pub delays_ms: Vec<u64>,
+    /// The runs that were killed: their index in the order `make()` was called (0 = the first
+    /// run of the loop), so a caller that gives each run its own log file can tell them apart.
+    pub killed_runs: Vec<usize>,
+    /// Runs that ended before their kill with an exit code other than 0: (run index, code, the
+    /// end of its stderr).
+    pub early_failures: Vec<(usize, i32, String)>,
     /// The uninterrupted run's length the delays were drawn from.
     pub run_length: Duration,
+    /// Completed migrations ([`kill_cycles`]: runs that ended by themselves with exit 0, each
+    /// followed by the caller's check and reset).
+    pub cycles: usize,
     /// Exit code and stderr of the last, completing run.
     pub last_code: i32,
     pub last_stderr: String,
@@ -69,31 +78,61 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "seed {} (replay with FERRY_KILL_SEED={}), {} kills at {:?} ms into runs of ~{} ms, {} runs ended before their kill",
+            "seed {} (replay with FERRY_KILL_SEED={}), {} kills at {:?} ms into runs of ~{} ms, {} runs ended before their kill ({} completed cycles), {} of them failed {:?}; last run exit {}, stderr:\n{}",
             self.seed,
             self.seed,
             self.kills,
             self.delays_ms,
             self.run_length.as_millis(),
-            self.ended_early
+            self.ended_early,
+            self.cycles,
+            self.early_failures.len(),
+            self.early_failures,
+            self.last_code,
+            tail(&self.last_stderr)
         )
     }
 }
 
-fn start(cmd: &mut Command) -> Child {
-    cmd.stdin(Stdio::null())
+/// The last 4000 bytes of `s` (whole lines), for messages.
+fn tail(s: &str) -> &str {
+    if s.len() <= 4000 {
+        return s;
+    }
+    let mut at = s.len() - 4000;
+    while !s.is_char_boundary(at) {
+        at += 1;
+    }
+    &s[at..]
+}
+
+/// A started run whose stderr is drained by a thread: a run that writes more than a pipe holds
+/// must not stall (and so be killed later in its work than its delay says).
+struct Run {
+    child: Child,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+fn start(cmd: &mut Command) -> Run {
+    let mut child = cmd
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("ferry starts")
+        .expect("ferry starts");
+    let mut pipe = child.stderr.take().expect("stderr pipe");
+    let stderr = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut pipe, &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    });
+    Run { child, stderr }
 }
 
-fn stderr_of(child: Child) -> (i32, String) {
-    let out = child.wait_with_output().expect("ferry finishes");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+fn stderr_of(mut run: Run) -> (i32, String) {
+    let status = run.child.wait().expect("ferry finishes");
+    let err = run.stderr.join().unwrap_or_default();
+    (status.code().unwrap_or(-1), err)
 }
 
 /// Measures an uninterrupted run of `make()` (on a fixture of the same size that the caller then
@@ -106,8 +145,8 @@ pub fn run_length(make: &mut dyn FnMut() -> Command) -> (Duration, i32, String) 
 
 /// Kills `points` runs of `make()` at random moments in [0, `length`), then lets one run finish.
 /// A run that ends before its kill counts as ended early (the next run resumes after it, or
-/// finds nothing to do). `max_final` bounds the number of completing runs (a run that failed
-/// by itself, exit != 0, is run again up to that many times, as an operator would).
+/// finds nothing to do); one that ended with an exit code other than 0 is kept in
+/// `early_failures` (a resume that fails by itself is a bug the caller asserts on).
 pub fn kill_loop(
     make: &mut dyn FnMut() -> Command,
     length: Duration,
@@ -121,24 +160,33 @@ pub fn kill_loop(
         ..Report::default()
     };
     let span = length.as_secs_f64().max(0.05);
+    let mut index = 0;
     while report.kills < points {
         let delay = Duration::from_secs_f64(span * rng.unit());
-        let mut child = start(&mut make());
+        let mut run = start(&mut make());
         let t = Instant::now();
         loop {
-            if let Ok(Some(_)) = child.try_wait() {
+            if let Ok(Some(_)) = run.child.try_wait() {
                 report.ended_early += 1;
+                let (code, err) = stderr_of(run);
+                if code != 0 {
+                    report
+                        .early_failures
+                        .push((index, code, tail(&err).to_string()));
+                }
                 break;
             }
             if t.elapsed() >= delay {
-                let _ = child.kill();
-                let _ = child.wait();
+                let _ = run.child.kill(); // SIGKILL
+                let _ = stderr_of(run);
                 report.kills += 1;
                 report.delays_ms.push(delay.as_millis() as u64);
+                report.killed_runs.push(index);
                 break;
             }
             std::thread::sleep(Duration::from_millis(2));
         }
+        index += 1;
         // A loop of runs that all end before their kill cannot reach `points`: stop.
         assert!(
             report.ended_early < points * 4 + 20,
@@ -149,4 +197,71 @@ pub fn kill_loop(
     report.last_code = code;
     report.last_stderr = err;
     report
+}
+
+/// Like [`kill_loop`], in cycles: kills runs of `make()` at random moments in [0, `length`)
+/// until a run ends by itself with exit 0 (the migration is complete), then calls
+/// `end_of_cycle(&report)`, which checks the end state exactly and puts the fixture back as it
+/// was before the first run (so later kills land in real work again, not in runs with nothing
+/// left to do). Stops once `points` kills were made and the cycle they were in has completed.
+/// `report.last_code`/`last_stderr` are the completing run's when `end_of_cycle` is called.
+pub fn kill_cycles(
+    make: &mut dyn FnMut() -> Command,
+    length: Duration,
+    points: usize,
+    seed: u64,
+    end_of_cycle: &mut dyn FnMut(&Report),
+) -> Report {
+    let mut rng = Rng::new(seed);
+    let mut report = Report {
+        seed,
+        run_length: length,
+        ..Report::default()
+    };
+    let span = length.as_secs_f64().max(0.05);
+    let mut index = 0;
+    loop {
+        // Once every kill is made, the run that follows is let finish.
+        let delay = (report.kills < points).then(|| Duration::from_secs_f64(span * rng.unit()));
+        let mut run = start(&mut make());
+        let t = Instant::now();
+        loop {
+            if let Ok(Some(_)) = run.child.try_wait() {
+                let (code, err) = stderr_of(run);
+                if delay.is_some() {
+                    report.ended_early += 1;
+                }
+                if code != 0 {
+                    report
+                        .early_failures
+                        .push((index, code, tail(&err).to_string()));
+                    assert!(
+                        report.early_failures.len() < 5,
+                        "runs keep failing by themselves: {report}"
+                    );
+                } else {
+                    report.cycles += 1;
+                    report.last_code = code;
+                    report.last_stderr = err;
+                    end_of_cycle(&report);
+                    if report.kills >= points {
+                        return report;
+                    }
+                }
+                break;
+            }
+            if delay.is_some_and(|d| t.elapsed() >= d) {
+                let _ = run.child.kill(); // SIGKILL
+                let _ = stderr_of(run);
+                report.kills += 1;
+                report
+                    .delays_ms
+                    .push(delay.map_or(0, |d| d.as_millis() as u64));
+                report.killed_runs.push(index);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        index += 1;
+    }
 }

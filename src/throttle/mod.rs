@@ -1,6 +1,12 @@
 //! Rate limiters: token buckets in units per second with a burst, shared by any number of tasks
 //! (`Arc<Limiter>`), whose rate can change while work runs. Used as `throttle =` (bytes/s) and
 //! `ops_throttle =` (requests/s) by the copy engine.
+//!
+//! Hand-written rather than `governor`: a copy acquires a whole object's bytes at once (a 256 MiB
+//! part against a 50 MiB/s limit), which governor refuses as more than the burst
+//! (`InsufficientCapacity`) where this bucket goes into debt and the caller sleeps it off; and a
+//! timetable or `:set_rate` changes the rate while tasks wait, which a governor quota cannot
+//! (a new limiter would drop the waiting tasks' place and debt).
 
 pub mod lua;
 

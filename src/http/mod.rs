@@ -187,13 +187,7 @@ pub fn retry_after(v: &str) -> Option<Duration> {
 }
 
 fn backoff(attempt: u32) -> Duration {
-    let base = 500u64 << attempt.min(6);
-    let jitter = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() as u64)
-        .unwrap_or(0))
-        % (base / 2 + 1);
-    Duration::from_millis((base + jitter).min(30_000))
+    crate::runtime::retry::HTTP.delay(attempt + 1)
 }
 
 async fn body_for_attempt(

@@ -14,6 +14,7 @@ pub mod progress;
 pub mod redact;
 pub mod registry;
 pub mod remote_state;
+pub mod retry;
 pub mod runbook;
 pub mod scripts;
 pub mod shard;

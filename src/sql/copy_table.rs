@@ -446,7 +446,7 @@ impl Run {
                     // The connections may be dead: take fresh ones for the next attempt.
                     conns = None;
                     tracing::warn!(target: EV, "{}: range {} batch failed, retrying ({}/5): {}", self.opts.title, i + 1, failures, e.one_line());
-                    tokio::time::sleep(Duration::from_millis(200 << failures)).await;
+                    tokio::time::sleep(crate::runtime::retry::SQL.delay(failures)).await;
                     // The failed INSERT may or may not have committed: continue after what the
                     // target really holds (if asking fails too, the next attempt asks again).
                     match self.target_max(&after, hi).await {

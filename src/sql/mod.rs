@@ -331,7 +331,7 @@ impl Db {
                 Err(e) if e.retryable && attempt < 3 && statement::is_read_only(sql) => {
                     attempt += 1;
                     tracing::debug!(target: crate::runtime::output::EV, "retrying a read after: {}", e.one_line());
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    tokio::time::sleep(crate::runtime::retry::SQL.delay(attempt)).await;
                 }
                 other => return other,
             }

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -486,9 +486,7 @@ async fn process(s: Arc<Shared>, item: Item, plan: Plan) {
             Err(e) if e.retryable && attempt < s.opts.retries => {
                 attempt += 1;
                 s.counters.retried.fetch_add(1, Ordering::Relaxed);
-                let base = 200u64 << attempt.min(6);
-                let jitter = fastrand_u64(base / 2 + 1);
-                let delay = Duration::from_millis((base + jitter).min(10_000));
+                let delay = crate::runtime::retry::STORE.delay(attempt);
                 tracing::debug!(target: crate::runtime::output::EV,
                     "{}: retrying {} in {:?} (attempt {attempt}): {}", s.opts.title, item.src, delay, e.one_line());
                 tokio::time::sleep(delay).await;
@@ -500,21 +498,6 @@ async fn process(s: Arc<Shared>, item: Item, plan: Plan) {
             }
         }
     }
-}
-
-/// Small, dependency-free jitter source.
-fn fastrand_u64(bound: u64) -> u64 {
-    use std::cell::Cell;
-    thread_local!(static X: Cell<u64> = Cell::new(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1));
-    X.with(|x| {
-        let mut v = x.get();
-        v ^= v << 13;
-        v ^= v >> 7;
-        v ^= v << 17;
-        x.set(v);
-        v % bound.max(1)
-    })
 }
 
 enum Outcome {
@@ -828,7 +811,7 @@ mod tests {
             let (src, dst) = (src.clone(), dst.clone());
             async move { copy_prefix(&src, &dst, None, opts, CancellationToken::new()).await }
         });
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         let copied_at_5s = dst.list(None).unwrap().count().await;
         assert!(
             (4..=7).contains(&copied_at_5s),

@@ -250,7 +250,7 @@ impl Inner {
                     }
                 }
             }
-            tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
+            tokio::time::sleep(crate::runtime::retry::GCS.delay(attempt + 1)).await;
             attempt += 1;
         }
     }

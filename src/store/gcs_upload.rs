@@ -225,7 +225,7 @@ pub(crate) async fn put_range(
         let status = loop {
             resumes += 1;
             tracing::debug!(range = %range, error = %err.message, "GCS resumable chunk failed; asking the session's status");
-            tokio::time::sleep(std::time::Duration::from_millis(200 << resumes.min(5))).await;
+            tokio::time::sleep(crate::runtime::retry::GCS.delay(resumes + 1)).await;
             let query = format!("bytes */{total_text}");
             match send_once(inner, session, &query, Bytes::new()).await {
                 Ok(a) => break a,

@@ -9,14 +9,18 @@
 //! docs/reliability.md.
 
 mod common;
+#[path = "starrocks/double.rs"]
+mod double;
 #[path = "procedure_astra/harness.rs"]
 mod harness;
+#[path = "starrocks/site.rs"]
+mod site;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::astra::{self, Config, DevOpsApi, Upload};
 use common::kill::{self, Report};
@@ -164,13 +168,18 @@ fn astra_sideloader(seed: u64, points: usize) {
         // The completing run is the last one made.
         let done = common::json_lines(&log_of(run_no.get() - 1));
         assert!(
-            done.iter()
-                .any(|e| e.to_string().contains("MigrationDone")),
+            done.iter().any(|e| e.to_string().contains("MigrationDone")),
             "the completing run never saw MigrationDone\n{r}"
         );
         check_journal(
             &state,
-            &["create-snapshots", "initialize", "upload", "launch", "report"],
+            &[
+                "create-snapshots",
+                "initialize",
+                "upload",
+                "launch",
+                "report",
+            ],
             r,
         );
     };
@@ -229,9 +238,9 @@ fn astra_seed_2205_killed_after_sending_the_launch_launches_once() {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let mut child = f.cmd.spawn().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while api.launches() == 0 {
-        assert!(std::time::Instant::now() < deadline, "no launch");
+        assert!(Instant::now() < deadline, "no launch");
         assert!(child.try_wait().unwrap().is_none(), "ended before launch");
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -243,4 +252,144 @@ fn astra_seed_2205_killed_after_sending_the_launch_launches_once() {
         .stderr_has("MigrationDone");
     assert_eq!(api.launches(), 1, "launched again");
     assert_eq!(api.initializes(), 1);
+}
+
+// ------------------------------------------------------------------------------------------
+// 2. starrocks-sync
+// ------------------------------------------------------------------------------------------
+
+/// Drops the double's databases in MariaDB (each site has its own).
+fn drop_site(s: site::Site) {
+    for d in ["shop", "scratch"] {
+        let _ = s.src.sql(&format!("DROP DATABASE IF EXISTS `{d}`"));
+    }
+    let _ = s.dst.sql("DROP DATABASE IF EXISTS `shop`");
+    s.stop();
+}
+
+/// A site whose target takes a while over every Stream Load and INSERT OVERWRITE, so that kills
+/// land inside them.
+fn slow_site() -> Option<site::Site> {
+    let s = site::site("")?;
+    s.dst
+        .slow_down(Duration::from_millis(700), Duration::from_millis(700));
+    Some(s)
+}
+
+/// How many of the runs killed at `kills` (a moment just after each kill) had a Stream Load or
+/// an INSERT OVERWRITE in flight on the target: (loads, overwrites).
+fn in_flight_at(activity: &[double::Activity], kills: &[Instant]) -> (usize, usize) {
+    let (mut loads, mut overwrites) = (0, 0);
+    for &k in kills {
+        // The kill came a few ms before `k` (the double notices a gone client within ms); what the double still had open then was cut.
+        let cut = |prefix: &str| {
+            activity.iter().any(|a| {
+                a.what.starts_with(prefix)
+                    && a.start < k
+                    && a.end.is_none_or(|e| e + Duration::from_millis(20) >= k)
+            })
+        };
+        loads += cut("load ") as usize;
+        overwrites += cut("overwrite ") as usize;
+    }
+    (loads, overwrites)
+}
+
+fn starrocks(seed: u64, points: usize) {
+    let Some(first_site) = slow_site() else {
+        return;
+    };
+    let sr = RefCell::new(Some(first_site));
+    let run_no = Cell::new(0usize);
+    // When each run was started: the run before it had just ended (killed or not).
+    let started: RefCell<Vec<Instant>> = RefCell::new(Vec::new());
+    let mut make = || -> Command {
+        let i = run_no.get();
+        run_no.set(i + 1);
+        started.borrow_mut().push(Instant::now());
+        let guard = sr.borrow();
+        let s = guard.as_ref().unwrap();
+        let mut f = s.ws.ferry().args([
+            "run",
+            "starrocks-sync",
+            "--yes",
+            "--state",
+            &s.ws.join("st").display().to_string(),
+            "--log-json",
+            &s.ws.join(&format!("run-{i}.jsonl")).display().to_string(),
+            "-p",
+            &format!("conf_dir={}", s.ws.join("conf").display()),
+        ]);
+        f.cmd.current_dir(s.ws.path());
+        f.cmd
+    };
+    let check = |r: &Report| {
+        assert_eq!(r.last_code, 0, "the completing run failed\n{r}");
+        let guard = sr.borrow();
+        let s = guard.as_ref().unwrap();
+        for t in ["orders", "customers"] {
+            let got =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.assert_same("shop", t)));
+            assert!(got.is_ok(), "shop.{t} differs (see above)\n{r}");
+        }
+        assert_eq!(
+            s.dst.tables("shop"),
+            vec!["customers".to_string(), "orders".to_string()],
+            "tables on the target (no staging table left)\n{r}"
+        );
+        check_journal(
+            &s.ws.join("st"),
+            &["preparation", "ddl-sync", "data-sync", "verify"],
+            r,
+        );
+    };
+    // Kill instants and the double's activity of every finished cycle.
+    let mut cut = (0usize, 0usize);
+    let mut counted_runs = 0usize;
+    let mut count_cycle = |upto: usize, killed: &[usize], cut: &mut (usize, usize)| {
+        let guard = sr.borrow();
+        let s = guard.as_ref().unwrap();
+        let st = started.borrow();
+        let kills: Vec<Instant> = killed
+            .iter()
+            .filter(|i| **i >= counted_runs && **i < upto)
+            .filter_map(|i| st.get(i + 1).copied())
+            .collect();
+        let (l, o) = in_flight_at(&s.dst.activity(), &kills);
+        cut.0 += l;
+        cut.1 += o;
+        counted_runs = upto;
+    };
+    let reset = || {
+        let old = sr.borrow_mut().take();
+        if let Some(old) = old {
+            drop_site(old);
+        }
+        *sr.borrow_mut() = slow_site();
+    };
+    let (length, code, err) = kill::run_length(&mut make);
+    assert_eq!(code, 0, "{err}");
+    check(&Report::default());
+    reset();
+    let first = run_no.get();
+    let r = kill::kill_cycles(&mut make, length, points, seed, &mut |r| {
+        check(r);
+        let killed: Vec<usize> = r.killed_runs.iter().map(|i| i + first).collect();
+        count_cycle(run_no.get(), &killed, &mut cut);
+        reset();
+    });
+    assert!(r.early_failures.is_empty(), "{r}");
+    print_figures(
+        "starrocks",
+        &r,
+        &format!("killed_in_load {} killed_in_overwrite {}", cut.0, cut.1),
+    );
+    if let Some(s) = sr.borrow_mut().take() {
+        drop_site(s);
+    }
+}
+
+#[test]
+fn starrocks_sync_killed_in_loads_and_overwrites_has_every_partition_once() {
+    starrocks(kill::seed(2206), kill::points(25));
 }

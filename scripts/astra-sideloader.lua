@@ -37,6 +37,9 @@ local p = ferry.params{
   {name = "poll_interval", type = "duration", default = "60s", doc = "how often to poll the migration status"},
   {name = "init_timeout", type = "duration", default = "1h", doc = "how long initialization may take"},
   {name = "import_timeout", type = "duration", default = "7d", doc = "how long the import may take"},
+  {name = "launch_lag", type = "duration", default = "10m",
+   doc = "how long the status may still say ReceivingFiles after a launch: a run stopped between sending the " ..
+     "launch and recording it waits this long for the status to follow before launching again"},
   {name = "concurrency", type = "integer", default = 8, doc = "files uploaded at once"},
   {name = "renew_before", type = "duration", default = "10m",
    doc = "fetch new upload credentials when the current ones expire within this (AWS: 1 hour lifetime)"},
@@ -629,9 +632,25 @@ ferry.step("launch", "Launch the import and wait for MigrationDone", function(ct
     show(s)
     return {status = s.status}
   end
-  if not (s and s.status == "ImportInProgress") then
+  local sent = ctx:checkpoint("launch_sent")
+  if sent and not ctx:checkpoint("launched") and s and s.status == "ReceivingFiles" then
+    -- A run stopped after sending the launch, before its answer was recorded: the status lags
+    -- behind a launch, so ReceivingFiles does not tell whether the launch arrived. Launching
+    -- again would import the migration twice; wait out the lag first.
+    ferry.log.info(("a launch of migration %s was sent by an earlier run: waiting up to %ss for the status to " ..
+      "follow before sending it again"):format(id, p.launch_lag))
+    local deadline = os.time() + p.launch_lag
+    while s and s.status == "ReceivingFiles" and os.time() < deadline do
+      ferry.task.sleep(p.poll_interval)
+      s = status(id) or s
+    end
+    if s and s.status ~= "ReceivingFiles" then ctx:checkpoint("launched", sent) end
+  end
+  if not (s and (s.status == "ImportInProgress" or s.status == "MigrationDone" or ctx:checkpoint("launched"))) then
     ferry.confirm("Launch the import of migration " .. id .. "? Uploads close now, and once Sideloader imports " ..
       "SSTable metadata the migration cannot be aborted.")
+    -- recorded before sending: a run stopped before the answer must not launch again blindly
+    if not ferry.dry_run() then ctx:checkpoint("launch_sent", os.time()) end
     local _, r, words = api("POST", "/" .. id .. "/launch")
     if r.dry_run then return end
     if r.status >= 300 then

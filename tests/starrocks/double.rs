@@ -164,6 +164,52 @@ pub struct Meta {
     /// Each load waits, before it commits, until this many loads have started (see
     /// `StarRocks::hold_loads_until`).
     pub hold_until_entered: Option<usize>,
+    /// Each Stream Load waits this long after reading its body, before it commits; each INSERT
+    /// OVERWRITE this long inside its transaction (`StarRocks::slow_down`), so that a client
+    /// killed at a random moment is often killed inside one.
+    pub load_delay: std::time::Duration,
+    pub overwrite_delay: std::time::Duration,
+    /// Every Stream Load and INSERT OVERWRITE seen: what (`load <label>`, `overwrite <db.table
+    /// partition>`), when it started, and when it answered or its client went (None: not yet).
+    pub activity: Vec<Activity>,
+}
+
+/// One Stream Load or INSERT OVERWRITE in `Meta::activity`.
+#[derive(Debug, Clone)]
+pub struct Activity {
+    pub what: String,
+    pub start: std::time::Instant,
+    pub end: Option<std::time::Instant>,
+}
+
+/// Keeps one entry of `Meta::activity` open until dropped (answered, or the future dropped
+/// because the client went).
+pub struct Active<'a> {
+    meta: &'a Mutex<Meta>,
+    index: usize,
+}
+
+impl<'a> Active<'a> {
+    pub fn enter(meta: &'a Mutex<Meta>, what: String) -> Active<'a> {
+        let mut m = meta.lock().expect("meta");
+        m.activity.push(Activity {
+            what,
+            start: std::time::Instant::now(),
+            end: None,
+        });
+        Active {
+            meta,
+            index: m.activity.len() - 1,
+        }
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.meta.lock() {
+            m.activity[self.index].end = Some(std::time::Instant::now());
+        }
+    }
 }
 
 pub struct Shared {
@@ -490,6 +536,19 @@ impl StarRocks {
         m.hold_until_entered = Some(n);
         m.loads_entered = 0;
         m.peak_in_flight.clear();
+    }
+
+    /// Makes every Stream Load wait `load` before it commits and every INSERT OVERWRITE wait
+    /// `overwrite` inside its transaction.
+    pub fn slow_down(&self, load: std::time::Duration, overwrite: std::time::Duration) {
+        let mut m = self.meta();
+        m.load_delay = load;
+        m.overwrite_delay = overwrite;
+    }
+
+    /// Every Stream Load and INSERT OVERWRITE seen so far.
+    pub fn activity(&self) -> Vec<Activity> {
+        self.meta().activity.clone()
     }
 
     /// Forgets the peak of loads in flight (and stops holding loads).

@@ -809,9 +809,13 @@ async fn insert_overwrite(
         Some(p) if partitioned => format!(" PARTITION (`{p}`)"),
         _ => String::new(),
     };
+    let _active =
+        super::Active::enter(&shared.meta, format!("overwrite {}.{}{part}", key.0, key.1));
+    let delay = shared.meta.lock().expect("meta").overwrite_delay;
     exec(shared, conn, "START TRANSACTION").await?;
     let r = async {
         exec(shared, conn, &format!("DELETE FROM {target}{part}")).await?;
+        tokio::time::sleep(delay).await;
         let n = exec(
             shared,
             conn,

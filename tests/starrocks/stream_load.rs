@@ -186,6 +186,7 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
         ));
     }
     let _in_flight = InFlight::enter(shared, &label);
+    let _active = super::Active::enter(&shared.meta, format!("load {label}"));
     let drop_mid_body = {
         let mut m = shared.meta.lock().expect("meta");
         let f = m.faults.get_mut(&db);
@@ -262,6 +263,8 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
     }
     let body = Bytes::from(buf);
     hold(shared).await;
+    let delay = shared.meta.lock().expect("meta").load_delay;
+    tokio::time::sleep(delay).await;
     let started = std::time::Instant::now();
     let key = (db.clone(), table.clone());
     let (txn, existing, fault) = {

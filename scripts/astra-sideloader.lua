@@ -632,6 +632,13 @@ ferry.step("launch", "Launch the import and wait for MigrationDone", function(ct
     show(s)
     return {status = s.status}
   end
+  if s and s.status ~= "ReceivingFiles" and s.status ~= "ImportInProgress" and s.status ~= "Initializing"
+     and (ctx:checkpoint("launch_sent") or ctx:checkpoint("launched")) then
+    -- The earlier launch ended (ImportFailed, ...): the operator fixed the cause and runs again
+    -- to relaunch, as the hint of that failure says. Forget it so this run launches.
+    ctx:checkpoint("launch_sent", false)
+    ctx:checkpoint("launched", false)
+  end
   local sent = ctx:checkpoint("launch_sent")
   if sent and not ctx:checkpoint("launched") and s and s.status == "ReceivingFiles" then
     -- A run stopped after sending the launch, before its answer was recorded: the status lags

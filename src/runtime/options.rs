@@ -12,9 +12,12 @@ use super::error::{ErrorKind, FerryError};
 use super::registry::{FnDoc, ModuleDef};
 
 /// The option keys of a table-call signature: `f{argv..., timeout, check = true} -> x` gives
-/// `["timeout", "check"]` (positional `name...` pieces are left out).
+/// `["timeout", "check"]` (positional `name...` pieces are left out). Alternatives share a piece
+/// (`json | body = ...` gives both), `aws_*` stands for every key with that prefix, and the
+/// first `{` before `->` opens the options (what the function returns is not read).
 pub fn keys_of(signature: &str) -> Vec<&str> {
-    let Some(open) = signature.find('{') else {
+    let call = signature.split("->").next().unwrap_or(signature);
+    let Some(open) = call.find('{') else {
         return Vec::new();
     };
     let mut depth = 0i32;
@@ -48,17 +51,29 @@ pub fn keys_of(signature: &str) -> Vec<&str> {
     }
     pieces.push(&inner[start..]);
     for piece in pieces {
-        let piece = piece.trim();
-        let name_len = piece
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(piece.len());
-        let name = &piece[..name_len];
-        if name.is_empty() || piece[name_len..].trim_start().starts_with("...") {
-            continue;
+        // `json | body | form = {...}`: the names are before the first `=`.
+        let names = piece.split('=').next().unwrap_or(piece);
+        for alternative in names.split('|') {
+            let alternative = alternative.trim();
+            let name_len = alternative
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '*'))
+                .unwrap_or(alternative.len());
+            let name = &alternative[..name_len];
+            if name.is_empty() || alternative[name_len..].trim_start().starts_with("...") {
+                continue;
+            }
+            keys.push(name);
         }
-        keys.push(name);
     }
     keys
+}
+
+/// Whether `key` is one of `known`, where `aws_*` admits every key starting with `aws_`.
+pub fn is_known(key: &str, known: &[&str]) -> bool {
+    known.iter().any(|k| match k.strip_suffix('*') {
+        Some(prefix) => key.starts_with(prefix),
+        None => *k == key,
+    })
 }
 
 /// Levenshtein distance (ASCII keys; other characters count as one each).
@@ -102,18 +117,41 @@ pub fn check_keys(t: &Table, known: &[&str], fn_name: &str) -> mlua::Result<()> 
             Value::String(s) => s.to_string_lossy(),
             other => format!("[{}]", other.type_name()),
         };
-        if known.contains(&key.as_str()) {
+        if is_known(&key, known) {
             continue;
         }
-        let mut message = format!("{fn_name}: unknown option '{key}'");
-        if let Some(near) = nearest(&key, known) {
-            message.push_str(&format!(" (did you mean '{near}'?)"));
-        }
-        return Err(FerryError::new(ErrorKind::InvalidInput, message)
-            .hint(format!("options of {fn_name}: {}", known.join(", ")))
-            .into());
+        return Err(unknown(&key, known, fn_name).into());
     }
     Ok(())
+}
+
+/// The error for an unknown option `key` of `fn_name`: the nearest known key and the full list.
+pub fn unknown(key: &str, known: &[&str], fn_name: &str) -> FerryError {
+    let mut message = format!("{fn_name}: unknown option '{key}'");
+    if let Some(near) = nearest(key, known) {
+        message.push_str(&format!(" (did you mean '{near}'?)"));
+    }
+    FerryError::new(ErrorKind::InvalidInput, message)
+        .hint(format!("options of {fn_name}: {}", known.join(", ")))
+}
+
+/// The option keys of `module`'s function `name`, from its documented signature (empty when the
+/// function is not documented, which the registry test rules out for every checked function).
+pub fn documented(module: &ModuleDef, name: &str) -> Vec<&'static str> {
+    module
+        .functions
+        .iter()
+        .find(|f| f.name == name)
+        .map(|f| keys_of(f.signature))
+        .unwrap_or_default()
+}
+
+/// [`check_documented`] for an optional trailing options table (`f(x [, {a, b}])`).
+pub fn check_optional(t: Option<&Table>, module: &ModuleDef, name: &str) -> mlua::Result<()> {
+    match t {
+        Some(t) => check_documented(t, module, name),
+        None => Ok(()),
+    }
 }
 
 /// [`check_keys`] with the keys of `module`'s function `name` as documented in its signature.
@@ -164,6 +202,11 @@ mod tests {
             vec!["title", "unit", "opts"]
         );
         assert!(keys_of("ferry.fs.read(path)").is_empty());
+        assert!(keys_of("ferry.ini.decode(text) -> {section = {key = value}}").is_empty());
+        assert_eq!(
+            keys_of("r{url, json | body | object = {store, key}, format = \"a\" | \"b\", aws_*}"),
+            vec!["url", "json", "body", "object", "format", "aws_*"]
+        );
     }
 
     #[test]
@@ -188,5 +231,7 @@ mod tests {
         );
         let ok: Table = lua.load(r#"{"true", timeout = 5}"#).eval().unwrap();
         check_keys(&ok, &["timeout"], "f").unwrap();
+        let prefixed: Table = lua.load(r#"{aws_imdsv1_fallback = true}"#).eval().unwrap();
+        check_keys(&prefixed, &["region", "aws_*"], "f").unwrap();
     }
 }

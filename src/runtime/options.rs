@@ -16,13 +16,19 @@ use super::registry::{FnDoc, ModuleDef};
 /// (`json | body = ...` gives both), `aws_*` stands for every key with that prefix, and the
 /// first `{` before `->` opens the options (what the function returns is not read).
 pub fn keys_of(signature: &str) -> Vec<&str> {
+    options_of(signature).into_iter().map(|(k, _)| k).collect()
+}
+
+/// [`keys_of`] with each key's documented default (`check = true` gives `("check", Some("true"))`;
+/// of alternatives only the last has the text after `=`).
+pub fn options_of(signature: &str) -> Vec<(&str, Option<&str>)> {
     let call = signature.split("->").next().unwrap_or(signature);
     let Some(open) = call.find('{') else {
         return Vec::new();
     };
     let mut depth = 0i32;
-    let mut end = signature.len();
-    for (i, c) in signature[open..].char_indices() {
+    let mut end = call.len();
+    for (i, c) in call[open..].char_indices() {
         match c {
             '{' | '(' | '[' => depth += 1,
             '}' | ')' | ']' => {
@@ -35,11 +41,13 @@ pub fn keys_of(signature: &str) -> Vec<&str> {
             _ => {}
         }
     }
-    let inner = &signature[open + 1..end];
-    let (mut depth, mut start, mut keys) = (0i32, 0usize, Vec::new());
+    let inner = &call[open + 1..end];
+    let (mut depth, mut start, mut in_string) = (0i32, 0usize, false);
     let mut pieces = Vec::new();
     for (i, c) in inner.char_indices() {
         match c {
+            '"' => in_string = !in_string,
+            _ if in_string => {}
             '{' | '(' | '[' => depth += 1,
             '}' | ')' | ']' => depth -= 1,
             ',' if depth == 0 => {
@@ -50,10 +58,15 @@ pub fn keys_of(signature: &str) -> Vec<&str> {
         }
     }
     pieces.push(&inner[start..]);
+    let mut options = Vec::new();
     for piece in pieces {
         // `json | body | form = {...}`: the names are before the first `=`.
-        let names = piece.split('=').next().unwrap_or(piece);
-        for alternative in names.split('|') {
+        let (names, default) = match piece.split_once('=') {
+            Some((n, d)) => (n, Some(d.trim())),
+            None => (piece, None),
+        };
+        let alternatives: Vec<&str> = names.split('|').collect();
+        for (i, alternative) in alternatives.iter().enumerate() {
             let alternative = alternative.trim();
             let name_len = alternative
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '*'))
@@ -62,10 +75,11 @@ pub fn keys_of(signature: &str) -> Vec<&str> {
             if name.is_empty() || alternative[name_len..].trim_start().starts_with("...") {
                 continue;
             }
-            keys.push(name);
+            let last = i + 1 == alternatives.len();
+            options.push((name, default.filter(|_| last)));
         }
     }
-    keys
+    options
 }
 
 /// Whether `key` is one of `known`, where `aws_*` admits every key starting with `aws_`.
@@ -76,24 +90,28 @@ pub fn is_known(key: &str, known: &[&str]) -> bool {
     })
 }
 
-/// Levenshtein distance (ASCII keys; other characters count as one each).
+/// Edit distance counting a swap of two neighbouring characters as one edit (`brust` is one
+/// from `burst`), as typing slips are.
 fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(row[j]).min(row[j + 1])
-            };
-            prev = cur;
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 /// The known key nearest to `key`, when it is near enough to be a misspelling.
@@ -164,11 +182,13 @@ pub fn check_documented(t: &Table, module: &ModuleDef, name: &str) -> mlua::Resu
         )
         .into());
     };
-    check_keys(
-        t,
-        &keys_of(doc.signature),
-        &format!("ferry.{}.{name}", module.name),
-    )
+    // The runbook module's functions live on `ferry` itself (`ferry.step`).
+    let path = if module.name == "runbook" {
+        format!("ferry.{name}")
+    } else {
+        format!("ferry.{}.{name}", module.name)
+    };
+    check_keys(t, &keys_of(doc.signature), &path)
 }
 
 #[cfg(test)]
@@ -202,6 +222,10 @@ mod tests {
             vec!["title", "unit", "opts"]
         );
         assert!(keys_of("ferry.fs.read(path)").is_empty());
+        assert_eq!(
+            options_of("ferry.csv.decode(text [, {header = true, delimiter = \",\"}]) -> rows"),
+            vec![("header", Some("true")), ("delimiter", Some("\",\""))]
+        );
         assert!(keys_of("ferry.ini.decode(text) -> {section = {key = value}}").is_empty());
         assert_eq!(
             keys_of("r{url, json | body | object = {store, key}, format = \"a\" | \"b\", aws_*}"),
@@ -217,6 +241,7 @@ mod tests {
         assert_eq!(nearest("Timeout", &known), Some("timeout"));
         assert_eq!(nearest("colour", &known), None);
         assert_eq!(nearest("evry", &["every", "timeout"]), Some("every"));
+        assert_eq!(nearest("brust", &["rate", "burst"]), Some("burst"));
     }
 
     #[test]

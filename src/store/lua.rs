@@ -38,7 +38,10 @@ pub static MODULE: ModuleDef = ModuleDef {
                   mode of new files) and fsync = true (flush file and folder before a write \
                   returns) (file); virtual_hosted_style with a bucketless endpoint addresses \
                   <bucket>.<host>; create = true to create a missing local folder; probe = false \
-                  to skip the check request. Credentials \
+                  to skip the check request. account_name, account_key, master_key, sas_token, \
+                  sas_key and token are aliases (Azure); keys starting aws_, azure_ or google_ \
+                  are object_store's own settings, passed to that kind of store. A key another \
+                  kind of store takes is refused. Credentials \
                   otherwise come from the usual AWS_*, AZURE_*, GOOGLE_* variables. A bad URL, \
                   missing bucket or rejected credential fails here. Handle methods: \
                   list([prefix [, {delimiter = true}]]) iterator of {key, size, etag, \

@@ -78,7 +78,8 @@ fn unknown_option_keys(display: &str, source: &str) -> Vec<String> {
             Some(m) => (m.as_str(), &c[2]),
             None => ("runbook", &c[2]),
         };
-        let Some(f) = registry::find(module).and_then(|m| m.functions.iter().find(|f| f.name == name))
+        let Some(f) =
+            registry::find(module).and_then(|m| m.functions.iter().find(|f| f.name == name))
         else {
             continue;
         };
@@ -107,7 +108,10 @@ fn unknown_option_keys(display: &str, source: &str) -> Vec<String> {
             if args.len() <= index || !trimmed.starts_with('{') || !trimmed.ends_with('}') {
                 continue;
             }
-            (trimmed, open + 1 + at + (last.len() - last.trim_start().len()))
+            (
+                trimmed,
+                open + 1 + at + (last.len() - last.trim_start().len()),
+            )
         };
         for (piece, at) in top_level_pieces(&table[1..table.len().saturating_sub(1)]) {
             let piece = piece.trim_start();

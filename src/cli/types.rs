@@ -157,24 +157,76 @@ fn option_type(key: &str, default: Option<&str>) -> String {
         }
     }
     match key {
-        "url" | "method" | "prefix" | "dst_prefix" | "list_cache" | "title" | "table"
-        | "dst_table" | "where" | "on_conflict" | "cwd" | "stdin" | "ca" | "ca_file" | "sql"
-        | "column_separator" | "row_delimiter" | "endpoint" | "region" | "access_key_id"
-        | "secret_access_key" | "session_token" | "sse_c_key" | "server_side_encryption"
-        | "sse_kms_key_id" | "sse_customer_key_base64" | "acl" | "account" | "account_name"
-        | "access_key" | "account_key" | "master_key" | "sas" | "sas_token" | "sas_key"
-        | "token" | "bearer_token" | "connection_string" | "service_account"
-        | "service_account_key" | "application_credentials" | "base_url" | "file_mode"
-        | "name" | "doc" | "bearer" | "type" => "string".into(),
+        "url"
+        | "method"
+        | "prefix"
+        | "dst_prefix"
+        | "list_cache"
+        | "title"
+        | "table"
+        | "dst_table"
+        | "where"
+        | "on_conflict"
+        | "cwd"
+        | "stdin"
+        | "ca"
+        | "ca_file"
+        | "sql"
+        | "column_separator"
+        | "row_delimiter"
+        | "endpoint"
+        | "region"
+        | "access_key_id"
+        | "secret_access_key"
+        | "session_token"
+        | "sse_c_key"
+        | "server_side_encryption"
+        | "sse_kms_key_id"
+        | "sse_customer_key_base64"
+        | "acl"
+        | "account"
+        | "account_name"
+        | "access_key"
+        | "account_key"
+        | "master_key"
+        | "sas"
+        | "sas_token"
+        | "sas_key"
+        | "token"
+        | "bearer_token"
+        | "connection_string"
+        | "service_account"
+        | "service_account_key"
+        | "application_credentials"
+        | "base_url"
+        | "file_mode"
+        | "name"
+        | "doc"
+        | "bearer"
+        | "type" => "string".into(),
         "retries" | "pool_size" | "batch" | "workers" | "part_concurrency" | "total" | "burst"
         | "max_every" | "max_redirects" | "list_page_size" => "integer".into(),
-        "timeout" | "connect_timeout" | "query_timeout" | "max_bytes" | "multipart_threshold"
-        | "part_size" | "max_buffer" => "number|string".into(),
+        "timeout"
+        | "connect_timeout"
+        | "query_timeout"
+        | "max_bytes"
+        | "multipart_threshold"
+        | "part_size"
+        | "max_buffer" => "number|string".into(),
         "map" | "iter" | "transform" | "on_line" | "describe" => "function".into(),
         "query" | "headers" | "form" | "keys" | "basic" | "params" | "choices" => "table".into(),
-        "allow_http" | "virtual_hosted_style" | "skip_signature" | "acl_from_bucket"
-        | "use_emulator" | "anonymous" | "fsync" | "retry_non_idempotent" | "forward_auth"
-        | "expect_continue" | "required" | "secret" => "boolean".into(),
+        "allow_http"
+        | "virtual_hosted_style"
+        | "skip_signature"
+        | "acl_from_bucket"
+        | "use_emulator"
+        | "anonymous"
+        | "fsync"
+        | "retry_non_idempotent"
+        | "forward_auth"
+        | "expect_continue"
+        | "required"
+        | "secret" => "boolean".into(),
         _ => "any".into(),
     }
 }
@@ -382,8 +434,14 @@ mod tests {
         );
         assert_eq!(class.as_deref(), Some("ferry.csv.decode.opts"));
         assert!(out.contains("---@class ferry.csv.decode.opts\n"), "{out}");
-        assert!(out.contains("---@field header? boolean # default true\n"), "{out}");
-        assert!(out.contains("---@field delimiter? string # default \",\"\n"), "{out}");
+        assert!(
+            out.contains("---@field header? boolean # default true\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("---@field delimiter? string # default \",\"\n"),
+            "{out}"
+        );
         assert!(out.contains("---@field format? \"a\"|\"b\""), "{out}");
         assert!(out.contains("---@field map? function\n"), "{out}");
         assert!(out.contains("---@field [string] any # aws_*\n"), "{out}");

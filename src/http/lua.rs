@@ -220,7 +220,9 @@ fn build_request(lua: &Lua, t: &Table) -> mlua::Result<(Request, Vec<u16>, Defer
             let key: String = b.get("key")?;
             req.body = Body::Object(store.borrow::<LuaStore>()?.0.clone(), key);
         }
-        Value::Table(b) if b.contains_key("db")? => deferred = Deferred::Rows(rows_spec(&b, "ferry.http.request body")?),
+        Value::Table(b) if b.contains_key("db")? => {
+            deferred = Deferred::Rows(rows_spec(&b, "ferry.http.request body")?)
+        }
         other => {
             return Err(bad(format!(
                 "body must be a string, an iterator function, {{store = s, key = k}} or {{db = d, sql = ...}}, not a {}",

@@ -195,6 +195,34 @@ fn check_reports_syntax_errors_and_unknown_ferry_names() {
 }
 
 #[test]
+fn check_reports_option_keys_a_function_does_not_take() {
+    let ws = Workspace::new();
+    ws.write(
+        "opts.lua",
+        "local s = ferry.store.open('memory://a', {create = true})
+         ferry.step('copy', function()
+  local n, why = 1, 2
+           ferry.store.copy(s, s, {prefix = 'a', concurency = 4,
+    map = function(k) local a, b = k, 1 return a end})
+         end, {alway = true})
+         ferry.http.request{url = 'http://x/', hedaers = {}}
+         -- ferry.exec.run{'true', timout = 1}
+",
+    );
+    ws.ferry()
+        .args(["check", "opts.lua"])
+        .run()
+        .code(1)
+        .stderr_has("opts.lua:4: ferry.store.copy: unknown option 'concurency' (did you mean 'concurrency'?)")
+        .stderr_has("opts.lua:6: ferry.step: unknown option 'alway' (did you mean 'always'?)")
+        .stderr_has("opts.lua:7: ferry.http.request: unknown option 'hedaers' (did you mean 'headers'?)")
+        .stderr_has("3 problem(s)")
+        .stderr_lacks("'why'")
+        .stderr_lacks("'b'")
+        .stderr_lacks("timout");
+}
+
+#[test]
 fn eject_types_writes_luals_annotations_of_the_whole_api() {
     let ws = Workspace::new();
     ws.ferry()
@@ -206,7 +234,13 @@ fn eject_types_writes_luals_annotations_of_the_whole_api() {
     assert!(d.starts_with("---@meta"));
     for decl in [
         "function ferry.store.open(url, opts) end",
-        "---@param opts? table",
+        "---@param opts? ferry.store.open.opts",
+        // Option tables are classes with typed fields, from the documented signature.
+        "---@class ferry.store.copy.opts\n---@field prefix? string\n",
+        "---@field concurrency? number # default 64\n",
+        "---@field map? function\n",
+        "---@param opts ferry.store.copy.opts\n",
+        "---@field timeout? number # default 60\n",
         "function ferry.step(id, title, fn, opts) end",
         "function ferry.sql.connect(url, opts) end",
         "---@class ferry.http",

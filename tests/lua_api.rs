@@ -33,6 +33,11 @@ fn codecs_round_trip() {
 }
 
 #[test]
+fn misspelled_option_keys_are_refused_in_every_module() {
+    run_spec("options_spec.lua", "options ok");
+}
+
+#[test]
 fn fs_and_exec() {
     run_spec("fs_exec_spec.lua", "fs exec ok");
 }

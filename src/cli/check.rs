@@ -1,5 +1,6 @@
-//! `ferry check FILE`: syntax errors, calls to `ferry.*` names that do not exist, and
-//! parameters read but never declared in `ferry.params{...}`, without running anything.
+//! `ferry check FILE`: syntax errors, calls to `ferry.*` names that do not exist, option keys a
+//! function does not take (in literal option tables), and parameters read but never declared in
+//! `ferry.params{...}`, without running anything.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -51,8 +52,182 @@ pub fn problems(display: &str, source: &str) -> Vec<String> {
             }
         }
     }
+    out.extend(unknown_option_keys(display, source));
     out.extend(undeclared_params(display, source));
     out
+}
+
+/// Literal option tables given to documented functions, `ferry.exec.run{"x", timout = 5}` or
+/// `ferry.store.copy(a, b, {concurency = 8})`: keys the function's signature does not list (the
+/// same check the binding makes at run time, found before running). Tables built at run time and
+/// calls through local aliases are not seen.
+fn unknown_option_keys(display: &str, source: &str) -> Vec<String> {
+    use crate::runtime::options::{is_known, keys_of, nearest};
+    let mut out = Vec::new();
+    let call = regex::Regex::new(
+        r"\bferry\.(?:([A-Za-z_][A-Za-z0-9_]*)\.)?([A-Za-z_][A-Za-z0-9_]*)\s*([({])",
+    )
+    .expect("valid regex");
+    for c in call.captures_iter(source) {
+        let whole = c.get(0).map_or(0, |m| m.start());
+        let line_start = source[..whole].rfind('\n').map_or(0, |i| i + 1);
+        if source[line_start..whole].contains("--") {
+            continue;
+        }
+        let (module, name) = match c.get(1) {
+            Some(m) => (m.as_str(), &c[2]),
+            None => ("runbook", &c[2]),
+        };
+        let Some(f) =
+            registry::find(module).and_then(|m| m.functions.iter().find(|f| f.name == name))
+        else {
+            continue;
+        };
+        let known = keys_of(f.signature);
+        if known.is_empty() {
+            continue;
+        }
+        let open = c.get(3).map_or(0, |m| m.start());
+        let Some(block) = balanced_code(&source[open..]) else {
+            continue;
+        };
+        let (table, table_at) = if block.starts_with('{') {
+            (block, open)
+        } else {
+            // The table is the last argument, after at least the required parameters before it.
+            let params = super::types::parse(f.signature).params;
+            let Some(at_opts) = params.iter().position(|p| p.name == "opts") else {
+                continue;
+            };
+            let index = params[..at_opts].iter().filter(|p| !p.optional).count();
+            let args = top_level_pieces(&block[1..block.len() - 1]);
+            let Some(&(last, at)) = args.last() else {
+                continue;
+            };
+            let trimmed = last.trim();
+            if args.len() <= index || !trimmed.starts_with('{') || !trimmed.ends_with('}') {
+                continue;
+            }
+            (
+                trimmed,
+                open + 1 + at + (last.len() - last.trim_start().len()),
+            )
+        };
+        for (piece, at) in top_level_pieces(&table[1..table.len().saturating_sub(1)]) {
+            let piece = piece.trim_start();
+            let key: String = piece
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let rest = piece[key.len()..].trim_start();
+            if key.is_empty() || !rest.starts_with('=') || rest.starts_with("==") {
+                continue;
+            }
+            if is_known(&key, &known) {
+                continue;
+            }
+            let line = source[..table_at + 1 + at].matches('\n').count() + 1;
+            let fn_name = if module == "runbook" {
+                format!("ferry.{name}")
+            } else {
+                format!("ferry.{module}.{name}")
+            };
+            let mut message = format!("{display}:{line}: {fn_name}: unknown option '{key}'");
+            if let Some(near) = nearest(&key, &known) {
+                message.push_str(&format!(" (did you mean '{near}'?)"));
+            }
+            out.push(message);
+        }
+    }
+    out
+}
+
+/// The `(...)` or `{...}` group at the start of `s`, skipping brackets inside strings and comments.
+fn balanced_code(s: &str) -> Option<&str> {
+    let mut depth = 0;
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, ch)) = chars.next() {
+        match ch {
+            '"' | '\'' => {
+                while let Some((_, c)) = chars.next() {
+                    if c == '\\' {
+                        chars.next();
+                    } else if c == ch || c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '-' if chars.peek().map(|p| p.1) == Some('-') => {
+                for (_, c) in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '(' | '{' | '[' => depth += 1,
+            ')' | '}' | ']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(&s[..=i]);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `s` cut at its top-level commas, each piece with its offset in `s`.
+fn top_level_pieces(s: &str) -> Vec<(&str, usize)> {
+    let mut pieces = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, ch)) = chars.next() {
+        match ch {
+            '"' | '\'' => {
+                while let Some((_, c)) = chars.next() {
+                    if c == '\\' {
+                        chars.next();
+                    } else if c == ch || c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '-' if chars.peek().map(|p| p.1) == Some('-') => {
+                for (_, c) in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '(' | '{' | '[' => depth += 1,
+            ')' | '}' | ']' => depth -= 1,
+            // `function ... end` and other blocks: their commas are not the table's.
+            c if c.is_ascii_alphabetic() || c == '_' => {
+                let word_end = s[i..]
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .map_or(s.len(), |n| i + n);
+                let before = s[..i].chars().next_back();
+                if !before.is_some_and(|b| b.is_ascii_alphanumeric() || b == '_' || b == '.') {
+                    match &s[i..word_end] {
+                        "function" | "if" | "do" | "repeat" => depth += 1,
+                        "end" | "until" => depth -= 1,
+                        _ => {}
+                    }
+                }
+                while chars.peek().is_some_and(|p| p.0 < word_end) {
+                    chars.next();
+                }
+            }
+            ',' | ';' if depth == 0 => {
+                pieces.push((&s[start..i], start));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    pieces.push((&s[start..], start));
+    pieces
 }
 
 /// `local p = ferry.params{ {name = "a", ...}, ... }` followed by `p.b`: b is not declared (reading

@@ -134,6 +134,138 @@ pub fn parse(sig: &str) -> Signature {
     }
 }
 
+/// A LuaLS type for an option, from its documented default (`= true`, `= 64`, `= "csv" |
+/// "json"`) or else its name; `any` where the name is used for different types.
+fn option_type(key: &str, default: Option<&str>) -> String {
+    if let Some(d) = default {
+        let d = d.trim();
+        if matches!(d, "true" | "false" | "bool") {
+            return "boolean".into();
+        }
+        if d.parse::<f64>().is_ok() {
+            return "number".into();
+        }
+        if d.starts_with('"') {
+            let literals: Vec<&str> = d.split('|').map(str::trim).collect();
+            if literals.len() > 1 && literals.iter().all(|l| l.starts_with('"')) {
+                return literals.join("|");
+            }
+            return "string".into();
+        }
+        if d.starts_with('{') {
+            return "table".into();
+        }
+    }
+    match key {
+        "url"
+        | "method"
+        | "prefix"
+        | "dst_prefix"
+        | "list_cache"
+        | "title"
+        | "table"
+        | "dst_table"
+        | "where"
+        | "on_conflict"
+        | "cwd"
+        | "stdin"
+        | "ca"
+        | "ca_file"
+        | "sql"
+        | "column_separator"
+        | "row_delimiter"
+        | "endpoint"
+        | "region"
+        | "access_key_id"
+        | "secret_access_key"
+        | "session_token"
+        | "sse_c_key"
+        | "server_side_encryption"
+        | "sse_kms_key_id"
+        | "sse_customer_key_base64"
+        | "acl"
+        | "account"
+        | "account_name"
+        | "access_key"
+        | "account_key"
+        | "master_key"
+        | "sas"
+        | "sas_token"
+        | "sas_key"
+        | "token"
+        | "bearer_token"
+        | "connection_string"
+        | "service_account"
+        | "service_account_key"
+        | "application_credentials"
+        | "base_url"
+        | "file_mode"
+        | "name"
+        | "doc"
+        | "bearer"
+        | "type" => "string".into(),
+        "retries" | "pool_size" | "batch" | "workers" | "part_concurrency" | "total" | "burst"
+        | "max_every" | "max_redirects" | "list_page_size" => "integer".into(),
+        "timeout"
+        | "connect_timeout"
+        | "query_timeout"
+        | "max_bytes"
+        | "multipart_threshold"
+        | "part_size"
+        | "max_buffer" => "number|string".into(),
+        "map" | "iter" | "transform" | "on_line" | "describe" => "function".into(),
+        "query" | "headers" | "form" | "keys" | "basic" | "params" | "choices" => "table".into(),
+        "allow_http"
+        | "virtual_hosted_style"
+        | "skip_signature"
+        | "acl_from_bucket"
+        | "use_emulator"
+        | "anonymous"
+        | "fsync"
+        | "retry_non_idempotent"
+        | "forward_auth"
+        | "expect_continue"
+        | "required"
+        | "secret" => "boolean".into(),
+        _ => "any".into(),
+    }
+}
+
+/// `---@class` of a function's options table, one `---@field` per documented option. Returns
+/// the class name, or None for a function without documented options.
+fn options_class(out: &mut String, path: &str, signature: &str) -> Option<String> {
+    let options = crate::runtime::options::options_of(signature);
+    if options.is_empty() {
+        return None;
+    }
+    let class = format!("{path}.opts");
+    let _ = writeln!(out, "---@class {class}");
+    let prefixes: Vec<&str> = options
+        .iter()
+        .map(|(k, _)| *k)
+        .filter(|k| k.ends_with('*'))
+        .collect();
+    if !prefixes.is_empty() {
+        let _ = writeln!(out, "---@field [string] any # {}", prefixes.join(", "));
+    }
+    for (key, default) in options {
+        if key.ends_with('*') {
+            continue;
+        }
+        let ty = option_type(key, default);
+        match default {
+            Some(d) => {
+                let _ = writeln!(out, "---@field {key}? {ty} # default {d}");
+            }
+            None => {
+                let _ = writeln!(out, "---@field {key}? {ty}");
+            }
+        }
+    }
+    let _ = writeln!(out);
+    Some(class)
+}
+
 fn doc_comment(out: &mut String, text: &str) {
     for line in text.lines() {
         let _ = writeln!(out, "---{line}");
@@ -142,6 +274,7 @@ fn doc_comment(out: &mut String, text: &str) {
 
 fn function_stub(out: &mut String, f: &FnDoc) {
     let sig = parse(f.signature);
+    let class = options_class(out, &sig.path, f.signature);
     doc_comment(out, f.doc);
     let _ = writeln!(out, "---");
     let _ = writeln!(out, "---`{}`", f.signature);
@@ -153,6 +286,12 @@ fn function_stub(out: &mut String, f: &FnDoc) {
     for p in &sig.params {
         if p.name == "..." {
             let _ = writeln!(out, "---@param ... any");
+        } else if let (Some(class), "opts") = (&class, p.name.as_str()) {
+            let _ = writeln!(
+                out,
+                "---@param opts{} {class}",
+                if p.optional { "?" } else { "" }
+            );
         } else {
             let _ = writeln!(
                 out,
@@ -283,6 +422,30 @@ mod tests {
                 ("to".into(), false, "string")
             ]
         );
+    }
+
+    #[test]
+    fn options_become_a_class_with_typed_fields() {
+        let mut out = String::new();
+        let class = options_class(
+            &mut out,
+            "ferry.csv.decode",
+            "ferry.csv.decode(text [, {header = true, delimiter = \",\", format = \"a\" | \"b\", map, aws_*}]) -> rows",
+        );
+        assert_eq!(class.as_deref(), Some("ferry.csv.decode.opts"));
+        assert!(out.contains("---@class ferry.csv.decode.opts\n"), "{out}");
+        assert!(
+            out.contains("---@field header? boolean # default true\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("---@field delimiter? string # default \",\"\n"),
+            "{out}"
+        );
+        assert!(out.contains("---@field format? \"a\"|\"b\""), "{out}");
+        assert!(out.contains("---@field map? function\n"), "{out}");
+        assert!(out.contains("---@field [string] any # aws_*\n"), "{out}");
+        assert!(options_class(&mut String::new(), "f", "f(path) -> {a, b}").is_none());
     }
 
     #[test]

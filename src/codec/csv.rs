@@ -152,6 +152,7 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
     m.set(
         "decode",
         lua.create_function(|lua, (text, opts): (mlua::LuaString, Option<Table>)| {
+            crate::runtime::options::check_optional(opts.as_ref(), &MODULE, "decode")?;
             let header = match &opts {
                 Some(o) => o.get::<Option<bool>>("header")?.unwrap_or(true),
                 None => true,
@@ -176,6 +177,7 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
     m.set(
         "encode",
         lua.create_function(|lua, (rows, opts): (Table, Option<Table>)| {
+            crate::runtime::options::check_optional(opts.as_ref(), &MODULE, "encode")?;
             let mut columns: Option<Vec<String>> = match &opts {
                 Some(o) => o
                     .get::<Option<Table>>("columns")?

@@ -102,6 +102,7 @@ fn build_hex(lua: &Lua) -> mlua::Result<Table> {
     m.set(
         "encode",
         lua.create_function(|_, (b, opts): (LuaString, Option<Table>)| {
+            crate::runtime::options::check_optional(opts.as_ref(), &HEX, "encode")?;
             let upper = match opts {
                 Some(o) => o.get::<Option<bool>>("upper")?.unwrap_or(false),
                 None => false,

@@ -21,7 +21,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         },
         FnDoc {
             name: "decode_ordered",
-            signature: "ferry.ini.decode_ordered(text [, {strict = true}]) -> {{name, entries = {{key, value}...}}...}",
+            signature: "ferry.ini.decode_ordered(text [, {strict = false}]) -> {{name, entries = {{key, value}...}}...}",
             doc: "Parses INI text keeping the order of sections and keys. strict = true refuses a \
                   repeated section and an option set twice in a section (names compared \
                   case-insensitively), as Python's configparser does.",
@@ -245,6 +245,7 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
     m.set(
         "decode_ordered",
         lua.create_function(|lua, (text, opts): (String, Option<Table>)| {
+            crate::runtime::options::check_optional(opts.as_ref(), &MODULE, "decode_ordered")?;
             let strict = match &opts {
                 Some(t) => t.get::<Option<bool>>("strict")?.unwrap_or(false),
                 None => false,

@@ -65,6 +65,7 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
     m.set(
         "encode",
         lua.create_function(|lua, (v, opts): (Value, Option<Table>)| {
+            crate::runtime::options::check_optional(opts.as_ref(), &MODULE, "encode")?;
             let pretty = match &opts {
                 Some(o) => o.get::<Option<bool>>("pretty")?.unwrap_or(false),
                 None => false,

@@ -107,6 +107,7 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
         "write",
         lua.create_async_function(
             |lua, (path, data, opts): (String, mlua::LuaString, Option<Table>)| async move {
+                crate::runtime::options::check_optional(opts.as_ref(), &MODULE, "write")?;
                 let append = match &opts {
                     Some(o) => o.get::<Option<bool>>("append")?.unwrap_or(false),
                     None => false,
@@ -195,6 +196,7 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
     m.set(
         "remove",
         lua.create_async_function(|lua, (path, opts): (String, Option<Table>)| async move {
+            crate::runtime::options::check_optional(opts.as_ref(), &MODULE, "remove")?;
             let recursive = match &opts {
                 Some(o) => o.get::<Option<bool>>("recursive")?.unwrap_or(false),
                 None => false,

@@ -18,7 +18,7 @@ pub static MODULE: ModuleDef = ModuleDef {
     functions: &[
         FnDoc {
             name: "request",
-            signature: "ferry.http.request{method, url, query, headers, json | body | form | file | object = {store, key}, bearer | basic = {user, password}, timeout = 60, retries = 3, retry_non_idempotent, forward_auth, expect_continue, resolve_redirect, expect_status, throttle} -> response",
+            signature: "ferry.http.request{method, url, query, headers, json | body | form | file | object = {store, key}, bearer | basic = {user, password}, timeout = 60, retries = 3, retry_non_idempotent, forward_auth, expect_continue, max_redirects, resolve_redirect, expect_status, throttle} -> response",
             doc: "Sends a request and returns {status, headers, body, url, attempts} with methods \
                   r:json() (an invalid_input error showing the start of the body when it is not \
                   JSON), r:ok() (2xx) and r:raise() (an error for a non-2xx status). Connection \
@@ -90,29 +90,6 @@ pub static MODULE: ModuleDef = ModuleDef {
     build,
 };
 
-const KNOWN: &[&str] = &[
-    "method",
-    "url",
-    "query",
-    "headers",
-    "json",
-    "body",
-    "form",
-    "file",
-    "object",
-    "bearer",
-    "basic",
-    "timeout",
-    "retries",
-    "retry_non_idempotent",
-    "forward_auth",
-    "expect_continue",
-    "expect_status",
-    "throttle",
-    "max_redirects",
-    "resolve_redirect",
-];
-
 /// A body read while the request goes: produced only once the request is really sent.
 enum Deferred {
     None,
@@ -120,29 +97,14 @@ enum Deferred {
     Rows(RowsSpec),
 }
 
-const ROWS_KNOWN: &[&str] = &[
-    "db",
-    "sql",
-    "params",
-    "format",
-    "column_separator",
-    "row_delimiter",
-    "datetime_columns",
-];
-
-fn rows_spec(b: &Table, extra: &[&str]) -> mlua::Result<RowsSpec> {
-    for pair in b.pairs::<Value, Value>() {
-        let (k, _) = pair?;
-        if let Value::String(s) = &k {
-            let k = s.to_str()?.to_string();
-            if !ROWS_KNOWN.contains(&k.as_str()) && !extra.contains(&k.as_str()) {
-                return Err(bad(format!(
-                    "unknown body option '{k}' (a query body takes: {})",
-                    ROWS_KNOWN.join(", ")
-                )));
-            }
-        }
+/// The query part of a body (`body = {db = d, sql = ...}` of a request, or of `row_batches`,
+/// which also takes max_bytes): its keys are those documented for `row_batches`.
+fn rows_spec(b: &Table, fn_name: &str) -> mlua::Result<RowsSpec> {
+    let mut known = crate::runtime::options::documented(&MODULE, "row_batches");
+    if fn_name != "ferry.http.row_batches" {
+        known.retain(|k| *k != "max_bytes");
     }
+    crate::runtime::options::check_keys(b, &known, fn_name)?;
     let db: mlua::AnyUserData = b.get("db")?;
     let db = db.borrow::<crate::sql::lua::LuaDb>()?.db.clone();
     let sql: String = b
@@ -195,18 +157,7 @@ fn bad(msg: impl Into<String>) -> mlua::Error {
 
 fn build_request(lua: &Lua, t: &Table) -> mlua::Result<(Request, Vec<u16>, Deferred)> {
     let mut deferred = Deferred::None;
-    for pair in t.pairs::<Value, Value>() {
-        let (k, _) = pair?;
-        if let Value::String(s) = &k {
-            let k = s.to_str()?.to_string();
-            if !KNOWN.contains(&k.as_str()) {
-                return Err(bad(format!(
-                    "unknown option '{k}' (options: {})",
-                    KNOWN.join(", ")
-                )));
-            }
-        }
-    }
+    crate::runtime::options::check_documented(t, &MODULE, "request")?;
     let method: String = t
         .get::<Option<String>>("method")?
         .unwrap_or_else(|| "GET".into());
@@ -267,7 +218,9 @@ fn build_request(lua: &Lua, t: &Table) -> mlua::Result<(Request, Vec<u16>, Defer
             let key: String = b.get("key")?;
             req.body = Body::Object(store.borrow::<LuaStore>()?.0.clone(), key);
         }
-        Value::Table(b) if b.contains_key("db")? => deferred = Deferred::Rows(rows_spec(&b, &[])?),
+        Value::Table(b) if b.contains_key("db")? => {
+            deferred = Deferred::Rows(rows_spec(&b, "ferry.http.request body")?)
+        }
         other => {
             return Err(bad(format!(
                 "body must be a string, an iterator function, {{store = s, key = k}} or {{db = d, sql = ...}}, not a {}",
@@ -703,7 +656,7 @@ async fn row_batches(lua: Lua, t: Table) -> mlua::Result<mlua::Function> {
         .get::<Option<usize>>("max_bytes")?
         .filter(|m| *m > 0)
         .ok_or_else(|| bad("row_batches needs max_bytes (a positive number of bytes)"))?;
-    let spec = rows_spec(&t, &["max_bytes"])?;
+    let spec = rows_spec(&t, "ferry.http.row_batches")?;
     let mut rx = spec
         .db
         .stream(spec.sql.clone(), spec.params.clone())

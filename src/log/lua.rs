@@ -162,6 +162,7 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
     m.set(
         "progress",
         lua.create_function(|_, opts: Table| {
+            crate::runtime::options::check_documented(&opts, &MODULE, "progress")?;
             let title: String = opts
                 .get::<Option<String>>("title")?
                 .unwrap_or_else(|| "progress".into());

@@ -12,14 +12,23 @@ use super::error::{ErrorKind, FerryError};
 use super::registry::{FnDoc, ModuleDef};
 
 /// The option keys of a table-call signature: `f{argv..., timeout, check = true} -> x` gives
-/// `["timeout", "check"]` (positional `name...` pieces are left out).
+/// `["timeout", "check"]` (positional `name...` pieces are left out). Alternatives share a piece
+/// (`json | body = ...` gives both), `aws_*` stands for every key with that prefix, and the
+/// first `{` before `->` opens the options (what the function returns is not read).
 pub fn keys_of(signature: &str) -> Vec<&str> {
-    let Some(open) = signature.find('{') else {
+    options_of(signature).into_iter().map(|(k, _)| k).collect()
+}
+
+/// [`keys_of`] with each key's documented default (`check = true` gives `("check", Some("true"))`;
+/// of alternatives only the last has the text after `=`).
+pub fn options_of(signature: &str) -> Vec<(&str, Option<&str>)> {
+    let call = signature.split("->").next().unwrap_or(signature);
+    let Some(open) = call.find('{') else {
         return Vec::new();
     };
     let mut depth = 0i32;
-    let mut end = signature.len();
-    for (i, c) in signature[open..].char_indices() {
+    let mut end = call.len();
+    for (i, c) in call[open..].char_indices() {
         match c {
             '{' | '(' | '[' => depth += 1,
             '}' | ')' | ']' => {
@@ -32,11 +41,13 @@ pub fn keys_of(signature: &str) -> Vec<&str> {
             _ => {}
         }
     }
-    let inner = &signature[open + 1..end];
-    let (mut depth, mut start, mut keys) = (0i32, 0usize, Vec::new());
+    let inner = &call[open + 1..end];
+    let (mut depth, mut start, mut in_string) = (0i32, 0usize, false);
     let mut pieces = Vec::new();
     for (i, c) in inner.char_indices() {
         match c {
+            '"' => in_string = !in_string,
+            _ if in_string => {}
             '{' | '(' | '[' => depth += 1,
             '}' | ')' | ']' => depth -= 1,
             ',' if depth == 0 => {
@@ -47,38 +58,62 @@ pub fn keys_of(signature: &str) -> Vec<&str> {
         }
     }
     pieces.push(&inner[start..]);
+    let mut options = Vec::new();
     for piece in pieces {
-        let piece = piece.trim();
-        let name_len = piece
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(piece.len());
-        let name = &piece[..name_len];
-        if name.is_empty() || piece[name_len..].trim_start().starts_with("...") {
-            continue;
+        // `json | body | form = {...}`: the names are before the first `=`.
+        let (names, default) = match piece.split_once('=') {
+            Some((n, d)) => (n, Some(d.trim())),
+            None => (piece, None),
+        };
+        let alternatives: Vec<&str> = names.split('|').collect();
+        for (i, alternative) in alternatives.iter().enumerate() {
+            let alternative = alternative.trim();
+            let name_len = alternative
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '*'))
+                .unwrap_or(alternative.len());
+            let name = &alternative[..name_len];
+            if name.is_empty() || alternative[name_len..].trim_start().starts_with("...") {
+                continue;
+            }
+            let last = i + 1 == alternatives.len();
+            options.push((name, default.filter(|_| last)));
         }
-        keys.push(name);
     }
-    keys
+    options
 }
 
-/// Levenshtein distance (ASCII keys; other characters count as one each).
+/// Whether `key` is one of `known`, where `aws_*` admits every key starting with `aws_`.
+pub fn is_known(key: &str, known: &[&str]) -> bool {
+    known.iter().any(|k| match k.strip_suffix('*') {
+        Some(prefix) => key.starts_with(prefix),
+        None => *k == key,
+    })
+}
+
+/// Edit distance counting a swap of two neighbouring characters as one edit (`brust` is one
+/// from `burst`), as typing slips are.
 fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(row[j]).min(row[j + 1])
-            };
-            prev = cur;
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 /// The known key nearest to `key`, when it is near enough to be a misspelling.
@@ -102,18 +137,41 @@ pub fn check_keys(t: &Table, known: &[&str], fn_name: &str) -> mlua::Result<()> 
             Value::String(s) => s.to_string_lossy(),
             other => format!("[{}]", other.type_name()),
         };
-        if known.contains(&key.as_str()) {
+        if is_known(&key, known) {
             continue;
         }
-        let mut message = format!("{fn_name}: unknown option '{key}'");
-        if let Some(near) = nearest(&key, known) {
-            message.push_str(&format!(" (did you mean '{near}'?)"));
-        }
-        return Err(FerryError::new(ErrorKind::InvalidInput, message)
-            .hint(format!("options of {fn_name}: {}", known.join(", ")))
-            .into());
+        return Err(unknown(&key, known, fn_name).into());
     }
     Ok(())
+}
+
+/// The error for an unknown option `key` of `fn_name`: the nearest known key and the full list.
+pub fn unknown(key: &str, known: &[&str], fn_name: &str) -> FerryError {
+    let mut message = format!("{fn_name}: unknown option '{key}'");
+    if let Some(near) = nearest(key, known) {
+        message.push_str(&format!(" (did you mean '{near}'?)"));
+    }
+    FerryError::new(ErrorKind::InvalidInput, message)
+        .hint(format!("options of {fn_name}: {}", known.join(", ")))
+}
+
+/// The option keys of `module`'s function `name`, from its documented signature (empty when the
+/// function is not documented, which the registry test rules out for every checked function).
+pub fn documented(module: &ModuleDef, name: &str) -> Vec<&'static str> {
+    module
+        .functions
+        .iter()
+        .find(|f| f.name == name)
+        .map(|f| keys_of(f.signature))
+        .unwrap_or_default()
+}
+
+/// [`check_documented`] for an optional trailing options table (`f(x [, {a, b}])`).
+pub fn check_optional(t: Option<&Table>, module: &ModuleDef, name: &str) -> mlua::Result<()> {
+    match t {
+        Some(t) => check_documented(t, module, name),
+        None => Ok(()),
+    }
 }
 
 /// [`check_keys`] with the keys of `module`'s function `name` as documented in its signature.
@@ -126,11 +184,13 @@ pub fn check_documented(t: &Table, module: &ModuleDef, name: &str) -> mlua::Resu
         )
         .into());
     };
-    check_keys(
-        t,
-        &keys_of(doc.signature),
-        &format!("ferry.{}.{name}", module.name),
-    )
+    // The runbook module's functions live on `ferry` itself (`ferry.step`).
+    let path = if module.name == "runbook" {
+        format!("ferry.{name}")
+    } else {
+        format!("ferry.{}.{name}", module.name)
+    };
+    check_keys(t, &keys_of(doc.signature), &path)
 }
 
 #[cfg(test)]
@@ -164,6 +224,15 @@ mod tests {
             vec!["title", "unit", "opts"]
         );
         assert!(keys_of("ferry.fs.read(path)").is_empty());
+        assert_eq!(
+            options_of("ferry.csv.decode(text [, {header = true, delimiter = \",\"}]) -> rows"),
+            vec![("header", Some("true")), ("delimiter", Some("\",\""))]
+        );
+        assert!(keys_of("ferry.ini.decode(text) -> {section = {key = value}}").is_empty());
+        assert_eq!(
+            keys_of("r{url, json | body | object = {store, key}, format = \"a\" | \"b\", aws_*}"),
+            vec!["url", "json", "body", "object", "format", "aws_*"]
+        );
     }
 
     #[test]
@@ -174,6 +243,7 @@ mod tests {
         assert_eq!(nearest("Timeout", &known), Some("timeout"));
         assert_eq!(nearest("colour", &known), None);
         assert_eq!(nearest("evry", &["every", "timeout"]), Some("every"));
+        assert_eq!(nearest("brust", &["rate", "burst"]), Some("burst"));
     }
 
     #[test]
@@ -188,5 +258,7 @@ mod tests {
         );
         let ok: Table = lua.load(r#"{"true", timeout = 5}"#).eval().unwrap();
         check_keys(&ok, &["timeout"], "f").unwrap();
+        let prefixed: Table = lua.load(r#"{aws_imdsv1_fallback = true}"#).eval().unwrap();
+        check_keys(&prefixed, &["region", "aws_*"], "f").unwrap();
     }
 }

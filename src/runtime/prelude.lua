@@ -27,6 +27,9 @@ function M.step(id, title, fn, opts)
   if type(id) ~= "string" or id == "" then
     error("ferry.step: the first argument must be a non-empty step id", 2)
   end
+  if opts ~= nil then
+    rt.check_step_options(opts)
+  end
   if type(fn) ~= "function" then
     error("ferry.step '" .. id .. "': expected a function", 2)
   end

@@ -77,6 +77,13 @@ pub struct Protect(pub Function);
 
 fn build(lua: &Lua) -> mlua::Result<Table> {
     let rt = lua.create_table()?;
+    // ferry.step is written in Lua (prelude.lua); its options are checked here.
+    rt.set(
+        "check_step_options",
+        lua.create_function(|_, opts: Table| {
+            crate::runtime::options::check_documented(&opts, &MODULE, "step")
+        })?,
+    )?;
     rt.set(
         "capture",
         lua.create_function(|lua, v: Value| capture(lua, v, true))?,
@@ -231,6 +238,18 @@ fn parse_decl(lua: &Lua, v: Value, key: Option<String>) -> mlua::Result<ParamDec
         )
         .into()
     };
+    // Each parameter's keys are those of the table inside `ferry.params{ {name, type, ...} }`.
+    let signature = MODULE
+        .functions
+        .iter()
+        .find(|f| f.name == "params")
+        .map_or("", |f| f.signature);
+    let inner = signature.find('{').map_or("", |i| &signature[i + 1..]);
+    crate::runtime::options::check_keys(
+        &t,
+        &crate::runtime::options::keys_of(inner),
+        &format!("ferry.params '{name}'"),
+    )?;
     let ty_name: String = t
         .get::<Option<String>>("type")?
         .or(t.get::<Option<String>>(2)?)

@@ -580,35 +580,7 @@ async fn checksum(
 }
 
 fn parse_options(t: &Table) -> mlua::Result<Options> {
-    const KNOWN: &[&str] = &[
-        "table",
-        "dst_table",
-        "key",
-        "columns",
-        "where",
-        "batch",
-        "workers",
-        "ranges",
-        "on_conflict",
-        "transform",
-        "throttle",
-        "verify",
-        "title",
-        "shard",
-    ];
-    for pair in t.pairs::<String, Value>() {
-        let (k, _) = pair?;
-        if !KNOWN.contains(&k.as_str()) {
-            return Err(FerryError::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "ferry.sql.copy_table: unknown option '{k}' (options: {})",
-                    KNOWN.join(", ")
-                ),
-            )
-            .into());
-        }
-    }
+    crate::runtime::options::check_documented(t, &super::lua::MODULE, "copy_table")?;
     let table: String = t.get::<Option<String>>("table")?.ok_or_else(|| {
         FerryError::new(
             ErrorKind::InvalidInput,

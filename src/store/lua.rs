@@ -25,7 +25,7 @@ pub static MODULE: ModuleDef = ModuleDef {
     functions: &[
         FnDoc {
             name: "open",
-            signature: "ferry.store.open(url [, opts]) -> store",
+            signature: "ferry.store.open(url [, {create = false, probe = true, layout = \"flat\", ca_file, allow_http, endpoint, region, access_key_id, secret_access_key, session_token, virtual_hosted_style, skip_signature, sse_c_key, server_side_encryption, sse_kms_key_id, sse_customer_key_base64, acl, acl_from_bucket, account, account_name, access_key, account_key, master_key, sas, sas_token, sas_key, token, bearer_token, connection_string, use_emulator, service_account, service_account_key, application_credentials, anonymous, list_page_size, timeout, connect_timeout, base_url, file_mode, fsync, aws_*, azure_*, google_*}]) -> store",
             doc: "Opens file:///abs/path, memory://name, s3://bucket/prefix, gs://bucket/prefix, \
                   az://container/prefix or an Azure blob URL with a SAS query. opts: endpoint, \
                   region, access_key_id, secret_access_key, session_token, allow_http, \
@@ -38,7 +38,10 @@ pub static MODULE: ModuleDef = ModuleDef {
                   mode of new files) and fsync = true (flush file and folder before a write \
                   returns) (file); virtual_hosted_style with a bucketless endpoint addresses \
                   <bucket>.<host>; create = true to create a missing local folder; probe = false \
-                  to skip the check request. Credentials \
+                  to skip the check request. account_name, account_key, master_key, sas_token, \
+                  sas_key and token are aliases (Azure); keys starting aws_, azure_ or google_ \
+                  are object_store's own settings, passed to that kind of store. A key another \
+                  kind of store takes is refused. Credentials \
                   otherwise come from the usual AWS_*, AZURE_*, GOOGLE_* variables. A bad URL, \
                   missing bucket or rejected credential fails here. Handle methods: \
                   list([prefix [, {delimiter = true}]]) iterator of {key, size, etag, \
@@ -60,7 +63,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         },
         FnDoc {
             name: "copy",
-            signature: "ferry.store.copy(src, dst, opts) -> {copied, skipped, failed, bytes, errors, ...}",
+            signature: "ferry.store.copy(src, dst, {prefix | keys | iter, map, compare = \"size\", verify = \"none\", concurrency = 64, retries = 5, fail_fast = false, list_cache, list_cache_sizes = true, dst_prefix, multipart_threshold, part_size, part_concurrency, max_buffer, shard, throttle, ops_throttle, title}) -> {copied, skipped, failed, bytes, errors, ...}",
             doc: "Copies objects from src to dst. Source: opts.prefix (a listing of src), opts.keys \
                   (a list of keys) or opts.iter (a function returning keys or {key, size}, nil at \
                   the end). opts.map(key) returns the destination key, or nil to leave the object \
@@ -428,6 +431,7 @@ fn size_opt(t: &Table, key: &str) -> mlua::Result<Option<u64>> {
 fn open_options(t: Option<Table>) -> mlua::Result<OpenOptions> {
     let mut o = OpenOptions::default();
     if let Some(t) = t {
+        crate::runtime::options::check_documented(&t, &MODULE, "open")?;
         for pair in t.pairs::<String, Value>() {
             let (k, v) = pair?;
             match k.as_str() {
@@ -442,43 +446,8 @@ fn open_options(t: Option<Table>) -> mlua::Result<OpenOptions> {
     Ok(o)
 }
 
-const COPY_OPTIONS: &[&str] = &[
-    "prefix",
-    "keys",
-    "iter",
-    "map",
-    "compare",
-    "verify",
-    "concurrency",
-    "retries",
-    "fail_fast",
-    "list_cache",
-    "list_cache_sizes",
-    "dst_prefix",
-    "multipart_threshold",
-    "part_size",
-    "part_concurrency",
-    "max_buffer",
-    "shard",
-    "throttle",
-    "ops_throttle",
-    "title",
-];
-
 fn copy_options(lua: &Lua, t: &Table) -> mlua::Result<CopyOptions> {
-    for pair in t.pairs::<String, Value>() {
-        let (k, _) = pair?;
-        if !COPY_OPTIONS.contains(&k.as_str()) {
-            return Err(FerryError::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "ferry.store.copy: unknown option '{k}' (options: {})",
-                    COPY_OPTIONS.join(", ")
-                ),
-            )
-            .into());
-        }
-    }
+    crate::runtime::options::check_documented(t, &MODULE, "copy")?;
     let c = ctx(lua);
     let mut o = CopyOptions {
         dry_run: c.dry_run(),

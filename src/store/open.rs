@@ -315,8 +315,15 @@ fn file_durability(
     }
 }
 
-fn unknown_option(display: &str, key: &str, known: &str) -> FerryError {
-    bad(display, format!("unknown option '{key}'")).hint(format!("options: {known}"))
+/// An option of `ferry.store.open` (the Lua check admits every documented key, and object_store's
+/// `aws_*`, `azure_*`, `google_*` keys) that this kind of store does not take.
+fn unknown_option(display: &str, key: &str, kind: &str) -> FerryError {
+    let known = crate::runtime::options::documented(&crate::store::lua::MODULE, "open");
+    let mut message = format!("unknown option '{key}' for {kind} store");
+    if let Some(near) = crate::runtime::options::nearest(key, &known) {
+        message.push_str(&format!(" (did you mean '{near}'?)"));
+    }
+    bad(display, message).hint("`ferry doc store.open` says which options each kind of store takes")
 }
 
 /// What [`open_s3`] returns: the store, its updatable credentials, and with `acl_from_bucket`
@@ -361,9 +368,6 @@ fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<S3Opened> 
         // Conditional PUTs (If-None-Match / If-Match, on AWS since 2024) for the run lease of a
         // state on S3; plain PUTs are unchanged. `aws_conditional_put` below overrides it.
         .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
-    let known = "endpoint, region, access_key_id, secret_access_key, session_token, allow_http, \
-                 ca_file, virtual_hosted_style, skip_signature, sse_c_key, server_side_encryption, \
-                 sse_kms_key_id, sse_customer_key_base64, acl, acl_from_bucket, layout";
     let mut endpoint_set =
         std::env::var("AWS_ENDPOINT_URL").is_ok() || std::env::var("AWS_ENDPOINT").is_ok();
     for (k, v) in &opts.values {
@@ -388,7 +392,7 @@ fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<S3Opened> 
             "skip_signature" => b.with_skip_signature(opt_bool(opts, k)),
             other => match other.parse::<AmazonS3ConfigKey>() {
                 Ok(key) => b.with_config(key, v),
-                Err(_) => return Err(unknown_option(display, other, known)),
+                Err(_) => return Err(unknown_option(display, other, "an S3")),
             },
         };
     }
@@ -575,13 +579,7 @@ fn open_gcs(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
                     b.with_config(key, v)
                 }
                 Err(_) => {
-                    return Err(unknown_option(
-                        display,
-                        other,
-                        "endpoint, anonymous, service_account, service_account_key, \
-                         application_credentials, bearer_token, list_page_size, allow_http, \
-                         timeout, connect_timeout",
-                    ));
+                    return Err(unknown_option(display, other, "a GCS"));
                 }
             },
         };

@@ -125,6 +125,7 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
     m.set(
         "new",
         lua.create_function(|_, opts: Table| {
+            crate::runtime::options::check_documented(&opts, &MODULE, "new")?;
             let rate_v = opts.get::<Value>("rate")?;
             let burst = parse_rate(&opts.get::<Value>("burst")?)?;
             if let Some(tt) = parse_timetable(&rate_v)? {

@@ -28,9 +28,6 @@ use crate::runtime::error::{ErrorKind, FerryError, Result};
 use crate::runtime::redact::add_secret;
 use crate::store::{Backend, Store};
 
-const KNOWN: &str = "account, access_key, sas, bearer_token, connection_string, endpoint, \
-                     use_emulator, allow_http, ca_file, layout (and object_store's azure_* keys)";
-
 /// A credential given explicitly (URL, option or connection string).
 #[derive(Debug, Clone, PartialEq)]
 enum Cred {
@@ -358,7 +355,7 @@ pub(super) fn open(
                     ));
                 }
                 Ok(key) => b.with_config(key, v),
-                Err(_) => return Err(unknown_option(display, other, KNOWN)),
+                Err(_) => return Err(unknown_option(display, other, "an Azure")),
             },
         };
     }

@@ -596,6 +596,9 @@ ferry.step("upload", "Upload every snapshot file of every node", function()
     if not ok then failures[#failures + 1] = f.key .. ": " .. tostring(err) end
   end)
   renewer:cancel()
+  -- A renewer cancelled inside its fetch never clears the flag: clear it, or the verification's
+  -- renew() below waits for it forever (seen once: the upload ended while a renewal was asking).
+  current.renewing = false
   progress:finish()
   if #failures > 0 then
     table.sort(failures)

@@ -48,34 +48,6 @@ fn empty_dir(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
 }
 
-/// The journal of a state dir: every line whole JSON, the last entry a `run_finished` with
-/// status ok, and every one of `steps` finished.
-fn check_journal(state: &Path, steps: &[&str], r: &Report) {
-    let text = std::fs::read_to_string(state.join("journal.jsonl"))
-        .unwrap_or_else(|e| panic!("journal: {e}\n{r}"));
-    let mut entries = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let v: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("journal line {} is not JSON ({e}): {line}\n{r}", i + 1));
-        entries.push(v);
-    }
-    let last = entries
-        .last()
-        .unwrap_or_else(|| panic!("empty journal\n{r}"));
-    assert!(
-        last["event"] == "run_finished" && last["status"] == "ok",
-        "journal ends with {last}\n{r}"
-    );
-    for step in steps {
-        assert!(
-            entries
-                .iter()
-                .any(|e| e["event"] == "step_finished" && e["step"] == *step),
-            "journal: step {step} never finished\n{r}"
-        );
-    }
-}
-
 fn finished_ok(r: &Report) {
     assert_eq!(r.last_code, 0, "the completing run failed\n{r}");
 }
@@ -178,7 +150,7 @@ fn store_copy(seed: u64, points: usize) {
                 "{k} differs from the source\n{r}"
             );
         }
-        check_journal(&state, &["copy"], r);
+        kill::check_journal(&state, &["copy"], r);
     };
     let reset = || {
         empty_dir(&s3.root.join("kill-dst"));
@@ -218,24 +190,6 @@ fn store_copy_to_s3_killed_anywhere_lands_every_object_once() {
 
 const SQL_ROWS: usize = 60_000;
 
-fn seed_big(url: &str, n: usize) {
-    db::mysql_exec(
-        url,
-        "CREATE TABLE big (id BIGINT PRIMARY KEY, a VARCHAR(64), b VARCHAR(64), v VARCHAR(100))",
-    );
-    let mut sql = String::new();
-    for chunk in (1..=n).collect::<Vec<_>>().chunks(5000) {
-        sql.push_str("INSERT INTO big VALUES ");
-        let values: Vec<String> = chunk
-            .iter()
-            .map(|i| format!("({i},'a{i}','b{}','{}')", i * 7, "v".repeat(i % 90)))
-            .collect();
-        sql.push_str(&values.join(","));
-        sql.push_str(";\n");
-    }
-    db::mysql_exec(url, &sql);
-}
-
 /// Count, distinct ids, and a sum of per-row MD5 prefixes: equal on both sides only when every
 /// row is there once with the same values.
 fn mysql_digest(url: &str) -> String {
@@ -262,7 +216,7 @@ fn sql_copy(seed: u64, points: usize) {
     }
     let src = db::fresh_mysql_db("kill_src");
     let dst = db::fresh_postgres_db("kill_dst");
-    seed_big(&src, SQL_ROWS);
+    db::seed_big(&src, SQL_ROWS);
     db::psql_exec(
         &dst,
         "CREATE TABLE big (id BIGINT PRIMARY KEY, a VARCHAR(64), b VARCHAR(64), v VARCHAR(100))",
@@ -291,7 +245,7 @@ fn sql_copy(seed: u64, points: usize) {
         finished_ok(r);
         let got = postgres_digest(&dst);
         assert_eq!(got, want, "target rows differ (count, ids, checksum)\n{r}");
-        check_journal(&state, &["copy"], r);
+        kill::check_journal(&state, &["copy"], r);
     };
     let reset = || {
         db::psql_exec(&dst, "TRUNCATE big");
@@ -384,7 +338,7 @@ fn seafile(seed: u64, points: usize, rate: Option<&str>) {
         );
         let backup = std::fs::read_to_string(tree.conf_dir.join(&others[0])).unwrap();
         assert_eq!(backup, original_conf, "the backup is not the original\n{r}");
-        check_journal(
+        kill::check_journal(
             &state,
             &[
                 "read-config",
@@ -589,7 +543,7 @@ fn druid(seed: u64, points: usize) {
         .parse()
         .unwrap();
         assert_eq!(n, originals.len(), "backup rows\n{r}");
-        check_journal(
+        kill::check_journal(
             &state,
             &[
                 "copy-segments",

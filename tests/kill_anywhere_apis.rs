@@ -39,34 +39,6 @@ fn killed_in_step(path: &Path, step: &str) -> bool {
     started && !ended
 }
 
-/// The journal of a state dir: every line whole JSON, the last entry a `run_finished` with
-/// status ok, and every one of `steps` finished.
-fn check_journal(state: &Path, steps: &[&str], r: &Report) {
-    let text = std::fs::read_to_string(state.join("journal.jsonl"))
-        .unwrap_or_else(|e| panic!("journal: {e}\n{r}"));
-    let mut entries = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let v: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("journal line {} is not JSON ({e}): {line}\n{r}", i + 1));
-        entries.push(v);
-    }
-    let last = entries
-        .last()
-        .unwrap_or_else(|| panic!("empty journal\n{r}"));
-    assert!(
-        last["event"] == "run_finished" && last["status"] == "ok",
-        "journal ends with {last}\n{r}"
-    );
-    for step in steps {
-        assert!(
-            entries
-                .iter()
-                .any(|e| e["event"] == "step_finished" && e["step"] == *step),
-            "journal: step {step} never finished\n{r}"
-        );
-    }
-}
-
 /// The loop's own figures, printed for docs/reliability.md.
 fn print_figures(name: &str, r: &Report, extra: &str) {
     println!(
@@ -171,7 +143,7 @@ fn astra_sideloader(seed: u64, points: usize) {
             done.iter().any(|e| e.to_string().contains("MigrationDone")),
             "the completing run never saw MigrationDone\n{r}"
         );
-        check_journal(
+        kill::check_journal(
             &state,
             &[
                 "create-snapshots",
@@ -337,7 +309,7 @@ fn starrocks(seed: u64, points: usize) {
             vec!["customers".to_string(), "orders".to_string()],
             "tables on the target (no staging table left)\n{r}"
         );
-        check_journal(
+        kill::check_journal(
             &s.ws.join("st"),
             &["preparation", "ddl-sync", "data-sync", "verify"],
             r,

@@ -11,22 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::Workspace;
 
-fn promtool() -> Option<String> {
-    let found = Command::new("promtool")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if found {
-        return Some("promtool".into());
-    }
-    if common::db::on_ci() {
-        panic!("promtool is missing under CI=true (tests/setup/promtool.sh installs it)");
-    }
-    eprintln!("SKIPPED: metrics: promtool is missing (tests/setup/promtool.sh installs it)");
-    None
-}
-
 fn scrape(addr: &str, path: &str) -> (String, String) {
     let mut s = TcpStream::connect(addr).expect("connect to the metrics address");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -78,7 +62,10 @@ fn promtool_check(tool: &str, body: &str) {
 
 #[test]
 fn a_scrape_during_a_copy_passes_promtool_and_counts_what_the_run_did() {
-    let Some(tool) = promtool() else { return };
+    if !common::tool_or_skip("promtool", "metrics", "tests/setup/promtool.sh") {
+        return;
+    }
+    let tool = "promtool";
     let ws = Workspace::new();
     for i in 0..40 {
         ws.write(&format!("src/f{i:02}.bin"), &"x".repeat(1000 + i));
@@ -148,7 +135,7 @@ ferry.step("linger", "Wait to be scraped", function() ferry.task.sleep(3) end)
         std::thread::sleep(Duration::from_millis(200));
     }
     let during = during.unwrap();
-    promtool_check(&tool, &during);
+    promtool_check(tool, &during);
     assert_eq!(
         sample(&during, "ferry_run_info{procedure=\"m\"}"),
         Some(1.0),
@@ -167,7 +154,7 @@ ferry.step("linger", "Wait to be scraped", function() ferry.task.sleep(3) end)
         std::thread::sleep(Duration::from_millis(100));
     }
     let after = after.unwrap();
-    promtool_check(&tool, &after);
+    promtool_check(tool, &after);
     let title = "{title=\"files \\\"a\\\"\"}";
     assert_eq!(
         sample(&after, &format!("ferry_objects_copied_total{title}")),

@@ -137,24 +137,6 @@ print("dry ok")
     db::drop_mysql_db(&url);
 }
 
-fn seed_big(url: &str, n: usize) {
-    db::mysql_exec(
-        url,
-        "CREATE TABLE big (id BIGINT PRIMARY KEY, a VARCHAR(64), b VARCHAR(64), v VARCHAR(100))",
-    );
-    let mut sql = String::new();
-    for chunk in (1..=n).collect::<Vec<_>>().chunks(5000) {
-        sql.push_str("INSERT INTO big VALUES ");
-        let values: Vec<String> = chunk
-            .iter()
-            .map(|i| format!("({i},'a{i}','b{}','{}')", i * 7, "v".repeat(i % 90)))
-            .collect();
-        sql.push_str(&values.join(","));
-        sql.push_str(";\n");
-    }
-    db::mysql_exec(url, &sql);
-}
-
 fn report(stdout: &str) -> serde_json::Value {
     serde_json::from_str(
         stdout
@@ -170,7 +152,7 @@ fn a_killed_copy_resumes_without_duplicates_or_gaps() {
     let Some(_) = servers() else { return };
     let src = db::fresh_mysql_db("resume_src");
     let dst = db::fresh_mysql_db("resume_dst");
-    seed_big(&src, 60_000);
+    db::seed_big(&src, 60_000);
     db::mysql_exec(
         &dst,
         "CREATE TABLE big (id BIGINT PRIMARY KEY, a VARCHAR(64), b VARCHAR(64), v VARCHAR(100))",
@@ -241,7 +223,7 @@ fn dropped_connections_are_retried_not_silently_short() {
         } else {
             db::fresh_postgres_db("drop_dst")
         };
-        seed_big(&src, 30_000);
+        db::seed_big(&src, 30_000);
         let create = "CREATE TABLE big (id BIGINT PRIMARY KEY, a VARCHAR(64), b VARCHAR(64), v VARCHAR(100))";
         if kind == "mysql" {
             db::mysql_exec(&dst, create);

@@ -25,24 +25,6 @@ end)
 print(ferry.json.encode(r))
 "#;
 
-fn seed(url: &str) {
-    db::mysql_exec(
-        url,
-        "CREATE TABLE big (id BIGINT PRIMARY KEY, a VARCHAR(64), b VARCHAR(64), v VARCHAR(100))",
-    );
-    let mut sql = String::new();
-    for chunk in (1..=ROWS).collect::<Vec<_>>().chunks(5000) {
-        sql.push_str("INSERT INTO big VALUES ");
-        let values: Vec<String> = chunk
-            .iter()
-            .map(|i| format!("({i},'a{i}','b{}','{}')", i * 7, "v".repeat(i % 90)))
-            .collect();
-        sql.push_str(&values.join(","));
-        sql.push_str(";\n");
-    }
-    db::mysql_exec(url, &sql);
-}
-
 /// The URL through a proxy on `port` (and no Unix-socket shortcut around it for MySQL).
 fn via(url: &str, port: u16) -> String {
     let mut u = url::Url::parse(url).unwrap();
@@ -90,7 +72,7 @@ fn report(stdout: &str) -> serde_json::Value {
 
 fn case(fault: Fault, on_target: bool, kind: &str) {
     let src = db::fresh_mysql_db("netf_src");
-    seed(&src);
+    db::seed_big(&src, ROWS);
     let dst = if kind == "mysql" {
         db::fresh_mysql_db("netf_dst")
     } else {

@@ -8,22 +8,6 @@ use std::process::Command;
 
 use common::Workspace;
 
-fn chromium() -> Option<&'static str> {
-    let found = Command::new("chromium")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if found {
-        return Some("chromium");
-    }
-    if common::db::on_ci() {
-        panic!("chromium is missing under CI=true (tests/setup/chromium.sh installs it)");
-    }
-    eprintln!("SKIPPED: status_html: chromium is missing (tests/setup/chromium.sh installs it)");
-    None
-}
-
 /// Pixels of the colour (r, g, b) in a PNG screenshot, within a small tolerance.
 fn pixels_of(png_path: &std::path::Path, (r, g, b): (u8, u8, u8)) -> usize {
     let decoder = png::Decoder::new(std::io::BufReader::new(
@@ -45,7 +29,10 @@ fn pixels_of(png_path: &std::path::Path, (r, g, b): (u8, u8, u8)) -> usize {
 
 #[test]
 fn the_status_page_of_a_copy_shows_its_throughput_plot_in_chromium() {
-    let Some(browser) = chromium() else { return };
+    if !common::tool_or_skip("chromium", "status_html", "tests/setup/chromium.sh") {
+        return;
+    }
+    let browser = "chromium";
     let ws = Workspace::new();
     for i in 0..70 {
         ws.write(&format!("src/f{i:02}.bin"), &"y".repeat(500));

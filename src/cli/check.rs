@@ -142,28 +142,42 @@ fn unknown_option_keys(display: &str, source: &str) -> Vec<String> {
     out
 }
 
+/// After `ch` was read: when it opens a quoted string or a `--` comment, consumes it up to its
+/// end (the closing quote or the line end) and says so.
+fn skip_string_or_comment(
+    ch: char,
+    chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>,
+) -> bool {
+    match ch {
+        '"' | '\'' => {
+            while let Some((_, c)) = chars.next() {
+                if c == '\\' {
+                    chars.next();
+                } else if c == ch || c == '\n' {
+                    break;
+                }
+            }
+            true
+        }
+        '-' if chars.peek().map(|p| p.1) == Some('-') => {
+            for (_, c) in chars.by_ref() {
+                if c == '\n' {
+                    break;
+                }
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
 /// The `(...)` or `{...}` group at the start of `s`, skipping brackets inside strings and comments.
 fn balanced_code(s: &str) -> Option<&str> {
     let mut depth = 0;
     let mut chars = s.char_indices().peekable();
     while let Some((i, ch)) = chars.next() {
         match ch {
-            '"' | '\'' => {
-                while let Some((_, c)) = chars.next() {
-                    if c == '\\' {
-                        chars.next();
-                    } else if c == ch || c == '\n' {
-                        break;
-                    }
-                }
-            }
-            '-' if chars.peek().map(|p| p.1) == Some('-') => {
-                for (_, c) in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-            }
+            '"' | '\'' | '-' if skip_string_or_comment(ch, &mut chars) => {}
             '(' | '{' | '[' => depth += 1,
             ')' | '}' | ']' => {
                 depth -= 1;
@@ -184,22 +198,7 @@ fn top_level_pieces(s: &str) -> Vec<(&str, usize)> {
     let mut chars = s.char_indices().peekable();
     while let Some((i, ch)) = chars.next() {
         match ch {
-            '"' | '\'' => {
-                while let Some((_, c)) = chars.next() {
-                    if c == '\\' {
-                        chars.next();
-                    } else if c == ch || c == '\n' {
-                        break;
-                    }
-                }
-            }
-            '-' if chars.peek().map(|p| p.1) == Some('-') => {
-                for (_, c) in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-            }
+            '"' | '\'' | '-' if skip_string_or_comment(ch, &mut chars) => {}
             '(' | '{' | '[' => depth += 1,
             ')' | '}' | ']' => depth -= 1,
             // `function ... end` and other blocks: their commas are not the table's.

@@ -657,19 +657,11 @@ async fn row_batches(lua: Lua, t: Table) -> mlua::Result<mlua::Function> {
         .filter(|m| *m > 0)
         .ok_or_else(|| bad("row_batches needs max_bytes (a positive number of bytes)"))?;
     let spec = rows_spec(&t, "ferry.http.row_batches")?;
-    let mut rx = spec
+    let (columns, rx) = spec
         .db
-        .stream(spec.sql.clone(), spec.params.clone())
+        .stream_with_columns(spec.sql.clone(), spec.params.clone())
         .await
         .lua_err()?;
-    let columns: Vec<String> = match rx.recv().await {
-        Some(Ok(names)) => names
-            .iter()
-            .map(|n| String::from_utf8_lossy(&n.canonical()).into_owned())
-            .collect(),
-        Some(Err(e)) => return Err(e.into()),
-        None => Vec::new(),
-    };
     let datetime = columns
         .iter()
         .map(|c| spec.datetime_columns.iter().any(|d| d == c))

@@ -233,18 +233,10 @@ async fn produce_rows_inner(
     tx: &mpsc::Sender<std::io::Result<Bytes>>,
     outcome: &RowsOutcome,
 ) -> Result<()> {
-    let mut rx = spec
+    let (columns, mut rx) = spec
         .db
-        .stream(spec.sql.clone(), spec.params.clone())
+        .stream_with_columns(spec.sql.clone(), spec.params.clone())
         .await?;
-    let columns: Vec<String> = match rx.recv().await {
-        Some(Ok(names)) => names
-            .iter()
-            .map(|n| String::from_utf8_lossy(&n.canonical()).into_owned())
-            .collect(),
-        Some(Err(e)) => return Err(e),
-        None => Vec::new(),
-    };
     let datetime: Vec<bool> = columns
         .iter()
         .map(|c| spec.datetime_columns.iter().any(|d| d == c))

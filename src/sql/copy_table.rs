@@ -564,8 +564,9 @@ async fn checksum(
         where_.map(|w| format!(" WHERE {w}")).unwrap_or_default(),
         k.join(", ")
     );
-    let mut rx = db.stream(sql, Vec::new()).await?;
-    let _columns = rx.recv().await;
+    // A failing query's error comes first, in place of the column list: raised, not read as
+    // "no rows".
+    let (_, mut rx) = db.stream_with_columns(sql, Vec::new()).await?;
     let mut h = Sha256::new();
     let mut n = 0u64;
     while let Some(row) = rx.recv().await {

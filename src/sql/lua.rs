@@ -296,15 +296,7 @@ impl UserData for LuaDb {
                     would_execute(&lua, &this.db, &sql, &params);
                     return lua.create_function(|_, ()| Ok(None::<Table>));
                 }
-                let mut rx = this.db.stream(sql, params).await.lua_err()?;
-                let columns: Vec<String> = match rx.recv().await {
-                    Some(Ok(names)) => names
-                        .iter()
-                        .map(|n| String::from_utf8_lossy(&n.canonical()).into_owned())
-                        .collect(),
-                    Some(Err(e)) => return Err(e.into()),
-                    None => Vec::new(),
-                };
+                let (columns, rx) = this.db.stream_with_columns(sql, params).await.lua_err()?;
                 let rx = Rc::new(Mutex::new(rx));
                 lua.create_async_function(move |lua, ()| {
                     let rx = rx.clone();

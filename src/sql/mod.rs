@@ -342,6 +342,24 @@ impl Db {
         self.conn().await?.exec(&self.display, sql, params).await
     }
 
+    /// [`Db::stream`] with the column list taken off the front: (column names, the rows).
+    pub async fn stream_with_columns(
+        &self,
+        sql: String,
+        params: Vec<SqlValue>,
+    ) -> Result<(Vec<String>, mpsc::Receiver<Result<Vec<SqlValue>>>)> {
+        let mut rx = self.stream(sql, params).await?;
+        let columns = match rx.recv().await {
+            Some(Ok(names)) => names
+                .iter()
+                .map(|n| String::from_utf8_lossy(&n.canonical()).into_owned())
+                .collect(),
+            Some(Err(e)) => return Err(e),
+            None => Vec::new(),
+        };
+        Ok((columns, rx))
+    }
+
     /// Streams the rows of a query through a bounded channel; the first message is the column
     /// list (as a row of Text values).
     pub async fn stream(

@@ -605,3 +605,23 @@ pub fn with_host(url: &str, host: &str) -> String {
     }
     s
 }
+
+/// `big (id BIGINT PRIMARY KEY, a, b, v)` with rows 1..=n in a MySQL database: the table the
+/// copy_table tests (resume, dropped connections, network faults, kills) copy.
+pub fn seed_big(url: &str, n: usize) {
+    mysql_exec(
+        url,
+        "CREATE TABLE big (id BIGINT PRIMARY KEY, a VARCHAR(64), b VARCHAR(64), v VARCHAR(100))",
+    );
+    let mut sql = String::new();
+    for chunk in (1..=n).collect::<Vec<_>>().chunks(5000) {
+        sql.push_str("INSERT INTO big VALUES ");
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|i| format!("({i},'a{i}','b{}','{}')", i * 7, "v".repeat(i % 90)))
+            .collect();
+        sql.push_str(&values.join(","));
+        sql.push_str(";\n");
+    }
+    mysql_exec(url, &sql);
+}

@@ -6,6 +6,7 @@
 //! `FERRY_KILL_POINTS` sets how many kills a loop makes (the test's own count otherwise; the long
 //! mode sets hundreds: `FERRY_KILL_POINTS=300 cargo test --test kill_anywhere`).
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -143,63 +144,7 @@ pub fn run_length(make: &mut dyn FnMut() -> Command) -> (Duration, i32, String) 
     (t.elapsed(), code, err)
 }
 
-/// Kills `points` runs of `make()` at random moments in [0, `length`), then lets one run finish.
-/// A run that ends before its kill counts as ended early (the next run resumes after it, or
-/// finds nothing to do); one that ended with an exit code other than 0 is kept in
-/// `early_failures` (a resume that fails by itself is a bug the caller asserts on).
-pub fn kill_loop(
-    make: &mut dyn FnMut() -> Command,
-    length: Duration,
-    points: usize,
-    seed: u64,
-) -> Report {
-    let mut rng = Rng::new(seed);
-    let mut report = Report {
-        seed,
-        run_length: length,
-        ..Report::default()
-    };
-    let span = length.as_secs_f64().max(0.05);
-    let mut index = 0;
-    while report.kills < points {
-        let delay = Duration::from_secs_f64(span * rng.unit());
-        let mut run = start(&mut make());
-        let t = Instant::now();
-        loop {
-            if let Ok(Some(_)) = run.child.try_wait() {
-                report.ended_early += 1;
-                let (code, err) = stderr_of(run);
-                if code != 0 {
-                    report
-                        .early_failures
-                        .push((index, code, tail(&err).to_string()));
-                }
-                break;
-            }
-            if t.elapsed() >= delay {
-                let _ = run.child.kill(); // SIGKILL
-                let _ = stderr_of(run);
-                report.kills += 1;
-                report.delays_ms.push(delay.as_millis() as u64);
-                report.killed_runs.push(index);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        index += 1;
-        // A loop of runs that all end before their kill cannot reach `points`: stop.
-        assert!(
-            report.ended_early < points * 4 + 20,
-            "runs keep ending before their kill: {report}"
-        );
-    }
-    let (code, err) = stderr_of(start(&mut make()));
-    report.last_code = code;
-    report.last_stderr = err;
-    report
-}
-
-/// Like [`kill_loop`], in cycles: kills runs of `make()` at random moments in [0, `length`)
+/// Kills runs of `make()` at random moments in [0, `length`)
 /// until a run ends by itself with exit 0 (the migration is complete), then calls
 /// `end_of_cycle(&report)`, which checks the end state exactly and puts the fixture back as it
 /// was before the first run (so later kills land in real work again, not in runs with nothing
@@ -263,5 +208,33 @@ pub fn kill_cycles(
             std::thread::sleep(Duration::from_millis(2));
         }
         index += 1;
+    }
+}
+
+/// The journal of a state dir: every line whole JSON, the last entry a `run_finished` with
+/// status ok, and every one of `steps` finished.
+pub fn check_journal(state: &Path, steps: &[&str], r: &Report) {
+    let text = std::fs::read_to_string(state.join("journal.jsonl"))
+        .unwrap_or_else(|e| panic!("journal: {e}\n{r}"));
+    let mut entries = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("journal line {} is not JSON ({e}): {line}\n{r}", i + 1));
+        entries.push(v);
+    }
+    let last = entries
+        .last()
+        .unwrap_or_else(|| panic!("empty journal\n{r}"));
+    assert!(
+        last["event"] == "run_finished" && last["status"] == "ok",
+        "journal ends with {last}\n{r}"
+    );
+    for step in steps {
+        assert!(
+            entries
+                .iter()
+                .any(|e| e["event"] == "step_finished" && e["step"] == *step),
+            "journal: step {step} never finished\n{r}"
+        );
     }
 }

@@ -61,6 +61,23 @@ impl Workspace {
     }
 }
 
+/// Whether the checker `tool` (`tool --version` runs) is here: under `CI=true` a missing one fails
+/// the test, elsewhere it prints `SKIPPED: test: ...` and the test returns.
+pub fn tool_or_skip(tool: &str, test: &str, setup: &str) -> bool {
+    let found = Command::new(tool)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        if db::on_ci() {
+            panic!("{tool} is missing under CI=true ({setup} installs it)");
+        }
+        eprintln!("SKIPPED: {test}: {tool} is missing ({setup} installs it)");
+    }
+    found
+}
+
 /// The store conformance suite's script.
 pub fn conformance_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua/store_conformance.lua")

@@ -10,6 +10,7 @@ pub mod exec;
 pub mod fs;
 pub mod http;
 pub mod log;
+pub mod modules;
 pub mod runtime;
 pub mod sql;
 pub mod store;

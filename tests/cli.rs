@@ -1,6 +1,6 @@
 //! The command line around `run`: list, show, help, eject, check, doc, demo.
 
-mod common;
+use crate::common;
 
 use common::{Ferry, Workspace};
 
@@ -424,7 +424,9 @@ fn list_and_status_as_json() {
          ferry.step(\"b\", \"B\", function() if os.getenv(\"FAIL_B\") then error(\"boom\") end end)\n",
     );
     ws.ferry()
-        .args(["run", "two.lua", "--yes", "--state", "st"])
+        .procedure("two.lua")
+        .flag("--yes")
+        .state("st")
         .env("FAIL_B", "1")
         .run()
         .code(1);
@@ -440,7 +442,9 @@ fn list_and_status_as_json() {
     assert_eq!(j["steps"][0]["status"], "ok");
     assert_eq!(j["steps"][1]["status"], "failed", "{v}");
     ws.ferry()
-        .args(["run", "two.lua", "--yes", "--state", "st"])
+        .procedure("two.lua")
+        .flag("--yes")
+        .state("st")
         .run()
         .code(0);
     let out = ws.ferry().args(["status", "--state", "st", "--json"]).run();

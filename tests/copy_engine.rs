@@ -1,6 +1,6 @@
 //! The copy engine through the binary: failures, fail_fast, dry run, shards, kill -9 and resume.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //!
 //! Needs root (mount -t tmpfs). Without it the tests print SKIPPED, and fail under CI=true.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

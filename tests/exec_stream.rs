@@ -1,7 +1,7 @@
 //! `ferry.exec.run{..., on_line = fn}`: lines while the command runs, bounded memory with a slow
 //! consumer, long lines in pieces, the same timeout / kill / check / dry-run rules as `run`.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

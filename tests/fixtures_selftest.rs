@@ -1,7 +1,7 @@
 //! Proves the shared test fixtures work: the in-process S3 server (real SigV4), the fault proxy,
 //! and Azurite, exercised with the object_store crate directly.
 
-mod common;
+use crate::common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::time::Duration;

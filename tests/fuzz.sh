@@ -16,4 +16,4 @@ if [ "${1:-}" = "--long" ]; then
   export FERRY_FUZZ_LONG=1
 fi
 cargo test --lib fuzz
-cargo test --test fuzz_inputs
+cargo test --test it fuzz_inputs::

@@ -92,7 +92,7 @@ impl Harness {
             .build()
             .expect("runtime");
         let local = tokio::task::LocalSet::new();
-        let lua = ferry::runtime::new_lua(ctx).expect("lua state");
+        let lua = ferry::runtime::new_lua(ctx, ferry::modules::modules()).expect("lua state");
         let chunk = ferry::runtime::load_chunk(&lua, HARNESS, "fuzz_harness").expect("harness");
         let out = local
             .block_on(

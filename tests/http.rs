@@ -2,7 +2,7 @@
 //! without credential forwarding, timeouts, large streamed uploads, JSON errors, redaction,
 //! dry run.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

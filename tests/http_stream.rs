@@ -3,7 +3,7 @@
 //! memory under a slow reader, no retry of a stream, redirects resolved before the body goes, an
 //! iterator failing mid-body, dry run.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -6,9 +6,8 @@
 //! work again. `FERRY_KILL_POINTS` (25 here) and `FERRY_KILL_SEED` replay a loop; the failure
 //! message is the Report, which prints the seed. Sizes and figures: docs/reliability.md.
 
-mod common;
-#[path = "seafile_support/mod.rs"]
-mod seafile_support;
+use crate::common;
+use crate::seafile_support;
 
 use std::cell::Cell;
 use std::collections::BTreeMap;

@@ -8,13 +8,10 @@
 //! replay a loop; the failure message is the Report, which prints the seed. Figures:
 //! docs/reliability.md.
 
-mod common;
-#[path = "starrocks/double.rs"]
-mod double;
-#[path = "procedure_astra/harness.rs"]
-mod harness;
-#[path = "starrocks/site.rs"]
-mod site;
+use crate::astra_harness as harness;
+use crate::common;
+use crate::starrocks::double;
+use crate::starrocks::site;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //! real run wrote: every line versioned, numbers as numbers and booleans as booleans, also in the
 //! fields a script gives `ferry.log`.
 
-mod common;
+use crate::common;
 
 use common::{Workspace, json_lines};
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! The Lua API as scripts see it: spec scripts under tests/lua, and every example in the API
 //! reference (the same text `ferry doc` prints) run as a script.
 
-mod common;
+use crate::common;
 
 use common::Workspace;
 
@@ -46,7 +46,7 @@ fn fs_and_exec() {
 fn every_documented_example_runs() {
     let ws = Workspace::new();
     let mut count = 0;
-    for m in ferry::runtime::registry::modules() {
+    for m in ferry::modules::modules() {
         for f in m.functions {
             let Some(example) = f.example else { continue };
             count += 1;
@@ -77,7 +77,7 @@ fn every_documented_example_runs() {
 fn every_module_function_is_documented_and_exists() {
     let ws = Workspace::new();
     let mut checks = String::new();
-    for m in ferry::runtime::registry::modules() {
+    for m in ferry::modules::modules() {
         let path = if m.name == "runbook" {
             "ferry".to_string()
         } else {

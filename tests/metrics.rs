@@ -2,7 +2,7 @@
 //! (`promtool check metrics`, Debian's prometheus package, installed by tests/setup/promtool.sh),
 //! and the values checked against what the run did.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -3,9 +3,8 @@
 //! session token of the temporary credentials (and refuses them once expired), and Azurite with
 //! the SAS the API hands out.
 
-mod common;
-#[path = "procedure_astra/harness.rs"]
-mod harness;
+use crate::astra_harness as harness;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

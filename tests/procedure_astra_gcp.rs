@@ -13,9 +13,8 @@
 //! (AIP-4111 self-signed JWTs). The double checks that signature with the key's public key, so the
 //! key is really parsed and used; its `/token` endpoint (the key's `token_uri`) stays unasked.
 
-mod common;
-#[path = "procedure_astra/harness.rs"]
-mod harness;
+use crate::astra_harness as harness;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -3,9 +3,8 @@
 //! `nodetool listsnapshots` of Cassandra 3.11, 4.0, 4.1 and DSE; and the upload bucket's region
 //! found without `AWS_REGION`. Doubles: `tests/common/astra.rs`, `tests/doubles/nodetool`.
 
-mod common;
-#[path = "procedure_astra/harness.rs"]
-mod harness;
+use crate::astra_harness as harness;
+use crate::common;
 
 use common::astra;
 use harness::*;

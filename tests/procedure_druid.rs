@@ -4,7 +4,7 @@
 //! segment and a row already on S3; targets are s3s-fs and a directory. The Coordinator is a
 //! double (tests/common/druid.rs) since Druid cannot run here.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

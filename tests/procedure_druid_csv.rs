@@ -4,7 +4,7 @@
 //! Rows the export already rewrote (`export-metadata -b/-k`) are HEAD-checked, and the import
 //! SQL matches the target table (no used_status_last_updated for tables older than Druid 28).
 
-mod common;
+use crate::common;
 
 use common::db;
 use common::druid::{self as fx, Kind, Seg, run, site};

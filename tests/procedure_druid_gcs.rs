@@ -20,7 +20,7 @@
 //!   File, ..., cacheLocally=false), i.e. java.util.zip.ZipInputStream. Here the objects are read
 //!   back from the emulator and through tests/java/ZipCheck.java, which does the same.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -4,7 +4,7 @@
 //! several servers are refused. Real MariaDB and PostgreSQL (neither serves TLS here, so a
 //! TLS-requiring setting must make the connection fail rather than fall back to plain text).
 
-mod common;
+use crate::common;
 
 use common::db;
 use common::druid::{self as fx, run, site_with};

@@ -2,7 +2,7 @@
 //! each test): the partition numbers Druid's pushers put in paths (numbered_overwrite shard
 //! specs), and that two source files never land on one key. Real MariaDB and s3s-fs.
 
-mod common;
+use crate::common;
 
 use common::db;
 use common::druid::{self as fx, Kind, run, site_with};

@@ -3,11 +3,8 @@
 //! clusters' state in files, answering in the output formats of ../shared/reference/pegasus.md,
 //! 2.3 to 2.6). Pegasus itself cannot run here.
 
-#[path = "pegasus/cold_backup.rs"]
-mod cold_backup;
-mod common;
-#[path = "pegasus/double.rs"]
-mod double;
+use crate::pegasus::cold_backup;
+use crate::pegasus::double;
 
 use cold_backup::split_command;
 use double::{RunFlags, Site, kill_when};

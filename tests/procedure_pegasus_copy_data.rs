@@ -3,11 +3,8 @@
 //! clusters' state in files, answering in the output formats of ../shared/reference/pegasus.md,
 //! 2.3 to 2.6). Pegasus itself cannot run here.
 
-mod common;
-#[path = "pegasus/copy_data.rs"]
-mod copy_data;
-#[path = "pegasus/double.rs"]
-mod double;
+use crate::pegasus::copy_data;
+use crate::pegasus::double;
 
 use copy_data::relayed_progress;
 use double::{RunFlags, Site, kill_when, table_b, wait_until};

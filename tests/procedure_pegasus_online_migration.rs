@@ -3,11 +3,8 @@
 //! files, with client traffic that follows MetaProxy's ZooKeeper node, answering in the output
 //! formats of ../shared/reference/pegasus.md, 2.3 to 2.6). Pegasus itself cannot run here.
 
-mod common;
-#[path = "pegasus/double.rs"]
-mod double;
-#[path = "pegasus/online_migration.rs"]
-mod online_migration;
+use crate::pegasus::double;
+use crate::pegasus::online_migration;
 
 use double::{RunFlags, Site, kill_when, replace_param, wait_until};
 use online_migration::{online_params, summary_value};

@@ -3,15 +3,9 @@
 //! pegasus-spark's split as small Python programs keeping two clusters' state in files). Pegasus
 //! itself cannot run here.
 
-#[path = "pegasus/cold_backup.rs"]
-mod cold_backup;
-mod common;
-#[path = "pegasus/copy_data.rs"]
-mod copy_data;
-#[path = "pegasus/double.rs"]
-mod double;
-#[path = "pegasus/online_migration.rs"]
-mod online_migration;
+use crate::pegasus::cold_backup;
+use crate::pegasus::copy_data;
+use crate::pegasus::double;
 
 use cold_backup::split_command;
 use copy_data::copy_params;

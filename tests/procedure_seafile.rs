@@ -1,9 +1,8 @@
 //! seafile-migrate on generated Seafile storage: fs -> S3 (s3s-fs), S3 -> fs, re-runs that copy
 //! nothing, kill -9 and resume, a stale object list, and every configuration it must refuse.
 
-mod common;
-#[path = "seafile_support/mod.rs"]
-mod seafile_support;
+use crate::common;
+use crate::seafile_support;
 
 use std::time::{Duration, Instant};
 

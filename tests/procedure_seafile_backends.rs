@@ -5,9 +5,8 @@
 //! The s3s server answers virtual-hosted requests for names below `localhost`
 //! (`tests/common/s3.rs` `LocalhostHost`).
 
-mod common;
-#[path = "seafile_support/mod.rs"]
-mod seafile_support;
+use crate::common;
+use crate::seafile_support;
 
 use common::Workspace;
 use common::s3::S3Server;

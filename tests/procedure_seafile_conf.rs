@@ -5,9 +5,8 @@
 //! common/obj-backend-fs.c `save_obj_contents`: 0600 temp file, fsync, rename, fsync of the
 //! folder).
 
-mod common;
-#[path = "seafile_support/mod.rs"]
-mod seafile_support;
+use crate::common;
+use crate::seafile_support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

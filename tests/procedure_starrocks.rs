@@ -3,12 +3,8 @@
 //! run here. Every test reads the rows that landed in the target's MariaDB and ferry's output.
 //! This file: the data path (full and incremental sync, retries, resume, dry run, figures).
 
-mod common;
-
-#[path = "starrocks/double.rs"]
-mod double;
-#[path = "starrocks/site.rs"]
-mod site;
+use crate::starrocks::double;
+use crate::starrocks::site;
 
 use double::LoadFault;
 use site::{field, progress_events, site};

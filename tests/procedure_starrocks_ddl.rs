@@ -1,12 +1,7 @@
 //! starrocks-sync's DDL sync against the StarRocks cluster doubles (tests/starrocks/): schema
 //! changes, include/exclude lists, views, materialized views, properties, ddl_job_* settings.
 
-mod common;
-
-#[path = "starrocks/double.rs"]
-mod double;
-#[path = "starrocks/site.rs"]
-mod site;
+use crate::starrocks::site;
 
 use site::site;
 

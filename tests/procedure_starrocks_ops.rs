@@ -1,12 +1,10 @@
 //! starrocks-sync's operation against the StarRocks cluster doubles (tests/starrocks/): cutover,
 //! FE settings, disk limit, progress lines, state dir, encrypted passwords, the loop.
 
-mod common;
+use crate::common;
 
-#[path = "starrocks/double.rs"]
-mod double;
-#[path = "starrocks/site.rs"]
-mod site;
+use crate::starrocks::double;
+use crate::starrocks::site;
 
 use common::db;
 use double::{LoadFault, StarRocks};

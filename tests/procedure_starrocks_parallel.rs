@@ -4,12 +4,8 @@
 //! The double holds each load until enough have started (`StarRocks::hold_loads_until`), so
 //! overlap is observed as state, not timed.
 
-mod common;
-
-#[path = "starrocks/double.rs"]
-mod double;
-#[path = "starrocks/site.rs"]
-mod site;
+use crate::starrocks::double;
+use crate::starrocks::site;
 
 use double::LoadFault;
 use site::site;

@@ -2,12 +2,10 @@
 //! a real cluster: streamed loads aborted mid-body, automatic (expression) and list partitioning,
 //! shared-data compactions, several physical partitions under one name.
 
-mod common;
+use crate::common;
 
-#[path = "starrocks/double.rs"]
-mod double;
-#[path = "starrocks/site.rs"]
-mod site;
+use crate::starrocks::double;
+use crate::starrocks::site;
 
 use double::LoadFault;
 use site::site;

@@ -2,12 +2,9 @@
 //! opensrv-mysql's TLS: CLIENT_SSL offered in the handshake, Protocol::SSLRequest honoured) and
 //! the certificate checks of ferry's MySQL client (src/sql/tls.rs).
 
-mod common;
+use crate::common;
 
-#[path = "starrocks/double.rs"]
-mod double;
-#[path = "starrocks/site.rs"]
-mod site;
+use crate::starrocks::site;
 
 use common::s3::TestTls;
 use site::site;

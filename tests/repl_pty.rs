@@ -2,8 +2,6 @@
 //! functions and handle methods, multi-line input, Ctrl-C cancelling a running call without
 //! leaving the REPL, `:help`, `:dry`, history saved on exit, and parameters passed as for `run`.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;

@@ -1,7 +1,7 @@
 //! The runbook through the real binary: steps, journal, resume, dry run, parameters, confirm,
 //! errors, interruption, secrets.
 
-mod common;
+use crate::common;
 
 use common::{Workspace, json_lines};
 

@@ -1,7 +1,7 @@
 //! Scale-out: one migration split across N ferry processes (as the pods of a Kubernetes Indexed
 //! Job), per-shard state on disk and on S3, the finalize phase, and the rendered manifests.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! SQL against real MariaDB and PostgreSQL servers (started by tests/run.sh): the spec script in
 //! both directions, dry run, bad connections, a killed and resumed copy, dropped connections.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! the network, and a slow drip on the source. Each ends with every row copied exactly once
 //! (count and checksum), the faults retried where that is safe, and nothing hanging.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

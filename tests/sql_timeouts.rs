@@ -3,7 +3,7 @@
 //! hangs, the error names the server and the limit, a timed-out statement is cancelled on the
 //! server, its transaction leaves nothing behind, and the pool goes on working.
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::process::Command;

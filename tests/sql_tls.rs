@@ -7,7 +7,7 @@
 //! Without TLS on the servers (one started by an older setup script, left running) the tests
 //! print `SKIPPED: ...`; with CI=true they fail instead.
 
-mod common;
+use crate::common;
 
 use common::db::{self, TlsServer};
 use common::{Output, Workspace};

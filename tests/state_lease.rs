@@ -1,7 +1,7 @@
 //! Two runs on one state on an object store: the run lease (`src/runtime/lease.rs`), written with
 //! conditional PUTs to the s3s-fs server (which checks `If-None-Match` and `If-Match`).
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! Chromium (Debian's, installed by tests/setup/chromium.sh); the screenshot must show the
 //! throughput plot (pixels of the plot's line colour), not only the HTML contain it.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

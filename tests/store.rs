@@ -1,7 +1,7 @@
 //! The store conformance suite (tests/lua/store_conformance.lua) run against every backend, and
 //! the copy engine's failure handling.
 
-mod common;
+use crate::common;
 
 use common::Workspace;
 

@@ -4,7 +4,7 @@
 //! HTTPS and `--oauth basic`; the precedence between them (src/store/open/azure.rs); and the
 //! conformance suite over each credential path.
 
-mod common;
+use crate::common;
 
 use common::Workspace;
 use common::azurite::{Azurite, OauthAzurite, UNSET_ENV, azurite, azurite_oauth};

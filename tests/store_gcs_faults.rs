@@ -11,7 +11,7 @@
 //! (<https://cloud.google.com/storage/docs/performing-resumable-uploads#status-check>): a chunk
 //! must start where the session ends, a status query is answered `308` with `Range: bytes=0-N`.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

@@ -7,7 +7,7 @@
 //! with the new ones. The same run without the renewal fails with ExpiredToken, which shows the
 //! hold really puts the expiry mid-upload.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 //! wins). A wrong CA, no CA, or a missing CA file fails at open with a clear error, quickly, and
 //! never falls back to plain HTTP.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

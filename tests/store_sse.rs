@@ -3,7 +3,7 @@
 //! headers S3 reads (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/ServerSideEncryptionCustomerKeys.html>)
 //! on every request that must carry them, and the SSE-C key never printed.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use bytes::Bytes;

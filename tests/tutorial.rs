@@ -2,7 +2,7 @@
 //! command of its `sh` blocks runs in a workspace with some export files (`$PWD` is the
 //! workspace). The REPL line is left to tests/repl_pty.rs.
 
-mod common;
+use crate::common;
 
 use common::Workspace;
 
@@ -90,17 +90,14 @@ fn the_tutorial_runs_as_written() {
     let fresh = Workspace::new();
     fresh.write("exports/a.csv", "x");
     fresh.write("archive-exports.lua", &script);
-    let archive = format!("archive=file://{}/archive", fresh.path().display());
     fresh
         .ferry()
-        .args([
-            "run",
-            "./archive-exports.lua",
-            "-p",
-            "exports=exports",
-            "-p",
-            &archive,
-        ])
+        .procedure("./archive-exports.lua")
+        .param("exports", "exports")
+        .param(
+            "archive",
+            format!("file://{}/archive", fresh.path().display()),
+        )
         .run()
         .code(3)
         .stderr_has("no terminal");

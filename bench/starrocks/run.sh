@@ -18,7 +18,7 @@ cd "$REPO"
 eval "$(bash tests/setup/mariadb.sh)"
 log "load: $(uptime)"
 log "building and running the figures test (release, CARGO_TARGET_DIR=target-bench)"
-CARGO_TARGET_DIR="$REPO/target-bench" cargo test --release --locked --test procedure_starrocks \
-  -- --ignored figures_full_and_incremental_sync_of_300k_rows --nocapture 2>&1 |
+CARGO_TARGET_DIR="$REPO/target-bench" cargo test --release --locked --test it \
+  -- --ignored procedure_starrocks::figures_full_and_incremental_sync_of_300k_rows --nocapture 2>&1 |
   grep -E "source load|full sync|copied|overwrite|incremental|test result" >&2
 log "load: $(uptime)"

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::runtime::error::FerryError;
-use crate::runtime::registry;
 
 /// Problems found in a script's source, each `file:line: message`.
 pub fn problems(display: &str, source: &str) -> Vec<String> {
@@ -27,14 +26,14 @@ pub fn problems(display: &str, source: &str) -> Vec<String> {
         for c in re.captures_iter(code) {
             let first = &c[1];
             let second = c.get(2).map(|m| m.as_str());
-            let runbook = registry::find("runbook").expect("runbook module is registered");
+            let runbook = crate::modules::find("runbook").expect("runbook module is registered");
             if runbook.functions.iter().any(|f| f.name == first) {
                 continue;
             }
             if crate::runtime::scripts::bundled_module(&format!("ferry.{first}")).is_some() {
                 continue; // a bundled Lua module, `require "ferry.druid"`
             }
-            match registry::find(first) {
+            match crate::modules::find(first) {
                 None => out.push(format!("{display}:{}: ferry.{first} does not exist", n + 1)),
                 Some(m) => {
                     if let Some(f) = second {
@@ -79,7 +78,7 @@ fn unknown_option_keys(display: &str, source: &str) -> Vec<String> {
             None => ("runbook", &c[2]),
         };
         let Some(f) =
-            registry::find(module).and_then(|m| m.functions.iter().find(|f| f.name == name))
+            crate::modules::find(module).and_then(|m| m.functions.iter().find(|f| f.name == name))
         else {
             continue;
         };

@@ -30,7 +30,7 @@ pub(super) fn describe(script: &ScriptInfo) -> Rc<RunContext> {
     let rt = super::tokio_runtime();
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
-        if let Ok(lua) = runtime::new_lua(ctx.clone()) {
+        if let Ok(lua) = runtime::new_lua(ctx.clone(), crate::modules::modules()) {
             // Errors past the declarations are expected (placeholder values); what was recorded
             // until then is what we show.
             let _ = runtime::execute(&lua, &ctx).await;

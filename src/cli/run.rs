@@ -184,7 +184,7 @@ pub fn run_context(ctx: Rc<RunContext>) -> u8 {
     crate::runtime::metrics::start(&rt);
     let local = tokio::task::LocalSet::new();
     let error = local.block_on(&rt, async {
-        let lua = match runtime::new_lua(ctx.clone()) {
+        let lua = match runtime::new_lua(ctx.clone(), crate::modules::modules()) {
             Ok(l) => l,
             Err(e) => return Some(FerryError::from_lua_error(&e)),
         };

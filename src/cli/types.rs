@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::runtime::error::{FerryError, Result};
-use crate::runtime::registry::{self, FnDoc};
+use crate::runtime::registry::FnDoc;
 
 /// One parameter of a signature.
 #[derive(Debug, PartialEq)]
@@ -323,7 +323,7 @@ pub fn annotations() -> String {
         env!("CARGO_PKG_VERSION")
     );
     let _ = writeln!(out, "---@class ferry\nferry = {{}}\n");
-    for m in registry::modules() {
+    for m in crate::modules::modules() {
         if m.name != "runbook" {
             let _ = writeln!(
                 out,
@@ -342,7 +342,7 @@ pub fn annotations() -> String {
 pub fn write(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     let types = dir.join("types");
     let mut files = vec![(types.join("ferry.d.lua"), annotations())];
-    for m in registry::modules() {
+    for m in crate::modules::modules() {
         if m.name != "runbook" {
             files.push((
                 types.join("ferry").join(format!("{}.lua", m.name)),
@@ -451,7 +451,7 @@ mod tests {
     #[test]
     fn every_documented_function_is_declared_and_the_file_is_lua() {
         let text = annotations();
-        for m in registry::modules() {
+        for m in crate::modules::modules() {
             for f in m.functions {
                 let path = parse(f.signature).path;
                 assert!(

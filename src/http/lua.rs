@@ -4,6 +4,7 @@ use bytes::Bytes;
 use mlua::{Lua, LuaSerdeExt, Table, Value};
 use reqwest::Method;
 
+use super::batches::Batches;
 use super::stream::{CHUNK_BYTES, RowFormat, RowsOutcome, RowsSpec, StreamSource};
 use super::{Auth, Body, Request, Response, body_start, status_kind};
 use crate::runtime::context::ctx;
@@ -569,84 +570,6 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
     m.set("delete", shorthand(lua, "DELETE")?)?;
     m.set("row_batches", lua.create_async_function(row_batches)?)?;
     Ok(m)
-}
-
-/// What `row_batches` iterates over: the query's rows and the encoded row that did not fit
-/// into the last batch.
-struct Batches {
-    rx: tokio::sync::mpsc::Receiver<
-        crate::runtime::error::Result<Vec<crate::sql::value::SqlValue>>,
-    >,
-    columns: Vec<String>,
-    datetime: Vec<bool>,
-    format: RowFormat,
-    max_bytes: usize,
-    held: Option<Vec<u8>>,
-    done: bool,
-}
-
-impl Batches {
-    /// The next body (rows encoded, a JSON array closed) and its row count; None at the end.
-    async fn next(&mut self) -> crate::runtime::error::Result<Option<(Vec<u8>, u64)>> {
-        use super::stream::encode_row;
-        if self.done && self.held.is_none() {
-            return Ok(None);
-        }
-        let array = self.format == RowFormat::JsonArray;
-        let mut out: Vec<u8> = Vec::new();
-        if array {
-            out.push(b'[');
-        }
-        let mut n = 0u64;
-        loop {
-            let row = match self.held.take() {
-                Some(r) => r,
-                None => {
-                    if self.done {
-                        break;
-                    }
-                    match self.rx.recv().await {
-                        Some(r) => {
-                            let r = r?;
-                            let mut one = Vec::new();
-                            encode_row(
-                                &mut one,
-                                &self.columns,
-                                &r,
-                                &self.format,
-                                &self.datetime,
-                                true,
-                            )?;
-                            one
-                        }
-                        None => {
-                            self.done = true;
-                            break;
-                        }
-                    }
-                }
-            };
-            // A row that would take the body past max_bytes starts the next one (a single row
-            // larger than max_bytes goes alone).
-            let extra = row.len() + usize::from(array && n > 0) + usize::from(array);
-            if n > 0 && out.len() + extra > self.max_bytes {
-                self.held = Some(row);
-                break;
-            }
-            if array && n > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(&row);
-            n += 1;
-        }
-        if n == 0 {
-            return Ok(None);
-        }
-        if array {
-            out.push(b']');
-        }
-        Ok(Some((out, n)))
-    }
 }
 
 /// ferry.http.row_batches{db, sql, params, format, column_separator, row_delimiter,

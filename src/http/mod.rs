@@ -4,6 +4,7 @@
 //! streamed from files or store objects (re-opened for every attempt), throttled uploads, and
 //! log lines with credentials masked.
 
+mod batches;
 pub mod lua;
 pub mod stream;
 

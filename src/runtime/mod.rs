@@ -30,12 +30,13 @@ use error::{ErrorKind, FerryError};
 use lua_error::to_ferry_error;
 use runbook::Protect;
 
-/// Creates the Lua state for a run with every module registered.
-pub fn new_lua(ctx: Rc<RunContext>) -> mlua::Result<Lua> {
+/// Creates the Lua state for a run with the given modules registered (ferry's whole list is
+/// `crate::modules::modules()`, the composition root).
+pub fn new_lua(ctx: Rc<RunContext>, modules: &[&registry::ModuleDef]) -> mlua::Result<Lua> {
     let lua = Lua::new();
     let dir = ctx.script.dir.clone();
     lua.set_app_data(ctx);
-    registry::install(&lua)?;
+    registry::install(&lua, modules)?;
     scripts::install_require(&lua, dir.as_deref())?;
     Ok(lua)
 }

@@ -22,47 +22,15 @@ pub struct ModuleDef {
     pub build: fn(&Lua) -> mlua::Result<Table>,
 }
 
-/// Every module ferry registers, in documentation order. A new primitive is one line here.
-static MODULES: &[&ModuleDef] = &[
-    &crate::runtime::runbook::MODULE,
-    &crate::log::lua::MODULE,
-    &crate::task::lua::MODULE,
-    &crate::store::lua::MODULE,
-    &crate::sql::lua::MODULE,
-    &crate::http::lua::MODULE,
-    &crate::throttle::lua::MODULE,
-    &crate::exec::lua::MODULE,
-    &crate::fs::lua::MODULE,
-    &crate::codec::json::MODULE,
-    &crate::codec::csv::MODULE,
-    &crate::codec::ini::MODULE,
-    &crate::codec::properties::MODULE,
-    &crate::codec::cipher::CIPHER,
-    &crate::codec::digest::DIGEST,
-    &crate::codec::digest::ZLIB,
-    &crate::codec::digest::HEX,
-    &crate::codec::digest::BASE64,
-    &crate::runtime::state::MODULE,
-    &crate::runtime::shard::MODULE,
-];
-
-pub fn modules() -> &'static [&'static ModuleDef] {
-    MODULES
-}
-
-pub fn find(name: &str) -> Option<&'static ModuleDef> {
-    modules().iter().copied().find(|m| m.name == name)
-}
-
 /// Installs every module into `ferry` and `package.preload`. The runbook module's functions live
 /// directly on `ferry` (`ferry.step`, `ferry.params`...); the others are `ferry.<name>`.
-pub fn install(lua: &Lua) -> mlua::Result<Table> {
+pub fn install(lua: &Lua, modules: &[&ModuleDef]) -> mlua::Result<Table> {
     let ferry = lua.create_table()?;
     let preload: Table = lua
         .globals()
         .get::<Table>("package")?
         .get::<Table>("preload")?;
-    for module in modules() {
+    for module in modules {
         let table = (module.build)(lua)?;
         if module.name == "runbook" {
             for pair in table.pairs::<mlua::Value, mlua::Value>() {

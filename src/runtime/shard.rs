@@ -462,7 +462,7 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
         "owns",
         lua.create_function(|lua, key: String| {
             Ok(match ctx(lua).opts.shard {
-                Some((i, n)) => crate::store::copy::shard_of(&key, n) == i,
+                Some((i, n)) => shard_of(&key, n) == i,
                 None => true,
             })
         })?,
@@ -487,6 +487,16 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     Ok(m)
+}
+
+/// Stable 64-bit FNV-1a of a key: the shard a key belongs to never changes between versions.
+pub fn shard_of(key: &str, count: u32) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.as_bytes() {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h % count as u64) as u32
 }
 
 #[cfg(test)]

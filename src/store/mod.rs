@@ -12,6 +12,7 @@ pub mod layout;
 pub mod lua;
 pub mod open;
 pub mod tls;
+pub mod transfer;
 pub mod vhost;
 pub mod zip;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use mlua::{Lua, Table, UserData, UserDataMethods, Value};
 
 use super::Limiter;
-use crate::runtime::error::{ErrorKind, FerryError};
+use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult};
 use crate::runtime::registry::{FnDoc, ModuleDef};
 
 pub static MODULE: ModuleDef = ModuleDef {
@@ -51,7 +51,7 @@ pub fn parse_rate(v: &Value) -> mlua::Result<Option<f64>> {
         Value::Nil => None,
         Value::Integer(i) => Some(*i as f64).filter(|r| *r > 0.0),
         Value::Number(n) => Some(*n).filter(|r| *r > 0.0),
-        Value::String(s) => parse_rate_text(&s.to_str()?)?,
+        Value::String(s) => super::timetable::parse_rate_text(&s.to_str()?).lua_err()?,
         other => {
             return Err(FerryError::new(
                 ErrorKind::InvalidInput,
@@ -76,48 +76,20 @@ pub fn limiter_from(v: &Value) -> mlua::Result<Option<Arc<Limiter>>> {
 
 /// A timetable: `{{"08:00", "10MiB"}, {"23:00", "off"}}` or `"08:00,512k 12:00,10M 23:00,off"`.
 pub fn parse_timetable(v: &Value) -> mlua::Result<Option<super::Timetable>> {
-    let bad = |m: String| -> mlua::Error {
-        FerryError::new(ErrorKind::InvalidInput, format!("timetable: {m}")).into()
-    };
-    let time_of = |time: &str| -> mlua::Result<chrono::NaiveTime> {
-        chrono::NaiveTime::parse_from_str(time.trim(), "%H:%M")
-            .map_err(|_| bad(format!("'{time}' is not a time of day (HH:MM)")))
-    };
-    let mut entries: Vec<(chrono::NaiveTime, Option<f64>)> = Vec::new();
     match v {
         Value::Table(t) if t.raw_len() > 0 => {
+            let mut pairs = Vec::new();
             for e in t.sequence_values::<Table>() {
                 let e = e?;
-                let time: String = e.get(1)?;
-                entries.push((time_of(&time)?, parse_rate(&e.get(2)?)?));
+                pairs.push((e.get::<String>(1)?, parse_rate(&e.get(2)?)?));
             }
+            Ok(Some(super::Timetable::from_entries(pairs).lua_err()?))
         }
         Value::String(s) if s.to_str()?.contains(':') => {
-            let text = s.to_str()?.to_string();
-            for part in text.split_whitespace() {
-                let (time, rate) = part
-                    .split_once(',')
-                    .ok_or_else(|| bad(format!("'{part}' is not TIME,RATE")))?;
-                entries.push((time_of(time)?, parse_rate_text(rate)?));
-            }
+            Ok(Some(super::Timetable::parse(&s.to_str()?).lua_err()?))
         }
-        _ => return Ok(None),
+        _ => Ok(None),
     }
-    if entries.is_empty() {
-        return Err(bad("no entries".into()));
-    }
-    entries.sort_by_key(|e| e.0);
-    Ok(Some(super::Timetable(entries)))
-}
-
-fn parse_rate_text(s: &str) -> mlua::Result<Option<f64>> {
-    let s = s.trim();
-    if s == "off" || s == "unlimited" {
-        return Ok(None);
-    }
-    let n = crate::runtime::params::parse_size(s.trim_end_matches("/s"))
-        .map_err(|m| FerryError::new(ErrorKind::InvalidInput, format!("rate: {m}")))?;
-    Ok(Some(n as f64).filter(|r| *r > 0.0))
 }
 
 fn build(lua: &Lua) -> mlua::Result<Table> {

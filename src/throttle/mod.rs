@@ -9,6 +9,9 @@
 //! (a new limiter would drop the waiting tasks' place and debt).
 
 pub mod lua;
+mod timetable;
+
+pub use timetable::Timetable;
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -71,50 +74,6 @@ impl Limiter {
             Duration::from_secs_f64(-s.tokens / rate)
         };
         tokio::time::sleep(wait).await;
-    }
-}
-
-/// A daily timetable of rates, like rclone's `--bwlimit "08:00,512k 12:00,10M 23:00,off"`:
-/// each entry's rate holds from its time until the next entry's (wrapping past midnight).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Timetable(pub Vec<(chrono::NaiveTime, Option<f64>)>);
-
-impl Timetable {
-    /// The rate in force at `now`, and how long until the next change.
-    pub fn at(&self, now: chrono::NaiveTime) -> (Option<f64>, Duration) {
-        let entries = &self.0;
-        let idx = entries
-            .iter()
-            .rposition(|(t, _)| *t <= now)
-            .unwrap_or(entries.len() - 1);
-        let next = entries.get(idx + 1).unwrap_or(&entries[0]).0;
-        let mut wait = next.signed_duration_since(now);
-        if wait <= chrono::TimeDelta::zero() {
-            wait += chrono::TimeDelta::days(1);
-        }
-        (
-            entries[idx].1,
-            wait.to_std().unwrap_or(Duration::from_secs(60)),
-        )
-    }
-
-    /// Keeps `limiter` on the timetable's rate until the limiter is dropped.
-    pub fn drive(self, limiter: std::sync::Weak<Limiter>) {
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        handle.spawn(async move {
-            loop {
-                let (rate, wait) = self.at(chrono::Local::now().time());
-                match limiter.upgrade() {
-                    Some(l) => l.set_rate(rate),
-                    None => break,
-                }
-                // Wake at the next boundary, and at least every minute (clock changes).
-                tokio::time::sleep(wait.min(Duration::from_secs(60)) + Duration::from_millis(5))
-                    .await;
-            }
-        });
     }
 }
 

@@ -1,10 +1,10 @@
 //! Kill anywhere: runs a ferry command, kills it with SIGKILL after a random delay drawn from
 //! the length of an uninterrupted run, runs it again (a resume), and repeats until a run exits
 //! by itself; the caller then checks the end state exactly. Seeded, so a failure replays:
-//! `FERRY_KILL_SEED=<seed printed in the failure> cargo test --test NAME`.
+//! `FERRY_KILL_SEED=<seed printed in the failure> cargo test --test it MODULE::TEST`.
 //!
 //! `FERRY_KILL_POINTS` sets how many kills a loop makes (the test's own count otherwise; the long
-//! mode sets hundreds: `FERRY_KILL_POINTS=300 cargo test --test kill_anywhere`).
+//! mode sets hundreds: `FERRY_KILL_POINTS=300 cargo test --test it kill_anywhere::`).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

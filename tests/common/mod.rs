@@ -117,6 +117,27 @@ impl Ferry {
         self
     }
 
+    /// `ferry run NAME` (a bundled procedure or a script path): the start of a run, followed by
+    /// `.param(k, v)`, `.state(dir)`, `.flag("--yes")` in any order.
+    pub fn procedure(self, name: &str) -> Ferry {
+        self.args(["run", name])
+    }
+
+    /// `-p KEY=VALUE`.
+    pub fn param(self, key: &str, value: impl std::fmt::Display) -> Ferry {
+        self.args(["-p".to_string(), format!("{key}={value}")])
+    }
+
+    /// `--state DIR`.
+    pub fn state(self, dir: impl AsRef<std::ffi::OsStr>) -> Ferry {
+        self.args([std::ffi::OsStr::new("--state"), dir.as_ref()])
+    }
+
+    /// One command-line flag (`--yes`, `--dry-run`, `-q`, ...).
+    pub fn flag(self, flag: &str) -> Ferry {
+        self.args([flag])
+    }
+
     pub fn env(mut self, k: &str, v: &str) -> Ferry {
         self.cmd.env(k, v);
         self

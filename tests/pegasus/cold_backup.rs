@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use crate::common::Ferry;
-use crate::double::{self, Site};
+use crate::pegasus::double::{self, Site};
 
 pub const PROCEDURE: &str = "pegasus-cold-backup";
 

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crate::common::Ferry;
-use crate::double::Site;
+use crate::pegasus::double::Site;
 
 pub const PROCEDURE: &str = "pegasus-copy-data";
 

@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use crate::common::Ferry;
-use crate::double::Site;
+use crate::pegasus::double::Site;
 
 pub const PROCEDURE: &str = "pegasus-online-migration";
 

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use crate::common::{Output, Workspace, db, json_lines};
-use crate::double::StarRocks;
+use crate::starrocks::double::StarRocks;
 
 pub const SRC_PW: &str = "src-Secret#1";
 pub const DST_PW: &str = "dst-Secret%2";

@@ -8,8 +8,6 @@ use std::collections::BTreeSet;
 
 use mlua::{Lua, Value};
 
-use crate::runtime::registry;
-
 const KEYWORDS: &[&str] = &[
     "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if", "in",
     "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while",
@@ -128,7 +126,7 @@ fn vocabulary() -> &'static BTreeSet<String> {
 
 fn words_of_the_reference() -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for m in registry::modules() {
+    for m in crate::modules::modules() {
         for f in m.functions {
             for text in [f.signature, f.doc] {
                 for w in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {

@@ -213,7 +213,8 @@ pub fn repl(args: ReplArgs) -> Result<()> {
     let rt = super::tokio_runtime();
     let local = tokio::task::LocalSet::new();
     let result = local.block_on(&rt, async {
-        let lua = runtime::new_lua(ctx.clone()).map_err(|e| FerryError::from_lua_error(&e))?;
+        let lua = runtime::new_lua(ctx.clone(), crate::modules::modules())
+            .map_err(|e| FerryError::from_lua_error(&e))?;
         lua.globals()
             .set(
                 "__ferry_load_chunk",

@@ -30,8 +30,18 @@ use super::durable::{LOCAL_READ_CHUNK, read_stream};
 use super::inventory::{CacheWriter, Inventory, list_destination, read_cache};
 use super::{Store, etag_md5};
 use crate::runtime::error::{ErrorKind, FerryError, Result};
+use crate::runtime::output::{self, EV};
+use crate::runtime::params::format_size;
 use crate::runtime::progress::{Progress, Unit};
 use crate::throttle::Limiter;
+
+#[cfg(test)]
+mod tests;
+mod transfer;
+mod verify;
+
+use transfer::{fail, md5_of, process};
+use verify::{verify_checksum, verify_sizes};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compare {
@@ -183,15 +193,8 @@ pub struct Engine {
     started: Instant,
 }
 
-/// Stable 64-bit FNV-1a of a key: the shard a key belongs to never changes between versions.
-pub fn shard_of(key: &str, count: u32) -> u32 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.as_bytes() {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (h % count as u64) as u32
-}
+/// The shard a key belongs to (FNV-1a, `runtime::shard`).
+pub use crate::runtime::shard::shard_of;
 
 const BUDGET_UNIT: u64 = 1024;
 
@@ -429,328 +432,10 @@ fn tokio_stream_from<T: Send + 'static>(
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-fn fail(s: &Shared, key: &str, e: FerryError) {
-    tracing::warn!(target: crate::runtime::output::EV, "{}: {} failed: {}", s.opts.title, key, e.one_line());
-    s.counters.failed.fetch_add(1, Ordering::Relaxed);
-    if let Ok(mut errs) = s.errors.lock() {
-        // The count is exact; the list keeps the first MAX_ERRORS for the report.
-        if errs.len() < MAX_ERRORS {
-            errs.push((key.to_string(), e));
-        }
-    }
-    if s.opts.fail_fast {
-        s.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-async fn process(s: Arc<Shared>, item: Item, plan: Plan) {
-    if s.stop.load(Ordering::Relaxed) {
-        return;
-    }
-    let mut attempt = 0;
-    loop {
-        if s.cancel.is_cancelled() {
-            return;
-        }
-        if let Some(l) = &s.opts.ops_throttle {
-            l.acquire(1).await;
-        }
-        let r = tokio::select! {
-            r = transfer(&s, &item, plan) => r,
-            _ = s.cancel.cancelled() => return,
-        };
-        match r {
-            Ok(Outcome::Copied(size)) => {
-                if let Some(c) = &s.cache
-                    && let Err(e) = c.append(&item.dst, size)
-                {
-                    fail(&s, &item.src, e);
-                    return;
-                }
-                s.counters.copied.fetch_add(1, Ordering::Relaxed);
-                s.counters.bytes.fetch_add(size, Ordering::Relaxed);
-                if s.opts.verify == Verify::Size
-                    && let Ok(mut h) = s.handled.lock()
-                {
-                    h.push((item.dst.clone(), size));
-                }
-                s.progress.inc(1);
-                return;
-            }
-            Ok(Outcome::Same(size)) => {
-                s.counters.skipped.fetch_add(1, Ordering::Relaxed);
-                s.counters.skipped_bytes.fetch_add(size, Ordering::Relaxed);
-                s.progress.inc(1);
-                return;
-            }
-            Err(e) if e.retryable && attempt < s.opts.retries => {
-                attempt += 1;
-                s.counters.retried.fetch_add(1, Ordering::Relaxed);
-                let delay = crate::runtime::retry::STORE.delay(attempt);
-                tracing::debug!(target: crate::runtime::output::EV,
-                    "{}: retrying {} in {:?} (attempt {attempt}): {}", s.opts.title, item.src, delay, e.one_line());
-                tokio::time::sleep(delay).await;
-            }
-            Err(e) => {
-                fail(&s, &item.src, e.with("attempts", attempt + 1));
-                s.progress.inc(1);
-                return;
-            }
-        }
-    }
-}
-
-enum Outcome {
-    Copied(u64),
-    /// The destination already had identical content.
-    Same(u64),
-}
-
-/// Reads a whole object (bounded by the caller) hashing it when asked.
-async fn read_all(
-    s: &Shared,
-    key: &str,
-    size_hint: u64,
-    hash: bool,
-) -> Result<(Bytes, Option<String>)> {
-    let p = s.src.path(key)?;
-    let r = s
-        .src
-        .inner
-        .get(&p)
-        .await
-        .map_err(|e| s.src.error("reading", key, e))?;
-    let mut buf = BytesMut::with_capacity(size_hint as usize);
-    let mut md5 = hash.then(Md5::new);
-    let mut stream = read_stream(r, LOCAL_READ_CHUNK);
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| s.src.error("reading", key, e))?;
-        if let Some(t) = &s.opts.throttle {
-            t.acquire(chunk.len() as u64).await;
-        }
-        if let Some(h) = md5.as_mut() {
-            h.update(&chunk);
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok((buf.freeze(), md5.map(|h| hex::encode(h.finalize()))))
-}
-
-/// MD5 of an object's content, streamed.
-async fn md5_of(store: &Store, key: &str) -> Result<String> {
-    let p = store.path(key)?;
-    let r = store
-        .inner
-        .get(&p)
-        .await
-        .map_err(|e| store.error("reading", key, e))?;
-    let mut h = Md5::new();
-    let mut stream = read_stream(r, LOCAL_READ_CHUNK);
-    while let Some(chunk) = stream.next().await {
-        h.update(&chunk.map_err(|e| store.error("reading", key, e))?);
-    }
-    Ok(hex::encode(h.finalize()))
-}
-
-/// MD5 of the destination object: from its listed ETag when that is one, else by reading it.
-async fn dst_md5(s: &Shared, key: &str) -> Result<String> {
-    if let Some(m) = s
-        .inventory
-        .get(key)
-        .and_then(|k| k.etag.as_deref())
-        .and_then(etag_md5)
-        && s.dst.backend == super::Backend::S3
-    {
-        return Ok(m);
-    }
-    md5_of(&s.dst, key).await
-}
-
-async fn transfer(s: &Shared, item: &Item, plan: Plan) -> Result<Outcome> {
-    let size = match item.size {
-        Some(sz) => sz,
-        None => match s.src.head(&item.src).await? {
-            Some(e) => e.size,
-            None => {
-                return Err(FerryError::new(
-                    ErrorKind::NotFound,
-                    format!("'{}' is not in {}", item.src, s.src.display),
-                )
-                .with("key", &item.src));
-            }
-        },
-    };
-    if let Plan::SizeCheck(d) = plan
-        && d == size
-    {
-        return Ok(Outcome::Same(size));
-    }
-    let want_md5 = plan == Plan::ChecksumCheck || s.opts.verify == Verify::Checksum;
-    let dst_path = s.dst.path(&item.dst)?;
-    if size <= s.opts.multipart_threshold {
-        let units = (size / BUDGET_UNIT + 1).min(s.budget_total()) as u32;
-        let _permit = s
-            .budget
-            .acquire_many(units)
-            .await
-            .map_err(|_| FerryError::new(ErrorKind::Cancelled, "copy stopped"))?;
-        let (data, md5) = read_all(s, &item.src, size, want_md5).await?;
-        if plan == Plan::ChecksumCheck
-            && let Some(m) = &md5
-            && *m == dst_md5(s, &item.dst).await?
-        {
-            return Ok(Outcome::Same(data.len() as u64));
-        }
-        let n = data.len() as u64;
-        let put = s
-            .dst
-            .inner
-            .put(&dst_path, PutPayload::from(data))
-            .await
-            .map_err(|e| s.dst.error("writing", &item.dst, e))?;
-        if s.opts.verify == Verify::Checksum {
-            verify_checksum(s, &item.dst, md5.as_deref(), put.e_tag.as_deref()).await?;
-        }
-        return Ok(Outcome::Copied(n));
-    }
-    // Large object: optional hash pass, then a multipart upload from the source stream.
-    let mut src_md5 = None;
-    if plan == Plan::ChecksumCheck {
-        let m = md5_of(&s.src, &item.src).await?;
-        if m == dst_md5(s, &item.dst).await? {
-            return Ok(Outcome::Same(size));
-        }
-        src_md5 = Some(m);
-    }
-    let units = ((s.opts.part_size as u64 * (s.opts.part_concurrency as u64 + 1)) / BUDGET_UNIT)
-        .min(s.budget_total()) as u32;
-    let _permit = s
-        .budget
-        .acquire_many(units)
-        .await
-        .map_err(|_| FerryError::new(ErrorKind::Cancelled, "copy stopped"))?;
-    let src_path = s.src.path(&item.src)?;
-    let r = s
-        .src
-        .inner
-        .get(&src_path)
-        .await
-        .map_err(|e| s.src.error("reading", &item.src, e))?;
-    let upload = s
-        .dst
-        .inner
-        .put_multipart(&dst_path)
-        .await
-        .map_err(|e| s.dst.error("starting upload of", &item.dst, e))?;
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, s.opts.part_size);
-    let mut md5 = (want_md5 && src_md5.is_none()).then(Md5::new);
-    let mut stream = read_stream(r, LOCAL_READ_CHUNK);
-    let mut n = 0u64;
-    let result: Result<()> = async {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| s.src.error("reading", &item.src, e))?;
-            if let Some(t) = &s.opts.throttle {
-                t.acquire(chunk.len() as u64).await;
-            }
-            if let Some(h) = md5.as_mut() {
-                h.update(&chunk);
-            }
-            n += chunk.len() as u64;
-            writer
-                .wait_for_capacity(s.opts.part_concurrency)
-                .await
-                .map_err(|e| s.dst.error("uploading", &item.dst, e))?;
-            writer.put(chunk);
-        }
-        Ok(())
-    }
-    .await;
-    if let Err(e) = result {
-        let _ = writer.abort().await;
-        return Err(e);
-    }
-    let put = writer
-        .finish()
-        .await
-        .map_err(|e| s.dst.error("completing upload of", &item.dst, e))?;
-    if s.opts.verify == Verify::Checksum {
-        let m = src_md5.or_else(|| md5.map(|h| hex::encode(h.finalize())));
-        verify_checksum(s, &item.dst, m.as_deref(), put.e_tag.as_deref()).await?;
-    }
-    Ok(Outcome::Copied(n))
-}
-
 impl Shared {
     fn budget_total(&self) -> u64 {
         (self.opts.max_buffer / BUDGET_UNIT).max(1)
     }
-}
-
-async fn verify_checksum(
-    s: &Shared,
-    key: &str,
-    src_md5: Option<&str>,
-    put_etag: Option<&str>,
-) -> Result<()> {
-    let Some(want) = src_md5 else { return Ok(()) };
-    let got = match put_etag.and_then(etag_md5) {
-        Some(m) if s.dst.backend == super::Backend::S3 => m,
-        _ => md5_of(&s.dst, key).await?,
-    };
-    if got != want {
-        return Err(FerryError::new(
-            ErrorKind::Conflict,
-            format!(
-                "checksum mismatch after copying '{key}': source md5 {want}, destination {got}"
-            ),
-        )
-        .retryable(true)
-        .with("key", key));
-    }
-    Ok(())
-}
-
-/// One listing of the destination after the copy: every handled object must be there with the
-/// expected size.
-async fn verify_sizes(s: &Arc<Shared>) -> Result<()> {
-    let handled = s.handled.lock().map(|h| h.clone()).unwrap_or_default();
-    if handled.is_empty() {
-        return Ok(());
-    }
-    let inv = list_destination(&s.dst, s.opts.dst_list_prefix.as_deref(), None).await?;
-    let listed: HashMap<&str, Option<u64>> = inv
-        .objects
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.size))
-        .collect();
-    for (key, size) in handled {
-        match listed.get(key.as_str()) {
-            Some(Some(got)) if *got == size => {}
-            Some(got) => fail(
-                s,
-                &key,
-                FerryError::new(
-                    ErrorKind::Conflict,
-                    format!(
-                        "verify: '{key}' has {} bytes in {}, expected {size}",
-                        got.unwrap_or(0),
-                        s.dst.display
-                    ),
-                )
-                .with("key", &key),
-            ),
-            None => fail(
-                s,
-                &key,
-                FerryError::new(
-                    ErrorKind::NotFound,
-                    format!("verify: '{key}' is missing from {}", s.dst.display),
-                )
-                .with("key", &key),
-            ),
-        }
-    }
-    Ok(())
 }
 
 /// Copies everything below `prefix` of `src` into `dst` (keys kept), for Rust callers and
@@ -778,63 +463,36 @@ pub async fn copy_prefix(
     engine.finish().await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn memory(name: &str) -> Store {
-        Store {
-            inner: Arc::new(object_store::memory::InMemory::new()),
-            display: format!("memory://{name}"),
-            backend: super::super::Backend::Memory,
+/// Fills `batch` (cleared first) with up to `n` entries of a listing. False once the listing has
+/// nothing more: the batch then holds the last entries, possibly none.
+pub async fn next_batch(
+    listing: &mut futures::stream::BoxStream<'static, Result<super::Entry>>,
+    batch: &mut Vec<super::Entry>,
+    n: usize,
+) -> Result<bool> {
+    batch.clear();
+    while batch.len() < n {
+        match listing.next().await {
+            Some(e) => batch.push(e?),
+            None => return Ok(false),
         }
     }
+    Ok(true)
+}
 
-    /// A copy throttled at 1000 B/s whose limiter is raised to 1 MB/s after 5 s finishes soon
-    /// after; on the paused clock the timing is exact, not measured.
-    #[tokio::test(start_paused = true)]
-    async fn set_rate_changes_a_running_copy() {
-        let (src, dst) = (memory("a"), memory("b"));
-        for i in 0..20 {
-            src.put(&format!("o{i:02}"), Bytes::from(vec![b'x'; 1000]))
-                .await
-                .unwrap();
-        }
-        let limiter = Arc::new(Limiter::new(Some(1000.0), Some(1000.0)));
-        let opts = CopyOptions {
-            concurrency: 1,
-            throttle: Some(limiter.clone()),
-            ..CopyOptions::default()
-        };
-        let start = tokio::time::Instant::now();
-        let job = tokio::spawn({
-            let (src, dst) = (src.clone(), dst.clone());
-            async move { copy_prefix(&src, &dst, None, opts, CancellationToken::new()).await }
-        });
-        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-        let copied_at_5s = dst.list(None).unwrap().count().await;
-        assert!(
-            (4..=7).contains(&copied_at_5s),
-            "{copied_at_5s} objects after 5 s at 1000 B/s"
-        );
-        limiter.set_rate(Some(1_000_000.0));
-        let report = job.await.unwrap().unwrap();
-        assert_eq!(report.copied, 20);
-        let secs = start.elapsed().as_secs_f64();
-        assert!(
-            secs < 6.5,
-            "finished at {secs}s; without set_rate it takes 19 s"
-        );
-    }
-
-    #[test]
-    fn shards_are_stable_and_cover_every_key() {
-        assert_eq!(shard_of("repo/abc", 4), shard_of("repo/abc", 4));
-        let mut counts = [0u32; 4];
-        for i in 0..10_000 {
-            counts[shard_of(&format!("k/{i}"), 4) as usize] += 1;
-        }
-        assert_eq!(counts.iter().sum::<u32>(), 10_000);
-        assert!(counts.iter().all(|c| *c > 2000), "{counts:?}");
-    }
+/// The one log line and the `copy_report` event that end every `ferry.store.copy`.
+pub fn log_report(title: &str, r: &Report, left_out: u64) {
+    let secs = r.seconds.max(0.001);
+    let verb = if r.dry_run { "would copy" } else { "copied" };
+    tracing::info!(target: EV,
+        "{title}: {verb} {} objects ({}), skipped {} ({}), failed {}{} in {:.1}s ({:.0} objects/s, {}/s)",
+        r.copied, format_size(r.bytes), r.skipped, format_size(r.skipped_bytes), r.failed,
+        if left_out > 0 { format!(", left out by map {left_out}") } else { String::new() },
+        r.seconds, (r.copied + r.skipped) as f64 / secs, format_size((r.bytes as f64 / secs) as u64));
+    output::event(
+        "copy_report",
+        serde_json::json!({
+        "title": title, "copied": r.copied, "skipped": r.skipped, "failed": r.failed, "retried": r.retried,
+        "bytes": r.bytes, "dry_run": r.dry_run, "seconds": r.seconds}),
+    );
 }

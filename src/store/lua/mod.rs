@@ -1,4 +1,6 @@
-//! Lua binding of `ferry.store`: store handles and the copy engine.
+//! Lua binding of `ferry.store`: store handles (`copy.rs`: `ferry.store.copy`).
+
+mod copy;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -6,18 +8,13 @@ use std::rc::Rc;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use mlua::{Function, Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
-use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use mlua::{Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
 
-use super::copy::{Compare, CopyOptions, Engine, Item, Report, Verify};
 use super::{Entry, OpenOptions, Store};
 use crate::runtime::context::ctx;
 use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult, Result};
-use crate::runtime::output::{self, EV};
-use crate::runtime::params::{format_size, parse_size};
+use crate::runtime::params::parse_size;
 use crate::runtime::registry::{FnDoc, ModuleDef};
-use crate::throttle::lua::limiter_from;
 
 pub static MODULE: ModuleDef = ModuleDef {
     name: "store",
@@ -230,7 +227,9 @@ impl UserData for LuaStore {
                 if ctx(&lua).would(&format!("download '{key}' from {} to {path}", s.0.display)) {
                     return Ok(0);
                 }
-                download(&s.0, &key, &PathBuf::from(path)).await.lua_err()
+                super::transfer::download(&s.0, &key, &PathBuf::from(path))
+                    .await
+                    .lua_err()
             },
         );
         m.add_async_method(
@@ -243,7 +242,7 @@ impl UserData for LuaStore {
                 if ctx(&lua).would(&format!("upload {path} to '{key}' in {}", s.0.display)) {
                     return Ok(0);
                 }
-                upload(&s.0, &PathBuf::from(path), &key, threshold)
+                super::transfer::upload(&s.0, &PathBuf::from(path), &key, threshold)
                     .await
                     .lua_err()
             },
@@ -299,117 +298,7 @@ impl UserData for LuaStore {
     }
 }
 
-/// Streams an object into a local file through a temporary file and a rename. The temporary file
-/// is unique in the destination folder (`.NAME.XXXXXX.ferry-part`: downloads of `x.zip` and
-/// `x.json` side by side never share it) and is removed when the download fails.
-pub async fn download(store: &Store, key: &str, path: &std::path::Path) -> Result<u64> {
-    let p = store.path(key)?;
-    let r = store
-        .inner
-        .get(&p)
-        .await
-        .map_err(|e| store.error("reading", key, e))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| FerryError::io(format!("creating {}", dir.display()), &e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let (file, tmp) = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".ferry-part")
-        .tempfile_in(&dir)
-        .map_err(|e| FerryError::io(format!("writing a temporary file in {}", dir.display()), &e))?
-        .into_parts();
-    let shown = tmp.display().to_string();
-    let mut f = tokio::fs::File::from_std(file);
-    let mut n = 0u64;
-    let mut stream = r.into_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| store.error("reading", key, e))?;
-        n += chunk.len() as u64;
-        f.write_all(&chunk)
-            .await
-            .map_err(|e| FerryError::io(format!("writing {shown}"), &e))?;
-    }
-    f.sync_all()
-        .await
-        .map_err(|e| FerryError::io(format!("writing {shown}"), &e))?;
-    drop(f);
-    // A rename in one folder: metadata only, fine on the async thread.
-    tmp.persist(path)
-        .map_err(|e| FerryError::io(format!("renaming into {}", path.display()), &e.error))?;
-    Ok(n)
-}
-
-/// Uploads a local file: one PUT up to `threshold`, a streamed multipart upload above it.
-pub async fn upload(
-    store: &Store,
-    path: &std::path::Path,
-    key: &str,
-    threshold: u64,
-) -> Result<u64> {
-    let dst = store.path(key)?;
-    let mut f = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| FerryError::io(format!("reading {}", path.display()), &e))?;
-    let len = f
-        .metadata()
-        .await
-        .map_err(|e| FerryError::io(format!("reading {}", path.display()), &e))?
-        .len();
-    if len <= threshold {
-        let mut buf = Vec::with_capacity(len as usize);
-        f.read_to_end(&mut buf)
-            .await
-            .map_err(|e| FerryError::io(format!("reading {}", path.display()), &e))?;
-        store
-            .inner
-            .put(&dst, PutPayload::from(buf))
-            .await
-            .map_err(|e| store.error("writing", key, e))?;
-        return Ok(len);
-    }
-    let up = store
-        .inner
-        .put_multipart(&dst)
-        .await
-        .map_err(|e| store.error("starting upload of", key, e))?;
-    let mut w = WriteMultipart::new_with_chunk_size(up, 8 << 20);
-    let mut buf = vec![0u8; 1 << 20];
-    let r: Result<()> = async {
-        loop {
-            let n = f
-                .read(&mut buf)
-                .await
-                .map_err(|e| FerryError::io(format!("reading {}", path.display()), &e))?;
-            if n == 0 {
-                break;
-            }
-            w.wait_for_capacity(4)
-                .await
-                .map_err(|e| store.error("uploading", key, e))?;
-            w.write(&buf[..n]);
-        }
-        Ok(())
-    }
-    .await;
-    if let Err(e) = r {
-        let _ = w.abort().await;
-        return Err(e);
-    }
-    w.finish()
-        .await
-        .map_err(|e| store.error("completing upload of", key, e))?;
-    Ok(len)
-}
-
-fn size_opt(t: &Table, key: &str) -> mlua::Result<Option<u64>> {
+pub(super) fn size_opt(t: &Table, key: &str) -> mlua::Result<Option<u64>> {
     Ok(match t.get::<Value>(key)? {
         Value::Nil => None,
         Value::Integer(i) => Some(i.max(0) as u64),
@@ -444,267 +333,6 @@ fn open_options(t: Option<Table>) -> mlua::Result<OpenOptions> {
         }
     }
     Ok(o)
-}
-
-fn copy_options(lua: &Lua, t: &Table) -> mlua::Result<CopyOptions> {
-    crate::runtime::options::check_documented(t, &MODULE, "copy")?;
-    let c = ctx(lua);
-    let mut o = CopyOptions {
-        dry_run: c.dry_run(),
-        shard: c.opts.shard,
-        ..CopyOptions::default()
-    };
-    if let Some(s) = t.get::<Option<String>>("compare")? {
-        o.compare = Compare::parse(&s).ok_or_else(|| {
-            FerryError::new(
-                ErrorKind::InvalidInput,
-                format!("compare must be none, exists, size or checksum, not '{s}'"),
-            )
-        })?;
-    }
-    o.verify = match t.get::<Option<String>>("verify")?.as_deref() {
-        None | Some("none") => Verify::None,
-        Some("size") => Verify::Size,
-        Some("checksum") => Verify::Checksum,
-        Some(other) => {
-            return Err(FerryError::new(
-                ErrorKind::InvalidInput,
-                format!("verify must be size or checksum, not '{other}'"),
-            )
-            .into());
-        }
-    };
-    if let Some(n) = t.get::<Option<i64>>("concurrency")? {
-        if n < 1 {
-            return Err(
-                FerryError::new(ErrorKind::InvalidInput, "concurrency must be at least 1").into(),
-            );
-        }
-        o.concurrency = n as usize;
-    }
-    if let Some(n) = t.get::<Option<u32>>("retries")? {
-        o.retries = n;
-    }
-    o.fail_fast = t.get::<Option<bool>>("fail_fast")?.unwrap_or(false);
-    o.list_cache = t.get::<Option<String>>("list_cache")?.map(PathBuf::from);
-    o.list_cache_sizes = t.get::<Option<bool>>("list_cache_sizes")?.unwrap_or(true);
-    o.dst_list_prefix = t.get::<Option<String>>("dst_prefix")?;
-    if let Some(v) = size_opt(t, "multipart_threshold")? {
-        o.multipart_threshold = v;
-    }
-    if let Some(v) = size_opt(t, "part_size")? {
-        if v < 5 << 20 {
-            return Err(FerryError::new(
-                ErrorKind::InvalidInput,
-                "part_size must be at least 5MiB (S3's minimum part)",
-            )
-            .into());
-        }
-        o.part_size = v as usize;
-    }
-    if let Some(v) = t.get::<Option<usize>>("part_concurrency")? {
-        o.part_concurrency = v.max(1);
-    }
-    if let Some(v) = size_opt(t, "max_buffer")? {
-        o.max_buffer = v.max(1 << 20);
-    }
-    if let Some(shard) = crate::runtime::shard::shard_option(t)? {
-        o.shard = Some(shard);
-    }
-    o.throttle = limiter_from(&t.get::<Value>("throttle")?)?;
-    o.ops_throttle = limiter_from(&t.get::<Value>("ops_throttle")?)?;
-    if let Some(title) = t.get::<Option<String>>("title")? {
-        o.title = title;
-    }
-    Ok(o)
-}
-
-fn apply_map(map: &Option<Function>, key: &str) -> mlua::Result<Option<String>> {
-    let Some(f) = map else {
-        return Ok(Some(key.to_string()));
-    };
-    match f.call::<Value>(key)? {
-        Value::Nil | Value::Boolean(false) => Ok(None),
-        Value::String(s) => Ok(Some(s.to_str()?.to_string())),
-        other => Err(FerryError::new(
-            ErrorKind::InvalidInput,
-            format!(
-                "map('{key}') returned a {}, expected a string key or nil",
-                other.type_name()
-            ),
-        )
-        .into()),
-    }
-}
-
-async fn copy(
-    lua: Lua,
-    (src, dst, opts): (mlua::AnyUserData, mlua::AnyUserData, Option<Table>),
-) -> mlua::Result<Table> {
-    let src = src.borrow::<LuaStore>()?.0.clone();
-    let dst = dst.borrow::<LuaStore>()?.0.clone();
-    let opts_t = match opts {
-        Some(t) => t,
-        None => lua.create_table()?,
-    };
-    let o = copy_options(&lua, &opts_t)?;
-    let map: Option<Function> = opts_t.get("map")?;
-    let keys: Option<Table> = opts_t.get("keys")?;
-    let iter: Option<Function> = opts_t.get("iter")?;
-    let prefix: Option<String> = opts_t.get("prefix")?;
-    let sources = keys.is_some() as u8 + iter.is_some() as u8 + prefix.is_some() as u8;
-    if sources > 1 {
-        return Err(FerryError::new(
-            ErrorKind::InvalidInput,
-            "ferry.store.copy: give only one of prefix, keys and iter",
-        )
-        .into());
-    }
-    let c = ctx(&lua);
-    let title = o.title.clone();
-    let mut engine = Engine::start(src.clone(), dst.clone(), o, c.cancel.clone())
-        .await
-        .lua_err()?;
-    let mut left_out = 0u64;
-    const BATCH: usize = 1000;
-    if let Some(keys) = keys {
-        for k in keys.sequence_values::<String>() {
-            let k = k?;
-            match apply_map(&map, &k)? {
-                Some(d) => {
-                    if !engine
-                        .submit(Item {
-                            src: k,
-                            dst: d,
-                            size: None,
-                        })
-                        .await
-                        .lua_err()?
-                    {
-                        break;
-                    }
-                }
-                None => left_out += 1,
-            }
-        }
-    } else if let Some(iter) = iter {
-        loop {
-            let v = iter.call_async::<Value>(()).await?;
-            let (key, size) = match v {
-                Value::Nil => break,
-                Value::String(s) => (s.to_str()?.to_string(), None),
-                Value::Table(t) => (t.get::<String>("key")?, t.get::<Option<u64>>("size")?),
-                other => {
-                    return Err(FerryError::new(
-                        ErrorKind::InvalidInput,
-                        format!(
-                            "iter returned a {}, expected a key or {{key, size}}",
-                            other.type_name()
-                        ),
-                    )
-                    .into());
-                }
-            };
-            match apply_map(&map, &key)? {
-                Some(d) => {
-                    if !engine
-                        .submit(Item {
-                            src: key,
-                            dst: d,
-                            size,
-                        })
-                        .await
-                        .lua_err()?
-                    {
-                        break;
-                    }
-                }
-                None => left_out += 1,
-            }
-        }
-    } else {
-        let mut listing = src.list(prefix.as_deref()).lua_err()?;
-        let mut batch: Vec<Entry> = Vec::with_capacity(BATCH);
-        let mut done = false;
-        while !done {
-            batch.clear();
-            while batch.len() < BATCH {
-                match listing.next().await {
-                    Some(e) => batch.push(e.lua_err()?),
-                    None => {
-                        done = true;
-                        break;
-                    }
-                }
-            }
-            // Map callbacks run here, on the Lua thread, a batch at a time.
-            let mut items = Vec::with_capacity(batch.len());
-            for e in batch.drain(..) {
-                match apply_map(&map, &e.key)? {
-                    Some(d) => items.push(Item {
-                        src: e.key,
-                        dst: d,
-                        size: Some(e.size),
-                    }),
-                    None => left_out += 1,
-                }
-            }
-            for it in items {
-                if !engine.submit(it).await.lua_err()? {
-                    done = true;
-                    break;
-                }
-            }
-        }
-    }
-    let report = engine.finish().await.lua_err()?;
-    if report.cancelled {
-        return Err(FerryError::new(ErrorKind::Cancelled, format!("{title}: interrupted")).into());
-    }
-    log_report(&title, &report, left_out);
-    report_table(&lua, &report, left_out)
-}
-
-fn log_report(title: &str, r: &Report, left_out: u64) {
-    let secs = r.seconds.max(0.001);
-    let verb = if r.dry_run { "would copy" } else { "copied" };
-    tracing::info!(target: EV,
-        "{title}: {verb} {} objects ({}), skipped {} ({}), failed {}{} in {:.1}s ({:.0} objects/s, {}/s)",
-        r.copied, format_size(r.bytes), r.skipped, format_size(r.skipped_bytes), r.failed,
-        if left_out > 0 { format!(", left out by map {left_out}") } else { String::new() },
-        r.seconds, (r.copied + r.skipped) as f64 / secs, format_size((r.bytes as f64 / secs) as u64));
-    output::event(
-        "copy_report",
-        serde_json::json!({
-        "title": title, "copied": r.copied, "skipped": r.skipped, "failed": r.failed, "retried": r.retried,
-        "bytes": r.bytes, "dry_run": r.dry_run, "seconds": r.seconds}),
-    );
-}
-
-fn report_table(lua: &Lua, r: &Report, left_out: u64) -> mlua::Result<Table> {
-    let t = lua.create_table()?;
-    t.set("copied", r.copied)?;
-    t.set("skipped", r.skipped)?;
-    t.set("failed", r.failed)?;
-    t.set("bytes", r.bytes)?;
-    t.set("skipped_bytes", r.skipped_bytes)?;
-    t.set("left_out", left_out)?;
-    t.set("other_shards", r.other_shards)?;
-    t.set("retried", r.retried)?;
-    t.set("seconds", r.seconds)?;
-    t.set("dry_run", r.dry_run)?;
-    t.set("inventory", r.inventory)?;
-    t.set("destination_objects", r.destination_objects)?;
-    let errors = lua.create_table()?;
-    for (i, (key, e)) in r.errors.iter().enumerate() {
-        let et = lua.create_table()?;
-        et.set("key", key.as_str())?;
-        et.set("kind", e.kind.as_str())?;
-        et.set("message", e.message.as_str())?;
-        errors.raw_set(i + 1, et)?;
-    }
-    t.set("errors", errors)?;
-    Ok(t)
 }
 
 /// In a dry run, `{create = true}` on a missing local folder creates nothing: the store is an
@@ -748,6 +376,6 @@ fn build(lua: &Lua) -> mlua::Result<Table> {
             Ok(LuaStore(store, creds))
         })?,
     )?;
-    m.set("copy", lua.create_async_function(copy)?)?;
+    m.set("copy", lua.create_async_function(copy::copy)?)?;
     Ok(m)
 }

@@ -163,6 +163,9 @@ impl RawParams {
     }
 }
 
+/// Quotes for a POSIX shell (resume hints, `ferry.exec` logs). Kept by hand rather than the
+/// `shlex` crate: shlex also quotes `=`, `,` and `%`, which no shell treats specially inside an
+/// argument, so every resume hint would read `-p 'src=s3://b/p'` instead of `-p src=s3://b/p`.
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()
@@ -435,20 +438,10 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     Ok(bytes.round() as u64)
 }
 
-/// Human size: 1536 → "1.5 KiB".
+/// Human size in binary units, as the progress bars show them (indicatif's `HumanBytes`):
+/// 1536 → "1.50 KiB".
 pub fn format_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
+    indicatif::HumanBytes(n).to_string()
 }
 
 /// The outcome of validation: typed values by name, plus every problem found.
@@ -567,242 +560,7 @@ pub fn percent_decode(s: &str) -> Result<String, std::str::Utf8Error> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests;
 
-    fn decl(name: &str, ty: ParamType) -> ParamDecl {
-        ParamDecl {
-            name: name.into(),
-            ty,
-            default: None,
-            required: false,
-            doc: "doc".into(),
-            secret: false,
-            choices: None,
-            env: None,
-        }
-    }
-
-    #[test]
-    fn durations_and_sizes() {
-        assert_eq!(parse_duration("90s").unwrap(), 90.0);
-        assert_eq!(parse_duration("2h").unwrap(), 7200.0);
-        assert_eq!(parse_duration("1h30m").unwrap(), 5400.0);
-        assert_eq!(parse_duration("500ms").unwrap(), 0.5);
-        assert_eq!(parse_duration("12").unwrap(), 12.0);
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5 parsecs").is_err());
-        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
-        assert_eq!(parse_size("1.5GB").unwrap(), 1_500_000_000);
-        assert_eq!(parse_size("100k").unwrap(), 100_000);
-        assert_eq!(parse_size("4096").unwrap(), 4096);
-        assert!(parse_size("lots").is_err());
-        assert_eq!(format_size(1536), "1.5 KiB");
-    }
-
-    /// Found by fuzz_duration_accepted_fits_a_duration_refused_quotes_the_text and
-    /// fuzz_typed_parameter_values: "1e400", "inf" and a huge count of seconds were accepted,
-    /// and `Duration::from_secs_f64` panics on them (ferry.exec's timeout, a GCS store's
-    /// timeout option, FERRY_PROGRESS_INTERVAL).
-    #[test]
-    fn regression_durations_beyond_a_duration_are_refused() {
-        for text in [
-            "1e400",
-            "inf",
-            "infinity",
-            "999999999999999999990s\n999999999999999999990s",
-        ] {
-            let err = parse_duration(text).unwrap_err();
-            assert!(err.contains(text.trim()), "{err}");
-        }
-        assert!(parse_duration("NaN").is_err());
-        assert_eq!(parse_duration("584542046090y").ok(), None);
-        assert!(parse_duration("18446744073709551615").is_err());
-        assert_eq!(parse_duration("100000d").unwrap(), 8_640_000_000.0);
-    }
-
-    #[test]
-    fn numbers_are_finite() {
-        let d = decl("n", ParamType::Number);
-        for text in ["NaN", "inf", "-infinity", "1e400"] {
-            let err = parse_value(&d, &RawValue::Text(text.into())).unwrap_err();
-            assert!(err.contains("is not a number"), "{err}");
-        }
-        assert_eq!(
-            parse_value(&d, &RawValue::Text("1e300".into())).unwrap(),
-            ParamValue::Num(1e300)
-        );
-    }
-
-    #[test]
-    fn typed_values() {
-        let d = decl("n", ParamType::Integer);
-        assert_eq!(
-            parse_value(&d, &RawValue::Text("42".into())).unwrap(),
-            ParamValue::Int(42)
-        );
-        assert!(parse_value(&d, &RawValue::Text("4x".into())).is_err());
-        let l = decl("ks", ParamType::List);
-        assert_eq!(
-            parse_value(&l, &RawValue::Text("ks1, ks2.t".into())).unwrap(),
-            ParamValue::List(vec!["ks1".into(), "ks2.t".into()])
-        );
-        let mut c = decl("mode", ParamType::String);
-        c.choices = Some(vec!["direct".into(), "csv".into()]);
-        assert!(parse_value(&c, &RawValue::Text("zip".into())).is_err());
-        let u = decl("u", ParamType::Url);
-        assert!(parse_value(&u, &RawValue::Text("not a url".into())).is_err());
-    }
-
-    #[test]
-    fn resolve_reports_every_problem_and_unknown_names() {
-        let mut a = decl("a", ParamType::Integer);
-        a.required = true;
-        let b = decl("b", ParamType::Boolean);
-        let mut raw = RawParams::default();
-        raw.values
-            .insert("b".into(), (RawValue::Text("maybe".into()), "command line"));
-        raw.values
-            .insert("zzz".into(), (RawValue::Text("1".into()), "command line"));
-        let err = resolve(&[a, b], &raw).err().unwrap();
-        assert!(err.message.contains("missing required parameter 'a'"));
-        assert!(err.message.contains("'maybe' is not a boolean"));
-        assert!(err.message.contains("unknown parameter 'zzz'"));
-    }
-
-    #[test]
-    fn hash_ignores_secret_values() {
-        let mut s = decl("token", ParamType::String);
-        s.secret = true;
-        let decls = vec![s];
-        let mut v1 = BTreeMap::new();
-        v1.insert("token".to_string(), ParamValue::Str("one".into()));
-        let mut v2 = BTreeMap::new();
-        v2.insert("token".to_string(), ParamValue::Str("two".into()));
-        assert_eq!(params_hash(&decls, &v1), params_hash(&decls, &v2));
-    }
-}
-
-/// Fuzzing (issue 22): durations, sizes and typed parameters as people type them. Nothing
-/// panics, an accepted duration fits a `std::time::Duration` (callers convert without checking),
-/// an accepted number is finite, and a refusal quotes the value.
 #[cfg(test)]
-mod fuzz {
-    use super::*;
-    use crate::codec::mutate::{config, near_miss};
-    use proptest::prelude::*;
-
-    const TOKENS: &[&str] = &[
-        "e",
-        "E",
-        ".",
-        "-",
-        "+",
-        "inf",
-        "NaN",
-        "1e400",
-        "µs",
-        "h",
-        "m",
-        "ms",
-        "d",
-        " ",
-        "_",
-        "99999999999999999999",
-        "0.",
-        ".5",
-        "KiB",
-        "GB",
-        "ti",
-        "b",
-    ];
-
-    fn duration_text() -> impl Strategy<Value = String> {
-        prop_oneof![
-            (
-                0u32..100,
-                prop::sample::select(&["ms", "s", "m", "h", "d", "min", "hours", ""][..])
-            )
-                .prop_map(|(n, u)| format!("{n}{u}")),
-            (0u32..48, 0u32..60, 0u32..60).prop_map(|(h, m, s)| format!("{h}h{m}m{s}s")),
-            "[0-9]{1,3}\\.[0-9]{1,3}[smhd]?",
-        ]
-    }
-
-    fn size_text() -> impl Strategy<Value = String> {
-        (
-            "[0-9]{1,6}(\\.[0-9]{1,2})?",
-            prop::sample::select(&["", "b", "k", "KB", "MiB", "gi", "GB", "TiB", " MiB"][..]),
-        )
-            .prop_map(|(n, u)| format!("{n}{u}"))
-    }
-
-    fn param_type() -> impl Strategy<Value = ParamType> {
-        prop::sample::select(vec![
-            ParamType::String,
-            ParamType::Integer,
-            ParamType::Number,
-            ParamType::Boolean,
-            ParamType::Path,
-            ParamType::Url,
-            ParamType::List,
-            ParamType::Duration,
-            ParamType::Size,
-        ])
-    }
-
-    proptest! {
-        #![proptest_config(config(2000))]
-
-        #[test]
-        fn fuzz_duration_accepted_fits_a_duration_refused_quotes_the_text(
-            text in near_miss(duration_text(), TOKENS),
-        ) {
-            match parse_duration(&text) {
-                Ok(secs) => prop_assert!(
-                    std::time::Duration::try_from_secs_f64(secs).is_ok(),
-                    "{:?} gave {} seconds", text, secs
-                ),
-                Err(e) => prop_assert!(e.contains(text.trim()), "{}", e),
-            }
-        }
-
-        #[test]
-        fn fuzz_duration_of_hours_minutes_seconds(h in 0u64..10_000, m in 0u64..60, s in 0u64..60) {
-            let secs = parse_duration(&format!("{h}h{m}m{s}s"));
-            prop_assert_eq!(secs, Ok((h * 3600 + m * 60 + s) as f64));
-        }
-
-        #[test]
-        fn fuzz_size_never_panics_and_refusal_quotes_the_text(text in near_miss(size_text(), TOKENS)) {
-            if let Err(e) = parse_size(&text) {
-                prop_assert!(e.contains(text.trim()), "{}", e);
-            }
-        }
-
-        #[test]
-        fn fuzz_typed_parameter_values(
-            ty in param_type(),
-            text in near_miss(
-                prop_oneof![duration_text(), size_text(), "[a-z]{0,8}", "-?[0-9_]{1,20}"],
-                TOKENS,
-            ),
-        ) {
-            let d = ParamDecl {
-                name: "p".into(),
-                ty: ty.clone(),
-                default: None,
-                required: false,
-                doc: "doc".into(),
-                secret: false,
-                choices: None,
-                env: None,
-            };
-            match parse_value(&d, &RawValue::Text(text.clone())) {
-                Ok(ParamValue::Num(n)) => prop_assert!(n.is_finite(), "{:?} as {:?}: {}", text, ty, n),
-                Ok(_) => {}
-                Err(e) => prop_assert!(!e.is_empty()),
-            }
-        }
-    }
-}
+mod fuzz;

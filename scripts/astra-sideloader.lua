@@ -414,6 +414,16 @@ ferry.step("initialize", "Initialize the migration (DevOps API)", function(ctx)
   if id then
     ferry.log.info("continuing migration " .. id)
   else
+    local earlier = ctx:checkpoint("initialize_sent")
+    if earlier then
+      -- The DevOps API has no call that lists a database's migrations, so the one that request
+      -- may have created cannot be found; it holds no file and goes at its cleanup time.
+      ferry.log.warn(("a run stopped after asking Astra to initialize a migration (at %s) and before its " ..
+        "answer was saved: if Astra created that migration, it holds no files and is removed at its cleanup " ..
+        "time; initializing a new one"):format(os.date("!%Y-%m-%dT%H:%M:%SZ", earlier)))
+    end
+    -- recorded before sending, like the launch: a lost answer is then known and said
+    if not ferry.dry_run() then ctx:checkpoint("initialize_sent", os.time()) end
     local s, r, words = api("POST", "/initialize")
     if r.dry_run then return end
     if not s then

@@ -6,19 +6,23 @@
 # (file:// on a tmpfs): peak RSS of the first copy (target < 300 MB) and the re-run's time against
 # one listing of the destination (target < 2x).
 #
-#   bench/copy/million.sh [--objects N] [--ferry PATH] [--work DIR] [--dst DIR]
+#   bench/copy/million.sh [--objects N] [--ferry PATH] [--work DIR] [--dst DIR] [--again-only]
+#
+# --again-only keeps the destination of an earlier run and measures the listing and the re-run.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 objects=1000000
 ferry="$REPO/target-bench/release/ferry"
 work=/tmp/ferry-bench-million
 dst=/dev/shm/ferry-bench-million-dst
+again_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --objects) objects="$2"; shift ;;
     --ferry) ferry="$2"; shift ;;
     --work) work="$2"; shift ;;
     --dst) dst="$2"; shift ;;
+    --again-only) again_only=1 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -44,7 +48,7 @@ for i in range(n):
 PY
   echo "$objects" > "$work/src.count"
 fi
-rm -rf "$dst"; mkdir -p "$dst"
+[ "$again_only" = 1 ] || { rm -rf "$dst"; mkdir -p "$dst"; }
 run() { # label, extra params...
   local label="$1"; shift
   sync
@@ -60,10 +64,16 @@ run() { # label, extra params...
 }
 log "load: $(uptime)"
 {
-  run first -p "src=$src" -p "dst=$dst" -p concurrency=64
+  if [ "$again_only" = 1 ]; then
+    grep -P '^first\t' "$work/results.tsv" || true
+  else
+    run first -p "src=$src" -p "dst=$dst" -p concurrency=64
+  fi
   run list -p mode=list -p "dst=$dst"
   run again -p "src=$src" -p "dst=$dst" -p concurrency=64
-} | tee "$work/results.tsv" >&2
+} > "$work/results.new"
+mv "$work/results.new" "$work/results.tsv"
+cat "$work/results.tsv" >&2
 log "load: $(uptime)"
 awk -F'\t' -v n="$objects" '
   { s[$1] = $2; r[$1] = $3; c[$1] = $4 }

@@ -231,8 +231,9 @@ impl Engine {
                             .as_deref()
                             .map(|p| (p, opts.list_cache_sizes))
                     };
-                    let inv =
-                        list_destination(&dst, opts.dst_list_prefix.as_deref(), cache).await?;
+                    let etags = opts.compare == Compare::Checksum;
+                    let inv = list_destination(&dst, opts.dst_list_prefix.as_deref(), cache, etags)
+                        .await?;
                     tracing::info!(target: crate::runtime::output::EV,
                         "{}: listed {} destination objects in {:.1}s", opts.title, inv.objects.len(),
                         t.elapsed().as_secs_f64());

@@ -33,7 +33,7 @@ pub(super) async fn verify_sizes(s: &Arc<Shared>) -> Result<()> {
     if handled.is_empty() {
         return Ok(());
     }
-    let inv = list_destination(&s.dst, s.opts.dst_list_prefix.as_deref(), None).await?;
+    let inv = list_destination(&s.dst, s.opts.dst_list_prefix.as_deref(), None, false).await?;
     let listed: HashMap<&str, Option<u64>> = inv
         .objects
         .iter()

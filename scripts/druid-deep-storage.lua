@@ -74,67 +74,18 @@ local out_dir = ferry.fs.absolute(p.out_dir or (ferry.state.dir() .. "/metadata"
 local migration_time = ferry.state.get("migration_time") or druid.now()
 
 -- Where the local deep storage is, and where this machine reads it.
-local storage_dir = p.storage_dir
-if not storage_dir and conf then
-  if conf.storage_type ~= "local" then
-    ferry.log.warn(("%s: druid.storage.type=%s; ferry migrates segments whose loadSpec is local"):format(conf.path, conf.storage_type))
-  end
-  storage_dir = conf.storage_dir
-  if storage_dir:sub(1, 1) ~= "/" then
-    storage_dir = (p.druid_home or druid.druid_home(conf.path)) .. "/" .. storage_dir
-  end
-end
-storage_dir = storage_dir and storage_dir:gsub("/+$", "")
-
-local function source_path(path)
-  if p.local_root and storage_dir and path:sub(1, #storage_dir + 1) == storage_dir .. "/" then
-    return p.local_root .. path:sub(#storage_dir + 1)
-  end
-  return path
-end
+local storage_dir = druid.local_storage_dir(conf, p.storage_dir, p.druid_home)
 
 -- The metadata store (direct mode, rollback, and csv mode without export_dir).
-local metadata_url = p.metadata_url
-local metadata_problem
-local connect_opts = {ca = p.metadata_ca}
-local pg_schema = conf and conf.pg_schema or "public"
-if not metadata_url and conf then
-  if conf.metadata_type == "derby" then
-    metadata_problem = conf.path .. " uses Derby (druid.metadata.storage.type=derby); run export-metadata and use " ..
-      "-p mode=csv -p export_dir=DIR"
-  else
-    -- TLS and schema settings of the JDBC URL and druid.metadata.*.ssl.*: honoured, or refused
-    -- (as are URLs naming several servers).
-    local j = conf.connect_uri and druid.jdbc_options(conf.connect_uri,
-      conf.metadata_type == "postgresql" and conf.postgres_ssl or conf.mysql_ssl, p.metadata_ca) or {}
-    metadata_url, metadata_problem = druid.sql_url(conf.connect_uri, conf.user, conf.password)
-    if metadata_url then
-      connect_opts = {tls = j.tls, ca = j.ca}
-      if j.schema then pg_schema = j.schema end
-      if j.ignored and #j.ignored > 0 then
-        ferry.log.info("connection properties without effect on ferry: " .. table.concat(j.ignored, ", "))
-      end
-    end
-  end
-end
+local metadata_url, metadata_problem, connect_opts, pg_schema = druid.metadata_store(conf, p.metadata_url, p.metadata_ca)
 local need_db = p.mode == "direct" or p.action == "rollback" or not p.export_dir
 if need_db and not metadata_url then
   ferry.fail("usage", metadata_problem or "no metadata store: give druid_conf (common.runtime.properties) or metadata_url",
     {hint = p.mode == "direct" and "Derby users: -p mode=csv -p export_dir=<export-metadata output>" or nil})
 end
 local db = need_db and ferry.sql.connect(metadata_url, connect_opts) or nil
-
-local function q(name)
-  if db and db.backend == "mysql" then return "`" .. name .. "`" end
-  return '"' .. name .. '"'
-end
-local function qualified(name)
-  if db and db.backend == "postgres" and pg_schema ~= "public" then
-    return q(pg_schema) .. "." .. q(name)
-  end
-  return db and db.backend == "postgres" and name or q(name)
-end
 local segments_table = base .. "_segments"
+local segments_sql = druid.qualified_name(db, pg_schema, segments_table)
 
 ---------------------------------------------------------------------------------------------------
 -- Reading the segments: every row, as {cells = {column -> value}, id, payload}, in table order.
@@ -146,172 +97,25 @@ if p.datasources then
   for _, ds in ipairs(p.datasources) do wanted[ds] = true end
 end
 
-local function read_db_rows()
-  local rows, columns = db:query("SELECT * FROM " .. qualified(segments_table) .. " ORDER BY id")
-  local out = {}
-  for i, r in ipairs(rows) do
-    local cells = {}
-    for _, c in ipairs(columns) do cells[c] = r[c] end
-    out[i] = {cells = cells, id = r.id, payload = r.payload}
-  end
-  return out, druid.canonical_columns(columns)
-end
-
-local function is_hex_payload(v)
-  return #v % 2 == 0 and v:match("^%x+$") and v:sub(1, 2):upper() == "7B"
-end
-
-local function read_csv_rows(dir)
-  local path = dir .. "/" .. segments_table .. ".csv"
-  if not ferry.fs.exists(path) then
-    ferry.fail("not_found", "no " .. segments_table .. ".csv in " .. dir,
-      {hint = "run export-metadata with -o " .. dir .. " (with -x for hex payloads, which keep backslashes)"})
-  end
-  local records = ferry.csv.decode(ferry.fs.read(path), {header = false})
-  local columns
-  if records[1] and records[1][1] == "id" and records[1][2] == "dataSource" then
-    columns = table.remove(records, 1)
-  elseif p.csv_columns then
-    columns = p.csv_columns
-  elseif records[1] and #records[1] <= 10 then
-    columns = {table.unpack(druid.COLUMNS, 1, #records[1])}
-  elseif records[1] then
-    ferry.fail("usage", ("%s has %d columns and no header; name them with -p csv_columns=id,dataSource,..."):format(
-      path, #records[1]))
-  end
-  local out = {}
-  for i, rec in ipairs(records) do
-    if #rec ~= #columns then
-      ferry.fail("invalid_input", ("%s line %d has %d fields, expected %d (%s)"):format(
-        path, i, #rec, #columns, table.concat(columns, ",")))
-    end
-    local cells = {}
-    for j, c in ipairs(columns) do
-      local v = rec[j]
-      if v == "" and j > 9 then v = nil end -- NULL is an empty unquoted field
-      if c == "payload" and v and is_hex_payload(v) then v = ferry.hex.decode(v) end
-      cells[c] = v
-    end
-    out[i] = {cells = cells, id = cells.id, payload = cells.payload}
-  end
-  return out, columns
-end
-
----------------------------------------------------------------------------------------------------
--- The plan: which rows are local, the file each points at, and where it goes.
----------------------------------------------------------------------------------------------------
-
-local function make_plan(rows)
-  local plan = {groups = {}, order = {}, local_rows = 0, tombstones = 0, elsewhere = 0, filtered = 0,
-                already = 0, already_rows = {}, by_type = {}}
-  for _, row in ipairs(rows) do
-    local seg = druid.segment(row.payload, row.id)
-    local spec = seg.load_spec
-    if wanted and not wanted[seg.dataSource] then
-      plan.filtered = plan.filtered + 1
-    elseif spec.type == "tombstone" then
-      plan.tombstones = plan.tombstones + 1
-    elseif spec.type ~= "local" then
-      plan.elsewhere = plan.elsewhere + 1
-      plan.by_type[tostring(spec.type)] = (plan.by_type[tostring(spec.type)] or 0) + 1
-      local key = druid.in_target(target, spec)
-      if key then
-        plan.already = plan.already + 1
-        plan.already_rows[#plan.already_rows + 1] = {id = row.id, key = key, used = row.cells.used, ds = seg.dataSource}
-      end
-    elseif type(spec.path) ~= "string" then
-      ferry.fail("invalid_input", ("segment %s: local loadSpec without a path"):format(row.id))
-    elseif target.kind == "local" and druid.in_target(target, spec) then
-      plan.already = plan.already + 1
-      plan.elsewhere = plan.elsewhere + 1
-      plan.already_rows[#plan.already_rows + 1] = {id = row.id, key = druid.in_target(target, spec),
-                                                   used = row.cells.used, ds = seg.dataSource}
-    else
-      plan.local_rows = plan.local_rows + 1
-      local g = plan.groups[spec.path]
-      if not g then
-        g = {path = spec.path, rows = {}}
-        plan.groups[spec.path] = g
-        plan.order[#plan.order + 1] = spec.path
-      end
-      row.seg = seg
-      g.rows[#g.rows + 1] = row
-    end
-  end
-  -- Segments that share one file (upgraded_from_segment_id) keep sharing it: the file goes where
-  -- Druid would have written it for the segment that owns it, and every row points there.
-  for _, path in ipairs(plan.order) do
-    local g = plan.groups[path]
-    local uuid = druid.unique_id(path)
-    local owner
-    for _, row in ipairs(g.rows) do
-      if path:find("/" .. druid.default_dir(row.seg, uuid) .. "/index", 1, true) then owner = row; break end
-    end
-    if not owner then
-      for _, row in ipairs(g.rows) do
-        local up = row.cells.upgraded_from_segment_id
-        if up == nil or up == ferry.sql.null or up == "" then owner = row; break end
-      end
-    end
-    owner = owner or g.rows[1]
-    g.key = druid.target_key(target, owner.seg, uuid)
-    g.spec = druid.load_spec(target, g.key, {s3_schema = p.s3_schema})
-    g.is_dir = path:sub(-1) == "/" or not path:match("%.zip$")
-    g.src = source_path(path)
-  end
-  -- Two source files mapped to one target key would overwrite each other and never verify: a
-  -- shard spec whose partition ferry misread, or a layout Druid did not write. Stop before any
-  -- copy (and in a dry run), naming both.
-  local by_key, clashes = {}, {}
-  for _, path in ipairs(plan.order) do
-    local g = plan.groups[path]
-    local other = by_key[g.key]
-    if other then
-      clashes[#clashes + 1] = ("%s: %s (segment %s) and %s (segment %s)"):format(
-        g.key, other.path, other.rows[1].id, path, g.rows[1].id)
-    else
-      by_key[g.key] = g
-    end
-  end
-  if #clashes > 0 then
-    ferry.fail("invalid_input", ("%d target key(s) would receive two different segment files; nothing was " ..
-      "copied:\n  %s"):format(#clashes, table.concat(clashes, "\n  ", 1, math.min(#clashes, 20))),
-      {hint = "check the shardSpec of these segments (partitionNum, or partitionId for numbered_overwrite)"})
-  end
-  return plan
-end
-
 local rows, columns
 if p.action == "migrate" then
   if p.mode == "csv" and p.export_dir then
-    rows, columns = read_csv_rows(p.export_dir)
+    rows, columns = druid.read_csv_rows(p.export_dir, segments_table, p.csv_columns)
   else
-    rows, columns = read_db_rows()
+    rows, columns = druid.read_db_rows(db, segments_sql)
   end
 end
-local plan = rows and make_plan(rows)
+local plan = rows and druid.make_plan(rows, target, {wanted = wanted, s3_schema = p.s3_schema,
+  source_path = function(path) return druid.source_path(path, storage_dir, p.local_root) end})
 
 ---------------------------------------------------------------------------------------------------
 -- The copy manifest: key -> size of every index.zip copied and verified (state dir, one JSON line
 -- per object, appended as each one lands, so a killed run resumes without copying it again).
 ---------------------------------------------------------------------------------------------------
 
-local manifest_path = ferry.state.dir() .. "/copied.jsonl"
 -- A sharded run (docs/scale-out.md): each shard keeps the manifest of its share; the finalize
--- run reads every shard's.
-local function read_manifest()
-  local m = {}
-  for _, dir in ipairs(ferry.shard.state_dirs()) do
-    local path = dir .. "/copied.jsonl"
-    if ferry.fs.exists(path) then
-      for line in ferry.fs.read(path):gmatch("[^\n]+") do
-        local ok, e = pcall(ferry.json.decode, line)
-        if ok and type(e) == "table" and e.key then m[e.key] = e end
-      end
-    end
-  end
-  return m
-end
+-- run reads every shard's (druid.read_manifest).
+local manifest_path = ferry.state.dir() .. "/copied.jsonl"
 
 -- S3 uploads carry what Druid's S3 pusher would put on them: druid.storage.sse.* encryption and,
 -- unless druid.storage.disableAcl=true, the bucket's ACL plus FULL_CONTROL for the bucket owner
@@ -320,19 +124,9 @@ end
 local s3_opts, s3_shown = {}, {}
 if target.kind == "s3" then s3_opts, s3_shown = druid.s3_options(conf) end
 
--- Opening a store lists the bucket or container (or makes the directory), so a missing bucket,
--- refused credentials or an endpoint nothing answers on show up here: the error names the
--- target and says what to check (druid.target_hint), and that nothing was copied or changed.
-local function open_target()
-  local o = {create = target.kind == "local"}
-  for k, v in pairs(s3_opts) do o[k] = v end
-  local ok, store = pcall(ferry.store.open, target.url, o)
-  if ok then return store end
-  local err = store
-  if type(err) ~= "userdata" or not err.kind then error(err, 0) end
-  ferry.fail(err.kind, ("%s; nothing was copied and the metadata was not changed"):format(err.message),
-    {target = p.target, hint = druid.target_hint(target, err)})
-end
+-- The import files and the table they go to (csv mode).
+local import = {target_columns = p.target_columns, import_url = p.import_url, segments_table = segments_table,
+                out_dir = out_dir, pg_schema = pg_schema}
 
 ---------------------------------------------------------------------------------------------------
 -- rollback
@@ -343,6 +137,7 @@ if p.action == "rollback" then
   if not backup then
     ferry.fail("usage", "no backup table recorded in " .. ferry.state.dir() .. "; name it with -p backup_table=...")
   end
+  local backup_sql = druid.qualified_name(db, pg_schema, backup)
   ferry.step("confirm-shutdown", "Shut down every Druid service that reads segment metadata", function()
     ferry.confirm("Rollback puts the old loadSpecs back into " .. segments_table .. ". Are the Coordinator, " ..
       "Overlord and every other Druid service stopped?")
@@ -350,15 +145,15 @@ if p.action == "rollback" then
   ferry.step("restore", "Restore the payloads saved in " .. backup, function()
     local counts = db:query(("SELECT (SELECT COUNT(*) FROM %s) AS backed_up, " ..
       "(SELECT COUNT(*) FROM %s s WHERE NOT EXISTS (SELECT 1 FROM %s b WHERE b.id = s.id)) AS newer"):format(
-      qualified(backup), qualified(segments_table), qualified(backup)))[1]
+      backup_sql, segments_sql, backup_sql))[1]
     local n = 0
     db:transaction(function(tx)
       if db.backend == "mysql" then
         n = tx:exec(("UPDATE %s s JOIN %s b ON s.id = b.id SET s.payload = b.payload WHERE s.payload <> b.payload"):format(
-          qualified(segments_table), qualified(backup)))
+          segments_sql, backup_sql))
       else
         n = tx:exec(("UPDATE %s s SET payload = b.payload FROM %s b WHERE s.id = b.id AND s.payload <> b.payload"):format(
-          qualified(segments_table), qualified(backup)))
+          segments_sql, backup_sql))
       end
     end)
     if (counts.newer or 0) > 0 then
@@ -384,14 +179,14 @@ ferry.log.info(("%d segment(s): %d local in %d file(s) to move, %d tombstone(s),
 ferry.step("confirm-shutdown", "Shut down every Druid service but the Coordinator", function()
   -- The target is checked before the operator stops the cluster: a typo in the bucket or
   -- missing credentials should not cost a shutdown.
-  open_target()
+  druid.open_target(target, s3_opts, p.target)
   ferry.confirm("Shut down the Overlord, MiddleManagers/Indexers, Historicals, Brokers and Routers so segment " ..
     "metadata stops changing (the Coordinator may keep running; it hosts Derby). Are they stopped?")
 end, {sharded = true}) -- answered for each shard before it copies (--yes in pods)
 
 ferry.step("copy-segments", "Copy segments to " .. p.target, function(ctx)
-  local dst = open_target()
-  local manifest = read_manifest()
+  local dst = druid.open_target(target, s3_opts, p.target)
+  local manifest = druid.read_manifest()
   local todo, missing, total = {}, {}, 0
   for _, path in ipairs(plan.order) do
     local g = plan.groups[path]
@@ -521,46 +316,6 @@ ferry.step("copy-segments", "Copy segments to " .. p.target, function(ctx)
           tombstones = whole_plan and plan.tombstones or 0, not_local = whole_plan and plan.elsewhere or 0}
 end, {sharded = true}) -- each shard copies the segment files whose target key hashes to it
 
--- Rows to rewrite, each with its new payload; the copy must have verified every file.
-local function rewritten_rows()
-  local manifest = read_manifest()
-  local out = {}
-  for _, path in ipairs(plan.order) do
-    local g = plan.groups[path]
-    local done = manifest[g.key]
-    if not (done and done.src == g.path) and not ferry.dry_run() then
-      if p.skip_missing and not ferry.fs.stat(g.src) then goto continue end
-      ferry.fail("conflict", ("segment %s: %s was not copied and verified; the metadata was not changed"):format(
-        g.rows[1].id, g.key), {hint = "run again with --from-step copy-segments"})
-    end
-    for _, row in ipairs(g.rows) do
-      out[#out + 1] = {row = row, new = druid.rewrite(row.payload, g.spec), key = g.key}
-    end
-    ::continue::
-  end
-  return out
-end
-
-local function csv_value(cells, c)
-  local v = cells[c]
-  if v == nil or v == ferry.sql.null then return nil end
-  if druid.BOOLEAN[c] then return druid.bool(v) and "1" or "0" end
-  return v
-end
-
---- Writes rows as an export-metadata (post-#19698) CSV: canonical columns, JSON payloads.
-local function write_export_csv(path, rows_, cols)
-  ferry.fs.write(path, "")
-  local buf = {}
-  for _, row in ipairs(rows_) do
-    local fields = {}
-    for i, c in ipairs(cols) do fields[i] = csv_value(row.cells, c) end
-    buf[#buf + 1] = druid.csv_line(fields, #cols)
-    if #buf >= 1000 then ferry.fs.write(path, table.concat(buf), {append = true}); buf = {} end
-  end
-  ferry.fs.write(path, table.concat(buf), {append = true})
-end
-
 ferry.step("export-metadata", "Export the segments table (backup table and export-metadata CSV)", function()
   if plan.local_rows == 0 then
     ferry.log.info("no local segments to rewrite; no backup needed")
@@ -576,15 +331,16 @@ ferry.step("export-metadata", "Export the segments table (backup table and expor
   end
   local dir = out_dir .. "/backup-" .. stamp
   ferry.fs.mkdir(dir)
-  write_export_csv(dir .. "/" .. segments_table .. ".csv", rows, columns)
+  druid.write_export_csv(dir .. "/" .. segments_table .. ".csv", rows, columns)
   ferry.fs.write(dir .. "/columns.txt", table.concat(columns, ",") .. "\n")
   ferry.state.set("migration_time", migration_time)
   local counters = {backup_rows = #rows, backup_csv = dir .. "/" .. segments_table .. ".csv"}
   if db and p.mode == "direct" then
     local backup = segments_table .. "_backup_" .. stamp
+    local backup_sql = druid.qualified_name(db, pg_schema, backup)
     -- A stopped run of this step may have made the table: empty (stopped before the INSERT,
     -- which is one statement) it is filled now; full it is kept.
-    local exists, made = pcall(db.query, db, ("SELECT COUNT(*) AS n FROM %s"):format(qualified(backup)))
+    local exists, made = pcall(db.query, db, ("SELECT COUNT(*) AS n FROM %s"):format(backup_sql))
     made = exists and made[1] or nil
     local n
     if made and tonumber(made.n) == #rows then
@@ -593,12 +349,12 @@ ferry.step("export-metadata", "Export the segments table (backup table and expor
     else
       if not made then
         if db.backend == "mysql" then
-          db:exec(("CREATE TABLE %s LIKE %s"):format(qualified(backup), qualified(segments_table)))
+          db:exec(("CREATE TABLE %s LIKE %s"):format(backup_sql, segments_sql))
         else
-          db:exec(("CREATE TABLE %s (LIKE %s INCLUDING ALL)"):format(qualified(backup), qualified(segments_table)))
+          db:exec(("CREATE TABLE %s (LIKE %s INCLUDING ALL)"):format(backup_sql, segments_sql))
         end
       end
-      n = db:exec(("INSERT INTO %s SELECT * FROM %s"):format(qualified(backup), qualified(segments_table)))
+      n = db:exec(("INSERT INTO %s SELECT * FROM %s"):format(backup_sql, segments_sql))
     end
     if not ferry.dry_run() and n ~= #rows then
       ferry.fail("conflict", ("the backup table %s got %d rows but %s has %d: is a Druid service still writing?")
@@ -617,142 +373,9 @@ end)
 -- csv mode: the rewritten CSV files and the import SQL for each metadata store.
 ---------------------------------------------------------------------------------------------------
 
-local function sql_string(s) return "'" .. s:gsub("'", "''") .. "'" end
-
-local NULLABLE_FROM = 10 -- columns after payload may be NULL
-
--- The columns of the table the rows are imported into: target_columns, else import_url's table,
--- else unknown (nil). Lower-case name -> true.
-local target_cols_cache
-local function target_column_set()
-  if target_cols_cache ~= nil then return target_cols_cache or nil end
-  local list
-  if p.target_columns then
-    list = p.target_columns
-  elseif p.import_url then
-    local dst = ferry.sql.connect(p.import_url)
-    local qn = dst.backend == "mysql" and ("`" .. segments_table .. "`") or ('"' .. segments_table .. '"')
-    local _, cols = dst:query("SELECT * FROM " .. qn .. " WHERE 1 = 0")
-    list = cols
-  end
-  if not list then target_cols_cache = false; return nil end
-  local set = {}
-  for _, c in ipairs(list) do set[c:lower()] = true end
-  target_cols_cache = set
-  return set
-end
-
---- The columns of the rewritten CSV and the import SQL: the source's, used_status_last_updated
---- added when the source lacks it (NOT NULL on tables Druid 28+ created) unless the target table
---- is known to predate it; a source column the target lacks is an error (data would be lost).
-local function import_columns()
-  local cols = {}
-  for i, c in ipairs(columns) do cols[i] = c end
-  local has = {}
-  for _, c in ipairs(cols) do has[c:lower()] = true end
-  local target_set = target_column_set()
-  if not has.used_status_last_updated and (not target_set or target_set.used_status_last_updated) then
-    table.insert(cols, 10, "used_status_last_updated")
-  end
-  if not target_set then return cols end
-  local out, dropped = {}, {}
-  for _, c in ipairs(cols) do
-    if target_set[c:lower()] then out[#out + 1] = c else dropped[#dropped + 1] = c end
-  end
-  for _, c in ipairs(dropped) do
-    if c:lower() ~= "used_status_last_updated" then
-      ferry.fail("conflict", ("the target %s has no column %s, which the exported rows carry"):format(
-        segments_table, c), {hint = "run Druid's metadata-init for the same Druid version first, or fix target_columns"})
-    end
-  end
-  return out
-end
-
-local function out_cells(row, new_payload)
-  local cells = {}
-  for k, v in pairs(row.cells) do cells[k] = v end
-  if new_payload then cells.payload = new_payload end
-  local u = cells.used_status_last_updated
-  if u == nil or u == ferry.sql.null or u == "" then cells.used_status_last_updated = migration_time end
-  return cells
-end
-
-local function write_import_files(all, cols)
-  ferry.fs.mkdir(out_dir)
-  local csv_path = out_dir .. "/" .. segments_table .. ".csv"
-  local derby_path = out_dir .. "/" .. segments_table .. "-derby.csv"
-  local plain, derby = {}, {}
-  for _, cells in ipairs(all) do
-    local a, b = {}, {}
-    for i, c in ipairs(cols) do
-      local v = cells[c]
-      if v == ferry.sql.null then v = nil end
-      if c == "payload" then v = ferry.hex.encode(v, {upper = true}) end
-      if druid.BOOLEAN[c] then
-        a[i] = druid.bool(v) and "1" or "0"
-        b[i] = druid.bool(v) and "true" or "false"
-      else
-        a[i], b[i] = v, v
-      end
-    end
-    plain[#plain + 1] = druid.csv_line(a, #cols)
-    derby[#derby + 1] = druid.csv_line(b, #cols)
-  end
-  ferry.fs.write(csv_path, table.concat(plain))
-  ferry.fs.write(derby_path, table.concat(derby))
-
-  -- MySQL / MariaDB: LOAD DATA with ESCAPED BY '' (backslashes are data), hex payloads, NULLIF for
-  -- the nullable columns (an unassigned user variable would be dropped).
-  local list, sets = {}, {"payload = UNHEX(@payload)"}
-  for i, c in ipairs(cols) do
-    if c == "payload" then list[i] = "@payload"
-    elseif i >= NULLABLE_FROM then
-      list[i] = "@" .. c
-      sets[#sets + 1] = ("`%s` = NULLIF(@%s, '')"):format(c, c)
-    else list[i] = "`" .. c .. "`" end
-  end
-  local mysql = ("-- Import the rewritten %s into MySQL/MariaDB: mysql --local-infile=1 DB < this file\n" ..
-    "-- The table must be empty of these segment ids (a fresh metadata store, or after DELETE FROM %s).\n" ..
-    "LOAD DATA LOCAL INFILE %s INTO TABLE `%s` CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' " ..
-    "OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY '\\n' (%s) SET %s;\nSHOW WARNINGS;\n"):format(
-    segments_table, segments_table, sql_string(csv_path), segments_table, table.concat(list, ","), table.concat(sets, ", "))
-  ferry.fs.write(out_dir .. "/import-mysql.sql", mysql)
-
-  -- PostgreSQL: psql's \copy into a text staging table, then decode the hex payload (COPY into
-  -- BYTEA would interpret backslashes).
-  local staging, select = {}, {}
-  for i, c in ipairs(cols) do
-    local lc = c:lower()
-    staging[i] = ('"%s" text'):format(lc)
-    if c == "payload" then select[i] = "decode(payload, 'hex')"
-    elseif druid.BOOLEAN[c] then select[i] = ('"%s"::boolean'):format(lc)
-    elseif lc == "num_rows" then select[i] = '"num_rows"::bigint'
-    else select[i] = ('"%s"'):format(lc) end
-  end
-  local names = {}
-  for i, c in ipairs(cols) do names[i] = '"' .. c:lower() .. '"' end
-  local pg_table = pg_schema ~= "public" and (pg_schema .. "." .. segments_table) or segments_table
-  local pg = ("-- Import the rewritten %s into PostgreSQL: psql -v ON_ERROR_STOP=1 -d DB -f this file\n" ..
-    "BEGIN;\nCREATE TEMP TABLE ferry_segments_import (%s) ON COMMIT DROP;\n" ..
-    "\\copy ferry_segments_import FROM %s WITH (FORMAT csv)\n" ..
-    "INSERT INTO %s (%s) SELECT %s FROM ferry_segments_import;\nCOMMIT;\n"):format(
-    segments_table, table.concat(staging, ", "), sql_string(csv_path), pg_table,
-    table.concat(names, ", "), table.concat(select, ", "))
-  ferry.fs.write(out_dir .. "/import-postgresql.sql", pg)
-
-  -- Derby: SYSCS_IMPORT_DATA with upper-case names except the quoted lower-case "end"; BLOBs as hex.
-  local dcols = {}
-  for i, c in ipairs(cols) do dcols[i] = c == "end" and "end" or c:upper() end
-  local derby_sql = ("-- Import into Derby (Coordinator stopped; ij or the Derby network client):\n" ..
-    "CALL SYSCS_UTIL.SYSCS_IMPORT_DATA (null, '%s', '%s', null, %s, ',', '\"', 'UTF-8', 0);\n"):format(
-    segments_table:upper(), table.concat(dcols, ","), sql_string(derby_path))
-  ferry.fs.write(out_dir .. "/import-derby.sql", derby_sql)
-  return csv_path
-end
-
 ferry.step("rewrite-load-specs", "Rewrite the load specs", function()
   ferry.state.set("backup_stamp_pending", nil) -- export-metadata is done (see there)
-  local todo = rewritten_rows()
+  local todo = druid.rewritten_rows(plan, p.skip_missing)
   if p.mode == "direct" then
     if #todo == 0 then
       ferry.log.info("no load spec to rewrite")
@@ -760,7 +383,7 @@ ferry.step("rewrite-load-specs", "Rewrite the load specs", function()
     end
     local progress = ferry.log.progress{title = "rewrite load specs", total = #todo}
     db:transaction(function(tx)
-      local sql = ("UPDATE %s SET payload = ? WHERE id = ? AND payload = ?"):format(qualified(segments_table))
+      local sql = ("UPDATE %s SET payload = ? WHERE id = ? AND payload = ?"):format(segments_sql)
       for _, r in ipairs(todo) do
         local n = tx:exec(sql, {r.new, r.row.id, r.row.payload})
         if n ~= 1 and not ferry.dry_run() then
@@ -777,14 +400,14 @@ ferry.step("rewrite-load-specs", "Rewrite the load specs", function()
   local new_payload = {}
   for _, r in ipairs(todo) do new_payload[r.row.id] = r.new end
   local all = {}
-  for i, row in ipairs(rows) do all[i] = out_cells(row, new_payload[row.id]) end
-  local cols = import_columns()
+  for i, row in ipairs(rows) do all[i] = druid.out_cells(row, new_payload[row.id], migration_time) end
+  local cols = druid.import_columns(columns, import)
   local has_usl = false
   for _, c in ipairs(cols) do if c:lower() == "used_status_last_updated" then has_usl = true end end
   if not has_usl then
     ferry.log.info("the target " .. segments_table .. " predates used_status_last_updated (Druid < 28): the import " ..
       "files leave it out")
-  elseif not target_column_set() then
+  elseif not druid.target_column_set(import) then
     local src_has = false
     for _, c in ipairs(columns) do if c:lower() == "used_status_last_updated" then src_has = true end end
     if not src_has then
@@ -792,7 +415,7 @@ ferry.step("rewrite-load-specs", "Rewrite the load specs", function()
         "older target table give -p target_columns=... (or import_url) so they leave it out")
     end
   end
-  local csv_path = write_import_files(all, cols)
+  local csv_path = druid.write_import_files(all, cols, import)
   ferry.log.info(("wrote %s (%d rows, %d load specs rewritten, payloads in hex) and import-mysql.sql, " ..
     "import-postgresql.sql, import-derby.sql in %s"):format(csv_path, #all, #todo, out_dir))
   return {rewritten = #todo, rows = #all, csv = csv_path}
@@ -816,7 +439,7 @@ ferry.step("import", "Import the segments table", function()
   local have = {}
   for _, c in ipairs(target_cols) do have[c:lower()] = c end
   local cols, dropped = {}, {}
-  for _, c in ipairs(import_columns()) do
+  for _, c in ipairs(druid.import_columns(columns, import)) do
     if have[c:lower()] then cols[#cols + 1] = c else dropped[#dropped + 1] = c end
   end
   for _, c in ipairs(dropped) do
@@ -826,7 +449,7 @@ ferry.step("import", "Import the segments table", function()
     end
   end
   local csv = ferry.csv.decode(ferry.fs.read(out_dir .. "/" .. segments_table .. ".csv"), {header = false})
-  local file_cols = import_columns()
+  local file_cols = druid.import_columns(columns, import)
   local existing = {}
   for _, r in ipairs(dst:query("SELECT id, payload FROM " .. qi(segments_table))) do existing[r.id] = r.payload end
   local inserts, same = {}, 0
@@ -834,7 +457,7 @@ ferry.step("import", "Import the segments table", function()
     local vals = {}
     for i, c in ipairs(file_cols) do
       local v = rec[i]
-      if v == "" and i >= NULLABLE_FROM then v = ferry.sql.null end
+      if v == "" and i >= druid.NULLABLE_FROM then v = ferry.sql.null end
       if c == "payload" then v = ferry.hex.decode(v) end
       if druid.BOOLEAN[c] then v = v == "1" end
       vals[c] = v
@@ -896,12 +519,12 @@ ferry.step("confirm-restart", "Switch the cluster to the new deep storage and re
 end)
 
 ferry.step("verify", "Verify every rewritten loadSpec and the Coordinator's load status", function()
-  local dst = open_target()
-  local manifest = read_manifest()
+  local dst = druid.open_target(target, s3_opts, p.target)
+  local manifest = druid.read_manifest()
   local keys, n_rows = {}, 0
   local source_rows
   if p.mode == "direct" then
-    source_rows = read_db_rows()
+    source_rows = druid.read_db_rows(db, segments_sql)
   elseif p.import_url then
     local dbi = ferry.sql.connect(p.import_url)
     source_rows = dbi:query("SELECT id, payload, used FROM " ..

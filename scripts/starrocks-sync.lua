@@ -55,58 +55,15 @@ local conf_folder = conf_path:match("^(.*)/[^/]*$") or "."
 local hosts, hosts_path = sr.read_hosts(conf_folder)
 local one_time = cfg.one_time_run_mode or p.cutover
 
-for _, side in ipairs({"source", "target"}) do
-  if not cfg[side .. "_fe_host"] or cfg[side .. "_fe_host"] == "" then
-    ferry.fail("usage", ("%s: %s_fe_host is empty"):format(conf_path, side),
-      {hint = ("set it in sync.properties or pass -p %s_fe_host=HOST"):format(side)})
-  end
-  local secret_key = cfg[side .. "_cluster_password_secret_key"]
-  if secret_key ~= "" then
-    local plain, why = sr.decrypt_password(cfg[side .. "_cluster_password"], secret_key)
-    if not plain then
-      ferry.fail("usage", ("%s: %s_cluster_password does not decrypt with %s_cluster_password_secret_key: %s")
-        :format(conf_path, side, side, why), {hint = ("it must be SELECT TO_BASE64(AES_ENCRYPT('<password>', " ..
-        "'<secret key>')), as the manual says; or give the plain password with -p %s_cluster_password=... and " ..
-        "-p %s_cluster_password_secret_key="):format(side, side)})
-    end
-    cfg[side .. "_cluster_password"] = plain
-  end
-end
+sr.check_sides(cfg, conf_path)
 
 local Q, QQ = sr.quote, sr.qualified
 
--- jdbc_connect_timeout_ms bounds every connection's opening; jdbc_socket_timeout_ms bounds the
--- metadata and control statements, as the official tool's JDBC socket timeout does. The data
--- statements (the partition SELECT streamed into a Stream Load, INSERT ... SELECT from the
--- staging table) go through a second pool with no statement limit: they run as long as the data
--- takes, which the official tool leaves to the cluster's own replication jobs.
-local function connect(side, data)
-  local host, port = sr.map_address(hosts, side:upper(), cfg[side .. "_fe_host"], cfg[side .. "_fe_query_port"])
-  local url = ("mysql://%s:%s@%s:%d/"):format(sr.urlencode(cfg[side .. "_cluster_user"]),
-    sr.urlencode(cfg[side .. "_cluster_password"]), host, port)
-  local tls = {}
-  if cfg[side .. "_cluster_ssl_mode"] ~= "" then tls[#tls + 1] = "ssl-mode=" .. sr.urlencode(cfg[side .. "_cluster_ssl_mode"]) end
-  if cfg[side .. "_cluster_ssl_ca"] ~= "" then tls[#tls + 1] = "ssl-ca=" .. sr.urlencode(cfg[side .. "_cluster_ssl_ca"]) end
-  if #tls > 0 then url = url .. "?" .. table.concat(tls, "&") end
-  -- 0 (or less) means no limit, as for JDBC's connectTimeout and socketTimeout.
-  local function secs(ms) return ms > 0 and ms / 1000 or nil end
-  local opts = {pool_size = math.max(cfg.replication_job_batch_size, cfg.meta_job_threads) + 2,
-    connect_timeout = secs(cfg.jdbc_connect_timeout_ms)}
-  if not data then opts.query_timeout = secs(cfg.jdbc_socket_timeout_ms) end
-  local ok, db = pcall(ferry.sql.connect, url, opts)
-  if not ok then
-    local kind = type(db) == "table" and db.kind == "auth" and "auth" or "unavailable"
-    ferry.fail(kind, ("cannot log in to the %s cluster's FE query port %s:%d as %s: %s"):format(side, host, port,
-      cfg[side .. "_cluster_user"], type(db) == "table" and db.message or tostring(db)),
-      {hint = ("check %s_fe_host, %s_fe_query_port, the user/password and %s_cluster_ssl_mode/_ssl_ca in %s " ..
-        "(and hosts.properties)"):format(side, side, side, conf_path)})
-  end
-  return db, host, port
-end
-
-local src, s_host, s_port = connect("source")
-local dst, t_host, t_port = connect("target")
-local src_data, dst_data = connect("source", true), connect("target", true)
+-- Two pools per side: metadata and control statements (jdbc_socket_timeout_ms bounds them) and
+-- data statements (no limit); sr.connect says why.
+local src, s_host, s_port = sr.connect(cfg, hosts, conf_path, "source")
+local dst, t_host, t_port = sr.connect(cfg, hosts, conf_path, "target")
+local src_data, dst_data = sr.connect(cfg, hosts, conf_path, "source", true), sr.connect(cfg, hosts, conf_path, "target", true)
 
 -- The sync state (versions copied) belongs to one pair of clusters: refuse another pair's.
 local pair = {source = ("%s:%d"):format(s_host, s_port), target = ("%s:%d"):format(t_host, t_port)}
@@ -119,19 +76,14 @@ end
 ferry.state.set("clusters", pair)
 
 local databases, tables_of, show_create, partitions_of = sr.databases, sr.tables_of, sr.show_create, sr.partitions_of
-local frontend_config, count_rows = sr.frontend_config, sr.count_rows
-local synced_key, job_key, synced = sr.synced_key, sr.job_key, sr.synced
+local frontend_config = sr.frontend_config
+local synced_key, synced = sr.synced_key, sr.synced
 
 ---------------------------------------------------------------------------------------------------
 -- Counters [manual: View Migration Progress]
 ---------------------------------------------------------------------------------------------------
 
-local counters
-local function new_counters()
-  counters = {ddl = 0, ddlPending = 0, jobs = 0, jobPending = 0, sent = 0, running = 0, finished = 0,
-              failed = 0, unknown = 0, rows = 0, bytes = 0}
-end
-new_counters()
+local counters = sr.new_counters()
 local table_stats = {total = 0, finished = 0, expired = 0}
 
 local last_report = 0
@@ -251,45 +203,6 @@ local function run_ddl(jobs)
       ferry.log.error(("DDL failed: %s: %s"):format(job.sql:gsub("%s+", " "):sub(1, 200), job.failed))
       ddl_failures[#ddl_failures + 1] = job.why .. ": " .. job.failed
       if job.table then job.table.state = "failed" end
-    end
-  end
-end
-
---- Materialized views [manual: Limits]: the definition only (the target refreshes it), created
---- after tables and views; jobs appended to `jobs`.
-local function mv_jobs(dbname, mvs, target_mvs, jobs)
-  local names = {}
-  for name in pairs(mvs) do names[#names + 1] = name end
-  table.sort(names)
-  for _, name in ipairs(names) do
-    if select_.table(dbname, name) then
-      local full = dbname .. "." .. name
-      local text = sr.show_create_mv(src, dbname, name)
-      local create = text:gsub("^%s*CREATE%s+MATERIALIZED%s+VIEW%s+`?[^`%s]+`?",
-        "CREATE MATERIALIZED VIEW " .. QQ(dbname, name), 1)
-      if cfg.target_cluster_replication_num > 0 then
-        create = sr.set_property(create, "replication_num", tostring(cfg.target_cluster_replication_num))
-      end
-      if not target_mvs[name] then
-        jobs[#jobs + 1] = {sql = create, why = "create materialized view " .. full}
-      elseif sr.mv_signature(sr.show_create_mv(dst, dbname, name)) ~= sr.mv_signature(text) then
-        if cfg.ddl_job_allow_drop_inconsistent_materialized_view then
-          jobs[#jobs + 1] = {sql = "DROP MATERIALIZED VIEW " .. QQ(dbname, name),
-            why = "drop inconsistent materialized view " .. full}
-          jobs[#jobs + 1] = {sql = create, why = "create materialized view " .. full}
-        else
-          ferry.log.warn(("materialized view %s differs on the target; " ..
-            "ddl_job_allow_drop_inconsistent_materialized_view=false leaves it"):format(full))
-        end
-      end
-    end
-  end
-  if cfg.ddl_job_allow_drop_materialized_view_target_only then
-    for name in pairs(target_mvs) do
-      if not mvs[name] and select_.table(dbname, name) then
-        jobs[#jobs + 1] = {sql = "DROP MATERIALIZED VIEW " .. QQ(dbname, name),
-          why = ("drop materialized view %s.%s (only on the target)"):format(dbname, name)}
-      end
     end
   end
 end
@@ -429,7 +342,7 @@ local function ddl_pass()
         end
       end
       if cfg.enable_materialized_view_sync then
-        mv_jobs(dbname, mvs, target_mvs, view_jobs)
+        sr.mv_jobs({src = src, dst = dst, select = select_, cfg = cfg}, dbname, mvs, target_mvs, view_jobs)
       end
       -- Objects only on the target, in a database in scope.
       for t, kind in pairs(existing) do
@@ -476,53 +389,13 @@ local function copy_partition(job)
   copier.copy(job)
 end
 
-local function drop_stage(dbname, stage) sr.drop_stage(dst, dbname, stage) end
-
---- Drops staging tables no pending job refers to (left by a run killed between its steps).
-local function sweep_stages(dbs)
-  for dbname in pairs(dbs) do
-    local ok, rows, columns = pcall(dst.query, dst, "SHOW TABLES FROM " .. Q(dbname))
-    for _, r in ipairs(ok and rows or {}) do
-      local t = r[columns[1]]
-      if t:sub(1, #sr.STAGE_PREFIX) == sr.STAGE_PREFIX then
-        local referenced = false
-        for _, obj in ipairs(scope) do
-          for _, part in ipairs(obj.db == dbname and obj.parts or {}) do
-            local rec = ferry.state.get(job_key(dbname, obj.name, part))
-            if rec and rec.stage == t then referenced = true end
-          end
-        end
-        if not referenced then
-          ferry.log.info(("dropping leftover staging table %s.%s"):format(dbname, t))
-          drop_stage(dbname, t)
-        end
-      end
-    end
-  end
-end
-
-local function check_disk()
-  if be_count == nil or be_count == 0 then return end
-  for _, be in ipairs(dst:query("SHOW BACKENDS")) do
-    local used = tonumber(tostring(be.MaxDiskUsedPct or be.UsedPct or ""):match("[%d%.]+"))
-    if used and used > cfg.target_cluster_max_disk_used_percent then
-      ferry.fail("conflict", ("target BE %s disk usage %.2f%% exceeds target_cluster_max_disk_used_percent=%d; " ..
-        "migration stopped"):format(tostring(be.IP), used, cfg.target_cluster_max_disk_used_percent),
-        {hint = "free or add disk on the target BEs (or raise the limit), then run the same command again"})
-    end
-  end
-end
-
 -- A partition above max_replication_data_size_per_job_in_gb (or Stream Load's 10 GB) is warned about.
-local big_partition = 10 * 1024 ^ 3
-if cfg.max_replication_data_size_per_job_in_gb > 0 then
-  big_partition = math.min(big_partition, cfg.max_replication_data_size_per_job_in_gb * 1024 ^ 3)
-end
+local big_partition = sr.big_partition_bytes(cfg)
 
 --- One round: re-read the DDL when due, find the lagging partitions, copy them.
 local function sync_round(round, force_ddl, last_round)
-  new_counters()
-  check_disk()
+  counters = sr.new_counters()
+  sr.check_disk(dst, be_count, cfg.target_cluster_max_disk_used_percent)
   if force_ddl or (round > 1 and (last_meta == nil or os.time() - last_meta >= cfg.meta_job_interval_seconds)) then
     ddl_pass()
   end
@@ -600,19 +473,14 @@ local function sync_round(round, force_ddl, last_round)
     counters.jobPending = counters.jobPending + #jobs
   end
   table_stats.total = #tables
-  if not ferry.dry_run() then sweep_stages(dbs) end
+  if not ferry.dry_run() then sr.sweep_stages(dst, scope, dbs) end
   -- Data: every lagging partition is a job of its own, replication_job_batch_size in flight at
   -- once across all tables (partitions of one table too: each has its own staging table, label
   -- and INSERT OVERWRITE, so one failing leaves the others loaded and itself as it was). Taken
   -- round-robin over the tables, so a table with many partitions does not hold up the rest.
-  local queue = {}
-  for i = 1, math.huge do
-    local any = false
-    for _, tj in ipairs(by_table) do
-      if tj.jobs[i] then queue[#queue + 1] = tj.jobs[i]; any = true end
-    end
-    if not any then break end
-  end
+  local lists = {}
+  for i, tj in ipairs(by_table) do lists[i] = tj.jobs end
+  local queue = sr.round_robin(lists)
   local failures = {}
   ferry.task.parallel(queue, {concurrency = math.max(cfg.replication_job_batch_size, 1), fail_fast = false}, function(job)
     counters.jobPending = counters.jobPending - 1
@@ -732,49 +600,13 @@ end, {always = true})
 -- Step 4: verify [manual: View Table Row Count, View Partition Data Versions]
 ---------------------------------------------------------------------------------------------------
 
-local function verify(strict)
-  local differ, same = {}, 0
-  for _, obj in ipairs(scope) do
-    if obj.kind == "table" and obj.state == "ok" then
-      local full = obj.db .. "." .. obj.name
-      local a = count_rows(src, obj.db, obj.name)
-      local ok, b = pcall(count_rows, dst, obj.db, obj.name)
-      if not ok then
-        differ[#differ + 1] = ("%s: source %d rows, target unreadable: %s"):format(full, a,
-          type(b) == "table" and b.message or tostring(b))
-      elseif a == b then
-        same = same + 1
-      else
-        local parts = {}
-        for _, part in ipairs(obj.parts or {}) do
-          if obj.partitioned then
-            local pa, pb = count_rows(src, obj.db, obj.name, part), count_rows(dst, obj.db, obj.name, part)
-            if pa ~= pb then parts[#parts + 1] = ("%s %d/%d"):format(part, pa, pb) end
-          end
-        end
-        differ[#differ + 1] = ("%s: source %d rows, target %d%s"):format(full, a, b,
-          #parts > 0 and (" (partitions source/target: " .. table.concat(parts, ", ") .. ")") or "")
-      end
-    end
-  end
-  for _, d in ipairs(differ) do
-    if strict then ferry.log.error(d) else ferry.log.warn(d) end
-  end
-  ferry.log.info(("verify: %d tables with equal row counts, %d differ"):format(same, #differ))
-  if strict and #differ > 0 then
-    ferry.fail("conflict", ("%d table(s) differ after the last sync: %s"):format(#differ, table.concat(differ, "; ")),
-      {hint = "make sure nothing writes to the source or the target, then run the same command again with " ..
-        "-p recopy=<db.table,...> for the tables listed"})
-  end
-  return {tables_equal = same, tables_differ = #differ}
-end
 
 ferry.step("verify", "Verify: row counts per table on both sides, per partition where they differ", function()
   if ferry.dry_run() then
     ferry.log.info("dry run: nothing was copied, so nothing to verify")
     return {}
   end
-  local r = verify(false)
+  local r = sr.verify_counts(src, dst, scope, false)
   if r.tables_differ > 0 then
     ferry.log.warn("row counts differ: the source may still take writes (the next round copies what moved); " ..
       "if the target was written to, -p recopy=<db.table,...> copies those tables again")
@@ -798,7 +630,7 @@ ferry.step("cutover", "Cutover checklist: writes stopped, a last sync at 100%, F
     ferry.fail("conflict", "the last sync did not reach 100%", {hint = "run the same command again"})
   end
   -- Nothing may lag after the last round: re-read the source versions.
-  new_counters()
+  counters = sr.new_counters()
   local lag = {}
   for _, obj in ipairs(scope) do
     if obj.kind == "table" and obj.state == "ok" then
@@ -816,7 +648,7 @@ ferry.step("cutover", "Cutover checklist: writes stopped, a last sync at 100%, F
       {hint = "writes are still reaching the source; stop them and run the same command again"})
   end
   ferry.log.info("Sync job progress: 100.00% after writes stopped")
-  local checked = verify(true)
+  local checked = sr.verify_counts(src, dst, scope, true)
   ferry.confirm(("The last sync reached 100%% and %d tables have equal row counts on both clusters; " ..
     "go on with the cutover?"):format(checked.tables_equal))
   ferry.confirm("Stop using the migration and point applications to the target cluster now?")

@@ -149,3 +149,8 @@ print("odd seconds ok")
         .code(0)
         .stdout_has("odd seconds ok");
 }
+
+#[test]
+fn starrocks_spec() {
+    run_spec("starrocks_spec.lua", "starrocks ok");
+}

@@ -295,6 +295,15 @@ function M.partitions(ddl)
   return out
 end
 
+--- The text without its `INDEX name (col) USING BITMAP [COMMENT '...']` clauses (the comment may
+--- hold commas and parentheses).
+local function without_bitmap_indexes(ddl)
+  local quoted = ",%s*INDEX%s+[^,]-USING%s+BITMAP%s+COMMENT%s+"
+  return (ddl:gsub(quoted .. "'[^']*'", ""):gsub(quoted .. '"[^"]*"', "")
+    :gsub(",%s*INDEX%s+[^,]-USING%s+BITMAP[^,%)]*", ""))
+end
+M.without_bitmap_indexes = without_bitmap_indexes
+
 --- The part of a CREATE TABLE text that must match on both sides: columns, keys, partitioning
 --- scheme (not the partition list), distribution; not the name, PROPERTIES or comments.
 function M.schema_signature(ddl, opts)
@@ -313,10 +322,10 @@ function M.schema_signature(ddl, opts)
     s = s:sub(1, p - 1) .. (close and s:sub(close + 1) or "")
   end
   if not (opts and opts.bitmap) then
-    s = s:gsub(",%s*INDEX%s+[^,]-USING%s+BITMAP[^,%)]*", "")
+    s = without_bitmap_indexes(s)
   end
   s = s:gsub('COMMENT%s+"[^"]*"', ""):gsub("COMMENT%s+'[^']*'", "")
-  s = s:gsub("%s+", " "):gsub(" ?([%(%),]) ?", "%1")
+  s = s:gsub("%s+", " "):gsub(" ?([%(%),]) ?", "%1"):gsub("%s*;%s*$", "")
   return trim(s)
 end
 
@@ -372,10 +381,6 @@ function M.property_changes(src_ddl, dst_ddl, cfg)
   end
   table.sort(out, function(x, y) return x[1] < y[1] end)
   return out
-end
-
-local function without_bitmap_indexes(ddl)
-  return (ddl:gsub(",%s*INDEX%s+[^,]-USING%s+BITMAP[^,%)]*", ""))
 end
 
 --- The CREATE TABLE to run on the target for table db.t: the source text, qualified with the
@@ -545,6 +550,216 @@ function M.table_line(t)
                   total_table = t.total, finished_table = t.finished, unfinished_table = t.total - t.finished,
                   expired_table = t.expired}
   return ("Sync table progress: %.2f%%"):format(finished), fields
+end
+
+---------------------------------------------------------------------------------------------------
+-- The sync's working parts (scripts/starrocks-sync.lua)
+---------------------------------------------------------------------------------------------------
+
+--- Checks that both FE hosts are set and replaces each *_cluster_password by its plain text when
+--- a *_cluster_password_secret_key is set [manual, Step 2]; conf_path names the file in errors.
+function M.check_sides(cfg, conf_path)
+  for _, side in ipairs({"source", "target"}) do
+    if not cfg[side .. "_fe_host"] or cfg[side .. "_fe_host"] == "" then
+      ferry.fail("usage", ("%s: %s_fe_host is empty"):format(conf_path, side),
+        {hint = ("set it in sync.properties or pass -p %s_fe_host=HOST"):format(side)})
+    end
+    local secret_key = cfg[side .. "_cluster_password_secret_key"]
+    if secret_key ~= "" then
+      local plain, why = M.decrypt_password(cfg[side .. "_cluster_password"], secret_key)
+      if not plain then
+        ferry.fail("usage", ("%s: %s_cluster_password does not decrypt with %s_cluster_password_secret_key: %s")
+          :format(conf_path, side, side, why), {hint = ("it must be SELECT TO_BASE64(AES_ENCRYPT('<password>', " ..
+          "'<secret key>')), as the manual says; or give the plain password with -p %s_cluster_password=... and " ..
+          "-p %s_cluster_password_secret_key="):format(side, side)})
+      end
+      cfg[side .. "_cluster_password"] = plain
+    end
+  end
+end
+
+--- The mysql:// URL of one side's FE query port (side: "source" or "target"), mapped through
+--- hosts.properties, with the user and password percent-encoded and the ssl-mode/ssl-ca of the
+--- *_cluster_ssl_* keys; and the host and port it names.
+function M.fe_url(cfg, hosts, side)
+  local host, port = M.map_address(hosts, side:upper(), cfg[side .. "_fe_host"], cfg[side .. "_fe_query_port"])
+  local url = ("mysql://%s:%s@%s:%d/"):format(M.urlencode(cfg[side .. "_cluster_user"]),
+    M.urlencode(cfg[side .. "_cluster_password"]), host, port)
+  local tls = {}
+  if cfg[side .. "_cluster_ssl_mode"] ~= "" then tls[#tls + 1] = "ssl-mode=" .. M.urlencode(cfg[side .. "_cluster_ssl_mode"]) end
+  if cfg[side .. "_cluster_ssl_ca"] ~= "" then tls[#tls + 1] = "ssl-ca=" .. M.urlencode(cfg[side .. "_cluster_ssl_ca"]) end
+  if #tls > 0 then url = url .. "?" .. table.concat(tls, "&") end
+  return url, host, port
+end
+
+--- A ferry.sql pool on one side's FE (data: the pool for data statements), its host and port.
+-- jdbc_connect_timeout_ms bounds every connection's opening; jdbc_socket_timeout_ms bounds the
+-- metadata and control statements, as the official tool's JDBC socket timeout does. The data
+-- statements (the partition SELECT streamed into a Stream Load, INSERT ... SELECT from the
+-- staging table) go through a second pool with no statement limit: they run as long as the data
+-- takes, which the official tool leaves to the cluster's own replication jobs.
+function M.connect(cfg, hosts, conf_path, side, data)
+  local url, host, port = M.fe_url(cfg, hosts, side)
+  -- 0 (or less) means no limit, as for JDBC's connectTimeout and socketTimeout.
+  local function secs(ms) return ms > 0 and ms / 1000 or nil end
+  local opts = {pool_size = math.max(cfg.replication_job_batch_size, cfg.meta_job_threads) + 2,
+    connect_timeout = secs(cfg.jdbc_connect_timeout_ms)}
+  if not data then opts.query_timeout = secs(cfg.jdbc_socket_timeout_ms) end
+  local ok, db = pcall(ferry.sql.connect, url, opts)
+  if not ok then
+    local kind = type(db) == "table" and db.kind == "auth" and "auth" or "unavailable"
+    ferry.fail(kind, ("cannot log in to the %s cluster's FE query port %s:%d as %s: %s"):format(side, host, port,
+      cfg[side .. "_cluster_user"], type(db) == "table" and db.message or tostring(db)),
+      {hint = ("check %s_fe_host, %s_fe_query_port, the user/password and %s_cluster_ssl_mode/_ssl_ca in %s " ..
+        "(and hosts.properties)"):format(side, side, side, conf_path)})
+  end
+  return db, host, port
+end
+
+--- Fresh "Sync job progress" counters [manual: View Migration Progress], plus rows and bytes.
+function M.new_counters()
+  return {ddl = 0, ddlPending = 0, jobs = 0, jobPending = 0, sent = 0, running = 0, finished = 0,
+          failed = 0, unknown = 0, rows = 0, bytes = 0}
+end
+
+--- Materialized views [manual: Limits]: the definition only (the target refreshes it), created
+--- after tables and views; jobs appended to `jobs`. o: src, dst (ferry.sql), select (M.selector), cfg.
+function M.mv_jobs(o, dbname, mvs, target_mvs, jobs)
+  local src, dst, select_, cfg = o.src, o.dst, o.select, o.cfg
+  local names = {}
+  for name in pairs(mvs) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    if select_.table(dbname, name) then
+      local full = dbname .. "." .. name
+      local text = M.show_create_mv(src, dbname, name)
+      local create = text:gsub("^%s*CREATE%s+MATERIALIZED%s+VIEW%s+`?[^`%s]+`?",
+        "CREATE MATERIALIZED VIEW " .. M.qualified(dbname, name), 1)
+      if cfg.target_cluster_replication_num > 0 then
+        create = M.set_property(create, "replication_num", tostring(cfg.target_cluster_replication_num))
+      end
+      if not target_mvs[name] then
+        jobs[#jobs + 1] = {sql = create, why = "create materialized view " .. full}
+      elseif M.mv_signature(M.show_create_mv(dst, dbname, name)) ~= M.mv_signature(text) then
+        if cfg.ddl_job_allow_drop_inconsistent_materialized_view then
+          jobs[#jobs + 1] = {sql = "DROP MATERIALIZED VIEW " .. M.qualified(dbname, name),
+            why = "drop inconsistent materialized view " .. full}
+          jobs[#jobs + 1] = {sql = create, why = "create materialized view " .. full}
+        else
+          ferry.log.warn(("materialized view %s differs on the target; " ..
+            "ddl_job_allow_drop_inconsistent_materialized_view=false leaves it"):format(full))
+        end
+      end
+    end
+  end
+  if cfg.ddl_job_allow_drop_materialized_view_target_only then
+    for name in pairs(target_mvs) do
+      if not mvs[name] and select_.table(dbname, name) then
+        jobs[#jobs + 1] = {sql = "DROP MATERIALIZED VIEW " .. M.qualified(dbname, name),
+          why = ("drop materialized view %s.%s (only on the target)"):format(dbname, name)}
+      end
+    end
+  end
+end
+
+--- Drops staging tables no pending job refers to (left by a run killed between its steps).
+--- scope: the objects in scope with their .parts; dbs: database name -> true.
+function M.sweep_stages(dst, scope, dbs)
+  for dbname in pairs(dbs) do
+    local ok, rows, columns = pcall(dst.query, dst, "SHOW TABLES FROM " .. M.quote(dbname))
+    for _, r in ipairs(ok and rows or {}) do
+      local t = r[columns[1]]
+      if t:sub(1, #M.STAGE_PREFIX) == M.STAGE_PREFIX then
+        local referenced = false
+        for _, obj in ipairs(scope) do
+          for _, part in ipairs(obj.db == dbname and obj.parts or {}) do
+            local rec = ferry.state.get(M.job_key(dbname, obj.name, part))
+            if rec and rec.stage == t then referenced = true end
+          end
+        end
+        if not referenced then
+          ferry.log.info(("dropping leftover staging table %s.%s"):format(dbname, t))
+          M.drop_stage(dst, dbname, t)
+        end
+      end
+    end
+  end
+end
+
+--- Stops the sync when a target BE's disk is fuller than max_pct (target_cluster_max_disk_used_percent);
+--- be_count: the BEs preparation saw (none: not checked).
+function M.check_disk(dst, be_count, max_pct)
+  if be_count == nil or be_count == 0 then return end
+  for _, be in ipairs(dst:query("SHOW BACKENDS")) do
+    local used = tonumber(tostring(be.MaxDiskUsedPct or be.UsedPct or ""):match("[%d%.]+"))
+    if used and used > max_pct then
+      ferry.fail("conflict", ("target BE %s disk usage %.2f%% exceeds target_cluster_max_disk_used_percent=%d; " ..
+        "migration stopped"):format(tostring(be.IP), used, max_pct),
+        {hint = "free or add disk on the target BEs (or raise the limit), then run the same command again"})
+    end
+  end
+end
+
+--- Partitions above this many bytes are warned about: max_replication_data_size_per_job_in_gb,
+--- at most Stream Load's 10 GB.
+function M.big_partition_bytes(cfg)
+  local big = 10 * 1024 ^ 3
+  if cfg.max_replication_data_size_per_job_in_gb > 0 then
+    big = math.min(big, cfg.max_replication_data_size_per_job_in_gb * 1024 ^ 3)
+  end
+  return big
+end
+
+--- The items of several lists taken round-robin: the first of each, then the second of each, ...
+function M.round_robin(lists)
+  local out = {}
+  for i = 1, math.huge do
+    local any = false
+    for _, list in ipairs(lists) do
+      if list[i] then out[#out + 1] = list[i]; any = true end
+    end
+    if not any then break end
+  end
+  return out
+end
+
+--- Compares row counts of every table in scope on both sides (per partition where they differ);
+--- strict: a difference fails. Returns {tables_equal, tables_differ}.
+function M.verify_counts(src, dst, scope, strict)
+  local differ, same = {}, 0
+  for _, obj in ipairs(scope) do
+    if obj.kind == "table" and obj.state == "ok" then
+      local full = obj.db .. "." .. obj.name
+      local a = M.count_rows(src, obj.db, obj.name)
+      local ok, b = pcall(M.count_rows, dst, obj.db, obj.name)
+      if not ok then
+        differ[#differ + 1] = ("%s: source %d rows, target unreadable: %s"):format(full, a,
+          type(b) == "table" and b.message or tostring(b))
+      elseif a == b then
+        same = same + 1
+      else
+        local parts = {}
+        for _, part in ipairs(obj.parts or {}) do
+          if obj.partitioned then
+            local pa, pb = M.count_rows(src, obj.db, obj.name, part), M.count_rows(dst, obj.db, obj.name, part)
+            if pa ~= pb then parts[#parts + 1] = ("%s %d/%d"):format(part, pa, pb) end
+          end
+        end
+        differ[#differ + 1] = ("%s: source %d rows, target %d%s"):format(full, a, b,
+          #parts > 0 and (" (partitions source/target: " .. table.concat(parts, ", ") .. ")") or "")
+      end
+    end
+  end
+  for _, d in ipairs(differ) do
+    if strict then ferry.log.error(d) else ferry.log.warn(d) end
+  end
+  ferry.log.info(("verify: %d tables with equal row counts, %d differ"):format(same, #differ))
+  if strict and #differ > 0 then
+    ferry.fail("conflict", ("%d table(s) differ after the last sync: %s"):format(#differ, table.concat(differ, "; ")),
+      {hint = "make sure nothing writes to the source or the target, then run the same command again with " ..
+        "-p recopy=<db.table,...> for the tables listed"})
+  end
+  return {tables_equal = same, tables_differ = #differ}
 end
 
 require("ferry.starrocks_copy")(M)

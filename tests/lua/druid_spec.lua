@@ -69,4 +69,84 @@ assert(druid.rewrite(payload, '{"type":"google","bucket":"b","path":"k"}') ==
 assert(druid.csv_line({"a", nil, "", " x", 'q"q'}, 5) == 'a,,""," x","q""q"\n')
 assert(druid.canonical_columns({"payload", "id", "extra", "end"})[1] == "id")
 
+-- The migration's working parts (moved out of scripts/druid-deep-storage.lua).
+-- Table names: MySQL backquotes, PostgreSQL double quotes and the schema when it is not public.
+local my, pg = {backend = "mysql"}, {backend = "postgres"}
+assert(druid.quote_name(my, "druid_segments") == "`druid_segments`")
+assert(druid.quote_name(pg, "druid_segments") == '"druid_segments"')
+assert(druid.qualified_name(my, "public", "druid_segments") == "`druid_segments`")
+assert(druid.qualified_name(pg, "public", "druid_segments") == "druid_segments")
+assert(druid.qualified_name(pg, "druid", "druid_segments") == '"druid"."druid_segments"')
+assert(druid.qualified_name(nil, "public", "druid_segments") == '"druid_segments"')
+assert(druid.sql_string("it's") == "'it''s'" and druid.sql_string("") == "''")
+
+-- Segment files read under local_root when the deep storage is mounted elsewhere.
+assert(druid.source_path("/var/druid/segments/ds/x/index.zip", "/var/druid/segments", "/mnt/seg") == "/mnt/seg/ds/x/index.zip")
+assert(druid.source_path("/var/druid/segments2/x/index.zip", "/var/druid/segments", "/mnt/seg") == "/var/druid/segments2/x/index.zip")
+assert(druid.source_path("/var/druid/segments/x/index.zip", "/var/druid/segments", nil) == "/var/druid/segments/x/index.zip")
+assert(druid.local_storage_dir(nil, "/data/seg///", nil) == "/data/seg")
+assert(druid.local_storage_dir({storage_type = "local", storage_dir = "var/druid/segments", path = "/opt/druid/conf/druid/cluster/_common/common.runtime.properties"},
+  nil, "/opt/druid") == "/opt/druid/var/druid/segments")
+assert(druid.local_storage_dir(nil, nil, nil) == nil)
+
+-- export-metadata -x writes payloads as hex of the JSON bytes ("{" is 7B).
+assert(druid.is_hex_payload(ferry.hex.encode('{"a":1}')))
+assert(druid.is_hex_payload("7b7d") and druid.is_hex_payload("7B7D"))
+assert(not druid.is_hex_payload('{"a":1}') and not druid.is_hex_payload("7B7") and not druid.is_hex_payload("5B5D"))
+
+-- Cells as export-metadata writes them, and the rows of the import files.
+assert(druid.csv_value({used = true, partitioned = "false", id = "x"}, "used") == "1")
+assert(druid.csv_value({used = true, partitioned = "false", id = "x"}, "partitioned") == "0")
+assert(druid.csv_value({id = "x", payload = ferry.sql.null}, "payload") == nil and druid.csv_value({id = "x"}, "id") == "x")
+local row = {cells = {id = "s1", payload = "old", used_status_last_updated = ferry.sql.null}}
+local cells = druid.out_cells(row, "new", "2026-01-01T00:00:00.000Z")
+assert(cells.payload == "new" and cells.id == "s1" and cells.used_status_last_updated == "2026-01-01T00:00:00.000Z")
+assert(row.cells.payload == "old" and row.cells.used_status_last_updated == ferry.sql.null)
+row.cells.used_status_last_updated = "2025-05-05T00:00:00.000Z"
+assert(druid.out_cells(row, nil, "2026-01-01T00:00:00.000Z").used_status_last_updated == "2025-05-05T00:00:00.000Z")
+assert(druid.out_cells(row, nil, "t").payload == "old")
+
+-- Import columns: used_status_last_updated (NOT NULL since Druid 28) added after payload unless
+-- the target table predates it; a column the target lacks would lose data.
+local nine = {table.unpack(druid.COLUMNS, 1, 9)}
+local ten = {table.unpack(druid.COLUMNS, 1, 10)}
+local cols = druid.import_columns(nine, {target_columns = ten, segments_table = "druid_segments"})
+assert(#cols == 10 and cols[10] == "used_status_last_updated" and cols[9] == "payload")
+cols = druid.import_columns(nine, {target_columns = nine, segments_table = "druid_segments"})
+assert(#cols == 9)
+cols = druid.import_columns(nine, {segments_table = "druid_segments"}) -- target unknown
+assert(#cols == 10 and cols[10] == "used_status_last_updated")
+local ok2, err2 = pcall(druid.import_columns, ten, {target_columns = {"id", "dataSource"}, segments_table = "druid_segments"})
+assert(not ok2 and err2.kind == "conflict" and err2.message:find("druid_segments", 1, true))
+
+-- The plan: local rows grouped by file, tombstones and other deep storages left alone, rows
+-- already in the target counted, data sources filtered.
+local function payload(ds, spec, part)
+  return ('{"dataSource":"%s","interval":"2020-01-01T00:00:00.000Z/2020-01-02T00:00:00.000Z","version":"v1",' ..
+    '"loadSpec":%s,"shardSpec":{"type":"numbered","partitionNum":%d,"partitions":0}}'):format(ds, spec, part)
+end
+local function r(id, ds, spec, part) return {id = id, payload = payload(ds, spec, part or 0), cells = {used = 1}} end
+local plan_rows = {
+  r("a0", "a", '{"type":"local","path":"/seg/a/0/index.zip"}', 0),
+  r("a1", "a", '{"type":"local","path":"/seg/a/1/index/"}', 1),
+  r("t", "a", '{"type":"tombstone"}'),
+  r("h", "a", '{"type":"hdfs","path":"hdfs://nn/x.zip"}'),
+  r("in", "a", '{"type":"s3_zip","bucket":"migration","key":"example/a/x/index.zip"}'),
+  r("b0", "b", '{"type":"local","path":"/seg/b/0/index.zip"}'),
+}
+local plan = druid.make_plan(plan_rows, s3, {wanted = {a = true}, s3_schema = "s3n",
+  source_path = function(path) return "/mnt" .. path end})
+assert(plan.local_rows == 2 and #plan.order == 2 and plan.tombstones == 1 and plan.elsewhere == 2)
+assert(plan.already == 1 and plan.already_rows[1].key == "a/x/index.zip" and plan.filtered == 1)
+assert(plan.by_type.hdfs == 1 and plan.by_type.s3_zip == 1)
+local g0, g1 = plan.groups[plan.order[1]], plan.groups[plan.order[2]]
+assert(g0.key == "a/2020-01-01T00:00:00.000Z_2020-01-02T00:00:00.000Z/v1/0/index.zip", g0.key)
+assert(g0.src == "/mnt/seg/a/0/index.zip" and not g0.is_dir and g1.is_dir)
+assert(g1.spec == '{"type":"s3_zip","bucket":"migration","key":"example/a/2020-01-01T00:00:00.000Z_2020-01-02T00:00:00.000Z/v1/1/index.zip","S3Schema":"s3n"}')
+-- Two files that would land on one key: refused before anything is copied.
+local ok3, err3 = pcall(druid.make_plan, {
+  r("x", "a", '{"type":"local","path":"/seg/one/index.zip"}', 0),
+  r("y", "a", '{"type":"local","path":"/seg/two/index.zip"}', 0)}, s3, {s3_schema = "s3n", source_path = function(x) return x end})
+assert(not ok3 and err3.kind == "invalid_input" and err3.message:find("/seg/one/index.zip", 1, true), tostring(err3))
+
 print("druid ok")

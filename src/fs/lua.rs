@@ -6,7 +6,7 @@ use mlua::{Lua, Table, Value};
 
 use crate::runtime::context::ctx;
 use crate::runtime::error::{FerryError, IntoLuaResult};
-use crate::runtime::registry::{FnDoc, ModuleDef};
+use crate::runtime::registry::{FnDoc, ModuleDef, Opt, Param};
 
 pub static MODULE: ModuleDef = ModuleDef {
     name: "fs",
@@ -15,12 +15,22 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "read",
             signature: "ferry.fs.read(path) -> bytes",
+            params: &[Param::new("path", "string")],
+            options: &[],
+            returns: "string",
             doc: "Reads a whole file.",
             example: None,
         },
         FnDoc {
             name: "write",
             signature: "ferry.fs.write(path, bytes [, {append = false}])",
+            params: &[
+                Param::new("path", "string"),
+                Param::new("bytes", "string"),
+                Param::opt("opts", "table"),
+            ],
+            options: &[Opt::def("append", "boolean", "false")],
+            returns: "",
             doc: "Writes a file atomically (temporary file and rename), or appends. Reported, not done, under --dry-run.",
             example: Some(
                 "local p = os.tmpname()\nferry.fs.write(p, \"abc\")\nassert(ferry.fs.read(p) == \"abc\")\nferry.fs.remove(p)",
@@ -29,64 +39,95 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "exists",
             signature: "ferry.fs.exists(path) -> boolean",
+            params: &[Param::new("path", "string")],
+            options: &[],
+            returns: "boolean",
             doc: "Whether the path exists.",
             example: Some("assert(ferry.fs.exists(\"/\"))"),
         },
         FnDoc {
             name: "stat",
             signature: "ferry.fs.stat(path) -> {size, is_dir, mtime} or nil",
+            params: &[Param::new("path", "string")],
+            options: &[],
+            returns: "any",
             doc: "File metadata, nil when absent (mtime in seconds since the epoch).",
             example: Some("assert(ferry.fs.stat(\"/\").is_dir)"),
         },
         FnDoc {
             name: "list",
             signature: "ferry.fs.list(dir) -> {names}",
+            params: &[Param::new("dir", "string")],
+            options: &[],
+            returns: "any",
             doc: "Entry names of a folder, sorted.",
             example: None,
         },
         FnDoc {
             name: "walk",
             signature: "ferry.fs.walk(dir) -> {{path, rel, size, is_dir}...}",
+            params: &[Param::new("dir", "string")],
+            options: &[],
+            returns: "any",
             doc: "Every file and folder below dir, sorted by relative path (`/` separators).",
             example: None,
         },
         FnDoc {
             name: "mkdir",
             signature: "ferry.fs.mkdir(path)",
+            params: &[Param::new("path", "string")],
+            options: &[],
+            returns: "",
             doc: "Creates a folder and its parents.",
             example: None,
         },
         FnDoc {
             name: "remove",
             signature: "ferry.fs.remove(path [, {recursive = false}])",
+            params: &[Param::new("path", "string"), Param::opt("opts", "table")],
+            options: &[Opt::def("recursive", "boolean", "false")],
+            returns: "",
             doc: "Removes a file, an empty folder, or (recursive) a tree. Absent paths are not an error.",
             example: None,
         },
         FnDoc {
             name: "rename",
             signature: "ferry.fs.rename(from, to)",
+            params: &[Param::new("from", "string"), Param::new("to", "string")],
+            options: &[],
+            returns: "",
             doc: "Renames (moves) within a filesystem.",
             example: None,
         },
         FnDoc {
             name: "copy",
             signature: "ferry.fs.copy(from, to) -> bytes",
+            params: &[Param::new("from", "string"), Param::new("to", "string")],
+            options: &[],
+            returns: "string",
             doc: "Copies a file (creating folders), through a temporary name and a rename.",
             example: None,
         },
         FnDoc {
             name: "sha256",
             signature: "ferry.fs.sha256(path) -> hex",
+            params: &[Param::new("path", "string")],
+            options: &[],
+            returns: "string",
             doc: "SHA-256 of a file, streamed.",
             example: None,
         },
         FnDoc {
             name: "absolute",
             signature: "ferry.fs.absolute(path) -> path",
+            params: &[Param::new("path", "string")],
+            options: &[],
+            returns: "string",
             doc: "The path made absolute against the current folder (links are not resolved).",
             example: Some("assert(ferry.fs.absolute(\"x\"):sub(1, 1) == \"/\")"),
         },
     ],
+    classes: &[],
     build,
 };
 

@@ -8,7 +8,7 @@ use super::stream::{CHUNK_BYTES, RowFormat, RowsOutcome, RowsSpec, StreamSource}
 use super::{Auth, Body, Request, Response, body_start, status_kind};
 use crate::runtime::context::ctx;
 use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult};
-use crate::runtime::registry::{FnDoc, ModuleDef};
+use crate::runtime::registry::{ClassDoc, FnDoc, ModuleDef, Opt, Param};
 use crate::store::lua::LuaStore;
 use crate::throttle::lua::limiter_from;
 
@@ -19,6 +19,30 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "request",
             signature: "ferry.http.request{method, url, query, headers, json | body | form | file | object = {store, key}, bearer | basic = {user, password}, timeout = 60, retries = 3, retry_non_idempotent, forward_auth, expect_continue, max_redirects, resolve_redirect, expect_status, throttle} -> response",
+            params: &[Param::new("opts", "table")],
+            options: &[
+                Opt::new("method", "string"),
+                Opt::new("url", "string"),
+                Opt::new("query", "table"),
+                Opt::new("headers", "table"),
+                Opt::new("json", "any"),
+                Opt::new("body", "any"),
+                Opt::new("form", "table"),
+                Opt::new("file", "any"),
+                Opt::def("object", "table", "{store, key}"),
+                Opt::new("bearer", "string"),
+                Opt::def("basic", "table", "{user, password}"),
+                Opt::def("timeout", "number", "60"),
+                Opt::def("retries", "number", "3"),
+                Opt::new("retry_non_idempotent", "boolean"),
+                Opt::new("forward_auth", "boolean"),
+                Opt::new("expect_continue", "boolean"),
+                Opt::new("max_redirects", "integer"),
+                Opt::new("resolve_redirect", "any"),
+                Opt::new("expect_status", "any"),
+                Opt::new("throttle", "any"),
+            ],
+            returns: "ferry.http.Response",
             doc: "Sends a request and returns {status, headers, body, url, attempts} with methods \
                   r:json() (an invalid_input error showing the start of the body when it is not \
                   JSON), r:ok() (2xx) and r:raise() (an error for a non-2xx status). Connection \
@@ -54,6 +78,22 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "row_batches",
             signature: "ferry.http.row_batches{db = d, sql, params, format = \"csv\" | \"json_lines\" | \"json_array\", column_separator, row_delimiter, datetime_columns, max_bytes} -> iterator",
+            params: &[Param::new("opts", "table")],
+            options: &[
+                Opt::def("db", "any", "d"),
+                Opt::new("sql", "string"),
+                Opt::new("params", "table"),
+                Opt::def(
+                    "format",
+                    "\"csv\"|\"json_lines\"|\"json_array\"",
+                    "\"csv\" | \"json_lines\" | \"json_array\"",
+                ),
+                Opt::new("column_separator", "string"),
+                Opt::new("row_delimiter", "string"),
+                Opt::new("datetime_columns", "any"),
+                Opt::new("max_bytes", "number|string"),
+            ],
+            returns: "any",
             doc: "A query's rows cut into bodies of at most max_bytes each (a row larger than \
                   max_bytes goes alone): each call returns the next body as a string and its row \
                   count, then nil. Rows are encoded as for a query body of ferry.http.request (a \
@@ -65,29 +105,85 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "get",
             signature: "ferry.http.get(url [, opts]) -> response",
+            params: &[Param::new("url", "string"), Param::opt("opts", "table")],
+            options: &[],
+            returns: "ferry.http.Response",
             doc: "ferry.http.request with method GET; opts as for request.",
             example: None,
         },
         FnDoc {
             name: "post",
             signature: "ferry.http.post(url [, opts]) -> response",
+            params: &[Param::new("url", "string"), Param::opt("opts", "table")],
+            options: &[],
+            returns: "ferry.http.Response",
             doc: "ferry.http.request with method POST.",
             example: None,
         },
         FnDoc {
             name: "put",
             signature: "ferry.http.put(url [, opts]) -> response",
+            params: &[Param::new("url", "string"), Param::opt("opts", "table")],
+            options: &[],
+            returns: "ferry.http.Response",
             doc: "ferry.http.request with method PUT.",
             example: None,
         },
         FnDoc {
             name: "delete",
             signature: "ferry.http.delete(url [, opts]) -> response",
+            params: &[Param::new("url", "string"), Param::opt("opts", "table")],
+            options: &[],
+            returns: "ferry.http.Response",
             doc: "ferry.http.request with method DELETE.",
             example: None,
         },
     ],
+    classes: &[&RESPONSE],
     build,
+};
+
+/// The handle class of this module, described once for the option checks, `ferry doc`, the LuaLS
+/// stubs, `ferry check` and REPL completion.
+pub static RESPONSE: ClassDoc = ClassDoc {
+    name: "ferry.http.Response",
+    doc: "What ferry.http.request returns.",
+    fields: &[
+        ("status", "integer"),
+        ("headers", "table<string, string>"),
+        ("body", "string"),
+        ("url", "string"),
+        ("attempts", "integer"),
+    ],
+    methods: &[
+        FnDoc {
+            name: "json",
+            signature: "r:json() -> value",
+            params: &[],
+            options: &[],
+            returns: "any",
+            doc: "The body decoded as JSON; an invalid_input error showing the start of the body when it is not JSON.",
+            example: None,
+        },
+        FnDoc {
+            name: "ok",
+            signature: "r:ok() -> boolean",
+            params: &[],
+            options: &[],
+            returns: "boolean",
+            doc: "Whether the status is 2xx.",
+            example: None,
+        },
+        FnDoc {
+            name: "raise",
+            signature: "r:raise() -> r",
+            params: &[],
+            options: &[],
+            returns: "ferry.http.Response",
+            doc: "Raises an error naming the status for a non-2xx response, else returns r.",
+            example: None,
+        },
+    ],
 };
 
 /// A body read while the request goes: produced only once the request is really sent.

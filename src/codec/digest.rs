@@ -68,7 +68,10 @@ pub static ZLIB: ModuleDef = ModuleDef {
             options: &[],
             returns: "string",
             doc: "Inflates a zlib stream; invalid data raises invalid_input.",
-            example: None,
+            example: Some(
+                r#"local z = ferry.zlib.compress(("abc"):rep(100))
+assert(#z < 300 and ferry.zlib.decompress(z) == ("abc"):rep(100))"#,
+            ),
         },
     ],
     classes: &[],

@@ -41,7 +41,13 @@ pub static MODULE: ModuleDef = ModuleDef {
             options: &[],
             returns: "any",
             doc: "Marks a table to encode as a JSON array (even when empty).",
-            example: None,
+            example: Some(
+                r#"assert(ferry.json.encode(ferry.json.array({})) == "[]")
+assert(ferry.json.encode({}) == "{}")
+local t = ferry.json.array()
+t[1] = "a"
+assert(ferry.json.encode(t) == '["a"]')"#,
+            ),
         },
         FnDoc {
             name: "get_raw",

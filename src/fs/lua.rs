@@ -19,7 +19,12 @@ pub static MODULE: ModuleDef = ModuleDef {
             options: &[],
             returns: "string",
             doc: "Reads a whole file.",
-            example: None,
+            example: Some(
+                r#"local p = os.tmpname()
+ferry.fs.write(p, "line 1\n")
+assert(ferry.fs.read(p) == "line 1\n")
+ferry.fs.remove(p)"#,
+            ),
         },
         FnDoc {
             name: "write",
@@ -61,7 +66,17 @@ pub static MODULE: ModuleDef = ModuleDef {
             options: &[],
             returns: "any",
             doc: "Entry names of a folder, sorted.",
-            example: None,
+            example: Some(
+                r#"local d = os.tmpname()
+ferry.fs.remove(d)
+ferry.fs.mkdir(d)
+ferry.fs.write(d .. "/b", "")
+ferry.fs.write(d .. "/a", "")
+local names = ferry.fs.list(d)
+table.sort(names)
+assert(#names == 2 and names[1] == "a" and names[2] == "b")
+ferry.fs.remove(d, {recursive = true})"#,
+            ),
         },
         FnDoc {
             name: "walk",
@@ -70,7 +85,21 @@ pub static MODULE: ModuleDef = ModuleDef {
             options: &[],
             returns: "any",
             doc: "Every file and folder below dir, sorted by relative path (`/` separators).",
-            example: None,
+            example: Some(
+                r#"local d = os.tmpname()
+ferry.fs.remove(d)
+ferry.fs.mkdir(d .. "/sub")
+ferry.fs.write(d .. "/sub/f.txt", "abc")
+local files = 0
+for _, e in ipairs(ferry.fs.walk(d)) do
+  if not e.is_dir then
+    files = files + 1
+    assert(e.rel == "sub/f.txt" and e.size == 3)
+  end
+end
+assert(files == 1)
+ferry.fs.remove(d, {recursive = true})"#,
+            ),
         },
         FnDoc {
             name: "mkdir",
@@ -79,7 +108,13 @@ pub static MODULE: ModuleDef = ModuleDef {
             options: &[],
             returns: "",
             doc: "Creates a folder and its parents.",
-            example: None,
+            example: Some(
+                r#"local d = os.tmpname()
+ferry.fs.remove(d)
+ferry.fs.mkdir(d .. "/a/b")
+assert(ferry.fs.stat(d .. "/a/b").is_dir)
+ferry.fs.remove(d, {recursive = true})"#,
+            ),
         },
         FnDoc {
             name: "remove",
@@ -88,7 +123,14 @@ pub static MODULE: ModuleDef = ModuleDef {
             options: &[Opt::def("recursive", "boolean", "false")],
             returns: "",
             doc: "Removes a file, an empty folder, or (recursive) a tree. Absent paths are not an error.",
-            example: None,
+            example: Some(
+                r#"local d = os.tmpname()
+ferry.fs.remove(d)
+ferry.fs.mkdir(d)
+ferry.fs.write(d .. "/f", "x")
+ferry.fs.remove(d, {recursive = true})
+assert(not ferry.fs.exists(d))"#,
+            ),
         },
         FnDoc {
             name: "rename",
@@ -97,7 +139,13 @@ pub static MODULE: ModuleDef = ModuleDef {
             options: &[],
             returns: "",
             doc: "Renames (moves) within a filesystem.",
-            example: None,
+            example: Some(
+                r#"local p = os.tmpname()
+ferry.fs.write(p, "x")
+ferry.fs.rename(p, p .. ".done")
+assert(not ferry.fs.exists(p) and ferry.fs.read(p .. ".done") == "x")
+ferry.fs.remove(p .. ".done")"#,
+            ),
         },
         FnDoc {
             name: "copy",
@@ -106,7 +154,14 @@ pub static MODULE: ModuleDef = ModuleDef {
             options: &[],
             returns: "string",
             doc: "Copies a file (creating folders), through a temporary name and a rename.",
-            example: None,
+            example: Some(
+                r#"local p = os.tmpname()
+ferry.fs.write(p, "abc")
+assert(ferry.fs.copy(p, p .. ".bak") == 3)
+assert(ferry.fs.read(p .. ".bak") == "abc")
+ferry.fs.remove(p)
+ferry.fs.remove(p .. ".bak")"#,
+            ),
         },
         FnDoc {
             name: "sha256",
@@ -115,7 +170,13 @@ pub static MODULE: ModuleDef = ModuleDef {
             options: &[],
             returns: "string",
             doc: "SHA-256 of a file, streamed.",
-            example: None,
+            example: Some(
+                r#"local p = os.tmpname()
+ferry.fs.write(p, "abc")
+assert(ferry.fs.sha256(p) == ferry.digest.sha256("abc"))
+assert(ferry.fs.sha256(p) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+ferry.fs.remove(p)"#,
+            ),
         },
         FnDoc {
             name: "absolute",

@@ -275,10 +275,14 @@ mod tests {
             };
             let from_text: BTreeSet<&str> = keys_of(text).into_iter().collect();
             let typed: BTreeSet<&str> = f.option_keys().into_iter().collect();
-            assert_eq!(
-                from_text, typed,
-                "{path}: signature and typed options differ"
-            );
+            // `ferry.http.get(url [, opts])` says `opts` and takes request's options.
+            let by_reference = from_text.is_empty() && f.signature.contains("opts");
+            if !by_reference {
+                assert_eq!(
+                    from_text, typed,
+                    "{path}: signature and typed options differ"
+                );
+            }
             assert!(
                 f.params
                     .iter()

@@ -79,7 +79,10 @@ pub static MODULE: ModuleDef = ModuleDef {
             doc: "A manual gate. Asks on the terminal; --yes answers yes; with no terminal and no \
                   --yes the run stops with exit 3 (it never blocks). A dry run reports the question \
                   and continues.",
-            example: None,
+            example: Some(
+                r#"-- With --yes (as the examples run) or a "y" typed on the terminal it returns true.
+assert(ferry.confirm("Drop the old bucket?"))"#,
+            ),
         },
         FnDoc {
             name: "dry_run",

@@ -63,7 +63,13 @@ pub static MODULE: ModuleDef = ModuleDef {
                   dates and times are ISO strings, BLOB/BYTEA are byte strings, JSON is its text, \
                   NULL is ferry.sql.null (rows keep every column). Under --dry-run only SELECT, \
                   SHOW, DESCRIBE, EXPLAIN (and WITH ... SELECT) run; other statements are reported.",
-            example: None,
+            example: Some(
+                r#"local db = ferry.sql.connect("postgres://ferry:secret@127.0.0.1:5432/app", {connect_timeout = 5})
+local rows = db:query("select $1::int as n", {41})
+assert(rows[1].n == 41)
+assert(db:exec("update jobs set done = true where id = $1", {7}) >= 0)
+for row in db:rows("select id from jobs", {}, {array = true}) do print(row[1]) end"#,
+            ),
         },
         FnDoc {
             name: "copy_table",
@@ -104,7 +110,12 @@ pub static MODULE: ModuleDef = ModuleDef {
                   only that shard's contiguous slice of an integer key's range and verifies that \
                   slice; with another key shard 0 copies the whole table. Report: {rows, batches, \
                   seconds, ranges, verified, source_rows, target_rows}.",
-            example: None,
+            example: Some(
+                r#"local src = ferry.sql.connect("mysql://ferry:secret@10.0.0.5:3306/legacy")
+local dst = ferry.sql.connect("postgres://ferry:secret@10.0.0.6:5432/app")
+local r = ferry.sql.copy_table(src, dst, {table = "orders", batch = 1000, workers = 4, verify = "count"})
+ferry.log.info("orders copied: ", r.rows)"#,
+            ),
         },
     ],
     classes: &[&DB],

@@ -64,7 +64,7 @@ pub fn problems(display: &str, source: &str) -> Vec<String> {
 /// running). Tables built at run time, calls through other aliases and handles passed around are
 /// not seen.
 fn unknown_option_keys(display: &str, source: &str) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out: Vec<String> = Vec::new();
     let call = regex::Regex::new(
         r"\bferry\.(?:([A-Za-z_][A-Za-z0-9_]*)\.)?([A-Za-z_][A-Za-z0-9_]*)\s*([({])",
     )
@@ -107,7 +107,17 @@ fn unknown_option_keys(display: &str, source: &str) -> Vec<String> {
         ))
         .expect("valid regex");
         let after = l.get(0).map_or(0, |m| m.end());
-        for c in method.captures_iter(&source[after..]) {
+        // The class holds until the name is declared or assigned again (a cheap stand-in for
+        // Lua's scopes: `local dst` in another function starts another range).
+        let again = regex::Regex::new(&format!(
+            r"\blocal\s+(?:[A-Za-z_][A-Za-z0-9_]*\s*,\s*)*{0}\b|\b{0}\s*=[^=]",
+            regex::escape(var)
+        ))
+        .expect("valid regex");
+        let until = again
+            .find(&source[after..])
+            .map_or(source.len(), |m| after + m.start());
+        for c in method.captures_iter(&source[after..until]) {
             let whole = after + c.get(0).map_or(0, |m| m.start());
             let open = after + c.get(2).map_or(0, |m| m.start());
             match class.method(&c[1]) {
@@ -130,6 +140,8 @@ fn unknown_option_keys(display: &str, source: &str) -> Vec<String> {
             }
         }
     }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|m| seen.insert(m.clone()));
     out
 }
 
@@ -387,7 +399,9 @@ mod tests {
                    local db = ferry.sql.connect(\"postgres://h/d\")\n\
                    db:query(\"select 1\", {}, {arary = true})\n\
                    s:lsit(\"a/\")\n\
-                   ferry.exec.run{\"true\", timout = 5}\n";
+                   ferry.exec.run{\"true\", timout = 5}\n\
+                   local s = other()\n\
+                   s:whatever({x = 1})\n";
         let found = unknown_option_keys("p.lua", src);
         assert_eq!(
             found,

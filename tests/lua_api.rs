@@ -207,3 +207,37 @@ print("odd seconds ok")
         .code(0)
         .stdout_has("odd seconds ok");
 }
+
+/// The options tables of db handle methods refuse misspelled keys ("did you mean"), on a real
+/// PostgreSQL connection, and still take the right ones.
+#[test]
+fn db_handle_methods_refuse_misspelled_option_keys() {
+    let Some(url) = common::db::postgres_url_or_skip() else {
+        return;
+    };
+    let ws = Workspace::new();
+    ws.write(
+        "db.lua",
+        &format!(
+            r#"local db = ferry.sql.connect({url:?})
+local function refuses(method, f, key, near)
+  local ok, err = pcall(f)
+  assert(not ok, method .. " accepted " .. key)
+  local want = ("ferry.sql.Db:%s: unknown option '%s' (did you mean '%s'?)"):format(method, key, near)
+  local m = type(err) == "table" and err.message or tostring(err)
+  assert(m:find(want, 1, true), "expected: " .. want .. "\ngot: " .. m)
+end
+refuses("query", function() return db:query("select 1 as n", {{}}, {{arary = true}}) end, "arary", "array")
+refuses("rows", function() return db:rows("select 1 as n", {{}}, {{aray = true}}) end, "aray", "array")
+assert(db:query("select 1 as n", {{}}, {{array = true}})[1][1] == 1)
+for row in db:rows("select 2 as n", {{}}, {{array = true}}) do assert(row[1] == 2) end
+print("db options ok")
+"#
+        ),
+    );
+    ws.ferry()
+        .args(["run", "./db.lua", "-q", "--state", "state"])
+        .run()
+        .code(0)
+        .stdout_has("db options ok");
+}

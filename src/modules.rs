@@ -2,7 +2,7 @@
 //! primitive is one line here. The runtime knows only `ModuleDef`s: `runtime::new_lua` is handed
 //! this list, so `runtime/` imports none of the primitives (see docs/architecture.md).
 
-use crate::runtime::registry::ModuleDef;
+use crate::runtime::registry::{ClassDoc, ModuleDef};
 
 static MODULES: &[&ModuleDef] = &[
     &crate::runtime::runbook::MODULE,
@@ -35,4 +35,14 @@ pub fn modules() -> &'static [&'static ModuleDef] {
 /// Finds a module by its name (`store`, `sql`, ... and `runbook` for `ferry.step` and friends).
 pub fn find(name: &str) -> Option<&'static ModuleDef> {
     modules().iter().copied().find(|m| m.name == name)
+}
+
+/// Every handle class of every module.
+pub fn classes() -> impl Iterator<Item = &'static ClassDoc> {
+    modules().iter().flat_map(|m| m.classes.iter().copied())
+}
+
+/// The class named `name` (`ferry.store.Store`).
+pub fn class(name: &str) -> Option<&'static ClassDoc> {
+    classes().find(|c| c.name == name)
 }

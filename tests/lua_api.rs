@@ -42,16 +42,43 @@ fn fs_and_exec() {
     run_spec("fs_exec_spec.lua", "fs exec ok");
 }
 
+/// Functions whose example needs a server the examples cannot reach (a database, a remote HTTP
+/// API): their examples are checked with `ferry check` instead of run (the functions themselves
+/// are exercised by tests/sql.rs and tests/http.rs against real servers).
+const CHECKED_NOT_RUN: &[&str] = &[
+    "sql.connect",
+    "sql.copy_table",
+    "http.row_batches",
+    "http.get",
+    "http.post",
+    "http.put",
+    "http.delete",
+];
+
 #[test]
 fn every_documented_example_runs() {
     let ws = Workspace::new();
     let mut count = 0;
+    let mut missing = Vec::new();
     for m in ferry::modules::modules() {
         for f in m.functions {
-            let Some(example) = f.example else { continue };
+            let path = format!("{}.{}", m.name, f.name);
+            let Some(example) = f.example else {
+                missing.push(path);
+                continue;
+            };
             count += 1;
             let file = format!("ex_{}_{}.lua", m.name, f.name);
             ws.write(&file, example);
+            if CHECKED_NOT_RUN.contains(&path.as_str()) {
+                let out = ws.ferry().args(["check", &format!("./{file}")]).run();
+                assert_eq!(
+                    out.code, 0,
+                    "example of {path} fails ferry check:\n{example}\n--- stdout\n{}\n--- stderr\n{}",
+                    out.stdout, out.stderr
+                );
+                continue;
+            }
             let out = ws
                 .ferry()
                 .args([
@@ -65,12 +92,43 @@ fn every_documented_example_runs() {
                 .run();
             assert_eq!(
                 out.code, 0,
-                "example of {}.{} failed:\n{example}\n--- stderr\n{}",
-                m.name, f.name, out.stderr
+                "example of {path} failed:\n{example}\n--- stderr\n{}",
+                out.stderr
             );
         }
     }
-    assert!(count >= 20, "only {count} examples");
+    assert!(
+        missing.is_empty(),
+        "functions without an example: {missing:?}"
+    );
+    assert!(count >= 60, "only {count} examples");
+}
+
+/// A checked-only example still goes through `ferry check`, which refuses a misspelled option.
+#[test]
+fn ferry_check_refuses_a_misspelled_option_of_a_function_and_a_handle_method() {
+    let ws = Workspace::new();
+    ws.write(
+        "bad.lua",
+        "local s = ferry.store.open(\"memory://x\")\n\
+         for e in s:list(\"a/\", {delimter = true}) do end\n\
+         ferry.http.get(\"http://h/\", {timout = 5})\n",
+    );
+    let out = ws.ferry().args(["check", "./bad.lua"]).run();
+    assert_ne!(out.code, 0, "ferry check passed a misspelled key");
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        text.contains(
+            "bad.lua:2: ferry.store.Store:list: unknown option 'delimter' (did you mean 'delimiter'?)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "bad.lua:3: ferry.http.get: unknown option 'timout' (did you mean 'timeout'?)"
+        ),
+        "{text}"
+    );
 }
 
 #[test]
@@ -153,4 +211,38 @@ print("odd seconds ok")
 #[test]
 fn starrocks_spec() {
     run_spec("starrocks_spec.lua", "starrocks ok");
+}
+
+/// The options tables of db handle methods refuse misspelled keys ("did you mean"), on a real
+/// PostgreSQL connection, and still take the right ones.
+#[test]
+fn db_handle_methods_refuse_misspelled_option_keys() {
+    let Some(url) = common::db::postgres_url_or_skip() else {
+        return;
+    };
+    let ws = Workspace::new();
+    ws.write(
+        "db.lua",
+        &format!(
+            r#"local db = ferry.sql.connect({url:?})
+local function refuses(method, f, key, near)
+  local ok, err = pcall(f)
+  assert(not ok, method .. " accepted " .. key)
+  local want = ("ferry.sql.Db:%s: unknown option '%s' (did you mean '%s'?)"):format(method, key, near)
+  local m = type(err) == "table" and err.message or tostring(err)
+  assert(m:find(want, 1, true), "expected: " .. want .. "\ngot: " .. m)
+end
+refuses("query", function() return db:query("select 1 as n", {{}}, {{arary = true}}) end, "arary", "array")
+refuses("rows", function() return db:rows("select 1 as n", {{}}, {{aray = true}}) end, "aray", "array")
+assert(db:query("select 1 as n", {{}}, {{array = true}})[1][1] == 1)
+for row in db:rows("select 2 as n", {{}}, {{array = true}}) do assert(row[1] == 2) end
+print("db options ok")
+"#
+        ),
+    );
+    ws.ferry()
+        .args(["run", "./db.lua", "-q", "--state", "state"])
+        .run()
+        .code(0)
+        .stdout_has("db options ok");
 }

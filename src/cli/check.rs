@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::runtime::error::FerryError;
+use crate::runtime::registry::FnDoc;
 
 /// Problems found in a script's source, each `file:line: message`.
 pub fn problems(display: &str, source: &str) -> Vec<String> {
@@ -57,88 +58,157 @@ pub fn problems(display: &str, source: &str) -> Vec<String> {
 }
 
 /// Literal option tables given to documented functions, `ferry.exec.run{"x", timout = 5}` or
-/// `ferry.store.copy(a, b, {concurency = 8})`: keys the function's signature does not list (the
-/// same check the binding makes at run time, found before running). Tables built at run time and
-/// calls through local aliases are not seen.
+/// `ferry.store.copy(a, b, {concurency = 8})`, and to methods of handles whose class is known
+/// from a literal `local s = ferry.store.open(...)` (`s:list("a/", {delimter = true})`): keys the
+/// typed description does not list (the same check the binding makes at run time, found before
+/// running). Tables built at run time, calls through other aliases and handles passed around are
+/// not seen.
 fn unknown_option_keys(display: &str, source: &str) -> Vec<String> {
-    use crate::runtime::options::{is_known, keys_of, nearest};
-    let mut out = Vec::new();
+    let mut out: Vec<String> = Vec::new();
     let call = regex::Regex::new(
         r"\bferry\.(?:([A-Za-z_][A-Za-z0-9_]*)\.)?([A-Za-z_][A-Za-z0-9_]*)\s*([({])",
     )
     .expect("valid regex");
+    // `local s = ferry.store.open(`: the handle's class, from what the function returns.
+    let local = regex::Regex::new(
+        r"\blocal\s+([A-Za-z_][A-Za-z0-9_]*)\s*=\s*ferry\.(?:([A-Za-z_][A-Za-z0-9_]*)\.)?([A-Za-z_][A-Za-z0-9_]*)\s*[({]",
+    )
+    .expect("valid regex");
+    let function_of = |module: &str, name: &str| {
+        crate::modules::find(module).and_then(|m| m.functions.iter().find(|f| f.name == name))
+    };
     for c in call.captures_iter(source) {
         let whole = c.get(0).map_or(0, |m| m.start());
-        let line_start = source[..whole].rfind('\n').map_or(0, |i| i + 1);
-        if source[line_start..whole].contains("--") {
-            continue;
-        }
         let (module, name) = match c.get(1) {
             Some(m) => (m.as_str(), &c[2]),
             None => ("runbook", &c[2]),
         };
-        let Some(f) =
-            crate::modules::find(module).and_then(|m| m.functions.iter().find(|f| f.name == name))
+        let Some(f) = function_of(module, name) else {
+            continue;
+        };
+        let fn_name = if module == "runbook" {
+            format!("ferry.{name}")
+        } else {
+            format!("ferry.{module}.{name}")
+        };
+        let open = c.get(3).map_or(0, |m| m.start());
+        check_call(display, source, whole, open, f, &fn_name, &mut out);
+    }
+    for l in local.captures_iter(source) {
+        let module = l.get(2).map_or("runbook", |m| m.as_str());
+        let Some(class) = function_of(module, &l[3]).and_then(|f| crate::modules::class(f.returns))
         else {
             continue;
         };
-        let known = keys_of(f.signature);
-        if known.is_empty() {
-            continue;
-        }
-        let open = c.get(3).map_or(0, |m| m.start());
-        let Some(block) = balanced_code(&source[open..]) else {
-            continue;
-        };
-        let (table, table_at) = if block.starts_with('{') {
-            (block, open)
-        } else {
-            // The table is the last argument, after at least the required parameters before it.
-            let params = super::types::parse(f.signature).params;
-            let Some(at_opts) = params.iter().position(|p| p.name == "opts") else {
-                continue;
-            };
-            let index = params[..at_opts].iter().filter(|p| !p.optional).count();
-            let args = top_level_pieces(&block[1..block.len() - 1]);
-            let Some(&(last, at)) = args.last() else {
-                continue;
-            };
-            let trimmed = last.trim();
-            if args.len() <= index || !trimmed.starts_with('{') || !trimmed.ends_with('}') {
-                continue;
+        let var = &l[1];
+        let method = regex::Regex::new(&format!(
+            r"\b{}\s*:\s*([A-Za-z_][A-Za-z0-9_]*)\s*([({{])",
+            regex::escape(var)
+        ))
+        .expect("valid regex");
+        let after = l.get(0).map_or(0, |m| m.end());
+        // The class holds until the name is declared or assigned again (a cheap stand-in for
+        // Lua's scopes: `local dst` in another function starts another range).
+        let again = regex::Regex::new(&format!(
+            r"\blocal\s+(?:[A-Za-z_][A-Za-z0-9_]*\s*,\s*)*{0}\b|\b{0}\s*=[^=]",
+            regex::escape(var)
+        ))
+        .expect("valid regex");
+        let until = again
+            .find(&source[after..])
+            .map_or(source.len(), |m| after + m.start());
+        for c in method.captures_iter(&source[after..until]) {
+            let whole = after + c.get(0).map_or(0, |m| m.start());
+            let open = after + c.get(2).map_or(0, |m| m.start());
+            match class.method(&c[1]) {
+                Some(f) => {
+                    let fn_name = format!("{}:{}", class.name, f.name);
+                    check_call(display, source, whole, open, f, &fn_name, &mut out);
+                }
+                None => {
+                    let line = source[..whole].matches('\n').count() + 1;
+                    let names: Vec<&str> = class.methods.iter().map(|m| m.name).collect();
+                    let mut message = format!(
+                        "{display}:{line}: {var}:{} : {} has no method '{}'",
+                        &c[1], class.name, &c[1]
+                    );
+                    if let Some(near) = crate::runtime::options::nearest(&c[1], &names) {
+                        message.push_str(&format!(" (did you mean '{near}'?)"));
+                    }
+                    out.push(message);
+                }
             }
-            (
-                trimmed,
-                open + 1 + at + (last.len() - last.trim_start().len()),
-            )
-        };
-        for (piece, at) in top_level_pieces(&table[1..table.len().saturating_sub(1)]) {
-            let piece = piece.trim_start();
-            let key: String = piece
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            let rest = piece[key.len()..].trim_start();
-            if key.is_empty() || !rest.starts_with('=') || rest.starts_with("==") {
-                continue;
-            }
-            if is_known(&key, &known) {
-                continue;
-            }
-            let line = source[..table_at + 1 + at].matches('\n').count() + 1;
-            let fn_name = if module == "runbook" {
-                format!("ferry.{name}")
-            } else {
-                format!("ferry.{module}.{name}")
-            };
-            let mut message = format!("{display}:{line}: {fn_name}: unknown option '{key}'");
-            if let Some(near) = nearest(&key, &known) {
-                message.push_str(&format!(" (did you mean '{near}'?)"));
-            }
-            out.push(message);
         }
     }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|m| seen.insert(m.clone()));
     out
+}
+
+/// The unknown keys of the literal options table in the call of `f` whose argument list opens
+/// at `open` (`(` or `{`), as `ferry check` lines.
+fn check_call(
+    display: &str,
+    source: &str,
+    whole: usize,
+    open: usize,
+    f: &FnDoc,
+    fn_name: &str,
+    out: &mut Vec<String>,
+) {
+    use crate::runtime::options::{is_known, nearest};
+    let line_start = source[..whole].rfind('\n').map_or(0, |i| i + 1);
+    if source[line_start..whole].contains("--") {
+        return;
+    }
+    let known = f.option_keys();
+    if known.is_empty() {
+        return;
+    }
+    let Some(block) = balanced_code(&source[open..]) else {
+        return;
+    };
+    let (table, table_at) = if block.starts_with('{') {
+        (block, open)
+    } else {
+        // The table is the last argument, after at least the required parameters before it.
+        let Some(at_opts) = f.params.iter().position(|p| p.name == "opts") else {
+            return;
+        };
+        let index = f.params[..at_opts].iter().filter(|p| !p.optional).count();
+        let args = top_level_pieces(&block[1..block.len() - 1]);
+        let Some(&(last, at)) = args.last() else {
+            return;
+        };
+        let trimmed = last.trim();
+        if args.len() <= index || !trimmed.starts_with('{') || !trimmed.ends_with('}') {
+            return;
+        }
+        (
+            trimmed,
+            open + 1 + at + (last.len() - last.trim_start().len()),
+        )
+    };
+    for (piece, at) in top_level_pieces(&table[1..table.len().saturating_sub(1)]) {
+        let piece = piece.trim_start();
+        let key: String = piece
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let rest = piece[key.len()..].trim_start();
+        if key.is_empty() || !rest.starts_with('=') || rest.starts_with("==") {
+            continue;
+        }
+        if is_known(&key, &known) {
+            continue;
+        }
+        let line = source[..table_at + 1 + at].matches('\n').count() + 1;
+        let mut message = format!("{display}:{line}: {fn_name}: unknown option '{key}'");
+        if let Some(near) = nearest(&key, &known) {
+            message.push_str(&format!(" (did you mean '{near}'?)"));
+        }
+        out.push(message);
+    }
 }
 
 /// After `ch` was read: when it opens a quoted string or a `--` comment, consumes it up to its
@@ -314,5 +384,34 @@ pub fn check(file: &Path) -> ExitCode {
         }
         eprintln!("{} problem(s) in {}", found.len(), file.display());
         ExitCode::from(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn misspelled_option_keys_of_functions_and_handle_methods() {
+        let src = "local s = ferry.store.open(\"memory://x\", {creat = true})\n\
+                   for e in s:list(\"a/\", {delimter = true}) do end\n\
+                   s:put_zip(\"d\", \"k\", {level = 1})\n\
+                   local db = ferry.sql.connect(\"postgres://h/d\")\n\
+                   db:query(\"select 1\", {}, {arary = true})\n\
+                   s:lsit(\"a/\")\n\
+                   ferry.exec.run{\"true\", timout = 5}\n\
+                   local s = other()\n\
+                   s:whatever({x = 1})\n";
+        let found = unknown_option_keys("p.lua", src);
+        assert_eq!(
+            found,
+            vec![
+                "p.lua:1: ferry.store.open: unknown option 'creat' (did you mean 'create'?)",
+                "p.lua:7: ferry.exec.run: unknown option 'timout' (did you mean 'timeout'?)",
+                "p.lua:2: ferry.store.Store:list: unknown option 'delimter' (did you mean 'delimiter'?)",
+                "p.lua:6: s:lsit : ferry.store.Store has no method 'lsit' (did you mean 'list'?)",
+                "p.lua:5: ferry.sql.Db:query: unknown option 'arary' (did you mean 'array'?)",
+            ]
+        );
     }
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::runtime::error::{FerryError, Result};
-use crate::runtime::registry::{FnDoc, ModuleDef};
+use crate::runtime::registry::{ClassDoc, FnDoc, ModuleDef};
 
 fn lua_path(m: &ModuleDef) -> String {
     if m.name == "runbook" {
@@ -45,6 +45,33 @@ pub fn render_module(m: &ModuleDef) -> String {
     for f in m.functions {
         s.push('\n');
         s.push_str(&render_fn(m, f));
+    }
+    for c in m.classes {
+        s.push('\n');
+        s.push_str(&render_class(c));
+    }
+    s
+}
+
+/// A handle class: its fields, then each method as `## `Class:method``.
+fn render_class(c: &ClassDoc) -> String {
+    let mut s = format!("## Handle `{}`\n\n{}\n", c.name, c.doc);
+    if !c.fields.is_empty() {
+        let fields: Vec<String> = c
+            .fields
+            .iter()
+            .map(|(name, ty)| format!("`{name}` ({ty})"))
+            .collect();
+        s.push_str(&format!("\nFields: {}.\n", fields.join(", ")));
+    }
+    for f in c.methods {
+        s.push_str(&format!(
+            "\n### `{}:{}`\n\n```lua\n{}\n```\n\n{}\n",
+            c.name, f.name, f.signature, f.doc
+        ));
+        if let Some(ex) = f.example {
+            s.push_str(&format!("\nExample:\n\n```lua\n{ex}\n```\n"));
+        }
     }
     s
 }
@@ -100,6 +127,21 @@ pub fn doc(target: Option<&str>, write: Option<&Path>) -> Result<()> {
             .map(|f| (m, f))
     }) {
         print!("{}", render_fn(f.0, f.1));
+        return Ok(());
+    }
+    // A handle class or one of its methods: `ferry doc store.Store` or `ferry doc store.Store:list`.
+    let (class_path, method) = match target.split_once(':') {
+        Some((c, m)) => (c, Some(m)),
+        None => (target, None),
+    };
+    if let Some(c) = crate::modules::class(&format!("ferry.{class_path}")) {
+        match method.and_then(|name| c.method(name)) {
+            Some(f) => print!(
+                "## `{}:{}`\n\n```lua\n{}\n```\n\n{}\n",
+                c.name, f.name, f.signature, f.doc
+            ),
+            None => print!("{}", render_class(c)),
+        }
         return Ok(());
     }
     let m = crate::modules::find(module).ok_or_else(|| {

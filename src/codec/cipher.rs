@@ -4,7 +4,7 @@
 use aes::cipher::{BlockDecryptMut, KeyInit, block_padding::Pkcs7};
 use mlua::{Lua, LuaString, MultiValue, Table, Value};
 
-use crate::runtime::registry::{FnDoc, ModuleDef};
+use crate::runtime::registry::{FnDoc, ModuleDef, Param};
 
 pub static CIPHER: ModuleDef = ModuleDef {
     name: "cipher",
@@ -12,6 +12,9 @@ pub static CIPHER: ModuleDef = ModuleDef {
     functions: &[FnDoc {
         name: "aes_decrypt",
         signature: "ferry.cipher.aes_decrypt(bytes, key) -> bytes | nil, reason",
+        params: &[Param::new("bytes", "string"), Param::new("key", "string")],
+        options: &[],
+        returns: "any",
         doc: "The inverse of SQL `AES_ENCRYPT(text, key)` in its default mode (MySQL's \
               block_encryption_mode aes-128-ecb, MariaDB's and StarRocks' only mode): AES-128 \
               in ECB mode with PKCS#7 padding, the key folded into 16 bytes by XOR (MySQL's \
@@ -24,6 +27,7 @@ pub static CIPHER: ModuleDef = ModuleDef {
              assert(ferry.cipher.aes_decrypt(data, \"other key\") == nil)",
         ),
     }],
+    classes: &[],
     build,
 };
 

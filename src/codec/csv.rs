@@ -2,7 +2,7 @@
 
 use mlua::{Lua, Table, Value};
 
-use crate::runtime::registry::{FnDoc, ModuleDef};
+use crate::runtime::registry::{FnDoc, ModuleDef, Opt, Param};
 
 pub static MODULE: ModuleDef = ModuleDef {
     name: "csv",
@@ -11,6 +11,12 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "decode",
             signature: "ferry.csv.decode(text [, {header = true, delimiter = \",\"}]) -> rows, columns",
+            params: &[Param::new("text", "string"), Param::opt("opts", "table")],
+            options: &[
+                Opt::def("header", "boolean", "true"),
+                Opt::def("delimiter", "string", "\",\""),
+            ],
+            returns: "any",
             doc: "With a header, rows are tables keyed by column name and the second result lists \
                   the columns in order; without, rows are arrays of strings.",
             example: Some(
@@ -20,6 +26,13 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "encode",
             signature: "ferry.csv.encode(rows [, {columns = {...}, header = true, delimiter = \",\"}]) -> text",
+            params: &[Param::new("rows", "table"), Param::opt("opts", "table")],
+            options: &[
+                Opt::def("columns", "table", "{...}"),
+                Opt::def("header", "boolean", "true"),
+                Opt::def("delimiter", "string", "\",\""),
+            ],
+            returns: "string",
             doc: "Rows are arrays, or tables keyed by the given columns (sorted keys when columns \
                   are not given). Quotes fields as needed.",
             example: Some(
@@ -27,6 +40,7 @@ pub static MODULE: ModuleDef = ModuleDef {
             ),
         },
     ],
+    classes: &[],
     build,
 };
 

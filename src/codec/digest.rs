@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use mlua::{Lua, LuaString, Table};
 use sha2::Digest;
 
-use crate::runtime::registry::{FnDoc, ModuleDef};
+use crate::runtime::registry::{FnDoc, ModuleDef, Opt, Param};
 
 pub static DIGEST: ModuleDef = ModuleDef {
     name: "digest",
@@ -15,6 +15,9 @@ pub static DIGEST: ModuleDef = ModuleDef {
         FnDoc {
             name: "sha1",
             signature: "ferry.digest.sha1(bytes) -> hex",
+            params: &[Param::new("bytes", "string")],
+            options: &[],
+            returns: "string",
             doc: "SHA-1 of a byte string.",
             example: Some(
                 "assert(ferry.digest.sha1(\"abc\") == \"a9993e364706816aba3e25717850c26c9cd0d89d\")",
@@ -23,16 +26,23 @@ pub static DIGEST: ModuleDef = ModuleDef {
         FnDoc {
             name: "sha256",
             signature: "ferry.digest.sha256(bytes) -> hex",
+            params: &[Param::new("bytes", "string")],
+            options: &[],
+            returns: "string",
             doc: "SHA-256 of a byte string.",
             example: Some("assert(#ferry.digest.sha256(\"\") == 64)"),
         },
         FnDoc {
             name: "md5",
             signature: "ferry.digest.md5(bytes) -> hex",
+            params: &[Param::new("bytes", "string")],
+            options: &[],
+            returns: "string",
             doc: "MD5 of a byte string (S3 single-part ETags are MD5s).",
             example: Some("assert(ferry.digest.md5(\"\") == \"d41d8cd98f00b204e9800998ecf8427e\")"),
         },
     ],
+    classes: &[],
     build: build_digest,
 };
 
@@ -43,6 +53,9 @@ pub static ZLIB: ModuleDef = ModuleDef {
         FnDoc {
             name: "compress",
             signature: "ferry.zlib.compress(bytes) -> bytes",
+            params: &[Param::new("bytes", "string")],
+            options: &[],
+            returns: "string",
             doc: "A zlib stream of the bytes (default level).",
             example: Some(
                 "assert(ferry.zlib.decompress(ferry.zlib.compress(\"hello\")) == \"hello\")",
@@ -51,10 +64,17 @@ pub static ZLIB: ModuleDef = ModuleDef {
         FnDoc {
             name: "decompress",
             signature: "ferry.zlib.decompress(bytes) -> bytes",
+            params: &[Param::new("bytes", "string")],
+            options: &[],
+            returns: "string",
             doc: "Inflates a zlib stream; invalid data raises invalid_input.",
-            example: None,
+            example: Some(
+                r#"local z = ferry.zlib.compress(("abc"):rep(100))
+assert(#z < 300 and ferry.zlib.decompress(z) == ("abc"):rep(100))"#,
+            ),
         },
     ],
+    classes: &[],
     build: build_zlib,
 };
 
@@ -82,6 +102,9 @@ pub static HEX: ModuleDef = ModuleDef {
         FnDoc {
             name: "encode",
             signature: "ferry.hex.encode(bytes [, {upper = false}]) -> text",
+            params: &[Param::new("bytes", "string"), Param::opt("opts", "table")],
+            options: &[Opt::def("upper", "boolean", "false")],
+            returns: "string",
             doc: "The bytes as hex, lower case unless upper = true.",
             example: Some(
                 "assert(ferry.hex.encode(\"{}\") == \"7b7d\")\nassert(ferry.hex.encode(\"{}\", {upper = true}) == \"7B7D\")",
@@ -90,10 +113,14 @@ pub static HEX: ModuleDef = ModuleDef {
         FnDoc {
             name: "decode",
             signature: "ferry.hex.decode(text) -> bytes",
+            params: &[Param::new("text", "string")],
+            options: &[],
+            returns: "string",
             doc: "Decodes hex (either case); anything else raises invalid_input.",
             example: Some("assert(ferry.hex.decode(\"7B7d\") == \"{}\")"),
         },
     ],
+    classes: &[],
     build: build_hex,
 };
 
@@ -138,17 +165,24 @@ pub static BASE64: ModuleDef = ModuleDef {
         FnDoc {
             name: "encode",
             signature: "ferry.base64.encode(bytes) -> text",
+            params: &[Param::new("bytes", "string")],
+            options: &[],
+            returns: "string",
             doc: "The bytes in standard Base64 with padding.",
             example: Some("assert(ferry.base64.encode(\"{}\") == \"e30=\")"),
         },
         FnDoc {
             name: "decode",
             signature: "ferry.base64.decode(text) -> bytes",
+            params: &[Param::new("text", "string")],
+            options: &[],
+            returns: "string",
             doc: "Decodes standard Base64 (padding optional, line breaks ignored); anything else \
                   raises invalid_input.",
             example: Some("assert(ferry.base64.decode(\"e30=\") == \"{}\")"),
         },
     ],
+    classes: &[],
     build: build_base64,
 };
 

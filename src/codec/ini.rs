@@ -4,7 +4,7 @@
 
 use mlua::{Lua, Table, Value};
 
-use crate::runtime::registry::{FnDoc, ModuleDef};
+use crate::runtime::registry::{FnDoc, ModuleDef, Opt, Param};
 
 pub static MODULE: ModuleDef = ModuleDef {
     name: "ini",
@@ -13,6 +13,9 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "decode",
             signature: "ferry.ini.decode(text) -> {section = {key = value}}",
+            params: &[Param::new("text", "string")],
+            options: &[],
+            returns: "any",
             doc: "Parses INI text into a table of sections. Keys before any section go to \
                   section \"\". Raises invalid_input with the line number on malformed lines.",
             example: Some(
@@ -22,6 +25,9 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "decode_ordered",
             signature: "ferry.ini.decode_ordered(text [, {strict = false}]) -> {{name, entries = {{key, value}...}}...}",
+            params: &[Param::new("text", "string"), Param::opt("opts", "table")],
+            options: &[Opt::def("strict", "boolean", "false")],
+            returns: "any",
             doc: "Parses INI text keeping the order of sections and keys. strict = true refuses a \
                   repeated section and an option set twice in a section (names compared \
                   case-insensitively), as Python's configparser does.",
@@ -32,10 +38,14 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "encode",
             signature: "ferry.ini.encode(t) -> text",
+            params: &[Param::new("t", "table")],
+            options: &[],
+            returns: "string",
             doc: "Writes INI text from either form (the ordered form keeps its order; the keyed form is sorted).",
             example: Some("assert(ferry.ini.encode({s = {k = \"v\"}}) == \"[s]\\nk = v\\n\")"),
         },
     ],
+    classes: &[],
     build,
 };
 

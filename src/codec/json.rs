@@ -3,7 +3,7 @@
 use mlua::serde::SerializeOptions;
 use mlua::{Lua, LuaSerdeExt, Table, Value};
 
-use crate::runtime::registry::{FnDoc, ModuleDef};
+use crate::runtime::registry::{FnDoc, ModuleDef, Opt, Param};
 
 pub static MODULE: ModuleDef = ModuleDef {
     name: "json",
@@ -12,6 +12,9 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "encode",
             signature: "ferry.json.encode(value [, {pretty = false}]) -> text",
+            params: &[Param::new("value", "any"), Param::opt("opts", "table")],
+            options: &[Opt::def("pretty", "boolean", "false")],
+            returns: "string",
             doc: "Encodes a Lua value. Tables with only 1..n keys become arrays; an empty table \
                   becomes {} unless made with ferry.json.array().",
             example: Some(
@@ -21,6 +24,9 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "decode",
             signature: "ferry.json.decode(text) -> value",
+            params: &[Param::new("text", "string")],
+            options: &[],
+            returns: "any",
             doc: "Decodes JSON; integers stay integers (64-bit), null becomes ferry.json.null, \
                   arrays keep their array-ness when encoded again. Invalid JSON raises an \
                   invalid_input error showing where and the start of the text.",
@@ -31,12 +37,24 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "array",
             signature: "ferry.json.array([t]) -> t",
+            params: &[Param::opt("t", "table")],
+            options: &[],
+            returns: "any",
             doc: "Marks a table to encode as a JSON array (even when empty).",
-            example: None,
+            example: Some(
+                r#"assert(ferry.json.encode(ferry.json.array({})) == "[]")
+assert(ferry.json.encode({}) == "{}")
+local t = ferry.json.array()
+t[1] = "a"
+assert(ferry.json.encode(t) == '["a"]')"#,
+            ),
         },
         FnDoc {
             name: "get_raw",
             signature: "ferry.json.get_raw(text, key) -> json_text or nil",
+            params: &[Param::new("text", "string"), Param::new("key", "string")],
+            options: &[],
+            returns: "any",
             doc: "The JSON text of one field of a top-level object, exactly as written (no \
                   re-encoding, so number forms and key order inside it are kept); nil when the \
                   object has no such field.",
@@ -47,6 +65,13 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "set_raw",
             signature: "ferry.json.set_raw(text, key, json_text) -> text",
+            params: &[
+                Param::new("text", "string"),
+                Param::new("key", "string"),
+                Param::new("json_text", "string"),
+            ],
+            options: &[],
+            returns: "string",
             doc: "Replaces (or appends) one field of a top-level object with the given JSON text, \
                   keeping every other field byte for byte and in its place. Both texts are \
                   checked; invalid JSON raises invalid_input. The result is compact (no \
@@ -56,6 +81,7 @@ pub static MODULE: ModuleDef = ModuleDef {
             ),
         },
     ],
+    classes: &[],
     build,
 };
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use mlua::{Lua, Table};
 
-use crate::runtime::registry::{FnDoc, ModuleDef};
+use crate::runtime::registry::{FnDoc, ModuleDef, Opt, Param};
 
 pub static MODULE: ModuleDef = ModuleDef {
     name: "properties",
@@ -14,6 +14,9 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "decode",
             signature: "ferry.properties.decode(text [, {path = FILE}]) -> {key = value}, {key = line}",
+            params: &[Param::new("text", "string"), Param::opt("opts", "table")],
+            options: &[Opt::def("path", "any", "FILE")],
+            returns: "any",
             doc: "Parses Java properties text as java.util.Properties.load(Reader) does; later \
                   keys win, as in Java. The second result gives the line each key was read from. \
                   Raises invalid_input naming the line (and path, when given) on a malformed \
@@ -25,12 +28,16 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "encode",
             signature: "ferry.properties.encode(t) -> text",
+            params: &[Param::new("t", "table")],
+            options: &[],
+            returns: "string",
             doc: "Writes key=value lines sorted by key, escaping as Java does.",
             example: Some(
                 "assert(ferry.properties.encode({b = \"2\", a = \"1\"}) == \"a=1\\nb=2\\n\")",
             ),
         },
     ],
+    classes: &[],
     build,
 };
 

@@ -10,7 +10,7 @@ use super::{ExecSpec, display, tail};
 use crate::runtime::context::ctx;
 use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult};
 use crate::runtime::output::{self, EV};
-use crate::runtime::registry::{FnDoc, ModuleDef};
+use crate::runtime::registry::{FnDoc, ModuleDef, Opt, Param};
 
 pub static MODULE: ModuleDef = ModuleDef {
     name: "exec",
@@ -18,6 +18,17 @@ pub static MODULE: ModuleDef = ModuleDef {
     functions: &[FnDoc {
         name: "run",
         signature: "ferry.exec.run{argv..., timeout, stdin, env, cwd, check = true, read_only = false, on_line} -> {code, stdout, stderr}",
+        params: &[Param::new("opts", "table")],
+        options: &[
+            Opt::new("timeout", "number|string"),
+            Opt::new("stdin", "string"),
+            Opt::new("env", "any"),
+            Opt::new("cwd", "string"),
+            Opt::def("check", "boolean", "true"),
+            Opt::def("read_only", "boolean", "false"),
+            Opt::new("on_line", "function"),
+        ],
+        returns: "any",
         doc: "Runs a command and returns its exit code and output. A non-zero exit raises an \
               exec error showing the end of stderr unless check = false. The command runs in \
               its own process group: on timeout, Ctrl-C, or an error in on_line the whole \
@@ -38,6 +49,7 @@ pub static MODULE: ModuleDef = ModuleDef {
             "local r = ferry.exec.run{\"sh\", \"-c\", \"echo hi\", read_only = true}\nassert(r.code == 0 and r.stdout == \"hi\\n\")\nlocal bad = ferry.exec.run{\"sh\", \"-c\", \"exit 4\", check = false, read_only = true}\nassert(bad.code == 4)\nlocal seen = {}\nferry.exec.run{\"sh\", \"-c\", \"echo 1; echo oops >&2; sleep 0.1; echo 2\", read_only = true,\n  on_line = function(stream, line) seen[#seen + 1] = stream .. \":\" .. line end}\ntable.sort(seen)\nassert(table.concat(seen, \" \") == \"stderr:oops stdout:1 stdout:2\")",
         ),
     }],
+    classes: &[],
     build,
 };
 

@@ -6,7 +6,7 @@ use mlua::{Lua, Table, Value};
 
 use crate::runtime::context::ctx;
 use crate::runtime::error::{FerryError, IntoLuaResult};
-use crate::runtime::registry::{FnDoc, ModuleDef};
+use crate::runtime::registry::{FnDoc, ModuleDef, Opt, Param};
 
 pub static MODULE: ModuleDef = ModuleDef {
     name: "fs",
@@ -15,12 +15,27 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "read",
             signature: "ferry.fs.read(path) -> bytes",
+            params: &[Param::new("path", "string")],
+            options: &[],
+            returns: "string",
             doc: "Reads a whole file.",
-            example: None,
+            example: Some(
+                r#"local p = os.tmpname()
+ferry.fs.write(p, "line 1\n")
+assert(ferry.fs.read(p) == "line 1\n")
+ferry.fs.remove(p)"#,
+            ),
         },
         FnDoc {
             name: "write",
             signature: "ferry.fs.write(path, bytes [, {append = false}])",
+            params: &[
+                Param::new("path", "string"),
+                Param::new("bytes", "string"),
+                Param::opt("opts", "table"),
+            ],
+            options: &[Opt::def("append", "boolean", "false")],
+            returns: "",
             doc: "Writes a file atomically (temporary file and rename), or appends. Reported, not done, under --dry-run.",
             example: Some(
                 "local p = os.tmpname()\nferry.fs.write(p, \"abc\")\nassert(ferry.fs.read(p) == \"abc\")\nferry.fs.remove(p)",
@@ -29,64 +44,151 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "exists",
             signature: "ferry.fs.exists(path) -> boolean",
+            params: &[Param::new("path", "string")],
+            options: &[],
+            returns: "boolean",
             doc: "Whether the path exists.",
             example: Some("assert(ferry.fs.exists(\"/\"))"),
         },
         FnDoc {
             name: "stat",
             signature: "ferry.fs.stat(path) -> {size, is_dir, mtime} or nil",
+            params: &[Param::new("path", "string")],
+            options: &[],
+            returns: "any",
             doc: "File metadata, nil when absent (mtime in seconds since the epoch).",
             example: Some("assert(ferry.fs.stat(\"/\").is_dir)"),
         },
         FnDoc {
             name: "list",
             signature: "ferry.fs.list(dir) -> {names}",
+            params: &[Param::new("dir", "string")],
+            options: &[],
+            returns: "any",
             doc: "Entry names of a folder, sorted.",
-            example: None,
+            example: Some(
+                r#"local d = os.tmpname()
+ferry.fs.remove(d)
+ferry.fs.mkdir(d)
+ferry.fs.write(d .. "/b", "")
+ferry.fs.write(d .. "/a", "")
+local names = ferry.fs.list(d)
+table.sort(names)
+assert(#names == 2 and names[1] == "a" and names[2] == "b")
+ferry.fs.remove(d, {recursive = true})"#,
+            ),
         },
         FnDoc {
             name: "walk",
             signature: "ferry.fs.walk(dir) -> {{path, rel, size, is_dir}...}",
+            params: &[Param::new("dir", "string")],
+            options: &[],
+            returns: "any",
             doc: "Every file and folder below dir, sorted by relative path (`/` separators).",
-            example: None,
+            example: Some(
+                r#"local d = os.tmpname()
+ferry.fs.remove(d)
+ferry.fs.mkdir(d .. "/sub")
+ferry.fs.write(d .. "/sub/f.txt", "abc")
+local files = 0
+for _, e in ipairs(ferry.fs.walk(d)) do
+  if not e.is_dir then
+    files = files + 1
+    assert(e.rel == "sub/f.txt" and e.size == 3)
+  end
+end
+assert(files == 1)
+ferry.fs.remove(d, {recursive = true})"#,
+            ),
         },
         FnDoc {
             name: "mkdir",
             signature: "ferry.fs.mkdir(path)",
+            params: &[Param::new("path", "string")],
+            options: &[],
+            returns: "",
             doc: "Creates a folder and its parents.",
-            example: None,
+            example: Some(
+                r#"local d = os.tmpname()
+ferry.fs.remove(d)
+ferry.fs.mkdir(d .. "/a/b")
+assert(ferry.fs.stat(d .. "/a/b").is_dir)
+ferry.fs.remove(d, {recursive = true})"#,
+            ),
         },
         FnDoc {
             name: "remove",
             signature: "ferry.fs.remove(path [, {recursive = false}])",
+            params: &[Param::new("path", "string"), Param::opt("opts", "table")],
+            options: &[Opt::def("recursive", "boolean", "false")],
+            returns: "",
             doc: "Removes a file, an empty folder, or (recursive) a tree. Absent paths are not an error.",
-            example: None,
+            example: Some(
+                r#"local d = os.tmpname()
+ferry.fs.remove(d)
+ferry.fs.mkdir(d)
+ferry.fs.write(d .. "/f", "x")
+ferry.fs.remove(d, {recursive = true})
+assert(not ferry.fs.exists(d))"#,
+            ),
         },
         FnDoc {
             name: "rename",
             signature: "ferry.fs.rename(from, to)",
+            params: &[Param::new("from", "string"), Param::new("to", "string")],
+            options: &[],
+            returns: "",
             doc: "Renames (moves) within a filesystem.",
-            example: None,
+            example: Some(
+                r#"local p = os.tmpname()
+ferry.fs.write(p, "x")
+ferry.fs.rename(p, p .. ".done")
+assert(not ferry.fs.exists(p) and ferry.fs.read(p .. ".done") == "x")
+ferry.fs.remove(p .. ".done")"#,
+            ),
         },
         FnDoc {
             name: "copy",
             signature: "ferry.fs.copy(from, to) -> bytes",
+            params: &[Param::new("from", "string"), Param::new("to", "string")],
+            options: &[],
+            returns: "string",
             doc: "Copies a file (creating folders), through a temporary name and a rename.",
-            example: None,
+            example: Some(
+                r#"local p = os.tmpname()
+ferry.fs.write(p, "abc")
+assert(ferry.fs.copy(p, p .. ".bak") == 3)
+assert(ferry.fs.read(p .. ".bak") == "abc")
+ferry.fs.remove(p)
+ferry.fs.remove(p .. ".bak")"#,
+            ),
         },
         FnDoc {
             name: "sha256",
             signature: "ferry.fs.sha256(path) -> hex",
+            params: &[Param::new("path", "string")],
+            options: &[],
+            returns: "string",
             doc: "SHA-256 of a file, streamed.",
-            example: None,
+            example: Some(
+                r#"local p = os.tmpname()
+ferry.fs.write(p, "abc")
+assert(ferry.fs.sha256(p) == ferry.digest.sha256("abc"))
+assert(ferry.fs.sha256(p) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+ferry.fs.remove(p)"#,
+            ),
         },
         FnDoc {
             name: "absolute",
             signature: "ferry.fs.absolute(path) -> path",
+            params: &[Param::new("path", "string")],
+            options: &[],
+            returns: "string",
             doc: "The path made absolute against the current folder (links are not resolved).",
             example: Some("assert(ferry.fs.absolute(\"x\"):sub(1, 1) == \"/\")"),
         },
     ],
+    classes: &[],
     build,
 };
 

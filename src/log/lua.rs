@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::runtime::output::{self, EV};
 use crate::runtime::progress::{Progress, Unit};
-use crate::runtime::registry::{FnDoc, ModuleDef};
+use crate::runtime::registry::{ClassDoc, FnDoc, ModuleDef, Opt, Param};
 
 pub static MODULE: ModuleDef = ModuleDef {
     name: "log",
@@ -14,6 +14,9 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "info",
             signature: "ferry.log.info(...)",
+            params: &[Param::new("...", "any")],
+            options: &[],
+            returns: "",
             doc: "Logs its arguments joined by spaces; a table argument is shown as key=value pairs \
                   and kept as `fields` in --log-json with their Lua types (numbers as numbers, \
                   booleans as booleans, a nested table as JSON). Also warn, error, debug.",
@@ -22,24 +25,40 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "warn",
             signature: "ferry.log.warn(...)",
+            params: &[Param::new("...", "any")],
+            options: &[],
+            returns: "",
             doc: "Logs a warning.",
             example: Some("ferry.log.warn(\"slow server\")"),
         },
         FnDoc {
             name: "error",
             signature: "ferry.log.error(...)",
+            params: &[Param::new("...", "any")],
+            options: &[],
+            returns: "",
             doc: "Logs an error line (does not raise; use error() or ferry.fail to stop).",
             example: Some("ferry.log.error(\"object failed\", {key = \"a/b\"})"),
         },
         FnDoc {
             name: "debug",
             signature: "ferry.log.debug(...)",
+            params: &[Param::new("...", "any")],
+            options: &[],
+            returns: "",
             doc: "Logs a line shown with -v.",
             example: Some("ferry.log.debug(\"detail\")"),
         },
         FnDoc {
             name: "progress",
             signature: "ferry.log.progress{title, total, unit = \"items\"|\"bytes\"} -> p",
+            params: &[Param::new("opts", "table")],
+            options: &[
+                Opt::new("title", "string"),
+                Opt::new("total", "integer"),
+                Opt::def("unit", "\"items\"|\"bytes\"", "\"items\"|\"bytes\""),
+            ],
+            returns: "ferry.log.Progress",
             doc: "Starts a progress display: a bar with rate and ETA on a terminal, a line every \
                   10 s otherwise (FERRY_PROGRESS_INTERVAL), progress events in --log-json. \
                   Methods: p:inc(n), p:set(n), p:total(n), p:message(text), p:finish().",
@@ -48,7 +67,72 @@ pub static MODULE: ModuleDef = ModuleDef {
             ),
         },
     ],
+    classes: &[&PROGRESS],
     build,
+};
+
+/// The handle class of this module, described once for the option checks, `ferry doc`, the LuaLS
+/// stubs, `ferry check` and REPL completion.
+pub static PROGRESS: ClassDoc = ClassDoc {
+    name: "ferry.log.Progress",
+    doc: "A progress line from ferry.log.progress.",
+    fields: &[],
+    methods: &[
+        FnDoc {
+            name: "inc",
+            signature: "p:inc([n])",
+            params: &[Param::opt("n", "integer")],
+            options: &[],
+            returns: "",
+            doc: "Adds n (1) to the count.",
+            example: None,
+        },
+        FnDoc {
+            name: "set",
+            signature: "p:set(n)",
+            params: &[Param::new("n", "integer")],
+            options: &[],
+            returns: "",
+            doc: "Sets the count.",
+            example: None,
+        },
+        FnDoc {
+            name: "total",
+            signature: "p:total(n)",
+            params: &[Param::new("n", "integer")],
+            options: &[],
+            returns: "",
+            doc: "Sets the total.",
+            example: None,
+        },
+        FnDoc {
+            name: "message",
+            signature: "p:message(text)",
+            params: &[Param::new("text", "string")],
+            options: &[],
+            returns: "",
+            doc: "Sets the text shown after the count.",
+            example: None,
+        },
+        FnDoc {
+            name: "finish",
+            signature: "p:finish()",
+            params: &[],
+            options: &[],
+            returns: "",
+            doc: "Ends the line.",
+            example: None,
+        },
+        FnDoc {
+            name: "done",
+            signature: "p:done() -> n",
+            params: &[],
+            options: &[],
+            returns: "integer",
+            doc: "The count so far.",
+            example: None,
+        },
+    ],
 };
 
 /// A field value for --log-json: Lua's type kept (integers and floats as numbers, booleans,

@@ -2,14 +2,15 @@
 //! nearest known key ("did you mean") and the list of known keys, so `exec.run{"true", timout = 5}`
 //! fails at the call instead of running without the timeout.
 //!
-//! The known keys come from the function's documented signature (`ferry.task.poll{check, every =
-//! 5, ...}` in its [`FnDoc`]), so the reference and the check cannot drift apart: a key added to a
-//! binding must be added to its signature, where `ferry doc` and the LuaLS stubs show it.
+//! The known keys are the typed `options` of the function's [`FnDoc`] (or of the handle method's,
+//! in its [`ClassDoc`]), the same description `ferry doc`, the LuaLS stubs, `ferry check` and REPL
+//! completion read, so the reference and the check cannot drift apart. [`keys_of`] reads the keys
+//! back out of the human signature line; the registry test uses it to keep that line in step.
 
 use mlua::{Table, Value};
 
 use super::error::{ErrorKind, FerryError};
-use super::registry::{FnDoc, ModuleDef};
+use super::registry::{ClassDoc, FnDoc, ModuleDef};
 
 /// The option keys of a table-call signature: `f{argv..., timeout, check = true} -> x` gives
 /// `["timeout", "check"]` (positional `name...` pieces are left out). Alternatives share a piece
@@ -155,14 +156,14 @@ pub fn unknown(key: &str, known: &[&str], fn_name: &str) -> FerryError {
         .hint(format!("options of {fn_name}: {}", known.join(", ")))
 }
 
-/// The option keys of `module`'s function `name`, from its documented signature (empty when the
+/// The option keys of `module`'s function `name`, from its typed description (empty when the
 /// function is not documented, which the registry test rules out for every checked function).
 pub fn documented(module: &ModuleDef, name: &str) -> Vec<&'static str> {
     module
         .functions
         .iter()
         .find(|f| f.name == name)
-        .map(|f| keys_of(f.signature))
+        .map(FnDoc::option_keys)
         .unwrap_or_default()
 }
 
@@ -174,7 +175,7 @@ pub fn check_optional(t: Option<&Table>, module: &ModuleDef, name: &str) -> mlua
     }
 }
 
-/// [`check_keys`] with the keys of `module`'s function `name` as documented in its signature.
+/// [`check_keys`] with the typed option keys of `module`'s function `name`.
 pub fn check_documented(t: &Table, module: &ModuleDef, name: &str) -> mlua::Result<()> {
     let doc: Option<&FnDoc> = module.functions.iter().find(|f| f.name == name);
     let Some(doc) = doc else {
@@ -190,7 +191,22 @@ pub fn check_documented(t: &Table, module: &ModuleDef, name: &str) -> mlua::Resu
     } else {
         format!("ferry.{}.{name}", module.name)
     };
-    check_keys(t, &keys_of(doc.signature), &path)
+    check_keys(t, &doc.option_keys(), &path)
+}
+
+/// [`check_keys`] for the options table of a handle method, `store:list(prefix, {delimter =
+/// true})`: the keys come from the method's entry in `class`, and the error names
+/// `ferry.store.Store:list`.
+pub fn check_method(t: Option<&Table>, class: &ClassDoc, method: &str) -> mlua::Result<()> {
+    let Some(t) = t else { return Ok(()) };
+    let Some(doc) = class.method(method) else {
+        return Err(FerryError::new(
+            ErrorKind::Internal,
+            format!("{}:{method} is not documented", class.name),
+        )
+        .into());
+    };
+    check_keys(t, &doc.option_keys(), &format!("{}:{method}", class.name))
 }
 
 #[cfg(test)]
@@ -233,6 +249,48 @@ mod tests {
             keys_of("r{url, json | body | object = {store, key}, format = \"a\" | \"b\", aws_*}"),
             vec!["url", "json", "body", "object", "format", "aws_*"]
         );
+    }
+
+    /// The human signature line and the typed options say the same, for every function and
+    /// handle method (the keys of `ferry.params` are those of one declaration, inside the list).
+    #[test]
+    fn signatures_and_typed_options_agree() {
+        use std::collections::BTreeSet;
+        let mut docs: Vec<(String, &FnDoc)> = Vec::new();
+        for m in crate::modules::modules() {
+            for f in m.functions {
+                docs.push((format!("{}.{}", m.name, f.name), f));
+            }
+        }
+        for c in crate::modules::classes() {
+            for f in c.methods {
+                docs.push((format!("{}:{}", c.name, f.name), f));
+            }
+        }
+        for (path, f) in docs {
+            let text = if path == "runbook.params" {
+                &f.signature[f.signature.find('{').unwrap() + 1..]
+            } else {
+                f.signature
+            };
+            let from_text: BTreeSet<&str> = keys_of(text).into_iter().collect();
+            let typed: BTreeSet<&str> = f.option_keys().into_iter().collect();
+            // `ferry.http.get(url [, opts])` says `opts` and takes request's options.
+            let by_reference = from_text.is_empty() && f.signature.contains("opts");
+            if !by_reference {
+                assert_eq!(
+                    from_text, typed,
+                    "{path}: signature and typed options differ"
+                );
+            }
+            assert!(
+                f.params
+                    .iter()
+                    .any(|p| p.name == "opts" || p.ty.ends_with(".opts[]"))
+                    || f.options.is_empty(),
+                "{path}: options without an options parameter"
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::error::{ErrorKind, FerryError, IntoLuaResult};
 use super::lua_error::{LuaError, capture, to_ferry_error};
 use super::output::{self, EV};
 use super::params::{self, ParamDecl, ParamType, ParamValue, RawValue};
-use super::registry::{FnDoc, ModuleDef};
+use super::registry::{ClassDoc, FnDoc, ModuleDef, Opt, Param};
 
 pub static MODULE: ModuleDef = ModuleDef {
     name: "runbook",
@@ -20,6 +20,21 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "params",
             signature: "ferry.params{ {name, type, default, required, doc, secret, choices, env}, ... } -> values",
+            params: &[Param::new("decls", "ferry.params.opts[]")],
+            options: &[
+                Opt::new("name", "string"),
+                Opt::new(
+                    "type",
+                    "\"string\"|\"integer\"|\"number\"|\"boolean\"|\"path\"|\"url\"|\"list\"|\"duration\"|\"size\"",
+                ),
+                Opt::new("default", "any"),
+                Opt::new("required", "boolean"),
+                Opt::new("doc", "string"),
+                Opt::new("secret", "boolean"),
+                Opt::new("choices", "table"),
+                Opt::new("env", "string"),
+            ],
+            returns: "table",
             doc: "Declares the procedure's parameters and returns their validated values. Types: \
                   string, integer, number, boolean, path, url, list, duration (seconds), size \
                   (bytes). Every problem is reported at once and the run exits 2 before any step. \
@@ -32,6 +47,17 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "step",
             signature: "ferry.step(id, [title,] fn(ctx) [, {always = bool, sharded = bool}]) -> fn's results",
+            params: &[
+                Param::new("id", "string"),
+                Param::opt("title", "string"),
+                Param::new("fn", "fun(ctx: ferry.StepCtx): any"),
+                Param::opt("opts", "table"),
+            ],
+            options: &[
+                Opt::def("always", "boolean", "bool"),
+                Opt::def("sharded", "boolean", "bool"),
+            ],
+            returns: "any",
             doc: "Runs fn as a journaled step. A re-run skips steps completed with the same \
                   parameters and script (returning the counters they returned); --from-step ID \
                   re-runs from ID; `always = true` runs the step every time (a status query, an \
@@ -47,20 +73,36 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "confirm",
             signature: "ferry.confirm(message) -> true",
+            params: &[Param::new("message", "string")],
+            options: &[],
+            returns: "boolean",
             doc: "A manual gate. Asks on the terminal; --yes answers yes; with no terminal and no \
                   --yes the run stops with exit 3 (it never blocks). A dry run reports the question \
                   and continues.",
-            example: None,
+            example: Some(
+                r#"-- With --yes (as the examples run) or a "y" typed on the terminal it returns true.
+assert(ferry.confirm("Drop the old bucket?"))"#,
+            ),
         },
         FnDoc {
             name: "dry_run",
             signature: "ferry.dry_run() -> boolean",
+            params: &[],
+            options: &[],
+            returns: "boolean",
             doc: "Whether this is a --dry-run.",
             example: Some("assert(type(ferry.dry_run()) == \"boolean\")"),
         },
         FnDoc {
             name: "fail",
             signature: "ferry.fail(kind, message [, context])",
+            params: &[
+                Param::new("kind", "string"),
+                Param::new("message", "string"),
+                Param::opt("context", "table"),
+            ],
+            options: &[],
+            returns: "",
             doc: "Raises a structured error: kind is one of usage, confirm, not_found, auth, \
                   invalid_input, conflict, unavailable, timeout, io, exec, lua, internal. context \
                   fields are shown with the error; a `hint` field becomes its hint (what to do).",
@@ -69,7 +111,25 @@ pub static MODULE: ModuleDef = ModuleDef {
             ),
         },
     ],
+    classes: &[&STEP_CTX],
     build,
+};
+
+/// The handle class of this module, described once for the option checks, `ferry doc`, the LuaLS
+/// stubs, `ferry check` and REPL completion.
+pub static STEP_CTX: ClassDoc = ClassDoc {
+    name: "ferry.StepCtx",
+    doc: "The ctx a ferry.step function receives.",
+    fields: &[("id", "string")],
+    methods: &[FnDoc {
+        name: "checkpoint",
+        signature: "ctx:checkpoint(name [, value]) -> value",
+        params: &[Param::new("name", "string"), Param::opt("value", "any")],
+        options: &[],
+        returns: "any",
+        doc: "With a value, records progress inside the step; without, reads the last value recorded by an earlier attempt.",
+        example: None,
+    }],
 };
 
 /// `ferry.task` and friends run Lua functions protected through this prelude function.
@@ -238,16 +298,10 @@ fn parse_decl(lua: &Lua, v: Value, key: Option<String>) -> mlua::Result<ParamDec
         )
         .into()
     };
-    // Each parameter's keys are those of the table inside `ferry.params{ {name, type, ...} }`.
-    let signature = MODULE
-        .functions
-        .iter()
-        .find(|f| f.name == "params")
-        .map_or("", |f| f.signature);
-    let inner = signature.find('{').map_or("", |i| &signature[i + 1..]);
+    // Each parameter's keys are the typed options of `ferry.params` (the keys of one declaration).
     crate::runtime::options::check_keys(
         &t,
-        &crate::runtime::options::keys_of(inner),
+        &crate::runtime::options::documented(&MODULE, "params"),
         &format!("ferry.params '{name}'"),
     )?;
     let ty_name: String = t

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::context::ctx;
 use super::error::{ErrorKind, FerryError, Result};
 use super::journal::JOURNAL_FILE;
-use super::registry::{FnDoc, ModuleDef};
+use super::registry::{FnDoc, ModuleDef, Param};
 
 /// The environment variable Kubernetes sets in every pod of an Indexed Job.
 pub const INDEX_ENV: &str = "JOB_COMPLETION_INDEX";
@@ -414,6 +414,9 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "info",
             signature: "ferry.shard.info() -> {index, count, phase} or nil",
+            params: &[],
+            options: &[],
+            returns: "any",
             doc: "This run's shard (0-based index of count) and phase (\"shards\", \"finalize\" or \
                   nil), or nil for an ordinary run. The finalize run has count and no index.",
             example: Some("assert(ferry.shard.info() == nil)"),
@@ -421,6 +424,9 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "owns",
             signature: "ferry.shard.owns(key) -> boolean",
+            params: &[Param::new("key", "string")],
+            options: &[],
+            returns: "boolean",
             doc: "Whether key belongs to this run's shard, by the same stable FNV-1a hash \
                   ferry.store.copy uses; always true outside a shard. For sharded steps that \
                   distribute work themselves (a list of segments, of tables).",
@@ -429,11 +435,15 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "state_dirs",
             signature: "ferry.shard.state_dirs() -> {path, ...}",
+            params: &[],
+            options: &[],
+            returns: "any",
             doc: "The state dirs whose records this run reads: its own, and in the finalize run \
                   every shard's (e.g. to merge the manifests of copies each shard made).",
             example: Some("assert(#ferry.shard.state_dirs() == 1)"),
         },
     ],
+    classes: &[],
     build,
 };
 

@@ -8,7 +8,7 @@ use serde_json::{Map, Value as Json};
 
 use super::context::{RunContext, ctx};
 use super::error::{FerryError, IntoLuaResult, Result};
-use super::registry::{FnDoc, ModuleDef};
+use super::registry::{FnDoc, ModuleDef, Param};
 use super::runbook::to_json;
 
 pub static MODULE: ModuleDef = ModuleDef {
@@ -18,12 +18,18 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "get",
             signature: "ferry.state.get(key) -> value or nil",
+            params: &[Param::new("key", "string")],
+            options: &[],
+            returns: "any",
             doc: "Reads a value saved by this or an earlier run with the same state dir.",
             example: Some("assert(ferry.state.get(\"never-set\") == nil)"),
         },
         FnDoc {
             name: "set",
             signature: "ferry.state.set(key, value)",
+            params: &[Param::new("key", "string"), Param::new("value", "any")],
+            options: &[],
+            returns: "",
             doc: "Saves a JSON-compatible value; written to disk at once (atomically). A dry run \
                   keeps it in memory only.",
             example: Some("ferry.state.set(\"k\", {n = 1})\nassert(ferry.state.get(\"k\").n == 1)"),
@@ -31,10 +37,14 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "dir",
             signature: "ferry.state.dir() -> path",
+            params: &[],
+            options: &[],
+            returns: "string",
             doc: "The state dir (journal, caches, state.json), for caches a script keeps itself.",
             example: Some("assert(type(ferry.state.dir()) == \"string\")"),
         },
     ],
+    classes: &[],
     build,
 };
 

@@ -11,7 +11,7 @@ use super::value::SqlValue;
 use super::{Backend, Conn, ConnectOptions, Db, ResultSet, statement};
 use crate::runtime::context::ctx;
 use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult};
-use crate::runtime::registry::{FnDoc, ModuleDef};
+use crate::runtime::registry::{ClassDoc, FnDoc, ModuleDef, Opt, Param};
 
 pub static MODULE: ModuleDef = ModuleDef {
     name: "sql",
@@ -20,6 +20,19 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "connect",
             signature: "ferry.sql.connect(url [, {pool_size, tls = \"disable\"|\"prefer\"|\"require\"|\"verify-ca\"|\"verify-full\", ca, connect_timeout = 15, query_timeout}]) -> db",
+            params: &[Param::new("url", "string"), Param::opt("opts", "table")],
+            options: &[
+                Opt::new("pool_size", "integer"),
+                Opt::def(
+                    "tls",
+                    "\"disable\"|\"prefer\"|\"require\"|\"verify-ca\"|\"verify-full\"",
+                    "\"disable\"|\"prefer\"|\"require\"|\"verify-ca\"|\"verify-full\"",
+                ),
+                Opt::new("ca", "string"),
+                Opt::def("connect_timeout", "number", "15"),
+                Opt::new("query_timeout", "number|string"),
+            ],
+            returns: "ferry.sql.Db",
             doc: "Connects to mysql://user:password@host:port/db or postgres://user:password@host:port/db \
                   and checks the connection at once. TLS modes, named as libpq and the MySQL client \
                   name them: disable (no TLS); prefer (TLS when the server offers it, else plain; \
@@ -50,11 +63,39 @@ pub static MODULE: ModuleDef = ModuleDef {
                   dates and times are ISO strings, BLOB/BYTEA are byte strings, JSON is its text, \
                   NULL is ferry.sql.null (rows keep every column). Under --dry-run only SELECT, \
                   SHOW, DESCRIBE, EXPLAIN (and WITH ... SELECT) run; other statements are reported.",
-            example: None,
+            example: Some(
+                r#"local db = ferry.sql.connect("postgres://ferry:secret@127.0.0.1:5432/app", {connect_timeout = 5})
+local rows = db:query("select $1::int as n", {41})
+assert(rows[1].n == 41)
+assert(db:exec("update jobs set done = true where id = $1", {7}) >= 0)
+for row in db:rows("select id from jobs", {}, {array = true}) do print(row[1]) end"#,
+            ),
         },
         FnDoc {
             name: "copy_table",
             signature: "ferry.sql.copy_table(src_db, dst_db, {table, dst_table, key, columns, where, batch, workers, ranges, on_conflict, transform, throttle, verify, title, shard}) -> report",
+            params: &[
+                Param::new("src_db", "any"),
+                Param::new("dst_db", "any"),
+                Param::new("opts", "table"),
+            ],
+            options: &[
+                Opt::new("table", "string"),
+                Opt::new("dst_table", "string"),
+                Opt::new("key", "any"),
+                Opt::new("columns", "any"),
+                Opt::new("where", "string"),
+                Opt::new("batch", "integer"),
+                Opt::new("workers", "integer"),
+                Opt::new("ranges", "any"),
+                Opt::new("on_conflict", "string"),
+                Opt::new("transform", "function"),
+                Opt::new("throttle", "any"),
+                Opt::new("verify", "any"),
+                Opt::new("title", "string"),
+                Opt::new("shard", "any"),
+            ],
+            returns: "any",
             doc: "Copies rows between tables on the same or different servers with keyset \
                   pagination on the primary key (or `key`), the key range split for `workers` \
                   concurrent workers, multi-row INSERT batches of `batch` rows, an optional \
@@ -69,10 +110,70 @@ pub static MODULE: ModuleDef = ModuleDef {
                   only that shard's contiguous slice of an integer key's range and verifies that \
                   slice; with another key shard 0 copies the whole table. Report: {rows, batches, \
                   seconds, ranges, verified, source_rows, target_rows}.",
+            example: Some(
+                r#"local src = ferry.sql.connect("mysql://ferry:secret@10.0.0.5:3306/legacy")
+local dst = ferry.sql.connect("postgres://ferry:secret@10.0.0.6:5432/app")
+local r = ferry.sql.copy_table(src, dst, {table = "orders", batch = 1000, workers = 4, verify = "count"})
+ferry.log.info("orders copied: ", r.rows)"#,
+            ),
+        },
+    ],
+    classes: &[&DB],
+    build,
+};
+
+/// The handle class of this module, described once for the option checks, `ferry doc`, the LuaLS
+/// stubs, `ferry check` and REPL completion.
+pub static DB: ClassDoc = ClassDoc {
+    name: "ferry.sql.Db",
+    doc: "A connection pool from ferry.sql.connect (or the transaction's connection inside db:transaction).",
+    fields: &[("url", "string"), ("backend", "\"mysql\"|\"postgres\"")],
+    methods: &[
+        FnDoc {
+            name: "query",
+            signature: "db:query(sql [, params [, {array = false}]]) -> rows, columns",
+            params: &[
+                Param::new("sql", "string"),
+                Param::opt("params", "table"),
+                Param::opt("opts", "table"),
+            ],
+            options: &[Opt::def("array", "boolean", "false")],
+            returns: "table[]",
+            doc: "Runs a query and returns its rows (tables keyed by column name, or arrays with array = true) and the column names. params fill ? (MySQL) or $1 (PostgreSQL) placeholders.",
+            example: None,
+        },
+        FnDoc {
+            name: "exec",
+            signature: "db:exec(sql [, params]) -> affected, last_insert_id",
+            params: &[Param::new("sql", "string"), Param::opt("params", "table")],
+            options: &[],
+            returns: "integer",
+            doc: "Runs a statement and returns the rows affected (and MySQL's last insert id). Under --dry-run a writing statement is reported, not run.",
+            example: None,
+        },
+        FnDoc {
+            name: "rows",
+            signature: "db:rows(sql [, params [, {array = false}]]) -> iterator of rows",
+            params: &[
+                Param::new("sql", "string"),
+                Param::opt("params", "table"),
+                Param::opt("opts", "table"),
+            ],
+            options: &[Opt::def("array", "boolean", "false")],
+            returns: "fun(): table?",
+            doc: "Streams a query's rows one at a time (for row in db:rows(...) do).",
+            example: None,
+        },
+        FnDoc {
+            name: "transaction",
+            signature: "db:transaction(fn(tx)) -> fn's results",
+            params: &[Param::new("fn", "fun(tx: ferry.sql.Db): any")],
+            options: &[],
+            returns: "any",
+            doc: "Runs fn with a handle on one connection inside BEGIN ... COMMIT; an error rolls back and is raised again.",
             example: None,
         },
     ],
-    build,
 };
 
 /// A pool, or (inside db:transaction) the one connection of the transaction.
@@ -252,6 +353,7 @@ impl UserData for LuaDb {
         m.add_async_method(
             "query",
             |lua, this, (sql, params, opts): (String, Option<Table>, Option<Table>)| async move {
+                crate::runtime::options::check_method(opts.as_ref(), &DB, "query")?;
                 let params = params_from(params)?;
                 let array = match &opts {
                     Some(o) => o.get::<Option<bool>>("array")?.unwrap_or(false),
@@ -277,6 +379,7 @@ impl UserData for LuaDb {
         m.add_async_method(
             "rows",
             |lua, this, (sql, params, opts): (String, Option<Table>, Option<Table>)| async move {
+                crate::runtime::options::check_method(opts.as_ref(), &DB, "rows")?;
                 let params = params_from(params)?;
                 let array = match &opts {
                     Some(o) => o.get::<Option<bool>>("array")?.unwrap_or(false),

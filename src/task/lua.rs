@@ -12,7 +12,7 @@ use crate::runtime::context::ctx;
 use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult};
 use crate::runtime::lua_error::{LuaError, to_ferry_error};
 use crate::runtime::output::EV;
-use crate::runtime::registry::{FnDoc, ModuleDef};
+use crate::runtime::registry::{ClassDoc, FnDoc, ModuleDef, Opt, Param};
 use crate::runtime::runbook::Protect;
 
 pub static MODULE: ModuleDef = ModuleDef {
@@ -22,12 +22,18 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "sleep",
             signature: "ferry.task.sleep(seconds)",
+            params: &[Param::new("seconds", "number")],
+            options: &[],
+            returns: "",
             doc: "Waits without blocking other tasks; Ctrl-C interrupts it.",
             example: Some("ferry.task.sleep(0.01)"),
         },
         FnDoc {
             name: "spawn",
             signature: "ferry.task.spawn(fn, ...) -> handle",
+            params: &[Param::new("fn", "function"), Param::new("...", "any")],
+            options: &[],
+            returns: "ferry.task.Handle",
             doc: "Starts fn(...) as a concurrent task. handle:join() waits and returns its results \
                   (raising its error); handle:cancel() stops it.",
             example: Some(
@@ -37,6 +43,16 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "parallel",
             signature: "ferry.task.parallel(items, {concurrency = 8, fail_fast = true}, fn(item, i)) -> results",
+            params: &[
+                Param::new("items", "table"),
+                Param::new("opts", "table"),
+                Param::new("fn", "function"),
+            ],
+            options: &[
+                Opt::def("concurrency", "number", "8"),
+                Opt::def("fail_fast", "boolean", "true"),
+            ],
+            returns: "any",
             doc: "Calls fn for every item with at most `concurrency` running at once and returns \
                   the first result of each call, in item order. On an error no new items start \
                   (unless fail_fast = false) and the first error is raised once running calls end.",
@@ -47,6 +63,17 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "poll",
             signature: "ferry.task.poll{check, every = 5, timeout = 600, backoff = 1, max_every, describe, transient}",
+            params: &[Param::new("opts", "table")],
+            options: &[
+                Opt::new("check", "any"),
+                Opt::def("every", "number", "5"),
+                Opt::def("timeout", "number", "600"),
+                Opt::def("backoff", "number", "1"),
+                Opt::new("max_every", "integer"),
+                Opt::new("describe", "function"),
+                Opt::new("transient", "any"),
+            ],
+            returns: "",
             doc: "Calls check() until it returns a truthy value, and returns its results. check may \
                   return false, observed to report what it saw. Errors that are retryable (or for \
                   which transient(err) returns true) are tolerated and retried: a check that \
@@ -60,7 +87,45 @@ pub static MODULE: ModuleDef = ModuleDef {
             ),
         },
     ],
+    classes: &[&HANDLE],
     build,
+};
+
+/// The handle class of this module, described once for the option checks, `ferry doc`, the LuaLS
+/// stubs, `ferry check` and REPL completion.
+pub static HANDLE: ClassDoc = ClassDoc {
+    name: "ferry.task.Handle",
+    doc: "A task from ferry.task.spawn.",
+    fields: &[],
+    methods: &[
+        FnDoc {
+            name: "join",
+            signature: "h:join() -> fn's results",
+            params: &[],
+            options: &[],
+            returns: "any",
+            doc: "Waits for the task and returns its results, or raises its error.",
+            example: None,
+        },
+        FnDoc {
+            name: "cancel",
+            signature: "h:cancel()",
+            params: &[],
+            options: &[],
+            returns: "",
+            doc: "Cancels the task.",
+            example: None,
+        },
+        FnDoc {
+            name: "done",
+            signature: "h:done() -> boolean",
+            params: &[],
+            options: &[],
+            returns: "boolean",
+            doc: "Whether the task has finished.",
+            example: None,
+        },
+    ],
 };
 
 fn seconds(v: &Value, what: &str) -> mlua::Result<Option<f64>> {

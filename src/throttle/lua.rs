@@ -6,7 +6,7 @@ use mlua::{Lua, Table, UserData, UserDataMethods, Value};
 
 use super::Limiter;
 use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult};
-use crate::runtime::registry::{FnDoc, ModuleDef};
+use crate::runtime::registry::{ClassDoc, FnDoc, ModuleDef, Opt, Param};
 
 pub static MODULE: ModuleDef = ModuleDef {
     name: "throttle",
@@ -14,6 +14,9 @@ pub static MODULE: ModuleDef = ModuleDef {
     functions: &[FnDoc {
         name: "new",
         signature: "ferry.throttle.new{rate, burst} -> limiter",
+        params: &[Param::new("opts", "table")],
+        options: &[Opt::new("rate", "any"), Opt::new("burst", "integer")],
+        returns: "ferry.throttle.Limiter",
         doc: "A limiter of `rate` units per second (a number, a size such as \"50MiB\" for \
               bytes/s, \"off\", or a daily timetable like rclone's --bwlimit: \
               {{\"08:00\", \"10MiB\"}, {\"23:00\", \"off\"}} or \"08:00,512k 12:00,10M 23:00,off\"), allowing `burst` units at once (default: one second's worth). \
@@ -24,7 +27,45 @@ pub static MODULE: ModuleDef = ModuleDef {
             "local l = ferry.throttle.new{rate = 1000, burst = 100}\nl:acquire(10)\nl:set_rate(\"1MiB\")\nassert(l:rate() == 1048576)\nlocal night = ferry.throttle.new{rate = \"00:00,1GiB 08:00,10MiB 23:00,off\"}\nnight:acquire(1)",
         ),
     }],
+    classes: &[&LIMITER],
     build,
+};
+
+/// The handle class of this module, described once for the option checks, `ferry doc`, the LuaLS
+/// stubs, `ferry check` and REPL completion.
+pub static LIMITER: ClassDoc = ClassDoc {
+    name: "ferry.throttle.Limiter",
+    doc: "A token bucket from ferry.throttle.new.",
+    fields: &[],
+    methods: &[
+        FnDoc {
+            name: "acquire",
+            signature: "l:acquire([n])",
+            params: &[Param::opt("n", "integer")],
+            options: &[],
+            returns: "",
+            doc: "Waits until n (1) tokens are available and takes them.",
+            example: None,
+        },
+        FnDoc {
+            name: "set_rate",
+            signature: "l:set_rate(rate)",
+            params: &[Param::new("rate", "number|string")],
+            options: &[],
+            returns: "",
+            doc: "Changes the rate (a number per second or a size such as \"50MiB\") while tasks wait.",
+            example: None,
+        },
+        FnDoc {
+            name: "rate",
+            signature: "l:rate() -> number",
+            params: &[],
+            options: &[],
+            returns: "number",
+            doc: "The current rate.",
+            example: None,
+        },
+    ],
 };
 
 /// The Lua face of a shared limiter.

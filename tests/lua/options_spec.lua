@@ -16,6 +16,13 @@ local ok, err = pcall(ferry.store.open, "s3://bucket/x", {account = "a", probe =
 assert(not ok and err.message:find("unknown option 'account' for an S3 store", 1, true), tostring(err))
 assert(ferry.store.open("memory://x", {create = true, probe = false}))
 
+-- store handle methods
+refuses("ferry.store.Store:list", "delimter", "delimiter", function() return s:list("", {delimter = true}) end)
+refuses("ferry.store.Store:put_zip", "levle", "level", function() return s:put_zip("/nonexistent", "k.zip", {levle = 1}) end)
+refuses("ferry.store.Store:put_file", "multipart_treshold", "multipart_threshold",
+  function() return s:put_file("/nonexistent", "k", {multipart_treshold = "8MiB"}) end)
+assert(s:list("", {delimiter = true}))
+
 -- sql (refused before connecting)
 refuses("ferry.sql.connect", "pool_sise", "pool_size", ferry.sql.connect, "mysql://u@127.0.0.1:1/d", {pool_sise = 2})
 

@@ -8,6 +8,8 @@ use std::collections::BTreeSet;
 
 use mlua::{Lua, Value};
 
+use crate::runtime::registry;
+
 const KEYWORDS: &[&str] = &[
     "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if", "in",
     "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while",
@@ -25,6 +27,18 @@ pub fn candidates(lua: &Lua, line: &str, pos: usize) -> (usize, Vec<String>) {
         .map(|(i, _)| i)
         .unwrap_or(pos);
     let word = &before[start..];
+    if !word.contains(['.', ':'])
+        && let Some(keys) = option_keys_at(&before[..start])
+    {
+        let out: Vec<String> = keys
+            .into_iter()
+            .filter(|k| k.starts_with(word))
+            .map(|k| format!("{k} = "))
+            .collect();
+        if !out.is_empty() {
+            return (start, out);
+        }
+    }
     if word.is_empty() || word.starts_with(|c: char| c.is_ascii_digit()) {
         return (pos, Vec::new());
     }
@@ -90,6 +104,61 @@ fn index_userdata(lua: &Lua, u: &mlua::AnyUserData, name: &str) -> Option<Value>
         .filter(|v| !v.is_nil())
 }
 
+/// When `before` ends inside the options table of a documented function or handle method
+/// (`ferry.exec.run{"true", ` or `s:list("a/", {`), that function's option keys (`aws_*`-style
+/// prefixes left out). A method's class is not known from the variable, so `x:done{` offers the
+/// keys of every class's `done`.
+fn option_keys_at(before: &str) -> Option<Vec<&'static str>> {
+    // The innermost `{` still open (strings are not looked into: a completion guess).
+    let mut depth = 0i32;
+    let mut open = None;
+    for (i, c) in before.char_indices().rev() {
+        match c {
+            '}' => depth += 1,
+            '{' if depth == 0 => {
+                open = Some(i);
+                break;
+            }
+            '{' => depth -= 1,
+            _ => {}
+        }
+    }
+    let head = before[..open?].trim_end();
+    // `f{` directly, or `f(a, b, {` with the table as an argument.
+    let callee = match head.strip_suffix(['(', ',']) {
+        None => head,
+        Some(_) => {
+            let paren = head.rfind('(')?;
+            head[..paren].trim_end()
+        }
+    };
+    let name_start = callee
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':'))
+        .last()
+        .map(|(i, _)| i)?;
+    let name = &callee[name_start..];
+    let docs: Vec<&registry::FnDoc> = if let Some((_, method)) = name.split_once(':') {
+        crate::modules::classes()
+            .filter_map(|c| c.method(method))
+            .collect()
+    } else {
+        let path = name.strip_prefix("ferry.")?;
+        let (module, f) = path.split_once('.').unwrap_or(("runbook", path));
+        crate::modules::find(module)
+            .and_then(|m| m.functions.iter().find(|x| x.name == f))
+            .into_iter()
+            .collect()
+    };
+    let keys: BTreeSet<&'static str> = docs
+        .iter()
+        .flat_map(|f| f.options.iter().map(|o| o.key))
+        .filter(|k| !k.ends_with('*'))
+        .collect();
+    (!keys.is_empty()).then(|| keys.into_iter().collect())
+}
+
 /// Names reachable on a value: table keys (only functions after `:`), or a handle's members.
 fn members(lua: &Lua, value: &Value, methods_only: bool) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -126,6 +195,10 @@ fn vocabulary() -> &'static BTreeSet<String> {
 
 fn words_of_the_reference() -> BTreeSet<String> {
     let mut out = BTreeSet::new();
+    for c in crate::modules::classes() {
+        out.extend(c.methods.iter().map(|m| m.name.to_string()));
+        out.extend(c.fields.iter().map(|(name, _)| name.to_string()));
+    }
     for m in crate::modules::modules() {
         for f in m.functions {
             for text in [f.signature, f.doc] {
@@ -172,5 +245,23 @@ mod tests {
         assert_eq!(kw, vec!["local".to_string()]);
         assert!(candidates(&lua, "nosuch.a", 8).1.is_empty());
         assert!(candidates(&lua, "1.5", 3).1.is_empty());
+    }
+
+    #[test]
+    fn option_keys_inside_the_table_of_a_known_function() {
+        let lua = lua();
+        let line = "ferry.exec.run{\"true\", tim";
+        assert_eq!(
+            candidates(&lua, line, line.len()),
+            (23, vec!["timeout = ".into()])
+        );
+        let line = "ferry.store.copy(a, b, {concurrency = 4, ret";
+        assert_eq!(candidates(&lua, line, line.len()).1, vec!["retries = "]);
+        let line = "for e in s:list(\"a/\", {del";
+        assert_eq!(candidates(&lua, line, line.len()).1, vec!["delimiter = "]);
+        let line = "db:query(\"select 1\", {}, {";
+        assert_eq!(candidates(&lua, line, line.len()).1, vec!["array = "]);
+        // Outside a known function's table: names as before.
+        assert!(candidates(&lua, "x = {al", 7).1.is_empty());
     }
 }

@@ -14,7 +14,7 @@ use super::{Entry, OpenOptions, Store};
 use crate::runtime::context::ctx;
 use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult, Result};
 use crate::runtime::params::parse_size;
-use crate::runtime::registry::{FnDoc, ModuleDef};
+use crate::runtime::registry::{ClassDoc, FnDoc, ModuleDef, Opt, Param};
 
 pub static MODULE: ModuleDef = ModuleDef {
     name: "store",
@@ -23,6 +23,53 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "open",
             signature: "ferry.store.open(url [, {create = false, probe = true, layout = \"flat\", ca_file, allow_http, endpoint, region, access_key_id, secret_access_key, session_token, virtual_hosted_style, skip_signature, sse_c_key, server_side_encryption, sse_kms_key_id, sse_customer_key_base64, acl, acl_from_bucket, account, account_name, access_key, account_key, master_key, sas, sas_token, sas_key, token, bearer_token, connection_string, use_emulator, service_account, service_account_key, application_credentials, anonymous, list_page_size, timeout, connect_timeout, base_url, file_mode, fsync, aws_*, azure_*, google_*}]) -> store",
+            params: &[Param::new("url", "string"), Param::opt("opts", "table")],
+            options: &[
+                Opt::def("create", "boolean", "false"),
+                Opt::def("probe", "boolean", "true"),
+                Opt::def("layout", "string", "\"flat\""),
+                Opt::new("ca_file", "string"),
+                Opt::new("allow_http", "boolean"),
+                Opt::new("endpoint", "string"),
+                Opt::new("region", "string"),
+                Opt::new("access_key_id", "string"),
+                Opt::new("secret_access_key", "string"),
+                Opt::new("session_token", "string"),
+                Opt::new("virtual_hosted_style", "boolean"),
+                Opt::new("skip_signature", "boolean"),
+                Opt::new("sse_c_key", "string"),
+                Opt::new("server_side_encryption", "string"),
+                Opt::new("sse_kms_key_id", "string"),
+                Opt::new("sse_customer_key_base64", "string"),
+                Opt::new("acl", "string"),
+                Opt::new("acl_from_bucket", "boolean"),
+                Opt::new("account", "string"),
+                Opt::new("account_name", "string"),
+                Opt::new("access_key", "string"),
+                Opt::new("account_key", "string"),
+                Opt::new("master_key", "string"),
+                Opt::new("sas", "string"),
+                Opt::new("sas_token", "string"),
+                Opt::new("sas_key", "string"),
+                Opt::new("token", "string"),
+                Opt::new("bearer_token", "string"),
+                Opt::new("connection_string", "string"),
+                Opt::new("use_emulator", "boolean"),
+                Opt::new("service_account", "string"),
+                Opt::new("service_account_key", "string"),
+                Opt::new("application_credentials", "string"),
+                Opt::new("anonymous", "boolean"),
+                Opt::new("list_page_size", "integer"),
+                Opt::new("timeout", "number|string"),
+                Opt::new("connect_timeout", "number|string"),
+                Opt::new("base_url", "string"),
+                Opt::new("file_mode", "string"),
+                Opt::new("fsync", "boolean"),
+                Opt::new("aws_*", "any"),
+                Opt::new("azure_*", "any"),
+                Opt::new("google_*", "any"),
+            ],
+            returns: "ferry.store.Store",
             doc: "Opens file:///abs/path, memory://name, s3://bucket/prefix, gs://bucket/prefix, \
                   az://container/prefix or an Azure blob URL with a SAS query. opts: endpoint, \
                   region, access_key_id, secret_access_key, session_token, allow_http, \
@@ -61,6 +108,34 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "copy",
             signature: "ferry.store.copy(src, dst, {prefix | keys | iter, map, compare = \"size\", verify = \"none\", concurrency = 64, retries = 5, fail_fast = false, list_cache, list_cache_sizes = true, dst_prefix, multipart_threshold, part_size, part_concurrency, max_buffer, shard, throttle, ops_throttle, title}) -> {copied, skipped, failed, bytes, errors, ...}",
+            params: &[
+                Param::new("src", "any"),
+                Param::new("dst", "any"),
+                Param::new("opts", "table"),
+            ],
+            options: &[
+                Opt::new("prefix", "string"),
+                Opt::new("keys", "table"),
+                Opt::new("iter", "function"),
+                Opt::new("map", "function"),
+                Opt::def("compare", "string", "\"size\""),
+                Opt::def("verify", "string", "\"none\""),
+                Opt::def("concurrency", "number", "64"),
+                Opt::def("retries", "number", "5"),
+                Opt::def("fail_fast", "boolean", "false"),
+                Opt::new("list_cache", "string"),
+                Opt::def("list_cache_sizes", "boolean", "true"),
+                Opt::new("dst_prefix", "string"),
+                Opt::new("multipart_threshold", "number|string"),
+                Opt::new("part_size", "number|string"),
+                Opt::new("part_concurrency", "integer"),
+                Opt::new("max_buffer", "number|string"),
+                Opt::new("shard", "any"),
+                Opt::new("throttle", "any"),
+                Opt::new("ops_throttle", "any"),
+                Opt::new("title", "string"),
+            ],
+            returns: "any",
             doc: "Copies objects from src to dst. Source: opts.prefix (a listing of src), opts.keys \
                   (a list of keys) or opts.iter (a function returning keys or {key, size}, nil at \
                   the end). opts.map(key) returns the destination key, or nil to leave the object \
@@ -79,7 +154,142 @@ pub static MODULE: ModuleDef = ModuleDef {
             ),
         },
     ],
+    classes: &[&STORE],
     build,
+};
+
+/// The handle class of this module, described once for the option checks, `ferry doc`, the LuaLS
+/// stubs, `ferry check` and REPL completion.
+pub static STORE: ClassDoc = ClassDoc {
+    name: "ferry.store.Store",
+    doc: "An open object store, from ferry.store.open.",
+    fields: &[("url", "string")],
+    methods: &[
+        FnDoc {
+            name: "list",
+            signature: "s:list([prefix [, {delimiter = false}]]) -> iterator of {key, size, etag, last_modified}",
+            params: &[Param::opt("prefix", "string"), Param::opt("opts", "table")],
+            options: &[Opt::def("delimiter", "boolean", "false")],
+            returns: "fun(): ferry.store.Entry?",
+            doc: "Lists the objects under prefix, one table per object; with delimiter = true only one level, folders as {key = \"dir/\", prefix = true}.",
+            example: None,
+        },
+        FnDoc {
+            name: "head",
+            signature: "s:head(key) -> {key, size, etag, last_modified} | nil",
+            params: &[Param::new("key", "string")],
+            options: &[],
+            returns: "ferry.store.Entry?",
+            doc: "The object's metadata, nil when it is absent.",
+            example: None,
+        },
+        FnDoc {
+            name: "exists",
+            signature: "s:exists(key) -> boolean",
+            params: &[Param::new("key", "string")],
+            options: &[],
+            returns: "boolean",
+            doc: "Whether the object exists.",
+            example: None,
+        },
+        FnDoc {
+            name: "get",
+            signature: "s:get(key) -> bytes",
+            params: &[Param::new("key", "string")],
+            options: &[],
+            returns: "string",
+            doc: "The whole object as a string.",
+            example: None,
+        },
+        FnDoc {
+            name: "put",
+            signature: "s:put(key, bytes)",
+            params: &[Param::new("key", "string"), Param::new("bytes", "string")],
+            options: &[],
+            returns: "",
+            doc: "Writes the object (nothing under --dry-run).",
+            example: None,
+        },
+        FnDoc {
+            name: "delete",
+            signature: "s:delete(key)",
+            params: &[Param::new("key", "string")],
+            options: &[],
+            returns: "",
+            doc: "Deletes the object.",
+            example: None,
+        },
+        FnDoc {
+            name: "copy_object",
+            signature: "s:copy_object(from, to)",
+            params: &[Param::new("from", "string"), Param::new("to", "string")],
+            options: &[],
+            returns: "",
+            doc: "Server-side copy inside this store.",
+            example: None,
+        },
+        FnDoc {
+            name: "get_file",
+            signature: "s:get_file(key, path) -> bytes",
+            params: &[Param::new("key", "string"), Param::new("path", "string")],
+            options: &[],
+            returns: "integer",
+            doc: "Downloads the object to a local file (written to a temp file, then renamed) and returns its size.",
+            example: None,
+        },
+        FnDoc {
+            name: "put_file",
+            signature: "s:put_file(path, key [, {multipart_threshold = \"16MiB\"}]) -> bytes",
+            params: &[
+                Param::new("path", "string"),
+                Param::new("key", "string"),
+                Param::opt("opts", "table"),
+            ],
+            options: &[Opt::def(
+                "multipart_threshold",
+                "number|string",
+                "\"16MiB\"",
+            )],
+            returns: "integer",
+            doc: "Uploads a local file, in parts above multipart_threshold, and returns its size.",
+            example: None,
+        },
+        FnDoc {
+            name: "put_zip",
+            signature: "s:put_zip(local_dir, key [, {level = 6}]) -> {bytes, files}",
+            params: &[
+                Param::new("local_dir", "string"),
+                Param::new("key", "string"),
+                Param::opt("opts", "table"),
+            ],
+            options: &[Opt::def("level", "integer", "6")],
+            returns: "{bytes: integer, files: integer}",
+            doc: "Zips the folder's files with deflate at level 0..9 (0: stored) and streams the zip into one object, never held whole in memory or on disk.",
+            example: None,
+        },
+        FnDoc {
+            name: "check_zip",
+            signature: "s:check_zip(key) -> {files, bytes, entries = {{name, size, crc}}}",
+            params: &[Param::new("key", "string")],
+            options: &[],
+            returns: "{files: integer, bytes: integer, entries: {name: string, size: integer, crc: integer}[]}",
+            doc: "Reads the object entry by entry as java.util.zip.ZipInputStream does, checking sizes and CRCs.",
+            example: None,
+        },
+        FnDoc {
+            name: "set_credentials",
+            signature: "s:set_credentials{access_key_id, secret_access_key, session_token}",
+            params: &[Param::new("opts", "table")],
+            options: &[
+                Opt::new("access_key_id", "string"),
+                Opt::new("secret_access_key", "string"),
+                Opt::new("session_token", "string"),
+            ],
+            returns: "",
+            doc: "S3 stores opened with access_key_id and secret_access_key: every later request is signed with these, including the remaining parts of multipart uploads under way.",
+            example: None,
+        },
+    ],
 };
 
 /// A store handle; the second field is set for S3 stores opened with keys (see
@@ -111,6 +321,7 @@ impl UserData for LuaStore {
             Ok(format!("store {}", s.0.display))
         });
         m.add_method("set_credentials", |_, s, t: Table| {
+            crate::runtime::options::check_method(Some(&t), &STORE, "set_credentials")?;
             let Some(creds) = &s.1 else {
                 return Err(FerryError::new(
                     ErrorKind::InvalidInput,
@@ -140,6 +351,7 @@ impl UserData for LuaStore {
         m.add_async_method(
             "list",
             |lua, s, (prefix, opts): (Option<String>, Option<Table>)| async move {
+                crate::runtime::options::check_method(opts.as_ref(), &STORE, "list")?;
                 let delimiter = match &opts {
                     Some(o) => o.get::<Option<bool>>("delimiter")?.unwrap_or(false),
                     None => false,
@@ -235,6 +447,7 @@ impl UserData for LuaStore {
         m.add_async_method(
             "put_file",
             |lua, s, (path, key, opts): (String, String, Option<Table>)| async move {
+                crate::runtime::options::check_method(opts.as_ref(), &STORE, "put_file")?;
                 let threshold = match &opts {
                     Some(o) => size_opt(o, "multipart_threshold")?.unwrap_or(16 << 20),
                     None => 16 << 20,
@@ -270,6 +483,7 @@ impl UserData for LuaStore {
         m.add_async_method(
             "put_zip",
             |lua, s, (dir, key, opts): (String, String, Option<Table>)| async move {
+                crate::runtime::options::check_method(opts.as_ref(), &STORE, "put_zip")?;
                 let level = match &opts {
                     Some(o) => o.get::<Option<i64>>("level")?.unwrap_or(6),
                     None => 6,

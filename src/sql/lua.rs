@@ -54,13 +54,18 @@ pub static MODULE: ModuleDef = ModuleDef {
         },
         FnDoc {
             name: "copy_table",
-            signature: "ferry.sql.copy_table(src_db, dst_db, {table, dst_table, key, columns, where, batch, workers, ranges, on_conflict, transform, throttle, verify, title, shard}) -> report",
+            signature: "ferry.sql.copy_table(src_db, dst_db, {table, dst_table, key, columns, where, batch, workers, ranges, on_conflict, load, transform, throttle, verify, title, shard}) -> report",
             doc: "Copies rows between tables on the same or different servers with keyset \
                   pagination on the primary key (or `key`), the key range split for `workers` \
                   concurrent workers, multi-row INSERT batches of `batch` rows, an optional \
                   `where` filter and `columns` list, on_conflict = \"error\" (default) | \"ignore\" | \
-                  \"replace\", an optional Lua `transform(row)` returning the row to write (or nil \
-                  to drop it), and `throttle` in rows/s. Progress is reported every second \
+                  \"replace\", load = \"auto\" (default: on a MySQL/MariaDB target each batch is \
+                  streamed through LOAD DATA LOCAL INFILE in its own transaction, falling back to \
+                  INSERTs, with a log line, when the server's local_infile is off, for a batch \
+                  the server would not take whole as an INSERT (a duplicate key under \
+                  on_conflict = \"error\", a value it would convert), and for BIT or \
+                  spatial columns) | \"insert\" (multi-row INSERTs always), an optional Lua \
+                  `transform(row)` returning the row to write (or nil to drop it), and `throttle` in rows/s. Progress is reported every second \
                   (seconds elapsed, rows, rows in the last second). Inside a ferry.step the last \
                   key of every range is checkpointed, so a re-run resumes without duplicates or \
                   gaps. verify = \"count\" (default) | \"checksum\" | \"none\" compares both sides \
@@ -68,7 +73,7 @@ pub static MODULE: ModuleDef = ModuleDef {
                   columns, naming them. shard = {index, count} (default from --shard) copies \
                   only that shard's contiguous slice of an integer key's range and verifies that \
                   slice; with another key shard 0 copies the whole table. Report: {rows, batches, \
-                  seconds, ranges, verified, source_rows, target_rows}.",
+                  seconds, ranges, verified, source_rows, target_rows, load_data_batches}.",
             example: None,
         },
     ],

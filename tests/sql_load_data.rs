@@ -17,7 +17,7 @@ const JOB: &str = r#"
 local p = ferry.params{
   {name = "src", type = "string", required = true, secret = true, doc = "source database URL"},
   {name = "dst", type = "string", required = true, secret = true, doc = "target database URL"},
-  {name = "load", type = "string", default = "auto", doc = "auto | insert"},
+  {name = "load", type = "string", default = "load_data", doc = "insert | load_data"},
   {name = "on_conflict", type = "string", default = "error", doc = "error | ignore | replace"},
   {name = "batch", type = "integer", default = 3, doc = "rows per batch"},
   {name = "workers", type = "integer", default = 2, doc = "workers"},

@@ -59,12 +59,13 @@ pub static MODULE: ModuleDef = ModuleDef {
                   pagination on the primary key (or `key`), the key range split for `workers` \
                   concurrent workers, multi-row INSERT batches of `batch` rows, an optional \
                   `where` filter and `columns` list, on_conflict = \"error\" (default) | \"ignore\" | \
-                  \"replace\", load = \"auto\" (default: on a MySQL/MariaDB target each batch is \
-                  streamed through LOAD DATA LOCAL INFILE in its own transaction, falling back to \
-                  INSERTs, with a log line, when the server's local_infile is off, for a batch \
-                  the server would not take whole as an INSERT (a duplicate key under \
-                  on_conflict = \"error\", a value it would convert), and for BIT or \
-                  spatial columns) | \"insert\" (multi-row INSERTs always), an optional Lua \
+                  \"replace\", load = \"insert\" (default: \
+                  multi-row prepared INSERTs) | \"load_data\" (on a MySQL/MariaDB target each \
+                  batch is streamed through LOAD DATA LOCAL INFILE in its own transaction, \
+                  falling back to INSERTs, with a log line, when the server's local_infile is \
+                  off, for a batch the server would not take whole as an INSERT (a duplicate key \
+                  under on_conflict = \"error\", a value it would convert), and for BIT or \
+                  spatial columns; on PostgreSQL targets INSERTs), an optional Lua \
                   `transform(row)` returning the row to write (or nil to drop it), and `throttle` in rows/s. Progress is reported every second \
                   (seconds elapsed, rows, rows in the last second). Inside a ferry.step the last \
                   key of every range is checkpointed, so a re-run resumes without duplicates or \

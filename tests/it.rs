@@ -68,6 +68,7 @@ mod repl_pty;
 mod runbook;
 mod scale_out;
 mod sql;
+mod sql_load_data;
 mod sql_network_faults;
 mod sql_timeouts;
 mod sql_tls;

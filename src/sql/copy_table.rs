@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,9 +20,10 @@ use mlua::{Function, Lua, Table, Value};
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
 
+use super::load_data::{self, Duplicates};
 use super::lua::{LuaDb, row_to_lua, value_from_lua};
 use super::value::SqlValue;
-use super::{Backend, Db};
+use super::{Backend, Conn, Db, Loaded};
 use crate::runtime::context::{RunContext, StepStatus, ctx};
 use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult, Result};
 use crate::runtime::output::{self, EV};
@@ -34,6 +35,16 @@ pub enum OnConflict {
     Error,
     Ignore,
     Replace,
+}
+
+/// How batches are written to a MySQL/MariaDB target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadMode {
+    /// Multi-row prepared INSERTs (the default: on MariaDB 10.11 LOAD DATA was measured no
+    /// cheaper for the server, see bench/sql/README.md).
+    Insert,
+    /// `LOAD DATA LOCAL INFILE` where the server and the columns allow it, INSERTs otherwise.
+    LoadData,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +64,7 @@ pub struct Options {
     pub workers: usize,
     pub ranges: Option<usize>,
     pub on_conflict: OnConflict,
+    pub load: LoadMode,
     pub throttle: Option<Arc<Limiter>>,
     pub verify: VerifyMode,
     pub title: String,
@@ -180,6 +192,11 @@ struct Run {
     rows: AtomicU64,
     batches: AtomicU64,
     retries: AtomicU64,
+    /// Batches go through LOAD DATA LOCAL INFILE (MySQL target, option and columns allow it;
+    /// turned off for the rest of the copy when the server refuses it).
+    load_data: AtomicBool,
+    load_sql: String,
+    load_data_batches: AtomicU64,
 }
 
 /// What happens to a page of rows between the SELECT and the INSERT.
@@ -359,6 +376,65 @@ impl Run {
         }
     }
 
+    /// Writes one batch: through LOAD DATA LOCAL INFILE when that path is on, as one multi-row
+    /// INSERT otherwise. Either way the batch is committed whole or not at all.
+    async fn write_batch(
+        &self,
+        conn: &mut Conn,
+        in_txn: &mut bool,
+        rows: Vec<Vec<SqlValue>>,
+    ) -> Result<()> {
+        let display = &self.dst.display;
+        let width = self.insert_cols.len().max(1);
+        let params: Vec<SqlValue> = rows.into_iter().flatten().collect();
+        let nrows = params.len() / width;
+        if self.load_data.load(Ordering::Relaxed) {
+            // With LOCAL the server turns duplicate keys and bad values into warnings (it
+            // cannot stop the client's transfer), so each batch is its own transaction, kept
+            // only when it did what the INSERT would have done.
+            if !*in_txn {
+                conn.exec(display, "SET autocommit = 0", &[]).await?;
+                *in_txn = true;
+            }
+            let data = load_data::encode(&params, width);
+            match conn.load_data_local(display, &self.load_sql, data).await? {
+                Some(l) if self.load_kept(l, nrows) => {
+                    conn.exec(display, "COMMIT", &[]).await?;
+                    self.load_data_batches.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Some(l) => {
+                    conn.exec(display, "ROLLBACK", &[]).await?;
+                    tracing::debug!(target: EV, "{}: LOAD DATA of {nrows} rows gave {} affected and {} warning(s); rolled back, writing the batch with INSERT",
+                        self.opts.title, l.affected, l.warnings);
+                }
+                None => {
+                    conn.exec(display, "ROLLBACK", &[]).await?;
+                    if self.load_data.swap(false, Ordering::Relaxed) {
+                        tracing::info!(target: EV, "{}: {} refuses LOAD DATA LOCAL INFILE (server variable local_infile is OFF); copying with INSERT statements",
+                            self.opts.title, self.dst.display);
+                    }
+                }
+            }
+        }
+        conn.exec(display, &self.insert_sql(nrows), &params).await?;
+        if *in_txn {
+            conn.exec(display, "COMMIT", &[]).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether a LOAD DATA did what the INSERT of the same rows would have: no warnings (a
+    /// skipped duplicate or a converted value is one) unless conflicts are ignored anyway, and
+    /// every row inserted when a conflict is an error.
+    fn load_kept(&self, l: Loaded, nrows: usize) -> bool {
+        match self.opts.on_conflict {
+            OnConflict::Ignore => true,
+            OnConflict::Replace => l.warnings == 0,
+            OnConflict::Error => l.warnings == 0 && l.affected == nrows as u64,
+        }
+    }
+
     /// The largest key already in the target within a range after `after`.
     async fn target_max(
         &self,
@@ -397,11 +473,16 @@ impl Run {
         // One source and one target connection for the whole range: a connection returned to
         // the pool is reset, which would drop its prepared statements and make every batch
         // prepare its SELECT and its INSERT again.
-        let mut conns: Option<(super::Conn, super::Conn)> = None;
+        let mut conns: Option<(Conn, Conn)> = None;
+        // Whether the target connection runs with autocommit off (the LOAD DATA path commits
+        // each batch itself), and the first and last key of the batch being written.
+        let mut in_txn = false;
+        let mut span: Option<Json> = None;
         loop {
             let step: Result<bool> = async {
                 if conns.is_none() {
                     conns = Some((self.src.conn().await?, self.dst.conn().await?));
+                    in_txn = false;
                 }
                 let (src_conn, dst_conn) = conns.as_mut().expect("connected above");
                 let mut params = Vec::new();
@@ -411,6 +492,11 @@ impl Run {
                 if n == 0 {
                     return Ok(false);
                 }
+                let first_key: Vec<SqlValue> = self
+                    .key_idx
+                    .iter()
+                    .map(|k| rs.rows[0][*k].clone())
+                    .collect();
                 let last_key: Vec<SqlValue> = self
                     .key_idx
                     .iter()
@@ -421,11 +507,8 @@ impl Run {
                     t.acquire(n as u64).await;
                 }
                 if !rows.is_empty() {
-                    let params: Vec<SqlValue> = rows.into_iter().flatten().collect();
-                    let nrows = params.len() / self.insert_cols.len().max(1);
-                    dst_conn
-                        .exec(&self.dst.display, &self.insert_sql(nrows), &params)
-                        .await?;
+                    span = Some(json!([key_json(&first_key), key_json(&last_key)]));
+                    self.write_batch(dst_conn, &mut in_txn, rows).await?;
                 }
                 self.rows.fetch_add(n as u64, Ordering::Relaxed);
                 self.batches.fetch_add(1, Ordering::Relaxed);
@@ -435,7 +518,10 @@ impl Run {
             }
             .await;
             match step {
-                Ok(true) => failures = 0,
+                Ok(true) => {
+                    failures = 0;
+                    span = None;
+                }
                 Ok(false) => break,
                 // A statement past query_timeout is not retryable for a caller who cannot
                 // tell whether it committed; here the target is asked where the range stands
@@ -461,10 +547,14 @@ impl Run {
                     }
                 }
                 Err(e) => {
-                    return Err(e
+                    let mut e = e
                         .with("table", &self.opts.table)
                         .with("range", i + 1)
-                        .with("after_key", key_json(after.as_deref().unwrap_or(&[]))));
+                        .with("after_key", key_json(after.as_deref().unwrap_or(&[])));
+                    if let Some(span) = span.take() {
+                        e = e.with("batch_keys", span);
+                    }
+                    return Err(e);
                 }
             }
         }
@@ -641,6 +731,17 @@ fn parse_options(t: &Table) -> mlua::Result<Options> {
         workers: t.get::<Option<usize>>("workers")?.unwrap_or(4).max(1),
         ranges: t.get("ranges")?,
         on_conflict,
+        load: match t.get::<Option<String>>("load")?.as_deref() {
+            None | Some("insert") => LoadMode::Insert,
+            Some("load_data") => LoadMode::LoadData,
+            Some(o) => {
+                return Err(FerryError::new(
+                    ErrorKind::InvalidInput,
+                    format!("load must be insert or load_data, not '{o}'"),
+                )
+                .into());
+            }
+        },
         throttle: limiter_from(&t.get::<Value>("throttle")?)?,
         verify,
         shard: crate::runtime::shard::shard_option(t)?,
@@ -848,6 +949,30 @@ pub async fn copy_table(
         }
     };
     let n_ranges = ranges.len();
+    let unloadable: Vec<String> = dinfo
+        .columns
+        .iter()
+        .filter(|(n, t)| insert_cols.contains(n) && !load_data::loadable_type(t))
+        .map(|(n, t)| format!("{n} ({t})"))
+        .collect();
+    let load_data =
+        dst.backend == Backend::Mysql && o.load == LoadMode::LoadData && unloadable.is_empty();
+    if dst.backend == Backend::Mysql && o.load == LoadMode::LoadData && !unloadable.is_empty() {
+        tracing::info!(target: EV, "{}: column(s) {} of {} are not loaded with LOAD DATA; copying with INSERT statements",
+            o.title, unloadable.join(", "), o.dst_table);
+    }
+    let load_sql = load_data::statement(
+        &quote(&dst, &o.dst_table),
+        &insert_cols
+            .iter()
+            .map(|c| quote(&dst, c))
+            .collect::<Vec<_>>(),
+        match o.on_conflict {
+            OnConflict::Error => Duplicates::Default,
+            OnConflict::Ignore => Duplicates::Ignore,
+            OnConflict::Replace => Duplicates::Replace,
+        },
+    );
     let run = Arc::new(Run {
         src: src.clone(),
         dst: dst.clone(),
@@ -865,6 +990,9 @@ pub async fn copy_table(
         rows: AtomicU64::new(0),
         batches: AtomicU64::new(0),
         retries: AtomicU64::new(0),
+        load_data: AtomicBool::new(load_data),
+        load_sql,
+        load_data_batches: AtomicU64::new(0),
         opts: o,
     });
     let save_plan = |run: &Run| -> Result<()> {
@@ -980,7 +1108,8 @@ pub async fn copy_table(
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(target: EV, "{}: copy done, total {rows} rows in {secs:.1}s ({:.0} rows/s)", run.opts.title, rows as f64 / secs.max(0.001));
     let mut report = json!({"rows": rows, "batches": run.batches.load(Ordering::Relaxed), "seconds": secs, "ranges": n_ranges,
-                            "resumed": resume, "retries": run.retries.load(Ordering::Relaxed)});
+                            "resumed": resume, "retries": run.retries.load(Ordering::Relaxed),
+                            "load_data_batches": run.load_data_batches.load(Ordering::Relaxed)});
     // A shard verifies its own slice of the key range (the other shards may still be copying).
     let (src_where, dst_where) = match run.opts.shard {
         None => (run.opts.where_.clone(), None),

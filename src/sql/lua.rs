@@ -73,7 +73,7 @@ for row in db:rows("select id from jobs", {}, {array = true}) do print(row[1]) e
         },
         FnDoc {
             name: "copy_table",
-            signature: "ferry.sql.copy_table(src_db, dst_db, {table, dst_table, key, columns, where, batch, workers, ranges, on_conflict, transform, throttle, verify, title, shard}) -> report",
+            signature: "ferry.sql.copy_table(src_db, dst_db, {table, dst_table, key, columns, where, batch, workers, ranges, on_conflict, load, transform, throttle, verify, title, shard}) -> report",
             params: &[
                 Param::new("src_db", "any"),
                 Param::new("dst_db", "any"),
@@ -89,6 +89,7 @@ for row in db:rows("select id from jobs", {}, {array = true}) do print(row[1]) e
                 Opt::new("workers", "integer"),
                 Opt::new("ranges", "any"),
                 Opt::new("on_conflict", "string"),
+                Opt::def("load", "\"insert\"|\"load_data\"", "\"insert\""),
                 Opt::new("transform", "function"),
                 Opt::new("throttle", "any"),
                 Opt::new("verify", "any"),
@@ -100,8 +101,14 @@ for row in db:rows("select id from jobs", {}, {array = true}) do print(row[1]) e
                   pagination on the primary key (or `key`), the key range split for `workers` \
                   concurrent workers, multi-row INSERT batches of `batch` rows, an optional \
                   `where` filter and `columns` list, on_conflict = \"error\" (default) | \"ignore\" | \
-                  \"replace\", an optional Lua `transform(row)` returning the row to write (or nil \
-                  to drop it), and `throttle` in rows/s. Progress is reported every second \
+                  \"replace\", load = \"insert\" (default: \
+                  multi-row prepared INSERTs) | \"load_data\" (on a MySQL/MariaDB target each \
+                  batch is streamed through LOAD DATA LOCAL INFILE in its own transaction, \
+                  falling back to INSERTs, with a log line, when the server's local_infile is \
+                  off, for a batch the server would not take whole as an INSERT (a duplicate key \
+                  under on_conflict = \"error\", a value it would convert), and for BIT or \
+                  spatial columns; on PostgreSQL targets INSERTs), an optional Lua \
+                  `transform(row)` returning the row to write (or nil to drop it), and `throttle` in rows/s. Progress is reported every second \
                   (seconds elapsed, rows, rows in the last second). Inside a ferry.step the last \
                   key of every range is checkpointed, so a re-run resumes without duplicates or \
                   gaps. verify = \"count\" (default) | \"checksum\" | \"none\" compares both sides \
@@ -109,7 +116,7 @@ for row in db:rows("select id from jobs", {}, {array = true}) do print(row[1]) e
                   columns, naming them. shard = {index, count} (default from --shard) copies \
                   only that shard's contiguous slice of an integer key's range and verifies that \
                   slice; with another key shard 0 copies the whole table. Report: {rows, batches, \
-                  seconds, ranges, verified, source_rows, target_rows}.",
+                  seconds, ranges, verified, source_rows, target_rows, load_data_batches}.",
             example: Some(
                 r#"local src = ferry.sql.connect("mysql://ferry:secret@10.0.0.5:3306/legacy")
 local dst = ferry.sql.connect("postgres://ferry:secret@10.0.0.6:5432/app")

@@ -5,6 +5,7 @@
 pub mod copy_table;
 #[cfg(test)]
 mod fuzz;
+pub mod load_data;
 pub mod lua;
 pub mod statement;
 pub mod tls;
@@ -76,6 +77,21 @@ enum Link {
 pub struct ResultSet {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<SqlValue>>,
+}
+
+/// What a `LOAD DATA LOCAL INFILE` reported: rows affected and the number of warnings.
+#[derive(Debug, Clone, Copy)]
+pub struct Loaded {
+    pub affected: u64,
+    pub warnings: u16,
+}
+
+/// MySQL/MariaDB answers that mean the server does not take `LOAD DATA LOCAL` from this client:
+/// 1148 (ER_NOT_ALLOWED_COMMAND, older servers with local_infile off), 4166 (MariaDB 10.5+'s
+/// ER_LOAD_INFILE_CAPABILITY_DISABLED), 3948 (MySQL 8's "loading local data is disabled"), 3950
+/// (MySQL 8, rejected on the client side).
+fn load_data_refused(code: u16) -> bool {
+    matches!(code, 1148 | 4166 | 3948 | 3950)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -732,6 +748,23 @@ impl Conn {
         }
     }
 
+    /// Runs `LOAD DATA LOCAL INFILE` (`sql`) on a MySQL connection with `data` as the file.
+    /// `Ok(None)`: the server refuses LOAD DATA LOCAL (local_infile off), nothing was loaded.
+    pub async fn load_data_local(
+        &mut self,
+        display: &str,
+        sql: &str,
+        data: bytes::Bytes,
+    ) -> Result<Option<Loaded>> {
+        let Some(limit) = self.limits.query else {
+            return self.link.load_data_local(display, sql, data).await;
+        };
+        match tokio::time::timeout(limit, self.link.load_data_local(display, sql, data)).await {
+            Ok(r) => r,
+            Err(_) => Err(self.timed_out(display, limit).await),
+        }
+    }
+
     async fn stream_into(
         mut self,
         display: &str,
@@ -884,6 +917,52 @@ impl Link {
                     .map_err(|e| pg_error(display, e))?;
                 Ok((n, None))
             }
+        }
+    }
+
+    async fn load_data_local(
+        &mut self,
+        display: &str,
+        sql: &str,
+        data: bytes::Bytes,
+    ) -> Result<Option<Loaded>> {
+        match self {
+            Link::Closed => Err(Link::closed(display)),
+            Link::My(c) => {
+                // The handler answers only the server's request for this statement's file;
+                // with no handler set, mysql_async refuses any file the server asks for.
+                c.set_infile_handler(async move {
+                    let chunks: Vec<std::io::Result<bytes::Bytes>> = (0..data.len())
+                        .step_by(1 << 20)
+                        .map(|at| Ok(data.slice(at..data.len().min(at + (1 << 20)))))
+                        .collect();
+                    Ok(futures::stream::iter(chunks).boxed())
+                });
+                match c.query_drop(sql).await {
+                    Ok(()) => Ok(Some(Loaded {
+                        affected: c.affected_rows(),
+                        warnings: c.get_warnings(),
+                    })),
+                    Err(e) => {
+                        // The server did not ask for the file: drop the unused handler's data.
+                        c.set_infile_handler(async {
+                            Err(mysql_async::Error::Other(
+                                "no LOAD DATA LOCAL expected on this connection".into(),
+                            ))
+                        });
+                        match e {
+                            mysql_async::Error::Server(se) if load_data_refused(se.code) => {
+                                Ok(None)
+                            }
+                            e => Err(mysql_error(display, e)),
+                        }
+                    }
+                }
+            }
+            Link::Pg(_) => Err(FerryError::new(
+                ErrorKind::InvalidInput,
+                format!("{display}: LOAD DATA LOCAL INFILE is a MySQL statement"),
+            )),
         }
     }
 

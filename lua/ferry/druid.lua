@@ -576,11 +576,14 @@ function M.check_coordinator(o)
   local load_url = base .. "/druid/coordinator/v1/loadstatus"
   local required = sorted_keys(o.expected)
   local last_status
+  -- Each GET is bounded by the wait itself: ferry.http's default (60 s, 3 retries) let a stalled
+  -- Coordinator hold one check about 4 minutes past `timeout`. The poll retries failed checks.
+  local get_opts = {timeout = math.max(1, math.min(60, tonumber(o.timeout) or 60)), retries = 1}
   ferry.task.poll{
     every = o.every, timeout = o.timeout,
     describe = ("the Coordinator to load %d data source(s) from the new deep storage (%s)"):format(#required, base),
     check = function()
-      local status = ferry.http.get(load_url, {expect_status = 200}):json()
+      local status = ferry.http.get(load_url, {expect_status = 200, timeout = get_opts.timeout, retries = get_opts.retries}):json()
       if type(status) ~= "table" then
         ferry.fail("invalid_input", load_url .. " did not answer a JSON object")
       end
@@ -602,7 +605,8 @@ function M.check_coordinator(o)
       local stale = {}
       for _, ds in ipairs(required) do
         local url = base .. "/druid/coordinator/v1/metadata/datasources/" .. urlencode(ds) .. "/segments?full"
-        local r = ferry.http.get(url, {expect_status = {200, 404}})
+        local r = ferry.http.get(url, {expect_status = {200, 404}, timeout = get_opts.timeout,
+          retries = get_opts.retries})
         local listed = {}
         if r.status == 200 then
           local segs = r:json()

@@ -3,9 +3,12 @@
 //! - `Stall`: from then on nothing is forwarded either way, and the sockets stay open (a
 //!   black-holing middlebox, a frozen server);
 //! - `HalfClose`: the server-to-client direction is closed (the client reads EOF) while the
-//!   client can still write (a half-closed connection behind a NAT or a load balancer);
+//!   client can still write (a half-closed connection behind a NAT or a load balancer); an HTTP
+//!   `100 Continue` still passes, so a request's body is sent and only the answer is lost;
 //! - `Drip`: every connection passes the server's answers 256 bytes at a time, 2 ms apart (a
-//!   slow link), for its whole life.
+//!   slow link), for its whole life;
+//! - `Reset`: the client's connection is reset (RST, `SO_LINGER` 0) without forwarding the bytes
+//!   that tripped it, and the server's side is closed (a middlebox dropping the connection).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -19,6 +22,7 @@ pub enum Fault {
     Stall,
     HalfClose,
     Drip,
+    Reset,
 }
 
 pub struct TcpFaults {
@@ -90,13 +94,23 @@ fn up_pipe(
         if fault != Fault::Drip
             && !tripped.load(Ordering::Relaxed)
             && total > after
-            && hits.fetch_add(1, Ordering::Relaxed) < times
+            && hits
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
+                    (h < times).then_some(h + 1)
+                })
+                .is_ok()
         {
             tripped.store(true, Ordering::Relaxed);
         }
         if tripped.load(Ordering::Relaxed) && fault == Fault::Stall {
             // Swallow everything; keep the sockets open until the client gives up.
             continue;
+        }
+        if tripped.load(Ordering::Relaxed) && fault == Fault::Reset {
+            // The last descriptor of the client socket closes with linger 0: an RST, no FIN.
+            set_zero_linger(&from);
+            let _ = to.shutdown(Shutdown::Both);
+            return;
         }
         if to.write_all(&buf[..n]).is_err() {
             break;
@@ -113,16 +127,23 @@ fn down_pipe(mut from: TcpStream, mut to: TcpStream, fault: Fault, tripped: Arc<
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if tripped.load(Ordering::Relaxed) && fault == Fault::Reset {
+            set_zero_linger(&to);
+            return;
+        }
         if tripped.load(Ordering::Relaxed) {
             match fault {
                 Fault::Stall => continue,
+                // An interim `100 Continue` passes: an HTTP request's body is still sent and
+                // only its answer is lost.
+                Fault::HalfClose if buf[..n].starts_with(b"HTTP/1.1 100 ") => {}
                 Fault::HalfClose => {
                     let _ = to.shutdown(Shutdown::Write);
                     // Drain the server so it is not blocked; the client reads EOF.
                     while matches!(from.read(&mut buf), Ok(n) if n > 0) {}
                     return;
                 }
-                Fault::Drip => {}
+                Fault::Drip | Fault::Reset => {}
             }
         }
         if fault == Fault::Drip {
@@ -136,5 +157,28 @@ fn down_pipe(mut from: TcpStream, mut to: TcpStream, fault: Fault, tripped: Arc<
             break;
         }
     }
+    if tripped.load(Ordering::Relaxed) && fault == Fault::Reset {
+        set_zero_linger(&to); // no FIN before the RST
+        return;
+    }
     let _ = to.shutdown(Shutdown::Write);
+}
+
+/// `SO_LINGER` {on, 0}: closing the socket sends an RST instead of a FIN.
+fn set_zero_linger(s: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket descriptor and a linger struct of the size passed.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
 }

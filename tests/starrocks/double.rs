@@ -124,6 +124,9 @@ pub struct Meta {
     /// What SHOW FRONTENDS shows as the FE's IP and HttpPort (default 127.0.0.1 and the real
     /// port), to test hosts.properties mapping.
     pub fe_shown: Option<(String, u16)>,
+    /// The port the FE's Stream Load redirect names instead of the BE's own (a proxy in front of
+    /// the BE hop, tests/stream_load_faults.rs).
+    pub be_redirect_port: Option<u16>,
     /// BE `streaming_load_max_batch_size_mb` in bytes (be/src/common/config.h, default 100 MB):
     /// the largest JSON body a Stream Load takes without `ignore_json_size: true`. Tests set it
     /// small to keep their data small.

@@ -114,12 +114,15 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
             .query()
             .map(|q| format!("?{q}"))
             .unwrap_or_default();
+        let be_port = shared
+            .meta
+            .lock()
+            .expect("meta")
+            .be_redirect_port
+            .unwrap_or(shared.be_http_port);
         return Ok(Response::builder()
             .status(307)
-            .header(
-                "location",
-                format!("http://127.0.0.1:{}{path}{q}", shared.be_http_port),
-            )
+            .header("location", format!("http://127.0.0.1:{be_port}{path}{q}"))
             .body(Full::new(Bytes::new()))
             .expect("response"));
     }

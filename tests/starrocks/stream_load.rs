@@ -393,6 +393,17 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
     if let Err(m) = load_rows(shared, &mut conn, &key, &rows).await {
         return fail(m);
     }
+    // The label is taken in the same step as the rows commit, as StarRocks records a load's label
+    // in the transaction that publishes its data (GlobalTransactionMgr: a label is "used" once its
+    // transaction commits). No await between the commit and this insert: a client that goes away
+    // (the handler's future dropped) can no longer leave committed rows without their label,
+    // which made a retry under the same label load them twice (found at 100 kills, seed 2206).
+    shared
+        .meta
+        .lock()
+        .expect("meta")
+        .labels
+        .insert((db.clone(), label.clone()), txn);
     if let Err((_, m)) =
         super::auto_partition::create_partitions(shared, &mut conn, &key, false).await
     {
@@ -401,12 +412,6 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
     if let Err((_, m)) = bump_changed(shared, &mut conn, &key, &before).await {
         return fail(m);
     }
-    shared
-        .meta
-        .lock()
-        .expect("meta")
-        .labels
-        .insert((db.clone(), label.clone()), txn);
     record("Success", rows.len() as u64);
     match fault {
         Some(LoadFault::CommitThenDrop) => {

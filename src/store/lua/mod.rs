@@ -282,7 +282,7 @@ pub static STORE: ClassDoc = ClassDoc {
         },
         FnDoc {
             name: "set_credentials",
-            signature: "s:set_credentials{access_key_id, secret_access_key, session_token}",
+            signature: "s:set_credentials(opts)",
             params: &[Param::new("opts", "table")],
             options: OPEN_OPTIONS,
             returns: "",

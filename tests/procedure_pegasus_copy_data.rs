@@ -257,13 +257,19 @@ fn copy_data_on_older_shells_counts_with_c_and_has_no_multi_set() {
 #[test]
 fn killed_copy_data_run_resumes_by_following_the_running_shell() {
     let site = Site::new("2.5.0", 1000, 8, true);
-    // SIGKILL: the shell it started keeps copying.
-    kill_when(site.copy_data(&[]).tick("0.3"), || {
-        site.target_rows() >= 200
-    });
+    // SIGKILL: the shell it started keeps copying, 40 rows a second, so about 20 s are left for
+    // the resume to find it running (at the default 100 rows a second a loaded machine once
+    // started the resume after the shell had finished).
+    kill_when(
+        site.copy_data(&[])
+            .tick("0.3")
+            .env("PEGASUS_DOUBLE_COPY_RATE", "40"),
+        || site.target_rows() >= 200,
+    );
     assert!(site.target_rows() < 1000);
 
     site.copy_data(&[])
+        .env("PEGASUS_DOUBLE_COPY_RATE", "40")
         .run()
         .code(0)
         .stderr_has("copy_data of the interrupted run is still running (pid")

@@ -31,12 +31,16 @@ use crate::throttle::Limiter;
 use crate::throttle::lua::limiter_from;
 
 mod lua;
+mod plan;
 mod range;
+mod tables;
 mod transform;
 mod verify;
 
 pub use lua::lua_copy_table;
+use plan::*;
 use range::*;
+use tables::*;
 use transform::*;
 use verify::*;
 
@@ -91,99 +95,6 @@ fn quote(db: &Db, ident: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(".")
-}
-
-struct TableInfo {
-    columns: Vec<(String, String)>, // (name, data type)
-    primary_key: Vec<String>,
-}
-
-async fn table_info(db: &Db, table: &str) -> Result<Option<TableInfo>> {
-    let (schema, name) = match table.split_once('.') {
-        Some((s, n)) => (Some(s.to_string()), n.to_string()),
-        None => (None, table.to_string()),
-    };
-    let (cols_sql, pk_sql) = match db.backend {
-        Backend::Mysql => (
-            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS \
-             WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-            "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
-             WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' \
-             ORDER BY ORDINAL_POSITION",
-        ),
-        Backend::Postgres => (
-            "SELECT column_name::text, data_type::text FROM information_schema.columns \
-             WHERE table_schema = COALESCE(?::text, current_schema()) AND table_name = ? ORDER BY ordinal_position",
-            "SELECT kcu.column_name::text FROM information_schema.table_constraints tc \
-             JOIN information_schema.key_column_usage kcu \
-               ON kcu.constraint_name = tc.constraint_name AND kcu.table_schema = tc.table_schema \
-              AND kcu.table_name = tc.table_name \
-             WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = COALESCE(?::text, current_schema()) \
-               AND tc.table_name = ? ORDER BY kcu.ordinal_position",
-        ),
-    };
-    let schema_v = schema.map(SqlValue::Text).unwrap_or(SqlValue::Null);
-    let params = [schema_v, SqlValue::Text(name)];
-    let cols = db.query(cols_sql, &params).await?;
-    if cols.rows.is_empty() {
-        return Ok(None);
-    }
-    let text = |v: &SqlValue| String::from_utf8_lossy(&v.canonical()).into_owned();
-    let pk = db.query(pk_sql, &params).await?;
-    Ok(Some(TableInfo {
-        columns: cols
-            .rows
-            .iter()
-            .map(|r| (text(&r[0]), text(&r[1]).to_ascii_lowercase()))
-            .collect(),
-        primary_key: pk.rows.iter().map(|r| text(&r[0])).collect(),
-    }))
-}
-
-fn is_integer_type(t: &str) -> bool {
-    matches!(
-        t,
-        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint"
-    )
-}
-
-/// One slice of the key space: keys in (lo, hi]; `None` = unbounded.
-#[derive(Debug, Clone)]
-struct Range {
-    lo: Option<Vec<SqlValue>>,
-    hi: Option<i64>,
-}
-
-fn key_json(k: &[SqlValue]) -> Json {
-    Json::Array(
-        k.iter()
-            .map(|v| match v {
-                SqlValue::Int(i) => json!(i),
-                SqlValue::UInt(u) => json!(u),
-                SqlValue::Float(f) => json!(f),
-                SqlValue::Null => Json::Null,
-                SqlValue::Bool(b) => json!(b),
-                other => json!(String::from_utf8_lossy(&other.canonical())),
-            })
-            .collect(),
-    )
-}
-
-fn key_from_json(j: &Json) -> Option<Vec<SqlValue>> {
-    Some(
-        j.as_array()?
-            .iter()
-            .map(|v| match v {
-                Json::Number(n) if n.is_i64() => SqlValue::Int(n.as_i64().unwrap_or(0)),
-                Json::Number(n) if n.is_u64() => SqlValue::UInt(n.as_u64().unwrap_or(0)),
-                Json::Number(n) => SqlValue::Float(n.as_f64().unwrap_or(0.0)),
-                Json::Bool(b) => SqlValue::Bool(*b),
-                Json::Null => SqlValue::Null,
-                Json::String(s) => SqlValue::Text(s.clone()),
-                other => SqlValue::Text(other.to_string()),
-            })
-            .collect(),
-    )
 }
 
 /// The shared state of a running copy (shared by the workers, on any thread).
@@ -272,69 +183,12 @@ pub async fn copy_table(
         )
         .hint("create the target table first (copy_table copies rows, not schemas)")
     })?;
-    let src_names: Vec<String> = sinfo.columns.iter().map(|c| c.0.clone()).collect();
-    let key = match o.key.clone() {
-        Some(k) => k,
-        None if !sinfo.primary_key.is_empty() => sinfo.primary_key.clone(),
-        None => {
-            return Err(FerryError::new(
-                ErrorKind::InvalidInput,
-                format!("table {} has no primary key", o.table),
-            )
-            .hint("give key = \"column\" (a unique, ordered column) to copy_table"));
-        }
-    };
-    let insert_cols = o.columns.clone().unwrap_or_else(|| src_names.clone());
-    let missing_src: Vec<&String> = insert_cols
-        .iter()
-        .chain(key.iter())
-        .filter(|c| !src_names.contains(c))
-        .collect();
-    if !missing_src.is_empty() {
-        return Err(FerryError::new(
-            ErrorKind::InvalidInput,
-            format!(
-                "source table {} has no column(s) {}",
-                o.table,
-                missing_src
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
-    }
-    let dst_names: Vec<&String> = dinfo.columns.iter().map(|c| &c.0).collect();
-    let missing_dst: Vec<&String> = insert_cols
-        .iter()
-        .filter(|c| !dst_names.contains(c))
-        .collect();
-    if !missing_dst.is_empty() {
-        return Err(FerryError::new(
-            ErrorKind::InvalidInput,
-            format!(
-                "target table {} in {} lacks column(s) {} that the copy writes",
-                o.dst_table,
-                dst.display,
-                missing_dst
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-        .hint("add the columns to the target, or choose columns = {...}"));
-    }
-    let mut select_cols = insert_cols.clone();
-    for k in &key {
-        if !select_cols.contains(k) {
-            select_cols.push(k.clone());
-        }
-    }
-    let key_idx: Vec<usize> = key
-        .iter()
-        .map(|k| select_cols.iter().position(|c| c == k).unwrap_or(0))
-        .collect();
+    let Columns {
+        key,
+        insert: insert_cols,
+        select: select_cols,
+        key_idx,
+    } = columns(&o, &sinfo, &dinfo, &dst)?;
     // Both servers allow 65535 parameters per statement.
     o.batch = o.batch.min(65_535 / insert_cols.len().max(1)).max(1);
 
@@ -350,72 +204,9 @@ pub async fn copy_table(
         .as_ref()
         .and_then(|s| c.checkpoint_get_any_params(s, &plan_name));
     let resume = prior.is_some();
-    let (ranges, last): (Vec<Range>, Vec<Option<Vec<SqlValue>>>) = match &prior {
-        Some(p) => {
-            let ranges = p["ranges"]
-                .as_array()
-                .map(|rs| {
-                    rs.iter()
-                        .map(|r| Range {
-                            lo: key_from_json(&r["lo"]),
-                            hi: r["hi"].as_i64(),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let last = p["last"]
-                .as_array()
-                .map(|ls| ls.iter().map(key_from_json).collect())
-                .unwrap_or_default();
-            (ranges, last)
-        }
-        None => {
-            let int_key = key.len() == 1
-                && sinfo
-                    .columns
-                    .iter()
-                    .any(|(n, t)| *n == key[0] && is_integer_type(t));
-            let mut ranges = vec![Range { lo: None, hi: None }];
-            if let Some((index, count)) = o.shard
-                && !int_key
-                && index > 0
-            {
-                // Without an integer key there is no key range to split: shard 0 copies it all.
-                tracing::info!(target: EV, "{}: the key is not one integer column; shard 0 of {count} copies the whole table", o.title);
-                ranges.clear();
-            }
-            if int_key {
-                let sql = format!(
-                    "SELECT MIN({k}), MAX({k}) FROM {}{}",
-                    quote(&src, &o.table),
-                    o.where_
-                        .as_ref()
-                        .map(|w| format!(" WHERE {w}"))
-                        .unwrap_or_default(),
-                    k = quote(&src, &key[0])
-                );
-                let rs = src.query(&sql, &[]).await?;
-                let row = rs.rows.first().cloned().unwrap_or_default();
-                match (
-                    row.first().and_then(|v| v.as_i64()),
-                    row.get(1).and_then(|v| v.as_i64()),
-                ) {
-                    (Some(min), Some(max)) => {
-                        ranges = plan_ranges(
-                            min,
-                            max,
-                            o.ranges.unwrap_or(o.workers * 2).max(1),
-                            o.shard,
-                        );
-                    }
-                    // An empty table: shard 0 takes the (open) whole range.
-                    _ if o.shard.is_some_and(|(i, _)| i > 0) => ranges.clear(),
-                    _ => {}
-                }
-            }
-            let n = ranges.len();
-            (ranges, vec![None; n])
-        }
+    let (ranges, last) = match &prior {
+        Some(p) => from_checkpoint(p),
+        None => plan(&src, &o, &key, &sinfo).await?,
     };
     let n_ranges = ranges.len();
     let unloadable: Vec<String> = dinfo
@@ -466,16 +257,7 @@ pub async fn copy_table(
     });
     let save_plan = |run: &Run| -> Result<()> {
         if let Some(s) = &step {
-            let ranges: Vec<Json> = run
-                .ranges
-                .iter()
-                .map(|r| json!({"lo": r.lo.as_ref().map(|k| key_json(k)), "hi": r.hi}))
-                .collect();
-            let last: Vec<Json> = lock(&run.last)
-                .iter()
-                .map(|l| l.as_ref().map(|k| key_json(k)).unwrap_or(Json::Null))
-                .collect();
-            c.checkpoint_set(s, &plan_name, json!({"ranges": ranges, "last": last}))?;
+            c.checkpoint_set(s, &plan_name, run.plan_json())?;
         }
         Ok(())
     };
@@ -493,11 +275,34 @@ pub async fn copy_table(
     tracing::info!(target: EV, "{}: {} range(s), {} worker(s), batches of {}{}", run.opts.title, n_ranges,
         run.opts.workers, run.opts.batch, if resume { ", resuming" } else { "" });
 
-    // Workers take ranges from a shared queue; a ticker reports and checkpoints every second.
+    let has_transform = transform.is_some();
+    run_workers(lua, &c, &run, transform, resume, started, &save_plan).await?;
+    let rows = run.rows.load(Ordering::Relaxed);
+    let secs = started.elapsed().as_secs_f64();
+    tracing::info!(target: EV, "{}: copy done, total {rows} rows in {secs:.1}s ({:.0} rows/s)", run.opts.title, rows as f64 / secs.max(0.001));
+    let mut report = json!({"rows": rows, "batches": run.batches.load(Ordering::Relaxed), "seconds": secs, "ranges": n_ranges,
+                            "resumed": resume, "retries": run.retries.load(Ordering::Relaxed),
+                            "load_data_batches": run.load_data_batches.load(Ordering::Relaxed)});
+    verify_copy(&run, has_transform, &mut report).await?;
+    Ok(report)
+}
+
+/// Runs the workers until every range is copied: they take ranges from a shared queue (on the
+/// multi-threaded runtime, or on the Lua thread with a transform), while a ticker reports progress
+/// and checkpoints the plan every second. The first worker error is returned after all stopped.
+async fn run_workers(
+    lua: &Lua,
+    c: &RunContext,
+    run: &Arc<Run>,
+    transform: Option<Function>,
+    resume: bool,
+    started: Instant,
+    save_plan: &dyn Fn(&Run) -> Result<()>,
+) -> Result<()> {
+    let n_ranges = run.ranges.len();
     let queue = Arc::new(Mutex::new((0..n_ranges).collect::<VecDeque<usize>>()));
     let failed: Arc<Mutex<Option<FerryError>>> = Arc::new(Mutex::new(None));
     let n_workers = run.opts.workers.min(n_ranges).max(1);
-    let has_transform = transform.is_some();
     let all: futures::future::LocalBoxFuture<'_, ()> = match transform {
         None => {
             // On the multi-threaded runtime; dropping the set (an interrupt, a failed
@@ -561,105 +366,19 @@ pub async fn copy_table(
                 output::event("copy_table_progress", json!({"table": run.opts.table, "seconds": secs,
                     "ranges_done": done, "ranges": n_ranges, "rows": rows, "last_second": rows - last_rows}));
                 last_rows = rows;
-                save_plan(&run)?;
+                save_plan(run)?;
             }
             _ = c.cancel.cancelled() => {
-                let _ = save_plan(&run);
+                let _ = save_plan(run);
                 return Err(FerryError::new(ErrorKind::Cancelled, format!("{}: interrupted", run.opts.title)));
             }
         }
     }
-    save_plan(&run)?;
+    save_plan(run)?;
     if let Some(e) = lock(&failed).take() {
         return Err(e);
     }
-    let rows = run.rows.load(Ordering::Relaxed);
-    let secs = started.elapsed().as_secs_f64();
-    tracing::info!(target: EV, "{}: copy done, total {rows} rows in {secs:.1}s ({:.0} rows/s)", run.opts.title, rows as f64 / secs.max(0.001));
-    let mut report = json!({"rows": rows, "batches": run.batches.load(Ordering::Relaxed), "seconds": secs, "ranges": n_ranges,
-                            "resumed": resume, "retries": run.retries.load(Ordering::Relaxed),
-                            "load_data_batches": run.load_data_batches.load(Ordering::Relaxed)});
-    // A shard verifies its own slice of the key range (the other shards may still be copying).
-    let (src_where, dst_where) = match run.opts.shard {
-        None => (run.opts.where_.clone(), None),
-        Some(_) if run.ranges.is_empty() => (Some("1 = 0".to_string()), Some("1 = 0".to_string())),
-        Some(_) => {
-            let cond = |db: &Db| {
-                let k = quote(db, &key[0]);
-                let lo = run
-                    .ranges
-                    .first()
-                    .and_then(|r| r.lo.as_ref())
-                    .and_then(|l| l.first())
-                    .and_then(|v| v.as_i64());
-                let hi = run.ranges.last().and_then(|r| r.hi);
-                let mut c = Vec::new();
-                if let Some(lo) = lo {
-                    c.push(format!("{k} > {lo}"));
-                }
-                if let Some(hi) = hi {
-                    c.push(format!("{k} <= {hi}"));
-                }
-                (!c.is_empty() && key.len() == 1).then(|| c.join(" AND "))
-            };
-            let s = match (run.opts.where_.as_ref(), cond(&src)) {
-                (Some(w), Some(c)) => Some(format!("({w}) AND {c}")),
-                (w, c) => c.or(w.cloned()),
-            };
-            (s, cond(&dst))
-        }
-    };
-    match run.opts.verify {
-        VerifyMode::None => {}
-        VerifyMode::Count => {
-            let s = count(&src, &run.opts.table, src_where.as_deref()).await?;
-            let d = count(&dst, &run.opts.dst_table, dst_where.as_deref()).await?;
-            report["source_rows"] = json!(s);
-            report["target_rows"] = json!(d);
-            if s != d && !has_transform {
-                return Err(FerryError::new(
-                    ErrorKind::Conflict,
-                    format!(
-                        "verify: {} has {s} rows in {} but {} has {d} in {}",
-                        run.opts.table, src.display, run.opts.dst_table, dst.display
-                    ),
-                ));
-            }
-            report["verified"] = json!("count");
-        }
-        VerifyMode::Checksum => {
-            let (sn, sh) = checksum(
-                &src,
-                &run.opts.table,
-                &run.insert_cols,
-                &key,
-                src_where.as_deref(),
-            )
-            .await?;
-            let (dn, dh) = checksum(
-                &dst,
-                &run.opts.dst_table,
-                &run.insert_cols,
-                &key,
-                dst_where.as_deref(),
-            )
-            .await?;
-            report["source_rows"] = json!(sn);
-            report["target_rows"] = json!(dn);
-            if sn != dn || sh != dh {
-                return Err(FerryError::new(
-                    ErrorKind::Conflict,
-                    format!(
-                        "verify: checksums differ: {} {sn} rows {sh}, {} {dn} rows {dh}",
-                        run.opts.table, run.opts.dst_table
-                    ),
-                ));
-            }
-            report["verified"] = json!("checksum");
-            report["checksum"] = json!(sh);
-        }
-    }
-    Ok(report)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,36 +1,6 @@
-//! Planning the key ranges and checking the copy: counts and checksums.
+//! Checking the copy: counts and checksums, over a shard's slice of the key range.
 
 use super::*;
-
-/// Splits the integer key space [min, max] into `n` ranges (lower bound exclusive, upper
-/// inclusive), or with a shard (index, count) that shard's contiguous slice of it into `n`.
-/// The lowest range is open below (min - 1 may not fit in 64 bits) and the highest open above
-/// (rows inserted above today's maximum while we copy belong to it).
-pub(super) fn plan_ranges(min: i64, max: i64, n: usize, shard: Option<(u32, u32)>) -> Vec<Range> {
-    let (min, max) = (min as i128, max as i128);
-    let span = (max - min + 1).max(1);
-    let (index, count) = shard.map(|(i, c)| (i as i128, c as i128)).unwrap_or((0, 1));
-    let slice_lo = min - 1 + span * index / count;
-    let slice_hi = min - 1 + span * (index + 1) / count;
-    let n = n.max(1) as i128;
-    let step_size = ((slice_hi - slice_lo + n - 1) / n).max(1);
-    let mut ranges = Vec::new();
-    let mut lo = slice_lo;
-    while lo < slice_hi {
-        let hi = (lo + step_size).min(slice_hi);
-        ranges.push(Range {
-            lo: (lo >= min).then(|| vec![SqlValue::Int(lo as i64)]),
-            hi: Some(hi as i64),
-        });
-        lo = hi;
-    }
-    if index == count - 1
-        && let Some(last) = ranges.last_mut()
-    {
-        last.hi = None;
-    }
-    ranges
-}
 
 pub(super) async fn count(db: &Db, table: &str, where_: Option<&str>) -> Result<i64> {
     let sql = format!(
@@ -77,4 +47,92 @@ pub(super) async fn checksum(
         n += 1;
     }
     Ok((n, hex::encode(&h.finalize()[..16])))
+}
+
+/// Compares source and target after the copy (`verify = "count"` or `"checksum"`), over this
+/// shard's slice of the key range only with --shard (the other shards may still be copying), and
+/// adds what it found to `report`. A count differs legitimately under a transform (it may drop
+/// or add rows), so only a checksum mismatch fails then.
+pub(super) async fn verify_copy(run: &Run, has_transform: bool, report: &mut Json) -> Result<()> {
+    // A shard verifies its own slice of the key range (the other shards may still be copying).
+    let (src_where, dst_where) = match run.opts.shard {
+        None => (run.opts.where_.clone(), None),
+        Some(_) if run.ranges.is_empty() => (Some("1 = 0".to_string()), Some("1 = 0".to_string())),
+        Some(_) => {
+            let cond = |db: &Db| {
+                let k = quote(db, &run.key[0]);
+                let lo = run
+                    .ranges
+                    .first()
+                    .and_then(|r| r.lo.as_ref())
+                    .and_then(|l| l.first())
+                    .and_then(|v| v.as_i64());
+                let hi = run.ranges.last().and_then(|r| r.hi);
+                let mut c = Vec::new();
+                if let Some(lo) = lo {
+                    c.push(format!("{k} > {lo}"));
+                }
+                if let Some(hi) = hi {
+                    c.push(format!("{k} <= {hi}"));
+                }
+                (!c.is_empty() && run.key.len() == 1).then(|| c.join(" AND "))
+            };
+            let s = match (run.opts.where_.as_ref(), cond(&run.src)) {
+                (Some(w), Some(c)) => Some(format!("({w}) AND {c}")),
+                (w, c) => c.or(w.cloned()),
+            };
+            (s, cond(&run.dst))
+        }
+    };
+    match run.opts.verify {
+        VerifyMode::None => {}
+        VerifyMode::Count => {
+            let s = count(&run.src, &run.opts.table, src_where.as_deref()).await?;
+            let d = count(&run.dst, &run.opts.dst_table, dst_where.as_deref()).await?;
+            report["source_rows"] = json!(s);
+            report["target_rows"] = json!(d);
+            if s != d && !has_transform {
+                return Err(FerryError::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "verify: {} has {s} rows in {} but {} has {d} in {}",
+                        run.opts.table, run.src.display, run.opts.dst_table, run.dst.display
+                    ),
+                ));
+            }
+            report["verified"] = json!("count");
+        }
+        VerifyMode::Checksum => {
+            let (sn, sh) = checksum(
+                &run.src,
+                &run.opts.table,
+                &run.insert_cols,
+                &run.key,
+                src_where.as_deref(),
+            )
+            .await?;
+            let (dn, dh) = checksum(
+                &run.dst,
+                &run.opts.dst_table,
+                &run.insert_cols,
+                &run.key,
+                dst_where.as_deref(),
+            )
+            .await?;
+            report["source_rows"] = json!(sn);
+            report["target_rows"] = json!(dn);
+            if sn != dn || sh != dh {
+                return Err(FerryError::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "verify: checksums differ: {} {sn} rows {sh}, {} {dn} rows {dh}",
+                        run.opts.table, run.opts.dst_table
+                    ),
+                ));
+            }
+            report["verified"] = json!("checksum");
+            report["checksum"] = json!(sh);
+        }
+    }
+    Ok(())
 }

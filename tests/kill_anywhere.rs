@@ -47,23 +47,6 @@ fn empty_dir(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
 }
 
-fn finished_ok(r: &Report) {
-    assert_eq!(r.last_code, 0, "the completing run failed\n{r}");
-}
-
-/// The loop's own figures, printed for docs/reliability.md.
-fn print_figures(name: &str, r: &Report, extra: &str) {
-    println!(
-        "KILL FIGURES {name}: kills {} ended_early {} cycles {} early_failures {} seed {} run_ms {} {extra}",
-        r.kills,
-        r.ended_early,
-        r.cycles,
-        r.early_failures.len(),
-        r.seed,
-        r.run_length.as_millis()
-    );
-}
-
 // ------------------------------------------------------------------------------------------
 // 1. ferry.store.copy, local folder -> S3 (s3s-fs)
 // ------------------------------------------------------------------------------------------
@@ -135,7 +118,7 @@ fn store_copy(seed: u64, points: usize) {
         f.cmd
     };
     let check = |r: &Report| {
-        finished_ok(r);
+        r.finished_ok();
         let got = s3.list_files("kill-dst");
         let keys: Vec<&String> = want.keys().collect();
         assert_eq!(
@@ -171,9 +154,8 @@ fn store_copy(seed: u64, points: usize) {
         .iter()
         .filter(|f| f.starts_with(".upload-"))
         .count();
-    print_figures(
+    r.print_figures(
         "store_copy",
-        &r,
         &format!("open_multipart_uploads {open_uploads}"),
     );
 }
@@ -241,7 +223,7 @@ fn sql_copy(seed: u64, points: usize) {
             .cmd
     };
     let check = |r: &Report| {
-        finished_ok(r);
+        r.finished_ok();
         let got = postgres_digest(&dst);
         assert_eq!(got, want, "target rows differ (count, ids, checksum)\n{r}");
         kill::check_journal(&state, &["copy"], r);
@@ -259,7 +241,7 @@ fn sql_copy(seed: u64, points: usize) {
         reset();
     });
     assert!(r.early_failures.is_empty(), "{r}");
-    print_figures("sql_copy", &r, "");
+    r.print_figures("sql_copy", "");
     db::drop_mysql_db(&src);
     db::drop_postgres_db(&dst);
 }
@@ -310,7 +292,7 @@ fn seafile(seed: u64, points: usize, rate: Option<&str>) {
     // The seafile.conf a run writes, taken from the measuring run.
     let final_conf = std::cell::RefCell::new(String::new());
     let check = |r: &Report| {
-        finished_ok(r);
+        r.finished_ok();
         let got = seafile_support::fs_objects(&dest);
         assert!(got == original, "objects in the new storage differ\n{r}");
         let files = files_under(&dest.join("storage"));
@@ -367,7 +349,7 @@ fn seafile(seed: u64, points: usize, rate: Option<&str>) {
         reset();
     });
     assert!(r.early_failures.is_empty(), "{r}");
-    print_figures("seafile", &r, &format!("objects {}", original.len()));
+    r.print_figures("seafile", &format!("objects {}", original.len()));
 }
 
 #[test]
@@ -431,43 +413,93 @@ fn many_shared_rows(owner: &str) -> Vec<Seg> {
         .collect()
 }
 
-fn backup_tables(url: &str) -> Vec<String> {
-    db::tsv_rows(&db::mysql_exec(
-        url,
-        "SHOW TABLES LIKE 'druid_segments_backup_%';",
-    ))
-    .into_iter()
-    .map(|r| r[0].clone())
-    .collect()
+/// The metadata store a Druid kill loop runs against (tests/kill_anywhere_more.rs runs the same
+/// loop on PostgreSQL).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MetaDb {
+    Mariadb,
+    Postgres,
 }
 
-/// Whether the run whose --log-json file is `path` was in the rewrite step when it was killed.
-fn killed_in_rewrite(path: &Path) -> bool {
-    let events = common::json_lines(path);
-    let started = events
-        .iter()
-        .any(|e| e["event"] == "step_started" && e["step"] == "rewrite-load-specs");
-    let ended = events.iter().any(|e| {
-        (e["event"] == "step_finished" || e["event"] == "step_failed")
-            && e["step"] == "rewrite-load-specs"
-    });
-    started && !ended
+impl MetaDb {
+    fn available(self) -> bool {
+        match self {
+            MetaDb::Mariadb => db::mysql_url_or_skip().is_some(),
+            MetaDb::Postgres => db::postgres_url_or_skip().is_some(),
+        }
+    }
+
+    fn fresh(self, name: &str) -> String {
+        match self {
+            MetaDb::Mariadb => db::fresh_mysql_db(name),
+            MetaDb::Postgres => db::fresh_postgres_db(name),
+        }
+    }
+
+    fn drop(self, url: &str) {
+        match self {
+            MetaDb::Mariadb => db::drop_mysql_db(url),
+            MetaDb::Postgres => db::drop_postgres_db(url),
+        }
+    }
+
+    fn exec(self, url: &str, sql: &str) -> String {
+        match self {
+            MetaDb::Mariadb => db::mysql_exec(url, sql),
+            MetaDb::Postgres => db::psql_exec(url, sql),
+        }
+    }
+
+    /// The druid_segments table and its rows.
+    fn schema_and_rows(self, segs: &[Seg]) -> String {
+        match self {
+            MetaDb::Mariadb => fx::mysql_ddl(true) + &fx::insert_sql(segs, false, true),
+            MetaDb::Postgres => fx::postgres_ddl(true) + &fx::insert_sql(segs, true, true),
+        }
+    }
+
+    fn quote(self, table: &str) -> String {
+        match self {
+            MetaDb::Mariadb => format!("`{table}`"),
+            MetaDb::Postgres => format!("\"{table}\""),
+        }
+    }
+
+    fn backup_tables(self, url: &str) -> Vec<String> {
+        let sql = match self {
+            MetaDb::Mariadb => "SHOW TABLES LIKE 'druid_segments_backup_%';",
+            MetaDb::Postgres => {
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' \
+                 AND tablename LIKE 'druid_segments_backup_%' ORDER BY 1;"
+            }
+        };
+        db::tsv_rows(&self.exec(url, sql))
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect()
+    }
 }
 
-fn druid(seed: u64, points: usize) {
-    if db::mysql_url_or_skip().is_none() {
+/// The druid-deep-storage kill loop (local deep storage -> S3), with its metadata store on `meta`;
+/// `name` names the loop in the figures.
+pub(crate) fn druid(seed: u64, points: usize, meta: MetaDb, name: &str) {
+    if !meta.available() {
         return;
     }
     let s3 = S3Server::start();
     s3.create_bucket(BUCKET);
-    let url = db::fresh_mysql_db("druid_kill_any");
+    let url = meta.fresh(if meta == MetaDb::Mariadb {
+        "druid_kill_any"
+    } else {
+        "druid_kill_pg"
+    });
     // The owner of the shared rows is the first (zip-style) segment: its id is fixed by seg().
     let owner = "wiki_2016-06-27T00:00:00.000Z_2016-06-28T00:00:00.000Z_2019-05-03T21:57:15.950Z";
     let site = fx::site_sized(url.clone(), true, many_shared_rows(owner), BIG_SEGMENT);
     assert_eq!(site.segs[0].id, owner);
     let want = fx::expected(&site.segs, s3_spec);
     let originals = fx::originals(&site.segs);
-    let schema_and_rows = fx::mysql_ddl(true) + &fx::insert_sql(&site.segs, false, true);
+    let schema_and_rows = meta.schema_and_rows(&site.segs);
     let state = site.ws.join("st");
     let logs = site.ws.join("logs");
     std::fs::create_dir_all(&logs).unwrap();
@@ -502,7 +534,7 @@ fn druid(seed: u64, points: usize) {
         v
     };
     let check = |r: &Report| {
-        finished_ok(r);
+        r.finished_ok();
         let got = fx::payloads(&url);
         assert_eq!(got.len(), want.len(), "rows\n{r}");
         for (id, p) in &want {
@@ -529,18 +561,19 @@ fn druid(seed: u64, points: usize) {
             }
         }
         // One backup table, holding every original payload.
-        let backups = backup_tables(&url);
+        let backups = meta.backup_tables(&url);
         assert_eq!(backups.len(), 1, "backup tables {backups:?}\n{r}");
-        let n: usize = db::mysql_exec(
-            &url,
-            &format!(
-                "SELECT COUNT(*) FROM `{}` b JOIN druid_segments s ON s.id = b.id",
-                backups[0]
-            ),
-        )
-        .trim()
-        .parse()
-        .unwrap();
+        let n: usize = meta
+            .exec(
+                &url,
+                &format!(
+                    "SELECT COUNT(*) FROM {} b JOIN druid_segments s ON s.id = b.id",
+                    meta.quote(&backups[0])
+                ),
+            )
+            .trim()
+            .parse()
+            .unwrap();
         assert_eq!(n, originals.len(), "backup rows\n{r}");
         kill::check_journal(
             &state,
@@ -555,10 +588,10 @@ fn druid(seed: u64, points: usize) {
     };
     let reset = || {
         let mut sql = String::from("DROP TABLE druid_segments;\n");
-        for t in backup_tables(&url) {
-            sql.push_str(&format!("DROP TABLE `{t}`;\n"));
+        for t in meta.backup_tables(&url) {
+            sql.push_str(&format!("DROP TABLE {};\n", meta.quote(&t)));
         }
-        db::mysql_exec(&url, &(sql + &schema_and_rows));
+        meta.exec(&url, &(sql + &schema_and_rows));
         empty_dir(&s3.root.join(BUCKET));
         let _ = std::fs::remove_dir_all(&state);
     };
@@ -580,20 +613,19 @@ fn druid(seed: u64, points: usize) {
     let in_rewrite = r
         .killed_runs
         .iter()
-        .filter(|i| killed_in_rewrite(&log_of(first + **i)))
+        .filter(|i| kill::killed_in_step(&log_of(first + **i), "rewrite-load-specs"))
         .count();
     assert!(r.early_failures.is_empty(), "{r}");
-    print_figures(
-        "druid",
-        &r,
+    r.print_figures(
+        name,
         &format!("rewrite_ms {rewrite_ms} killed_in_rewrite {in_rewrite}"),
     );
-    db::drop_mysql_db(&url);
+    meta.drop(&url);
 }
 
 #[test]
 fn druid_direct_to_s3_killed_anywhere_rewrites_metadata_once() {
-    druid(kill::seed(2204), kill::points(25));
+    druid(kill::seed(2204), kill::points(25), MetaDb::Mariadb, "druid");
 }
 
 // ------------------------------------------------------------------------------------------
@@ -669,7 +701,7 @@ fn druid_stopped_after_backup_table_created_fills_that_table() {
     )
     .code(0);
     assert_eq!(
-        backup_tables(&site.url),
+        MetaDb::Mariadb.backup_tables(&site.url),
         ["druid_segments_backup_20240101000000"]
     );
     let n = db::mysql_exec(

@@ -23,32 +23,6 @@ use common::astra::{self, Config, DevOpsApi, Upload};
 use common::kill::{self, Report};
 use common::s3::S3Server;
 
-/// Whether the run whose --log-json file is `path` was inside `step` when it was killed (a
-/// `step_started` without its end).
-fn killed_in_step(path: &Path, step: &str) -> bool {
-    let events = common::json_lines(path);
-    let started = events
-        .iter()
-        .any(|e| e["event"] == "step_started" && e["step"] == step);
-    let ended = events.iter().any(|e| {
-        (e["event"] == "step_finished" || e["event"] == "step_failed") && e["step"] == step
-    });
-    started && !ended
-}
-
-/// The loop's own figures, printed for docs/reliability.md.
-fn print_figures(name: &str, r: &Report, extra: &str) {
-    println!(
-        "KILL FIGURES {name}: kills {} ended_early {} cycles {} early_failures {} seed {} run_ms {} {extra}",
-        r.kills,
-        r.ended_early,
-        r.cycles,
-        r.early_failures.len(),
-        r.seed,
-        r.run_length.as_millis()
-    );
-}
-
 // ------------------------------------------------------------------------------------------
 // 1. astra-sideloader on AWS
 // ------------------------------------------------------------------------------------------
@@ -198,17 +172,16 @@ fn astra_sideloader(seed: u64, points: usize) {
     let in_upload = r
         .killed_runs
         .iter()
-        .filter(|i| killed_in_step(&log_of(first + **i), "upload"))
+        .filter(|i| kill::killed_in_step(&log_of(first + **i), "upload"))
         .count();
     let in_launch = r
         .killed_runs
         .iter()
-        .filter(|i| killed_in_step(&log_of(first + **i), "launch"))
+        .filter(|i| kill::killed_in_step(&log_of(first + **i), "launch"))
         .count();
     assert!(r.early_failures.is_empty(), "{r}");
-    print_figures(
+    r.print_figures(
         "astra",
-        &r,
         &format!("upload_ms {upload_ms} killed_in_upload {in_upload} killed_in_launch {in_launch}"),
     );
 }
@@ -373,9 +346,8 @@ fn starrocks(seed: u64, points: usize) {
         reset();
     });
     assert!(r.early_failures.is_empty(), "{r}");
-    print_figures(
+    r.print_figures(
         "starrocks",
-        &r,
         &format!("killed_in_load {} killed_in_overwrite {}", cut.0, cut.1),
     );
     if let Some(s) = sr.borrow_mut().take() {

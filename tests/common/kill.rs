@@ -238,3 +238,36 @@ pub fn check_journal(state: &Path, steps: &[&str], r: &Report) {
         );
     }
 }
+
+/// Whether the run whose --log-json file is `path` was inside `step` when it was killed (a
+/// `step_started` without its end).
+pub fn killed_in_step(path: &Path, step: &str) -> bool {
+    let events = super::json_lines(path);
+    let started = events
+        .iter()
+        .any(|e| e["event"] == "step_started" && e["step"] == step);
+    let ended = events.iter().any(|e| {
+        (e["event"] == "step_finished" || e["event"] == "step_failed") && e["step"] == step
+    });
+    started && !ended
+}
+
+impl Report {
+    /// Fails the test unless the run that ended the loop exited 0.
+    pub fn finished_ok(&self) {
+        assert_eq!(self.last_code, 0, "the completing run failed\n{self}");
+    }
+
+    /// The loop's own figures, printed for docs/reliability.md.
+    pub fn print_figures(&self, name: &str, extra: &str) {
+        println!(
+            "KILL FIGURES {name}: kills {} ended_early {} cycles {} early_failures {} seed {} run_ms {} {extra}",
+            self.kills,
+            self.ended_early,
+            self.cycles,
+            self.early_failures.len(),
+            self.seed,
+            self.run_length.as_millis()
+        );
+    }
+}

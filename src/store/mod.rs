@@ -170,6 +170,21 @@ impl Store {
     }
 }
 
+/// Whether a request of `e` ran past its timeout: an `HttpError` of kind `Timeout` in its chain
+/// (object_store sets it from reqwest's and hyper's own timeout flags and `io::ErrorKind::TimedOut`).
+fn timed_out(e: &object_store::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<object_store::client::HttpError>()
+            .is_some_and(|h| h.kind() == object_store::client::HttpErrorKind::Timeout)
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
 /// Maps object_store's errors onto ferry's kinds; the message names the store and key.
 pub fn map_error(store: &str, op: &str, key: &str, e: object_store::Error) -> FerryError {
     use object_store::Error as E;
@@ -194,8 +209,10 @@ pub fn map_error(store: &str, op: &str, key: &str, e: object_store::Error) -> Fe
                 (ErrorKind::Auth, false)
             } else if text.contains("NoSuchBucket") || text.contains("ContainerNotFound") {
                 (ErrorKind::NotFound, false)
-            } else if text.contains("timed out: no answer from") {
-                // ferry's GCS client (src/store/gcs.rs, `Inner::send`) after its retries.
+            } else if timed_out(&e) || text.contains("timed out: no answer from") {
+                // object_store's transport timeout (S3, Azure; the host is named by
+                // open/no_answer.rs), or ferry's GCS client (src/store/gcs.rs, `Inner::send`)
+                // after its retries.
                 (ErrorKind::Timeout, true)
             } else {
                 (ErrorKind::Unavailable, true)

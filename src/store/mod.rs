@@ -234,3 +234,32 @@ pub fn map_error(store: &str, op: &str, key: &str, e: object_store::Error) -> Fe
         .with("store", store)
         .with("key", key)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::client::{HttpError, HttpErrorKind};
+
+    fn generic(kind: HttpErrorKind) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(HttpError::new(
+                kind,
+                std::io::Error::other("timed out: no answer from 127.0.0.1:9000"),
+            )),
+        }
+    }
+
+    #[test]
+    fn a_transport_timeout_is_kind_timeout_and_retryable_others_unavailable() {
+        let e = map_error("s3://b/p", "reading", "k", generic(HttpErrorKind::Timeout));
+        assert_eq!(e.kind, ErrorKind::Timeout);
+        assert!(e.retryable);
+        assert!(e.message.contains("127.0.0.1:9000"), "{}", e.message);
+        // The kind comes from object_store's HttpErrorKind, not from the words.
+        for kind in [HttpErrorKind::Connect, HttpErrorKind::Interrupted] {
+            let e = map_error("s3://b/p", "reading", "k", generic(kind));
+            assert_eq!(e.kind, ErrorKind::Unavailable, "{kind:?}");
+        }
+    }
+}

@@ -424,3 +424,70 @@ async fn probe(store: &Store, opts: &OpenOptions) -> Result<()> {
         .retryable(true)),
     }
 }
+
+#[cfg(test)]
+mod timeout_tests {
+    use super::*;
+
+    fn opts(kv: &[(&str, &str)]) -> OpenOptions {
+        OpenOptions {
+            values: kv
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn timeouts_are_seconds_or_durations_with_defaults() {
+        let d = Duration::from_secs;
+        assert_eq!(timeouts(&opts(&[]), "s3://b").unwrap(), (d(10), d(300)));
+        let o = opts(&[("timeout", "2"), ("connect_timeout", "1m30s")]);
+        assert_eq!(timeouts(&o, "s3://b").unwrap(), (d(90), d(2)));
+        let o = opts(&[("timeout", "0.5")]);
+        assert_eq!(
+            timeouts(&o, "s3://b").unwrap().1,
+            Duration::from_millis(500)
+        );
+        for bad in ["0", "-1", "soon"] {
+            let e = timeouts(&opts(&[("timeout", bad)]), "s3://b").unwrap_err();
+            assert_eq!(e.kind, ErrorKind::InvalidInput, "{bad}");
+            assert!(
+                e.message.contains("timeout must be a duration"),
+                "{}",
+                e.message
+            );
+        }
+    }
+
+    /// The options reach S3 and Azure stores (not refused as unknown), and a bad value is refused
+    /// at open.
+    #[tokio::test]
+    async fn s3_and_azure_stores_take_the_timeouts() {
+        for url in ["s3://bucket/p", "az://container/p"] {
+            let mut o = opts(&[
+                ("timeout", "2s"),
+                ("connect_timeout", "1"),
+                ("endpoint", "http://127.0.0.1:9"),
+                ("allow_http", "true"),
+            ]);
+            o.no_probe = true;
+            if url.starts_with("az") {
+                o.values.insert("account".into(), "devstoreaccount1".into());
+                o.values
+                    .insert("sas".into(), "sv=2022-11-02&sig=abc".into());
+            }
+            if let Err(e) = open(url, &o).await {
+                panic!("{url}: {}", e.message);
+            }
+            o.values.insert("timeout".into(), "later".into());
+            let e = open(url, &o).await.err().expect("a bad timeout is refused");
+            assert!(
+                e.message.contains("timeout must be a duration"),
+                "{url}: {}",
+                e.message
+            );
+        }
+    }
+}

@@ -245,7 +245,7 @@ mod tests {
             store: "S3",
             source: Box::new(HttpError::new(
                 kind,
-                std::io::Error::other("timed out: no answer from 127.0.0.1:9000"),
+                std::io::Error::other("nothing back from 127.0.0.1:9000"),
             )),
         }
     }

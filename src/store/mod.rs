@@ -170,6 +170,21 @@ impl Store {
     }
 }
 
+/// Whether a request of `e` ran past its timeout: an `HttpError` of kind `Timeout` in its chain
+/// (object_store sets it from reqwest's and hyper's own timeout flags and `io::ErrorKind::TimedOut`).
+fn timed_out(e: &object_store::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<object_store::client::HttpError>()
+            .is_some_and(|h| h.kind() == object_store::client::HttpErrorKind::Timeout)
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
 /// Maps object_store's errors onto ferry's kinds; the message names the store and key.
 pub fn map_error(store: &str, op: &str, key: &str, e: object_store::Error) -> FerryError {
     use object_store::Error as E;
@@ -194,8 +209,10 @@ pub fn map_error(store: &str, op: &str, key: &str, e: object_store::Error) -> Fe
                 (ErrorKind::Auth, false)
             } else if text.contains("NoSuchBucket") || text.contains("ContainerNotFound") {
                 (ErrorKind::NotFound, false)
-            } else if text.contains("timed out: no answer from") {
-                // ferry's GCS client (src/store/gcs.rs, `Inner::send`) after its retries.
+            } else if timed_out(&e) || text.contains("timed out: no answer from") {
+                // object_store's transport timeout (S3, Azure; the host is named by
+                // open/no_answer.rs), or ferry's GCS client (src/store/gcs.rs, `Inner::send`)
+                // after its retries.
                 (ErrorKind::Timeout, true)
             } else {
                 (ErrorKind::Unavailable, true)
@@ -216,4 +233,33 @@ pub fn map_error(store: &str, op: &str, key: &str, e: object_store::Error) -> Fe
         .retryable(retryable)
         .with("store", store)
         .with("key", key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::client::{HttpError, HttpErrorKind};
+
+    fn generic(kind: HttpErrorKind) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(HttpError::new(
+                kind,
+                std::io::Error::other("nothing back from 127.0.0.1:9000"),
+            )),
+        }
+    }
+
+    #[test]
+    fn a_transport_timeout_is_kind_timeout_and_retryable_others_unavailable() {
+        let e = map_error("s3://b/p", "reading", "k", generic(HttpErrorKind::Timeout));
+        assert_eq!(e.kind, ErrorKind::Timeout);
+        assert!(e.retryable);
+        assert!(e.message.contains("127.0.0.1:9000"), "{}", e.message);
+        // The kind comes from object_store's HttpErrorKind, not from the words.
+        for kind in [HttpErrorKind::Connect, HttpErrorKind::Interrupted] {
+            let e = map_error("s3://b/p", "reading", "k", generic(kind));
+            assert_eq!(e.kind, ErrorKind::Unavailable, "{kind:?}");
+        }
+    }
 }

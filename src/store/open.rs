@@ -21,6 +21,7 @@ mod azure_errors;
 #[cfg(test)]
 mod fuzz;
 mod gcs;
+mod no_answer;
 mod s3;
 pub mod s3_acl;
 pub mod s3_credentials;
@@ -73,15 +74,57 @@ fn retry_config() -> RetryConfig {
     }
 }
 
-fn client_options(opts: &OpenOptions) -> ClientOptions {
+/// The client options of S3, Azure and GCS stores: the `timeout` and `connect_timeout` of
+/// [`timeouts`], a pool big enough for the copy engine's concurrency, and `allow_http`.
+fn client_options(opts: &OpenOptions, display: &str) -> Result<ClientOptions> {
+    let (connect_timeout, timeout) = timeouts(opts, display)?;
     let mut c = ClientOptions::new()
-        .with_connect_timeout(Duration::from_secs(10))
-        .with_timeout(Duration::from_secs(300))
+        .with_connect_timeout(connect_timeout)
+        .with_timeout(timeout)
         .with_pool_max_idle_per_host(256);
     if opt_bool(opts, "allow_http") {
         c = c.with_allow_http(true);
     }
-    c
+    Ok(c)
+}
+
+/// The default limit of a whole request (connect, send, answer, body).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// The default limit of opening a connection.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `connect_timeout` and `timeout` options (`(connect, whole request)`): a number of seconds
+/// or a duration string ("2s", "1m30s"); 10 s and 300 s when not given. A request that runs past
+/// `timeout` is cut and, when repeating it is safe, retried (object_store's `RetryConfig`).
+fn timeouts(opts: &OpenOptions, display: &str) -> Result<(Duration, Duration)> {
+    let get = |k: &str, default: Duration| match opts.values.get(k) {
+        None => Ok(default),
+        Some(v) => crate::runtime::params::parse_duration(v)
+            .ok()
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| {
+                bad(display, format!("{k} must be a duration, not '{v}'"))
+                    .hint("a number of seconds or a duration: 30, \"30s\", \"2m\"")
+            }),
+    };
+    Ok((
+        get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)?,
+        get("timeout", DEFAULT_TIMEOUT)?,
+    ))
+}
+
+/// `inner` with its timeouts naming the host they waited for ([`no_answer`]).
+fn naming_timeouts<C: object_store::client::HttpConnector>(
+    inner: C,
+    opts: &OpenOptions,
+    display: &str,
+) -> Result<no_answer::NoAnswerConnector<C>> {
+    let (connect, request) = timeouts(opts, display)?;
+    Ok(no_answer::NoAnswerConnector {
+        inner,
+        limits: no_answer::Limits { connect, request },
+    })
 }
 
 fn opt_bool(opts: &OpenOptions, key: &str) -> bool {
@@ -379,5 +422,72 @@ async fn probe(store: &Store, opts: &OpenOptions) -> Result<()> {
             format!("cannot open store {}: no answer within 60s", store.display),
         )
         .retryable(true)),
+    }
+}
+
+#[cfg(test)]
+mod timeout_tests {
+    use super::*;
+
+    fn opts(kv: &[(&str, &str)]) -> OpenOptions {
+        OpenOptions {
+            values: kv
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn timeouts_are_seconds_or_durations_with_defaults() {
+        let d = Duration::from_secs;
+        assert_eq!(timeouts(&opts(&[]), "s3://b").unwrap(), (d(10), d(300)));
+        let o = opts(&[("timeout", "2"), ("connect_timeout", "1m30s")]);
+        assert_eq!(timeouts(&o, "s3://b").unwrap(), (d(90), d(2)));
+        let o = opts(&[("timeout", "0.5")]);
+        assert_eq!(
+            timeouts(&o, "s3://b").unwrap().1,
+            Duration::from_millis(500)
+        );
+        for bad in ["0", "-1", "soon"] {
+            let e = timeouts(&opts(&[("timeout", bad)]), "s3://b").unwrap_err();
+            assert_eq!(e.kind, ErrorKind::InvalidInput, "{bad}");
+            assert!(
+                e.message.contains("timeout must be a duration"),
+                "{}",
+                e.message
+            );
+        }
+    }
+
+    /// The options reach S3 and Azure stores (not refused as unknown), and a bad value is refused
+    /// at open.
+    #[tokio::test]
+    async fn s3_and_azure_stores_take_the_timeouts() {
+        for url in ["s3://bucket/p", "az://container/p"] {
+            let mut o = opts(&[
+                ("timeout", "2s"),
+                ("connect_timeout", "1"),
+                ("endpoint", "http://127.0.0.1:9"),
+                ("allow_http", "true"),
+            ]);
+            o.no_probe = true;
+            if url.starts_with("az") {
+                o.values.insert("account".into(), "devstoreaccount1".into());
+                o.values
+                    .insert("sas".into(), "sv=2022-11-02&sig=abc".into());
+            }
+            if let Err(e) = open(url, &o).await {
+                panic!("{url}: {}", e.message);
+            }
+            o.values.insert("timeout".into(), "later".into());
+            let e = open(url, &o).await.err().expect("a bad timeout is refused");
+            assert!(
+                e.message.contains("timeout must be a duration"),
+                "{url}: {}",
+                e.message
+            );
+        }
     }
 }

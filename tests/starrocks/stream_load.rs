@@ -73,7 +73,7 @@ fn authorized(shared: &Shared, req: &Request<hyper::body::Incoming>) -> bool {
 
 type Reply = Result<Response<Full<Bytes>>, std::io::Error>;
 
-async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>) -> Reply {
+async fn answer(shared: &Arc<Shared>, role: Role, req: Request<hyper::body::Incoming>) -> Reply {
     let path = req.uri().path().to_string();
     if path == "/api/health" {
         return Ok(json(
@@ -390,20 +390,39 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
         Ok(f) => f,
         Err((_, m)) => return fail(m),
     };
-    if let Err(m) = load_rows(shared, &mut conn, &key, &rows).await {
+    // The label is taken with the rows' commit, as StarRocks records a load's label in the
+    // transaction that publishes its data: the FE files the label with the transaction's state
+    // at begin and updates that same state when it commits, so a committed load's label is
+    // "used" (fe/fe-core/src/main/java/com/starrocks/transaction/DatabaseTransactionMgr.java,
+    // `beginTransaction` and `commitTransaction`, both through `unprotectUpsertTransactionState`;
+    // reached from GlobalTransactionMgr.java). The INSERTs, the COMMIT and the label record
+    // run in a task of their own: a client that goes away drops this handler's future, not the
+    // task (dropping a JoinHandle does not cancel it), so the COMMIT's round trip to MariaDB can
+    // no longer end with rows committed and no label, which a retry under the same label would
+    // load twice (found at 100 kills, seed 2206).
+    let n_rows = rows.len();
+    let commit = {
+        let (shared, key, label_key) = (shared.clone(), key.clone(), (db.clone(), label.clone()));
+        tokio::spawn(async move {
+            let r = load_rows(&shared, &mut conn, &key, &rows).await;
+            if r.is_ok() {
+                shared
+                    .meta
+                    .lock()
+                    .expect("meta")
+                    .labels
+                    .insert(label_key, txn);
+            }
+            (conn, r)
+        })
+    };
+    let (mut conn, r) = match commit.await {
+        Ok(done) => done,
+        Err(e) => return fail(format!("load task: {e}")),
+    };
+    if let Err(m) = r {
         return fail(m);
     }
-    // The label is taken in the same step as the rows commit, as StarRocks records a load's label
-    // in the transaction that publishes its data (GlobalTransactionMgr: a label is "used" once its
-    // transaction commits). No await between the commit and this insert: a client that goes away
-    // (the handler's future dropped) can no longer leave committed rows without their label,
-    // which made a retry under the same label load them twice (found at 100 kills, seed 2206).
-    shared
-        .meta
-        .lock()
-        .expect("meta")
-        .labels
-        .insert((db.clone(), label.clone()), txn);
     if let Err((_, m)) =
         super::auto_partition::create_partitions(shared, &mut conn, &key, false).await
     {
@@ -412,7 +431,7 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
     if let Err((_, m)) = bump_changed(shared, &mut conn, &key, &before).await {
         return fail(m);
     }
-    record("Success", rows.len() as u64);
+    record("Success", n_rows as u64);
     match fault {
         Some(LoadFault::CommitThenDrop) => {
             return Err(std::io::Error::other(
@@ -427,7 +446,7 @@ async fn answer(shared: &Shared, role: Role, req: Request<hyper::body::Incoming>
         200,
         serde_json::json!({
             "TxnId": txn, "Label": label, "Status": "Success", "Message": "OK",
-            "NumberTotalRows": rows.len(), "NumberLoadedRows": rows.len(),
+            "NumberTotalRows": n_rows, "NumberLoadedRows": n_rows,
             "NumberFilteredRows": 0, "NumberUnselectedRows": 0, "LoadBytes": body.len(),
             "LoadTimeMs": ms, "BeginTxnTimeMs": 0, "StreamLoadPlanTimeMs": 1,
             "ReadDataTimeMs": 0, "WriteDataTimeMs": ms, "CommitAndPublishTimeMs": 1

@@ -81,8 +81,11 @@ pub static MODULE: ModuleDef = ModuleDef {
                   account, access_key, sas, bearer_token, connection_string, ca_file, endpoint, \
                   use_emulator (Azure, see docs/stores-azure.md); service_account, \
                   service_account_key, application_credentials, \
-                  bearer_token, endpoint, anonymous, list_page_size, timeout, connect_timeout (GCS; STORAGE_EMULATOR_HOST \
-                  points gs:// at an emulator, see docs/stores.md); file_mode = \"0600\" (octal \
+                  bearer_token, endpoint, anonymous, list_page_size (GCS; STORAGE_EMULATOR_HOST \
+                  points gs:// at an emulator, see docs/stores.md); timeout (a whole request, \
+                  default 300 s) and connect_timeout (default 10 s), seconds or a duration \
+                  string such as \"30s\" (S3, Azure, GCS: a request past it ends in a timeout \
+                  error naming the host, retried when repeating it is safe); file_mode = \"0600\" (octal \
                   mode of new files) and fsync = true (flush file and folder before a write \
                   returns) (file); virtual_hosted_style with a bucketless endpoint addresses \
                   <bucket>.<host>; create = true to create a missing local folder; probe = false \

@@ -23,7 +23,7 @@ use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 
 use super::azure_errors::Named;
 use super::{OpenOptions, bad, bucket_and_prefix, client_options, opt_bool, retry_config};
-use super::{unknown_option, with_prefix};
+use super::{naming_timeouts, unknown_option, with_prefix};
 use crate::runtime::error::{ErrorKind, FerryError, Result};
 use crate::runtime::redact::add_secret;
 use crate::store::{Backend, Store};
@@ -203,7 +203,7 @@ fn is_credential_key(k: &AzureConfigKey) -> bool {
 /// `REQUESTS_CA_BUNDLE` (the variable the Azure CLI reads for a private CA: it is Python's
 /// `requests` setting). A PEM bundle; the system's roots stay trusted too.
 fn azure_client_options(display: &str, opts: &OpenOptions) -> Result<ClientOptions> {
-    let mut c = client_options(opts);
+    let mut c = client_options(opts, display)?;
     let ca = match opts.values.get("ca_file") {
         Some(p) => Some(("ca_file", p.clone())),
         None => std::env::var("REQUESTS_CA_BUNDLE")
@@ -294,7 +294,12 @@ pub(super) fn open(
     let mut b = MicrosoftAzureBuilder::new()
         .with_container_name(&container)
         .with_retry(retry_config())
-        .with_client_options(azure_client_options(display, opts)?);
+        .with_client_options(azure_client_options(display, opts)?)
+        .with_http_connector(naming_timeouts(
+            object_store::client::ReqwestConnector::default(),
+            opts,
+            display,
+        )?);
     // The environment, as MicrosoftAzureBuilder::from_env reads it, without the credential
     // variables when a higher source gives one.
     for (k, v) in std::env::vars() {
@@ -337,6 +342,8 @@ pub(super) fn open(
     for (k, v) in &opts.values {
         b = match k.as_str() {
             "layout" | "ca_file" | "connection_string" => b,
+            // In the client options (azure_client_options).
+            "timeout" | "connect_timeout" => b,
             "access_key" | "account_key" | "master_key" | "azure_storage_account_key" => b,
             "sas" | "sas_token" | "sas_key" | "azure_storage_sas_token" => b,
             "bearer_token" | "token" | "azure_storage_token" => b,

@@ -14,11 +14,11 @@ pub(super) fn open_gcs(u: &url::Url, display: &str, opts: &OpenOptions) -> Resul
     let mut b = GoogleCloudStorageBuilder::from_env()
         .with_bucket_name(&bucket)
         .with_retry(retry_config())
-        .with_client_options(client_options(opts));
+        .with_client_options(client_options(opts, display)?);
     let mut endpoint = None;
     let mut anonymous = None;
     let mut page_size = crate::store::gcs::MAX_PAGE;
-    let (mut connect_timeout, mut timeout) = (Duration::from_secs(10), Duration::from_secs(300));
+    let (connect_timeout, timeout) = timeouts(opts, display)?;
     let mut has_credentials = false;
     for (k, v) in &opts.values {
         b = match k.as_str() {
@@ -43,19 +43,7 @@ pub(super) fn open_gcs(u: &url::Url, display: &str, opts: &OpenOptions) -> Resul
                     })?;
                 b
             }
-            "timeout" | "connect_timeout" => {
-                let d = crate::runtime::params::parse_duration(v)
-                    .ok()
-                    .filter(|s| *s > 0.0)
-                    .map(Duration::from_secs_f64)
-                    .ok_or_else(|| bad(display, format!("{k} must be a duration, not '{v}'")))?;
-                if k == "timeout" {
-                    timeout = d;
-                } else {
-                    connect_timeout = d;
-                }
-                b
-            }
+            "timeout" | "connect_timeout" => b, // timeouts() above
             "service_account" => {
                 has_credentials = true;
                 b.with_service_account_path(v)

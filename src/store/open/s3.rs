@@ -40,7 +40,11 @@ pub(super) fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result
         .with_bucket_name(&bucket)
         .with_retry(retry_config())
         .with_client_options(s3_client_options(opts, display)?)
-        .with_http_connector(s3_acl::AclConnector(acl_state.clone()))
+        .with_http_connector(naming_timeouts(
+            s3_acl::AclConnector(acl_state.clone()),
+            opts,
+            display,
+        )?)
         // Conditional PUTs (If-None-Match / If-Match, on AWS since 2024) for the run lease of a
         // state on S3; plain PUTs are unchanged. `aws_conditional_put` below overrides it.
         .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
@@ -49,6 +53,8 @@ pub(super) fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result
     for (k, v) in &opts.values {
         b = match k.as_str() {
             "layout" | "acl" | "acl_from_bucket" | "ca_file" => b,
+            // In the client options (s3_client_options).
+            "timeout" | "connect_timeout" => b,
             "sse_c_key" => {
                 use base64::Engine;
                 b.with_ssec_encryption(
@@ -150,7 +156,7 @@ pub(super) const S3_CANNED_ACLS: &[&str] = &[
 /// default header (those go on every request): [`s3_acl::AclConnector`] adds it to the
 /// object-creating requests only.
 pub(super) fn s3_client_options(opts: &OpenOptions, display: &str) -> Result<ClientOptions> {
-    let mut c = client_options(opts);
+    let mut c = client_options(opts, display)?;
     if let Some(ep) = opts.values.get("endpoint")
         && crate::store::vhost::is_localhost_endpoint(ep)
     {

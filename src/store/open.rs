@@ -397,13 +397,7 @@ async fn probe(store: &Store, opts: &OpenOptions) -> Result<()> {
             fe.message = fe.message.replacen("opening ", "cannot open store ", 1);
             if let Some(why) = refused {
                 // Name the endpoint as configured (the failed URL may be `<bucket>.<host>`).
-                let endpoint = opts.values.get("endpoint").cloned().or_else(|| {
-                    (store.backend == Backend::S3)
-                        .then(|| {
-                            std::env::var("AWS_ENDPOINT_URL").or(std::env::var("AWS_ENDPOINT"))
-                        })
-                        .and_then(Result::ok)
-                });
+                let endpoint = configured_endpoint(store, opts);
                 return Err(super::tls::refused(fe, &why, endpoint.as_deref()));
             }
             let hint = match fe.kind {
@@ -417,17 +411,59 @@ async fn probe(store: &Store, opts: &OpenOptions) -> Result<()> {
             };
             Err(fe.hint(hint))
         }
-        Err(_) => Err(FerryError::new(
-            ErrorKind::Timeout,
-            format!("cannot open store {}: no answer within 60s", store.display),
-        )
-        .retryable(true)),
+        Err(_) => {
+            let from = configured_endpoint(store, opts)
+                .and_then(|e| host_port(&e))
+                .map(|h| format!(" from {h}"))
+                .unwrap_or_default();
+            Err(FerryError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "cannot open store {}: no answer{from} within 60s",
+                    store.display
+                ),
+            )
+            .hint("check the endpoint and that the server is reachable")
+            .retryable(true))
+        }
     }
+}
+
+/// The endpoint given in the options, or for S3 in `AWS_ENDPOINT_URL` / `AWS_ENDPOINT`.
+fn configured_endpoint(store: &Store, opts: &OpenOptions) -> Option<String> {
+    opts.values.get("endpoint").cloned().or_else(|| {
+        (store.backend == Backend::S3)
+            .then(|| std::env::var("AWS_ENDPOINT_URL").or(std::env::var("AWS_ENDPOINT")))
+            .and_then(Result::ok)
+    })
+}
+
+/// `host:port` of an endpoint URL, without user info, path or query (which may hold secrets).
+fn host_port(endpoint: &str) -> Option<String> {
+    let u = url::Url::parse(endpoint).ok()?;
+    let host = u.host_str()?;
+    Some(match u.port_or_known_default() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    })
 }
 
 #[cfg(test)]
 mod timeout_tests {
     use super::*;
+
+    #[test]
+    fn an_endpoint_is_named_by_host_and_port_only() {
+        assert_eq!(
+            host_port("http://user:pw@127.0.0.1:9000/x?sig=abc").as_deref(),
+            Some("127.0.0.1:9000")
+        );
+        assert_eq!(
+            host_port("https://s3.example.com").as_deref(),
+            Some("s3.example.com:443")
+        );
+        assert_eq!(host_port("not a url"), None);
+    }
 
     fn opts(kv: &[(&str, &str)]) -> OpenOptions {
         OpenOptions {

@@ -102,16 +102,7 @@ proptest! {
             TOKENS,
         ),
     ) {
-        let d = ParamDecl {
-            name: "p".into(),
-            ty: ty.clone(),
-            default: None,
-            required: false,
-            doc: "doc".into(),
-            secret: false,
-            choices: None,
-            env: None,
-        };
+        let d = super::tests::decl("p", ty.clone());
         match parse_value(&d, &RawValue::Text(text.clone())) {
             Ok(ParamValue::Num(n)) => prop_assert!(n.is_finite(), "{:?} as {:?}: {}", text, ty, n),
             Ok(_) => {}

@@ -1,6 +1,7 @@
 use super::*;
 
-fn decl(name: &str, ty: ParamType) -> ParamDecl {
+/// A declaration of an optional parameter with no default (shared with the fuzz tests).
+pub(super) fn decl(name: &str, ty: ParamType) -> ParamDecl {
     ParamDecl {
         name: name.into(),
         ty,

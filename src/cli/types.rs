@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::runtime::error::{FerryError, Result};
-use crate::runtime::registry::{ClassDoc, FnDoc, ModuleDef};
+use crate::runtime::registry::{ClassDoc, FnDoc, ModuleDef, Opt};
 
 /// `---@class` of a function's options table, one `---@field` per typed option. Returns the
 /// class name, or None for a function without options.
@@ -17,14 +17,27 @@ fn options_class(out: &mut String, path: &str, f: &FnDoc) -> Option<String> {
     }
     let class = format!("{path}.opts");
     let _ = writeln!(out, "---@class {class}");
-    let prefixes: Vec<&str> = f
-        .options
-        .iter()
-        .map(|o| o.key)
-        .filter(|k| k.ends_with('*'))
-        .collect();
-    if !prefixes.is_empty() {
-        let _ = writeln!(out, "---@field [string] any # {}", prefixes.join(", "));
+    let prefixed: Vec<&Opt> = f.options.iter().filter(|o| o.key.ends_with('*')).collect();
+    if !prefixed.is_empty() {
+        let keys: Vec<&str> = prefixed.iter().map(|o| o.key).collect();
+        let mut types: Vec<&str> = Vec::new();
+        for t in prefixed.iter().flat_map(|o| o.ty.split('|')) {
+            if !types.contains(&t) {
+                types.push(t);
+            }
+        }
+        let _ = writeln!(
+            out,
+            "---@field [string] {} # {}",
+            types.join("|"),
+            keys.join(", ")
+        );
+    }
+    // `ferry.exec.run{"sh", "-c", ..., timeout = 5}`: the command line is the array part.
+    if let Some(call) = f.signature.split("->").next()
+        && call.contains("{argv...")
+    {
+        let _ = writeln!(out, "---@field [integer] string # argv");
     }
     for o in f.options.iter().filter(|o| !o.key.ends_with('*')) {
         let mut comment: Vec<String> = Vec::new();
@@ -104,6 +117,11 @@ fn class_stub(out: &mut String, c: &ClassDoc) {
     for (name, ty) in c.fields {
         let _ = writeln!(out, "---@field {name} {ty}");
     }
+    if c.methods.is_empty() {
+        // A table a function returns (a report): fields only.
+        let _ = writeln!(out);
+        return;
+    }
     let _ = writeln!(out, "local {} = {{}}\n", local_name(c.name));
     for m in c.methods {
         function_stub(out, &format!("{}:{}", c.name, m.name), m);
@@ -149,11 +167,6 @@ pub fn annotations() -> String {
             class_stub(&mut out, c);
         }
     }
-    let _ = writeln!(
-        out,
-        "---@class ferry.store.Entry\n---@field key string\n---@field size integer\n\
-         ---@field etag string?\n---@field last_modified string\n---@field prefix boolean?"
-    );
     out
 }
 
@@ -214,7 +227,7 @@ mod tests {
         let mut out = String::new();
         options_class(&mut out, "ferry.store.open", open);
         assert!(
-            out.contains("---@field [string] any # aws_*, azure_*, google_*\n"),
+            out.contains("---@field [string] string|number|boolean # aws_*, azure_*, google_*\n"),
             "{out}"
         );
     }

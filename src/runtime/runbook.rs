@@ -22,17 +22,20 @@ pub static MODULE: ModuleDef = ModuleDef {
             signature: "ferry.params{ {name, type, default, required, doc, secret, choices, env}, ... } -> values",
             params: &[Param::new("decls", "ferry.params.opts[]")],
             options: &[
-                Opt::new("name", "string"),
-                Opt::new(
+                Opt::new("name", "string").doc("the parameter's name (-p NAME=VALUE)"),
+                Opt::def(
                     "type",
                     "\"string\"|\"integer\"|\"number\"|\"boolean\"|\"path\"|\"url\"|\"list\"|\"duration\"|\"size\"",
-                ),
-                Opt::new("default", "any"),
-                Opt::new("required", "boolean"),
-                Opt::new("doc", "string"),
-                Opt::new("secret", "boolean"),
-                Opt::new("choices", "table"),
-                Opt::new("env", "string"),
+                    "\"string\"",
+                )
+                .doc("how the value is parsed and checked (duration: seconds, size: bytes)"),
+                Opt::new("default", "string|number|boolean|(string|number)[]")
+                    .doc("the value when none is given, parsed as the type"),
+                Opt::new("required", "boolean").doc("the run refuses to start without it"),
+                Opt::new("doc", "string").doc("one line for ferry show and ferry help"),
+                Opt::new("secret", "boolean").doc("never shown in output, logs or the journal"),
+                Opt::new("choices", "string[]").doc("the accepted values"),
+                Opt::new("env", "string").doc("an environment variable that gives the value"),
             ],
             returns: "table",
             doc: "Declares the procedure's parameters and returns their validated values. Types: \
@@ -54,8 +57,10 @@ pub static MODULE: ModuleDef = ModuleDef {
                 Param::opt("opts", "table"),
             ],
             options: &[
-                Opt::def("always", "boolean", "bool"),
-                Opt::def("sharded", "boolean", "bool"),
+                Opt::def("always", "boolean", "false")
+                    .doc("run every time, even when completed before (a status query, an action on a remote job)"),
+                Opt::def("sharded", "boolean", "false")
+                    .doc("sharded work: with --phase shards only such steps run, each shard taking its share"),
             ],
             returns: "any",
             doc: "Runs fn as a journaled step. A re-run skips steps completed with the same \
@@ -128,7 +133,9 @@ pub static STEP_CTX: ClassDoc = ClassDoc {
         options: &[],
         returns: "any",
         doc: "With a value, records progress inside the step; without, reads the last value recorded by an earlier attempt.",
-        example: None,
+        example: Some(
+            "ferry.step(\"load\", \"Load the batches\", function(ctx)\n  local done = ctx:checkpoint(\"batches\") or 0\n  for i = done + 1, 3 do\n    -- ... load batch i ...\n    ctx:checkpoint(\"batches\", i)\n  end\n  assert(ctx:checkpoint(\"batches\") == 3 and ctx.id == \"load\")\nend)",
+        ),
     }],
 };
 

@@ -241,14 +241,14 @@ mod tests {
         );
         assert!(text.contains("---@class ferry.store.Store\n---@field url string\n"));
         assert!(text.contains(
-            "---@class ferry.store.Store.list.opts\n---@field delimiter? boolean # default false\n"
+            "---@class ferry.store.Store.list.opts\n---@field delimiter? boolean # default false; one level only"
         ));
         assert!(text.contains(
             "---@param prefix? string\n---@param opts? ferry.store.Store.list.opts\n\
              ---@return fun(): ferry.store.Entry?\nfunction ferry_store_Store:list(prefix, opts) end"
         ));
         assert!(text.contains(
-            "---@param sql string\n---@param params? table\n---@param opts? ferry.sql.Db.query.opts\n"
+            "---@param sql string\n---@param params? any[] # values of the ? (MySQL) or $1 (PostgreSQL) placeholders\n---@param opts? ferry.sql.Db.query.opts\n"
         ));
         for c in crate::modules::classes() {
             for m in c.methods {
@@ -279,5 +279,120 @@ mod tests {
         lua.load(&text)
             .into_function()
             .expect("annotations parse as Lua");
+    }
+
+    /// Report tables and the exec command line come out as classes with fields.
+    #[test]
+    fn result_classes_have_their_fields() {
+        let text = annotations();
+        assert!(text.contains(
+            "---@class ferry.store.CopyReport\n---@field copied integer\n---@field skipped integer\n"
+        ));
+        assert!(text.contains("---@return ferry.store.CopyReport\nfunction ferry.store.copy("));
+        assert!(text.contains("---@class ferry.sql.CopyTableReport\n---@field rows integer\n"));
+        assert!(text.contains("---@class ferry.exec.Result\n---@field code integer\n"));
+        assert!(text.contains("---@class ferry.exec.run.opts\n---@field [integer] string # argv\n"));
+        assert!(text.contains(
+            "---@field shard? {index: integer, count: integer} # copy only this shard's keys"
+        ));
+    }
+
+    /// Every type the description names is a LuaLS builtin, a literal, or a class the stubs
+    /// declare: a renamed class or a typo (`ferry.store.Stor`) fails here.
+    #[test]
+    fn every_named_type_is_declared() {
+        let text = annotations();
+        let declared: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("---@class "))
+            .collect();
+        let builtin = [
+            "any", "nil", "boolean", "string", "number", "integer", "table", "function", "fun",
+            "ferry",
+        ];
+        let mut types: Vec<(String, &str)> = Vec::new();
+        let mut add = |what: String, ty: &'static str| types.push((what, ty));
+        for m in crate::modules::modules() {
+            for f in m.functions {
+                for p in f.params {
+                    add(format!("{}.{} {}", m.name, f.name, p.name), p.ty);
+                }
+                for o in f.options {
+                    add(format!("{}.{} {}", m.name, f.name, o.key), o.ty);
+                }
+                add(format!("{}.{} returns", m.name, f.name), f.returns);
+            }
+        }
+        for c in crate::modules::classes() {
+            for (name, ty) in c.fields {
+                add(format!("{} {name}", c.name), ty);
+            }
+            for f in c.methods {
+                for p in f.params {
+                    add(format!("{}:{} {}", c.name, f.name, p.name), p.ty);
+                }
+                for o in f.options {
+                    add(format!("{}:{} {}", c.name, f.name, o.key), o.ty);
+                }
+                add(format!("{}:{} returns", c.name, f.name), f.returns);
+            }
+        }
+        for (what, ty) in types {
+            // Names outside string literals: identifiers with dots, not field names (`key:`).
+            let mut in_string = false;
+            let unquoted: String = ty
+                .chars()
+                .map(|c| {
+                    if c == '"' {
+                        in_string = !in_string;
+                        ' '
+                    } else if in_string {
+                        ' '
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            let mut rest = unquoted.as_str();
+            while let Some(start) = rest.find(|c: char| c.is_ascii_alphabetic() || c == '_') {
+                let word_len = rest[start..]
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                    .unwrap_or(rest.len() - start);
+                let word = &rest[start..start + word_len];
+                let after = rest[start + word_len..].trim_start();
+                rest = &rest[start + word_len..];
+                if after.starts_with(':') && !word.contains('.') {
+                    continue; // a field or parameter name
+                }
+                assert!(
+                    builtin.contains(&word) || declared.contains(&word),
+                    "{what}: type {ty} names '{word}', which no ---@class declares"
+                );
+            }
+        }
+    }
+
+    /// The types of a few options say what their binding reads (a cheap guard against drift for
+    /// the shapes most often passed: a limiter or rate, a shard, a list of names).
+    #[test]
+    fn typed_options_match_their_bindings() {
+        let opt = |module: &str, f: &str, key: &str| -> &'static str {
+            crate::modules::find(module)
+                .and_then(|m| m.functions.iter().find(|x| x.name == f))
+                .and_then(|f| f.options.iter().find(|o| o.key == key))
+                .map(|o| o.ty)
+                .unwrap_or_else(|| panic!("{module}.{f} has no option {key}"))
+        };
+        let lua = mlua::Lua::new();
+        // throttle: what limiter_from takes
+        assert!(opt("store", "copy", "throttle").contains("ferry.throttle.Limiter"));
+        for ok in ["1000", "\"50MiB\"", "\"off\""] {
+            let v: mlua::Value = lua.load(ok).eval().unwrap();
+            crate::throttle::lua::limiter_from(&v).unwrap();
+        }
+        // shard: what shard_option reads
+        assert_eq!(opt("sql", "copy_table", "shard"), "{index: integer, count: integer}");
+        let t: mlua::Table = lua.load("{shard = {index = 1, count = 2}}").eval().unwrap();
+        assert_eq!(crate::runtime::shard::shard_option(&t).unwrap(), Some((1, 2)));
     }
 }

@@ -59,7 +59,11 @@ const CHECKED_NOT_RUN: &[&str] = &[
 ];
 
 /// Every module function and every handle method, with the name the test reports.
-fn documented() -> Vec<(String, &'static str, &'static ferry::runtime::registry::FnDoc)> {
+fn documented() -> Vec<(
+    String,
+    &'static str,
+    &'static ferry::runtime::registry::FnDoc,
+)> {
     let mut out = Vec::new();
     for m in ferry::modules::modules() {
         for f in m.functions {

@@ -248,7 +248,7 @@ mod tests {
              ---@return fun(): ferry.store.Entry?\nfunction ferry_store_Store:list(prefix, opts) end"
         ));
         assert!(text.contains(
-            "---@param sql string\n---@param params? any[] # values of the ? (MySQL) or $1 (PostgreSQL) placeholders\n---@param opts? ferry.sql.Db.query.opts\n"
+            "---@param sql string\n---@param params? (string|number|boolean|lightuserdata)[] # values of the ? (MySQL) or $1 (PostgreSQL) placeholders, ferry.sql.null for NULL\n---@param opts? ferry.sql.Db.query.opts\n"
         ));
         for c in crate::modules::classes() {
             for m in c.methods {
@@ -291,7 +291,9 @@ mod tests {
         assert!(text.contains("---@return ferry.store.CopyReport\nfunction ferry.store.copy("));
         assert!(text.contains("---@class ferry.sql.CopyTableReport\n---@field rows integer\n"));
         assert!(text.contains("---@class ferry.exec.Result\n---@field code integer\n"));
-        assert!(text.contains("---@class ferry.exec.run.opts\n---@field [integer] string # argv\n"));
+        assert!(
+            text.contains("---@class ferry.exec.run.opts\n---@field [integer] string # argv\n")
+        );
         assert!(text.contains(
             "---@field shard? {index: integer, count: integer} # copy only this shard's keys"
         ));
@@ -307,7 +309,16 @@ mod tests {
             .filter_map(|l| l.strip_prefix("---@class "))
             .collect();
         let builtin = [
-            "any", "nil", "boolean", "string", "number", "integer", "table", "function", "fun",
+            "any",
+            "nil",
+            "boolean",
+            "string",
+            "number",
+            "integer",
+            "table",
+            "function",
+            "fun",
+            "lightuserdata",
             "ferry",
         ];
         let mut types: Vec<(String, &str)> = Vec::new();
@@ -391,8 +402,14 @@ mod tests {
             crate::throttle::lua::limiter_from(&v).unwrap();
         }
         // shard: what shard_option reads
-        assert_eq!(opt("sql", "copy_table", "shard"), "{index: integer, count: integer}");
+        assert_eq!(
+            opt("sql", "copy_table", "shard"),
+            "{index: integer, count: integer}"
+        );
         let t: mlua::Table = lua.load("{shard = {index = 1, count = 2}}").eval().unwrap();
-        assert_eq!(crate::runtime::shard::shard_option(&t).unwrap(), Some((1, 2)));
+        assert_eq!(
+            crate::runtime::shard::shard_option(&t).unwrap(),
+            Some((1, 2))
+        );
     }
 }

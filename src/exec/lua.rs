@@ -23,12 +23,16 @@ pub static MODULE: ModuleDef = ModuleDef {
             Opt::new("timeout", "number|string")
                 .doc("seconds or a duration such as \"5m\" for the command and on_line together"),
             Opt::new("stdin", "string").doc("bytes written to the command's standard input"),
-            Opt::new("env", "table<string, string|number>").doc("variables added to the environment"),
+            Opt::new("env", "table<string, string|number>")
+                .doc("variables added to the environment"),
             Opt::new("cwd", "string").doc("the working folder"),
             Opt::def("check", "boolean", "true").doc("raise an exec error on a non-zero exit"),
             Opt::def("read_only", "boolean", "false").doc("run it under --dry-run too"),
-            Opt::new("on_line", "fun(stream: \"stdout\"|\"stderr\", line: string, more: boolean)")
-                .doc("called for each line of output while the command runs"),
+            Opt::new(
+                "on_line",
+                "fun(stream: \"stdout\"|\"stderr\", line: string, more: boolean)",
+            )
+            .doc("called for each line of output while the command runs"),
         ],
         returns: "ferry.exec.Result",
         doc: "Runs a command and returns its exit code and output. A non-zero exit raises an \

@@ -120,7 +120,8 @@ ferry.fs.remove(d, {recursive = true})"#,
             name: "remove",
             signature: "ferry.fs.remove(path [, {recursive = false}])",
             params: &[Param::new("path", "string"), Param::opt("opts", "table")],
-            options: &[Opt::def("recursive", "boolean", "false").doc("remove a folder and everything in it")],
+            options: &[Opt::def("recursive", "boolean", "false")
+                .doc("remove a folder and everything in it")],
             returns: "",
             doc: "Removes a file, an empty folder, or (recursive) a tree. Absent paths are not an error.",
             example: Some(

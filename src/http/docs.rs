@@ -81,7 +81,7 @@ pub static MODULE: ModuleDef = ModuleDef {
             options: &[
                 Opt::def("db", "ferry.sql.Db", "d").doc("the connection to query (required)"),
                 Opt::new("sql", "string").doc("the query (required)"),
-                Opt::new("params", "any[]").doc("values of its placeholders"),
+                Opt::new("params", "(string|number|boolean|lightuserdata)[]").doc("values of its placeholders"),
                 Opt::def(
                     "format",
                     "\"csv\"|\"json_lines\"|\"json_array\"",

@@ -55,7 +55,8 @@ pub static MODULE: ModuleDef = ModuleDef {
             params: &[Param::new("opts", "table")],
             options: &[
                 Opt::new("title", "string").doc("what is counted, shown before the bar"),
-                Opt::new("total", "integer").doc("the count when done, if known (p:total sets it later)"),
+                Opt::new("total", "integer")
+                    .doc("the count when done, if known (p:total sets it later)"),
                 Opt::def("unit", "\"items\"|\"bytes\"", "\"items\"")
                     .doc("bytes shows counts and rates as KiB, MiB..."),
             ],
@@ -86,7 +87,9 @@ pub static PROGRESS: ClassDoc = ClassDoc {
             options: &[],
             returns: "",
             doc: "Adds n (1) to the count.",
-            example: Some("local p = ferry.log.progress{title = \"files\", total = 3}\np:inc()\np:inc(2)\nassert(p:done() == 3)\np:finish()"),
+            example: Some(
+                "local p = ferry.log.progress{title = \"files\", total = 3}\np:inc()\np:inc(2)\nassert(p:done() == 3)\np:finish()",
+            ),
         },
         FnDoc {
             name: "set",
@@ -95,7 +98,9 @@ pub static PROGRESS: ClassDoc = ClassDoc {
             options: &[],
             returns: "",
             doc: "Sets the count.",
-            example: Some("local p = ferry.log.progress{title = \"rows\"}\np:set(500)\nassert(p:done() == 500)\np:finish()"),
+            example: Some(
+                "local p = ferry.log.progress{title = \"rows\"}\np:set(500)\nassert(p:done() == 500)\np:finish()",
+            ),
         },
         FnDoc {
             name: "total",
@@ -104,7 +109,9 @@ pub static PROGRESS: ClassDoc = ClassDoc {
             options: &[],
             returns: "",
             doc: "Sets the total.",
-            example: Some("local p = ferry.log.progress{title = \"objects\"}\np:total(10)\np:inc(10)\np:finish()"),
+            example: Some(
+                "local p = ferry.log.progress{title = \"objects\"}\np:total(10)\np:inc(10)\np:finish()",
+            ),
         },
         FnDoc {
             name: "message",
@@ -113,7 +120,9 @@ pub static PROGRESS: ClassDoc = ClassDoc {
             options: &[],
             returns: "",
             doc: "Sets the text shown after the count.",
-            example: Some("local p = ferry.log.progress{title = \"download\", unit = \"bytes\", total = 4096}\np:message(\"seg/index.zip\")\np:inc(4096)\np:finish()"),
+            example: Some(
+                "local p = ferry.log.progress{title = \"download\", unit = \"bytes\", total = 4096}\np:message(\"seg/index.zip\")\np:inc(4096)\np:finish()",
+            ),
         },
         FnDoc {
             name: "finish",
@@ -122,7 +131,9 @@ pub static PROGRESS: ClassDoc = ClassDoc {
             options: &[],
             returns: "",
             doc: "Ends the line.",
-            example: Some("local p = ferry.log.progress{title = \"batch\", total = 1}\np:inc()\np:finish()"),
+            example: Some(
+                "local p = ferry.log.progress{title = \"batch\", total = 1}\np:inc()\np:finish()",
+            ),
         },
         FnDoc {
             name: "done",
@@ -131,7 +142,9 @@ pub static PROGRESS: ClassDoc = ClassDoc {
             options: &[],
             returns: "integer",
             doc: "The count so far.",
-            example: Some("local p = ferry.log.progress{title = \"keys\"}\nfor _ = 1, 5 do p:inc() end\nassert(p:done() == 5)\np:finish()"),
+            example: Some(
+                "local p = ferry.log.progress{title = \"keys\"}\nfor _ = 1, 5 do p:inc() end\nassert(p:done() == 5)\np:finish()",
+            ),
         },
     ],
 };

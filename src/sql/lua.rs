@@ -137,7 +137,8 @@ pub static DB: ClassDoc = ClassDoc {
             signature: "db:query(sql [, params [, {array = false}]]) -> rows, columns",
             params: &[
                 Param::new("sql", "string"),
-                Param::opt("params", "any[]").doc("values of the ? (MySQL) or $1 (PostgreSQL) placeholders"),
+                Param::opt("params", "(string|number|boolean|lightuserdata)[]")
+                    .doc("values of the ? (MySQL) or $1 (PostgreSQL) placeholders, ferry.sql.null for NULL"),
                 Param::opt("opts", "table"),
             ],
             options: &[Opt::def("array", "boolean", "false")
@@ -157,7 +158,7 @@ print(columns[1], arrays[1][1])"#,
             signature: "db:exec(sql [, params]) -> affected, last_insert_id",
             params: &[
                 Param::new("sql", "string"),
-                Param::opt("params", "any[]").doc("values of the placeholders"),
+                Param::opt("params", "(string|number|boolean|lightuserdata)[]").doc("values of the placeholders"),
             ],
             options: &[],
             returns: "integer, integer?",
@@ -173,7 +174,7 @@ ferry.log.info("inserted", affected, "row, id", id)"#,
             signature: "db:rows(sql [, params [, {array = false}]]) -> iterator of rows",
             params: &[
                 Param::new("sql", "string"),
-                Param::opt("params", "any[]").doc("values of the placeholders"),
+                Param::opt("params", "(string|number|boolean|lightuserdata)[]").doc("values of the placeholders"),
                 Param::opt("opts", "table"),
             ],
             options: &[Opt::def("array", "boolean", "false")

@@ -50,8 +50,7 @@ pub static MODULE: ModuleDef = ModuleDef {
             ],
             options: &[
                 Opt::def("concurrency", "integer", "8").doc("calls running at once"),
-                Opt::def("fail_fast", "boolean", "true")
-                    .doc("start no new item after an error"),
+                Opt::def("fail_fast", "boolean", "true").doc("start no new item after an error"),
             ],
             returns: "any[]",
             doc: "Calls fn for every item with at most `concurrency` running at once and returns \
@@ -73,7 +72,8 @@ pub static MODULE: ModuleDef = ModuleDef {
                 Opt::def("backoff", "number", "1").doc("factor by which the wait grows each time"),
                 Opt::new("max_every", "number|string")
                     .doc("longest wait between checks, default every or 60s, whichever is more"),
-                Opt::new("describe", "string").doc("what is waited for, in log lines and the error"),
+                Opt::new("describe", "string")
+                    .doc("what is waited for, in log lines and the error"),
                 Opt::new("transient", "fun(err: table): boolean")
                     .doc("true for an error to tolerate although it is not retryable"),
             ],
@@ -109,7 +109,9 @@ pub static HANDLE: ClassDoc = ClassDoc {
             options: &[],
             returns: "any",
             doc: "Waits for the task and returns its results, or raises its error.",
-            example: Some("local h = ferry.task.spawn(function() return \"a\", 2 end)\nlocal s, n = h:join()\nassert(s == \"a\" and n == 2)"),
+            example: Some(
+                "local h = ferry.task.spawn(function() return \"a\", 2 end)\nlocal s, n = h:join()\nassert(s == \"a\" and n == 2)",
+            ),
         },
         FnDoc {
             name: "cancel",
@@ -118,7 +120,9 @@ pub static HANDLE: ClassDoc = ClassDoc {
             options: &[],
             returns: "",
             doc: "Cancels the task.",
-            example: Some("local h = ferry.task.spawn(ferry.task.sleep, 60)\nh:cancel()\nlocal ok, err = pcall(h.join, h)\nassert(not ok and err.kind == \"cancelled\")"),
+            example: Some(
+                "local h = ferry.task.spawn(ferry.task.sleep, 60)\nh:cancel()\nlocal ok, err = pcall(h.join, h)\nassert(not ok and err.kind == \"cancelled\")",
+            ),
         },
         FnDoc {
             name: "done",
@@ -127,7 +131,9 @@ pub static HANDLE: ClassDoc = ClassDoc {
             options: &[],
             returns: "boolean",
             doc: "Whether the task has finished.",
-            example: Some("local h = ferry.task.spawn(function() return 1 end)\nh:join()\nassert(h:done())"),
+            example: Some(
+                "local h = ferry.task.spawn(function() return 1 end)\nh:join()\nassert(h:done())",
+            ),
         },
     ],
 };

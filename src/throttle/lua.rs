@@ -18,7 +18,8 @@ pub static MODULE: ModuleDef = ModuleDef {
         options: &[
             Opt::new("rate", "number|string|[string, number|string][]")
                 .doc("units/s: a number, a size such as \"50MiB\", \"off\", or a daily timetable"),
-            Opt::new("burst", "number|string").doc("units taken at once, default one second's worth"),
+            Opt::new("burst", "number|string")
+                .doc("units taken at once, default one second's worth"),
         ],
         returns: "ferry.throttle.Limiter",
         doc: "A limiter of `rate` units per second. A timetable, like rclone's --bwlimit, \
@@ -48,7 +49,9 @@ pub static LIMITER: ClassDoc = ClassDoc {
             options: &[],
             returns: "",
             doc: "Waits until n (1) tokens are available and takes them.",
-            example: Some("local l = ferry.throttle.new{rate = 1000, burst = 100}\nl:acquire()\nl:acquire(50)"),
+            example: Some(
+                "local l = ferry.throttle.new{rate = 1000, burst = 100}\nl:acquire()\nl:acquire(50)",
+            ),
         },
         FnDoc {
             name: "set_rate",
@@ -57,7 +60,9 @@ pub static LIMITER: ClassDoc = ClassDoc {
             options: &[],
             returns: "",
             doc: "Changes the rate (a number per second or a size such as \"50MiB\") while tasks wait.",
-            example: Some("local l = ferry.throttle.new{rate = \"10MiB\"}\nl:set_rate(\"1MiB\")\nassert(l:rate() == 1048576)\nl:set_rate(\"off\")\nassert(l:rate() == nil)"),
+            example: Some(
+                "local l = ferry.throttle.new{rate = \"10MiB\"}\nl:set_rate(\"1MiB\")\nassert(l:rate() == 1048576)\nl:set_rate(\"off\")\nassert(l:rate() == nil)",
+            ),
         },
         FnDoc {
             name: "rate",

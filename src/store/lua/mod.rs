@@ -19,87 +19,59 @@ use crate::runtime::registry::{ClassDoc, FnDoc, ModuleDef, Opt, Param};
 /// The options of `ferry.store.open`, which `s:set_credentials` also takes (a script may hand it
 /// the table it opened the store with; only the three credential keys are used).
 const OPEN_OPTIONS: &[Opt] = &[
-    Opt::def("create", "boolean", "false")
-        .doc("create a missing local folder (file://)"),
-    Opt::def("probe", "boolean", "true")
-        .doc("false skips the check request made at open"),
-    Opt::def("layout", "\"flat\"|\"seafile-fs\"|\"split2\"", "\"flat\"")
-        .doc("\"seafile-fs\" (alias split2) stores key abcdef as ab/cdef, as Seafile's backends do"),
-    Opt::new("ca_file", "string")
-        .doc("PEM file of CA roots for TLS (else AWS_CA_BUNDLE for S3)"),
-    Opt::new("allow_http", "boolean")
-        .doc("allow a plain http:// endpoint (S3)"),
+    Opt::def("create", "boolean", "false").doc("create a missing local folder (file://)"),
+    Opt::def("probe", "boolean", "true").doc("false skips the check request made at open"),
+    Opt::def("layout", "\"flat\"|\"seafile-fs\"|\"split2\"", "\"flat\"").doc(
+        "\"seafile-fs\" (alias split2) stores key abcdef as ab/cdef, as Seafile's backends do",
+    ),
+    Opt::new("ca_file", "string").doc("PEM file of CA roots for TLS (else AWS_CA_BUNDLE for S3)"),
+    Opt::new("allow_http", "boolean").doc("allow a plain http:// endpoint (S3)"),
     Opt::new("endpoint", "string")
         .doc("the service URL, for S3-compatible servers, Azurite or a GCS emulator"),
-    Opt::new("region", "string")
-        .doc("the S3 region"),
+    Opt::new("region", "string").doc("the S3 region"),
     Opt::new("access_key_id", "string")
         .doc("S3 access key id (with secret_access_key; s:set_credentials can replace both)"),
-    Opt::new("secret_access_key", "string")
-        .doc("S3 secret access key"),
-    Opt::new("session_token", "string")
-        .doc("S3 session token of temporary credentials"),
+    Opt::new("secret_access_key", "string").doc("S3 secret access key"),
+    Opt::new("session_token", "string").doc("S3 session token of temporary credentials"),
     Opt::new("virtual_hosted_style", "boolean")
         .doc("address <bucket>.<host> instead of <host>/<bucket> (S3)"),
-    Opt::new("skip_signature", "boolean")
-        .doc("send unsigned requests (a public S3 bucket)"),
-    Opt::new("sse_c_key", "string")
-        .doc("S3 SSE-C customer key, the raw 32 bytes"),
+    Opt::new("skip_signature", "boolean").doc("send unsigned requests (a public S3 bucket)"),
+    Opt::new("sse_c_key", "string").doc("S3 SSE-C customer key, the raw 32 bytes"),
     Opt::new("server_side_encryption", "string")
         .doc("S3 server-side encryption of new objects (AES256, aws:kms...)"),
-    Opt::new("sse_kms_key_id", "string")
-        .doc("the KMS key of aws:kms encryption (S3)"),
-    Opt::new("sse_customer_key_base64", "string")
-        .doc("S3 SSE-C customer key, base64"),
-    Opt::new("acl", "string")
-        .doc("canned ACL of new objects (S3)"),
-    Opt::new("acl_from_bucket", "boolean")
-        .doc("give new objects the bucket's ACL (S3)"),
-    Opt::new("account", "string")
-        .doc("the storage account (Azure; alias account_name)"),
-    Opt::new("account_name", "string")
-        .doc("alias of account (Azure)"),
-    Opt::new("access_key", "string")
-        .doc("the account key (Azure; alias account_key, master_key)"),
-    Opt::new("account_key", "string")
-        .doc("alias of access_key (Azure)"),
-    Opt::new("master_key", "string")
-        .doc("alias of access_key (Azure)"),
-    Opt::new("sas", "string")
-        .doc("a SAS token (Azure; alias sas_token, sas_key)"),
-    Opt::new("sas_token", "string")
-        .doc("alias of sas (Azure)"),
-    Opt::new("sas_key", "string")
-        .doc("alias of sas (Azure)"),
-    Opt::new("token", "string")
-        .doc("alias of bearer_token (Azure)"),
-    Opt::new("bearer_token", "string")
-        .doc("an OAuth bearer token (Azure, GCS)"),
-    Opt::new("connection_string", "string")
-        .doc("an Azure storage connection string"),
-    Opt::new("use_emulator", "boolean")
-        .doc("talk to Azurite (Azure)"),
-    Opt::new("service_account", "string")
-        .doc("path of a service account JSON file (GCS)"),
-    Opt::new("service_account_key", "string")
-        .doc("a service account JSON key, inline (GCS)"),
+    Opt::new("sse_kms_key_id", "string").doc("the KMS key of aws:kms encryption (S3)"),
+    Opt::new("sse_customer_key_base64", "string").doc("S3 SSE-C customer key, base64"),
+    Opt::new("acl", "string").doc("canned ACL of new objects (S3)"),
+    Opt::new("acl_from_bucket", "boolean").doc("give new objects the bucket's ACL (S3)"),
+    Opt::new("account", "string").doc("the storage account (Azure; alias account_name)"),
+    Opt::new("account_name", "string").doc("alias of account (Azure)"),
+    Opt::new("access_key", "string").doc("the account key (Azure; alias account_key, master_key)"),
+    Opt::new("account_key", "string").doc("alias of access_key (Azure)"),
+    Opt::new("master_key", "string").doc("alias of access_key (Azure)"),
+    Opt::new("sas", "string").doc("a SAS token (Azure; alias sas_token, sas_key)"),
+    Opt::new("sas_token", "string").doc("alias of sas (Azure)"),
+    Opt::new("sas_key", "string").doc("alias of sas (Azure)"),
+    Opt::new("token", "string").doc("alias of bearer_token (Azure)"),
+    Opt::new("bearer_token", "string").doc("an OAuth bearer token (Azure, GCS)"),
+    Opt::new("connection_string", "string").doc("an Azure storage connection string"),
+    Opt::new("use_emulator", "boolean").doc("talk to Azurite (Azure)"),
+    Opt::new("service_account", "string").doc("path of a service account JSON file (GCS)"),
+    Opt::new("service_account_key", "string").doc("a service account JSON key, inline (GCS)"),
     Opt::new("application_credentials", "string")
         .doc("path of application default credentials (GCS)"),
-    Opt::new("anonymous", "boolean")
-        .doc("unsigned requests (a public GCS bucket)"),
-    Opt::new("list_page_size", "integer")
-        .doc("objects per listing page (GCS)"),
+    Opt::new("anonymous", "boolean").doc("unsigned requests (a public GCS bucket)"),
+    Opt::new("list_page_size", "integer").doc("objects per listing page (GCS)"),
     Opt::new("timeout", "number|string"),
     Opt::new("connect_timeout", "number|string"),
-    Opt::new("base_url", "string")
-        .doc("alias of endpoint (GCS)"),
-    Opt::new("file_mode", "string")
-        .doc("octal mode of new files, e.g. \"0600\" (file)"),
-    Opt::new("fsync", "boolean")
-        .doc("flush file and folder before a write returns (file)"),
-    Opt::new("aws_*", "string|number|boolean").doc("object_store's own setting of that name, for S3"),
-    Opt::new("azure_*", "string|number|boolean").doc("object_store's own setting of that name, for Azure"),
-    Opt::new("google_*", "string|number|boolean").doc("object_store's own setting of that name, for GCS"),
+    Opt::new("base_url", "string").doc("alias of endpoint (GCS)"),
+    Opt::new("file_mode", "string").doc("octal mode of new files, e.g. \"0600\" (file)"),
+    Opt::new("fsync", "boolean").doc("flush file and folder before a write returns (file)"),
+    Opt::new("aws_*", "string|number|boolean")
+        .doc("object_store's own setting of that name, for S3"),
+    Opt::new("azure_*", "string|number|boolean")
+        .doc("object_store's own setting of that name, for Azure"),
+    Opt::new("google_*", "string|number|boolean")
+        .doc("object_store's own setting of that name, for GCS"),
 ];
 
 pub static MODULE: ModuleDef = ModuleDef {
@@ -283,8 +255,10 @@ pub static STORE: ClassDoc = ClassDoc {
                 Param::new("key", "string"),
                 Param::opt("opts", "table"),
             ],
-            options: &[Opt::def("multipart_threshold", "integer|string", "\"16MiB\"")
-                .doc("files larger than this are uploaded in parts")],
+            options: &[
+                Opt::def("multipart_threshold", "integer|string", "\"16MiB\"")
+                    .doc("files larger than this are uploaded in parts"),
+            ],
             returns: "integer",
             doc: "Uploads a local file and returns its size.",
             example: Some(

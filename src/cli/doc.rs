@@ -80,6 +80,15 @@ pub fn render_module(m: &ModuleDef) -> String {
         s.push('\n');
         s.push_str(&render_fn(m, f));
     }
+    for c in m.constants {
+        s.push_str(&format!(
+            "\n## `{}.{}`\n\nA value of type `{}`: {}\n",
+            lua_path(m),
+            c.name,
+            c.ty,
+            c.doc
+        ));
+    }
     for c in m.classes {
         s.push('\n');
         s.push_str(&render_class(c));

@@ -160,6 +160,14 @@ pub fn annotations() -> String {
                 m.summary, m.name, m.name
             );
         }
+        for c in m.constants {
+            doc_comment(&mut out, c.doc);
+            let _ = writeln!(
+                out,
+                "---@type {}\nferry.{}.{} = nil\n",
+                c.ty, m.name, c.name
+            );
+        }
         for f in m.functions {
             function_stub(&mut out, &path_of(m, f), f);
         }
@@ -291,6 +299,7 @@ mod tests {
         assert!(text.contains("---@return ferry.store.CopyReport\nfunction ferry.store.copy("));
         assert!(text.contains("---@class ferry.sql.CopyTableReport\n---@field rows integer\n"));
         assert!(text.contains("---@class ferry.exec.Result\n---@field code integer\n"));
+        assert!(text.contains("---@type lightuserdata\nferry.sql.null = nil\n"));
         assert!(
             text.contains("---@class ferry.exec.run.opts\n---@field [integer] string # argv\n")
         );

@@ -28,6 +28,7 @@ pub static CIPHER: ModuleDef = ModuleDef {
         ),
     }],
     classes: &[],
+    constants: &[],
     build,
 };
 

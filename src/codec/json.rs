@@ -3,7 +3,7 @@
 use mlua::serde::SerializeOptions;
 use mlua::{Lua, LuaSerdeExt, Table, Value};
 
-use crate::runtime::registry::{FnDoc, ModuleDef, Opt, Param};
+use crate::runtime::registry::{ConstDoc, FnDoc, ModuleDef, Opt, Param};
 
 pub static MODULE: ModuleDef = ModuleDef {
     name: "json",
@@ -82,6 +82,12 @@ assert(ferry.json.encode(t) == '["a"]')"#,
         },
     ],
     classes: &[],
+    constants: &[ConstDoc {
+        name: "null",
+        ty: "lightuserdata",
+        doc: "JSON null, as decode gives it and encode writes it (the same value as \
+              ferry.sql.null).",
+    }],
     build,
 };
 

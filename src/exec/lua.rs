@@ -56,6 +56,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         ),
     }],
     classes: &[&RESULT],
+    constants: &[],
     build,
 };
 

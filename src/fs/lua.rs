@@ -190,6 +190,7 @@ ferry.fs.remove(p)"#,
         },
     ],
     classes: &[],
+    constants: &[],
     build,
 };
 

@@ -155,6 +155,7 @@ print(r:json().id)"#,
         },
     ],
     classes: &[&RESPONSE],
+    constants: &[],
     build: super::lua::build,
 };
 

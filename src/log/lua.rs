@@ -70,6 +70,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         },
     ],
     classes: &[&PROGRESS],
+    constants: &[],
     build,
 };
 

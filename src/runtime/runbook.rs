@@ -116,7 +116,8 @@ assert(ferry.confirm("Drop the old bucket?"))"#,
             ),
         },
     ],
-    classes: &[&STEP_CTX],
+    classes: &[&STEP_CTX, &ERROR],
+    constants: &[],
     build,
 };
 
@@ -137,6 +138,28 @@ pub static STEP_CTX: ClassDoc = ClassDoc {
             "ferry.step(\"load\", \"Load the batches\", function(ctx)\n  local done = ctx:checkpoint(\"batches\") or 0\n  for i = done + 1, 3 do\n    -- ... load batch i ...\n    ctx:checkpoint(\"batches\", i)\n  end\n  assert(ctx:checkpoint(\"batches\") == 3 and ctx.id == \"load\")\nend)",
         ),
     }],
+};
+
+/// The structured error every primitive raises (and `ferry.fail` makes): what `pcall` gives back.
+pub static ERROR: ClassDoc = ClassDoc {
+    name: "ferry.Error",
+    doc: "A structured error, as pcall returns it: kind, message, whether retrying may help, \
+          what to do next (hint) and the context (object, row, step...). It prints as one line \
+          and string methods (err:find, err:match) work on its message.",
+    fields: &[
+        (
+            "kind",
+            "\"usage\"|\"confirm\"|\"not_found\"|\"auth\"|\"invalid_input\"|\"conflict\"|\"unavailable\"|\"timeout\"|\"io\"|\"exec\"|\"lua\"|\"internal\"|\"cancelled\"",
+        ),
+        ("message", "string"),
+        ("retryable", "boolean"),
+        ("hint", "string?"),
+        ("step", "string?"),
+        ("location", "string?"),
+        ("traceback", "string?"),
+        ("context", "table<string, string>"),
+    ],
+    methods: &[],
 };
 
 /// `ferry.task` and friends run Lua functions protected through this prelude function.

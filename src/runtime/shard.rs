@@ -444,6 +444,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         },
     ],
     classes: &[],
+    constants: &[],
     build,
 };
 

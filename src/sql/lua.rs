@@ -11,7 +11,7 @@ use super::value::SqlValue;
 use super::{Backend, Conn, ConnectOptions, Db, ResultSet, statement};
 use crate::runtime::context::ctx;
 use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult};
-use crate::runtime::registry::{ClassDoc, FnDoc, ModuleDef, Opt, Param};
+use crate::runtime::registry::{ClassDoc, ConstDoc, FnDoc, ModuleDef, Opt, Param};
 
 pub static MODULE: ModuleDef = ModuleDef {
     name: "sql",
@@ -122,6 +122,12 @@ ferry.log.info("orders copied: ", r.rows)"#,
         },
     ],
     classes: &[&DB, &COPY_TABLE_REPORT],
+    constants: &[ConstDoc {
+        name: "null",
+        ty: "lightuserdata",
+        doc: "SQL NULL: what a NULL column reads as (rows keep every column), and a parameter \
+              that binds NULL.",
+    }],
     build,
 };
 

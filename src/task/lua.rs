@@ -31,7 +31,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "spawn",
             signature: "ferry.task.spawn(fn, ...) -> handle",
-            params: &[Param::new("fn", "fun(...): any"), Param::new("...", "any")],
+            params: &[Param::new("fn", "function"), Param::new("...", "any")],
             options: &[],
             returns: "ferry.task.Handle",
             doc: "Starts fn(...) as a concurrent task. handle:join() waits and returns its results \
@@ -74,7 +74,7 @@ pub static MODULE: ModuleDef = ModuleDef {
                     .doc("longest wait between checks, default every or 60s, whichever is more"),
                 Opt::new("describe", "string")
                     .doc("what is waited for, in log lines and the error"),
-                Opt::new("transient", "fun(err: table): boolean")
+                Opt::new("transient", "fun(err: ferry.Error): boolean")
                     .doc("true for an error to tolerate although it is not retryable"),
             ],
             returns: "any",
@@ -92,6 +92,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         },
     ],
     classes: &[&HANDLE],
+    constants: &[],
     build,
 };
 

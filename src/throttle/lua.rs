@@ -32,6 +32,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         ),
     }],
     classes: &[&LIMITER],
+    constants: &[],
     build,
 };
 

@@ -148,6 +148,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         },
     ],
     classes: &[&STORE, &ENTRY, &COPY_REPORT],
+    constants: &[],
     build,
 };
 

@@ -105,7 +105,7 @@ pub static HEX: ModuleDef = ModuleDef {
             name: "encode",
             signature: "ferry.hex.encode(bytes [, {upper = false}]) -> text",
             params: &[Param::new("bytes", "string"), Param::opt("opts", "table")],
-            options: &[Opt::def("upper", "boolean", "false")],
+            options: &[Opt::def("upper", "boolean", "false").doc("A-F instead of a-f")],
             returns: "string",
             doc: "The bytes as hex, lower case unless upper = true.",
             example: Some(

@@ -20,7 +20,11 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "connect",
             signature: "ferry.sql.connect(url [, {pool_size, tls = \"disable\"|\"prefer\"|\"require\"|\"verify-ca\"|\"verify-full\", ca, connect_timeout = 15, query_timeout}]) -> db",
-            params: &[Param::new("url", "string"), Param::opt("opts", "table")],
+            params: &[
+                Param::new("url", "string")
+                    .doc("mysql://user:password@host:port/db or postgres://user:password@host:port/db"),
+                Param::opt("opts", "table"),
+            ],
             options: &[
                 Opt::new("pool_size", "integer").doc("connections kept open"),
                 Opt::new(

@@ -81,7 +81,10 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "open",
             signature: "ferry.store.open(url [, {create = false, probe = true, layout = \"flat\", ca_file, allow_http, endpoint, region, access_key_id, secret_access_key, session_token, virtual_hosted_style, skip_signature, sse_c_key, server_side_encryption, sse_kms_key_id, sse_customer_key_base64, acl, acl_from_bucket, account, account_name, access_key, account_key, master_key, sas, sas_token, sas_key, token, bearer_token, connection_string, use_emulator, service_account, service_account_key, application_credentials, anonymous, list_page_size, timeout, connect_timeout, base_url, file_mode, fsync, aws_*, azure_*, google_*}]) -> store",
-            params: &[Param::new("url", "string"), Param::opt("opts", "table")],
+            params: &[
+                Param::new("url", "string").doc("file://, memory://, s3://, gs://, az:// or an Azure blob URL"),
+                Param::opt("opts", "table"),
+            ],
             options: OPEN_OPTIONS,
             returns: "ferry.store.Store",
             doc: "Opens file:///abs/path, memory://name, s3://bucket/prefix, gs://bucket/prefix, \
@@ -100,8 +103,8 @@ pub static MODULE: ModuleDef = ModuleDef {
             name: "copy",
             signature: "ferry.store.copy(src, dst, {prefix | keys | iter, map, compare = \"size\", verify = \"none\", concurrency = 64, retries = 5, fail_fast = false, list_cache, list_cache_sizes = true, dst_prefix, multipart_threshold, part_size, part_concurrency, max_buffer, shard, throttle, ops_throttle, title}) -> {copied, skipped, failed, bytes, errors, ...}",
             params: &[
-                Param::new("src", "ferry.store.Store"),
-                Param::new("dst", "ferry.store.Store"),
+                Param::new("src", "ferry.store.Store").doc("where the objects are read"),
+                Param::new("dst", "ferry.store.Store").doc("where they are written"),
                 Param::opt("opts", "table"),
             ],
             options: &[

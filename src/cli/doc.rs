@@ -24,7 +24,7 @@ fn render_body(heading: &str, f: &FnDoc) -> String {
     let typed: Vec<String> = f
         .params
         .iter()
-        .filter(|p| !(p.name == "opts" && !f.options.is_empty()))
+        .filter(|p| p.name != "opts" || f.options.is_empty())
         .map(|p| {
             let optional = if p.optional { ", optional" } else { "" };
             let doc = if p.doc.is_empty() {

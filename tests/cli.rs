@@ -239,7 +239,7 @@ fn eject_types_writes_luals_annotations_of_the_whole_api() {
         "---@class ferry.store.copy.opts\n---@field prefix? string # copy the objects listed",
         "---@field concurrency? integer # default 64; objects copied at once\n",
         "---@field map? fun(key: string): string? # the destination key",
-        "---@param src ferry.store.Store\n---@param dst ferry.store.Store\n---@param opts? ferry.store.copy.opts\n",
+        "---@param src ferry.store.Store # where the objects are read\n---@param dst ferry.store.Store # where they are written\n---@param opts? ferry.store.copy.opts\n",
         "---@return ferry.store.CopyReport\n",
         "---@field timeout? number # default 60; seconds for each attempt\n",
         "function ferry.step(id, title, fn, opts) end",

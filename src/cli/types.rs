@@ -256,7 +256,7 @@ mod tests {
              ---@return fun(): ferry.store.Entry?\nfunction ferry_store_Store:list(prefix, opts) end"
         ));
         assert!(text.contains(
-            "---@param sql string\n---@param params? (string|number|boolean|lightuserdata)[] # values of the ? (MySQL) or $1 (PostgreSQL) placeholders, ferry.sql.null for NULL\n---@param opts? ferry.sql.Db.query.opts\n"
+            "---@param sql string\n---@param params? (string|number|boolean|lightuserdata)[] # values of the ? placeholders, in order; ferry.sql.null for NULL\n---@param opts? ferry.sql.Db.query.opts\n"
         ));
         for c in crate::modules::classes() {
             for m in c.methods {

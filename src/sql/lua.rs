@@ -58,7 +58,7 @@ pub static MODULE: ModuleDef = ModuleDef {
                   instead of hanging. A statement that exceeds query_timeout is cancelled on the \
                   server (MySQL KILL QUERY, PostgreSQL's cancel request), its connection is closed \
                   (an open transaction rolls back) and the error, of kind timeout, is not retried. \
-                  Placeholders are `?` (MySQL) or `$1` (PostgreSQL). Types: integers (64-bit) stay \
+                  Placeholders are `?` on both servers (PostgreSQL's own $1, $2... work there too). Types: integers (64-bit) stay \
                   integers, DECIMAL/NUMERIC are strings, dates and times are ISO strings, \
                   BLOB/BYTEA are byte strings, JSON is its text, NULL is ferry.sql.null (rows keep \
                   every column). Under --dry-run only SELECT, SHOW, DESCRIBE, EXPLAIN (and WITH \
@@ -148,7 +148,7 @@ pub static DB: ClassDoc = ClassDoc {
             params: &[
                 Param::new("sql", "string"),
                 Param::opt("params", "(string|number|boolean|lightuserdata)[]")
-                    .doc("values of the ? (MySQL) or $1 (PostgreSQL) placeholders, ferry.sql.null for NULL"),
+                    .doc("values of the ? placeholders, in order; ferry.sql.null for NULL"),
                 Param::opt("opts", "table"),
             ],
             options: &[Opt::def("array", "boolean", "false")
@@ -168,7 +168,8 @@ print(columns[1], arrays[1][1])"#,
             signature: "db:exec(sql [, params]) -> affected, last_insert_id",
             params: &[
                 Param::new("sql", "string"),
-                Param::opt("params", "(string|number|boolean|lightuserdata)[]").doc("values of the placeholders"),
+                Param::opt("params", "(string|number|boolean|lightuserdata)[]")
+                    .doc("values of the placeholders"),
             ],
             options: &[],
             returns: "integer, integer?",
@@ -184,7 +185,8 @@ ferry.log.info("inserted", affected, "row, id", id)"#,
             signature: "db:rows(sql [, params [, {array = false}]]) -> iterator of rows",
             params: &[
                 Param::new("sql", "string"),
-                Param::opt("params", "(string|number|boolean|lightuserdata)[]").doc("values of the placeholders"),
+                Param::opt("params", "(string|number|boolean|lightuserdata)[]")
+                    .doc("values of the placeholders"),
                 Param::opt("opts", "table"),
             ],
             options: &[Opt::def("array", "boolean", "false")

@@ -15,7 +15,7 @@ const REQUEST_OPTIONS: &[Opt] = &[
         .doc("body: the value as JSON, with Content-Type application/json"),
     Opt::new(
         "body",
-        "string|fun(): string?|{store: ferry.store.Store, key: string}|ferry.http.row_batches.opts",
+        "string|(fun(): string?)|{store: ferry.store.Store, key: string}|ferry.http.row_batches.opts",
     )
     .doc("body: a string, an object (re-read on retries), an iterator of strings or a query's rows (streamed)"),
     Opt::new("form", "table<string, string|number|boolean>")
@@ -94,7 +94,7 @@ pub static MODULE: ModuleDef = ModuleDef {
                     .doc("columns whose ISO T becomes a space"),
                 Opt::new("max_bytes", "integer").doc("most bytes of one body (required)"),
             ],
-            returns: "fun(): string?, integer?",
+            returns: "(fun(): string?, integer?)",
             doc: "A query's rows cut into bodies of at most max_bytes each (a row larger than \
                   max_bytes goes alone): each call returns the next body as a string and its row \
                   count, then nil. A json_array body is a whole JSON array. One query is read as \

@@ -44,6 +44,7 @@ mod kill_anywhere_apis;
 mod kill_anywhere_more;
 mod log_json;
 mod lua_api;
+mod lua_types;
 mod metrics;
 mod procedure_astra;
 mod procedure_astra_gcp;

@@ -42,9 +42,10 @@ fn fs_and_exec() {
     run_spec("fs_exec_spec.lua", "fs exec ok");
 }
 
-/// Functions whose example needs a server the examples cannot reach (a database, a remote HTTP
-/// API): their examples are checked with `ferry check` instead of run (the functions themselves
-/// are exercised by tests/sql.rs and tests/http.rs against real servers).
+/// Functions and handle methods whose example needs a server the examples cannot reach (a
+/// database, a remote HTTP API): their examples are checked with `ferry check` instead of run (the
+/// functions themselves are exercised by tests/sql.rs and tests/http.rs against real servers). A
+/// class name stands for all its methods.
 const CHECKED_NOT_RUN: &[&str] = &[
     "sql.connect",
     "sql.copy_table",
@@ -53,55 +54,78 @@ const CHECKED_NOT_RUN: &[&str] = &[
     "http.post",
     "http.put",
     "http.delete",
+    "ferry.sql.Db",
+    "ferry.http.Response",
 ];
+
+/// Every module function and every handle method, with the name the test reports.
+fn documented() -> Vec<(
+    String,
+    &'static str,
+    &'static ferry::runtime::registry::FnDoc,
+)> {
+    let mut out = Vec::new();
+    for m in ferry::modules::modules() {
+        for f in m.functions {
+            out.push((format!("{}.{}", m.name, f.name), "", f));
+        }
+    }
+    for c in ferry::modules::classes() {
+        for f in c.methods {
+            out.push((format!("{}:{}", c.name, f.name), c.name, f));
+        }
+    }
+    out
+}
 
 #[test]
 fn every_documented_example_runs() {
     let ws = Workspace::new();
-    let mut count = 0;
+    let (mut count, mut methods) = (0, 0);
     let mut missing = Vec::new();
-    for m in ferry::modules::modules() {
-        for f in m.functions {
-            let path = format!("{}.{}", m.name, f.name);
-            let Some(example) = f.example else {
-                missing.push(path);
-                continue;
-            };
-            count += 1;
-            let file = format!("ex_{}_{}.lua", m.name, f.name);
-            ws.write(&file, example);
-            if CHECKED_NOT_RUN.contains(&path.as_str()) {
-                let out = ws.ferry().args(["check", &format!("./{file}")]).run();
-                assert_eq!(
-                    out.code, 0,
-                    "example of {path} fails ferry check:\n{example}\n--- stdout\n{}\n--- stderr\n{}",
-                    out.stdout, out.stderr
-                );
-                continue;
-            }
-            let out = ws
-                .ferry()
-                .args([
-                    "run",
-                    &format!("./{file}"),
-                    "-q",
-                    "--yes",
-                    "--state",
-                    &format!("state-{count}"),
-                ])
-                .run();
+    for (path, class, f) in documented() {
+        let Some(example) = f.example else {
+            missing.push(path);
+            continue;
+        };
+        count += 1;
+        if !class.is_empty() {
+            methods += 1;
+        }
+        let file = format!("ex_{}.lua", path.replace([':', '.'], "_"));
+        ws.write(&file, example);
+        if CHECKED_NOT_RUN.contains(&path.as_str()) || CHECKED_NOT_RUN.contains(&class) {
+            let out = ws.ferry().args(["check", &format!("./{file}")]).run();
             assert_eq!(
                 out.code, 0,
-                "example of {path} failed:\n{example}\n--- stderr\n{}",
-                out.stderr
+                "example of {path} fails ferry check:\n{example}\n--- stdout\n{}\n--- stderr\n{}",
+                out.stdout, out.stderr
             );
+            continue;
         }
+        let out = ws
+            .ferry()
+            .args([
+                "run",
+                &format!("./{file}"),
+                "-q",
+                "--yes",
+                "--state",
+                &format!("state-{count}"),
+            ])
+            .run();
+        assert_eq!(
+            out.code, 0,
+            "example of {path} failed:\n{example}\n--- stderr\n{}",
+            out.stderr
+        );
     }
     assert!(
         missing.is_empty(),
-        "functions without an example: {missing:?}"
+        "functions and methods without an example: {missing:?}"
     );
-    assert!(count >= 60, "only {count} examples");
+    assert!(count >= 90, "only {count} examples");
+    assert!(methods >= 32, "only {methods} method examples");
 }
 
 /// A checked-only example still goes through `ferry check`, which refuses a misspelled option.

@@ -15,13 +15,47 @@ fn lua_path(m: &ModuleDef) -> String {
 }
 
 fn render_fn(m: &ModuleDef, f: &FnDoc) -> String {
-    let mut s = format!(
-        "## `{}.{}`\n\n```lua\n{}\n```\n\n{}\n",
-        lua_path(m),
-        f.name,
-        f.signature,
-        f.doc
-    );
+    render_body(&format!("## `{}.{}`", lua_path(m), f.name), f)
+}
+
+/// A function or method under `heading`: signature, doc, typed parameters and options, example.
+fn render_body(heading: &str, f: &FnDoc) -> String {
+    let mut s = format!("{heading}\n\n```lua\n{}\n```\n\n{}\n", f.signature, f.doc);
+    let typed: Vec<String> = f
+        .params
+        .iter()
+        .filter(|p| p.name != "opts" || f.options.is_empty())
+        .map(|p| {
+            let optional = if p.optional { ", optional" } else { "" };
+            let doc = if p.doc.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", p.doc)
+            };
+            format!("- `{}` (`{}`{optional}){doc}\n", p.name, p.ty)
+        })
+        .collect();
+    if !typed.is_empty() {
+        s.push_str(&format!("\nParameters:\n\n{}", typed.concat()));
+    }
+    if !f.options.is_empty() {
+        s.push_str("\nOptions:\n\n");
+        for o in f.options {
+            let default = o
+                .default
+                .map(|d| format!(", default `{d}`"))
+                .unwrap_or_default();
+            let doc = if o.doc.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", o.doc)
+            };
+            s.push_str(&format!("- `{}` (`{}`{default}){doc}\n", o.key, o.ty));
+        }
+    }
+    if !f.returns.is_empty() {
+        s.push_str(&format!("\nReturns `{}`.\n", f.returns));
+    }
     if let Some(ex) = f.example {
         s.push_str(&format!("\nExample:\n\n```lua\n{ex}\n```\n"));
     }
@@ -46,6 +80,15 @@ pub fn render_module(m: &ModuleDef) -> String {
         s.push('\n');
         s.push_str(&render_fn(m, f));
     }
+    for c in m.constants {
+        s.push_str(&format!(
+            "\n## `{}.{}`\n\nA value of type `{}`: {}\n",
+            lua_path(m),
+            c.name,
+            c.ty,
+            c.doc
+        ));
+    }
     for c in m.classes {
         s.push('\n');
         s.push_str(&render_class(c));
@@ -55,7 +98,12 @@ pub fn render_module(m: &ModuleDef) -> String {
 
 /// A handle class: its fields, then each method as `## `Class:method``.
 fn render_class(c: &ClassDoc) -> String {
-    let mut s = format!("## Handle `{}`\n\n{}\n", c.name, c.doc);
+    let what = if c.methods.is_empty() {
+        "Table"
+    } else {
+        "Handle"
+    };
+    let mut s = format!("## {what} `{}`\n\n{}\n", c.name, c.doc);
     if !c.fields.is_empty() {
         let fields: Vec<String> = c
             .fields
@@ -65,13 +113,8 @@ fn render_class(c: &ClassDoc) -> String {
         s.push_str(&format!("\nFields: {}.\n", fields.join(", ")));
     }
     for f in c.methods {
-        s.push_str(&format!(
-            "\n### `{}:{}`\n\n```lua\n{}\n```\n\n{}\n",
-            c.name, f.name, f.signature, f.doc
-        ));
-        if let Some(ex) = f.example {
-            s.push_str(&format!("\nExample:\n\n```lua\n{ex}\n```\n"));
-        }
+        s.push('\n');
+        s.push_str(&render_body(&format!("### `{}:{}`", c.name, f.name), f));
     }
     s
 }
@@ -136,10 +179,7 @@ pub fn doc(target: Option<&str>, write: Option<&Path>) -> Result<()> {
     };
     if let Some(c) = crate::modules::class(&format!("ferry.{class_path}")) {
         match method.and_then(|name| c.method(name)) {
-            Some(f) => print!(
-                "## `{}:{}`\n\n```lua\n{}\n```\n\n{}\n",
-                c.name, f.name, f.signature, f.doc
-            ),
+            Some(f) => print!("{}", render_body(&format!("## `{}:{}`", c.name, f.name), f)),
             None => print!("{}", render_class(c)),
         }
         return Ok(());

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::runtime::error::{FerryError, Result};
-use crate::runtime::registry::{ClassDoc, FnDoc, ModuleDef};
+use crate::runtime::registry::{ClassDoc, FnDoc, ModuleDef, Opt};
 
 /// `---@class` of a function's options table, one `---@field` per typed option. Returns the
 /// class name, or None for a function without options.
@@ -17,14 +17,27 @@ fn options_class(out: &mut String, path: &str, f: &FnDoc) -> Option<String> {
     }
     let class = format!("{path}.opts");
     let _ = writeln!(out, "---@class {class}");
-    let prefixes: Vec<&str> = f
-        .options
-        .iter()
-        .map(|o| o.key)
-        .filter(|k| k.ends_with('*'))
-        .collect();
-    if !prefixes.is_empty() {
-        let _ = writeln!(out, "---@field [string] any # {}", prefixes.join(", "));
+    let prefixed: Vec<&Opt> = f.options.iter().filter(|o| o.key.ends_with('*')).collect();
+    if !prefixed.is_empty() {
+        let keys: Vec<&str> = prefixed.iter().map(|o| o.key).collect();
+        let mut types: Vec<&str> = Vec::new();
+        for t in prefixed.iter().flat_map(|o| o.ty.split('|')) {
+            if !types.contains(&t) {
+                types.push(t);
+            }
+        }
+        let _ = writeln!(
+            out,
+            "---@field [string] {} # {}",
+            types.join("|"),
+            keys.join(", ")
+        );
+    }
+    // `ferry.exec.run{"sh", "-c", ..., timeout = 5}`: the command line is the array part.
+    if let Some(call) = f.signature.split("->").next()
+        && call.contains("{argv...")
+    {
+        let _ = writeln!(out, "---@field [integer] string # argv");
     }
     for o in f.options.iter().filter(|o| !o.key.ends_with('*')) {
         let mut comment: Vec<String> = Vec::new();
@@ -104,6 +117,11 @@ fn class_stub(out: &mut String, c: &ClassDoc) {
     for (name, ty) in c.fields {
         let _ = writeln!(out, "---@field {name} {ty}");
     }
+    if c.methods.is_empty() {
+        // A table a function returns (a report): fields only.
+        let _ = writeln!(out);
+        return;
+    }
     let _ = writeln!(out, "local {} = {{}}\n", local_name(c.name));
     for m in c.methods {
         function_stub(out, &format!("{}:{}", c.name, m.name), m);
@@ -142,6 +160,14 @@ pub fn annotations() -> String {
                 m.summary, m.name, m.name
             );
         }
+        for c in m.constants {
+            doc_comment(&mut out, c.doc);
+            let _ = writeln!(
+                out,
+                "---@type {}\nferry.{}.{} = nil\n",
+                c.ty, m.name, c.name
+            );
+        }
         for f in m.functions {
             function_stub(&mut out, &path_of(m, f), f);
         }
@@ -149,11 +175,6 @@ pub fn annotations() -> String {
             class_stub(&mut out, c);
         }
     }
-    let _ = writeln!(
-        out,
-        "---@class ferry.store.Entry\n---@field key string\n---@field size integer\n\
-         ---@field etag string?\n---@field last_modified string\n---@field prefix boolean?"
-    );
     out
 }
 
@@ -214,7 +235,7 @@ mod tests {
         let mut out = String::new();
         options_class(&mut out, "ferry.store.open", open);
         assert!(
-            out.contains("---@field [string] any # aws_*, azure_*, google_*\n"),
+            out.contains("---@field [string] string|number|boolean # aws_*, azure_*, google_*\n"),
             "{out}"
         );
     }
@@ -228,14 +249,14 @@ mod tests {
         );
         assert!(text.contains("---@class ferry.store.Store\n---@field url string\n"));
         assert!(text.contains(
-            "---@class ferry.store.Store.list.opts\n---@field delimiter? boolean # default false\n"
+            "---@class ferry.store.Store.list.opts\n---@field delimiter? boolean # default false; one level only"
         ));
         assert!(text.contains(
             "---@param prefix? string\n---@param opts? ferry.store.Store.list.opts\n\
              ---@return fun(): ferry.store.Entry?\nfunction ferry_store_Store:list(prefix, opts) end"
         ));
         assert!(text.contains(
-            "---@param sql string\n---@param params? table\n---@param opts? ferry.sql.Db.query.opts\n"
+            "---@param sql string\n---@param params? (string|number|boolean|lightuserdata)[] # values of the ? placeholders, in order; ferry.sql.null for NULL\n---@param opts? ferry.sql.Db.query.opts\n"
         ));
         for c in crate::modules::classes() {
             for m in c.methods {
@@ -266,5 +287,138 @@ mod tests {
         lua.load(&text)
             .into_function()
             .expect("annotations parse as Lua");
+    }
+
+    /// Report tables and the exec command line come out as classes with fields.
+    #[test]
+    fn result_classes_have_their_fields() {
+        let text = annotations();
+        assert!(text.contains(
+            "---@class ferry.store.CopyReport\n---@field copied integer\n---@field skipped integer\n"
+        ));
+        assert!(text.contains("---@return ferry.store.CopyReport\nfunction ferry.store.copy("));
+        assert!(text.contains("---@class ferry.sql.CopyTableReport\n---@field rows integer\n"));
+        assert!(text.contains("---@class ferry.exec.Result\n---@field code integer\n"));
+        assert!(text.contains("---@type lightuserdata\nferry.sql.null = nil\n"));
+        assert!(
+            text.contains("---@class ferry.exec.run.opts\n---@field [integer] string # argv\n")
+        );
+        assert!(text.contains(
+            "---@field shard? {index: integer, count: integer} # copy only this shard's keys"
+        ));
+    }
+
+    /// Every type the description names is a LuaLS builtin, a literal, or a class the stubs
+    /// declare: a renamed class or a typo (`ferry.store.Stor`) fails here.
+    #[test]
+    fn every_named_type_is_declared() {
+        let text = annotations();
+        let declared: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("---@class "))
+            .collect();
+        let builtin = [
+            "any",
+            "nil",
+            "boolean",
+            "string",
+            "number",
+            "integer",
+            "table",
+            "function",
+            "fun",
+            "lightuserdata",
+            "ferry",
+        ];
+        let mut types: Vec<(String, &str)> = Vec::new();
+        let mut add = |what: String, ty: &'static str| types.push((what, ty));
+        for m in crate::modules::modules() {
+            for f in m.functions {
+                for p in f.params {
+                    add(format!("{}.{} {}", m.name, f.name, p.name), p.ty);
+                }
+                for o in f.options {
+                    add(format!("{}.{} {}", m.name, f.name, o.key), o.ty);
+                }
+                add(format!("{}.{} returns", m.name, f.name), f.returns);
+            }
+        }
+        for c in crate::modules::classes() {
+            for (name, ty) in c.fields {
+                add(format!("{} {name}", c.name), ty);
+            }
+            for f in c.methods {
+                for p in f.params {
+                    add(format!("{}:{} {}", c.name, f.name, p.name), p.ty);
+                }
+                for o in f.options {
+                    add(format!("{}:{} {}", c.name, f.name, o.key), o.ty);
+                }
+                add(format!("{}:{} returns", c.name, f.name), f.returns);
+            }
+        }
+        for (what, ty) in types {
+            // Names outside string literals: identifiers with dots, not field names (`key:`).
+            let mut in_string = false;
+            let unquoted: String = ty
+                .chars()
+                .map(|c| {
+                    if c == '"' {
+                        in_string = !in_string;
+                        ' '
+                    } else if in_string {
+                        ' '
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            let mut rest = unquoted.as_str();
+            while let Some(start) = rest.find(|c: char| c.is_ascii_alphabetic() || c == '_') {
+                let word_len = rest[start..]
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                    .unwrap_or(rest.len() - start);
+                let word = &rest[start..start + word_len];
+                let after = rest[start + word_len..].trim_start();
+                rest = &rest[start + word_len..];
+                if after.starts_with(':') && !word.contains('.') {
+                    continue; // a field or parameter name
+                }
+                assert!(
+                    builtin.contains(&word) || declared.contains(&word),
+                    "{what}: type {ty} names '{word}', which no ---@class declares"
+                );
+            }
+        }
+    }
+
+    /// The types of a few options say what their binding reads (a cheap guard against drift for
+    /// the shapes most often passed: a limiter or rate, a shard, a list of names).
+    #[test]
+    fn typed_options_match_their_bindings() {
+        let opt = |module: &str, f: &str, key: &str| -> &'static str {
+            crate::modules::find(module)
+                .and_then(|m| m.functions.iter().find(|x| x.name == f))
+                .and_then(|f| f.options.iter().find(|o| o.key == key))
+                .map(|o| o.ty)
+                .unwrap_or_else(|| panic!("{module}.{f} has no option {key}"))
+        };
+        let lua = mlua::Lua::new();
+        // throttle: what limiter_from takes
+        assert!(opt("store", "copy", "throttle").contains("ferry.throttle.Limiter"));
+        for ok in ["1000", "\"50MiB\"", "\"off\""] {
+            let v: mlua::Value = lua.load(ok).eval().unwrap();
+            crate::throttle::lua::limiter_from(&v).unwrap();
+        }
+        // shard: what shard_option reads
+        assert_eq!(
+            opt("sql", "copy_table", "shard"),
+            "{index: integer, count: integer}"
+        );
+        let t: mlua::Table = lua.load("{shard = {index = 1, count = 2}}").eval().unwrap();
+        assert_eq!(
+            crate::runtime::shard::shard_option(&t).unwrap(),
+            Some((1, 2))
+        );
     }
 }

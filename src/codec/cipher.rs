@@ -14,7 +14,7 @@ pub static CIPHER: ModuleDef = ModuleDef {
         signature: "ferry.cipher.aes_decrypt(bytes, key) -> bytes | nil, reason",
         params: &[Param::new("bytes", "string"), Param::new("key", "string")],
         options: &[],
-        returns: "any",
+        returns: "string?, string?",
         doc: "The inverse of SQL `AES_ENCRYPT(text, key)` in its default mode (MySQL's \
               block_encryption_mode aes-128-ecb, MariaDB's and StarRocks' only mode): AES-128 \
               in ECB mode with PKCS#7 padding, the key folded into 16 bytes by XOR (MySQL's \
@@ -28,6 +28,7 @@ pub static CIPHER: ModuleDef = ModuleDef {
         ),
     }],
     classes: &[],
+    constants: &[],
     build,
 };
 

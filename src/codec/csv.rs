@@ -13,10 +13,11 @@ pub static MODULE: ModuleDef = ModuleDef {
             signature: "ferry.csv.decode(text [, {header = true, delimiter = \",\"}]) -> rows, columns",
             params: &[Param::new("text", "string"), Param::opt("opts", "table")],
             options: &[
-                Opt::def("header", "boolean", "true"),
-                Opt::def("delimiter", "string", "\",\""),
+                Opt::def("header", "boolean", "true")
+                    .doc("the first line names the columns: rows are tables keyed by name"),
+                Opt::def("delimiter", "string", "\",\"").doc("the field separator, one character"),
             ],
-            returns: "any",
+            returns: "table[], string[]?",
             doc: "With a header, rows are tables keyed by column name and the second result lists \
                   the columns in order; without, rows are arrays of strings.",
             example: Some(
@@ -26,11 +27,12 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "encode",
             signature: "ferry.csv.encode(rows [, {columns = {...}, header = true, delimiter = \",\"}]) -> text",
-            params: &[Param::new("rows", "table"), Param::opt("opts", "table")],
+            params: &[Param::new("rows", "table[]"), Param::opt("opts", "table")],
             options: &[
-                Opt::def("columns", "table", "{...}"),
-                Opt::def("header", "boolean", "true"),
-                Opt::def("delimiter", "string", "\",\""),
+                Opt::def("columns", "string[]", "{...}")
+                    .doc("the columns, in order; default the keys of the rows, sorted"),
+                Opt::def("header", "boolean", "true").doc("write the column names first"),
+                Opt::def("delimiter", "string", "\",\"").doc("the field separator, one character"),
             ],
             returns: "string",
             doc: "Rows are arrays, or tables keyed by the given columns (sorted keys when columns \
@@ -41,6 +43,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         },
     ],
     classes: &[],
+    constants: &[],
     build,
 };
 

@@ -43,6 +43,7 @@ pub static DIGEST: ModuleDef = ModuleDef {
         },
     ],
     classes: &[],
+    constants: &[],
     build: build_digest,
 };
 
@@ -75,6 +76,7 @@ assert(#z < 300 and ferry.zlib.decompress(z) == ("abc"):rep(100))"#,
         },
     ],
     classes: &[],
+    constants: &[],
     build: build_zlib,
 };
 
@@ -103,7 +105,7 @@ pub static HEX: ModuleDef = ModuleDef {
             name: "encode",
             signature: "ferry.hex.encode(bytes [, {upper = false}]) -> text",
             params: &[Param::new("bytes", "string"), Param::opt("opts", "table")],
-            options: &[Opt::def("upper", "boolean", "false")],
+            options: &[Opt::def("upper", "boolean", "false").doc("A-F instead of a-f")],
             returns: "string",
             doc: "The bytes as hex, lower case unless upper = true.",
             example: Some(
@@ -121,6 +123,7 @@ pub static HEX: ModuleDef = ModuleDef {
         },
     ],
     classes: &[],
+    constants: &[],
     build: build_hex,
 };
 
@@ -183,6 +186,7 @@ pub static BASE64: ModuleDef = ModuleDef {
         },
     ],
     classes: &[],
+    constants: &[],
     build: build_base64,
 };
 

@@ -15,7 +15,7 @@ pub static MODULE: ModuleDef = ModuleDef {
             signature: "ferry.ini.decode(text) -> {section = {key = value}}",
             params: &[Param::new("text", "string")],
             options: &[],
-            returns: "any",
+            returns: "table<string, table<string, string>>",
             doc: "Parses INI text into a table of sections. Keys before any section go to \
                   section \"\". Raises invalid_input with the line number on malformed lines.",
             example: Some(
@@ -26,8 +26,9 @@ pub static MODULE: ModuleDef = ModuleDef {
             name: "decode_ordered",
             signature: "ferry.ini.decode_ordered(text [, {strict = false}]) -> {{name, entries = {{key, value}...}}...}",
             params: &[Param::new("text", "string"), Param::opt("opts", "table")],
-            options: &[Opt::def("strict", "boolean", "false")],
-            returns: "any",
+            options: &[Opt::def("strict", "boolean", "false")
+                .doc("refuse a repeated section or option, as configparser does")],
+            returns: "{name: string, entries: [string, string][]}[]",
             doc: "Parses INI text keeping the order of sections and keys. strict = true refuses a \
                   repeated section and an option set twice in a section (names compared \
                   case-insensitively), as Python's configparser does.",
@@ -46,6 +47,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         },
     ],
     classes: &[],
+    constants: &[],
     build,
 };
 

@@ -3,7 +3,7 @@
 use mlua::serde::SerializeOptions;
 use mlua::{Lua, LuaSerdeExt, Table, Value};
 
-use crate::runtime::registry::{FnDoc, ModuleDef, Opt, Param};
+use crate::runtime::registry::{ConstDoc, FnDoc, ModuleDef, Opt, Param};
 
 pub static MODULE: ModuleDef = ModuleDef {
     name: "json",
@@ -13,7 +13,7 @@ pub static MODULE: ModuleDef = ModuleDef {
             name: "encode",
             signature: "ferry.json.encode(value [, {pretty = false}]) -> text",
             params: &[Param::new("value", "any"), Param::opt("opts", "table")],
-            options: &[Opt::def("pretty", "boolean", "false")],
+            options: &[Opt::def("pretty", "boolean", "false").doc("indented, one key per line")],
             returns: "string",
             doc: "Encodes a Lua value. Tables with only 1..n keys become arrays; an empty table \
                   becomes {} unless made with ferry.json.array().",
@@ -39,7 +39,7 @@ pub static MODULE: ModuleDef = ModuleDef {
             signature: "ferry.json.array([t]) -> t",
             params: &[Param::opt("t", "table")],
             options: &[],
-            returns: "any",
+            returns: "table",
             doc: "Marks a table to encode as a JSON array (even when empty).",
             example: Some(
                 r#"assert(ferry.json.encode(ferry.json.array({})) == "[]")
@@ -54,7 +54,7 @@ assert(ferry.json.encode(t) == '["a"]')"#,
             signature: "ferry.json.get_raw(text, key) -> json_text or nil",
             params: &[Param::new("text", "string"), Param::new("key", "string")],
             options: &[],
-            returns: "any",
+            returns: "string?",
             doc: "The JSON text of one field of a top-level object, exactly as written (no \
                   re-encoding, so number forms and key order inside it are kept); nil when the \
                   object has no such field.",
@@ -82,6 +82,12 @@ assert(ferry.json.encode(t) == '["a"]')"#,
         },
     ],
     classes: &[],
+    constants: &[ConstDoc {
+        name: "null",
+        ty: "lightuserdata",
+        doc: "JSON null, as decode gives it and encode writes it (the same value as \
+              ferry.sql.null).",
+    }],
     build,
 };
 

@@ -15,8 +15,8 @@ pub static MODULE: ModuleDef = ModuleDef {
             name: "decode",
             signature: "ferry.properties.decode(text [, {path = FILE}]) -> {key = value}, {key = line}",
             params: &[Param::new("text", "string"), Param::opt("opts", "table")],
-            options: &[Opt::def("path", "any", "FILE")],
-            returns: "any",
+            options: &[Opt::new("path", "string").doc("the file's name, shown in errors")],
+            returns: "table<string, string>, table<string, integer>",
             doc: "Parses Java properties text as java.util.Properties.load(Reader) does; later \
                   keys win, as in Java. The second result gives the line each key was read from. \
                   Raises invalid_input naming the line (and path, when given) on a malformed \
@@ -28,7 +28,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "encode",
             signature: "ferry.properties.encode(t) -> text",
-            params: &[Param::new("t", "table")],
+            params: &[Param::new("t", "table<string, string>")],
             options: &[],
             returns: "string",
             doc: "Writes key=value lines sorted by key, escaping as Java does.",
@@ -38,6 +38,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         },
     ],
     classes: &[],
+    constants: &[],
     build,
 };
 

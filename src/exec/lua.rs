@@ -10,7 +10,7 @@ use super::{ExecSpec, display, tail};
 use crate::runtime::context::ctx;
 use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult};
 use crate::runtime::output::{self, EV};
-use crate::runtime::registry::{FnDoc, ModuleDef, Opt, Param};
+use crate::runtime::registry::{ClassDoc, FnDoc, ModuleDef, Opt, Param};
 
 pub static MODULE: ModuleDef = ModuleDef {
     name: "exec",
@@ -20,15 +20,21 @@ pub static MODULE: ModuleDef = ModuleDef {
         signature: "ferry.exec.run{argv..., timeout, stdin, env, cwd, check = true, read_only = false, on_line} -> {code, stdout, stderr}",
         params: &[Param::new("opts", "table")],
         options: &[
-            Opt::new("timeout", "number|string"),
-            Opt::new("stdin", "string"),
-            Opt::new("env", "any"),
-            Opt::new("cwd", "string"),
-            Opt::def("check", "boolean", "true"),
-            Opt::def("read_only", "boolean", "false"),
-            Opt::new("on_line", "function"),
+            Opt::new("timeout", "number|string")
+                .doc("seconds or a duration such as \"5m\" for the command and on_line together"),
+            Opt::new("stdin", "string").doc("bytes written to the command's standard input"),
+            Opt::new("env", "table<string, string|number>")
+                .doc("variables added to the environment"),
+            Opt::new("cwd", "string").doc("the working folder"),
+            Opt::def("check", "boolean", "true").doc("raise an exec error on a non-zero exit"),
+            Opt::def("read_only", "boolean", "false").doc("run it under --dry-run too"),
+            Opt::new(
+                "on_line",
+                "fun(stream: \"stdout\"|\"stderr\", line: string, more: boolean)",
+            )
+            .doc("called for each line of output while the command runs"),
         ],
-        returns: "any",
+        returns: "ferry.exec.Result",
         doc: "Runs a command and returns its exit code and output. A non-zero exit raises an \
               exec error showing the end of stderr unless check = false. The command runs in \
               its own process group: on timeout, Ctrl-C, or an error in on_line the whole \
@@ -49,8 +55,23 @@ pub static MODULE: ModuleDef = ModuleDef {
             "local r = ferry.exec.run{\"sh\", \"-c\", \"echo hi\", read_only = true}\nassert(r.code == 0 and r.stdout == \"hi\\n\")\nlocal bad = ferry.exec.run{\"sh\", \"-c\", \"exit 4\", check = false, read_only = true}\nassert(bad.code == 4)\nlocal seen = {}\nferry.exec.run{\"sh\", \"-c\", \"echo 1; echo oops >&2; sleep 0.1; echo 2\", read_only = true,\n  on_line = function(stream, line) seen[#seen + 1] = stream .. \":\" .. line end}\ntable.sort(seen)\nassert(table.concat(seen, \" \") == \"stderr:oops stdout:1 stdout:2\")",
         ),
     }],
-    classes: &[],
+    classes: &[&RESULT],
+    constants: &[],
     build,
+};
+
+/// What `ferry.exec.run` returns.
+pub static RESULT: ClassDoc = ClassDoc {
+    name: "ferry.exec.Result",
+    doc: "The exit code and output of ferry.exec.run (dry_run = true, empty output and code 0 for \
+          a command only reported under --dry-run).",
+    fields: &[
+        ("code", "integer"),
+        ("stdout", "string"),
+        ("stderr", "string"),
+        ("dry_run", "boolean?"),
+    ],
+    methods: &[],
 };
 
 fn spec_from(lua: &Lua, t: &Table) -> mlua::Result<(ExecSpec, bool, bool)> {

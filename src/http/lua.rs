@@ -1,4 +1,5 @@
-//! Lua binding of `ferry.http`.
+//! Lua binding of `ferry.http` (its description, for the option checks and the reference, is
+//! `docs.rs`).
 
 use bytes::Bytes;
 use mlua::{Lua, LuaSerdeExt, Table, Value};
@@ -9,201 +10,10 @@ use super::stream::{CHUNK_BYTES, RowFormat, RowsOutcome, RowsSpec, StreamSource}
 use super::{Auth, Body, Request, Response, body_start, status_kind};
 use crate::runtime::context::ctx;
 use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult};
-use crate::runtime::registry::{ClassDoc, FnDoc, ModuleDef, Opt, Param};
 use crate::store::lua::LuaStore;
 use crate::throttle::lua::limiter_from;
 
-/// The options of `ferry.http.request`, which `get`, `post`, `put` and `delete` take too.
-const REQUEST_OPTIONS: &[Opt] = &[
-    Opt::new("method", "string"),
-    Opt::new("url", "string"),
-    Opt::new("query", "table"),
-    Opt::new("headers", "table"),
-    Opt::new("json", "any"),
-    Opt::new("body", "any"),
-    Opt::new("form", "table"),
-    Opt::new("file", "any"),
-    Opt::def("object", "table", "{store, key}"),
-    Opt::new("bearer", "string"),
-    Opt::def("basic", "table", "{user, password}"),
-    Opt::def("timeout", "number", "60"),
-    Opt::def("retries", "number", "3"),
-    Opt::new("retry_non_idempotent", "boolean"),
-    Opt::new("forward_auth", "boolean"),
-    Opt::new("expect_continue", "boolean"),
-    Opt::new("max_redirects", "integer"),
-    Opt::new("resolve_redirect", "any"),
-    Opt::new("expect_status", "any"),
-    Opt::new("throttle", "any"),
-];
-
-pub static MODULE: ModuleDef = ModuleDef {
-    name: "http",
-    summary: "HTTP requests with retries, redirects, streamed uploads and masked credentials.",
-    functions: &[
-        FnDoc {
-            name: "request",
-            signature: "ferry.http.request{method, url, query, headers, json | body | form | file | object = {store, key}, bearer | basic = {user, password}, timeout = 60, retries = 3, retry_non_idempotent, forward_auth, expect_continue, max_redirects, resolve_redirect, expect_status, throttle} -> response",
-            params: &[Param::new("opts", "table")],
-            options: REQUEST_OPTIONS,
-            returns: "ferry.http.Response",
-            doc: "Sends a request and returns {status, headers, body, url, attempts} with methods \
-                  r:json() (an invalid_input error showing the start of the body when it is not \
-                  JSON), r:ok() (2xx) and r:raise() (an error for a non-2xx status). Connection \
-                  errors, 429 and 5xx are retried with backoff and jitter, honouring Retry-After; \
-                  POST and PATCH only with retry_non_idempotent = true. Redirects are followed; \
-                  credentials go to another host only with forward_auth = true (StarRocks Stream \
-                  Load's 307 from FE to BE needs it); 307/308 re-send the body, which is re-read \
-                  from its file or store object. expect_status (a status or a list) raises on any \
-                  other status. expect_continue adds `Expect: 100-continue` (the body is sent \
-                  without waiting for the 100). throttle limits upload bytes/s. Header names in \
-                  r.headers are lower case. Bearer tokens, passwords and credential-like query \
-                  values never appear in logs. Under --dry-run only GET and HEAD are sent; other \
-                  methods are reported and return {status = 0, dry_run = true} (a streamed \
-                  body is not read). \
-                  body is a string, {store = s, key = k} (an object, re-read on retries), an \
-                  iterator function returning strings then nil, or a query's rows {db = d, sql, \
-                  params, format = \"csv\" | \"json_lines\" | \"json_array\", column_separator = \
-                  \"\\t\", row_delimiter = \"\\n\", datetime_columns = {names}} (CSV: NULL as \\N, no \
-                  quoting, a value holding a separator is a csv_unsafe error; datetime_columns get \
-                  a space instead of the ISO T). Iterator and query bodies are streamed chunked \
-                  through a channel of a few 64 KiB chunks, so a slow server stalls the producer \
-                  instead of growing memory; they are never retried (the error says 'request body \
-                  is a stream and cannot be replayed; not retried'), a failing producer aborts \
-                  the request mid-body, and r.sent = {bytes, rows} tells what went. A stream can \
-                  follow a redirect only before any of it was sent: resolve_redirect = true first \
-                  sends the request with an empty body and, on 307/308, sends the body to the \
-                  Location (one hop; any other answer is returned with r.body_sent = false) - the \
-                  way to reach a StarRocks BE through the FE's Stream Load redirect.",
-            example: Some(
-                "local n = 0\nlocal function lines() n = n + 1; if n <= 3 then return \"line \" .. n .. \"\\n\" end end\n-- nothing listens on port 9: a stream is not retried, and the error says why\nlocal ok, err = pcall(ferry.http.request, {method = \"PUT\", url = \"http://127.0.0.1:9/upload\", body = lines, retries = 2})\nassert(not ok and err.message:find(\"cannot be replayed\", 1, true))\nassert(n == 4) -- the iterator ran to its end",
-            ),
-        },
-        FnDoc {
-            name: "row_batches",
-            signature: "ferry.http.row_batches{db = d, sql, params, format = \"csv\" | \"json_lines\" | \"json_array\", column_separator, row_delimiter, datetime_columns, max_bytes} -> iterator",
-            params: &[Param::new("opts", "table")],
-            options: &[
-                Opt::def("db", "any", "d"),
-                Opt::new("sql", "string"),
-                Opt::new("params", "table"),
-                Opt::def(
-                    "format",
-                    "\"csv\"|\"json_lines\"|\"json_array\"",
-                    "\"csv\" | \"json_lines\" | \"json_array\"",
-                ),
-                Opt::new("column_separator", "string"),
-                Opt::new("row_delimiter", "string"),
-                Opt::new("datetime_columns", "any"),
-                Opt::new("max_bytes", "number|string"),
-            ],
-            returns: "any",
-            doc: "A query's rows cut into bodies of at most max_bytes each (a row larger than \
-                  max_bytes goes alone): each call returns the next body as a string and its row \
-                  count, then nil. Rows are encoded as for a query body of ferry.http.request (a \
-                  json_array body is a whole JSON array). One query is read as the bodies are \
-                  taken, so memory holds one body; a string body has a Content-Length and can be \
-                  retried, unlike a streamed one.",
-            example: Some(
-                r#"local db = ferry.sql.connect("mysql://ferry:secret@10.0.0.5:3306/legacy")
-for batch in ferry.http.row_batches{db = db, sql = "select * from orders", format = "json_lines", max_bytes = "64MiB"} do
-  ferry.http.put("http://fe.example:8030/api/app/orders/_stream_load", {body = batch, basic = {user = "root", password = ""}, forward_auth = true}):raise()
-end"#,
-            ),
-        },
-        FnDoc {
-            name: "get",
-            signature: "ferry.http.get(url [, opts]) -> response",
-            params: &[Param::new("url", "string"), Param::opt("opts", "table")],
-            options: REQUEST_OPTIONS,
-            returns: "ferry.http.Response",
-            doc: "ferry.http.request with method GET; opts as for request.",
-            example: Some(
-                r#"local r = ferry.http.get("https://api.example.com/v1/jobs/7", {bearer = "token", timeout = 10})
-if r:ok() then print(r:json().state) end"#,
-            ),
-        },
-        FnDoc {
-            name: "post",
-            signature: "ferry.http.post(url [, opts]) -> response",
-            params: &[Param::new("url", "string"), Param::opt("opts", "table")],
-            options: REQUEST_OPTIONS,
-            returns: "ferry.http.Response",
-            doc: "ferry.http.request with method POST.",
-            example: Some(
-                r#"local r = ferry.http.post("https://api.example.com/v1/jobs", {json = {name = "copy"}, expect_status = 201})
-print(r:json().id)"#,
-            ),
-        },
-        FnDoc {
-            name: "put",
-            signature: "ferry.http.put(url [, opts]) -> response",
-            params: &[Param::new("url", "string"), Param::opt("opts", "table")],
-            options: REQUEST_OPTIONS,
-            returns: "ferry.http.Response",
-            doc: "ferry.http.request with method PUT.",
-            example: Some(
-                r#"ferry.http.put("https://bucket.example.com/report.csv", {body = "a,b\n1,2\n", headers = {["content-type"] = "text/csv"}}):raise()"#,
-            ),
-        },
-        FnDoc {
-            name: "delete",
-            signature: "ferry.http.delete(url [, opts]) -> response",
-            params: &[Param::new("url", "string"), Param::opt("opts", "table")],
-            options: REQUEST_OPTIONS,
-            returns: "ferry.http.Response",
-            doc: "ferry.http.request with method DELETE.",
-            example: Some(
-                r#"ferry.http.delete("https://api.example.com/v1/jobs/7", {bearer = "token", expect_status = {200, 204, 404}})"#,
-            ),
-        },
-    ],
-    classes: &[&RESPONSE],
-    build,
-};
-
-/// The handle class of this module, described once for the option checks, `ferry doc`, the LuaLS
-/// stubs, `ferry check` and REPL completion.
-pub static RESPONSE: ClassDoc = ClassDoc {
-    name: "ferry.http.Response",
-    doc: "What ferry.http.request returns.",
-    fields: &[
-        ("status", "integer"),
-        ("headers", "table<string, string>"),
-        ("body", "string"),
-        ("url", "string"),
-        ("attempts", "integer"),
-    ],
-    methods: &[
-        FnDoc {
-            name: "json",
-            signature: "r:json() -> value",
-            params: &[],
-            options: &[],
-            returns: "any",
-            doc: "The body decoded as JSON; an invalid_input error showing the start of the body when it is not JSON.",
-            example: None,
-        },
-        FnDoc {
-            name: "ok",
-            signature: "r:ok() -> boolean",
-            params: &[],
-            options: &[],
-            returns: "boolean",
-            doc: "Whether the status is 2xx.",
-            example: None,
-        },
-        FnDoc {
-            name: "raise",
-            signature: "r:raise() -> r",
-            params: &[],
-            options: &[],
-            returns: "ferry.http.Response",
-            doc: "Raises an error naming the status for a non-2xx response, else returns r.",
-            example: None,
-        },
-    ],
-};
+pub use super::docs::{MODULE, RESPONSE};
 
 /// A body read while the request goes: produced only once the request is really sent.
 enum Deferred {
@@ -674,7 +484,7 @@ fn shorthand(lua: &Lua, method: &'static str) -> mlua::Result<mlua::Function> {
     )
 }
 
-fn build(lua: &Lua) -> mlua::Result<Table> {
+pub(super) fn build(lua: &Lua) -> mlua::Result<Table> {
     lua.set_named_registry_value("ferry.http.response", response_methods(lua)?)?;
     let m = lua.create_table()?;
     m.set("request", lua.create_async_function(request)?)?;

@@ -5,6 +5,7 @@
 //! log lines with credentials masked.
 
 mod batches;
+mod docs;
 pub mod lua;
 pub mod stream;
 

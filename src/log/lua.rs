@@ -54,20 +54,23 @@ pub static MODULE: ModuleDef = ModuleDef {
             signature: "ferry.log.progress{title, total, unit = \"items\"|\"bytes\"} -> p",
             params: &[Param::new("opts", "table")],
             options: &[
-                Opt::new("title", "string"),
-                Opt::new("total", "integer"),
-                Opt::def("unit", "\"items\"|\"bytes\"", "\"items\"|\"bytes\""),
+                Opt::new("title", "string").doc("what is counted, shown before the bar"),
+                Opt::new("total", "integer")
+                    .doc("the count when done, if known (p:total sets it later)"),
+                Opt::def("unit", "\"items\"|\"bytes\"", "\"items\"")
+                    .doc("bytes shows counts and rates as KiB, MiB..."),
             ],
             returns: "ferry.log.Progress",
             doc: "Starts a progress display: a bar with rate and ETA on a terminal, a line every \
                   10 s otherwise (FERRY_PROGRESS_INTERVAL), progress events in --log-json. \
-                  Methods: p:inc(n), p:set(n), p:total(n), p:message(text), p:finish().",
+                  Its methods are those of ferry.log.Progress.",
             example: Some(
                 "local p = ferry.log.progress{title = \"demo\", total = 2}\np:inc(1)\np:inc(1)\np:finish()",
             ),
         },
     ],
     classes: &[&PROGRESS],
+    constants: &[],
     build,
 };
 
@@ -85,7 +88,9 @@ pub static PROGRESS: ClassDoc = ClassDoc {
             options: &[],
             returns: "",
             doc: "Adds n (1) to the count.",
-            example: None,
+            example: Some(
+                "local p = ferry.log.progress{title = \"files\", total = 3}\np:inc()\np:inc(2)\nassert(p:done() == 3)\np:finish()",
+            ),
         },
         FnDoc {
             name: "set",
@@ -94,7 +99,9 @@ pub static PROGRESS: ClassDoc = ClassDoc {
             options: &[],
             returns: "",
             doc: "Sets the count.",
-            example: None,
+            example: Some(
+                "local p = ferry.log.progress{title = \"rows\"}\np:set(500)\nassert(p:done() == 500)\np:finish()",
+            ),
         },
         FnDoc {
             name: "total",
@@ -103,7 +110,9 @@ pub static PROGRESS: ClassDoc = ClassDoc {
             options: &[],
             returns: "",
             doc: "Sets the total.",
-            example: None,
+            example: Some(
+                "local p = ferry.log.progress{title = \"objects\"}\np:total(10)\np:inc(10)\np:finish()",
+            ),
         },
         FnDoc {
             name: "message",
@@ -112,7 +121,9 @@ pub static PROGRESS: ClassDoc = ClassDoc {
             options: &[],
             returns: "",
             doc: "Sets the text shown after the count.",
-            example: None,
+            example: Some(
+                "local p = ferry.log.progress{title = \"download\", unit = \"bytes\", total = 4096}\np:message(\"seg/index.zip\")\np:inc(4096)\np:finish()",
+            ),
         },
         FnDoc {
             name: "finish",
@@ -121,7 +132,9 @@ pub static PROGRESS: ClassDoc = ClassDoc {
             options: &[],
             returns: "",
             doc: "Ends the line.",
-            example: None,
+            example: Some(
+                "local p = ferry.log.progress{title = \"batch\", total = 1}\np:inc()\np:finish()",
+            ),
         },
         FnDoc {
             name: "done",
@@ -130,7 +143,9 @@ pub static PROGRESS: ClassDoc = ClassDoc {
             options: &[],
             returns: "integer",
             doc: "The count so far.",
-            example: None,
+            example: Some(
+                "local p = ferry.log.progress{title = \"keys\"}\nfor _ = 1, 5 do p:inc() end\nassert(p:done() == 5)\np:finish()",
+            ),
         },
     ],
 };

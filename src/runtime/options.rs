@@ -293,6 +293,35 @@ mod tests {
         }
     }
 
+    /// Every option has its line of doc (shown by `ferry doc`, docs/api and the LuaLS stubs), and
+    /// every handle method an example (run by tests/lua_api.rs).
+    #[test]
+    fn every_option_is_documented_and_every_method_has_an_example() {
+        let mut missing = Vec::new();
+        for m in crate::modules::modules() {
+            for f in m.functions {
+                for o in f.options {
+                    if o.doc.is_empty() {
+                        missing.push(format!("{}.{} {}", m.name, f.name, o.key));
+                    }
+                }
+            }
+        }
+        for c in crate::modules::classes() {
+            for f in c.methods {
+                for o in f.options {
+                    if o.doc.is_empty() {
+                        missing.push(format!("{}:{} {}", c.name, f.name, o.key));
+                    }
+                }
+                if f.example.is_none() {
+                    missing.push(format!("{}:{} (example)", c.name, f.name));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "undocumented: {missing:?}");
+    }
+
     #[test]
     fn near_misses() {
         let known = ["timeout", "stdin", "env", "cwd", "check", "read_only"];

@@ -115,6 +115,14 @@ impl FnDoc {
     }
 }
 
+/// A value a module holds besides its functions (`ferry.sql.null`).
+pub struct ConstDoc {
+    pub name: &'static str,
+    /// Its LuaLS type.
+    pub ty: &'static str,
+    pub doc: &'static str,
+}
+
 /// A Lua module: `require "ferry.<name>"` and `ferry.<name>`.
 pub struct ModuleDef {
     pub name: &'static str,
@@ -122,6 +130,8 @@ pub struct ModuleDef {
     pub functions: &'static [FnDoc],
     /// The handles this module's functions return.
     pub classes: &'static [&'static ClassDoc],
+    /// Its values that are not functions.
+    pub constants: &'static [ConstDoc],
     /// Builds the module table. Called once per Lua state.
     pub build: fn(&Lua) -> mlua::Result<Table>,
 }

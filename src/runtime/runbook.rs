@@ -22,17 +22,20 @@ pub static MODULE: ModuleDef = ModuleDef {
             signature: "ferry.params{ {name, type, default, required, doc, secret, choices, env}, ... } -> values",
             params: &[Param::new("decls", "ferry.params.opts[]")],
             options: &[
-                Opt::new("name", "string"),
-                Opt::new(
+                Opt::new("name", "string").doc("the parameter's name (-p NAME=VALUE)"),
+                Opt::def(
                     "type",
                     "\"string\"|\"integer\"|\"number\"|\"boolean\"|\"path\"|\"url\"|\"list\"|\"duration\"|\"size\"",
-                ),
-                Opt::new("default", "any"),
-                Opt::new("required", "boolean"),
-                Opt::new("doc", "string"),
-                Opt::new("secret", "boolean"),
-                Opt::new("choices", "table"),
-                Opt::new("env", "string"),
+                    "\"string\"",
+                )
+                .doc("how the value is parsed and checked (duration: seconds, size: bytes)"),
+                Opt::new("default", "string|number|boolean|(string|number)[]")
+                    .doc("the value when none is given, parsed as the type"),
+                Opt::new("required", "boolean").doc("the run refuses to start without it"),
+                Opt::new("doc", "string").doc("one line for ferry show and ferry help"),
+                Opt::new("secret", "boolean").doc("never shown in output, logs or the journal"),
+                Opt::new("choices", "string[]").doc("the accepted values"),
+                Opt::new("env", "string").doc("an environment variable that gives the value"),
             ],
             returns: "table",
             doc: "Declares the procedure's parameters and returns their validated values. Types: \
@@ -48,14 +51,16 @@ pub static MODULE: ModuleDef = ModuleDef {
             name: "step",
             signature: "ferry.step(id, [title,] fn(ctx) [, {always = bool, sharded = bool}]) -> fn's results",
             params: &[
-                Param::new("id", "string"),
-                Param::opt("title", "string"),
+                Param::new("id", "string").doc("the step's name in the journal, --from-step and the summary"),
+                Param::opt("title", "string").doc("one line for people, default the id"),
                 Param::new("fn", "fun(ctx: ferry.StepCtx): any"),
                 Param::opt("opts", "table"),
             ],
             options: &[
-                Opt::def("always", "boolean", "bool"),
-                Opt::def("sharded", "boolean", "bool"),
+                Opt::def("always", "boolean", "false")
+                    .doc("run every time, even when completed before (a status query, an action on a remote job)"),
+                Opt::def("sharded", "boolean", "false")
+                    .doc("sharded work: with --phase shards only such steps run, each shard taking its share"),
             ],
             returns: "any",
             doc: "Runs fn as a journaled step. A re-run skips steps completed with the same \
@@ -97,7 +102,7 @@ assert(ferry.confirm("Drop the old bucket?"))"#,
             name: "fail",
             signature: "ferry.fail(kind, message [, context])",
             params: &[
-                Param::new("kind", "string"),
+                Param::new("kind", "string").doc("one of the kinds below (ferry.Error's kind)"),
                 Param::new("message", "string"),
                 Param::opt("context", "table"),
             ],
@@ -111,7 +116,8 @@ assert(ferry.confirm("Drop the old bucket?"))"#,
             ),
         },
     ],
-    classes: &[&STEP_CTX],
+    classes: &[&STEP_CTX, &ERROR],
+    constants: &[],
     build,
 };
 
@@ -128,8 +134,32 @@ pub static STEP_CTX: ClassDoc = ClassDoc {
         options: &[],
         returns: "any",
         doc: "With a value, records progress inside the step; without, reads the last value recorded by an earlier attempt.",
-        example: None,
+        example: Some(
+            "ferry.step(\"load\", \"Load the batches\", function(ctx)\n  local done = ctx:checkpoint(\"batches\") or 0\n  for i = done + 1, 3 do\n    -- ... load batch i ...\n    ctx:checkpoint(\"batches\", i)\n  end\n  assert(ctx:checkpoint(\"batches\") == 3 and ctx.id == \"load\")\nend)",
+        ),
     }],
+};
+
+/// The structured error every primitive raises (and `ferry.fail` makes): what `pcall` gives back.
+pub static ERROR: ClassDoc = ClassDoc {
+    name: "ferry.Error",
+    doc: "A structured error, as pcall returns it: kind, message, whether retrying may help, \
+          what to do next (hint) and the context (object, row, step...). It prints as one line \
+          and string methods (err:find, err:match) work on its message.",
+    fields: &[
+        (
+            "kind",
+            "\"usage\"|\"confirm\"|\"not_found\"|\"auth\"|\"invalid_input\"|\"conflict\"|\"unavailable\"|\"timeout\"|\"io\"|\"exec\"|\"lua\"|\"internal\"|\"cancelled\"",
+        ),
+        ("message", "string"),
+        ("retryable", "boolean"),
+        ("hint", "string?"),
+        ("step", "string?"),
+        ("location", "string?"),
+        ("traceback", "string?"),
+        ("context", "table<string, string>"),
+    ],
+    methods: &[],
 };
 
 /// `ferry.task` and friends run Lua functions protected through this prelude function.

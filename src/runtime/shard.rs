@@ -416,7 +416,7 @@ pub static MODULE: ModuleDef = ModuleDef {
             signature: "ferry.shard.info() -> {index, count, phase} or nil",
             params: &[],
             options: &[],
-            returns: "any",
+            returns: "{index: integer?, count: integer?, phase: (\"shards\"|\"finalize\")?}?",
             doc: "This run's shard (0-based index of count) and phase (\"shards\", \"finalize\" or \
                   nil), or nil for an ordinary run. The finalize run has count and no index.",
             example: Some("assert(ferry.shard.info() == nil)"),
@@ -437,13 +437,14 @@ pub static MODULE: ModuleDef = ModuleDef {
             signature: "ferry.shard.state_dirs() -> {path, ...}",
             params: &[],
             options: &[],
-            returns: "any",
+            returns: "string[]",
             doc: "The state dirs whose records this run reads: its own, and in the finalize run \
                   every shard's (e.g. to merge the manifests of copies each shard made).",
             example: Some("assert(#ferry.shard.state_dirs() == 1)"),
         },
     ],
     classes: &[],
+    constants: &[],
     build,
 };
 

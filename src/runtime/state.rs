@@ -45,6 +45,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         },
     ],
     classes: &[],
+    constants: &[],
     build,
 };
 

@@ -11,7 +11,7 @@ use super::value::SqlValue;
 use super::{Backend, Conn, ConnectOptions, Db, ResultSet, statement};
 use crate::runtime::context::ctx;
 use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult};
-use crate::runtime::registry::{ClassDoc, FnDoc, ModuleDef, Opt, Param};
+use crate::runtime::registry::{ClassDoc, ConstDoc, FnDoc, ModuleDef, Opt, Param};
 
 pub static MODULE: ModuleDef = ModuleDef {
     name: "sql",
@@ -20,49 +20,50 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "connect",
             signature: "ferry.sql.connect(url [, {pool_size, tls = \"disable\"|\"prefer\"|\"require\"|\"verify-ca\"|\"verify-full\", ca, connect_timeout = 15, query_timeout}]) -> db",
-            params: &[Param::new("url", "string"), Param::opt("opts", "table")],
+            params: &[
+                Param::new("url", "string")
+                    .doc("mysql://user:password@host:port/db or postgres://user:password@host:port/db"),
+                Param::opt("opts", "table"),
+            ],
             options: &[
-                Opt::new("pool_size", "integer"),
-                Opt::def(
+                Opt::new("pool_size", "integer").doc("connections kept open"),
+                Opt::new(
                     "tls",
-                    "\"disable\"|\"prefer\"|\"require\"|\"verify-ca\"|\"verify-full\"",
-                    "\"disable\"|\"prefer\"|\"require\"|\"verify-ca\"|\"verify-full\"",
-                ),
-                Opt::new("ca", "string"),
-                Opt::def("connect_timeout", "number", "15"),
-                Opt::new("query_timeout", "number|string"),
+                    "\"disable\"|\"prefer\"|\"require\"|\"verify-ca\"|\"verify-full\"|string|boolean",
+                )
+                .doc("TLS mode (below, and libpq's and MySQL's spellings); true means require, false disable"),
+                Opt::new("ca", "string").doc("PEM file of the CA the server's certificate must chain to"),
+                Opt::def("connect_timeout", "number|string", "15")
+                    .doc("seconds or a duration such as \"30s\" for TCP, TLS and login of each connection"),
+                Opt::new("query_timeout", "number|string")
+                    .doc("bounds each statement (for db:rows, the silence before the next row); no limit by default"),
             ],
             returns: "ferry.sql.Db",
             doc: "Connects to mysql://user:password@host:port/db or postgres://user:password@host:port/db \
-                  and checks the connection at once. TLS modes, named as libpq and the MySQL client \
-                  name them: disable (no TLS); prefer (TLS when the server offers it, else plain; \
-                  PostgreSQL's default); require (encrypted, the certificate is not checked, like \
-                  sslmode=require / ssl-mode=REQUIRED); verify-ca (the certificate must chain to `ca`, \
-                  a PEM file, or to the system's roots; VERIFY_CA); verify-full or verify (the chain \
-                  and the host name of the URL; VERIFY_IDENTITY). MySQL's default is disable. A `ca` \
-                  with require (or with no mode) means verify-ca, as in libpq. The URL may carry the \
-                  same as the options: ?sslmode=...&sslrootcert=... for PostgreSQL, \
-                  ?ssl-mode=REQUIRED&ssl-ca=... (or sslmode=) for MySQL; libpq's and MySQL's \
-                  spellings are accepted in both places (allow = prefer), an unknown mode is an \
-                  error, and the URL and the options must agree. A wrong CA, a wrong host name or an \
-                  account that needs TLS fail with the server named and a hint. tls = true means \
-                  require, false disable. The connection is checked at once (a wrong password, unknown host or unknown \
+                  and checks the connection at once (a wrong password, unknown host or unknown \
                   database fails here with the server's code and message; the password never \
-                  appears). connect_timeout (seconds or a duration such as \"30s\"; default 15) bounds \
-                  opening each connection: TCP, TLS and login, so an unreachable or stalled server \
-                  fails with an error of kind timeout naming the server instead of hanging. \
-                  query_timeout (no limit by default) bounds each statement (for db:rows, how long \
-                  the server may stay silent before the next row): the statement is cancelled on \
-                  the server (MySQL KILL QUERY, PostgreSQL's cancel request), its connection is \
-                  closed (an open transaction rolls back) and the error, of kind timeout, is not \
-                  retried. Methods: db:query(sql [, params [, {array = true}]]) -> rows, columns; \
-                  db:rows(sql [, params]) streaming iterator of rows; db:exec(sql [, params]) -> \
-                  affected rows, last insert id; db:transaction(fn(tx)) commits when fn returns and \
-                  rolls back when it raises; db.url; db.backend. Placeholders are `?` for both \
-                  servers. Types: integers (64-bit) stay integers, DECIMAL/NUMERIC are strings, \
-                  dates and times are ISO strings, BLOB/BYTEA are byte strings, JSON is its text, \
-                  NULL is ferry.sql.null (rows keep every column). Under --dry-run only SELECT, \
-                  SHOW, DESCRIBE, EXPLAIN (and WITH ... SELECT) run; other statements are reported.",
+                  appears). TLS modes, named as libpq and the MySQL client name them: disable (no \
+                  TLS; MySQL's default); prefer (TLS when the server offers it, else plain; \
+                  PostgreSQL's default; allow is the same); require (encrypted, the certificate is \
+                  not checked, like sslmode=require / ssl-mode=REQUIRED); verify-ca (the \
+                  certificate must chain to `ca` or to the system's roots; VERIFY_CA); \
+                  verify-full or verify (the chain and the host name of the URL; \
+                  VERIFY_IDENTITY). A `ca` with require (or with no mode) means verify-ca, as in \
+                  libpq. The URL may carry the same as the options: ?sslmode=...&sslrootcert=... \
+                  for PostgreSQL, ?ssl-mode=REQUIRED&ssl-ca=... (or sslmode=) for MySQL; libpq's \
+                  and MySQL's spellings are accepted in both places, an unknown mode is an error, \
+                  and the URL and the options must agree. A wrong CA, a wrong host name or an \
+                  account that needs TLS fail with the server named and a hint. A connection that \
+                  exceeds connect_timeout fails with an error of kind timeout naming the server \
+                  instead of hanging. A statement that exceeds query_timeout is cancelled on the \
+                  server (MySQL KILL QUERY, PostgreSQL's cancel request), its connection is closed \
+                  (an open transaction rolls back) and the error, of kind timeout, is not retried. \
+                  Placeholders are `?` on both servers (PostgreSQL's own $1, $2... work there too). Types: integers (64-bit) stay \
+                  integers, DECIMAL/NUMERIC are strings, dates and times are ISO strings, \
+                  BLOB/BYTEA are byte strings, JSON is its text, NULL is ferry.sql.null (rows keep \
+                  every column). Under --dry-run only SELECT, SHOW, DESCRIBE, EXPLAIN (and WITH \
+                  ... SELECT) run; other statements are reported. The methods of the connection \
+                  are those of ferry.sql.Db.",
             example: Some(
                 r#"local db = ferry.sql.connect("postgres://ferry:secret@127.0.0.1:5432/app", {connect_timeout = 5})
 local rows = db:query("select $1::int as n", {41})
@@ -75,48 +76,47 @@ for row in db:rows("select id from jobs", {}, {array = true}) do print(row[1]) e
             name: "copy_table",
             signature: "ferry.sql.copy_table(src_db, dst_db, {table, dst_table, key, columns, where, batch, workers, ranges, on_conflict, load, transform, throttle, verify, title, shard}) -> report",
             params: &[
-                Param::new("src_db", "any"),
-                Param::new("dst_db", "any"),
+                Param::new("src_db", "ferry.sql.Db"),
+                Param::new("dst_db", "ferry.sql.Db"),
                 Param::new("opts", "table"),
             ],
             options: &[
-                Opt::new("table", "string"),
-                Opt::new("dst_table", "string"),
-                Opt::new("key", "any"),
-                Opt::new("columns", "any"),
-                Opt::new("where", "string"),
-                Opt::new("batch", "integer"),
-                Opt::new("workers", "integer"),
-                Opt::new("ranges", "any"),
-                Opt::new("on_conflict", "string"),
-                Opt::def("load", "\"insert\"|\"load_data\"", "\"insert\""),
-                Opt::new("transform", "function"),
-                Opt::new("throttle", "any"),
-                Opt::new("verify", "any"),
-                Opt::new("title", "string"),
-                Opt::new("shard", "any"),
+                Opt::new("table", "string").doc("the source table (required)"),
+                Opt::new("dst_table", "string").doc("the target table, default the same name"),
+                Opt::new("key", "string|string[]")
+                    .doc("the column(s) of the keyset pagination, default the primary key"),
+                Opt::new("columns", "string|string[]").doc("the columns to copy, default all"),
+                Opt::new("where", "string").doc("an SQL filter on the source rows"),
+                Opt::def("batch", "integer", "1000").doc("rows per INSERT"),
+                Opt::def("workers", "integer", "4").doc("ranges copied at once"),
+                Opt::new("ranges", "integer")
+                    .doc("how many ranges an integer key is split into, default workers * 2"),
+                Opt::def("on_conflict", "\"error\"|\"ignore\"|\"replace\"", "\"error\"")
+                    .doc("what a duplicate key in the target does"),
+                Opt::def("load", "\"insert\"|\"load_data\"", "\"insert\"")
+                    .doc("load_data: LOAD DATA LOCAL INFILE per batch on a MySQL/MariaDB target"),
+                Opt::new("transform", "fun(row: table): table?")
+                    .doc("the row to write, or nil to drop it"),
+                Opt::new("throttle", "ferry.throttle.Limiter|number|string").doc("rows/s"),
+                Opt::def("verify", "\"count\"|\"checksum\"|\"none\"", "\"count\"")
+                    .doc("compare both sides afterwards"),
+                Opt::new("title", "string").doc("the name in progress lines"),
+                Opt::new("shard", "{index: integer, count: integer}")
+                    .doc("copy only this shard's slice of the key range (default from --shard)"),
             ],
-            returns: "any",
+            returns: "ferry.sql.CopyTableReport",
             doc: "Copies rows between tables on the same or different servers with keyset \
                   pagination on the primary key (or `key`), the key range split for `workers` \
-                  concurrent workers, multi-row INSERT batches of `batch` rows, an optional \
-                  `where` filter and `columns` list, on_conflict = \"error\" (default) | \"ignore\" | \
-                  \"replace\", load = \"insert\" (default: \
-                  multi-row prepared INSERTs) | \"load_data\" (on a MySQL/MariaDB target each \
-                  batch is streamed through LOAD DATA LOCAL INFILE in its own transaction, \
-                  falling back to INSERTs, with a log line, when the server's local_infile is \
-                  off, for a batch the server would not take whole as an INSERT (a duplicate key \
-                  under on_conflict = \"error\", a value it would convert), and for BIT or \
-                  spatial columns; on PostgreSQL targets INSERTs), an optional Lua \
-                  `transform(row)` returning the row to write (or nil to drop it), and `throttle` in rows/s. Progress is reported every second \
-                  (seconds elapsed, rows, rows in the last second). Inside a ferry.step the last \
-                  key of every range is checkpointed, so a re-run resumes without duplicates or \
-                  gaps. verify = \"count\" (default) | \"checksum\" | \"none\" compares both sides \
-                  afterwards. It refuses to start when the target table is missing or lacks \
-                  columns, naming them. shard = {index, count} (default from --shard) copies \
-                  only that shard's contiguous slice of an integer key's range and verifies that \
-                  slice; with another key shard 0 copies the whole table. Report: {rows, batches, \
-                  seconds, ranges, verified, source_rows, target_rows, load_data_batches}.",
+                  concurrent workers. load = \"load_data\" falls back to INSERTs, with a log \
+                  line, when the server's local_infile is off, for a batch the server would not \
+                  take whole as an INSERT (a duplicate key under on_conflict = \"error\", a \
+                  value it would convert), for BIT or spatial columns, and on PostgreSQL \
+                  targets. Progress is reported every second (seconds elapsed, rows, rows in the \
+                  last second). Inside a ferry.step the last key of every range is \
+                  checkpointed, so a re-run resumes without duplicates or gaps. It refuses to \
+                  start when the target table is missing or lacks columns, naming them. With \
+                  `shard` only that shard's contiguous slice of an integer key's range is copied \
+                  and verified; with another key shard 0 copies the whole table.",
             example: Some(
                 r#"local src = ferry.sql.connect("mysql://ferry:secret@10.0.0.5:3306/legacy")
 local dst = ferry.sql.connect("postgres://ferry:secret@10.0.0.6:5432/app")
@@ -125,7 +125,13 @@ ferry.log.info("orders copied: ", r.rows)"#,
             ),
         },
     ],
-    classes: &[&DB],
+    classes: &[&DB, &COPY_TABLE_REPORT],
+    constants: &[ConstDoc {
+        name: "null",
+        ty: "lightuserdata",
+        doc: "SQL NULL: what a NULL column reads as (rows keep every column), and a parameter \
+              that binds NULL.",
+    }],
     build,
 };
 
@@ -141,35 +147,58 @@ pub static DB: ClassDoc = ClassDoc {
             signature: "db:query(sql [, params [, {array = false}]]) -> rows, columns",
             params: &[
                 Param::new("sql", "string"),
-                Param::opt("params", "table"),
+                Param::opt("params", "(string|number|boolean|lightuserdata)[]")
+                    .doc("values of the ? placeholders, in order; ferry.sql.null for NULL"),
                 Param::opt("opts", "table"),
             ],
-            options: &[Opt::def("array", "boolean", "false")],
-            returns: "table[]",
-            doc: "Runs a query and returns its rows (tables keyed by column name, or arrays with array = true) and the column names. params fill ? (MySQL) or $1 (PostgreSQL) placeholders.",
-            example: None,
+            options: &[Opt::def("array", "boolean", "false")
+                .doc("rows as arrays in column order instead of tables keyed by column name")],
+            returns: "table[], string[]",
+            doc: "Runs a query and returns its rows and the column names.",
+            example: Some(
+                r#"local db = ferry.sql.connect("mysql://ferry:secret@127.0.0.1:3306/app")
+local rows, columns = db:query("select id, name from users where id > ?", {100})
+for _, r in ipairs(rows) do print(r.id, r.name) end
+local arrays = db:query("select count(*) from users", {}, {array = true})
+print(columns[1], arrays[1][1])"#,
+            ),
         },
         FnDoc {
             name: "exec",
             signature: "db:exec(sql [, params]) -> affected, last_insert_id",
-            params: &[Param::new("sql", "string"), Param::opt("params", "table")],
+            params: &[
+                Param::new("sql", "string"),
+                Param::opt("params", "(string|number|boolean|lightuserdata)[]")
+                    .doc("values of the placeholders"),
+            ],
             options: &[],
-            returns: "integer",
+            returns: "integer, integer?",
             doc: "Runs a statement and returns the rows affected (and MySQL's last insert id). Under --dry-run a writing statement is reported, not run.",
-            example: None,
+            example: Some(
+                r#"local db = ferry.sql.connect("mysql://ferry:secret@127.0.0.1:3306/app")
+local affected, id = db:exec("insert into jobs (name) values (?)", {"copy"})
+ferry.log.info("inserted", affected, "row, id", id)"#,
+            ),
         },
         FnDoc {
             name: "rows",
             signature: "db:rows(sql [, params [, {array = false}]]) -> iterator of rows",
             params: &[
                 Param::new("sql", "string"),
-                Param::opt("params", "table"),
+                Param::opt("params", "(string|number|boolean|lightuserdata)[]")
+                    .doc("values of the placeholders"),
                 Param::opt("opts", "table"),
             ],
-            options: &[Opt::def("array", "boolean", "false")],
+            options: &[Opt::def("array", "boolean", "false")
+                .doc("rows as arrays in column order instead of tables keyed by column name")],
             returns: "fun(): table?",
             doc: "Streams a query's rows one at a time (for row in db:rows(...) do).",
-            example: None,
+            example: Some(
+                r#"local db = ferry.sql.connect("postgres://ferry:secret@127.0.0.1:5432/app")
+local n = 0
+for row in db:rows("select id from events where day = $1", {"2024-04-03"}) do n = n + 1 end
+ferry.log.info("events", n)"#,
+            ),
         },
         FnDoc {
             name: "transaction",
@@ -178,9 +207,39 @@ pub static DB: ClassDoc = ClassDoc {
             options: &[],
             returns: "any",
             doc: "Runs fn with a handle on one connection inside BEGIN ... COMMIT; an error rolls back and is raised again.",
-            example: None,
+            example: Some(
+                r#"local db = ferry.sql.connect("mysql://ferry:secret@127.0.0.1:3306/app")
+db:transaction(function(tx)
+  tx:exec("update accounts set balance = balance - ? where id = ?", {10, 1})
+  tx:exec("update accounts set balance = balance + ? where id = ?", {10, 2})
+end)"#,
+            ),
         },
     ],
+};
+
+/// What `ferry.sql.copy_table` returns.
+pub static COPY_TABLE_REPORT: ClassDoc = ClassDoc {
+    name: "ferry.sql.CopyTableReport",
+    doc: "The report of ferry.sql.copy_table. verified, source_rows and target_rows are set when \
+          the copy was verified (checksum too with verify = \"checksum\"); under --dry-run \
+          would_copy is the number of rows to copy and dry_run is true.",
+    fields: &[
+        ("rows", "integer"),
+        ("batches", "integer"),
+        ("seconds", "number"),
+        ("ranges", "integer"),
+        ("resumed", "boolean"),
+        ("retries", "integer"),
+        ("load_data_batches", "integer"),
+        ("verified", "(\"count\"|\"checksum\")?"),
+        ("source_rows", "integer?"),
+        ("target_rows", "integer?"),
+        ("checksum", "string?"),
+        ("would_copy", "integer?"),
+        ("dry_run", "boolean?"),
+    ],
+    methods: &[],
 };
 
 /// A pool, or (inside db:transaction) the one connection of the transaction.

@@ -44,15 +44,15 @@ pub static MODULE: ModuleDef = ModuleDef {
             name: "parallel",
             signature: "ferry.task.parallel(items, {concurrency = 8, fail_fast = true}, fn(item, i)) -> results",
             params: &[
-                Param::new("items", "table"),
-                Param::new("opts", "table"),
-                Param::new("fn", "function"),
+                Param::new("items", "any[]"),
+                Param::opt("opts", "table"),
+                Param::new("fn", "fun(item: any, i: integer): any"),
             ],
             options: &[
-                Opt::def("concurrency", "number", "8"),
-                Opt::def("fail_fast", "boolean", "true"),
+                Opt::def("concurrency", "integer", "8").doc("calls running at once"),
+                Opt::def("fail_fast", "boolean", "true").doc("start no new item after an error"),
             ],
-            returns: "any",
+            returns: "any[]",
             doc: "Calls fn for every item with at most `concurrency` running at once and returns \
                   the first result of each call, in item order. On an error no new items start \
                   (unless fail_fast = false) and the first error is raised once running calls end.",
@@ -65,15 +65,19 @@ pub static MODULE: ModuleDef = ModuleDef {
             signature: "ferry.task.poll{check, every = 5, timeout = 600, backoff = 1, max_every, describe, transient}",
             params: &[Param::new("opts", "table")],
             options: &[
-                Opt::new("check", "any"),
-                Opt::def("every", "number", "5"),
-                Opt::def("timeout", "number", "600"),
-                Opt::def("backoff", "number", "1"),
-                Opt::new("max_every", "integer"),
-                Opt::new("describe", "function"),
-                Opt::new("transient", "any"),
+                Opt::new("check", "fun(): any, any?")
+                    .doc("returns a truthy value when done, or false and what it saw (required)"),
+                Opt::def("every", "number|string", "5").doc("seconds between checks, or \"90s\""),
+                Opt::def("timeout", "number|string", "600").doc("seconds before a timeout error"),
+                Opt::def("backoff", "number", "1").doc("factor by which the wait grows each time"),
+                Opt::new("max_every", "number|string")
+                    .doc("longest wait between checks, default every or 60s, whichever is more"),
+                Opt::new("describe", "string")
+                    .doc("what is waited for, in log lines and the error"),
+                Opt::new("transient", "fun(err: ferry.Error): boolean")
+                    .doc("true for an error to tolerate although it is not retryable"),
             ],
-            returns: "",
+            returns: "any",
             doc: "Calls check() until it returns a truthy value, and returns its results. check may \
                   return false, observed to report what it saw. Errors that are retryable (or for \
                   which transient(err) returns true) are tolerated and retried: a check that \
@@ -88,6 +92,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         },
     ],
     classes: &[&HANDLE],
+    constants: &[],
     build,
 };
 
@@ -105,7 +110,9 @@ pub static HANDLE: ClassDoc = ClassDoc {
             options: &[],
             returns: "any",
             doc: "Waits for the task and returns its results, or raises its error.",
-            example: None,
+            example: Some(
+                "local h = ferry.task.spawn(function() return \"a\", 2 end)\nlocal s, n = h:join()\nassert(s == \"a\" and n == 2)",
+            ),
         },
         FnDoc {
             name: "cancel",
@@ -114,7 +121,9 @@ pub static HANDLE: ClassDoc = ClassDoc {
             options: &[],
             returns: "",
             doc: "Cancels the task.",
-            example: None,
+            example: Some(
+                "local h = ferry.task.spawn(ferry.task.sleep, 60)\nh:cancel()\nlocal ok, err = pcall(h.join, h)\nassert(not ok and err.kind == \"cancelled\")",
+            ),
         },
         FnDoc {
             name: "done",
@@ -123,7 +132,9 @@ pub static HANDLE: ClassDoc = ClassDoc {
             options: &[],
             returns: "boolean",
             doc: "Whether the task has finished.",
-            example: None,
+            example: Some(
+                "local h = ferry.task.spawn(function() return 1 end)\nh:join()\nassert(h:done())",
+            ),
         },
     ],
 };

@@ -15,19 +15,24 @@ pub static MODULE: ModuleDef = ModuleDef {
         name: "new",
         signature: "ferry.throttle.new{rate, burst} -> limiter",
         params: &[Param::new("opts", "table")],
-        options: &[Opt::new("rate", "any"), Opt::new("burst", "integer")],
+        options: &[
+            Opt::new("rate", "number|string|[string, number|string][]")
+                .doc("units/s: a number, a size such as \"50MiB\", \"off\", or a daily timetable"),
+            Opt::new("burst", "number|string")
+                .doc("units taken at once, default one second's worth"),
+        ],
         returns: "ferry.throttle.Limiter",
-        doc: "A limiter of `rate` units per second (a number, a size such as \"50MiB\" for \
-              bytes/s, \"off\", or a daily timetable like rclone's --bwlimit: \
-              {{\"08:00\", \"10MiB\"}, {\"23:00\", \"off\"}} or \"08:00,512k 12:00,10M 23:00,off\"), allowing `burst` units at once (default: one second's worth). \
-              Methods: l:acquire([n]) waits for n units (default 1), l:set_rate(rate) changes the \
-              rate while work runs, l:rate(). Pass it as `throttle =` (bytes/s) or \
-              `ops_throttle =` (requests/s) to ferry.store.copy.",
+        doc: "A limiter of `rate` units per second. A timetable, like rclone's --bwlimit, \
+              is {{\"08:00\", \"10MiB\"}, {\"23:00\", \"off\"}} or \
+              \"08:00,512k 12:00,10M 23:00,off\". Pass it as `throttle =` (bytes/s) or \
+              `ops_throttle =` (requests/s) to ferry.store.copy; its methods are those of \
+              ferry.throttle.Limiter.",
         example: Some(
             "local l = ferry.throttle.new{rate = 1000, burst = 100}\nl:acquire(10)\nl:set_rate(\"1MiB\")\nassert(l:rate() == 1048576)\nlocal night = ferry.throttle.new{rate = \"00:00,1GiB 08:00,10MiB 23:00,off\"}\nnight:acquire(1)",
         ),
     }],
     classes: &[&LIMITER],
+    constants: &[],
     build,
 };
 
@@ -45,7 +50,9 @@ pub static LIMITER: ClassDoc = ClassDoc {
             options: &[],
             returns: "",
             doc: "Waits until n (1) tokens are available and takes them.",
-            example: None,
+            example: Some(
+                "local l = ferry.throttle.new{rate = 1000, burst = 100}\nl:acquire()\nl:acquire(50)",
+            ),
         },
         FnDoc {
             name: "set_rate",
@@ -54,16 +61,18 @@ pub static LIMITER: ClassDoc = ClassDoc {
             options: &[],
             returns: "",
             doc: "Changes the rate (a number per second or a size such as \"50MiB\") while tasks wait.",
-            example: None,
+            example: Some(
+                "local l = ferry.throttle.new{rate = \"10MiB\"}\nl:set_rate(\"1MiB\")\nassert(l:rate() == 1048576)\nl:set_rate(\"off\")\nassert(l:rate() == nil)",
+            ),
         },
         FnDoc {
             name: "rate",
             signature: "l:rate() -> number",
             params: &[],
             options: &[],
-            returns: "number",
-            doc: "The current rate.",
-            example: None,
+            returns: "number?",
+            doc: "The current rate, nil when unlimited.",
+            example: Some("local l = ferry.throttle.new{rate = 250}\nassert(l:rate() == 250)"),
         },
     ],
 };

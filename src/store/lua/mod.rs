@@ -19,49 +19,63 @@ use crate::runtime::registry::{ClassDoc, FnDoc, ModuleDef, Opt, Param};
 /// The options of `ferry.store.open`, which `s:set_credentials` also takes (a script may hand it
 /// the table it opened the store with; only the three credential keys are used).
 const OPEN_OPTIONS: &[Opt] = &[
-    Opt::def("create", "boolean", "false"),
-    Opt::def("probe", "boolean", "true"),
-    Opt::def("layout", "string", "\"flat\""),
-    Opt::new("ca_file", "string"),
-    Opt::new("allow_http", "boolean"),
-    Opt::new("endpoint", "string"),
-    Opt::new("region", "string"),
-    Opt::new("access_key_id", "string"),
-    Opt::new("secret_access_key", "string"),
-    Opt::new("session_token", "string"),
-    Opt::new("virtual_hosted_style", "boolean"),
-    Opt::new("skip_signature", "boolean"),
-    Opt::new("sse_c_key", "string"),
-    Opt::new("server_side_encryption", "string"),
-    Opt::new("sse_kms_key_id", "string"),
-    Opt::new("sse_customer_key_base64", "string"),
-    Opt::new("acl", "string"),
-    Opt::new("acl_from_bucket", "boolean"),
-    Opt::new("account", "string"),
-    Opt::new("account_name", "string"),
-    Opt::new("access_key", "string"),
-    Opt::new("account_key", "string"),
-    Opt::new("master_key", "string"),
-    Opt::new("sas", "string"),
-    Opt::new("sas_token", "string"),
-    Opt::new("sas_key", "string"),
-    Opt::new("token", "string"),
-    Opt::new("bearer_token", "string"),
-    Opt::new("connection_string", "string"),
-    Opt::new("use_emulator", "boolean"),
-    Opt::new("service_account", "string"),
-    Opt::new("service_account_key", "string"),
-    Opt::new("application_credentials", "string"),
-    Opt::new("anonymous", "boolean"),
-    Opt::new("list_page_size", "integer"),
-    Opt::new("timeout", "number|string"),
-    Opt::new("connect_timeout", "number|string"),
-    Opt::new("base_url", "string"),
-    Opt::new("file_mode", "string"),
-    Opt::new("fsync", "boolean"),
-    Opt::new("aws_*", "any"),
-    Opt::new("azure_*", "any"),
-    Opt::new("google_*", "any"),
+    Opt::def("create", "boolean", "false").doc("create a missing local folder (file://)"),
+    Opt::def("probe", "boolean", "true").doc("false skips the check request made at open"),
+    Opt::def("layout", "\"flat\"|\"seafile-fs\"|\"split2\"", "\"flat\"").doc(
+        "\"seafile-fs\" (alias split2) stores key abcdef as ab/cdef, as Seafile's backends do",
+    ),
+    Opt::new("ca_file", "string").doc("PEM file of CA roots for TLS (else AWS_CA_BUNDLE for S3)"),
+    Opt::new("allow_http", "boolean").doc("allow a plain http:// endpoint (S3)"),
+    Opt::new("endpoint", "string")
+        .doc("the service URL, for S3-compatible servers, Azurite or a GCS emulator"),
+    Opt::new("region", "string").doc("the S3 region"),
+    Opt::new("access_key_id", "string")
+        .doc("S3 access key id (with secret_access_key; s:set_credentials can replace both)"),
+    Opt::new("secret_access_key", "string").doc("S3 secret access key"),
+    Opt::new("session_token", "string").doc("S3 session token of temporary credentials"),
+    Opt::new("virtual_hosted_style", "boolean")
+        .doc("address <bucket>.<host> instead of <host>/<bucket> (S3)"),
+    Opt::new("skip_signature", "boolean").doc("send unsigned requests (a public S3 bucket)"),
+    Opt::new("sse_c_key", "string").doc("S3 SSE-C customer key, the raw 32 bytes"),
+    Opt::new("server_side_encryption", "string")
+        .doc("S3 server-side encryption of new objects (AES256, aws:kms...)"),
+    Opt::new("sse_kms_key_id", "string").doc("the KMS key of aws:kms encryption (S3)"),
+    Opt::new("sse_customer_key_base64", "string").doc("S3 SSE-C customer key, base64"),
+    Opt::new("acl", "string").doc("canned ACL of new objects (S3)"),
+    Opt::new("acl_from_bucket", "boolean").doc("give new objects the bucket's ACL (S3)"),
+    Opt::new("account", "string").doc("the storage account (Azure; alias account_name)"),
+    Opt::new("account_name", "string").doc("alias of account (Azure)"),
+    Opt::new("access_key", "string").doc("the account key (Azure; alias account_key, master_key)"),
+    Opt::new("account_key", "string").doc("alias of access_key (Azure)"),
+    Opt::new("master_key", "string").doc("alias of access_key (Azure)"),
+    Opt::new("sas", "string").doc("a SAS token (Azure; alias sas_token, sas_key)"),
+    Opt::new("sas_token", "string").doc("alias of sas (Azure)"),
+    Opt::new("sas_key", "string").doc("alias of sas (Azure)"),
+    Opt::new("token", "string").doc("alias of bearer_token (Azure)"),
+    Opt::new("bearer_token", "string").doc("an OAuth bearer token (Azure, GCS)"),
+    Opt::new("connection_string", "string").doc("an Azure storage connection string"),
+    Opt::new("use_emulator", "boolean").doc("talk to Azurite (Azure)"),
+    Opt::new("service_account", "string").doc("path of a service account JSON file (GCS)"),
+    Opt::new("service_account_key", "string").doc("a service account JSON key, inline (GCS)"),
+    Opt::new("application_credentials", "string")
+        .doc("path of application default credentials (GCS)"),
+    Opt::new("anonymous", "boolean").doc("unsigned requests (a public GCS bucket)"),
+    Opt::new("list_page_size", "integer").doc("objects per listing page (GCS)"),
+    Opt::def("timeout", "number|string", "300").doc(
+        "limit of one whole request, body included, in seconds or a duration (\"2m\"); a request \
+         past it is retried, then fails naming the host (S3, Azure, GCS)",
+    ),
+    Opt::def("connect_timeout", "number|string", "10")
+        .doc("limit of opening a connection, seconds or a duration (S3, Azure, GCS)"),
+    Opt::new("base_url", "string").doc("alias of endpoint (GCS)"),
+    Opt::new("file_mode", "string").doc("octal mode of new files, e.g. \"0600\" (file)"),
+    Opt::new("fsync", "boolean").doc("flush file and folder before a write returns (file)"),
+    Opt::new("aws_*", "string|number|boolean")
+        .doc("object_store's own setting of that name, for S3"),
+    Opt::new("azure_*", "string|number|boolean")
+        .doc("object_store's own setting of that name, for Azure"),
+    Opt::new("google_*", "string|number|boolean")
+        .doc("object_store's own setting of that name, for GCS"),
 ];
 
 pub static MODULE: ModuleDef = ModuleDef {
@@ -71,43 +85,20 @@ pub static MODULE: ModuleDef = ModuleDef {
         FnDoc {
             name: "open",
             signature: "ferry.store.open(url [, {create = false, probe = true, layout = \"flat\", ca_file, allow_http, endpoint, region, access_key_id, secret_access_key, session_token, virtual_hosted_style, skip_signature, sse_c_key, server_side_encryption, sse_kms_key_id, sse_customer_key_base64, acl, acl_from_bucket, account, account_name, access_key, account_key, master_key, sas, sas_token, sas_key, token, bearer_token, connection_string, use_emulator, service_account, service_account_key, application_credentials, anonymous, list_page_size, timeout, connect_timeout, base_url, file_mode, fsync, aws_*, azure_*, google_*}]) -> store",
-            params: &[Param::new("url", "string"), Param::opt("opts", "table")],
+            params: &[
+                Param::new("url", "string").doc("file://, memory://, s3://, gs://, az:// or an Azure blob URL"),
+                Param::opt("opts", "table"),
+            ],
             options: OPEN_OPTIONS,
             returns: "ferry.store.Store",
             doc: "Opens file:///abs/path, memory://name, s3://bucket/prefix, gs://bucket/prefix, \
-                  az://container/prefix or an Azure blob URL with a SAS query. opts: endpoint, \
-                  region, access_key_id, secret_access_key, session_token, allow_http, \
-                  virtual_hosted_style, ca_file (PEM CA roots, else AWS_CA_BUNDLE) (S3); \
-                  account, access_key, sas, bearer_token, connection_string, ca_file, endpoint, \
-                  use_emulator (Azure, see docs/stores-azure.md); service_account, \
-                  service_account_key, application_credentials, \
-                  bearer_token, endpoint, anonymous, list_page_size (GCS; STORAGE_EMULATOR_HOST \
-                  points gs:// at an emulator, see docs/stores.md); timeout (a whole request, \
-                  default 300 s) and connect_timeout (default 10 s), seconds or a duration \
-                  string such as \"30s\" (S3, Azure, GCS: a request past it ends in a timeout \
-                  error naming the host, retried when repeating it is safe); file_mode = \"0600\" (octal \
-                  mode of new files) and fsync = true (flush file and folder before a write \
-                  returns) (file); virtual_hosted_style with a bucketless endpoint addresses \
-                  <bucket>.<host>; create = true to create a missing local folder; probe = false \
-                  to skip the check request. account_name, account_key, master_key, sas_token, \
-                  sas_key and token are aliases (Azure); keys starting aws_, azure_ or google_ \
-                  are object_store's own settings, passed to that kind of store. A key another \
-                  kind of store takes is refused. Credentials \
-                  otherwise come from the usual AWS_*, AZURE_*, GOOGLE_* variables. A bad URL, \
-                  missing bucket or rejected credential fails here. Handle methods: \
-                  list([prefix [, {delimiter = true}]]) iterator of {key, size, etag, \
-                  last_modified}, head(key) (nil when absent), get(key), put(key, bytes), \
-                  delete(key), exists(key), get_file(key, path), put_file(path, key), \
-                  copy_object(from, to) (server-side), put_zip(local_dir, key [, {level = 6}]) -> \
-                  {bytes, files} (the folder's files zipped with deflate at `level` 1..9, \
-                  streamed into one object: never held whole in memory or on disk), \
-                  check_zip(key) -> {files, bytes, entries} (reads the object entry by entry as \
-                  java.util.zip.ZipInputStream does, checking sizes and CRCs), url, and for S3 \
-                  stores opened with access_key_id and secret_access_key \
-                  set_credentials{access_key_id, secret_access_key [, session_token]}: every \
-                  later request is signed with these, including the remaining parts of \
-                  multipart uploads under way (renewing short-lived session credentials without \
-                  reopening the store or restarting uploads).",
+                  az://container/prefix or an Azure blob URL with a SAS query (see \
+                  docs/stores.md and docs/stores-azure.md). Each option belongs to one kind of \
+                  store, and a key another kind of store takes is refused. STORAGE_EMULATOR_HOST \
+                  points gs:// at an emulator; timeout and connect_timeout bound each request \
+                  and its connection (S3, Azure, GCS). Credentials otherwise come from the usual AWS_*, \
+                  AZURE_*, GOOGLE_* variables. A bad URL, missing bucket or rejected credential \
+                  fails here. The methods of the store are those of ferry.store.Store.",
             example: Some(
                 "local s = ferry.store.open(\"memory://doc-example\")\ns:put(\"a/b.txt\", \"hello\")\nassert(s:get(\"a/b.txt\") == \"hello\")\nassert(s:head(\"a/b.txt\").size == 5 and s:head(\"nope\") == nil)\nlocal n = 0\nfor e in s:list(\"a\") do n = n + 1 end\nassert(n == 1)\nlocal d = os.tmpname()\nferry.fs.remove(d)\nferry.fs.mkdir(d)\nferry.fs.write(d .. \"/00000.smoosh\", \"segment\")\nlocal z = s:put_zip(d, \"seg/index.zip\", {level = 1})\nassert(z.files == 1 and s:head(\"seg/index.zip\").size == z.bytes)\nferry.fs.remove(d, {recursive = true})",
             ),
@@ -116,52 +107,55 @@ pub static MODULE: ModuleDef = ModuleDef {
             name: "copy",
             signature: "ferry.store.copy(src, dst, {prefix | keys | iter, map, compare = \"size\", verify = \"none\", concurrency = 64, retries = 5, fail_fast = false, list_cache, list_cache_sizes = true, dst_prefix, multipart_threshold, part_size, part_concurrency, max_buffer, shard, throttle, ops_throttle, title}) -> {copied, skipped, failed, bytes, errors, ...}",
             params: &[
-                Param::new("src", "any"),
-                Param::new("dst", "any"),
-                Param::new("opts", "table"),
+                Param::new("src", "ferry.store.Store").doc("where the objects are read"),
+                Param::new("dst", "ferry.store.Store").doc("where they are written"),
+                Param::opt("opts", "table"),
             ],
             options: &[
-                Opt::new("prefix", "string"),
-                Opt::new("keys", "table"),
-                Opt::new("iter", "function"),
-                Opt::new("map", "function"),
-                Opt::def("compare", "string", "\"size\""),
-                Opt::def("verify", "string", "\"none\""),
-                Opt::def("concurrency", "number", "64"),
-                Opt::def("retries", "number", "5"),
-                Opt::def("fail_fast", "boolean", "false"),
-                Opt::new("list_cache", "string"),
-                Opt::def("list_cache_sizes", "boolean", "true"),
-                Opt::new("dst_prefix", "string"),
-                Opt::new("multipart_threshold", "number|string"),
-                Opt::new("part_size", "number|string"),
-                Opt::new("part_concurrency", "integer"),
-                Opt::new("max_buffer", "number|string"),
-                Opt::new("shard", "any"),
-                Opt::new("throttle", "any"),
-                Opt::new("ops_throttle", "any"),
-                Opt::new("title", "string"),
+                Opt::new("prefix", "string").doc("copy the objects listed under this prefix of src"),
+                Opt::new("keys", "string[]").doc("copy these keys of src"),
+                Opt::new("iter", "fun(): (string|{key: string, size: integer?})?")
+                    .doc("returns the next key (or {key, size}), nil at the end"),
+                Opt::new("map", "fun(key: string): string?")
+                    .doc("the destination key of a source key, nil to leave the object out; must not call async primitives"),
+                Opt::def("compare", "\"none\"|\"exists\"|\"size\"|\"checksum\"", "\"size\"")
+                    .doc("what makes an object at the destination up to date (skipped)"),
+                Opt::def("verify", "\"none\"|\"size\"|\"checksum\"", "\"none\"")
+                    .doc("check each copied object afterwards"),
+                Opt::def("concurrency", "integer", "64").doc("objects copied at once"),
+                Opt::def("retries", "integer", "5").doc("retries of a failed object"),
+                Opt::def("fail_fast", "boolean", "false").doc("stop at the first failed object"),
+                Opt::new("list_cache", "string")
+                    .doc("file holding the destination listing: filled by the first run, appended as objects land"),
+                Opt::def("list_cache_sizes", "boolean", "true").doc("keep sizes in list_cache"),
+                Opt::new("dst_prefix", "string").doc("list only this prefix of dst"),
+                Opt::def("multipart_threshold", "integer|string", "\"16MiB\"")
+                    .doc("objects larger than this go in parts"),
+                Opt::def("part_size", "integer|string", "\"8MiB\"").doc("size of a part, at least 5MiB"),
+                Opt::def("part_concurrency", "integer", "4").doc("parts of one object uploaded at once"),
+                Opt::def("max_buffer", "integer|string", "\"512MiB\"")
+                    .doc("memory held by parts in flight, over all objects"),
+                Opt::new("shard", "{index: integer, count: integer}")
+                    .doc("copy only this shard's keys (default from --shard)"),
+                Opt::new("throttle", "ferry.throttle.Limiter|number|string")
+                    .doc("bytes/s: a limiter or a rate such as \"50MiB\""),
+                Opt::new("ops_throttle", "ferry.throttle.Limiter|number|string")
+                    .doc("objects/s: a limiter or a rate"),
+                Opt::new("title", "string").doc("the name in progress lines and the summary"),
             ],
-            returns: "any",
-            doc: "Copies objects from src to dst. Source: opts.prefix (a listing of src), opts.keys \
-                  (a list of keys) or opts.iter (a function returning keys or {key, size}, nil at \
-                  the end). opts.map(key) returns the destination key, or nil to leave the object \
-                  out (it must not call async primitives). What to copy is decided from one \
-                  listing of dst (opts.dst_prefix narrows it) or from opts.list_cache, a file \
-                  filled by the first run and appended as objects land: compare = \"none\" | \
-                  \"exists\" | \"size\" (default) | \"checksum\". Other options: concurrency (64), \
-                  retries (5), fail_fast, verify = \"size\" | \"checksum\", throttle (bytes/s: a \
-                  limiter or a rate such as \"50MiB\"), ops_throttle (objects/s), shard = {index, \
-                  count} (default from --shard), multipart_threshold (\"16MiB\"), part_size \
-                  (\"8MiB\"), part_concurrency (4), max_buffer (\"512MiB\"), list_cache_sizes \
-                  (true), title. Under --dry-run nothing is written and the report gives what \
-                  would be copied. Failed objects are listed in report.errors; the copy goes on.",
+            returns: "ferry.store.CopyReport",
+            doc: "Copies objects from src to dst. The source is one of prefix (a listing of \
+                  src), keys or iter. What to copy is decided from one listing of dst (or \
+                  list_cache) and compare. Under --dry-run nothing is written and the report \
+                  gives what would be copied. Failed objects are listed in report.errors; the \
+                  copy goes on.",
             example: Some(
                 "local a = ferry.store.open(\"memory://copy-src\")\nlocal b = ferry.store.open(\"memory://copy-dst\")\na:put(\"ab/cdef\", \"x\")\nlocal r = ferry.store.copy(a, b, {map = function(k) return (k:gsub(\"/\", \"\")) end})\nassert(r.copied == 1 and b:get(\"abcdef\") == \"x\")\nassert(ferry.store.copy(a, b, {map = function(k) return (k:gsub(\"/\", \"\")) end}).skipped == 1)",
             ),
         },
     ],
-    classes: &[&STORE],
+    classes: &[&STORE, &ENTRY, &COPY_REPORT],
+    constants: &[],
     build,
 };
 
@@ -176,10 +170,13 @@ pub static STORE: ClassDoc = ClassDoc {
             name: "list",
             signature: "s:list([prefix [, {delimiter = false}]]) -> iterator of {key, size, etag, last_modified}",
             params: &[Param::opt("prefix", "string"), Param::opt("opts", "table")],
-            options: &[Opt::def("delimiter", "boolean", "false")],
+            options: &[Opt::def("delimiter", "boolean", "false")
+                .doc("one level only: folders come as {key = \"dir/\", prefix = true}")],
             returns: "fun(): ferry.store.Entry?",
-            doc: "Lists the objects under prefix, one table per object; with delimiter = true only one level, folders as {key = \"dir/\", prefix = true}.",
-            example: None,
+            doc: "Lists the objects under prefix, one table per object.",
+            example: Some(
+                "local s = ferry.store.open(\"memory://ex-list\")\ns:put(\"logs/a.txt\", \"1\")\ns:put(\"logs/old/b.txt\", \"22\")\nlocal bytes = 0\nfor e in s:list(\"logs/\") do bytes = bytes + e.size end\nassert(bytes == 3)\nlocal top = {}\nfor e in s:list(\"logs/\", {delimiter = true}) do top[#top + 1] = e.key end\ntable.sort(top)\nassert(top[1] == \"logs/a.txt\" and top[2] == \"logs/old/\")",
+            ),
         },
         FnDoc {
             name: "head",
@@ -188,7 +185,9 @@ pub static STORE: ClassDoc = ClassDoc {
             options: &[],
             returns: "ferry.store.Entry?",
             doc: "The object's metadata, nil when it is absent.",
-            example: None,
+            example: Some(
+                "local s = ferry.store.open(\"memory://ex-head\")\ns:put(\"a\", \"hello\")\nassert(s:head(\"a\").size == 5)\nassert(s:head(\"missing\") == nil)",
+            ),
         },
         FnDoc {
             name: "exists",
@@ -197,7 +196,9 @@ pub static STORE: ClassDoc = ClassDoc {
             options: &[],
             returns: "boolean",
             doc: "Whether the object exists.",
-            example: None,
+            example: Some(
+                "local s = ferry.store.open(\"memory://ex-exists\")\ns:put(\"a\", \"x\")\nassert(s:exists(\"a\") and not s:exists(\"b\"))",
+            ),
         },
         FnDoc {
             name: "get",
@@ -206,7 +207,9 @@ pub static STORE: ClassDoc = ClassDoc {
             options: &[],
             returns: "string",
             doc: "The whole object as a string.",
-            example: None,
+            example: Some(
+                "local s = ferry.store.open(\"memory://ex-get\")\ns:put(\"conf.json\", '{\"n\": 1}')\nassert(ferry.json.decode(s:get(\"conf.json\")).n == 1)",
+            ),
         },
         FnDoc {
             name: "put",
@@ -215,7 +218,9 @@ pub static STORE: ClassDoc = ClassDoc {
             options: &[],
             returns: "",
             doc: "Writes the object (nothing under --dry-run).",
-            example: None,
+            example: Some(
+                "local s = ferry.store.open(\"memory://ex-put\")\ns:put(\"a/b.bin\", \"\\0\\1\\2\")\nassert(#s:get(\"a/b.bin\") == 3)",
+            ),
         },
         FnDoc {
             name: "delete",
@@ -224,7 +229,9 @@ pub static STORE: ClassDoc = ClassDoc {
             options: &[],
             returns: "",
             doc: "Deletes the object.",
-            example: None,
+            example: Some(
+                "local s = ferry.store.open(\"memory://ex-delete\")\ns:put(\"tmp\", \"x\")\ns:delete(\"tmp\")\nassert(not s:exists(\"tmp\"))",
+            ),
         },
         FnDoc {
             name: "copy_object",
@@ -233,7 +240,9 @@ pub static STORE: ClassDoc = ClassDoc {
             options: &[],
             returns: "",
             doc: "Server-side copy inside this store.",
-            example: None,
+            example: Some(
+                "local s = ferry.store.open(\"memory://ex-copy-object\")\ns:put(\"v1/a\", \"x\")\ns:copy_object(\"v1/a\", \"v2/a\")\nassert(s:get(\"v2/a\") == \"x\")",
+            ),
         },
         FnDoc {
             name: "get_file",
@@ -242,7 +251,9 @@ pub static STORE: ClassDoc = ClassDoc {
             options: &[],
             returns: "integer",
             doc: "Downloads the object to a local file (written to a temp file, then renamed) and returns its size.",
-            example: None,
+            example: Some(
+                "local s = ferry.store.open(\"memory://ex-get-file\")\ns:put(\"a.txt\", \"hello\")\nlocal p = os.tmpname()\nassert(s:get_file(\"a.txt\", p) == 5 and ferry.fs.read(p) == \"hello\")\nferry.fs.remove(p)",
+            ),
         },
         FnDoc {
             name: "put_file",
@@ -252,14 +263,15 @@ pub static STORE: ClassDoc = ClassDoc {
                 Param::new("key", "string"),
                 Param::opt("opts", "table"),
             ],
-            options: &[Opt::def(
-                "multipart_threshold",
-                "number|string",
-                "\"16MiB\"",
-            )],
+            options: &[
+                Opt::def("multipart_threshold", "integer|string", "\"16MiB\"")
+                    .doc("files larger than this are uploaded in parts"),
+            ],
             returns: "integer",
-            doc: "Uploads a local file, in parts above multipart_threshold, and returns its size.",
-            example: None,
+            doc: "Uploads a local file and returns its size.",
+            example: Some(
+                "local s = ferry.store.open(\"memory://ex-put-file\")\nlocal p = os.tmpname()\nferry.fs.write(p, \"abc\")\nassert(s:put_file(p, \"up/abc.txt\", {multipart_threshold = \"8MiB\"}) == 3)\nassert(s:get(\"up/abc.txt\") == \"abc\")\nferry.fs.remove(p)",
+            ),
         },
         FnDoc {
             name: "put_zip",
@@ -269,10 +281,12 @@ pub static STORE: ClassDoc = ClassDoc {
                 Param::new("key", "string"),
                 Param::opt("opts", "table"),
             ],
-            options: &[Opt::def("level", "integer", "6")],
+            options: &[Opt::def("level", "integer", "6").doc("deflate level 0..9 (0: stored)")],
             returns: "{bytes: integer, files: integer}",
-            doc: "Zips the folder's files with deflate at level 0..9 (0: stored) and streams the zip into one object, never held whole in memory or on disk.",
-            example: None,
+            doc: "Zips the folder's files and streams the zip into one object, never held whole in memory or on disk.",
+            example: Some(
+                "local s = ferry.store.open(\"memory://ex-put-zip\")\nlocal d = os.tmpname()\nferry.fs.remove(d)\nferry.fs.mkdir(d)\nferry.fs.write(d .. \"/00000.smoosh\", \"segment\")\nlocal z = s:put_zip(d, \"seg/index.zip\", {level = 1})\nassert(z.files == 1 and s:head(\"seg/index.zip\").size == z.bytes)\nferry.fs.remove(d, {recursive = true})",
+            ),
         },
         FnDoc {
             name: "check_zip",
@@ -281,7 +295,9 @@ pub static STORE: ClassDoc = ClassDoc {
             options: &[],
             returns: "{files: integer, bytes: integer, entries: {name: string, size: integer, crc: integer}[]}",
             doc: "Reads the object entry by entry as java.util.zip.ZipInputStream does, checking sizes and CRCs.",
-            example: None,
+            example: Some(
+                "local s = ferry.store.open(\"memory://ex-check-zip\")\nlocal d = os.tmpname()\nferry.fs.remove(d)\nferry.fs.mkdir(d)\nferry.fs.write(d .. \"/meta.smoosh\", \"v1\")\ns:put_zip(d, \"index.zip\")\nlocal z = s:check_zip(\"index.zip\")\nassert(z.files == 1 and z.entries[1].name == \"meta.smoosh\" and z.entries[1].size == 2)\nferry.fs.remove(d, {recursive = true})",
+            ),
         },
         FnDoc {
             name: "set_credentials",
@@ -290,9 +306,48 @@ pub static STORE: ClassDoc = ClassDoc {
             options: OPEN_OPTIONS,
             returns: "",
             doc: "S3 stores opened with access_key_id and secret_access_key: every later request is signed with these, including the remaining parts of multipart uploads under way. Takes the options table of ferry.store.open (a script may pass the one it opened the store with); only access_key_id, secret_access_key and session_token are used.",
-            example: None,
+            example: Some(
+                "-- probe = false: no request is made, so no server is needed here\nlocal s = ferry.store.open(\"s3://bucket/prefix\", {endpoint = \"http://127.0.0.1:9\", allow_http = true,\n  region = \"us-east-1\", access_key_id = \"old-id\", secret_access_key = \"old-secret\", probe = false})\ns:set_credentials{access_key_id = \"new-id\", secret_access_key = \"new-secret\", session_token = \"token\"}",
+            ),
         },
     ],
+};
+
+/// What `s:list` and `s:head` return for an object.
+pub static ENTRY: ClassDoc = ClassDoc {
+    name: "ferry.store.Entry",
+    doc: "An object in a listing (s:list) or s:head's answer; a folder of a delimiter listing has prefix = true.",
+    fields: &[
+        ("key", "string"),
+        ("size", "integer"),
+        ("etag", "string?"),
+        ("last_modified", "string"),
+        ("prefix", "boolean?"),
+    ],
+    methods: &[],
+};
+
+/// What `ferry.store.copy` returns.
+pub static COPY_REPORT: ClassDoc = ClassDoc {
+    name: "ferry.store.CopyReport",
+    doc: "The report of ferry.store.copy: objects copied, skipped (already up to date), failed, \
+          left out by map, and of other shards; errors lists each failed object.",
+    fields: &[
+        ("copied", "integer"),
+        ("skipped", "integer"),
+        ("failed", "integer"),
+        ("bytes", "integer"),
+        ("skipped_bytes", "integer"),
+        ("left_out", "integer"),
+        ("other_shards", "integer"),
+        ("retried", "integer"),
+        ("seconds", "number"),
+        ("dry_run", "boolean"),
+        ("inventory", "\"listing\"|\"cache\""),
+        ("destination_objects", "integer"),
+        ("errors", "{key: string, kind: string, message: string}[]"),
+    ],
+    methods: &[],
 };
 
 /// A store handle; the second field is set for S3 stores opened with keys (see

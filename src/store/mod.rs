@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod layout;
 pub mod lua;
 pub mod open;
+pub mod s3_uploads;
 pub mod tls;
 pub mod transfer;
 pub mod vhost;

@@ -111,7 +111,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         },
         FnDoc {
             name: "copy",
-            signature: "ferry.store.copy(src, dst, {prefix | keys | iter, map, compare = \"size\", verify = \"none\", concurrency = 64, retries = 5, fail_fast = false, list_cache, list_cache_sizes = true, dst_prefix, multipart_threshold, part_size, part_concurrency, max_buffer, shard, throttle, ops_throttle, title}) -> {copied, skipped, failed, bytes, errors, ...}",
+            signature: "ferry.store.copy(src, dst, {prefix | keys | iter, map, compare = \"size\", verify = \"none\", concurrency = 64, retries = 5, fail_fast = false, list_cache, list_cache_sizes = true, dst_prefix, multipart_threshold, part_size, part_concurrency, max_buffer, shard, throttle, ops_throttle, title, abort_stale_uploads = true}) -> {copied, skipped, failed, bytes, errors, ...}",
             params: &[
                 Param::new("src", "any"),
                 Param::new("dst", "any"),
@@ -138,6 +138,7 @@ pub static MODULE: ModuleDef = ModuleDef {
                 Opt::new("throttle", "any"),
                 Opt::new("ops_throttle", "any"),
                 Opt::new("title", "string"),
+                Opt::def("abort_stale_uploads", "boolean", "true"),
             ],
             returns: "any",
             doc: "Copies objects from src to dst. Source: opts.prefix (a listing of src), opts.keys \
@@ -152,7 +153,11 @@ pub static MODULE: ModuleDef = ModuleDef {
                   count} (default from --shard), multipart_threshold (\"16MiB\"), part_size \
                   (\"8MiB\"), part_concurrency (4), max_buffer (\"512MiB\"), list_cache_sizes \
                   (true), title. Under --dry-run nothing is written and the report gives what \
-                  would be copied. Failed objects are listed in report.errors; the copy goes on.",
+                  would be copied. Failed objects are listed in report.errors; the copy goes on. \
+                  On an S3 dst, multipart uploads that earlier (killed) runs left open on the keys \
+                  this copy writes are aborted before each is written (abort_stale_uploads = \
+                  false leaves them): report.stale_uploads counts them, \
+                  report.stale_uploads_aborted those aborted.",
             example: Some(
                 "local a = ferry.store.open(\"memory://copy-src\")\nlocal b = ferry.store.open(\"memory://copy-dst\")\na:put(\"ab/cdef\", \"x\")\nlocal r = ferry.store.copy(a, b, {map = function(k) return (k:gsub(\"/\", \"\")) end})\nassert(r.copied == 1 and b:get(\"abcdef\") == \"x\")\nassert(ferry.store.copy(a, b, {map = function(k) return (k:gsub(\"/\", \"\")) end}).skipped == 1)",
             ),

@@ -130,6 +130,7 @@ pub(super) fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result
         display: display.to_string(),
         backend: Backend::S3,
     };
+    crate::store::s3_uploads::register(&store, acl_state.clone(), &bucket_endpoint, &prefix);
     let acl = acl_from_bucket.then_some((acl_state, bucket_endpoint));
     Ok((store, creds, acl))
 }

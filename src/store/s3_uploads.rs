@@ -497,6 +497,119 @@ mod tests {
         );
     }
 
+    /// A bucket endpoint answering two pages of uploads under `/b`, 501 under `/nl`, and 204 to
+    /// DELETEs; records "METHOD target" of each request.
+    async fn fake_s3() -> (String, Arc<Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0u8; 16 << 10];
+                let n = sock.read(&mut buf).await.unwrap();
+                let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let mut words = req.split_whitespace();
+                let (method, target) = (words.next().unwrap(), words.next().unwrap());
+                log.lock().unwrap().push(format!("{method} {target}"));
+                let upload = |key: &str, id: &str| {
+                    format!(
+                        "<Upload><Key>{key}</Key><UploadId>{id}</UploadId>\
+                         <Initiated>2026-12-06T10:00:00.000Z</Initiated></Upload>"
+                    )
+                };
+                let (status, body) = if method == "DELETE" {
+                    ("204 No Content", String::new())
+                } else if target.starts_with("/nl") {
+                    (
+                        "501 Not Implemented",
+                        "<Error><Code>NotImplemented</Code></Error>".to_string(),
+                    )
+                } else if !target.contains("key-marker=") {
+                    let ups = upload("base/a b.bin", "id+1") + &upload("basement/x", "id-x");
+                    (
+                        "200 OK",
+                        format!(
+                            "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>\
+                             <NextKeyMarker>basement/x</NextKeyMarker>\
+                             <NextUploadIdMarker>id-x</NextUploadIdMarker>{ups}\
+                             </ListMultipartUploadsResult>"
+                        ),
+                    )
+                } else {
+                    let ups = upload("base/c.bin", "id-2");
+                    (
+                        "200 OK",
+                        format!(
+                            "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>{ups}\
+                             </ListMultipartUploadsResult>"
+                        ),
+                    )
+                };
+                let date = httpdate::fmt_http_date(SystemTime::now());
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nDate: {date}\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                sock.write_all(resp.as_bytes()).await.unwrap();
+            }
+        });
+        (format!("http://{addr}"), seen)
+    }
+
+    fn target_at(bucket_endpoint: String) -> Target {
+        use object_store::client::HttpConnector;
+        let state = AclState::default();
+        let client = object_store::client::ReqwestConnector::default()
+            .connect(&object_store::ClientOptions::new().with_allow_http(true))
+            .unwrap();
+        state.plain.set(client).unwrap();
+        state.signing.set(None).unwrap();
+        Target {
+            state: Arc::new(state),
+            bucket_endpoint,
+            key_prefix: "base/".into(),
+            display: "s3://b/base".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_are_followed_and_uploads_aborted_by_key_and_id() {
+        let (endpoint, seen) = fake_s3().await;
+        let t = target_at(format!("{endpoint}/b"));
+        let Listing::Uploads {
+            uploads,
+            clock_offset,
+        } = t.list(None).await.unwrap()
+        else {
+            panic!("refused")
+        };
+        let keys: Vec<(&str, &str)> = uploads
+            .iter()
+            .map(|u| (u.key.as_str(), u.upload_id.as_str()))
+            .collect();
+        // "basement/x" is below the prefix "base" but not the store's.
+        assert_eq!(keys, [("a b.bin", "id+1"), ("c.bin", "id-2")]);
+        assert!(clock_offset.unwrap().num_seconds().abs() <= 2);
+        assert!(t.abort(&uploads[0]).await.unwrap());
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "GET /b?uploads&prefix=base%2F",
+                "GET /b?uploads&prefix=base%2F&key-marker=basement%2Fx&upload-id-marker=id-x",
+                "DELETE /b/base/a%20b.bin?uploadId=id%2B1",
+            ]
+        );
+        let nl = target_at(format!("{endpoint}/nl"));
+        match nl.list(Some("sub/")).await.unwrap() {
+            Listing::Refused(why) => assert_eq!(why, "501 NotImplemented"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn entities_and_encoding() {
         assert_eq!(unescape("a&amp;b&#x20;c&#33;&lt;&bogus;"), "a&b c!<&bogus;");

@@ -343,6 +343,53 @@ fn a_server_without_list_multipart_uploads_changes_nothing() {
 }
 
 #[test]
+fn the_listing_goes_where_the_store_goes_https_virtual_hosted_with_its_ca() {
+    // Virtual-hosted (`dst.localhost`) over TLS with the CA from `ca_file`, AWS_CA_BUNDLE naming
+    // another CA: s3s-fs answering the listing 501 shows that it reached the server on that
+    // name, through that TLS, signed as the store signs.
+    let s3 = S3Server::start_tls(&["dst"]);
+    s3.create_bucket("dst");
+    let ws = Workspace::new();
+    source(&ws);
+    let opts = format!(
+        "{{endpoint = {:?}, virtual_hosted_style = true, ca_file = {:?}}}",
+        s3.endpoint,
+        s3.ca_pem().unwrap().display().to_string()
+    );
+    ws.write(
+        "copy.lua",
+        &COPY.replace(
+            "ferry.store.open(p.dst)",
+            &format!("ferry.store.open(p.dst, {opts})"),
+        ),
+    );
+    let mut f = ws
+        .ferry()
+        .args(["run", "./copy.lua", "--state"])
+        .args([ws.join("state")])
+        .args([
+            "-p",
+            &format!("src=file://{}", ws.join("src").display()),
+            "-p",
+            "dst=s3://dst/base",
+        ])
+        .env("RUST_LOG", "ferry=debug");
+    s3.apply_env(&mut f.cmd); // removes AWS_CA_BUNDLE: set after it
+    f.cmd.env(
+        "AWS_CA_BUNDLE",
+        s3.other_ca_pem().unwrap().display().to_string(),
+    );
+    f.run()
+        .code(0)
+        .stdout_has("report copied 3 skipped 0 stale 0 aborted 0")
+        .stderr_has("does not list open multipart uploads (501 NotImplemented); none aborted")
+        .stderr_lacks("WARN");
+    let hosts: Vec<String> = s3.signed_requests().into_iter().map(|r| r.host).collect();
+    let want = format!("dst.localhost:{}", s3.addr.port());
+    assert!(hosts.iter().all(|h| *h == want), "{hosts:?}");
+}
+
+#[test]
 fn uploads_cut_by_kills_are_aborted_by_the_resume() {
     let Some(moto) =
         Moto::start("store_multipart_abort::uploads_cut_by_kills_are_aborted_by_the_resume")

@@ -80,6 +80,7 @@ mod status_html;
 mod store;
 mod store_azure;
 mod store_gcs_faults;
+mod store_multipart_abort;
 mod store_s3_network_faults;
 mod store_s3_renew;
 mod store_s3_tls;

@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod layout;
 pub mod lua;
 pub mod open;
+pub mod s3_uploads;
 pub mod tls;
 pub mod transfer;
 pub mod vhost;
@@ -45,6 +46,10 @@ pub struct Store {
     /// The URL without credentials, for messages.
     pub display: String,
     pub backend: Backend,
+    /// S3 stores: where their open multipart uploads are listed and aborted
+    /// ([`s3_uploads::Target`]); None for other stores and for rewritten key layouts, whose keys
+    /// are not the copy's keys.
+    pub uploads: Option<Arc<s3_uploads::Target>>,
 }
 
 /// One listed object.

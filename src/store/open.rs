@@ -231,6 +231,7 @@ pub async fn open_updatable(
                 inner: mem,
                 display: display.clone(),
                 backend: Backend::Memory,
+                uploads: None,
             }
         }
         "s3" | "s3a" => {
@@ -259,6 +260,8 @@ pub async fn open_updatable(
         None | Some("flat") => store,
         Some("seafile-fs") | Some("split2") => Store {
             inner: Arc::new(super::layout::Split2::new(store.inner)),
+            // Its keys in the bucket are rewritten: not the copy's keys (s3_uploads).
+            uploads: None,
             ..store
         },
         Some(other) => {
@@ -328,6 +331,7 @@ fn open_file(u: &url::Url, display: &str, opts: &OpenOptions) -> Result<Store> {
         inner: file_durability(fs, display, opts)?,
         display: display.to_string(),
         backend: Backend::File,
+        uploads: None,
     })
 }
 

@@ -429,6 +429,7 @@ mod tests {
             ),
             display: "file:///out".into(),
             backend: super::super::Backend::File,
+            uploads: None,
         };
         let r = put_zip(&store, src.path(), "seg/index.zip", 6)
             .await

@@ -9,6 +9,8 @@
 //!   copy goes on (unless `fail_fast`).
 //! - Every copied key is appended to the list cache as it lands, so a killed run resumes without
 //!   copying again what finished.
+//! - On S3, the multipart uploads a killed run left open on the keys this copy writes are aborted
+//!   just before each is written (`stale`).
 //!
 //! The driver (`submit`) runs on the caller's task (the Lua thread, where `map` callbacks run);
 //! transfers run on the multi-thread runtime.
@@ -35,11 +37,13 @@ use crate::runtime::params::format_size;
 use crate::runtime::progress::{Progress, Unit};
 use crate::throttle::Limiter;
 
+mod stale;
 #[cfg(test)]
 mod tests;
 mod transfer;
 mod verify;
 
+use stale::StaleUploads;
 use transfer::{fail, md5_of, process};
 use verify::{verify_checksum, verify_sizes};
 
@@ -91,6 +95,9 @@ pub struct CopyOptions {
     pub throttle: Option<Arc<Limiter>>,
     pub ops_throttle: Option<Arc<Limiter>>,
     pub title: String,
+    /// On an S3 destination, abort the multipart uploads earlier runs left open on the keys
+    /// this copy writes.
+    pub abort_stale_uploads: bool,
 }
 
 impl Default for CopyOptions {
@@ -113,6 +120,7 @@ impl Default for CopyOptions {
             throttle: None,
             ops_throttle: None,
             title: "copy".into(),
+            abort_stale_uploads: true,
         }
     }
 }
@@ -144,6 +152,10 @@ pub struct Report {
     pub inventory: &'static str,
     pub destination_objects: u64,
     pub cancelled: bool,
+    /// Multipart uploads left open by earlier runs on the keys this copy wrote (would write).
+    pub stale_uploads: u64,
+    /// Of those, the ones aborted (none in a dry run).
+    pub stale_uploads_aborted: u64,
 }
 
 #[derive(Default)]
@@ -183,6 +195,7 @@ struct Shared {
     progress: Progress,
     /// Source objects seen by the driver (the progress total once the source is exhausted).
     submitted: AtomicU64,
+    stale: Option<StaleUploads>,
 }
 
 /// A running copy. Feed it with [`Engine::submit`], end it with [`Engine::finish`].
@@ -208,6 +221,7 @@ impl Engine {
         opts: CopyOptions,
         cancel: CancellationToken,
     ) -> Result<Engine> {
+        let stale = StaleUploads::find(&dst, &opts).await;
         let inventory = if opts.compare == Compare::None {
             Inventory::default()
         } else {
@@ -280,6 +294,7 @@ impl Engine {
                 progress,
                 opts,
                 submitted: AtomicU64::new(0),
+                stale,
             }
         });
         let (tx, rx) = mpsc::channel::<(Item, Plan)>(shared.opts.concurrency * 4);
@@ -360,6 +375,9 @@ impl Engine {
                 self.skip(&item, size);
                 return Ok(true);
             }
+            if let Some(st) = &s.stale {
+                st.clear(&item.dst, true, &s.opts.title).await;
+            }
             s.counters.copied.fetch_add(1, Ordering::Relaxed);
             s.counters.bytes.fetch_add(size, Ordering::Relaxed);
             s.progress.inc(1);
@@ -405,6 +423,11 @@ impl Engine {
         s.progress.finish();
         let errors = s.errors.lock().map(|e| e.clone()).unwrap_or_default();
         let c = &s.counters;
+        let stale = |f: fn(&StaleUploads) -> &AtomicU64| {
+            s.stale
+                .as_ref()
+                .map_or(0, |st| f(st).load(Ordering::Relaxed))
+        };
         Ok(Report {
             copied: c.copied.load(Ordering::Relaxed),
             skipped: c.skipped.load(Ordering::Relaxed),
@@ -423,6 +446,8 @@ impl Engine {
             },
             destination_objects: s.inventory.objects.len() as u64,
             cancelled: s.cancel.is_cancelled(),
+            stale_uploads: stale(|st| &st.found),
+            stale_uploads_aborted: stale(|st| &st.aborted),
         })
     }
 }
@@ -485,8 +510,16 @@ pub async fn next_batch(
 pub fn log_report(title: &str, r: &Report, left_out: u64) {
     let secs = r.seconds.max(0.001);
     let verb = if r.dry_run { "would copy" } else { "copied" };
+    let stale = match (r.stale_uploads, r.dry_run) {
+        (0, _) => String::new(),
+        (n, true) => format!(", would abort {n} stale multipart uploads"),
+        (n, false) => format!(
+            ", aborted {} of {n} stale multipart uploads",
+            r.stale_uploads_aborted
+        ),
+    };
     tracing::info!(target: EV,
-        "{title}: {verb} {} objects ({}), skipped {} ({}), failed {}{} in {:.1}s ({:.0} objects/s, {}/s)",
+        "{title}: {verb} {} objects ({}), skipped {} ({}), failed {}{}{stale} in {:.1}s ({:.0} objects/s, {}/s)",
         r.copied, format_size(r.bytes), r.skipped, format_size(r.skipped_bytes), r.failed,
         if left_out > 0 { format!(", left out by map {left_out}") } else { String::new() },
         r.seconds, (r.copied + r.skipped) as f64 / secs, format_size((r.bytes as f64 / secs) as u64));
@@ -494,6 +527,7 @@ pub fn log_report(title: &str, r: &Report, left_out: u64) {
         "copy_report",
         serde_json::json!({
         "title": title, "copied": r.copied, "skipped": r.skipped, "failed": r.failed, "retried": r.retried,
-        "bytes": r.bytes, "dry_run": r.dry_run, "seconds": r.seconds}),
+        "bytes": r.bytes, "dry_run": r.dry_run, "seconds": r.seconds,
+        "stale_uploads": r.stale_uploads, "stale_uploads_aborted": r.stale_uploads_aborted}),
     );
 }

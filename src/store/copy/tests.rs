@@ -5,6 +5,7 @@ fn memory(name: &str) -> Store {
         inner: Arc::new(object_store::memory::InMemory::new()),
         display: format!("memory://{name}"),
         backend: super::super::Backend::Memory,
+        uploads: None,
     }
 }
 

@@ -139,6 +139,13 @@ pub(super) async fn dst_md5(s: &Shared, key: &str) -> Result<String> {
     md5_of(&s.dst, key).await
 }
 
+/// Aborts what earlier runs left open on `key`, now that it is about to be written.
+async fn clear_stale(s: &Shared, key: &str) {
+    if let Some(st) = &s.stale {
+        st.clear(key, false, &s.opts.title).await;
+    }
+}
+
 pub(super) async fn transfer(s: &Shared, item: &Item, plan: Plan) -> Result<Outcome> {
     let size = match item.size {
         Some(sz) => sz,
@@ -174,6 +181,7 @@ pub(super) async fn transfer(s: &Shared, item: &Item, plan: Plan) -> Result<Outc
         {
             return Ok(Outcome::Same(data.len() as u64));
         }
+        clear_stale(s, &item.dst).await;
         let n = data.len() as u64;
         let put = s
             .dst
@@ -209,6 +217,7 @@ pub(super) async fn transfer(s: &Shared, item: &Item, plan: Plan) -> Result<Outc
         .get(&src_path)
         .await
         .map_err(|e| s.src.error("reading", &item.src, e))?;
+    clear_stale(s, &item.dst).await;
     let upload = s
         .dst
         .inner

@@ -55,6 +55,9 @@ fn copy_options(lua: &Lua, t: &Table) -> mlua::Result<CopyOptions> {
     o.list_cache = t.get::<Option<String>>("list_cache")?.map(PathBuf::from);
     o.list_cache_sizes = t.get::<Option<bool>>("list_cache_sizes")?.unwrap_or(true);
     o.dst_list_prefix = t.get::<Option<String>>("dst_prefix")?;
+    o.abort_stale_uploads = t
+        .get::<Option<bool>>("abort_stale_uploads")?
+        .unwrap_or(true);
     if let Some(v) = size_opt(t, "multipart_threshold")? {
         o.multipart_threshold = v;
     }
@@ -242,6 +245,8 @@ fn report_table(lua: &Lua, r: &Report, left_out: u64) -> mlua::Result<Table> {
     t.set("dry_run", r.dry_run)?;
     t.set("inventory", r.inventory)?;
     t.set("destination_objects", r.destination_objects)?;
+    t.set("stale_uploads", r.stale_uploads)?;
+    t.set("stale_uploads_aborted", r.stale_uploads_aborted)?;
     let errors = lua.create_table()?;
     for (i, (key, e)) in r.errors.iter().enumerate() {
         let et = lua.create_table()?;

@@ -105,7 +105,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         },
         FnDoc {
             name: "copy",
-            signature: "ferry.store.copy(src, dst, {prefix | keys | iter, map, compare = \"size\", verify = \"none\", concurrency = 64, retries = 5, fail_fast = false, list_cache, list_cache_sizes = true, dst_prefix, multipart_threshold, part_size, part_concurrency, max_buffer, shard, throttle, ops_throttle, title}) -> {copied, skipped, failed, bytes, errors, ...}",
+            signature: "ferry.store.copy(src, dst, {prefix | keys | iter, map, compare = \"size\", verify = \"none\", concurrency = 64, retries = 5, fail_fast = false, list_cache, list_cache_sizes = true, dst_prefix, multipart_threshold, part_size, part_concurrency, max_buffer, shard, throttle, ops_throttle, title, abort_stale_uploads = true}) -> {copied, skipped, failed, bytes, errors, ...}",
             params: &[
                 Param::new("src", "ferry.store.Store").doc("where the objects are read"),
                 Param::new("dst", "ferry.store.Store").doc("where they are written"),
@@ -142,13 +142,17 @@ pub static MODULE: ModuleDef = ModuleDef {
                 Opt::new("ops_throttle", "ferry.throttle.Limiter|number|string")
                     .doc("objects/s: a limiter or a rate"),
                 Opt::new("title", "string").doc("the name in progress lines and the summary"),
+                Opt::def("abort_stale_uploads", "boolean", "true").doc(
+                    "S3: abort the multipart uploads earlier (killed) runs left open on the keys this copy writes",
+                ),
             ],
             returns: "ferry.store.CopyReport",
             doc: "Copies objects from src to dst. The source is one of prefix (a listing of \
                   src), keys or iter. What to copy is decided from one listing of dst (or \
                   list_cache) and compare. Under --dry-run nothing is written and the report \
                   gives what would be copied. Failed objects are listed in report.errors; the \
-                  copy goes on.",
+                  copy goes on. To S3, multipart uploads that earlier runs left open on the keys \
+                  this copy writes are aborted before each is written (see docs/reliability.md).",
             example: Some(
                 "local a = ferry.store.open(\"memory://copy-src\")\nlocal b = ferry.store.open(\"memory://copy-dst\")\na:put(\"ab/cdef\", \"x\")\nlocal r = ferry.store.copy(a, b, {map = function(k) return (k:gsub(\"/\", \"\")) end})\nassert(r.copied == 1 and b:get(\"abcdef\") == \"x\")\nassert(ferry.store.copy(a, b, {map = function(k) return (k:gsub(\"/\", \"\")) end}).skipped == 1)",
             ),
@@ -346,6 +350,8 @@ pub static COPY_REPORT: ClassDoc = ClassDoc {
         ("inventory", "\"listing\"|\"cache\""),
         ("destination_objects", "integer"),
         ("errors", "{key: string, kind: string, message: string}[]"),
+        ("stale_uploads", "integer"),
+        ("stale_uploads_aborted", "integer"),
     ],
     methods: &[],
 };

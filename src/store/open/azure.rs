@@ -406,6 +406,7 @@ pub(super) fn open(
         inner: with_prefix(Arc::new(Named::new(az, &account, &container)), &prefix),
         display: display.to_string(),
         backend: Backend::Azure,
+        uploads: None,
     })
 }
 

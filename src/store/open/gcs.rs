@@ -125,6 +125,7 @@ pub(super) fn open_gcs(u: &url::Url, display: &str, opts: &OpenOptions) -> Resul
         inner: with_prefix(Arc::new(gcs), &prefix),
         display: display.to_string(),
         backend: Backend::Gcs,
+        uploads: None,
     })
 }
 

@@ -135,6 +135,12 @@ pub(super) fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result
         inner: with_prefix(Arc::new(s3), &prefix),
         display: display.to_string(),
         backend: Backend::S3,
+        uploads: Some(crate::store::s3_uploads::Target::new(
+            display,
+            acl_state.clone(),
+            &bucket_endpoint,
+            &prefix,
+        )),
     };
     let acl = acl_from_bucket.then_some((acl_state, bucket_endpoint));
     Ok((store, creds, acl))

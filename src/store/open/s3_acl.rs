@@ -214,6 +214,26 @@ pub fn grant_headers(owner: &str, grants: &[Grant]) -> std::result::Result<Heade
     Ok(out)
 }
 
+/// Signs a request of ferry's own (empty body) with the store's credentials and region, as
+/// object_store signs the store's requests; unsigned with `skip_signature`. Also used for the
+/// multipart upload clean-up ([`crate::store::s3_uploads`]).
+pub async fn sign(
+    state: &AclState,
+    req: &mut HttpRequest,
+) -> std::result::Result<(), (ErrorKind, String)> {
+    let Some(Some(signing)) = state.signing.get() else {
+        return Ok(());
+    };
+    let cred = signing
+        .credentials
+        .get_credential()
+        .await
+        .map_err(|e| (ErrorKind::Auth, format!("no credentials: {e}")))?;
+    AwsAuthorizer::new(&cred, "s3", &signing.region)
+        .try_authorize(req, None)
+        .map_err(|e| (ErrorKind::Internal, e.to_string()))
+}
+
 /// GetBucketAcl (`GET <bucket endpoint>?acl`), signed like the store's requests; sets
 /// [`AclState::headers`] to the grant headers. A refusal says which permission is missing.
 pub async fn fetch_bucket_grants(
@@ -240,17 +260,9 @@ pub async fn fetch_bucket_grants(
                 format!("GetBucketAcl URL {url}: {e}"),
             )
         })?;
-    if let Some(Some(signing)) = state.signing.get() {
-        let cred = signing.credentials.get_credential().await.map_err(|e| {
-            fail(
-                ErrorKind::Auth,
-                format!("no credentials for GetBucketAcl: {e}"),
-            )
-        })?;
-        AwsAuthorizer::new(&cred, "s3", &signing.region)
-            .try_authorize(&mut req, None)
-            .map_err(|e| fail(ErrorKind::Internal, format!("signing GetBucketAcl: {e}")))?;
-    }
+    sign(state, &mut req)
+        .await
+        .map_err(|(kind, e)| fail(kind, format!("signing GetBucketAcl: {e}")))?;
     let resp = client.execute(req).await.map_err(|e| {
         fail(
             ErrorKind::Unavailable,

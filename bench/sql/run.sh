@@ -10,7 +10,7 @@
 # Options: --rows N (1000000), --threads LIST (4,2), --batches LIST (ferry batch sizes;
 # 1000,5000), --repeat N (5), --chunk N (mydumper --rows; 100000), --work DIR
 # (/tmp/ferry-bench-sql: logs, results), --dump-dir DIR (mydumper's output; default
-# /dev/shm/ferry-bench-sql-dump, a tmpfs), --regen (rebuild the source table), --no-setup (skip
+# /dev/shm/ferry-bench-sql-dump.PID, a tmpfs), --regen (rebuild the source table), --no-setup (skip
 # apt installs and the ferry build), --ferry PATH (benchmark this ferry binary instead of
 # target-bench/release/ferry; implies no ferry build), --cases LIST (mysql,pg; default mysql:
 # "mysql" is ferry against mydumper|myloader into MariaDB, "pg" is MySQL -> PostgreSQL, ferry
@@ -123,7 +123,9 @@ RESULTS="$work/results.tsv"
 mkdir -p "$LOGS"
 : > "$RESULTS"
 if [ -z "$dump_dir" ]; then
-  if [ -d /dev/shm ] && [ -w /dev/shm ]; then dump_dir=/dev/shm/ferry-bench-sql-dump; else dump_dir="$work/dump"; fi
+  # One folder per run (two runs at once must not remove each other's dump), removed at exit.
+  if [ -d /dev/shm ] && [ -w /dev/shm ]; then dump_dir="/dev/shm/ferry-bench-sql-dump.$$"; else dump_dir="$work/dump.$$"; fi
+  trap 'rm -rf "$dump_dir"' EXIT
 fi
 
 # CPU seconds (user + system) of the server process, when it runs on this machine.

@@ -155,7 +155,8 @@ end
 local function set_property(ddl, key, value)
   local pat = '"' .. key:gsub("%p", "%%%0") .. '"%s*=%s*"[^"]*"'
   local repl = ('"%s" = "%s"'):format(key, value)
-  if ddl:find(pat) then return (ddl:gsub(pat, repl)) end
+  -- A function replacement: a string one would read a `%` in the value as a capture reference.
+  if ddl:find(pat) then return (ddl:gsub(pat, function() return repl end)) end
   local p = ddl:find("PROPERTIES%s*%(")
   if p then
     local open = ddl:find("%(", p)

@@ -436,4 +436,9 @@ local rr = sr.round_robin({{"a1", "a2", "a3"}, {}, {"b1"}, {"c1", "c2"}})
 assert(table.concat(rr, ",") == "a1,b1,c1,a2,c2,a3")
 assert(#sr.round_robin({}) == 0)
 
+-- set_property keeps a value holding `%` as written (a gsub replacement string would read `%1`
+-- as a capture and `%` alone as an error).
+local with_pct = sr.set_property('PROPERTIES (\n"storage_medium" = "HDD"\n)', "storage_medium", "50%1")
+assert(with_pct:find('"storage_medium" = "50%1"', 1, true), with_pct)
+
 print("starrocks ok")

@@ -75,7 +75,7 @@ if known and (known.source ~= pair.source or known.target ~= pair.target) then
 end
 ferry.state.set("clusters", pair)
 
-local databases, tables_of, show_create, partitions_of = sr.databases, sr.tables_of, sr.show_create, sr.partitions_of
+local databases, tables_of, partitions_of = sr.databases, sr.tables_of, sr.partitions_of
 local frontend_config = sr.frontend_config
 local synced_key, synced = sr.synced_key, sr.synced
 

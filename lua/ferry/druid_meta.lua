@@ -222,7 +222,7 @@ return function(M)
       local path = dir .. "/copied.jsonl"
       if ferry.fs.exists(path) then
         for line in ferry.fs.read(path):gmatch("[^\n]+") do
-          local ok, e = pcall(ferry.json.decode, line)
+          local ok, e = pcall(json.decode, line)
           if ok and type(e) == "table" and e.key then m[e.key] = e end
         end
       end

@@ -3,8 +3,6 @@
 -- Sections in brackets cite ../shared/reference/pegasus.md. Installed into ferry.pegasus (M) by
 -- require("ferry.pegasus_http")(M).
 return function(M)
-  local json = ferry.json
-
 
   local function list(metas)
     local out = {}

@@ -87,14 +87,14 @@ for row in db:rows("select id from jobs", {}, {array = true}) do print(row[1]) e
                     .doc("the column(s) of the keyset pagination, default the primary key"),
                 Opt::new("columns", "string|string[]").doc("the columns to copy, default all"),
                 Opt::new("where", "string").doc("an SQL filter on the source rows"),
-                Opt::def("batch", "integer", "1000").doc("rows per INSERT"),
+                Opt::def("batch", "integer", "1000").doc("rows per batch (one INSERT, LOAD DATA or COPY)"),
                 Opt::def("workers", "integer", "4").doc("ranges copied at once"),
                 Opt::new("ranges", "integer")
                     .doc("how many ranges an integer key is split into, default workers * 2"),
                 Opt::def("on_conflict", "\"error\"|\"ignore\"|\"replace\"", "\"error\"")
                     .doc("what a duplicate key in the target does"),
-                Opt::def("load", "\"insert\"|\"load_data\"", "\"insert\"")
-                    .doc("load_data: LOAD DATA LOCAL INFILE per batch on a MySQL/MariaDB target"),
+                Opt::def("load", "\"auto\"|\"insert\"|\"load_data\"|\"copy\"", "\"auto\"")
+                    .doc("how batches are written: auto is insert on MySQL/MariaDB and copy on PostgreSQL; load_data: LOAD DATA LOCAL INFILE per batch (MySQL/MariaDB); copy: COPY FROM STDIN per batch (PostgreSQL)"),
                 Opt::new("transform", "fun(row: table): table?")
                     .doc("the row to write, or nil to drop it"),
                 Opt::new("throttle", "ferry.throttle.Limiter|number|string").doc("rows/s"),
@@ -111,9 +111,13 @@ for row in db:rows("select id from jobs", {}, {array = true}) do print(row[1]) e
                   line, when the server's local_infile is off, for a batch the server would not \
                   take whole as an INSERT (a duplicate key under on_conflict = \"error\", a \
                   value it would convert), for BIT or spatial columns, and on PostgreSQL \
-                  targets. Progress is reported every second (seconds elapsed, rows, rows in the \
-                  last second). Inside a ferry.step the last key of every range is \
-                  checkpointed, so a re-run resumes without duplicates or gaps. It refuses to \
+                  targets. On a PostgreSQL target each batch is one binary COPY FROM STDIN (load = \
+                  \"insert\" forces INSERTs); INSERTs are kept, with a log line when copy was \
+                  asked for, under on_conflict = \"ignore\" or \"replace\" and for column types \
+                  without a binary encoding (inet, interval, arrays, ...). Progress is \
+                  reported every second (seconds elapsed, rows, rows in the last second). Inside \
+                  a ferry.step the last key of every range is checkpointed, so a re-run resumes \
+                  without duplicates or gaps. It refuses to \
                   start when the target table is missing or lacks columns, naming them. With \
                   `shard` only that shard's contiguous slice of an integer key's range is copied \
                   and verified; with another key shard 0 copies the whole table.",
@@ -232,6 +236,7 @@ pub static COPY_TABLE_REPORT: ClassDoc = ClassDoc {
         ("resumed", "boolean"),
         ("retries", "integer"),
         ("load_data_batches", "integer"),
+        ("copy_batches", "integer"),
         ("verified", "(\"count\"|\"checksum\")?"),
         ("source_rows", "integer?"),
         ("target_rows", "integer?"),

@@ -7,6 +7,7 @@ pub mod copy_table;
 mod fuzz;
 pub mod load_data;
 pub mod lua;
+pub mod pg_copy;
 pub mod statement;
 pub mod tls;
 pub mod value;

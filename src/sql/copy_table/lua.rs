@@ -64,12 +64,14 @@ pub(super) fn parse_options(t: &Table) -> mlua::Result<Options> {
         ranges: t.get("ranges")?,
         on_conflict,
         load: match t.get::<Option<String>>("load")?.as_deref() {
-            None | Some("insert") => LoadMode::Insert,
+            None | Some("auto") => LoadMode::Auto,
+            Some("insert") => LoadMode::Insert,
             Some("load_data") => LoadMode::LoadData,
+            Some("copy") => LoadMode::Copy,
             Some(o) => {
                 return Err(FerryError::new(
                     ErrorKind::InvalidInput,
-                    format!("load must be insert or load_data, not '{o}'"),
+                    format!("load must be auto, insert, load_data or copy, not '{o}'"),
                 )
                 .into());
             }

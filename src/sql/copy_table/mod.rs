@@ -1,10 +1,11 @@
 //! `ferry.sql.copy_table`: rows from one table to another, on the same or different servers.
 //!
 //! Keyset pagination on the primary key (or a given key); for a single integer key the key space
-//! is split into ranges that `workers` copy concurrently. Every batch is one multi-row INSERT, so
-//! the target holds whole batches only, in key order within a range. The plan and the last key of
-//! every range are checkpointed in the step journal; a resumed copy starts each range after
-//! max(checkpoint, largest key already in the target), so nothing is inserted twice or skipped.
+//! is split into ranges that `workers` copy concurrently. Every batch is one multi-row INSERT (or
+//! one LOAD DATA, or one COPY on PostgreSQL), so the target holds whole batches only, in key
+//! order within a range. The plan and the last key of every range are checkpointed in the step
+//! journal; a resumed copy starts each range after max(checkpoint, largest key already in the
+//! target), so nothing is inserted twice or skipped.
 //!
 //! Without a Lua `transform` the range workers are tasks on the multi-threaded runtime: the
 //! protocol work (row decoding, parameter encoding) spreads over every core instead of running
@@ -31,6 +32,7 @@ use crate::throttle::Limiter;
 use crate::throttle::lua::limiter_from;
 
 mod lua;
+mod pg;
 mod plan;
 mod range;
 mod tables;
@@ -38,6 +40,7 @@ mod transform;
 mod verify;
 
 pub use lua::lua_copy_table;
+use pg::*;
 use plan::*;
 use range::*;
 use tables::*;
@@ -51,14 +54,30 @@ pub enum OnConflict {
     Replace,
 }
 
-/// How batches are written to a MySQL/MariaDB target.
+/// How batches are written to the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadMode {
-    /// Multi-row prepared INSERTs (the default: on MariaDB 10.11 LOAD DATA was measured no
-    /// cheaper for the server, see bench/sql/README.md).
+    /// The backend's default: INSERTs on MySQL/MariaDB (on MariaDB 10.11 LOAD DATA was measured
+    /// no cheaper for the server), COPY on PostgreSQL (see bench/sql/README.md).
+    Auto,
+    /// Multi-row prepared INSERTs.
     Insert,
     /// `LOAD DATA LOCAL INFILE` where the server and the columns allow it, INSERTs otherwise.
     LoadData,
+    /// PostgreSQL `COPY ... FROM STDIN` (binary) where the conflict mode and the columns allow
+    /// it, INSERTs otherwise.
+    Copy,
+}
+
+impl LoadMode {
+    fn name(self) -> &'static str {
+        match self {
+            LoadMode::Auto => "auto",
+            LoadMode::Insert => "insert",
+            LoadMode::LoadData => "load_data",
+            LoadMode::Copy => "copy",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +137,9 @@ struct Run {
     load_data: AtomicBool,
     load_sql: String,
     load_data_batches: AtomicU64,
+    /// PostgreSQL target written with COPY: the statement and the target columns' types.
+    pg_copy: Option<PgCopy>,
+    copy_batches: AtomicU64,
 }
 
 /// What happens to a page of rows between the SELECT and the INSERT.
@@ -233,6 +255,17 @@ pub async fn copy_table(
             OnConflict::Replace => Duplicates::Replace,
         },
     );
+    let pg_copy = if c.dry_run() {
+        None
+    } else {
+        pg_copy_plan(&dst, &o, &insert_cols).await?
+    };
+    if dst.backend == Backend::Postgres && o.load == LoadMode::LoadData
+        || dst.backend == Backend::Mysql && o.load == LoadMode::Copy
+    {
+        tracing::info!(target: EV, "{}: load = \"{}\" does not apply to {}; copying with INSERT statements",
+            o.title, o.load.name(), dst.display);
+    }
     let run = Arc::new(Run {
         src: src.clone(),
         dst: dst.clone(),
@@ -253,6 +286,8 @@ pub async fn copy_table(
         load_data: AtomicBool::new(load_data),
         load_sql,
         load_data_batches: AtomicU64::new(0),
+        pg_copy,
+        copy_batches: AtomicU64::new(0),
         opts: o,
     });
     let save_plan = |run: &Run| -> Result<()> {
@@ -282,7 +317,8 @@ pub async fn copy_table(
     tracing::info!(target: EV, "{}: copy done, total {rows} rows in {secs:.1}s ({:.0} rows/s)", run.opts.title, rows as f64 / secs.max(0.001));
     let mut report = json!({"rows": rows, "batches": run.batches.load(Ordering::Relaxed), "seconds": secs, "ranges": n_ranges,
                             "resumed": resume, "retries": run.retries.load(Ordering::Relaxed),
-                            "load_data_batches": run.load_data_batches.load(Ordering::Relaxed)});
+                            "load_data_batches": run.load_data_batches.load(Ordering::Relaxed),
+                            "copy_batches": run.copy_batches.load(Ordering::Relaxed)});
     verify_copy(&run, has_transform, &mut report).await?;
     Ok(report)
 }

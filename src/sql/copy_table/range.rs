@@ -1,6 +1,8 @@
-//! One key range copied by one worker: pages of SELECT, batches of INSERT (or LOAD DATA), resume.
+//! One key range copied by one worker: pages of SELECT, batches of INSERT (or LOAD DATA, or
+//! COPY), resume.
 
 use super::*;
+use crate::sql::pg_copy;
 
 impl Run {
     fn key_cond(
@@ -106,8 +108,9 @@ impl Run {
         }
     }
 
-    /// Writes one batch: through LOAD DATA LOCAL INFILE when that path is on, as one multi-row
-    /// INSERT otherwise. Either way the batch is committed whole or not at all.
+    /// Writes one batch: through LOAD DATA LOCAL INFILE or COPY FROM STDIN when that path is
+    /// on, as one multi-row INSERT otherwise. Either way the batch is committed whole or not at
+    /// all.
     async fn write_batch(
         &self,
         conn: &mut Conn,
@@ -118,6 +121,15 @@ impl Run {
         let width = self.insert_cols.len().max(1);
         let params: Vec<SqlValue> = rows.into_iter().flatten().collect();
         let nrows = params.len() / width;
+        if let Some(copy) = &self.pg_copy {
+            // In autocommit the COPY is its own transaction: a duplicate key or a value the
+            // column refuses fails the whole batch, as the INSERT would.
+            let data = pg_copy::encode(&params, &copy.types, &self.insert_cols)
+                .map_err(|e| e.with("table", &self.opts.dst_table))?;
+            conn.pg_copy_in(display, &copy.sql, data).await?;
+            self.copy_batches.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         if self.load_data.load(Ordering::Relaxed) {
             // With LOCAL the server turns duplicate keys and bad values into warnings (it
             // cannot stop the client's transfer), so each batch is its own transaction, kept

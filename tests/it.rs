@@ -73,6 +73,7 @@ mod scale_out;
 mod sql;
 mod sql_load_data;
 mod sql_network_faults;
+mod sql_pg_copy;
 mod sql_timeouts;
 mod sql_tls;
 mod state_lease;

@@ -10,10 +10,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures::SinkExt;
 use tokio_postgres::types::{IsNull, Kind, ToSql, Type};
 
+use super::Conn;
 use super::errors::pg_error;
 use super::link::Link;
 use super::value::{PgParam, SqlValue};
-use super::Conn;
 use crate::runtime::error::{ErrorKind, FerryError, Result};
 
 /// Column types [`PgParam`] encodes in their binary form (the others would get their text, which

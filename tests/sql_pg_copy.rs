@@ -1,7 +1,8 @@
 //! copy_table's COPY FROM STDIN path from MariaDB to PostgreSQL (the servers from
 //! tests/setup/mariadb.sh and postgres.sh): every column type arrives as the INSERT path writes
 //! it, a duplicate key in the middle fails the copy without a half-written batch and resumes
-//! after the fix, ignore and replace keep INSERT ... ON CONFLICT, a dry run writes nothing.
+//! after the fix, ignore and replace keep INSERT ... ON CONFLICT, a column type COPY does not
+//! encode keeps INSERTs, a dry run writes nothing.
 
 use crate::common;
 
@@ -270,6 +271,33 @@ fn a_dry_run_to_postgres_writes_nothing() {
     let r = report(&out.stdout);
     assert_eq!(r["would_copy"], 50, "{r}");
     assert_eq!(db::psql_exec(&dst, "SELECT COUNT(*) FROM t").trim(), "0");
+    db::drop_mysql_db(&src);
+    db::drop_postgres_db(&dst);
+}
+
+#[test]
+fn a_column_type_without_a_binary_encoding_keeps_inserts_with_a_log_line() {
+    let Some(_) = servers() else { return };
+    let src = db::fresh_mysql_db("pgc_xml_src");
+    db::mysql_exec(
+        &src,
+        "CREATE TABLE t (id BIGINT PRIMARY KEY, doc VARCHAR(40));
+         INSERT INTO t SELECT seq, CONCAT('<a n=\"', seq, '\"/>') FROM seq_1_to_10",
+    );
+    let dst = db::fresh_postgres_db("pgc_xml_dst");
+    db::psql_exec(&dst, "CREATE TABLE t (id BIGINT PRIMARY KEY, doc XML)");
+    let ws = Workspace::new();
+    ws.write("job.lua", JOB);
+    let out = copy(&ws, &src, &dst, &["load=copy"]);
+    out.code(0)
+        .stderr_has("column(s) doc (xml) of t are not written with COPY");
+    let r = report(&out.stdout);
+    assert_eq!(r["target_rows"], 10, "{r}");
+    assert_eq!(r["copy_batches"], 0, "{r}");
+    assert_eq!(
+        db::psql_exec(&dst, "SELECT doc::text FROM t WHERE id = 7").trim(),
+        "<a n=\"7\"/>"
+    );
     db::drop_mysql_db(&src);
     db::drop_postgres_db(&dst);
 }

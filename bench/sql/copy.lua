@@ -7,7 +7,7 @@ local p = ferry.params{
   {name = "workers", type = "integer", default = 4, doc = "concurrent range workers"},
   {name = "batch", type = "integer", default = 5000, doc = "rows per SELECT page and per INSERT"},
   {name = "verify", type = "string", default = "count", doc = "count | checksum | none"},
-  {name = "load", type = "string", default = "insert", doc = "insert | load_data (LOAD DATA LOCAL INFILE on MySQL targets)"},
+  {name = "load", type = "string", default = "auto", doc = "auto | insert | load_data | copy (copy_table's load: auto = INSERTs on MySQL, COPY on PostgreSQL)"},
 }
 -- One pooled connection per worker on each side, plus one for the ticker/verify queries.
 local src = ferry.sql.connect(p.src, {pool_size = p.workers + 1})
@@ -16,6 +16,6 @@ local report = ferry.step("copy", "Copy " .. p.table, function()
   return ferry.sql.copy_table(src, dst, {table = p.table, workers = p.workers, batch = p.batch,
     verify = p.verify,
     -- Passed only when asked for, so the script also runs binaries without the option.
-    load = p.load ~= "insert" and p.load or nil})
+    load = p.load ~= "auto" and p.load or nil})
 end)
 print(ferry.json.encode(report))

@@ -23,14 +23,6 @@ pub fn make_tree(dir: &Path, n: usize) {
     }
 }
 
-fn report(stdout: &str) -> serde_json::Value {
-    let line = stdout
-        .lines()
-        .rfind(|l| l.starts_with('{'))
-        .expect("a JSON report line");
-    serde_json::from_str(line).unwrap()
-}
-
 /// Every file of `src` is in `dst` with the same content, and `dst` has nothing else.
 pub fn assert_same_tree(src: &Path, dst: &Path) {
     let mut a = Vec::new();
@@ -74,7 +66,7 @@ fn failed_objects_are_reported_and_the_copy_goes_on() {
         ])
         .run();
     out.code(1).stderr_has("invalid key");
-    let r = report(&out.stdout);
+    let r = common::json_report(&out.stdout);
     assert_eq!(r["failed"], 10, "{r}");
     assert_eq!(r["copied"], 90, "{r}");
     assert_eq!(r["errors"], 10);
@@ -99,7 +91,7 @@ fn failed_objects_are_reported_and_the_copy_goes_on() {
         ])
         .run();
     out.code(1);
-    let r = report(&out.stdout);
+    let r = common::json_report(&out.stdout);
     assert_eq!(r["failed"], 1, "fail_fast stops at the first failure: {r}");
     assert!(r["copied"].as_u64().unwrap() < 90, "{r}");
 }
@@ -124,7 +116,7 @@ fn dry_run_reports_the_plan_and_writes_nothing() {
         ])
         .run();
     out.code(0).stderr_has("would copy 40 objects");
-    assert_eq!(report(&out.stdout)["copied"], 40);
+    assert_eq!(common::json_report(&out.stdout)["copied"], 40);
     assert_eq!(std::fs::read_dir(ws.join("dst")).unwrap().count(), 0);
     assert!(!ws.join("cache").exists());
 }
@@ -153,7 +145,7 @@ fn shards_split_one_copy_exactly() {
             ])
             .run();
         out.code(0);
-        let n = report(&out.stdout)["copied"].as_u64().unwrap();
+        let n = common::json_report(&out.stdout)["copied"].as_u64().unwrap();
         assert!(n > 50 && n < 150, "shard {i} copied {n}");
         copied += n;
     }
@@ -244,7 +236,7 @@ pub fn kill_and_resume(
     }
     let out = f.run();
     out.code(0);
-    let r = report(&out.stdout);
+    let r = common::json_report(&out.stdout);
     assert_eq!(r["inventory"], "cache", "{r}");
     assert_eq!(
         r["copied"].as_u64().unwrap(),

@@ -116,14 +116,6 @@ fn assert_no_torn_object(src: &Path, dst: &Path) -> usize {
     n
 }
 
-fn report(stdout: &str) -> serde_json::Value {
-    let line = stdout
-        .lines()
-        .rfind(|l| l.starts_with('{'))
-        .unwrap_or_else(|| panic!("a JSON report line in {stdout}"));
-    serde_json::from_str(line).unwrap()
-}
-
 fn copy(
     ws: &Workspace,
     src: &Path,
@@ -164,7 +156,7 @@ fn a_full_destination_fails_clearly_and_a_rerun_completes_exactly() {
 
     let out = copy(&ws, &src, &dst, &state, None);
     out.code(1);
-    let r = report(&out.stdout);
+    let r = common::json_report(&out.stdout);
     out.stderr_has("No space left on device")
         .stderr_has(&dst.display().to_string());
     let landed = assert_no_torn_object(&src, &dst);
@@ -177,7 +169,7 @@ fn a_full_destination_fails_clearly_and_a_rerun_completes_exactly() {
     fs.resize("8m");
     let out = copy(&ws, &src, &dst, &state, None);
     out.code(0);
-    let r = report(&out.stdout);
+    let r = common::json_report(&out.stdout);
     assert_eq!(
         r["skipped"].as_u64().unwrap() as usize,
         landed,

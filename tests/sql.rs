@@ -137,16 +137,6 @@ print("dry ok")
     db::drop_mysql_db(&url);
 }
 
-fn report(stdout: &str) -> serde_json::Value {
-    serde_json::from_str(
-        stdout
-            .lines()
-            .rfind(|l| l.starts_with('{'))
-            .expect("report line"),
-    )
-    .unwrap()
-}
-
 #[test]
 fn a_killed_copy_resumes_without_duplicates_or_gaps() {
     let Some(_) = servers() else { return };
@@ -201,7 +191,7 @@ fn a_killed_copy_resumes_without_duplicates_or_gaps() {
     // The re-run changes only the throttle: the plan in the journal still applies.
     let out = ws.ferry().args(args(Some("10000000"))).run();
     out.code(0);
-    let r = report(&out.stdout);
+    let r = common::json_report(&out.stdout);
     assert_eq!(r["resumed"], true, "{r}");
     assert!(
         r["rows"].as_u64().unwrap() <= 60_000 - before,
@@ -259,7 +249,7 @@ fn dropped_connections_are_retried_not_silently_short() {
             ])
             .run();
         out.code(0);
-        let r = report(&out.stdout);
+        let r = common::json_report(&out.stdout);
         assert!(proxy.cuts() >= 1, "{kind}: no connection was cut");
         assert!(
             r["retries"].as_u64().unwrap() >= 1,

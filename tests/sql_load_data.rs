@@ -70,32 +70,6 @@ fn dump(url: &str) -> String {
     )
 }
 
-fn report(stdout: &str) -> serde_json::Value {
-    serde_json::from_str(
-        stdout
-            .lines()
-            .rfind(|l| l.starts_with('{'))
-            .expect("report line"),
-    )
-    .unwrap()
-}
-
-fn copy(ws: &Workspace, src: &str, dst: &str, extra: &[&str]) -> common::Output {
-    let mut args = vec![
-        "run".to_string(),
-        "./job.lua".into(),
-        "-p".into(),
-        format!("src={src}"),
-        "-p".into(),
-        format!("dst={dst}"),
-    ];
-    for e in extra {
-        args.push("-p".into());
-        args.push(e.to_string());
-    }
-    ws.ferry().args(args).run()
-}
-
 #[test]
 fn every_type_round_trips_byte_for_byte_through_load_data() {
     let Some(_) = db::mysql_url_or_skip() else {
@@ -111,9 +85,9 @@ fn every_type_round_trips_byte_for_byte_through_load_data() {
     let ws = Workspace::new();
     ws.write("job.lua", JOB);
 
-    let out = copy(&ws, &src, &via_load, &[]);
+    let out = common::run_copy_job(&ws, &src, &via_load, &[]);
     out.code(0);
-    let r = report(&out.stdout);
+    let r = common::json_report(&out.stdout);
     assert_eq!(r["target_rows"], 7, "{r}");
     assert_eq!(r["verified"], "checksum", "{r}");
     // All of them: a batch LOAD DATA could not take as INSERT would is written with INSERT.
@@ -125,9 +99,9 @@ fn every_type_round_trips_byte_for_byte_through_load_data() {
 
     let ws2 = Workspace::new();
     ws2.write("job.lua", JOB);
-    let out = copy(&ws2, &src, &via_insert, &["load=insert"]);
+    let out = common::run_copy_job(&ws2, &src, &via_insert, &["load=insert"]);
     out.code(0);
-    let r = report(&out.stdout);
+    let r = common::json_report(&out.stdout);
     assert_eq!(r["load_data_batches"], 0, "{r}");
 
     let want = dump(&src);
@@ -168,7 +142,7 @@ fn a_server_without_local_infile_gets_inserts_and_says_so() {
     let out = {
         let _off = LocalInfileOff(server.clone());
         db::mysql_exec(&server, "SET GLOBAL local_infile = 0");
-        copy(&ws, &src, &dst, &[])
+        common::run_copy_job(&ws, &src, &dst, &[])
     };
     out.code(0)
         .stderr_has("refuses LOAD DATA LOCAL INFILE (server variable local_infile is OFF)");
@@ -178,7 +152,7 @@ fn a_server_without_local_infile_gets_inserts_and_says_so() {
         "said more than once: {}",
         out.stderr
     );
-    let r = report(&out.stdout);
+    let r = common::json_report(&out.stdout);
     assert_eq!(r["load_data_batches"], 0, "{r}");
     assert_eq!(r["target_rows"], 7, "{r}");
     assert_eq!(dump(&dst), dump(&src));
@@ -210,7 +184,7 @@ fn a_duplicate_key_fails_the_batch_whole_and_the_copy_resumes_after_the_fix() {
     ws.write("job.lua", JOB);
     let args = ["batch=500", "workers=1", "ranges=1"];
 
-    let out = copy(&ws, &src, &dst, &args);
+    let out = common::run_copy_job(&ws, &src, &dst, &args);
     assert_ne!(out.code, 0, "the copy succeeded over a duplicate key");
     out.stderr_has("Duplicate entry '2345'")
         .stderr_has("table=t")
@@ -228,9 +202,9 @@ fn a_duplicate_key_fails_the_batch_whole_and_the_copy_resumes_after_the_fix() {
     );
 
     db::mysql_exec(&dst, "DELETE FROM t WHERE id = 2345");
-    let out = copy(&ws, &src, &dst, &args);
+    let out = common::run_copy_job(&ws, &src, &dst, &args);
     out.code(0);
-    let r = report(&out.stdout);
+    let r = common::json_report(&out.stdout);
     assert_eq!(r["resumed"], true, "{r}");
     assert_eq!(r["rows"], 3000, "{r}");
     assert_eq!(r["target_rows"], 5000, "{r}");
@@ -259,14 +233,14 @@ fn ignore_and_replace_keep_their_meaning_on_load_data() {
         db::mysql_exec(&dst, "INSERT INTO t VALUES (50, 'old')");
         let ws = Workspace::new();
         ws.write("job.lua", JOB);
-        let out = copy(
+        let out = common::run_copy_job(
             &ws,
             &src,
             &dst,
             &[&format!("on_conflict={mode}"), "batch=20", "verify=count"],
         );
         out.code(0);
-        let r = report(&out.stdout);
+        let r = common::json_report(&out.stdout);
         assert_eq!(r["target_rows"], 100, "{mode}: {r}");
         assert!(r["load_data_batches"].as_u64().unwrap() >= 5, "{mode}: {r}");
         assert_eq!(

@@ -60,16 +60,6 @@ fn run(ws: &Workspace, src: &str, dst: &str) -> (i32, String, String) {
     (code, o, e)
 }
 
-fn report(stdout: &str) -> serde_json::Value {
-    serde_json::from_str(
-        stdout
-            .lines()
-            .rfind(|l| l.starts_with('{'))
-            .expect("report"),
-    )
-    .unwrap()
-}
-
 fn case(fault: Fault, on_target: bool, kind: &str) {
     let src = db::fresh_mysql_db("netf_src");
     db::seed_big(&src, ROWS);
@@ -99,7 +89,7 @@ fn case(fault: Fault, on_target: bool, kind: &str) {
         proxy.hits() >= 1,
         "{fault:?} {kind}: the fault never happened"
     );
-    let r = report(&out);
+    let r = common::json_report(&out);
     assert_eq!(r["target_rows"], ROWS, "{fault:?} {kind}: {r}");
     assert_eq!(r["source_rows"], ROWS, "{fault:?} {kind}: {r}");
     assert_eq!(r["verified"], "checksum", "{fault:?} {kind}: {r}");

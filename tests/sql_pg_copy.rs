@@ -73,32 +73,6 @@ fn dump(url: &str) -> String {
     )
 }
 
-fn report(stdout: &str) -> serde_json::Value {
-    serde_json::from_str(
-        stdout
-            .lines()
-            .rfind(|l| l.starts_with('{'))
-            .expect("report line"),
-    )
-    .unwrap()
-}
-
-fn copy(ws: &Workspace, src: &str, dst: &str, extra: &[&str]) -> common::Output {
-    let mut args = vec![
-        "run".to_string(),
-        "./job.lua".into(),
-        "-p".into(),
-        format!("src={src}"),
-        "-p".into(),
-        format!("dst={dst}"),
-    ];
-    for e in extra {
-        args.push("-p".into());
-        args.push(e.to_string());
-    }
-    ws.ferry().args(args).run()
-}
-
 #[test]
 fn every_type_arrives_through_copy_as_the_insert_path_writes_it() {
     let Some(_) = servers() else { return };
@@ -112,9 +86,9 @@ fn every_type_arrives_through_copy_as_the_insert_path_writes_it() {
     // COPY is the default on a PostgreSQL target.
     let ws = Workspace::new();
     ws.write("job.lua", JOB);
-    let out = copy(&ws, &src, &via_copy, &[]);
+    let out = common::run_copy_job(&ws, &src, &via_copy, &[]);
     out.code(0);
-    let r = report(&out.stdout);
+    let r = common::json_report(&out.stdout);
     assert_eq!(r["target_rows"], 7, "{r}");
     assert!(
         r["batches"].as_u64().unwrap() >= 3 && r["copy_batches"] == r["batches"],
@@ -124,9 +98,9 @@ fn every_type_arrives_through_copy_as_the_insert_path_writes_it() {
 
     let ws2 = Workspace::new();
     ws2.write("job.lua", JOB);
-    let out = copy(&ws2, &src, &via_insert, &["load=insert"]);
+    let out = common::run_copy_job(&ws2, &src, &via_insert, &["load=insert"]);
     out.code(0);
-    let r = report(&out.stdout);
+    let r = common::json_report(&out.stdout);
     assert_eq!(r["copy_batches"], 0, "{r}");
 
     let want = dump(&via_insert);
@@ -172,7 +146,7 @@ fn a_duplicate_key_fails_the_copy_batch_whole_and_the_copy_resumes_after_the_fix
     ws.write("job.lua", JOB);
     let args = ["batch=500", "workers=1", "ranges=1", "load=copy"];
 
-    let out = copy(&ws, &src, &dst, &args);
+    let out = common::run_copy_job(&ws, &src, &dst, &args);
     assert_ne!(out.code, 0, "the copy succeeded over a duplicate key");
     out.stderr_has("23505")
         .stderr_has("(id)=(2345)")
@@ -194,9 +168,9 @@ fn a_duplicate_key_fails_the_copy_batch_whole_and_the_copy_resumes_after_the_fix
     );
 
     db::psql_exec(&dst, "DELETE FROM t WHERE id = 2345");
-    let out = copy(&ws, &src, &dst, &args);
+    let out = common::run_copy_job(&ws, &src, &dst, &args);
     out.code(0);
-    let r = report(&out.stdout);
+    let r = common::json_report(&out.stdout);
     assert_eq!(r["resumed"], true, "{r}");
     assert_eq!(r["rows"], 3000, "{r}");
     assert_eq!(r["target_rows"], 5000, "{r}");
@@ -227,14 +201,14 @@ fn ignore_and_replace_keep_insert_on_conflict_under_load_copy() {
         );
         let ws = Workspace::new();
         ws.write("job.lua", JOB);
-        let out = copy(
+        let out = common::run_copy_job(
             &ws,
             &src,
             &dst,
             &[&format!("on_conflict={mode}"), "batch=20", "load=copy"],
         );
         out.code(0).stderr_has("COPY cannot skip or replace");
-        let r = report(&out.stdout);
+        let r = common::json_report(&out.stdout);
         assert_eq!(r["target_rows"], 100, "{mode}: {r}");
         assert_eq!(r["copy_batches"], 0, "{mode}: {r}");
         assert_eq!(
@@ -268,7 +242,7 @@ fn a_dry_run_to_postgres_writes_nothing() {
         ])
         .run();
     out.code(0);
-    let r = report(&out.stdout);
+    let r = common::json_report(&out.stdout);
     assert_eq!(r["would_copy"], 50, "{r}");
     assert_eq!(db::psql_exec(&dst, "SELECT COUNT(*) FROM t").trim(), "0");
     db::drop_mysql_db(&src);
@@ -288,10 +262,10 @@ fn a_column_type_without_a_binary_encoding_keeps_inserts_with_a_log_line() {
     db::psql_exec(&dst, "CREATE TABLE t (id BIGINT PRIMARY KEY, doc XML)");
     let ws = Workspace::new();
     ws.write("job.lua", JOB);
-    let out = copy(&ws, &src, &dst, &["load=copy"]);
+    let out = common::run_copy_job(&ws, &src, &dst, &["load=copy"]);
     out.code(0)
         .stderr_has("column(s) doc (xml) of t are not written with COPY");
-    let r = report(&out.stdout);
+    let r = common::json_report(&out.stdout);
     assert_eq!(r["target_rows"], 10, "{r}");
     assert_eq!(r["copy_batches"], 0, "{r}");
     assert_eq!(

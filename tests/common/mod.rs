@@ -216,6 +216,28 @@ pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The report a job script prints as its last JSON line on stdout (`print(ferry.json.encode(r))`).
+pub fn json_report(stdout: &str) -> serde_json::Value {
+    let line = stdout
+        .lines()
+        .rfind(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON report line in stdout:\n{stdout}"));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON report {line:?}: {e}"))
+}
+
+/// Runs `./job.lua` of `ws` with `-p src=SRC -p dst=DST` and `-p` for each of `extra`.
+pub fn run_copy_job(ws: &Workspace, src: &str, dst: &str, extra: &[&str]) -> Output {
+    let mut f = ws
+        .ferry()
+        .args(["run", "./job.lua"])
+        .param("src", src)
+        .param("dst", dst);
+    for e in extra {
+        f = f.args(["-p", e]);
+    }
+    f.run()
+}
+
 pub mod astra;
 pub mod azurite;
 pub mod background;

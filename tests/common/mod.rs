@@ -89,6 +89,7 @@ pub struct Ferry {
 }
 
 pub struct Output {
+    /// The exit code, or minus the signal number when the process was killed by one.
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -160,7 +161,11 @@ impl Ferry {
         }
         let out = child.wait_with_output().expect("ferry finishes");
         Output {
-            code: out.status.code().unwrap_or(-1),
+            // Killed by a signal: minus its number (-9 SIGKILL, -11 SIGSEGV, -6 SIGABRT).
+            code: out.status.code().unwrap_or_else(|| {
+                use std::os::unix::process::ExitStatusExt;
+                -out.status.signal().unwrap_or(1)
+            }),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }

@@ -34,6 +34,7 @@ pub async fn serve_mysql(listener: tokio::net::TcpListener, shared: Arc<Shared>)
                 return;
             };
             let (r, mut w) = stream.into_split();
+            let r = FirstPacketAlone::new(r);
             let tls = shared.tls.lock().unwrap().clone();
             let counter = shared.clone();
             let mut shim = Front {
@@ -63,6 +64,62 @@ pub async fn serve_mysql(listener: tokio::net::TcpListener, shared: Arc<Shared>)
                 let _ = opensrv_mysql::plain_run_with_options(shim, w, opts, params).await;
             }
         });
+    }
+}
+
+/// The client's first packet (its SSLRequest or its login), and never a byte after it, in the
+/// reads that carry it; then everything as it comes. opensrv-mysql 0.7.0 loses a ClientHello that
+/// arrives in the same segment as the SSLRequest: `PacketReader`'s `AsyncRead` (which the TLS
+/// acceptor reads through, src/packet_reader.rs) serves `bytes[start..]`, where `start` still
+/// points at the consumed SSLRequest, so the TLS handshake reads that packet again and fails,
+/// and the client sees "tls handshake eof" (22% of runs of procedure_starrocks_tls under load).
+/// A StarRocks FE (Netty) has no such limit; reading the first packet alone avoids the bug.
+struct FirstPacketAlone<R> {
+    inner: R,
+    header: [u8; 4],
+    delivered: usize,
+    /// Header and payload of the first packet, once its header is read.
+    first_len: Option<usize>,
+}
+
+impl<R> FirstPacketAlone<R> {
+    fn new(inner: R) -> FirstPacketAlone<R> {
+        FirstPacketAlone {
+            inner,
+            header: [0; 4],
+            delivered: 0,
+            first_len: None,
+        }
+    }
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for FirstPacketAlone<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let this = &mut *self;
+        let cap = match this.first_len {
+            None => 4 - this.delivered,
+            Some(n) if this.delivered < n => n - this.delivered,
+            Some(_) => return std::pin::Pin::new(&mut this.inner).poll_read(cx, buf),
+        };
+        let mut tmp = vec![0u8; cap.min(buf.remaining())];
+        let mut rb = tokio::io::ReadBuf::new(&mut tmp);
+        std::task::ready!(std::pin::Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
+        let got = rb.filled();
+        if this.first_len.is_none() {
+            this.header[this.delivered..this.delivered + got.len()].copy_from_slice(got);
+        }
+        this.delivered += got.len();
+        buf.put_slice(got);
+        if this.first_len.is_none() && this.delivered == 4 {
+            let h = this.header;
+            this.first_len =
+                Some(4 + (h[0] as usize | (h[1] as usize) << 8 | (h[2] as usize) << 16));
+        }
+        std::task::Poll::Ready(Ok(()))
     }
 }
 

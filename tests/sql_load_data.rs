@@ -33,7 +33,8 @@ end)
 print(ferry.json.encode(report))
 "#;
 
-const TYPES: &str = "CREATE TABLE t (
+/// The MySQL table of every column type (shared with tests/sql_pg_copy.rs).
+pub(crate) const TYPES: &str = "CREATE TABLE t (
   id BIGINT PRIMARY KEY,
   ti TINYINT, ub BIGINT UNSIGNED, de DECIMAL(30,10), f DOUBLE, fl FLOAT,
   c CHAR(5), vc VARCHAR(100), tx TEXT, vb VARBINARY(64), bl BLOB,

@@ -6,6 +6,7 @@
 
 use crate::common;
 
+use crate::sql_load_data::TYPES as MY_TYPES;
 use common::{Workspace, db};
 
 const JOB: &str = r#"
@@ -27,14 +28,6 @@ local report = ferry.step("copy", "Copy t", function()
 end)
 print(ferry.json.encode(report))
 "#;
-
-const MY_TYPES: &str = "CREATE TABLE t (
-  id BIGINT PRIMARY KEY,
-  ti TINYINT, ub BIGINT UNSIGNED, de DECIMAL(30,10), f DOUBLE, fl FLOAT,
-  c CHAR(5), vc VARCHAR(100), tx TEXT, vb VARBINARY(64), bl BLOB,
-  d DATE, dt DATETIME(6), ts TIMESTAMP(3) NULL DEFAULT NULL, tm TIME(6), y YEAR,
-  j JSON, e ENUM('a','b c'), bo BOOLEAN
-) CHARACTER SET utf8mb4";
 
 const PG_TYPES: &str = "CREATE TYPE ab AS ENUM ('a', 'b c');
 CREATE TABLE t (

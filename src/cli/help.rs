@@ -36,7 +36,7 @@ pub(super) fn describe(script: &ScriptInfo) -> Rc<RunContext> {
             let _ = runtime::execute(&lua, &ctx).await;
         }
     });
-    rt.shutdown_background();
+    super::end_runtime(rt, local);
     ctx
 }
 

@@ -270,3 +270,22 @@ pub fn tokio_runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("tokio runtime starts")
 }
+
+/// How long the end of a command waits for the runtime's threads to stop. A blocking
+/// thread still reading stdin (a prompt cut short by Ctrl-C) never stops; the wait is
+/// bounded so that such a command still ends.
+const THREADS_STOP_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Ends a command's runtime: drops the Lua tasks still parked in `local` (inside the
+/// runtime, so their sockets deregister cleanly), then stops the worker threads and waits
+/// for them. `shutdown_background` used to return at once, so the process ran its exit
+/// destructors (the C libraries' `__attribute__((destructor))`, such as AWS-LC's RNG
+/// zeroization) while worker threads could still be dropping connections; a run once ended
+/// by a signal right after printing its summary.
+pub fn end_runtime(rt: tokio::runtime::Runtime, local: tokio::task::LocalSet) {
+    {
+        let _inside = rt.enter();
+        drop(local);
+    }
+    rt.shutdown_timeout(THREADS_STOP_WITHIN);
+}

@@ -238,7 +238,6 @@ pub fn run_context(ctx: Rc<RunContext>) -> u8 {
         None if ctx.opts.quiet => {}
         _ => summary::print(&ctx, error.as_ref()),
     }
-    // Dropping the runtime would wait for blocked stdin readers; leave at once instead.
-    rt.shutdown_background();
+    super::end_runtime(rt, local);
     code
 }

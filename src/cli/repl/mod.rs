@@ -320,6 +320,6 @@ pub fn repl(args: ReplArgs) -> Result<()> {
         completer.abort();
         Ok(())
     });
-    rt.shutdown_background();
+    crate::cli::end_runtime(rt, local);
     result
 }

@@ -118,6 +118,8 @@ END {
       if (c ~ /^3 / && t == "s5cmd") target = want(r, 1.2)
       if (c ~ /^3 / && t ~ /^cp/) target = want(r, 0.9)
       if (c ~ /^4 first/ && t !~ /^ceiling/) ratio = sprintf("%.2fx RSS, %.2fx objects/s", RSS[f] / RSS[k], r)
+      # A ferry run that failed its check gives no ratio: its seconds are not those of a copy.
+      if ((f in note) && note[f] ~ /CHECK/) { ratio = "-"; target = "no ratio: the ferry row failed its check" }
     }
     if (c ~ /^4 first/ && t == "ferry") target = (RSS[k] < 300 ? "met" : "MISSED") " (RSS < 300 MB)"
     if (c ~ /^4 again/ && t == "ferry" && listing != "") {

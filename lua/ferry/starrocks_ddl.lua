@@ -13,14 +13,15 @@ return function(M)
     obj.automatic = obj.kind == "table" and M.automatic(ddl)
     local full = ("%s.%s"):format(dbname, obj.name)
     if obj.kind == "view" then
-      local jobs = view_jobs -- after every table: a view needs what it selects from
+      -- Views go to view_jobs, run after every table: a view needs what it selects from.
       local create = ddl:gsub("^%s*CREATE%s+VIEW%s+`?[^`%s]+`?", "CREATE VIEW " .. M.qualified(dbname, obj.name), 1)
       if not existing[obj.name] then
-        jobs[#jobs + 1] = {sql = create, why = "create view " .. full, table = obj}
+        view_jobs[#view_jobs + 1] = {sql = create, why = "create view " .. full, table = obj}
       elseif M.show_create(dst, dbname, obj.name) ~= ddl then
         if cfg.ddl_job_allow_drop_inconsistent_view then
-          jobs[#jobs + 1] = {sql = "DROP VIEW " .. M.qualified(dbname, obj.name), why = "drop inconsistent view " .. full}
-          jobs[#jobs + 1] = {sql = create, why = "create view " .. full, table = obj}
+          view_jobs[#view_jobs + 1] = {sql = "DROP VIEW " .. M.qualified(dbname, obj.name),
+            why = "drop inconsistent view " .. full}
+          view_jobs[#view_jobs + 1] = {sql = create, why = "create view " .. full, table = obj}
         else
           ferry.log.warn(("view %s differs on the target; ddl_job_allow_drop_inconsistent_view=false leaves it"):format(full))
         end

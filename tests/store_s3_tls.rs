@@ -84,6 +84,105 @@ fn conformance_https_path_style_with_aws_ca_bundle() {
         "path-style hosts: {:?}",
         &hosts[..3]
     );
+    // By default every body is signed: its SHA-256 is in x-amz-content-sha256.
+    let hashes = put_payload_hashes(&s3);
+    assert!(
+        hashes
+            .iter()
+            .all(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit())),
+        "a PUT without its body's SHA-256: {:?}",
+        hashes.iter().find(|h| h.len() != 64)
+    );
+}
+
+/// The x-amz-content-sha256 of every PUT the server answered (uploads and parts).
+fn put_payload_hashes(s3: &S3Server) -> Vec<String> {
+    let hashes: Vec<String> = s3
+        .requests_seen()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .map(|r| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == "x-amz-content-sha256")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert!(hashes.len() > 20, "only {} PUTs seen", hashes.len());
+    hashes
+}
+
+/// `unsigned_payload = true`: the whole conformance suite passes over https with every body
+/// sent as UNSIGNED-PAYLOAD (s3s verifies the rest of the signature as S3 does), so no byte is
+/// hashed for the signature.
+#[test]
+fn conformance_https_with_unsigned_payload() {
+    let s3 = S3Server::start_tls(&[BUCKET]);
+    s3.create_bucket(BUCKET);
+    let ws = Workspace::new();
+    let opts = format!(
+        "{{endpoint = {:?}, unsigned_payload = true, ca_file = {}}}",
+        s3.endpoint,
+        lua_str(&s3.ca_pem().unwrap())
+    );
+    let out = run_conformance(&ws, &s3, Some(&opts), &[]);
+    out.code(0).stdout_has("conformance ok");
+    assert!(
+        !out.stderr.contains("unsigned_payload over plain http"),
+        "warned over https: {}",
+        out.stderr
+    );
+    assert_served(&s3);
+    let hashes = put_payload_hashes(&s3);
+    assert!(
+        hashes.iter().all(|h| h == "UNSIGNED-PAYLOAD"),
+        "a PUT with a signed body: {:?}",
+        hashes.iter().find(|h| *h != "UNSIGNED-PAYLOAD")
+    );
+}
+
+/// Over plain http, `unsigned_payload = true` still works but says what it gives up.
+#[test]
+fn unsigned_payload_over_plain_http_warns() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let ws = Workspace::new();
+    ws.write(
+        "put.lua",
+        &format!(
+            r#"
+local s = ferry.store.open("s3://{BUCKET}/p", {{endpoint = {:?}, allow_http = true, unsigned_payload = true}})
+s:put("a", string.rep("x", 70000))
+assert(s:get("a") == string.rep("x", 70000))
+print("put ok")
+"#,
+            s3.endpoint
+        ),
+    );
+    let mut f = ws.ferry().args(["run", "./put.lua", "-q"]);
+    s3.apply_env(&mut f.cmd);
+    let out = f.run();
+    out.code(0).stdout_has("put ok");
+    assert!(
+        out.stderr.contains("unsigned_payload over plain http"),
+        "no warning: {}",
+        out.stderr
+    );
+    let puts: Vec<_> = s3
+        .requests_seen()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.uri.contains("/p/a"))
+        .collect();
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert!(
+        puts[0]
+            .headers
+            .iter()
+            .any(|(k, v)| k == "x-amz-content-sha256" && v == "UNSIGNED-PAYLOAD"),
+        "{:?}",
+        puts[0].headers
+    );
 }
 
 #[test]

@@ -72,6 +72,17 @@ pub(super) fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result
             "allow_http" => b.with_allow_http(opt_bool(opts, "allow_http")),
             "virtual_hosted_style" => b.with_virtual_hosted_style_request(opt_bool(opts, k)),
             "skip_signature" => b.with_skip_signature(opt_bool(opts, k)),
+            "unsigned_payload" => {
+                if opt_bool(opts, k) && !endpoint_is_https(opts) {
+                    let warning = format!(
+                        "store {display}: unsigned_payload over plain http: nothing protects \
+                         the request bodies in transit (use it on a trusted network, or with \
+                         verify = \"checksum\")"
+                    );
+                    tracing::warn!("{warning}");
+                }
+                b.with_unsigned_payload(opt_bool(opts, k))
+            }
             other => match other.parse::<AmazonS3ConfigKey>() {
                 Ok(key) => b.with_config(key, v),
                 Err(_) => return Err(unknown_option(display, other, "an S3")),
@@ -196,4 +207,16 @@ pub(super) fn virtual_hosted(
         crate::store::vhost::Addressing::Virtual(e) => b.with_endpoint(e),
         crate::store::vhost::Addressing::PathStyle => b.with_virtual_hosted_style_request(false),
     })
+}
+
+/// Whether the store's requests go over TLS: an https `endpoint`, or none (AWS itself, always
+/// https). `AWS_ENDPOINT_URL` / `AWS_ENDPOINT` count when the option is not given.
+fn endpoint_is_https(opts: &OpenOptions) -> bool {
+    let endpoint = opts
+        .values
+        .get("endpoint")
+        .cloned()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+        .or_else(|| std::env::var("AWS_ENDPOINT").ok());
+    endpoint.is_none_or(|e| e.trim().to_ascii_lowercase().starts_with("https://"))
 }

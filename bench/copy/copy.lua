@@ -36,6 +36,8 @@ local p = ferry.params{
   {name = "map", type = "string", default = "", doc = "destination key prefix, applied through a Lua map callback"},
   {name = "opts", type = "string", default = "",
    doc = "extra ferry.store.copy options as a JSON object, e.g. {\"part_size\":\"32MiB\"}"},
+  {name = "unsigned_payload", type = "boolean", default = false,
+   doc = "S3 store option unsigned_payload: bodies not hashed for the signature"},
   {name = "keys", type = "integer", default = 1000000, doc = "mapbench: number of keys"},
   {name = "rounds", type = "integer", default = 3, doc = "mapbench: timed pairs of copies"},
   {name = "objects", type = "integer", default = 10000, doc = "ceiling: number of PUTs"},
@@ -58,6 +60,7 @@ local function open(s)
       o.endpoint = p.endpoint
       o.allow_http = p.endpoint:match("^http://") ~= nil
     end
+    if p.unsigned_payload then o.unsigned_payload = true end
     if p.access_key ~= "" then
       o.access_key_id = p.access_key
       o.secret_access_key = p.secret_key

@@ -40,7 +40,7 @@ port=18014
 setup=1
 table_from=""
 ferry_bin=""
-tools="ferry,rclone,s5cmd,ceiling,cp"
+tools="ferry,rclone,s5cmd,ceiling,cp,unsigned"
 many_total=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -455,6 +455,14 @@ run_ferry_3() { reset_bucket; ferry_copy "$c3" ferry "$DATA/large/tree" "$large_
 run_rclone_3() { reset_bucket; rclone_copy "$c3" rclone "$DATA/large/tree" "$large_n" "$large_n" $((large_n * large_size)); }
 run_s5cmd_3() { reset_bucket; s5cmd_cp "$c3" s5cmd "$DATA/large/tree" "$large_n" "$large_n" $((large_n * large_size)); }
 run_ceiling_3() { :; }
+# ferry with the store option unsigned_payload = true (no SHA-256 of the bodies; meant for https):
+# a row of its own, outside the ratios, which compare ferry's defaults.
+run_unsigned_12() { :; }
+run_unsigned_3() {
+  reset_bucket
+  ferry_copy "$c3" "ferry (unsigned payload)" "$DATA/large/tree" "$large_n" -p unsigned_payload=true
+}
+run_unsigned_4() { :; }
 run_cp_3() { cp_local "$c3" "$DATA/large/tree" "$large_n" $((large_n * large_size)); }
 run_ferry_4() {
   reset_bucket
@@ -493,12 +501,12 @@ run_5() {
   record "$c5" "ferry (map)" "$map_keys" 0 "$mapped" "$rss" "$cpu" - ""
 }
 
-all_tools=(ferry rclone s5cmd ceiling cp)
+all_tools=(ferry rclone s5cmd ceiling cp unsigned)
 for i in $(seq 1 "$repeat"); do
   log "round $i of $repeat (load: $(cut -d' ' -f1-3 /proc/loadavg))"
   # Rotate which tool goes first from one round to the next.
   order=()
-  for j in 0 1 2 3 4; do order+=("${all_tools[$(((i - 1 + j) % 5))]}"); done
+  for j in "${!all_tools[@]}"; do order+=("${all_tools[$(((i - 1 + j) % ${#all_tools[@]}))]}"); done
   for c in 12 3 4; do
     has_case "${c:0:1}" || continue
     for t in "${order[@]}"; do

@@ -406,8 +406,9 @@ END {
     }
     if (f[2] != "mydumper+myloader" || !(n in best)) continue
     b = best[n]; split(b, g, SUBSEP)
-    printf " threads %s: ferry %.0f rows/s (batch %s) %s 100,000 rows/s, %.2fx mydumper+myloader (%s).", n, rps[b], g[3],
-      (rps[b] >= 100000 ? "meets" : "MISSES"), rps[b] / rps[k], (rps[b] >= rps[k] ? "met" : "MISSED")
+    printf " threads %s: ferry %.0f rows/s (batch %s) %s 100,000 rows/s, %.2fx mydumper+myloader (>= 1x: %s; issue 20, >= 1.6x at 4 threads: %s).", n, rps[b], g[3],
+      (rps[b] >= 100000 ? "meets" : "MISSES"), rps[b] / rps[k], (rps[b] >= rps[k] ? "met" : "MISSED"),
+      (n != 4 ? "not a target" : (rps[b] >= 1.6 * rps[k] ? "met" : "MISSED"))
   }
   printf "\n"
 }' "$RESULTS"

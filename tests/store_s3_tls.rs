@@ -113,16 +113,17 @@ fn put_payload_hashes(s3: &S3Server) -> Vec<String> {
     hashes
 }
 
-/// `unsigned_payload = true`: the whole conformance suite passes over https with every body
-/// sent as UNSIGNED-PAYLOAD (s3s verifies the rest of the signature as S3 does), so no byte is
-/// hashed for the signature.
+/// `unsigned_payload = true` with `aws_checksum_algorithm = "crc64nvme"`, what a store sends to
+/// AWS itself by default (no endpoint there to test against): the whole conformance suite passes
+/// over https with every body sent as UNSIGNED-PAYLOAD with a signed CRC64NVME header, which s3s
+/// checks against the body as S3 does.
 #[test]
-fn conformance_https_with_unsigned_payload() {
+fn conformance_https_with_unsigned_payload_and_crc64nvme() {
     let s3 = S3Server::start_tls(&[BUCKET]);
     s3.create_bucket(BUCKET);
     let ws = Workspace::new();
     let opts = format!(
-        "{{endpoint = {:?}, unsigned_payload = true, ca_file = {}}}",
+        "{{endpoint = {:?}, unsigned_payload = true, aws_checksum_algorithm = \"crc64nvme\", ca_file = {}}}",
         s3.endpoint,
         lua_str(&s3.ca_pem().unwrap())
     );
@@ -139,6 +140,29 @@ fn conformance_https_with_unsigned_payload() {
         hashes.iter().all(|h| h == "UNSIGNED-PAYLOAD"),
         "a PUT with a signed body: {:?}",
         hashes.iter().find(|h| *h != "UNSIGNED-PAYLOAD")
+    );
+    let puts: Vec<_> = s3
+        .requests_seen()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.status < 300)
+        // A server-side copy (CopyObject) sends no body to check.
+        .filter(|r| !r.headers.iter().any(|(k, _)| k == "x-amz-copy-source"))
+        .collect();
+    let without: Vec<_> = puts
+        .iter()
+        .filter(|r| {
+            !r.headers
+                .iter()
+                .any(|(k, v)| k == "x-amz-checksum-crc64nvme" && !v.is_empty())
+        })
+        .map(|r| r.uri.clone())
+        .collect();
+    assert!(
+        without.is_empty(),
+        "{} of {} PUTs without a CRC64NVME checksum: {:?}",
+        without.len(),
+        puts.len(),
+        &without[..without.len().min(3)]
     );
 }
 

@@ -37,9 +37,9 @@ const OPEN_OPTIONS: &[Opt] = &[
         .doc("address <bucket>.<host> instead of <host>/<bucket> (S3)"),
     Opt::new("skip_signature", "boolean").doc("send unsigned requests (a public S3 bucket)"),
     Opt::new("unsigned_payload", "boolean").doc(
-        "sign S3 request bodies as UNSIGNED-PAYLOAD instead of hashing every byte with SHA-256 \
-         (about 40% of ferry's CPU on large uploads); meant for https, where TLS protects the bytes \
-         (over http it warns)",
+        "send S3 request bodies as UNSIGNED-PAYLOAD instead of hashing every byte with SHA-256 \
+         for the signature; default true for AWS itself (with a CRC64NVME checksum header), \
+         false with an endpoint; over http it warns",
     ),
     Opt::new("sse_c_key", "string").doc("S3 SSE-C customer key, the raw 32 bytes"),
     Opt::new("server_side_encryption", "string")

@@ -51,3 +51,40 @@ start_server() {
   echo "s3s-fs did not start on port $port (see $LOGS/s3s-fs.log)" >&2
   exit 1
 }
+
+# The private MariaDB of tests/setup/mariadb.sh (or whatever FERRY_TEST_MYSQL_URL names), started
+# when needed. Sets DB_USER, DB_PASS, DB_HOST, DB_PORT and BASE_URL (mysql://user:pw@host:port)
+# and exports MYSQL_PWD for the command-line clients.
+bench_mariadb() {
+  eval "$(bash "$REPO/tests/setup/mariadb.sh")"
+  local url="${FERRY_TEST_MYSQL_URL:-}" re='^mysql://([^:@/]+):([^@/]*)@([^:/]+):([0-9]+)/?'
+  [[ "$url" =~ $re ]] || { log "cannot parse '$url' (want mysql://user:password@host:port/)"; exit 1; }
+  DB_USER="${BASH_REMATCH[1]}"; DB_PASS="${BASH_REMATCH[2]}"
+  DB_HOST="${BASH_REMATCH[3]}"; DB_PORT="${BASH_REMATCH[4]}"
+  BASE_URL="mysql://$DB_USER:$DB_PASS@$DB_HOST:$DB_PORT"
+  export MYSQL_PWD="$DB_PASS"
+  bench_sql_client="$(command -v mariadb || command -v mysql)" || { log "no mariadb client"; exit 1; }
+}
+
+# bench_sql ARGS...: that server's command-line client, batch output without column names.
+bench_sql() {
+  "$bench_sql_client" --no-defaults --protocol=TCP -h "$DB_HOST" -P "$DB_PORT" -u "$DB_USER" -N -B "$@"
+}
+
+# The server's PID (from @@pid_file) when it runs on this machine, else nothing.
+bench_mariadb_pid() {
+  local pidf pid
+  pidf="$(bench_sql -e 'SELECT @@pid_file' 2>/dev/null || true)"
+  case "$pidf" in /*) ;; *) [ -n "$pidf" ] && pidf="$(bench_sql -e 'SELECT @@datadir')/$pidf" ;; esac
+  [ -n "$pidf" ] && [ -r "$pidf" ] || return 0
+  pid="$(cat "$pidf")"
+  [ -r "/proc/$pid/stat" ] && echo "$pid"
+  return 0
+}
+
+# CPU seconds (user + system) process PID has used so far, or nothing when it cannot be read.
+# utime and stime are fields 14 and 15 (the name, field 2, has no spaces for these servers).
+bench_cpu_seconds() {
+  [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ] || return 0
+  awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat"
+}

@@ -97,16 +97,8 @@ for b in "${need[@]}"; do
 done
 
 # The server: a private MariaDB on 127.0.0.1:13306 (or whatever FERRY_TEST_MYSQL_URL names).
-eval "$(bash "$REPO/tests/setup/mariadb.sh")"
-url="${FERRY_TEST_MYSQL_URL:?tests/setup/mariadb.sh printed no URL}"
-re='^mysql://([^:@/]+):([^@/]*)@([^:/]+):([0-9]+)/?'
-[[ "$url" =~ $re ]] || die "cannot parse $url (want mysql://user:password@host:port/)"
-DB_USER="${BASH_REMATCH[1]}"; DB_PASS="${BASH_REMATCH[2]}"
-DB_HOST="${BASH_REMATCH[3]}"; DB_PORT="${BASH_REMATCH[4]}"
-BASE_URL="mysql://$DB_USER:$DB_PASS@$DB_HOST:$DB_PORT"
-export MYSQL_PWD="$DB_PASS"
-client="$(command -v mariadb || command -v mysql)" || die "no mariadb client"
-sql() { "$client" --no-defaults --protocol=TCP -h "$DB_HOST" -P "$DB_PORT" -u "$DB_USER" -N -B "$@"; }
+bench_mariadb
+sql() { bench_sql "$@"; }
 # PostgreSQL for the pg case: the private server of tests/setup/postgres.sh (127.0.0.1:15432).
 if case_on pg; then
   eval "$(bash "$REPO/tests/setup/postgres.sh")"
@@ -129,22 +121,8 @@ if [ -z "$dump_dir" ]; then
 fi
 
 # CPU seconds (user + system) of the server process, when it runs on this machine.
-server_pid=""
-pidf="$(sql -e 'SELECT @@pid_file' 2>/dev/null || true)"
-case "$pidf" in /*) ;; *) [ -n "$pidf" ] && pidf="$(sql -e 'SELECT @@datadir')/$pidf" ;; esac
-if [ -n "$pidf" ] && [ -r "$pidf" ]; then
-  server_pid="$(cat "$pidf")"
-  [ -r "/proc/$server_pid/stat" ] || server_pid=""
-fi
-TCK="$(getconf CLK_TCK)"
-server_cpu() {
-  if [ -n "$server_pid" ] && [ -r "/proc/$server_pid/stat" ]; then
-    # utime and stime are fields 14 and 15; the name (field 2) has no spaces for mariadbd.
-    awk -v t="$TCK" '{printf "%.2f", ($14 + $15) / t}' "/proc/$server_pid/stat"
-  else
-    echo ""
-  fi
-}
+server_pid="$(bench_mariadb_pid)"
+server_cpu() { bench_cpu_seconds "$server_pid"; }
 now() { date +%s.%N; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "") print ""; else printf "%.2f", a - b }'; }
 

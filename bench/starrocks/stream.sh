@@ -23,13 +23,7 @@ fi
 FERRY="$(cd "$(dirname "$FERRY")" && pwd)/$(basename "$FERRY")"
 [ -x /usr/bin/time ] || bench_apt_install time
 # The server: the private MariaDB of tests/setup/mariadb.sh (as bench/sql/run.sh uses it).
-eval "$(bash tests/setup/mariadb.sh)"
-url="${FERRY_TEST_MYSQL_URL:?tests/setup/mariadb.sh printed no URL}"
-re='^mysql://([^:@/]+):([^@/]*)@([^:/]+):([0-9]+)/?'
-[[ "$url" =~ $re ]] || { log "cannot parse $url"; exit 1; }
-export MYSQL_PWD="${BASH_REMATCH[2]}"
-DB_USER="${BASH_REMATCH[1]}" DB_HOST="${BASH_REMATCH[3]}" DB_PORT="${BASH_REMATCH[4]}"
-my() { mariadb --no-defaults --protocol=TCP -h "$DB_HOST" -P "$DB_PORT" -u "$DB_USER" "$@"; }
+bench_mariadb
 work="$(mktemp -d /tmp/ferry-bench-srstream.XXXXXX)"
 sink_pid=""
 cleanup() { [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null; rm -rf "$work"; }
@@ -37,10 +31,10 @@ trap cleanup EXIT
 
 # The source: shop.orders of tests/starrocks/site.rs as a partitioned MariaDB table, filled as
 # the figures test fills it (90 days from 2024-01-01: three partitions of about a third each).
-have="$(my -N -e "SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA='bench_sr' AND TABLE_NAME='orders'" 2>/dev/null || true)"
+have="$(bench_sql -e "SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA='bench_sr' AND TABLE_NAME='orders'" 2>/dev/null || true)"
 if [ "$have" != "rows=$ROWS" ]; then
   log "generating bench_sr.orders, $ROWS rows"
-  my -e "CREATE DATABASE IF NOT EXISTS bench_sr; DROP TABLE IF EXISTS bench_sr.orders;
+  bench_sql -e "CREATE DATABASE IF NOT EXISTS bench_sr; DROP TABLE IF EXISTS bench_sr.orders;
     CREATE TABLE bench_sr.orders (id BIGINT NOT NULL, dt DATE NOT NULL, customer VARCHAR(64) NULL,
       amount DECIMAL(10,2) NULL, note VARCHAR(200) NULL, created DATETIME NULL) ENGINE=InnoDB
     PARTITION BY RANGE COLUMNS(dt) (PARTITION p202401 VALUES LESS THAN ('2024-02-01'),
@@ -50,39 +44,36 @@ if [ "$have" != "rows=$ROWS" ]; then
       DATE_ADD('2024-01-01 00:00:00', INTERVAL seq SECOND) FROM bench_sr.seq_1_to_$ROWS;
     ALTER TABLE bench_sr.orders COMMENT = 'rows=$ROWS'"
 fi
-my -N -e "SELECT COUNT(*) FROM bench_sr.orders" >/dev/null # into the buffer pool
+bench_sql -e "SELECT COUNT(*) FROM bench_sr.orders" >/dev/null # into the buffer pool
 
 python3 "$REPO/bench/starrocks/sink.py" "$PORT" 2 >"$work/sink.log" 2>&1 &
 sink_pid=$!
 for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 
-pidf="$(my -N -e 'SELECT @@pid_file')"
-case "$pidf" in /*) ;; *) pidf="$(my -N -e 'SELECT @@datadir')/$pidf" ;; esac
-mpid="$(cat "$pidf")"
-cpu_of() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
+mpid="$(bench_mariadb_pid)"
 sub() { echo "$1 - $2" | bc; }
 log "load: $(uptime)"
 printf "| round | what | seconds | rows | rows/s | MB sent | ferry CPU s | ferry peak RSS MB | mariadbd CPU s | sink CPU s |\n"
 printf "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n"
 for round in $(seq 1 "$ROUNDS"); do
   # Reference: the same three SELECTs through the mariadb client into /dev/null, side by side.
-  m0="$(cpu_of "$mpid")"; t0="$(date +%s.%N)"
+  m0="$(bench_cpu_seconds "$mpid")"; t0="$(date +%s.%N)"
   pids=()
   for part in p202401 p202402 p202403; do
-    my --quick -N -e "SELECT * FROM bench_sr.orders PARTITION ($part)" >/dev/null &
+    bench_sql --quick -e "SELECT * FROM bench_sr.orders PARTITION ($part)" >/dev/null &
     pids+=($!)
   done
   wait "${pids[@]}" # not a bare wait: the sink is a background job too
-  t1="$(date +%s.%N)"; m1="$(cpu_of "$mpid")"
+  t1="$(date +%s.%N)"; m1="$(bench_cpu_seconds "$mpid")"
   printf "| %d | mariadb client, 3 SELECTs into /dev/null | %.2f | %d | %.0f | - | - | - | %.2f | - |\n" \
     "$round" "$(sub "$t1" "$t0")" "$ROWS" "$(echo "$ROWS / ($t1 - $t0)" | bc -l)" "$(sub "$m1" "$m0")"
 
-  m0="$(cpu_of "$mpid")"; s0="$(cpu_of "$sink_pid")"; t0="$(date +%s.%N)"
+  m0="$(bench_cpu_seconds "$mpid")"; s0="$(bench_cpu_seconds "$sink_pid")"; t0="$(date +%s.%N)"
   env -u AWS_CA_BUNDLE /usr/bin/time -f "%e %M %U %S" -o "$work/time" "$FERRY" run \
     "$REPO/bench/starrocks/stream.lua" -q --yes --state "$work/state" --fresh \
-    -p source="$url" -p sink="http://127.0.0.1:$PORT" \
+    -p source="$BASE_URL/" -p sink="http://127.0.0.1:$PORT" \
     >"$work/out" 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
-  t1="$(date +%s.%N)"; m1="$(cpu_of "$mpid")"; s1="$(cpu_of "$sink_pid")"
+  t1="$(date +%s.%N)"; m1="$(bench_cpu_seconds "$mpid")"; s1="$(bench_cpu_seconds "$sink_pid")"
   read -r _ rss usr sys <"$work/time"
   out="$(tail -n 1 "$work/out")"
   rows="$(echo "$out" | sed 's/.*"rows":\([0-9]*\).*/\1/')"

@@ -72,17 +72,7 @@ pub(super) fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result
             "allow_http" => b.with_allow_http(opt_bool(opts, "allow_http")),
             "virtual_hosted_style" => b.with_virtual_hosted_style_request(opt_bool(opts, k)),
             "skip_signature" => b.with_skip_signature(opt_bool(opts, k)),
-            "unsigned_payload" => {
-                if opt_bool(opts, k) && !endpoint_is_https(opts) {
-                    let warning = format!(
-                        "store {display}: unsigned_payload over plain http: nothing protects \
-                         the request bodies in transit (use it on a trusted network, or with \
-                         verify = \"checksum\")"
-                    );
-                    tracing::warn!("{warning}");
-                }
-                b.with_unsigned_payload(opt_bool(opts, k))
-            }
+            "unsigned_payload" => b.with_unsigned_payload(opt_bool(opts, k)),
             other => match other.parse::<AmazonS3ConfigKey>() {
                 Ok(key) => b.with_config(key, v),
                 Err(_) => return Err(unknown_option(display, other, "an S3")),
@@ -102,13 +92,27 @@ pub(super) fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result
         b = b.with_region("us-east-1");
     }
     b = virtual_hosted(b, opts, &bucket)?;
+    let endpoint = effective_endpoint(&b);
     let (unsigned, crc) =
-        aws_payload_defaults(endpoint_set, opts, |k| std::env::var_os(k).is_some());
+        aws_payload_defaults(endpoint.is_some(), opts, |k| std::env::var_os(k).is_some());
     if unsigned {
         b = b.with_unsigned_payload(true);
     }
     if crc {
         b = b.with_checksum_algorithm(object_store::aws::Checksum::CRC64NVME);
+    }
+    let unsigned_now = b
+        .get_config_value(&AmazonS3ConfigKey::UnsignedPayload)
+        .is_some_and(|v| v == "true");
+    if unsigned_now
+        && let Some(e) = &endpoint
+        && !e.trim().to_ascii_lowercase().starts_with("https://")
+    {
+        let warning = format!(
+            "store {display}: unsigned_payload over plain http: nothing protects the request \
+             bodies in transit (use it on a trusted network, or with verify = \"checksum\")"
+        );
+        tracing::warn!("{warning}");
     }
     // Keys given as options go through a provider ferry owns, so that they can be replaced
     // while the store is in use (short-lived session credentials); without them object_store's
@@ -217,16 +221,12 @@ pub(super) fn virtual_hosted(
     })
 }
 
-/// Whether the store's requests go over TLS: an https `endpoint`, or none (AWS itself, always
-/// https). `AWS_ENDPOINT_URL` / `AWS_ENDPOINT` count when the option is not given.
-fn endpoint_is_https(opts: &OpenOptions) -> bool {
-    let endpoint = opts
-        .values
-        .get("endpoint")
-        .cloned()
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
-        .or_else(|| std::env::var("AWS_ENDPOINT").ok());
-    endpoint.is_none_or(|e| e.trim().to_ascii_lowercase().starts_with("https://"))
+/// The endpoint the built store will send to: `aws_endpoint_url_s3` / `AWS_ENDPOINT_URL_S3` first,
+/// as `AmazonS3Builder::build` takes it, else `endpoint` / `AWS_ENDPOINT_URL` / `AWS_ENDPOINT`.
+/// None means AWS itself.
+fn effective_endpoint(b: &AmazonS3Builder) -> Option<String> {
+    b.get_config_value(&AmazonS3ConfigKey::S3Endpoint)
+        .or_else(|| b.get_config_value(&AmazonS3ConfigKey::Endpoint))
 }
 
 /// What a store sends with its request bodies when the options do not say: `(unsigned payload,
@@ -238,11 +238,11 @@ fn endpoint_is_https(opts: &OpenOptions) -> bool {
 /// every S3-compatible server knows CRC64NVME. `unsigned_payload` / `aws_unsigned_payload` /
 /// `AWS_UNSIGNED_PAYLOAD` and `aws_checksum_algorithm` / `AWS_CHECKSUM_ALGORITHM` override it.
 fn aws_payload_defaults(
-    endpoint_set: bool,
+    custom_endpoint: bool,
     opts: &OpenOptions,
     env_set: impl Fn(&str) -> bool,
 ) -> (bool, bool) {
-    if endpoint_set {
+    if custom_endpoint {
         return (false, false);
     }
     let given = |keys: &[&str], env: &str| {
@@ -281,6 +281,19 @@ mod payload_tests {
         assert_eq!(
             aws_payload_defaults(true, &opts(&[]), |_| false),
             (false, false)
+        );
+    }
+
+    #[test]
+    fn the_endpoint_is_the_one_the_builder_sends_to() {
+        assert_eq!(effective_endpoint(&AmazonS3Builder::new()), None);
+        let b = AmazonS3Builder::new().with_endpoint("http://a:9000");
+        assert_eq!(effective_endpoint(&b).as_deref(), Some("http://a:9000"));
+        // AWS_ENDPOINT_URL_S3 wins in AmazonS3Builder::build, so it wins here too.
+        let b = b.with_config(AmazonS3ConfigKey::S3Endpoint, "https://minio:9000");
+        assert_eq!(
+            effective_endpoint(&b).as_deref(),
+            Some("https://minio:9000")
         );
     }
 

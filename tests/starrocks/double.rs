@@ -233,6 +233,11 @@ pub struct Shared {
     pub tls: Mutex<Option<Arc<rustls_022::ServerConfig>>>,
     /// Connections that asked for TLS (an SSLRequest; the handshake may still fail).
     pub tls_sessions: AtomicU32,
+    /// Held while automatic partitions are created. The FE adds a load's new partitions to the
+    /// table's one partition map (`FrontendServiceImpl.createPartitionProcess` ->
+    /// `GlobalStateMgr.addPartitions`, under the database lock), so two loads that each bring a
+    /// new month both get their partition (see auto_partition.rs).
+    pub partitioning: tokio::sync::Mutex<()>,
 }
 
 pub struct StarRocks {
@@ -347,6 +352,7 @@ impl StarRocks {
             be_http_port: port(&b),
             tls: Mutex::new(None),
             tls_sessions: AtomicU32::new(0),
+            partitioning: tokio::sync::Mutex::new(()),
         });
         let s1 = shared.clone();
         let front = Background::spawn(&format!("sr-{name}-fe"), q, move |l| {

@@ -801,6 +801,9 @@ async fn alter_table(
     } else if let Some(c) =
         re(r"(?is)^DROP\s+PARTITION\s+(IF\s+EXISTS\s+)?`?(\w+)`?(\s+FORCE)?$").captures(clause)
     {
+        // Not while a load creates partitions: it would write back the list it read before the
+        // drop (see Shared::partitioning).
+        let one_at_a_time = shared.partitioning.lock().await;
         exec(
             shared,
             conn,
@@ -816,6 +819,7 @@ async fn alter_table(
                 tm.auto_parts.retain(|p| p.name != c[2]);
             }
         }
+        drop(one_at_a_time);
         if t.scheme.automatic() {
             // MariaDB gave the dropped range to its neighbour: lay the hidden gaps out again.
             super::auto_partition::create_partitions(shared, conn, key, true).await?;

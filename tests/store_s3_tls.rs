@@ -205,6 +205,52 @@ print("put ok")
     );
 }
 
+/// A custom endpoint given only by `AWS_ENDPOINT_URL_S3` (which object_store prefers to
+/// `AWS_ENDPOINT_URL`) is still a custom endpoint: addressed path-style even with
+/// `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true` in the environment (object_store would otherwise send
+/// to the bucketless endpoint as if it were the bucket's), and its bodies stay signed.
+#[test]
+fn an_endpoint_named_only_by_aws_endpoint_url_s3_is_path_style_and_signed() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let ws = Workspace::new();
+    ws.write(
+        "put.lua",
+        &format!(
+            r#"
+local s = ferry.store.open("s3://{BUCKET}/p")
+s:put("a", string.rep("y", 70000))
+assert(s:get("a") == string.rep("y", 70000))
+print("put ok")
+"#
+        ),
+    );
+    let mut f = ws.ferry().args(["run", "./put.lua", "-q"]);
+    s3.apply_env(&mut f.cmd);
+    f.cmd.env_remove("AWS_ENDPOINT_URL");
+    let out = f
+        .env("AWS_ENDPOINT_URL_S3", &s3.endpoint)
+        .env("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "true")
+        .run();
+    out.code(0).stdout_has("put ok");
+    let puts: Vec<_> = s3
+        .requests_seen()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .collect();
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert!(
+        puts[0].uri.starts_with(&format!("/{BUCKET}/p/a")),
+        "path-style: {}",
+        puts[0].uri
+    );
+    let hash = puts[0].header("x-amz-content-sha256").unwrap_or_default();
+    assert!(
+        hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+        "signed body: {hash}"
+    );
+}
+
 #[test]
 fn conformance_https_virtual_hosted_with_ca_file_winning_over_aws_ca_bundle() {
     let s3 = S3Server::start_tls(&[BUCKET]);

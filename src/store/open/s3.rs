@@ -48,8 +48,6 @@ pub(super) fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result
         // Conditional PUTs (If-None-Match / If-Match, on AWS since 2024) for the run lease of a
         // state on S3; plain PUTs are unchanged. `aws_conditional_put` below overrides it.
         .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
-    let mut endpoint_set =
-        std::env::var("AWS_ENDPOINT_URL").is_ok() || std::env::var("AWS_ENDPOINT").is_ok();
     for (k, v) in &opts.values {
         b = match k.as_str() {
             "layout" | "acl" | "acl_from_bucket" | "ca_file" => b,
@@ -61,10 +59,7 @@ pub(super) fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result
                     base64::engine::general_purpose::STANDARD.encode(v.as_bytes()),
                 )
             }
-            "endpoint" => {
-                endpoint_set = true;
-                b.with_endpoint(v)
-            }
+            "endpoint" => b.with_endpoint(v),
             "region" => b.with_region(v),
             "access_key_id" => b.with_access_key_id(v),
             "secret_access_key" => b.with_secret_access_key(v),
@@ -84,6 +79,9 @@ pub(super) fn open_s3(u: &url::Url, display: &str, opts: &OpenOptions) -> Result
     {
         b = b.with_allow_http(true);
     }
+    // The endpoint the builder will use, wherever it was given (the option, `aws_endpoint*`
+    // options, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS_ENDPOINT).
+    let endpoint_set = effective_endpoint(&b).is_some();
     if endpoint_set && !opts.values.contains_key("virtual_hosted_style") {
         // Custom endpoints (MinIO, Ceph RGW, s3s) are addressed path-style.
         b = b.with_virtual_hosted_style_request(false);

@@ -402,3 +402,55 @@ print("rows ok")
         ])
     );
 }
+
+/// `ferry.http.row_batches` cuts a query into bodies of at most max_bytes, given as a number or
+/// as a size string, and refuses a missing or malformed size before reading any row.
+#[test]
+fn row_batches_cut_bodies_at_max_bytes_given_as_a_number_or_a_size() {
+    let Some(_) = common::db::mysql_url_or_skip() else {
+        return;
+    };
+    let url = common::db::fresh_mysql_db("rowbatches");
+    let rows: Vec<String> = (1..=200)
+        .map(|i| format!("({i}, 'name-{i:04}-padding')"))
+        .collect();
+    common::db::mysql_exec(
+        &url,
+        &format!(
+            "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(40)); INSERT INTO t VALUES {}",
+            rows.join(", ")
+        ),
+    );
+    let ws = Workspace::new();
+    let out = run_lua(
+        &ws,
+        &format!(
+            r#"
+local db = ferry.sql.connect({url:?})
+local function cut(max)
+  local bodies, rows = {{}}, 0
+  for body, n in ferry.http.row_batches{{db = db, sql = "SELECT * FROM t ORDER BY id", max_bytes = max}} do
+    assert(#body <= 1024, #body)
+    bodies[#bodies + 1] = body
+    rows = rows + n
+  end
+  return bodies, rows
+end
+local a, ra = cut(1024)
+local b, rb = cut("1KiB")
+assert(ra == 200 and rb == 200, ra .. " " .. rb)
+assert(#a == #b and #a >= 5, #a .. " " .. #b)
+for i = 1, #a do assert(a[i] == b[i], i) end
+local ok, err = pcall(ferry.http.row_batches, {{db = db, sql = "SELECT 1"}})
+assert(not ok and err.message:find("needs max_bytes", 1, true), tostring(err))
+ok, err = pcall(ferry.http.row_batches, {{db = db, sql = "SELECT 1", max_bytes = "lots"}})
+assert(not ok and err.message:find("max_bytes", 1, true), tostring(err))
+print("batches " .. #a)
+"#,
+            url = url,
+        ),
+        &[],
+    );
+    common::db::drop_mysql_db(&url);
+    out.code(0).stdout_has("batches ");
+}

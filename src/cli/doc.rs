@@ -41,10 +41,11 @@ fn render_body(heading: &str, f: &FnDoc) -> String {
     if !f.options.is_empty() {
         s.push_str("\nOptions:\n\n");
         for o in f.options {
-            let default = o
-                .default
-                .map(|d| format!(", default `{d}`"))
-                .unwrap_or_default();
+            let default = match o.default {
+                _ if o.required => ", required".to_string(),
+                Some(d) => format!(", default `{d}`"),
+                None => String::new(),
+            };
             let doc = if o.doc.is_empty() {
                 String::new()
             } else {

@@ -40,6 +40,11 @@ fn options_class(out: &mut String, path: &str, f: &FnDoc) -> Option<String> {
         let _ = writeln!(out, "---@field [integer] string # argv");
     }
     for o in f.options.iter().filter(|o| !o.key.ends_with('*')) {
+        let key = if o.required {
+            o.key.to_string()
+        } else {
+            format!("{}?", o.key)
+        };
         let mut comment: Vec<String> = Vec::new();
         if let Some(d) = o.default {
             comment.push(format!("default {d}"));
@@ -48,15 +53,9 @@ fn options_class(out: &mut String, path: &str, f: &FnDoc) -> Option<String> {
             comment.push(o.doc.to_string());
         }
         if comment.is_empty() {
-            let _ = writeln!(out, "---@field {}? {}", o.key, o.ty);
+            let _ = writeln!(out, "---@field {key} {}", o.ty);
         } else {
-            let _ = writeln!(
-                out,
-                "---@field {}? {} # {}",
-                o.key,
-                o.ty,
-                comment.join("; ")
-            );
+            let _ = writeln!(out, "---@field {key} {} # {}", o.ty, comment.join("; "));
         }
     }
     let _ = writeln!(out);
@@ -306,6 +305,9 @@ mod tests {
         assert!(text.contains(
             "---@field shard? {index: integer, count: integer} # copy only this shard's keys"
         ));
+        // A required option is declared without `?`, so the language server flags its absence.
+        assert!(text.contains("---@field table string # the source table\n"));
+        assert!(text.contains("---@field check fun(): any, any? # returns a truthy value"));
     }
 
     /// Every type the description names is a LuaLS builtin, a literal, or a class the stubs

@@ -7,7 +7,8 @@ use crate::runtime::registry::{ClassDoc, FnDoc, ModuleDef, Opt, Param};
 /// The options of `ferry.http.request`, which `get`, `post`, `put` and `delete` take too.
 const REQUEST_OPTIONS: &[Opt] = &[
     Opt::def("method", "string", "\"GET\"").doc("the HTTP method, any case"),
-    Opt::new("url", "string").doc("the URL (required)"),
+    Opt::new("url", "string")
+        .doc("the URL: required in request{...}; get, post, put and delete take it first instead"),
     Opt::new("query", "table<string, string|number|boolean>")
         .doc("query parameters added to the URL, sorted by name"),
     Opt::new("headers", "table<string, string|number|boolean>").doc("request headers"),
@@ -79,8 +80,8 @@ pub static MODULE: ModuleDef = ModuleDef {
             signature: "ferry.http.row_batches{db = d, sql, params, format = \"csv\" | \"json_lines\" | \"json_array\", column_separator, row_delimiter, datetime_columns, max_bytes} -> iterator",
             params: &[Param::new("opts", "table")],
             options: &[
-                Opt::def("db", "ferry.sql.Db", "d").doc("the connection to query (required)"),
-                Opt::new("sql", "string").doc("the query (required)"),
+                Opt::new("db", "ferry.sql.Db").doc("the connection to query").required(),
+                Opt::new("sql", "string").doc("the query").required(),
                 Opt::new("params", "(string|number|boolean|lightuserdata)[]").doc("values of its placeholders"),
                 Opt::def(
                     "format",
@@ -92,7 +93,9 @@ pub static MODULE: ModuleDef = ModuleDef {
                 Opt::def("row_delimiter", "string", "\"\\n\"").doc("csv's row delimiter"),
                 Opt::new("datetime_columns", "string[]")
                     .doc("columns whose ISO T becomes a space"),
-                Opt::new("max_bytes", "integer").doc("most bytes of one body (required)"),
+                Opt::new("max_bytes", "integer|string").doc(
+                    "most bytes of one body, a number or a size such as \"64MiB\" (required here; a request body = {db, sql, ...} takes none)",
+                ),
             ],
             returns: "(fun(): string?, integer?)",
             doc: "A query's rows cut into bodies of at most max_bytes each (a row larger than \

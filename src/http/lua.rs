@@ -499,10 +499,10 @@ pub(super) fn build(lua: &Lua) -> mlua::Result<Table> {
 /// ferry.http.row_batches{db, sql, params, format, column_separator, row_delimiter,
 /// datetime_columns, max_bytes}: an iterator over bodies of at most max_bytes each.
 async fn row_batches(lua: Lua, t: Table) -> mlua::Result<mlua::Function> {
-    let max_bytes: usize = t
-        .get::<Option<usize>>("max_bytes")?
+    let max_bytes = crate::runtime::options::size_opt(&t, "max_bytes")?
         .filter(|m| *m > 0)
-        .ok_or_else(|| bad("row_batches needs max_bytes (a positive number of bytes)"))?;
+        .ok_or_else(|| bad("row_batches needs max_bytes (a positive size: bytes, or \"64MiB\")"))?
+        as usize;
     let spec = rows_spec(&t, "ferry.http.row_batches")?;
     let (columns, rx) = spec
         .db

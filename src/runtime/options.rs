@@ -209,6 +209,27 @@ pub fn check_method(t: Option<&Table>, class: &ClassDoc, method: &str) -> mlua::
     check_keys(t, &doc.option_keys(), &format!("{}:{method}", class.name))
 }
 
+/// A size option: a number of bytes, or a size string (`"64MiB"`, `"1.5GB"`, see
+/// [`crate::runtime::params::parse_size`]); nil is None.
+pub fn size_opt(t: &Table, key: &str) -> mlua::Result<Option<u64>> {
+    Ok(match t.get::<Value>(key)? {
+        Value::Nil => None,
+        Value::Integer(i) => Some(i.max(0) as u64),
+        Value::Number(n) => Some(n.max(0.0) as u64),
+        Value::String(s) => Some(
+            super::params::parse_size(&s.to_str()?)
+                .map_err(|m| FerryError::new(ErrorKind::InvalidInput, format!("{key}: {m}")))?,
+        ),
+        other => {
+            return Err(FerryError::new(
+                ErrorKind::InvalidInput,
+                format!("{key}: expected a size, got {}", other.type_name()),
+            )
+            .into());
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,6 +46,8 @@ pub struct Opt {
     /// The default as Lua text (`true`, `64`, `"size"`), when there is one.
     pub default: Option<&'static str>,
     pub doc: &'static str,
+    /// The call is refused without it (stubs declare it without `?`, docs say "required").
+    pub required: bool,
 }
 
 impl Opt {
@@ -55,6 +57,7 @@ impl Opt {
             ty,
             default: None,
             doc: "",
+            required: false,
         }
     }
     /// An option with a documented default.
@@ -64,10 +67,18 @@ impl Opt {
             ty,
             default: Some(default),
             doc: "",
+            required: false,
         }
     }
     pub const fn doc(self, doc: &'static str) -> Opt {
         Opt { doc, ..self }
+    }
+    /// An option the call cannot go without.
+    pub const fn required(self) -> Opt {
+        Opt {
+            required: true,
+            ..self
+        }
     }
 }
 

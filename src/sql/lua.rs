@@ -81,7 +81,7 @@ for row in db:rows("select id from jobs", {}, {array = true}) do print(row[1]) e
                 Param::new("opts", "table"),
             ],
             options: &[
-                Opt::new("table", "string").doc("the source table (required)"),
+                Opt::new("table", "string").doc("the source table").required(),
                 Opt::new("dst_table", "string").doc("the target table, default the same name"),
                 Opt::new("key", "string|string[]")
                     .doc("the column(s) of the keyset pagination, default the primary key"),

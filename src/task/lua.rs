@@ -66,7 +66,8 @@ pub static MODULE: ModuleDef = ModuleDef {
             params: &[Param::new("opts", "table")],
             options: &[
                 Opt::new("check", "fun(): any, any?")
-                    .doc("returns a truthy value when done, or false and what it saw (required)"),
+                    .doc("returns a truthy value when done, or false and what it saw")
+                    .required(),
                 Opt::def("every", "number|string", "5").doc("seconds between checks, or \"90s\""),
                 Opt::def("timeout", "number|string", "600").doc("seconds before a timeout error"),
                 Opt::def("backoff", "number", "1").doc("factor by which the wait grows each time"),

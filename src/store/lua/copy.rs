@@ -7,9 +7,10 @@ use mlua::{Function, Lua, Table, Value};
 
 use super::super::Entry;
 use super::super::copy::{self as engine, Compare, CopyOptions, Engine, Item, Report, Verify};
-use super::{LuaStore, MODULE, size_opt};
+use super::{LuaStore, MODULE};
 use crate::runtime::context::ctx;
 use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult};
+use crate::runtime::options::size_opt;
 use crate::throttle::lua::limiter_from;
 
 fn copy_options(lua: &Lua, t: &Table) -> mlua::Result<CopyOptions> {

@@ -13,7 +13,7 @@ use mlua::{Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
 use super::{Entry, OpenOptions, Store};
 use crate::runtime::context::ctx;
 use crate::runtime::error::{ErrorKind, FerryError, IntoLuaResult, Result};
-use crate::runtime::params::parse_size;
+use crate::runtime::options::size_opt;
 use crate::runtime::registry::{ClassDoc, FnDoc, ModuleDef, Opt, Param};
 
 /// The options of `ferry.store.open`, which `s:set_credentials` also takes (a script may hand it
@@ -579,25 +579,6 @@ impl UserData for LuaStore {
             },
         );
     }
-}
-
-pub(super) fn size_opt(t: &Table, key: &str) -> mlua::Result<Option<u64>> {
-    Ok(match t.get::<Value>(key)? {
-        Value::Nil => None,
-        Value::Integer(i) => Some(i.max(0) as u64),
-        Value::Number(n) => Some(n.max(0.0) as u64),
-        Value::String(s) => Some(
-            parse_size(&s.to_str()?)
-                .map_err(|m| FerryError::new(ErrorKind::InvalidInput, format!("{key}: {m}")))?,
-        ),
-        other => {
-            return Err(FerryError::new(
-                ErrorKind::InvalidInput,
-                format!("{key}: expected a size, got {}", other.type_name()),
-            )
-            .into());
-        }
-    })
 }
 
 fn open_options(t: Option<Table>) -> mlua::Result<OpenOptions> {

@@ -221,6 +221,46 @@ fn an_interrupted_run_resumes_without_duplicates() {
     s.stop();
 }
 
+/// An attempt cut before its answer while the BE is still writing: the retry under the same
+/// label is answered `Label Already Exists` with `ExistingJobStatus: RUNNING`, ferry waits and
+/// asks again until the label is FINISHED, and the rows are loaded once.
+#[test]
+fn a_retry_while_the_first_load_still_commits_is_told_running_and_loads_nothing_twice() {
+    let Some(s) = site("") else { return };
+    s.dst
+        .fault_loads("shop", &[LoadFault::DropThenCommit(Duration::from_secs(5))]);
+    let out = s.run(&["-p", "replication_job_batch_size=1", "-p", "load_retries=6"]);
+    out.code(0).stderr_has("is still loading (RUNNING)");
+    s.assert_same("shop", "orders");
+    s.assert_same("shop", "customers");
+    let loads = s.dst.loads();
+    let first = loads[0].label.clone();
+    let of_first: Vec<String> = loads
+        .iter()
+        .filter(|l| l.label == first)
+        .map(|l| l.status.clone())
+        .collect();
+    // The first attempt records its Success when it commits, after the RUNNING answers; then the
+    // label is used.
+    let running = of_first
+        .iter()
+        .filter(|st| *st == "Label Already Exists (RUNNING)")
+        .count();
+    assert!(running >= 1, "{of_first:?}");
+    assert_eq!(
+        of_first.iter().filter(|st| *st == "Success").count(),
+        1,
+        "{of_first:?}"
+    );
+    assert_eq!(
+        of_first.last().map(String::as_str),
+        Some("Label Already Exists"),
+        "{of_first:?}"
+    );
+    assert_eq!(s.dst.tables("shop").len(), 2, "no staging table left");
+    s.stop();
+}
+
 #[test]
 fn a_dry_run_reads_both_clusters_and_changes_nothing() {
     let Some(s) = site("") else { return };

@@ -84,6 +84,10 @@ pub enum LoadFault {
     /// The BE reads the first 32 KiB of the body, then closes the connection: the load is
     /// cancelled before commit (nothing loaded, the label stays free).
     DropMidBody,
+    /// The whole body is read, then the connection closes with no answer while the load goes
+    /// on and commits this much later: a client whose attempt was cut while the BE was still
+    /// writing, and whose retry finds the label RUNNING.
+    DropThenCommit(std::time::Duration),
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +113,12 @@ pub struct Meta {
     pub config: BTreeMap<String, ConfigItem>,
     /// (db, label) → TxnId of a finished load.
     pub labels: HashMap<Key, i64>,
+    /// (db, label) → TxnId of a load that has begun and neither committed nor failed yet. The FE
+    /// files a load's label when its transaction begins (`DatabaseTransactionMgr.
+    /// beginTransaction` checks and records it in one step), so a second load under that label is
+    /// answered `Label Already Exists` with `ExistingJobStatus: RUNNING` (FINISHED once the
+    /// first committed) instead of loading the rows again.
+    pub running_labels: HashMap<Key, i64>,
     pub next_id: i64,
     /// Per database: how the next Stream Loads into any of its tables fail.
     pub faults: HashMap<String, Vec<LoadFault>>,

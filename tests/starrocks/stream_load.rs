@@ -6,8 +6,9 @@
 //! `strip_outer_array: true` (an array of objects keyed by column name), and loads the rows into
 //! the MariaDB behind the double in one transaction. Answers are the documented JSON: `Success`,
 //! `Fail` (with an ErrorURL; the label stays free), and `Label Already Exists` with
-//! `ExistingJobStatus: FINISHED` for a label whose load committed. Injected faults (see
-//! `StarRocks::fault_loads`) fail a load or commit it and drop the connection before answering.
+//! `ExistingJobStatus: FINISHED` for a label whose load committed, or `RUNNING` for one whose load
+//! has begun and not yet committed. Injected faults (see `StarRocks::fault_loads`) fail a load,
+//! commit it and drop the connection before answering, or drop it first and commit later.
 
 use std::sync::Arc;
 
@@ -270,12 +271,17 @@ async fn answer(shared: &Arc<Shared>, role: Role, req: Request<hyper::body::Inco
     tokio::time::sleep(delay).await;
     let started = std::time::Instant::now();
     let key = (db.clone(), table.clone());
-    let (txn, existing, fault) = {
+    let (txn, existing, running, fault) = {
         let mut m = shared.meta.lock().expect("meta");
         m.next_id += 1;
         let txn = m.next_id;
-        let existing = m.labels.get(&(db.clone(), label.clone())).copied();
-        let fault = if existing.is_none() {
+        let label_key = (db.clone(), label.clone());
+        let existing = m.labels.get(&label_key).copied();
+        let running = match existing {
+            None => m.running_labels.get(&label_key).copied(),
+            Some(_) => None,
+        };
+        let fault = if existing.is_none() && running.is_none() {
             m.faults.get_mut(&db).and_then(|f| {
                 if f.is_empty() {
                     None
@@ -286,7 +292,7 @@ async fn answer(shared: &Arc<Shared>, role: Role, req: Request<hyper::body::Inco
         } else {
             None
         };
-        (txn, existing, fault)
+        (txn, existing, running, fault)
     };
     let record = |status: &str, rows: u64| {
         shared.meta.lock().expect("meta").loads.push(LoadRecord {
@@ -313,6 +319,24 @@ async fn answer(shared: &Arc<Shared>, role: Role, req: Request<hyper::body::Inco
             }),
         ));
     }
+    if let Some(running) = running {
+        record("Label Already Exists (RUNNING)", 0);
+        return Ok(json(
+            200,
+            serde_json::json!({
+                "TxnId": running, "Label": label, "Status": "Label Already Exists",
+                "ExistingJobStatus": "RUNNING",
+                "Message": format!("Label [{label}] has already been used, relate to txn [{running}]"),
+                "NumberTotalRows": 0, "NumberLoadedRows": 0, "NumberFilteredRows": 0,
+                "NumberUnselectedRows": 0, "LoadBytes": 0, "LoadTimeMs": 0,
+                "BeginTxnTimeMs": 0, "StreamLoadPlanTimeMs": 0, "ReadDataTimeMs": 0,
+                "WriteDataTimeMs": 0, "CommitAndPublishTimeMs": 0
+            }),
+        ));
+    }
+    // Filed as running until the rows commit (then the label is used) or the load fails (then
+    // it is free again): whichever way this load ends, the guard's drop takes it out.
+    let running_label = RunningLabel::file(shared, &db, &label, txn);
     let fail = |msg: String| {
         record("Fail", 0);
         Ok(json(
@@ -401,9 +425,22 @@ async fn answer(shared: &Arc<Shared>, role: Role, req: Request<hyper::body::Inco
     // no longer end with rows committed and no label, which a retry under the same label would
     // load twice (found at 100 kills, seed 2206).
     let n_rows = rows.len();
+    let delay = match fault {
+        Some(LoadFault::DropThenCommit(d)) => d,
+        _ => std::time::Duration::ZERO,
+    };
+    let done = LoadRecord {
+        db: db.clone(),
+        table: table.clone(),
+        label: label.clone(),
+        status: "Success".into(),
+        rows: n_rows as u64,
+        bytes: body_bytes,
+    };
     let commit = {
         let (shared, key, label_key) = (shared.clone(), key.clone(), (db.clone(), label.clone()));
         tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
             let r = load_rows(&shared, &mut conn, &key, &rows).await;
             if r.is_ok() {
                 shared
@@ -413,25 +450,31 @@ async fn answer(shared: &Arc<Shared>, role: Role, req: Request<hyper::body::Inco
                     .labels
                     .insert(label_key, txn);
             }
-            (conn, r)
+            drop(running_label);
+            r?;
+            // Published whether or not the client still listens, as the FE publishes a
+            // committed transaction.
+            super::auto_partition::create_partitions(&shared, &mut conn, &key, false)
+                .await
+                .map_err(|(_, m)| m)?;
+            bump_changed(&shared, &mut conn, &key, &before)
+                .await
+                .map_err(|(_, m)| m)?;
+            shared.meta.lock().expect("meta").loads.push(done);
+            Ok::<(), String>(())
         })
     };
-    let (mut conn, r) = match commit.await {
-        Ok(done) => done,
+    if delay > std::time::Duration::ZERO {
+        // The task goes on alone (dropping its handle does not cancel it).
+        return Err(std::io::Error::other(
+            "connection dropped by the double before answering; the load commits later",
+        ));
+    }
+    match commit.await {
+        Ok(Ok(())) => {}
+        Ok(Err(m)) => return fail(m),
         Err(e) => return fail(format!("load task: {e}")),
-    };
-    if let Err(m) = r {
-        return fail(m);
     }
-    if let Err((_, m)) =
-        super::auto_partition::create_partitions(shared, &mut conn, &key, false).await
-    {
-        return fail(m);
-    }
-    if let Err((_, m)) = bump_changed(shared, &mut conn, &key, &before).await {
-        return fail(m);
-    }
-    record("Success", n_rows as u64);
     match fault {
         Some(LoadFault::CommitThenDrop) => {
             return Err(std::io::Error::other(
@@ -452,6 +495,36 @@ async fn answer(shared: &Arc<Shared>, role: Role, req: Request<hyper::body::Inco
             "ReadDataTimeMs": 0, "WriteDataTimeMs": ms, "CommitAndPublishTimeMs": 1
         }),
     ))
+}
+
+/// A label in `Meta::running_labels` from its load's begin until the load commits or fails.
+struct RunningLabel {
+    shared: Arc<Shared>,
+    key: (String, String),
+}
+
+impl RunningLabel {
+    fn file(shared: &Arc<Shared>, db: &str, label: &str, txn: i64) -> RunningLabel {
+        let key = (db.to_string(), label.to_string());
+        shared
+            .meta
+            .lock()
+            .expect("meta")
+            .running_labels
+            .insert(key.clone(), txn);
+        RunningLabel {
+            shared: shared.clone(),
+            key,
+        }
+    }
+}
+
+impl Drop for RunningLabel {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.shared.meta.lock() {
+            m.running_labels.remove(&self.key);
+        }
+    }
 }
 
 /// A load on the BE port, in `Meta::loads_in_flight` until it answers or its connection goes.

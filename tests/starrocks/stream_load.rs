@@ -304,29 +304,20 @@ async fn answer(shared: &Arc<Shared>, role: Role, req: Request<hyper::body::Inco
             bytes: body_bytes,
         });
     };
-    if let Some(existing) = existing {
-        record("Label Already Exists", 0);
+    // The label's earlier load: FINISHED once it committed, RUNNING while it is under way.
+    let used = match (existing, running) {
+        (Some(txn), _) => Some((txn, "FINISHED", "Label Already Exists")),
+        (None, Some(txn)) => Some((txn, "RUNNING", "Label Already Exists (RUNNING)")),
+        (None, None) => None,
+    };
+    if let Some((earlier, job_status, recorded)) = used {
+        record(recorded, 0);
         return Ok(json(
             200,
             serde_json::json!({
-                "TxnId": existing, "Label": label, "Status": "Label Already Exists",
-                "ExistingJobStatus": "FINISHED",
-                "Message": format!("Label [{label}] has already been used, relate to txn [{existing}]"),
-                "NumberTotalRows": 0, "NumberLoadedRows": 0, "NumberFilteredRows": 0,
-                "NumberUnselectedRows": 0, "LoadBytes": 0, "LoadTimeMs": 0,
-                "BeginTxnTimeMs": 0, "StreamLoadPlanTimeMs": 0, "ReadDataTimeMs": 0,
-                "WriteDataTimeMs": 0, "CommitAndPublishTimeMs": 0
-            }),
-        ));
-    }
-    if let Some(running) = running {
-        record("Label Already Exists (RUNNING)", 0);
-        return Ok(json(
-            200,
-            serde_json::json!({
-                "TxnId": running, "Label": label, "Status": "Label Already Exists",
-                "ExistingJobStatus": "RUNNING",
-                "Message": format!("Label [{label}] has already been used, relate to txn [{running}]"),
+                "TxnId": earlier, "Label": label, "Status": "Label Already Exists",
+                "ExistingJobStatus": job_status,
+                "Message": format!("Label [{label}] has already been used, relate to txn [{earlier}]"),
                 "NumberTotalRows": 0, "NumberLoadedRows": 0, "NumberFilteredRows": 0,
                 "NumberUnselectedRows": 0, "LoadBytes": 0, "LoadTimeMs": 0,
                 "BeginTxnTimeMs": 0, "StreamLoadPlanTimeMs": 0, "ReadDataTimeMs": 0,

@@ -184,7 +184,7 @@ ferry.step("confirm-shutdown", "Shut down every Druid service but the Coordinato
     "metadata stops changing (the Coordinator may keep running; it hosts Derby). Are they stopped?")
 end, {sharded = true}) -- answered for each shard before it copies (--yes in pods)
 
-ferry.step("copy-segments", "Copy segments to " .. p.target, function(ctx)
+ferry.step("copy-segments", "Copy segments to " .. p.target, function()
   local dst = druid.open_target(target, s3_opts, p.target)
   local manifest = druid.read_manifest()
   local todo, missing, total = {}, {}, 0

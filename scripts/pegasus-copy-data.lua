@@ -163,10 +163,10 @@ ferry.step("shell-config", "Add the target cluster's configuration to the shell 
     local workers = tonumber(pool.worker_count or "0") or 0
     local partitions = p.partition and 1 or ferry.state.get("source_partitions") or 0
     if workers <= partitions then
-      local have = pool.worker_count and ("%d in %s"):format(workers, config_path) or
+      local setting = pool.worker_count and ("%d in %s"):format(workers, config_path) or
         ("not set in %s, which the shell reads as 0"):format(config_path)
       ferry.fail("invalid_input", ("use_multi_set needs the shell's [threadpool.THREAD_POOL_DEFAULT] worker_count (%s) " ..
-        "to be greater than the source's %d %s"):format(have, partitions, p.partition and "split (-p)" or "partitions"),
+        "to be greater than the source's %d %s"):format(setting, partitions, p.partition and "split (-p)" or "partitions"),
         {hint = ("set worker_count = %d there, or copy without -p use_multi_set=true"):format(partitions + 1)})
     end
     counters.worker_count = workers

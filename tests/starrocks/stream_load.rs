@@ -271,7 +271,10 @@ async fn answer(shared: &Arc<Shared>, role: Role, req: Request<hyper::body::Inco
     tokio::time::sleep(delay).await;
     let started = std::time::Instant::now();
     let key = (db.clone(), table.clone());
-    let (txn, existing, running, fault) = {
+    // The label is checked and, when free, filed as running in one step under the lock, as the
+    // FE's beginTransaction does: it stays filed until the rows commit (then the label is used)
+    // or the load fails (then it is free again), whichever way this load ends.
+    let (txn, existing, running, filed, fault) = {
         let mut m = shared.meta.lock().expect("meta");
         m.next_id += 1;
         let txn = m.next_id;
@@ -281,7 +284,15 @@ async fn answer(shared: &Arc<Shared>, role: Role, req: Request<hyper::body::Inco
             None => m.running_labels.get(&label_key).copied(),
             Some(_) => None,
         };
-        let fault = if existing.is_none() && running.is_none() {
+        let free = existing.is_none() && running.is_none();
+        let filed = free.then(|| {
+            m.running_labels.insert(label_key.clone(), txn);
+            RunningLabel {
+                shared: shared.clone(),
+                key: label_key,
+            }
+        });
+        let fault = if free {
             m.faults.get_mut(&db).and_then(|f| {
                 if f.is_empty() {
                     None
@@ -292,7 +303,7 @@ async fn answer(shared: &Arc<Shared>, role: Role, req: Request<hyper::body::Inco
         } else {
             None
         };
-        (txn, existing, running, fault)
+        (txn, existing, running, filed, fault)
     };
     let record = |status: &str, rows: u64| {
         shared.meta.lock().expect("meta").loads.push(LoadRecord {
@@ -325,9 +336,6 @@ async fn answer(shared: &Arc<Shared>, role: Role, req: Request<hyper::body::Inco
             }),
         ));
     }
-    // Filed as running until the rows commit (then the label is used) or the load fails (then
-    // it is free again): whichever way this load ends, the guard's drop takes it out.
-    let running_label = RunningLabel::file(shared, &db, &label, txn);
     let fail = |msg: String| {
         record("Fail", 0);
         Ok(json(
@@ -416,9 +424,9 @@ async fn answer(shared: &Arc<Shared>, role: Role, req: Request<hyper::body::Inco
     // no longer end with rows committed and no label, which a retry under the same label would
     // load twice (found at 100 kills, seed 2206).
     let n_rows = rows.len();
-    let delay = match fault {
-        Some(LoadFault::DropThenCommit(d)) => d,
-        _ => std::time::Duration::ZERO,
+    let commit_later = match fault {
+        Some(LoadFault::DropThenCommit(d)) => Some(d),
+        _ => None,
     };
     let done = LoadRecord {
         db: db.clone(),
@@ -431,7 +439,9 @@ async fn answer(shared: &Arc<Shared>, role: Role, req: Request<hyper::body::Inco
     let commit = {
         let (shared, key, label_key) = (shared.clone(), key.clone(), (db.clone(), label.clone()));
         tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
+            if let Some(d) = commit_later {
+                tokio::time::sleep(d).await;
+            }
             let r = load_rows(&shared, &mut conn, &key, &rows).await;
             if r.is_ok() {
                 shared
@@ -441,7 +451,7 @@ async fn answer(shared: &Arc<Shared>, role: Role, req: Request<hyper::body::Inco
                     .labels
                     .insert(label_key, txn);
             }
-            drop(running_label);
+            drop(filed);
             r?;
             // Published whether or not the client still listens, as the FE publishes a
             // committed transaction.
@@ -455,7 +465,7 @@ async fn answer(shared: &Arc<Shared>, role: Role, req: Request<hyper::body::Inco
             Ok::<(), String>(())
         })
     };
-    if delay > std::time::Duration::ZERO {
+    if commit_later.is_some() {
         // The task goes on alone (dropping its handle does not cancel it).
         return Err(std::io::Error::other(
             "connection dropped by the double before answering; the load commits later",
@@ -488,26 +498,11 @@ async fn answer(shared: &Arc<Shared>, role: Role, req: Request<hyper::body::Inco
     ))
 }
 
-/// A label in `Meta::running_labels` from its load's begin until the load commits or fails.
+/// A label in `Meta::running_labels` from its load's begin until the load commits or fails:
+/// dropping it takes the label out.
 struct RunningLabel {
     shared: Arc<Shared>,
     key: (String, String),
-}
-
-impl RunningLabel {
-    fn file(shared: &Arc<Shared>, db: &str, label: &str, txn: i64) -> RunningLabel {
-        let key = (db.to_string(), label.to_string());
-        shared
-            .meta
-            .lock()
-            .expect("meta")
-            .running_labels
-            .insert(key.clone(), txn);
-        RunningLabel {
-            shared: shared.clone(),
-            key,
-        }
-    }
 }
 
 impl Drop for RunningLabel {

@@ -87,12 +87,55 @@ fn conformance_https_path_style_with_aws_ca_bundle() {
     // By default every body is signed: its SHA-256 is in x-amz-content-sha256.
     let hashes = put_payload_hashes(&s3);
     assert!(
-        hashes
-            .iter()
-            .all(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit())),
+        hashes.iter().all(|h| is_sha256_hex(h)),
         "a PUT without its body's SHA-256: {:?}",
-        hashes.iter().find(|h| h.len() != 64)
+        hashes.iter().find(|h| !is_sha256_hex(h))
     );
+}
+
+/// An `x-amz-content-sha256` that carries a body's hash (a signed body), not `UNSIGNED-PAYLOAD`.
+fn is_sha256_hex(h: &str) -> bool {
+    h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// Runs a script that opens `s3://conformance/p` with `opts` (a Lua table literal), puts 70,000
+/// bytes at `a` and reads them back, with the server's environment changed by `env` (`None`
+/// removes a variable). Returns the run and the PUTs the server answered.
+fn put_and_get(
+    s3: &S3Server,
+    opts: &str,
+    env: &[(&str, Option<&str>)],
+) -> (Output, Vec<common::s3::SeenRequest>) {
+    let ws = Workspace::new();
+    ws.write(
+        "put.lua",
+        &format!(
+            r#"
+local s = ferry.store.open("s3://{BUCKET}/p", {opts})
+s:put("a", string.rep("x", 70000))
+assert(s:get("a") == string.rep("x", 70000))
+print("put ok")
+"#
+        ),
+    );
+    let mut f = ws.ferry().args(["run", "./put.lua", "-q"]);
+    s3.apply_env(&mut f.cmd);
+    for (k, v) in env {
+        match v {
+            Some(v) => f = f.env(k, v),
+            None => {
+                f.cmd.env_remove(k);
+            }
+        }
+    }
+    let out = f.run();
+    out.code(0).stdout_has("put ok");
+    let puts = s3
+        .requests_seen()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .collect();
+    (out, puts)
 }
 
 /// The x-amz-content-sha256 of every PUT the server answered (uploads and parts).
@@ -169,33 +212,16 @@ fn conformance_https_with_unsigned_payload_and_crc64nvme() {
 fn unsigned_payload_over_plain_http_warns() {
     let s3 = S3Server::start();
     s3.create_bucket(BUCKET);
-    let ws = Workspace::new();
-    ws.write(
-        "put.lua",
-        &format!(
-            r#"
-local s = ferry.store.open("s3://{BUCKET}/p", {{endpoint = {:?}, allow_http = true, unsigned_payload = true}})
-s:put("a", string.rep("x", 70000))
-assert(s:get("a") == string.rep("x", 70000))
-print("put ok")
-"#,
-            s3.endpoint
-        ),
+    let opts = format!(
+        "{{endpoint = {:?}, allow_http = true, unsigned_payload = true}}",
+        s3.endpoint
     );
-    let mut f = ws.ferry().args(["run", "./put.lua", "-q"]);
-    s3.apply_env(&mut f.cmd);
-    let out = f.run();
-    out.code(0).stdout_has("put ok");
+    let (out, puts) = put_and_get(&s3, &opts, &[]);
     assert!(
         out.stderr.contains("unsigned_payload over plain http"),
         "no warning: {}",
         out.stderr
     );
-    let puts: Vec<_> = s3
-        .requests_seen()
-        .into_iter()
-        .filter(|r| r.method == "PUT" && r.uri.contains("/p/a"))
-        .collect();
     assert_eq!(puts.len(), 1, "{puts:?}");
     assert_eq!(
         puts[0].header("x-amz-content-sha256"),
@@ -213,31 +239,15 @@ print("put ok")
 fn an_endpoint_named_only_by_aws_endpoint_url_s3_is_path_style_and_signed() {
     let s3 = S3Server::start();
     s3.create_bucket(BUCKET);
-    let ws = Workspace::new();
-    ws.write(
-        "put.lua",
-        &format!(
-            r#"
-local s = ferry.store.open("s3://{BUCKET}/p")
-s:put("a", string.rep("y", 70000))
-assert(s:get("a") == string.rep("y", 70000))
-print("put ok")
-"#
-        ),
+    let (_, puts) = put_and_get(
+        &s3,
+        "{}",
+        &[
+            ("AWS_ENDPOINT_URL", None),
+            ("AWS_ENDPOINT_URL_S3", Some(&s3.endpoint)),
+            ("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", Some("true")),
+        ],
     );
-    let mut f = ws.ferry().args(["run", "./put.lua", "-q"]);
-    s3.apply_env(&mut f.cmd);
-    f.cmd.env_remove("AWS_ENDPOINT_URL");
-    let out = f
-        .env("AWS_ENDPOINT_URL_S3", &s3.endpoint)
-        .env("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "true")
-        .run();
-    out.code(0).stdout_has("put ok");
-    let puts: Vec<_> = s3
-        .requests_seen()
-        .into_iter()
-        .filter(|r| r.method == "PUT")
-        .collect();
     assert_eq!(puts.len(), 1, "{puts:?}");
     assert!(
         puts[0].uri.starts_with(&format!("/{BUCKET}/p/a")),
@@ -245,10 +255,7 @@ print("put ok")
         puts[0].uri
     );
     let hash = puts[0].header("x-amz-content-sha256").unwrap_or_default();
-    assert!(
-        hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()),
-        "signed body: {hash}"
-    );
+    assert!(is_sha256_hex(hash), "signed body: {hash}");
 }
 
 #[test]
